@@ -1,0 +1,57 @@
+/**
+ * ferry: move files between machines on a LAN. This file only dispatches
+ * to the subcommands and turns expected errors into one line and an exit
+ * code (0 ok, 1 failure, 2 usage).
+ */
+import { ExitCode, FerryError, UsageError } from "./src/cli/errors.ts";
+import { helpFor, MAIN_HELP } from "./src/subcommands/help.ts";
+import { send } from "./src/subcommands/send.ts";
+import { serve } from "./src/subcommands/serve.ts";
+import { VERSION } from "./src/version.ts";
+
+export async function main(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  switch (command) {
+    case "serve":
+      return await serve(rest);
+    case "send":
+      return await send(rest);
+    case "help": {
+      const text = helpFor(rest[0]);
+      if (text === null) throw new UsageError(`no help for '${rest[0]}'`, "run 'ferry help'");
+      console.log(text);
+      return ExitCode.ok;
+    }
+    case "--help":
+    case "-h":
+      console.log(MAIN_HELP);
+      return ExitCode.ok;
+    case "--version":
+    case "-V":
+      console.log(`ferry ${VERSION}`);
+      return ExitCode.ok;
+    case undefined:
+      console.error(MAIN_HELP);
+      return ExitCode.usage;
+    default:
+      throw new UsageError(`unknown command '${command}'`, "run 'ferry help'");
+  }
+}
+
+if (import.meta.main) {
+  let code: number;
+  try {
+    code = await main(Deno.args);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`ferry: ${err.message}\n(${err.hint})`);
+    } else if (err instanceof FerryError) {
+      console.error(`ferry: ${err.message}`);
+    } else {
+      console.error("ferry: internal error (a bug; please report it):");
+      console.error(err);
+    }
+    code = err instanceof FerryError ? err.exitCode : ExitCode.failure;
+  }
+  Deno.exit(code);
+}

@@ -1,0 +1,98 @@
+/**
+ * Argument parsing shared by the subcommands: strict flags (an unknown one
+ * is a usage error), ports and `HOST[:PORT]` targets.
+ */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { UsageError } from "./errors.ts";
+import { type Address, DEFAULT_PORT } from "../transport/tcp.ts";
+
+type Options = NonNullable<ParseArgsConfig["options"]>;
+
+/** Parses `args` for `command`; every mistake becomes a UsageError with a hint. */
+export function parseFlags<O extends Options>(command: string, args: string[], options: O) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    const message = err instanceof Error ? err.message.split("\n")[0] : String(err);
+    throw new UsageError(
+      message.replace(/\. To specify a positional argument.*$/, "").replace(
+        /^Unknown option/,
+        "unknown option",
+      ),
+      `run 'ferry ${command} --help'`,
+    );
+  }
+}
+
+export function parsePort(value: string, flag = "--port"): number {
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port < 1 || port > 65535) {
+    throw new UsageError(
+      `${flag} must be a port number from 1 to 65535, not '${value}'`,
+      "e.g. --port 4455",
+    );
+  }
+  return port;
+}
+
+/** Parses `HOST`, `HOST:PORT`, `[IPv6]`, `[IPv6]:PORT` or a bare IPv6 address. */
+export function parseTarget(value: string): Address {
+  const hint = "e.g. --to 192.168.1.20 or --to myhost:4455";
+  if (value === "") throw new UsageError("--to needs a host", hint);
+  const bracketed = /^\[([^\]]+)\](?::(.*))?$/.exec(value);
+  if (bracketed) {
+    return {
+      host: bracketed[1],
+      port: bracketed[2] === undefined ? DEFAULT_PORT : parsePort(bracketed[2], "the port in --to"),
+    };
+  }
+  const colons = value.split(":").length - 1;
+  if (colons === 0) return { host: value, port: DEFAULT_PORT };
+  if (colons > 1) return { host: value, port: DEFAULT_PORT }; // a bare IPv6 address
+  const [host, port] = value.split(":");
+  if (host === "") throw new UsageError(`--to needs a host before ':${port}'`, hint);
+  return { host, port: parsePort(port, "the port in --to") };
+}
+
+/** Parses a positive number of seconds into milliseconds. */
+export function parseSeconds(value: string, flag: string): number {
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds <= 0) {
+    throw new UsageError(
+      `${flag} must be a positive number of seconds, not '${value}'`,
+      `e.g. ${flag} 30`,
+    );
+  }
+  return seconds * 1000;
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  k: 1024,
+  kb: 1000,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1000 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1000 ** 3,
+  gib: 1024 ** 3,
+  t: 1024 ** 4,
+  tb: 1000 ** 4,
+  tib: 1024 ** 4,
+};
+
+/** Parses a size like `500M`, `2GiB` or `1000000`, in bytes. */
+export function parseSize(value: string, flag: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(value.trim());
+  const unit = match ? SIZE_UNITS[match[2].toLowerCase()] : undefined;
+  const bytes = match && unit ? Math.floor(Number(match[1]) * unit) : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes < 0) {
+    throw new UsageError(
+      `${flag} must be a size like 500M or 2G, not '${value}'`,
+      `e.g. ${flag} 10G`,
+    );
+  }
+  return bytes;
+}

@@ -1,0 +1,12 @@
+/**
+ * Names from the network are shown to people only through `escapeName`, so
+ * a hostile name cannot move the cursor, clear the screen or hide text.
+ */
+
+// deno-lint-ignore no-control-regex
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/** Replaces control and bidi-override characters with visible escapes. */
+export function escapeName(name: string): string {
+  return name.replace(UNSAFE, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
+}

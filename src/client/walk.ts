@@ -1,0 +1,171 @@
+/**
+ * Walks the sources named on the command line into entries to announce.
+ *
+ * Directories are walked depth first and streamed: memory grows with the
+ * depth of a tree, never with its size. A directory is yielded after its
+ * contents, so the receiver can set its mtime last. Symbolic links are never
+ * followed; they are reported as skipped.
+ */
+import { basename, join, resolve } from "node:path";
+import type { Entry } from "../protocol/messages.ts";
+import { FerryError } from "../cli/errors.ts";
+
+/** An entry to announce, and where its bytes come from. */
+export interface LocalEntry extends Omit<Entry, "id"> {
+  /** Absolute path of the local file or directory; null for standard input. */
+  source: string | null;
+}
+
+export type WalkItem =
+  | { type: "entry"; entry: LocalEntry }
+  /** Not sent, by design (a link, a special file): reported, not a failure. */
+  | { type: "skipped"; path: string; reason: string }
+  /** Could not be read (permissions, vanished): reported as a failure. */
+  | { type: "error"; path: string; reason: string };
+
+export const STDIN_SOURCE = "-";
+
+export interface Source {
+  /** As given on the command line. */
+  arg: string;
+  /** The name it gets on the receiver (top level). */
+  name: string;
+  info: Deno.FileInfo | null;
+}
+
+/**
+ * Checks the command line's sources before anything is sent: each exists,
+ * and has a name to give it on the receiver.
+ */
+export async function resolveSources(args: string[], stdinName: string): Promise<Source[]> {
+  const sources: Source[] = [];
+  for (const arg of args) {
+    if (arg === STDIN_SOURCE) {
+      sources.push({ arg, name: stdinName, info: null });
+      continue;
+    }
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.lstat(arg);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) {
+        throw new FerryError(`${arg}: no such file or directory`);
+      }
+      if (err instanceof Deno.errors.PermissionDenied) {
+        throw new FerryError(`${arg}: permission denied`);
+      }
+      throw err;
+    }
+    const name = basename(resolve(arg));
+    if (name === "") {
+      throw new FerryError(`${arg}: cannot send a file system root; name a folder in it`);
+    }
+    sources.push({ arg, name, info });
+  }
+  return sources;
+}
+
+function modeOf(info: Deno.FileInfo, fallback: number): number {
+  return info.mode === null ? fallback : info.mode & 0o7777;
+}
+
+function mtimeOf(info: Deno.FileInfo): number {
+  return info.mtime?.getTime() ?? Date.now();
+}
+
+function fileEntry(path: string, source: string, info: Deno.FileInfo): LocalEntry {
+  return {
+    path,
+    source,
+    kind: "file",
+    size: info.size,
+    mtime: mtimeOf(info),
+    mode: modeOf(info, 0o644),
+  };
+}
+
+function dirEntry(path: string, source: string, info: Deno.FileInfo): LocalEntry {
+  return { path, source, kind: "dir", size: null, mtime: mtimeOf(info), mode: modeOf(info, 0o755) };
+}
+
+function reasonOf(err: unknown): string {
+  if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (err instanceof Deno.errors.NotFound) return "vanished while being listed";
+  return err instanceof Error ? err.message : String(err);
+}
+
+function skipReason(info: Deno.FileInfo): string {
+  return info.isSymlink ? "symbolic link, not followed" : "not a regular file or directory";
+}
+
+export async function* walk(sources: Source[]): AsyncGenerator<WalkItem> {
+  for (const source of sources) {
+    const { info } = source;
+    if (info === null) {
+      yield {
+        type: "entry",
+        entry: {
+          path: source.name,
+          source: null,
+          kind: "file",
+          size: null,
+          mtime: Date.now(),
+          mode: 0o644,
+        },
+      };
+    } else if (info.isFile) {
+      yield { type: "entry", entry: fileEntry(source.name, resolve(source.arg), info) };
+    } else if (info.isDirectory) {
+      yield* walkDir(resolve(source.arg), source.name, info);
+    } else {
+      yield { type: "skipped", path: source.arg, reason: skipReason(info) };
+    }
+  }
+}
+
+interface Level {
+  abs: string;
+  rel: string;
+  info: Deno.FileInfo;
+  entries: AsyncIterator<Deno.DirEntry>;
+  failed: boolean;
+}
+
+async function* walkDir(abs: string, rel: string, info: Deno.FileInfo): AsyncGenerator<WalkItem> {
+  const open = (abs: string, rel: string, info: Deno.FileInfo): Level => ({
+    abs,
+    rel,
+    info,
+    entries: Deno.readDir(abs)[Symbol.asyncIterator](),
+    failed: false,
+  });
+  const stack: Level[] = [open(abs, rel, info)];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    let next: IteratorResult<Deno.DirEntry>;
+    try {
+      next = await top.entries.next();
+    } catch (err) {
+      yield { type: "error", path: top.rel, reason: `cannot list: ${reasonOf(err)}` };
+      top.failed = true;
+      next = { done: true, value: undefined };
+    }
+    if (next.done) {
+      stack.pop();
+      if (!top.failed) yield { type: "entry", entry: dirEntry(top.rel, top.abs, top.info) };
+      continue;
+    }
+    const childAbs = join(top.abs, next.value.name);
+    const childRel = `${top.rel}/${next.value.name}`;
+    let child: Deno.FileInfo;
+    try {
+      child = await Deno.lstat(childAbs);
+    } catch (err) {
+      yield { type: "error", path: childRel, reason: reasonOf(err) };
+      continue;
+    }
+    if (child.isDirectory) stack.push(open(childAbs, childRel, child));
+    else if (child.isFile) yield { type: "entry", entry: fileEntry(childRel, childAbs, child) };
+    else yield { type: "skipped", path: childRel, reason: skipReason(child) };
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * Frames: `type u8 | length u32 (big-endian) | payload`. The length is
+ * checked against the type's bound before any payload is read.
+ */
+import { ProtocolError } from "./errors.ts";
+import { FRAME_HEADER_BYTES, MAX_DIGEST_BYTES, MAX_FRAME_PAYLOAD } from "./limits.ts";
+
+export const FrameType = {
+  /** Sender → receiver, JSON: software and the digests it can compute. */
+  HELLO: 0x01,
+  /** Receiver → sender, JSON: the chosen digest and the receiver's limits. */
+  WELCOME: 0x02,
+  /** Sender → receiver, JSON: a batch of entries it will send. */
+  ANNOUNCE: 0x10,
+  /** Receiver → sender, JSON: one decision per announced entry. */
+  PLAN: 0x11,
+  /** Sender → receiver, binary: the next bytes of the current file. */
+  DATA: 0x20,
+  /** Sender → receiver, binary: end of the current file, its length and digest. */
+  FILE_END: 0x21,
+  /** Sender → receiver, binary: the current file is abandoned (id, UTF-8 reason). */
+  FILE_ABORT: 0x22,
+  /** Receiver → sender, JSON: files that are verified and durable, or failed. */
+  ACK: 0x30,
+  /** Sender → receiver, empty: nothing more will be announced. */
+  DONE: 0x40,
+  /** Receiver → sender, JSON: session summary; the receiver then closes. */
+  BYE: 0x41,
+  /** Either way, JSON: a fatal error; the sender of it closes. */
+  ERROR: 0x7f,
+} as const;
+
+export type FrameTypeCode = typeof FrameType[keyof typeof FrameType];
+
+/** FILE_END: id u32 | length u64 | digest length u8 | digest. */
+export const FILE_END_MAX_BYTES = 4 + 8 + 1 + MAX_DIGEST_BYTES;
+/** FILE_ABORT: id u32 | reason (UTF-8, at most this many bytes). */
+export const ABORT_REASON_MAX_BYTES = 1024;
+
+const MAX_PAYLOAD: Record<number, number> = {
+  [FrameType.HELLO]: 64 * 1024,
+  [FrameType.WELCOME]: 64 * 1024,
+  [FrameType.ANNOUNCE]: MAX_FRAME_PAYLOAD,
+  [FrameType.PLAN]: MAX_FRAME_PAYLOAD,
+  [FrameType.DATA]: MAX_FRAME_PAYLOAD,
+  [FrameType.FILE_END]: FILE_END_MAX_BYTES,
+  [FrameType.FILE_ABORT]: 4 + ABORT_REASON_MAX_BYTES,
+  [FrameType.ACK]: MAX_FRAME_PAYLOAD,
+  [FrameType.DONE]: 0,
+  [FrameType.BYE]: 64 * 1024,
+  [FrameType.ERROR]: 64 * 1024,
+};
+
+export interface FrameHeader {
+  type: FrameTypeCode;
+  length: number;
+}
+
+/** Writes a header for `type` and `length` at `offset` of `target`. */
+export function writeHeader(
+  target: Uint8Array,
+  offset: number,
+  type: FrameTypeCode,
+  length: number,
+): void {
+  target[offset] = type;
+  new DataView(target.buffer, target.byteOffset + offset + 1, 4).setUint32(0, length);
+}
+
+/** Parses and bounds-checks a frame header (the first 5 bytes of `bytes`). */
+export function parseHeader(bytes: Uint8Array): FrameHeader {
+  if (bytes.length < FRAME_HEADER_BYTES) {
+    throw new ProtocolError("bad-frame", "truncated frame header");
+  }
+  const type = bytes[0];
+  const max = MAX_PAYLOAD[type];
+  if (max === undefined) {
+    throw new ProtocolError("bad-frame", `unknown frame type 0x${type.toString(16)}`);
+  }
+  const length = new DataView(bytes.buffer, bytes.byteOffset, 4 + 1).getUint32(1);
+  if (length > max) {
+    throw new ProtocolError(
+      "frame-too-large",
+      `frame type 0x${type.toString(16)} of ${length} bytes exceeds its limit of ${max}`,
+    );
+  }
+  return { type: type as FrameTypeCode, length };
+}
+
+/** The whole frame (header and payload) as one buffer. */
+export function encodeFrame(type: FrameTypeCode, payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(FRAME_HEADER_BYTES + payload.length);
+  writeHeader(out, 0, type, payload.length);
+  out.set(payload, FRAME_HEADER_BYTES);
+  return out;
+}
+
+export interface FileEnd {
+  id: number;
+  length: number;
+  digest: Uint8Array;
+}
+
+export function encodeFileEnd(end: FileEnd): Uint8Array {
+  const out = new Uint8Array(4 + 8 + 1 + end.digest.length);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, end.id);
+  view.setUint32(4, Math.floor(end.length / 2 ** 32));
+  view.setUint32(8, end.length >>> 0);
+  out[12] = end.digest.length;
+  out.set(end.digest, 13);
+  return out;
+}
+
+export function decodeFileEnd(payload: Uint8Array): FileEnd {
+  if (payload.length < 13) throw new ProtocolError("bad-frame", "truncated FILE_END");
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
+  const id = view.getUint32(0);
+  const high = view.getUint32(4);
+  const low = view.getUint32(8);
+  if (high >= 2 ** 21) throw new ProtocolError("bad-frame", "FILE_END length beyond 2^53");
+  const digestLength = payload[12];
+  if (digestLength > MAX_DIGEST_BYTES || payload.length !== 13 + digestLength) {
+    throw new ProtocolError("bad-frame", "FILE_END digest length does not match the frame");
+  }
+  return { id, length: high * 2 ** 32 + low, digest: payload.slice(13) };
+}
+
+export interface FileAbort {
+  id: number;
+  reason: string;
+}
+
+export function encodeFileAbort(abort: FileAbort): Uint8Array {
+  let reason = new TextEncoder().encode(abort.reason);
+  if (reason.length > ABORT_REASON_MAX_BYTES) {
+    reason = new TextEncoder().encode(abort.reason.slice(0, ABORT_REASON_MAX_BYTES / 4));
+  }
+  const out = new Uint8Array(4 + reason.length);
+  new DataView(out.buffer).setUint32(0, abort.id);
+  out.set(reason, 4);
+  return out;
+}
+
+export function decodeFileAbort(payload: Uint8Array): FileAbort {
+  if (payload.length < 4) throw new ProtocolError("bad-frame", "truncated FILE_ABORT");
+  const id = new DataView(payload.buffer, payload.byteOffset, 4).getUint32(0);
+  const reason = new TextDecoder().decode(payload.subarray(4));
+  return { id, reason };
+}

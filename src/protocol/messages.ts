@@ -1,0 +1,287 @@
+/**
+ * The JSON control messages, their shapes and their validation. Everything
+ * here is pure: bytes in, checked values out, or a ProtocolError.
+ *
+ * A malformed message is fatal to the session. A well-formed ANNOUNCE entry
+ * whose fields are out of range is not: the receiver refuses that entry alone
+ * (see `checkEntry`).
+ */
+import { ProtocolError } from "./errors.ts";
+import { MAX_BATCH_ENTRIES, MAX_ENTRY_ID, MAX_FILE_SIZE } from "./limits.ts";
+
+export type EntryKind = "file" | "dir";
+
+/** One announced entry, as sent. */
+export interface Entry {
+  /** Session-unique id, u32, increasing in announce order. */
+  id: number;
+  /** Relative `/`-separated name. The receiver validates it. */
+  path: string;
+  kind: EntryKind;
+  /** File size in bytes, or null when unknown in advance (standard input). */
+  size: number | null;
+  /** Modification time, milliseconds since the Unix epoch. */
+  mtime: number;
+  /** POSIX permission bits (0..0o7777). */
+  mode: number;
+}
+
+export interface Hello {
+  software: string;
+  /** Digest algorithms the sender can compute, best first. */
+  digests: string[];
+}
+
+export interface ReceiverLimits {
+  maxBatchEntries: number;
+  maxFrame: number;
+  maxPathBytes: number;
+}
+
+export interface Welcome {
+  software: string;
+  /** The digest every FILE_END of this session carries. */
+  digest: string;
+  limits: ReceiverLimits;
+}
+
+export interface Announce {
+  batch: number;
+  entries: Entry[];
+}
+
+export type Action = "accept" | "skip" | "refuse";
+
+export interface Decision {
+  id: number;
+  action: Action;
+  /** Why a skip or refusal; shown to the person sending. */
+  reason?: string;
+  /** Where the data of an accepted file starts. Always 0 in protocol version 1. */
+  offset?: number;
+}
+
+export interface Plan {
+  batch: number;
+  decisions: Decision[];
+}
+
+export interface Ack {
+  id: number;
+  ok: boolean;
+  /** The name it was stored under, relative to the receiver's directory (when ok). */
+  name?: string;
+  /** Why it failed (when not ok). */
+  reason?: string;
+}
+
+export interface Acks {
+  acks: Ack[];
+}
+
+export interface Bye {
+  files: number;
+  bytes: number;
+  failed: number;
+}
+
+export interface ErrorMessage {
+  code: string;
+  message: string;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+export function encodeJson(value: unknown): Uint8Array {
+  return encoder.encode(JSON.stringify(value));
+}
+
+/** Parses a JSON object payload; throws `bad-message` if it is not one. */
+export function decodeJson(payload: Uint8Array, what: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(payload));
+  } catch {
+    throw new ProtocolError("bad-message", `${what} is not valid UTF-8 JSON`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ProtocolError("bad-message", `${what} is not a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+function bad(what: string): never {
+  throw new ProtocolError("bad-message", what);
+}
+
+function isUint(value: unknown, max: number): value is number {
+  return typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= max;
+}
+
+function shortString(value: unknown, max: number): value is string {
+  return typeof value === "string" && value.length <= max;
+}
+
+export function decodeHello(payload: Uint8Array): Hello {
+  const m = decodeJson(payload, "HELLO");
+  if (!shortString(m.software, 200)) bad("HELLO.software must be a short string");
+  if (
+    !Array.isArray(m.digests) || m.digests.length > 16 ||
+    !m.digests.every((d) => shortString(d, 32))
+  ) {
+    bad("HELLO.digests must be a list of digest names");
+  }
+  return { software: m.software, digests: m.digests };
+}
+
+export function decodeWelcome(payload: Uint8Array): Welcome {
+  const m = decodeJson(payload, "WELCOME");
+  if (!shortString(m.software, 200)) bad("WELCOME.software must be a short string");
+  if (!shortString(m.digest, 32)) bad("WELCOME.digest must be a digest name");
+  const l = m.limits as Record<string, unknown> | null;
+  if (
+    typeof l !== "object" || l === null || !isUint(l.maxBatchEntries, MAX_BATCH_ENTRIES) ||
+    l.maxBatchEntries < 1 || !isUint(l.maxFrame, 2 ** 32) || !isUint(l.maxPathBytes, 2 ** 32)
+  ) {
+    bad("WELCOME.limits is malformed");
+  }
+  return {
+    software: m.software,
+    digest: m.digest,
+    limits: {
+      maxBatchEntries: l.maxBatchEntries,
+      maxFrame: l.maxFrame as number,
+      maxPathBytes: l.maxPathBytes as number,
+    },
+  };
+}
+
+/**
+ * Decodes an ANNOUNCE frame. The envelope must be right (fatal otherwise);
+ * the entries are returned unchecked, for `checkEntry`.
+ */
+export function decodeAnnounce(payload: Uint8Array): { batch: number; entries: unknown[] } {
+  const m = decodeJson(payload, "ANNOUNCE");
+  if (!isUint(m.batch, MAX_ENTRY_ID)) bad("ANNOUNCE.batch must be a u32");
+  if (!Array.isArray(m.entries) || m.entries.length === 0) {
+    bad("ANNOUNCE.entries must be a non-empty list");
+  }
+  if (m.entries.length > MAX_BATCH_ENTRIES) {
+    throw new ProtocolError(
+      "too-many-entries",
+      `ANNOUNCE has ${m.entries.length} entries; the limit is ${MAX_BATCH_ENTRIES}`,
+    );
+  }
+  return { batch: m.batch, entries: m.entries };
+}
+
+/** Extracts an entry's id; an entry without a valid id is fatal. */
+export function entryId(raw: unknown): number {
+  const id = (raw as { id?: unknown } | null)?.id;
+  if (typeof raw !== "object" || raw === null || !isUint(id, MAX_ENTRY_ID)) {
+    bad("every ANNOUNCE entry needs an id (u32)");
+  }
+  return id;
+}
+
+export type EntryCheck = { ok: true; entry: Entry } | { ok: false; id: number; reason: string };
+
+/**
+ * Checks the fields of one announced entry (not its path, which is the
+ * receiver's storage rule). Out-of-range fields refuse this entry only.
+ */
+export function checkEntry(raw: unknown): EntryCheck {
+  const id = entryId(raw);
+  const e = raw as Record<string, unknown>;
+  const refuse = (reason: string): EntryCheck => ({ ok: false, id, reason });
+  if (typeof e.path !== "string") return refuse("path is not a string");
+  if (e.kind !== "file" && e.kind !== "dir") return refuse("kind must be 'file' or 'dir'");
+  let size: number | null = null;
+  if (e.kind === "file") {
+    if (e.size !== null && !isUint(e.size, MAX_FILE_SIZE)) {
+      return refuse("size must be a whole number from 0 to 2^53-1, or null");
+    }
+    size = e.size;
+  } else if (e.size !== undefined && e.size !== null) {
+    return refuse("a directory has no size");
+  }
+  if (typeof e.mtime !== "number" || !Number.isFinite(e.mtime) || Math.abs(e.mtime) > 8.64e15) {
+    return refuse("mtime must be a finite time in milliseconds");
+  }
+  if (!isUint(e.mode, 0o7777)) return refuse("mode must be permission bits from 0 to 0o7777");
+  return {
+    ok: true,
+    entry: { id, path: e.path, kind: e.kind, size, mtime: e.mtime, mode: e.mode },
+  };
+}
+
+function isAction(value: unknown): value is Action {
+  return value === "accept" || value === "skip" || value === "refuse";
+}
+
+export function decodePlan(payload: Uint8Array): Plan {
+  const m = decodeJson(payload, "PLAN");
+  if (!isUint(m.batch, MAX_ENTRY_ID)) bad("PLAN.batch must be a u32");
+  if (!Array.isArray(m.decisions) || m.decisions.length > MAX_BATCH_ENTRIES) {
+    bad("PLAN.decisions must be a list");
+  }
+  const decisions = m.decisions.map((raw): Decision => {
+    const d = raw as Record<string, unknown> | null;
+    if (typeof d !== "object" || d === null || !isUint(d.id, MAX_ENTRY_ID) || !isAction(d.action)) {
+      bad("PLAN decision is malformed");
+    }
+    if (d.reason !== undefined && !shortString(d.reason, 2000)) bad("PLAN reason is malformed");
+    if (d.offset !== undefined && !isUint(d.offset, MAX_FILE_SIZE)) bad("PLAN offset is malformed");
+    return {
+      id: d.id as number,
+      action: d.action,
+      reason: d.reason as string | undefined,
+      offset: d.offset as number | undefined,
+    };
+  });
+  return { batch: m.batch, decisions };
+}
+
+export function decodeAcks(payload: Uint8Array): Acks {
+  const m = decodeJson(payload, "ACK");
+  if (!Array.isArray(m.acks)) bad("ACK.acks must be a list");
+  const acks = m.acks.map((raw): Ack => {
+    const a = raw as Record<string, unknown> | null;
+    if (typeof a !== "object" || a === null || !isUint(a.id, MAX_ENTRY_ID)) bad("ACK is malformed");
+    if (typeof a.ok !== "boolean") bad("ACK.ok must be a boolean");
+    if (a.name !== undefined && !shortString(a.name, 8192)) bad("ACK.name is malformed");
+    if (a.reason !== undefined && !shortString(a.reason, 2000)) bad("ACK.reason is malformed");
+    return {
+      id: a.id as number,
+      ok: a.ok,
+      name: a.name as string | undefined,
+      reason: a.reason as string | undefined,
+    };
+  });
+  return { acks };
+}
+
+export function decodeBye(payload: Uint8Array): Bye {
+  const m = decodeJson(payload, "BYE");
+  if (
+    !isUint(m.files, MAX_FILE_SIZE) || !isUint(m.bytes, MAX_FILE_SIZE) ||
+    !isUint(m.failed, MAX_FILE_SIZE)
+  ) {
+    bad("BYE is malformed");
+  }
+  return { files: m.files, bytes: m.bytes as number, failed: m.failed as number };
+}
+
+export function decodeError(payload: Uint8Array): ErrorMessage {
+  let m: Record<string, unknown>;
+  try {
+    m = decodeJson(payload, "ERROR");
+  } catch {
+    return { code: "unknown", message: "the peer sent an unreadable error" };
+  }
+  return {
+    code: shortString(m.code, 64) ? m.code : "unknown",
+    message: shortString(m.message, 2000) ? m.message : "(no message)",
+  };
+}

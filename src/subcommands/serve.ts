@@ -1,0 +1,126 @@
+/** `ferry serve [DIR]`: receive files until stopped. */
+import { parseFlags, parsePort, parseSeconds, parseSize } from "../cli/args.ts";
+import { UsageError } from "../cli/errors.ts";
+import { escapeName } from "../cli/escape.ts";
+import { formatBytes, formatSeconds, plural } from "../cli/format.ts";
+import { MAX_FILE_SIZE } from "../protocol/limits.ts";
+import { CONFLICT_POLICIES, type ConflictPolicy } from "../server/inbox.ts";
+import { FerryServer } from "../server/server.ts";
+import type { ServerEvent } from "../server/session.ts";
+import { DEFAULT_PORT } from "../transport/tcp.ts";
+import { SOFTWARE } from "../version.ts";
+import { SERVE_HELP } from "./help.ts";
+
+export async function serve(args: string[]): Promise<number> {
+  const { values, positionals } = parseFlags("serve", args, {
+    port: { type: "string", short: "p" },
+    host: { type: "string" },
+    "on-conflict": { type: "string" },
+    "max-size": { type: "string" },
+    timeout: { type: "string" },
+    quiet: { type: "boolean", short: "q" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    console.log(SERVE_HELP);
+    return 0;
+  }
+  if (positionals.length > 1) {
+    throw new UsageError("serve takes one directory", "run 'ferry serve --help'");
+  }
+  const policy = values["on-conflict"] ?? "rename";
+  if (!CONFLICT_POLICIES.includes(policy as ConflictPolicy)) {
+    throw new UsageError(
+      `--on-conflict must be one of ${CONFLICT_POLICIES.join(", ")}, not '${policy}'`,
+      "e.g. --on-conflict skip",
+    );
+  }
+  const port = values.port === undefined ? DEFAULT_PORT : parsePort(values.port);
+  const host = values.host ?? "0.0.0.0";
+  const quiet = values.quiet ?? false;
+  const server = await FerryServer.start({
+    dir: positionals[0] ?? "inbox",
+    host,
+    port,
+    onConflict: policy as ConflictPolicy,
+    maxSize: values["max-size"] === undefined
+      ? MAX_FILE_SIZE
+      : parseSize(values["max-size"], "--max-size"),
+    handshakeTimeoutMs: 10_000,
+    idleTimeoutMs: values.timeout === undefined
+      ? 60_000
+      : parseSeconds(values.timeout, "--timeout"),
+    software: SOFTWARE,
+    onEvent: (event) => report(event, quiet),
+  });
+  console.log(banner(server.inbox.root, host, server.port));
+  const stop = () => server.close();
+  Deno.addSignalListener("SIGINT", stop);
+  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", stop);
+  await server.done;
+  if (!quiet) console.log("ferry: stopped");
+  return 0;
+}
+
+/** Where the server can be reached: its non-loopback addresses, or the one it listens on. */
+export function reachableAddresses(host: string): string[] {
+  if (host !== "0.0.0.0" && host !== "::") return [host];
+  let interfaces: Deno.NetworkInterfaceInfo[] = [];
+  try {
+    interfaces = Deno.networkInterfaces();
+  } catch { /* not permitted: fall back below */ }
+  const found = interfaces
+    .filter((i) => (host === "::" || i.family === "IPv4") && !isLoopback(i.address))
+    .filter((i) => !i.address.startsWith("fe80:"))
+    .map((i) => i.address);
+  return found.length > 0 ? [...new Set(found)] : ["127.0.0.1"];
+}
+
+function isLoopback(address: string): boolean {
+  return address.startsWith("127.") || address === "::1";
+}
+
+function banner(root: string, host: string, port: number): string {
+  const lines = [
+    `ferry: receiving into ${root}`,
+    `listening on port ${port}; send from another machine with:`,
+  ];
+  for (const address of reachableAddresses(host)) {
+    const shown = address.includes(":") ? `[${address}]` : address;
+    const target = port === DEFAULT_PORT ? shown : `${shown}:${port}`;
+    lines.push(`  ferry send PATH... --to ${target}`);
+  }
+  lines.push("press Ctrl+C to stop");
+  return lines.join("\n");
+}
+
+function report(event: ServerEvent, quiet: boolean): void {
+  switch (event.type) {
+    case "session-start":
+    case "file":
+      return;
+    case "refused":
+    case "file-failed":
+      console.error(
+        `ferry: [${event.session}] ${escapeName(event.path)}: ${escapeName(event.reason)}`,
+      );
+      return;
+    case "session-end": {
+      const what = `${plural(event.files, "file")} (${formatBytes(event.bytes)})`;
+      const failed = event.failed > 0 ? `, ${event.failed} failed` : "";
+      if (event.error) {
+        console.error(
+          `ferry: [${event.session}] ${event.peer}: ended early after ${what}${failed}: ${
+            escapeName(event.error)
+          }`,
+        );
+      } else if (!quiet || event.failed > 0) {
+        console.log(
+          `ferry: [${event.session}] received ${what}${failed} from ${event.peer} in ${
+            formatSeconds(event.seconds)
+          }`,
+        );
+      }
+    }
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * What the framing runs on. A Deno.Conn is one; the secure channel will be
+ * another, wrapping a Deno.Conn, so the frames above never change.
+ */
+export interface ByteStream {
+  /** Reads into `p`; resolves to the count, or null at end of stream. */
+  read(p: Uint8Array): Promise<number | null>;
+  /** Writes some of `p`; resolves to the count written. */
+  write(p: Uint8Array): Promise<number>;
+  close(): void;
+}
+
+/** Writes all of `p`. */
+export async function writeAll(stream: ByteStream, p: Uint8Array): Promise<void> {
+  let done = 0;
+  while (done < p.length) done += await stream.write(p.subarray(done));
+}
+
+/** Reads exactly `p.length` bytes; returns false on a clean end before the first byte. */
+export async function readFull(stream: ByteStream, p: Uint8Array): Promise<boolean> {
+  let done = 0;
+  while (done < p.length) {
+    const n = await stream.read(p.subarray(done));
+    if (n === null) {
+      if (done === 0) return false;
+      throw new Deno.errors.UnexpectedEof(`stream ended after ${done} of ${p.length} bytes`);
+    }
+    done += n;
+  }
+  return true;
+}

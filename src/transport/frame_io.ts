@@ -1,0 +1,130 @@
+/**
+ * Buffered frame I/O over a ByteStream. The reader hands out payload views
+ * into its own buffer (valid until the next `next()`), so data frames are
+ * never copied; the writer packs small frames into one write and lets data be
+ * read straight into its buffer.
+ */
+import { ProtocolError } from "../protocol/errors.ts";
+import { type FrameTypeCode, parseHeader, writeHeader } from "../protocol/frame.ts";
+import { FRAME_HEADER_BYTES, MAX_FRAME_PAYLOAD } from "../protocol/limits.ts";
+import { type ByteStream, writeAll } from "./byte_stream.ts";
+
+export interface Frame {
+  type: FrameTypeCode;
+  /** A view into the reader's buffer, valid until the next call to `next()`. */
+  payload: Uint8Array;
+}
+
+const READ_BUFFER_BYTES = 2 * (MAX_FRAME_PAYLOAD + FRAME_HEADER_BYTES);
+
+export class FrameReader {
+  #buf = new Uint8Array(READ_BUFFER_BYTES);
+  #start = 0;
+  #end = 0;
+
+  constructor(readonly stream: ByteStream, readonly onProgress: () => void = () => {}) {}
+
+  /** Bytes already received and not yet handed out. */
+  get buffered(): number {
+    return this.#end - this.#start;
+  }
+
+  /** Reads exactly `n` raw bytes (used for the preamble); null on a clean end. */
+  async readRaw(n: number): Promise<Uint8Array | null> {
+    if (!(await this.#fill(n))) return null;
+    const out = this.#buf.slice(this.#start, this.#start + n);
+    this.#start += n;
+    return out;
+  }
+
+  /** The next frame, or null when the peer closed cleanly between frames. */
+  async next(): Promise<Frame | null> {
+    if (!(await this.#fill(FRAME_HEADER_BYTES))) return null;
+    const header = parseHeader(this.#buf.subarray(this.#start, this.#start + FRAME_HEADER_BYTES));
+    const total = FRAME_HEADER_BYTES + header.length;
+    if (!(await this.#fill(total))) throw new ProtocolError("truncated", "connection closed");
+    const payload = this.#buf.subarray(this.#start + FRAME_HEADER_BYTES, this.#start + total);
+    this.#start += total;
+    return { type: header.type, payload };
+  }
+
+  /** Ensures `n` bytes are buffered. False on a clean end with none buffered. */
+  async #fill(n: number): Promise<boolean> {
+    if (this.#end - this.#start >= n) return true;
+    if (this.#start + n > this.#buf.length) {
+      this.#buf.copyWithin(0, this.#start, this.#end);
+      this.#end -= this.#start;
+      this.#start = 0;
+    }
+    while (this.#end - this.#start < n) {
+      const got = await this.stream.read(this.#buf.subarray(this.#end));
+      if (got === null) {
+        if (this.#end === this.#start) return false;
+        throw new ProtocolError("truncated", "connection closed in the middle of a frame");
+      }
+      this.#end += got;
+      this.onProgress();
+    }
+    return true;
+  }
+}
+
+const WRITE_BUFFER_BYTES = MAX_FRAME_PAYLOAD + FRAME_HEADER_BYTES + 64 * 1024;
+/** Below this much free room, `reserve()` flushes first, so writes stay large. */
+const MIN_RESERVE = 64 * 1024;
+
+export class FrameWriter {
+  #buf = new Uint8Array(WRITE_BUFFER_BYTES);
+  #len = 0;
+  #reserved = -1;
+
+  constructor(readonly stream: ByteStream, readonly onProgress: () => void = () => {}) {}
+
+  /** Queues raw bytes (the preamble). */
+  async raw(bytes: Uint8Array): Promise<void> {
+    if (this.#len + bytes.length > this.#buf.length) await this.flush();
+    this.#buf.set(bytes, this.#len);
+    this.#len += bytes.length;
+  }
+
+  /** Queues one whole frame. */
+  async frame(type: FrameTypeCode, payload: Uint8Array): Promise<void> {
+    const total = FRAME_HEADER_BYTES + payload.length;
+    if (this.#len + total > this.#buf.length) await this.flush();
+    writeHeader(this.#buf, this.#len, type, payload.length);
+    this.#buf.set(payload, this.#len + FRAME_HEADER_BYTES);
+    this.#len += total;
+  }
+
+  /**
+   * Room for the payload of one frame of `type`, up to `max` bytes, inside
+   * the buffer. Fill a prefix of it, then `commit(type, n)`.
+   */
+  async reserve(max: number): Promise<Uint8Array> {
+    if (this.#buf.length - this.#len - FRAME_HEADER_BYTES < Math.min(max, MIN_RESERVE)) {
+      await this.flush();
+    }
+    this.#reserved = this.#len;
+    const start = this.#len + FRAME_HEADER_BYTES;
+    return this.#buf.subarray(start, Math.min(this.#buf.length, start + max));
+  }
+
+  /** Turns the first `n` reserved bytes into a frame of `type`. */
+  commit(type: FrameTypeCode, n: number): void {
+    if (this.#reserved < 0) throw new Error("commit() without reserve()");
+    writeHeader(this.#buf, this.#reserved, type, n);
+    this.#len = this.#reserved + FRAME_HEADER_BYTES + n;
+    this.#reserved = -1;
+  }
+
+  get pending(): number {
+    return this.#len;
+  }
+
+  async flush(): Promise<void> {
+    if (this.#len === 0) return;
+    await writeAll(this.stream, this.#buf.subarray(0, this.#len));
+    this.#len = 0;
+    this.onProgress();
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * TCP endpoints: connecting with a deadline and clear errors, and listening.
+ */
+import { FerryError } from "../cli/errors.ts";
+
+export const DEFAULT_PORT = 4455;
+
+export interface Address {
+  host: string;
+  port: number;
+}
+
+/** Formats an address for people: IPv6 literals in brackets. */
+export function formatAddress(a: Address): string {
+  return a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
+
+/** Connects to `to` within `timeoutMs`, turning the errors people meet into one clear line. */
+export async function connect(to: Address, timeoutMs: number): Promise<Deno.TcpConn> {
+  const where = formatAddress(to);
+  const signal = AbortSignal.timeout(timeoutMs);
+  try {
+    const conn = await Deno.connect({ hostname: to.host, port: to.port, signal });
+    conn.setNoDelay(true);
+    return conn;
+  } catch (err) {
+    if (err instanceof Deno.errors.ConnectionRefused) {
+      throw new FerryError(
+        `could not connect to ${where}: connection refused (is 'ferry serve' running there, and the port open?)`,
+      );
+    }
+    if (signal.aborted || err instanceof Deno.errors.TimedOut) {
+      throw new FerryError(`could not connect to ${where}: no answer within ${timeoutMs / 1000} s`);
+    }
+    if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
+      throw new FerryError(`could not connect to ${where}: ${(err as Error).message}`);
+    }
+    if (err instanceof Error && /lookup|resolve|name or service|nodename/i.test(err.message)) {
+      throw new FerryError(`could not connect to ${where}: unknown host '${to.host}'`);
+    }
+    if (err instanceof Error && /unreachable/i.test(err.message)) {
+      throw new FerryError(`could not connect to ${where}: network unreachable`);
+    }
+    throw err;
+  }
+}
+
+/** Listens on `at`, with a clear error when the port is taken or not allowed. */
+export function listen(at: Address): Deno.TcpListener {
+  try {
+    return Deno.listen({ hostname: at.host, port: at.port, transport: "tcp" });
+  } catch (err) {
+    if (err instanceof Deno.errors.AddrInUse) {
+      throw new FerryError(
+        `port ${at.port} is already in use on ${at.host}; choose another with --port`,
+      );
+    }
+    if (
+      err instanceof Deno.errors.PermissionDenied || err instanceof Deno.errors.AddrNotAvailable
+    ) {
+      throw new FerryError(`cannot listen on ${formatAddress(at)}: ${(err as Error).message}`);
+    }
+    throw err;
+  }
+}
