@@ -13,7 +13,7 @@ export interface ServerOptions extends Omit<SessionOptions, "inbox"> {
 }
 
 export class FerryServer {
-  #sessions = new Set<Promise<void>>();
+  #sessions = new Map<Session, Promise<void>>();
   #nextSession = 1;
   #closed = false;
   #done: Promise<void>;
@@ -64,19 +64,22 @@ export class FerryServer {
       const running = session.run().catch((err) => {
         // Session.run() handles its own failures; reaching here is a bug, and still not fatal.
         console.error(`ferry: session failed unexpectedly: ${err?.stack ?? err}`);
-      });
-      this.#sessions.add(running);
-      running.finally(() => this.#sessions.delete(running));
+      }).finally(() => this.#sessions.delete(session));
+      this.#sessions.set(session, running);
     }
-    await Promise.all(this.#sessions);
+    await Promise.all(this.#sessions.values());
   }
 
-  /** Stops accepting; running sessions finish on their own. */
+  /**
+   * Stops accepting and ends the running sessions; each discards its
+   * unfinished file. `done` resolves once they have.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     try {
       this.listener.close();
     } catch { /* already closed */ }
+    for (const session of this.#sessions.keys()) session.abort("the receiver is shutting down");
   }
 }

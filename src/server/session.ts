@@ -102,6 +102,7 @@ export class Session {
   #bytes = 0;
   #failed = 0;
   #started = performance.now();
+  #aborted: string | null = null;
 
   constructor(
     readonly id: number,
@@ -128,7 +129,7 @@ export class Session {
     } catch (err) {
       error = this.#describe(err);
       if (err instanceof ProtocolError) await this.#sendError(err.code, err.message);
-      else if (!this.#watchdog.expired && !isConnectionError(err)) {
+      else if (this.#aborted === null && !this.#watchdog.expired && !isConnectionError(err)) {
         await this.#sendError("internal", "the receiver failed; see its log");
       }
     } finally {
@@ -150,7 +151,16 @@ export class Session {
     });
   }
 
+  /** Ends the session from outside (server shutdown): the connection is closed. */
+  abort(reason: string): void {
+    this.#aborted = reason;
+    try {
+      this.conn.close();
+    } catch { /* already closed */ }
+  }
+
   #describe(err: unknown): string {
+    if (this.#aborted !== null) return this.#aborted;
     if (this.#watchdog.expired) return "timed out: the sender went quiet";
     if (err instanceof ProtocolError) return `protocol error: ${err.message}`;
     if (isConnectionError(err)) return "the sender disconnected";

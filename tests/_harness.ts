@@ -1,0 +1,299 @@
+/**
+ * Shared test harness: temp dirs, an in-process server, the real CLI as a
+ * child process, tree snapshots, and a raw protocol client for adversarial
+ * tests.
+ */
+import { createHash } from "node:crypto";
+import { join, relative } from "node:path";
+import { FerryServer, type ServerOptions } from "../src/server/server.ts";
+import type { ServerEvent } from "../src/server/session.ts";
+import { FrameType, type FrameTypeCode } from "../src/protocol/frame.ts";
+import { encodeJson } from "../src/protocol/messages.ts";
+import { Channel, encodePreamble, PROTOCOL_VERSION } from "../src/protocol/preamble.ts";
+import { type Frame, FrameReader, FrameWriter } from "../src/transport/frame_io.ts";
+import { MAX_FILE_SIZE } from "../src/protocol/limits.ts";
+
+export const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+export async function tempDir(prefix = "ferry-test-"): Promise<string> {
+  return await Deno.makeTempDir({ prefix });
+}
+
+export interface TestServer {
+  server: FerryServer;
+  port: number;
+  dir: string;
+  events: ServerEvent[];
+  close(): Promise<void>;
+}
+
+/** Starts a server in this process on a free port of 127.0.0.1. */
+export async function startServer(
+  dir: string,
+  opts: Partial<ServerOptions> = {},
+): Promise<TestServer> {
+  const events: ServerEvent[] = [];
+  const server = await FerryServer.start({
+    dir,
+    host: "127.0.0.1",
+    port: 0,
+    onConflict: "rename",
+    maxSize: MAX_FILE_SIZE,
+    handshakeTimeoutMs: 5_000,
+    idleTimeoutMs: 10_000,
+    software: "ferry/test",
+    onEvent: (e) => events.push(e),
+    ...opts,
+  });
+  return {
+    server,
+    port: server.port,
+    dir,
+    events,
+    async close() {
+      server.close();
+      await server.done;
+    },
+  };
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real CLI (`deno run main.ts ...`) to completion. */
+export async function runCli(
+  args: string[],
+  opts: { stdin?: Uint8Array; cwd?: string; env?: Record<string, string> } = {},
+): Promise<CliResult> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", "--allow-all", MAIN, ...args],
+    stdin: opts.stdin ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+    cwd: opts.cwd,
+    env: { NO_COLOR: "1", ...opts.env },
+  }).spawn();
+  if (opts.stdin) {
+    const writer = child.stdin.getWriter();
+    await writer.write(opts.stdin);
+    await writer.close();
+  }
+  const out = await child.output();
+  const decoder = new TextDecoder();
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+}
+
+export interface ServeProcess {
+  port: number;
+  child: Deno.ChildProcess;
+  /** Everything printed so far on stdout and stderr. */
+  output(): string;
+  stop(signal?: Deno.Signal): Promise<CliResult>;
+}
+
+/** Starts `ferry serve` as a child process on a free port and waits for its banner. */
+export async function spawnServe(dir: string, extra: string[] = []): Promise<ServeProcess> {
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--quiet",
+      "--allow-all",
+      MAIN,
+      "serve",
+      dir,
+      "--port",
+      String(port),
+      "--host",
+      "127.0.0.1",
+      ...extra,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  let stdout = "";
+  let stderr = "";
+  const decoder = new TextDecoder();
+  const pump = async (stream: ReadableStream<Uint8Array>, add: (s: string) => void) => {
+    for await (const chunk of stream) add(decoder.decode(chunk, { stream: true }));
+  };
+  const pumping = Promise.all([
+    pump(child.stdout, (s) => stdout += s),
+    pump(child.stderr, (s) => stderr += s),
+  ]);
+  const deadline = Date.now() + 15_000;
+  while (!stdout.includes("listening on port")) {
+    if (Date.now() > deadline) throw new Error(`serve did not start:\n${stdout}\n${stderr}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return {
+    port,
+    child,
+    output: () => stdout + stderr,
+    async stop(signal: Deno.Signal = "SIGTERM") {
+      try {
+        child.kill(signal);
+      } catch { /* already gone */ }
+      const status = await child.status;
+      await pumping;
+      return { code: status.code, stdout, stderr };
+    },
+  };
+}
+
+/** A port that was free a moment ago. */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+export interface TreeEntry {
+  kind: "file" | "dir" | "link";
+  /** SHA-256 of a file's content. */
+  sha256?: string;
+  size?: number;
+  mtime?: number;
+  mode?: number;
+}
+
+/** Every entry below `root` (relative path → what it is), skipping ferry's staging folder. */
+export async function snapshot(
+  root: string,
+  opts: { includeStaging?: boolean } = {},
+): Promise<Record<string, TreeEntry>> {
+  const out: Record<string, TreeEntry> = {};
+  const visit = async (dir: string) => {
+    for await (const e of Deno.readDir(dir)) {
+      const abs = join(dir, e.name);
+      const rel = relative(root, abs).split("\\").join("/");
+      if (!opts.includeStaging && rel === ".ferry") continue;
+      const info = await Deno.lstat(abs);
+      if (info.isSymlink) out[rel] = { kind: "link" };
+      else if (info.isDirectory) {
+        out[rel] = { kind: "dir", mtime: info.mtime?.getTime(), mode: info.mode! & 0o7777 };
+        await visit(abs);
+      } else {
+        const data = await Deno.readFile(abs);
+        out[rel] = {
+          kind: "file",
+          size: data.length,
+          sha256: createHash("sha256").update(data).digest("hex"),
+          mtime: info.mtime?.getTime(),
+          mode: info.mode! & 0o7777,
+        };
+      }
+    }
+  };
+  await visit(root);
+  return out;
+}
+
+/** Paths of the regular files and directories below `root`, sorted. */
+export async function listTree(root: string, opts: { includeStaging?: boolean } = {}) {
+  return Object.keys(await snapshot(root, opts)).sort();
+}
+
+/** A raw client that speaks (or mis-speaks) the protocol, for adversarial tests. */
+export class RawClient {
+  reader: FrameReader;
+  writer: FrameWriter;
+
+  private constructor(readonly conn: Deno.TcpConn) {
+    this.reader = new FrameReader(conn);
+    this.writer = new FrameWriter(conn);
+  }
+
+  static async connect(port: number): Promise<RawClient> {
+    return new RawClient(await Deno.connect({ hostname: "127.0.0.1", port }));
+  }
+
+  /** Connects, sends preamble and HELLO, and reads the preamble and WELCOME. */
+  static async open(port: number): Promise<RawClient> {
+    const client = await RawClient.connect(port);
+    await client.handshake();
+    return client;
+  }
+
+  async handshake(version = PROTOCOL_VERSION): Promise<Frame | null> {
+    await this.raw(encodePreamble({ version, channel: Channel.plain }));
+    await this.send(FrameType.HELLO, encodeJson({ software: "raw-test", digests: ["sha256"] }));
+    await this.reader.readRaw(8);
+    const welcome = await this.reader.next();
+    return welcome;
+  }
+
+  async raw(bytes: Uint8Array): Promise<void> {
+    await this.writer.raw(bytes);
+    await this.writer.flush();
+  }
+
+  async send(type: FrameTypeCode, payload: Uint8Array): Promise<void> {
+    await this.writer.frame(type, payload);
+    await this.writer.flush();
+  }
+
+  async json(type: FrameTypeCode, value: unknown): Promise<void> {
+    await this.send(type, encodeJson(value));
+  }
+
+  /** The next frame with its payload copied and, if JSON, parsed; null at end of stream. */
+  async next(): Promise<{ type: number; payload: Uint8Array; json?: unknown } | null> {
+    const frame = await this.reader.next();
+    if (frame === null) return null;
+    const payload = frame.payload.slice();
+    let json: unknown;
+    try {
+      json = JSON.parse(new TextDecoder().decode(payload));
+    } catch { /* binary */ }
+    return { type: frame.type, payload, json };
+  }
+
+  /** Reads frames until the server closes; returns them. Errors count as the end. */
+  async drain(): Promise<{ type: number; json?: unknown }[]> {
+    const frames = [];
+    try {
+      for (;;) {
+        const f = await this.next();
+        if (f === null) break;
+        frames.push(f);
+      }
+    } catch { /* reset or truncated: the end */ }
+    return frames;
+  }
+
+  close(): void {
+    try {
+      this.conn.close();
+    } catch { /* already closed */ }
+  }
+}
+
+/** SHA-256 of `data`, as FILE_END carries it. */
+export function sha256(data: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(data).digest());
+}
+
+/** Random bytes of any length (crypto.getRandomValues is limited to 64 KiB a call). */
+export function randomBytes(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i += 65536) {
+    crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
+  }
+  return out;
+}
+
+/** Waits until `check` is true, polling; throws after `ms`. */
+export async function waitFor(check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("timed out waiting for a condition");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

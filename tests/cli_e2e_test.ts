@@ -1,0 +1,311 @@
+/**
+ * End-to-end: the real CLI, `ferry serve` and `ferry send` as separate
+ * processes on 127.0.0.1, compared byte for byte.
+ */
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertNotMatch,
+  assertStringIncludes,
+} from "@std/assert";
+import { join } from "node:path";
+import { freePort, randomBytes, runCli, snapshot, spawnServe, tempDir } from "./_harness.ts";
+
+async function writeTree(root: string): Promise<void> {
+  await Deno.mkdir(join(root, "nested/deeper/deepest"), { recursive: true });
+  await Deno.mkdir(join(root, "empty"));
+  await Deno.mkdir(join(root, "nested/also empty"));
+  await Deno.writeFile(join(root, "zero.bin"), new Uint8Array(0));
+  await Deno.writeTextFile(join(root, "nested/ünïcødé — 日本語 🎉.txt"), "grüße\n");
+  await Deno.writeFile(join(root, "nested/deeper/deepest/random.bin"), randomBytes(300_000));
+  await Deno.writeTextFile(join(root, ".hidden"), "dot file");
+  await Deno.writeFile(join(root, "run.sh"), new TextEncoder().encode("#!/bin/sh\necho hi\n"), {
+    mode: 0o755,
+  });
+  await Deno.chmod(join(root, "run.sh"), 0o755);
+  // Distinct, old mtimes so that "kept" is distinguishable from "now".
+  await Deno.utime(join(root, "zero.bin"), 1_000_000, 1_000_000);
+  await Deno.utime(
+    join(root, "nested/deeper/deepest/random.bin"),
+    1_500_000_000.123,
+    1_500_000_000.123,
+  );
+  await Deno.utime(join(root, "nested/deeper"), 1_400_000_000, 1_400_000_000);
+}
+
+Deno.test("send delivers the original 5 KB project.txt whole, and both sides report success", async () => {
+  const base = await tempDir();
+  const inbox = join(base, "inbox");
+  const data = randomBytes(5 * 1024);
+  await Deno.writeFile(join(base, "project.txt"), data);
+  const serve = await spawnServe(inbox);
+  try {
+    const sent = await runCli([
+      "send",
+      join(base, "project.txt"),
+      "--to",
+      `127.0.0.1:${serve.port}`,
+    ]);
+    assertEquals(sent.code, 0, sent.stderr);
+    assertStringIncludes(sent.stdout, "sent project.txt (5.12 kB)");
+    assertEquals(await Deno.readFile(join(inbox, "project.txt")), data);
+  } finally {
+    const stopped = await serve.stop();
+    assertEquals(stopped.code, 0);
+    assertStringIncludes(stopped.stdout, "received 1 file (5.12 kB)");
+  }
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("send reproduces a tree exactly: nested and empty directories, 0-byte and non-ASCII files, mtimes, modes", async () => {
+  const base = await tempDir();
+  const src = join(base, "tree");
+  const inbox = join(base, "inbox");
+  await writeTree(src);
+  await Deno.symlink("zero.bin", join(src, "link-to-zero"));
+  const serve = await spawnServe(inbox);
+  try {
+    const sent = await runCli(["send", src, "--to", `127.0.0.1:${serve.port}`]);
+    assertEquals(sent.code, 0, sent.stderr);
+    assertStringIncludes(sent.stderr, "skipped tree/link-to-zero: symbolic link, not followed");
+    const expected = await snapshot(src);
+    delete expected["link-to-zero"];
+    assertEquals(await snapshot(join(inbox, "tree")), expected);
+    assertEquals((await snapshot(inbox))["tree/nested/deeper"].mtime, 1_400_000_000_000);
+    assertEquals((await snapshot(inbox))["tree/run.sh"].mode, 0o755);
+  } finally {
+    await serve.stop();
+  }
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("sending the same tree again keeps both copies", async () => {
+  const base = await tempDir();
+  const src = join(base, "tree");
+  const inbox = join(base, "inbox");
+  await writeTree(src);
+  const serve = await spawnServe(inbox);
+  try {
+    const first = await runCli(["send", src, "--to", `127.0.0.1:${serve.port}`]);
+    assertEquals(first.code, 0, first.stderr);
+    const second = await runCli(["send", src, "--to", `127.0.0.1:${serve.port}`]);
+    assertEquals(second.code, 0, second.stderr);
+    assertStringIncludes(second.stdout, "sent tree/zero.bin as tree/zero (1).bin");
+    const tree = await snapshot(join(inbox, "tree"));
+    const original = await snapshot(src);
+    for (const [path, entry] of Object.entries(original)) {
+      if (entry.kind !== "file") continue;
+      assertEquals(tree[path]?.sha256, entry.sha256, path);
+      const slash = path.lastIndexOf("/") + 1;
+      const dot = path.lastIndexOf(".");
+      const copy = dot > slash ? `${path.slice(0, dot)} (1)${path.slice(dot)}` : `${path} (1)`;
+      assertEquals(tree[copy]?.sha256, entry.sha256, copy);
+    }
+  } finally {
+    await serve.stop();
+  }
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("a 100 MB file arrives byte for byte", async () => {
+  const base = await tempDir();
+  const inbox = join(base, "inbox");
+  const big = join(base, "big.bin");
+  const file = await Deno.open(big, { write: true, create: true });
+  const chunk = randomBytes(1024 * 1024);
+  for (let i = 0; i < 100; i++) {
+    chunk[0] = i; // every MiB differs
+    await file.write(chunk);
+  }
+  file.close();
+  const serve = await spawnServe(inbox);
+  try {
+    const sent = await runCli(["send", big, "--to", `127.0.0.1:${serve.port}`, "--quiet"]);
+    assertEquals(sent.code, 0, sent.stderr);
+    assertEquals((await snapshot(inbox))["big.bin"], (await snapshot(base))["big.bin"]);
+  } finally {
+    await serve.stop();
+  }
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("send - takes standard input under --name", async () => {
+  const base = await tempDir();
+  const inbox = join(base, "inbox");
+  const data = randomBytes(2_500_000);
+  const serve = await spawnServe(inbox);
+  try {
+    const sent = await runCli([
+      "send",
+      "-",
+      "--name",
+      "dump.sql",
+      "--to",
+      `127.0.0.1:${serve.port}`,
+    ], {
+      stdin: data,
+    });
+    assertEquals(sent.code, 0, sent.stderr);
+    assertEquals(await Deno.readFile(join(inbox, "dump.sql")), data);
+  } finally {
+    await serve.stop();
+  }
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("the receiver drops setuid, setgid, sticky and group/other write bits", async () => {
+  if (Deno.build.os === "windows") return;
+  const base = await tempDir();
+  const inbox = join(base, "inbox");
+  const path = join(base, "tool");
+  await Deno.writeTextFile(path, "x");
+  await Deno.chmod(path, 0o7777);
+  const serve = await spawnServe(inbox);
+  try {
+    const sent = await runCli(["send", path, "--to", `127.0.0.1:${serve.port}`]);
+    assertEquals(sent.code, 0, sent.stderr);
+    assertEquals((await Deno.stat(join(inbox, "tool"))).mode! & 0o7777, 0o755);
+  } finally {
+    await serve.stop();
+  }
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("serve --on-conflict overwrite, skip and fail", async () => {
+  const base = await tempDir();
+  await Deno.writeTextFile(join(base, "a.txt"), "new");
+  for (
+    const [policy, code, content, message] of [
+      ["overwrite", 0, "new", /sent 1 file/],
+      ["skip", 0, "old", /skipped a.txt: skipped by the receiver: already exists/],
+      ["fail", 1, "old", /failed a.txt: refused by the receiver: already exists on the receiver/],
+    ] as const
+  ) {
+    const inbox = join(base, `inbox-${policy}`);
+    await Deno.mkdir(inbox);
+    await Deno.writeTextFile(join(inbox, "a.txt"), "old");
+    const serve = await spawnServe(inbox, ["--on-conflict", policy]);
+    try {
+      const sent = await runCli(["send", join(base, "a.txt"), "--to", `127.0.0.1:${serve.port}`]);
+      assertEquals(sent.code, code, `${policy}: ${sent.stderr}`);
+      assertMatch(sent.stdout + sent.stderr, message);
+      assertEquals(await Deno.readTextFile(join(inbox, "a.txt")), content, policy);
+      assertEquals(Object.keys(await snapshot(inbox)), ["a.txt"], policy);
+    } finally {
+      await serve.stop();
+    }
+  }
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("a name the receiver refuses fails that file with the reason, exit 1, and the rest arrive", async () => {
+  if (Deno.build.os === "windows") return;
+  const base = await tempDir();
+  const src = join(base, "src");
+  const inbox = join(base, "inbox");
+  await Deno.mkdir(src);
+  await Deno.writeTextFile(join(src, "CON.txt"), "reserved on Windows");
+  await Deno.writeTextFile(join(src, "ok.txt"), "fine");
+  await Deno.writeTextFile(join(src, "bad\u001b[31mname"), "escape sequence in the name");
+  const serve = await spawnServe(inbox);
+  try {
+    const sent = await runCli(["send", src, "--to", `127.0.0.1:${serve.port}`]);
+    assertEquals(sent.code, 1);
+    assertStringIncludes(sent.stderr, "failed src/CON.txt: refused by the receiver: reserved name");
+    assertStringIncludes(sent.stderr, "failed src/bad\\u{1b}[31mname: refused by the receiver");
+    assertNotMatch(sent.stderr + sent.stdout, /\u001b/);
+    assertMatch(sent.stderr, /sent 1 file .* 2 failed/);
+    assertEquals(await Deno.readTextFile(join(inbox, "src/ok.txt")), "fine");
+    assertEquals(Object.keys(await snapshot(inbox)).sort(), ["src", "src/ok.txt"]);
+  } finally {
+    await serve.stop();
+  }
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("a refused connection is one clear line and exit 1", async () => {
+  const base = await tempDir();
+  await Deno.writeTextFile(join(base, "a.txt"), "x");
+  const port = freePort();
+  const sent = await runCli(["send", join(base, "a.txt"), "--to", `127.0.0.1:${port}`]);
+  assertEquals(sent.code, 1);
+  assertEquals(
+    sent.stderr.trim(),
+    `ferry: could not connect to 127.0.0.1:${port}: connection refused (is 'ferry serve' running there, and the port open?)`,
+  );
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("an unknown host and a missing source are one clear line and exit 1", async () => {
+  const base = await tempDir();
+  await Deno.writeTextFile(join(base, "a.txt"), "x");
+  const unknown = await runCli(["send", join(base, "a.txt"), "--to", "no-such-host.invalid"]);
+  assertEquals(unknown.code, 1);
+  assertMatch(
+    unknown.stderr.trim(),
+    /^ferry: could not connect to no-such-host\.invalid:4455: .+$/,
+  );
+  const missing = await runCli(["send", join(base, "nope.txt"), "--to", "127.0.0.1"]);
+  assertEquals(missing.code, 1);
+  assertEquals(
+    missing.stderr.trim(),
+    `ferry: ${join(base, "nope.txt")}: no such file or directory`,
+  );
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("usage errors exit 2 with one line and a hint", async () => {
+  for (
+    const [args, message] of [
+      [["send", "a.txt"], "ferry: send needs --to HOST[:PORT]"],
+      [["send", "--to", "h"], "ferry: send needs at least one PATH"],
+      [["send", "a", "--to", "h", "--bogus"], "ferry: unknown option '--bogus'"],
+      [
+        ["send", "a", "--to", "h:99999"],
+        "ferry: the port in --to must be a port number from 1 to 65535, not '99999'",
+      ],
+      [["serve", "--port", "x"], "ferry: --port must be a port number from 1 to 65535, not 'x'"],
+      [
+        ["serve", "--on-conflict", "merge"],
+        "ferry: --on-conflict must be one of rename, overwrite, skip, fail, not 'merge'",
+      ],
+      [["frobnicate"], "ferry: unknown command 'frobnicate'"],
+    ] as const
+  ) {
+    const result = await runCli([...args]);
+    assertEquals(result.code, 2, args.join(" "));
+    const lines = result.stderr.trim().split("\n");
+    assertEquals(lines[0], message);
+    assertMatch(lines[1], /^\(run 'ferry( \w+)? --help'|^\(e\.g\.|^\(run 'ferry help'\)/);
+    assertEquals(lines.length, 2);
+  }
+});
+
+Deno.test("--version and help print and exit 0", async () => {
+  const version = await runCli(["--version"]);
+  assertEquals(version.code, 0);
+  assertMatch(version.stdout, /^ferry \d+\.\d+\.\d+\n$/);
+  for (
+    const args of [["help"], ["--help"], ["serve", "--help"], ["send", "--help"], ["help", "send"]]
+  ) {
+    const help = await runCli(args);
+    assertEquals(help.code, 0, args.join(" "));
+    assertStringIncludes(help.stdout, "Usage:");
+  }
+});
+
+Deno.test("serve prints its directory, addresses and the send command, and refuses a file as DIR", async () => {
+  const base = await tempDir();
+  const serve = await spawnServe(join(base, "in"));
+  const stopped = await serve.stop("SIGINT");
+  assertEquals(stopped.code, 0);
+  assertStringIncludes(stopped.stdout, `receiving into ${await Deno.realPath(join(base, "in"))}`);
+  assertStringIncludes(stopped.stdout, `ferry send PATH... --to 127.0.0.1:${serve.port}`);
+  await Deno.writeTextFile(join(base, "file"), "x");
+  const bad = await runCli(["serve", join(base, "file"), "--port", String(freePort())]);
+  assertEquals(bad.code, 1);
+  assertEquals(bad.stderr.trim(), `ferry: ${join(base, "file")} is not a directory`);
+  assert(!bad.stderr.includes("    at "), "no stack trace");
+  await Deno.remove(base, { recursive: true });
+});

@@ -1,0 +1,195 @@
+import { assert, assertEquals, assertThrows } from "@std/assert";
+import {
+  decodeFileAbort,
+  decodeFileEnd,
+  encodeFileAbort,
+  encodeFileEnd,
+  encodeFrame,
+  FrameType,
+  parseHeader,
+} from "../src/protocol/frame.ts";
+import { ProtocolError } from "../src/protocol/errors.ts";
+import { decodePreamble, encodePreamble } from "../src/protocol/preamble.ts";
+import { MAX_FRAME_PAYLOAD } from "../src/protocol/limits.ts";
+import { FrameReader, FrameWriter } from "../src/transport/frame_io.ts";
+import type { ByteStream } from "../src/transport/byte_stream.ts";
+
+function header(type: number, length: number): Uint8Array {
+  const out = new Uint8Array(5);
+  out[0] = type;
+  new DataView(out.buffer).setUint32(1, length);
+  return out;
+}
+
+function protocolCode(fn: () => unknown): string {
+  const err = assertThrows(fn, ProtocolError) as ProtocolError;
+  return err.code;
+}
+
+Deno.test("encodeFrame() writes type, big-endian length, then payload", () => {
+  const frame = encodeFrame(FrameType.ANNOUNCE, new Uint8Array([7, 8, 9]));
+  assertEquals([...frame], [0x10, 0, 0, 0, 3, 7, 8, 9]);
+});
+
+Deno.test("parseHeader() reads what encodeFrame() wrote", () => {
+  const frame = encodeFrame(FrameType.DATA, new Uint8Array(70_000));
+  assertEquals(parseHeader(frame), { type: FrameType.DATA, length: 70_000 });
+});
+
+Deno.test("parseHeader() rejects an oversized length before any payload", () => {
+  assertEquals(
+    protocolCode(() => parseHeader(header(FrameType.DATA, MAX_FRAME_PAYLOAD + 1))),
+    "frame-too-large",
+  );
+  assertEquals(
+    protocolCode(() => parseHeader(header(FrameType.DATA, 0xffff_ffff))),
+    "frame-too-large",
+  );
+  assertEquals(protocolCode(() => parseHeader(header(FrameType.FILE_END, 78))), "frame-too-large");
+  assertEquals(protocolCode(() => parseHeader(header(FrameType.DONE, 1))), "frame-too-large");
+  assertEquals(parseHeader(header(FrameType.DATA, MAX_FRAME_PAYLOAD)).length, MAX_FRAME_PAYLOAD);
+});
+
+Deno.test("parseHeader() rejects unknown frame types and short headers", () => {
+  assertEquals(protocolCode(() => parseHeader(header(0x00, 0))), "bad-frame");
+  assertEquals(protocolCode(() => parseHeader(header(0x99, 0))), "bad-frame");
+  assertEquals(protocolCode(() => parseHeader(new Uint8Array(4))), "bad-frame");
+});
+
+Deno.test("FILE_END round-trips lengths up to 2^53-1", () => {
+  const digest = new Uint8Array(32).fill(0xab);
+  for (const length of [0, 1, 2 ** 32 - 1, 2 ** 32, 2 ** 40 + 5, Number.MAX_SAFE_INTEGER]) {
+    const end = decodeFileEnd(encodeFileEnd({ id: 0xffff_fffe, length, digest }));
+    assertEquals(end.id, 0xffff_fffe);
+    assertEquals(end.length, length);
+    assertEquals(end.digest, digest);
+  }
+});
+
+Deno.test("decodeFileEnd() rejects lengths beyond 2^53 and mismatched digest lengths", () => {
+  const bytes = encodeFileEnd({ id: 1, length: 5, digest: new Uint8Array(32) });
+  const huge = bytes.slice();
+  huge[4] = 0x00;
+  huge[5] = 0x20; // high word 2^21 → length 2^53
+  assertEquals(protocolCode(() => decodeFileEnd(huge)), "bad-frame");
+  assertEquals(protocolCode(() => decodeFileEnd(bytes.subarray(0, 40))), "bad-frame");
+  assertEquals(protocolCode(() => decodeFileEnd(bytes.subarray(0, 10))), "bad-frame");
+  const long = bytes.slice();
+  long[12] = 65;
+  assertEquals(protocolCode(() => decodeFileEnd(long)), "bad-frame");
+});
+
+Deno.test("FILE_ABORT round-trips and caps its reason", () => {
+  assertEquals(decodeFileAbort(encodeFileAbort({ id: 9, reason: "gone" })), {
+    id: 9,
+    reason: "gone",
+  });
+  const long = encodeFileAbort({ id: 1, reason: "é".repeat(5000) });
+  assert(long.length <= 4 + 1024, `abort frame of ${long.length} bytes`);
+  assertEquals(protocolCode(() => decodeFileAbort(new Uint8Array(3))), "bad-frame");
+});
+
+Deno.test("decodePreamble() checks the magic and reads version and channel", () => {
+  assertEquals(decodePreamble(encodePreamble({ version: 7, channel: 3 })), {
+    version: 7,
+    channel: 3,
+  });
+  assertEquals(
+    protocolCode(() => decodePreamble(new TextEncoder().encode("GET / HT"))),
+    "not-ferry",
+  );
+  assertEquals(protocolCode(() => decodePreamble(new Uint8Array(7))), "not-ferry");
+});
+
+/** A ByteStream over fixed input that returns at most `step` bytes per read, and records writes. */
+function memoryStream(input: Uint8Array, step: number): ByteStream & { written: Uint8Array[] } {
+  let offset = 0;
+  const written: Uint8Array[] = [];
+  return {
+    written,
+    read(p) {
+      if (offset >= input.length) return Promise.resolve(null);
+      const n = Math.min(step, p.length, input.length - offset);
+      p.set(input.subarray(offset, offset + n));
+      offset += n;
+      return Promise.resolve(n);
+    },
+    write(p) {
+      written.push(p.slice());
+      return Promise.resolve(p.length);
+    },
+    close() {},
+  };
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+Deno.test("FrameReader reassembles frames split into 1-byte reads", async () => {
+  const big = new Uint8Array(MAX_FRAME_PAYLOAD).map((_, i) => i % 251);
+  const input = concat([
+    encodeFrame(FrameType.HELLO, new TextEncoder().encode("{}")),
+    encodeFrame(FrameType.DATA, big),
+    encodeFrame(FrameType.DONE, new Uint8Array(0)),
+  ]);
+  for (const step of [1, 7, 65536, input.length]) {
+    const reader = new FrameReader(memoryStream(input, step));
+    const a = await reader.next();
+    assertEquals(a?.type, FrameType.HELLO);
+    const b = await reader.next();
+    assertEquals(b?.type, FrameType.DATA);
+    assertEquals(b?.payload, big);
+    assertEquals((await reader.next())?.type, FrameType.DONE);
+    assertEquals(await reader.next(), null);
+  }
+});
+
+Deno.test("FrameReader reports a stream that ends inside a frame as truncated", async () => {
+  const frame = encodeFrame(FrameType.DATA, new Uint8Array(100));
+  for (const cut of [1, 4, 5, 50]) {
+    const reader = new FrameReader(memoryStream(frame.subarray(0, cut), 1000));
+    const err = await reader.next().then(() => null, (e) => e);
+    assert(err instanceof ProtocolError, `cut at ${cut}`);
+    assertEquals(err.code, "truncated");
+  }
+});
+
+Deno.test("FrameWriter packs small frames into one write and reserve()/commit() frames data in place", async () => {
+  const stream = memoryStream(new Uint8Array(0), 1);
+  const writer = new FrameWriter(stream);
+  await writer.frame(FrameType.HELLO, new Uint8Array([1]));
+  const room = await writer.reserve(10);
+  room.set([5, 6, 7]);
+  writer.commit(FrameType.DATA, 3);
+  await writer.frame(FrameType.DONE, new Uint8Array(0));
+  await writer.flush();
+  assertEquals(stream.written.length, 1);
+  assertEquals([...stream.written[0]], [
+    0x01,
+    0,
+    0,
+    0,
+    1,
+    1,
+    0x20,
+    0,
+    0,
+    0,
+    3,
+    5,
+    6,
+    7,
+    0x40,
+    0,
+    0,
+    0,
+    0,
+  ]);
+});

@@ -1,0 +1,100 @@
+/**
+ * The sender against peers that are not (quite) ferry servers: it must fail
+ * with one clear line, never hang or crash.
+ */
+import { assertEquals, assertRejects } from "@std/assert";
+import { join } from "node:path";
+import { FerryError } from "../src/cli/errors.ts";
+import { send } from "../src/client/send_session.ts";
+import { resolveSources } from "../src/client/walk.ts";
+import { encodeFrame, FrameType } from "../src/protocol/frame.ts";
+import { encodeJson } from "../src/protocol/messages.ts";
+import { encodePreamble } from "../src/protocol/preamble.ts";
+import { tempDir } from "./_harness.ts";
+
+/** A one-connection fake server that answers whatever arrives with `reply`, then closes. */
+async function fakeServer(reply: Uint8Array, run: (port: number) => Promise<void>) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    const conn = await listener.accept();
+    await conn.read(new Uint8Array(4096));
+    await conn.write(reply);
+    conn.close();
+  })();
+  try {
+    await run((listener.addr as Deno.NetAddr).port);
+  } finally {
+    listener.close();
+    await serving;
+  }
+}
+
+async function sendOne(port: number, timeoutMs = 5000) {
+  const dir = await tempDir();
+  await Deno.writeTextFile(join(dir, "a.txt"), "hello");
+  try {
+    return await send({
+      to: { host: "127.0.0.1", port },
+      sources: await resolveSources([join(dir, "a.txt")], "stdin"),
+      connectTimeoutMs: timeoutMs,
+      idleTimeoutMs: timeoutMs,
+      software: "ferry/test",
+      onEvent: () => {},
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("send() names both protocol versions when the server speaks another", async () => {
+  const reply = new Uint8Array([
+    ...encodePreamble({ version: 9, channel: 0 }),
+    ...encodeFrame(
+      FrameType.ERROR,
+      encodeJson({ code: "unsupported-version", message: "v9 only" }),
+    ),
+  ]);
+  await fakeServer(reply, async (port) => {
+    const err = await assertRejects(() => sendOne(port), FerryError);
+    assertEquals(
+      err.message,
+      `127.0.0.1:${port} speaks ferry protocol version 9, this ferry speaks 1: use matching ferry versions`,
+    );
+  });
+});
+
+Deno.test("send() says so when the peer is not a ferry server", async () => {
+  await fakeServer(new TextEncoder().encode("HTTP/1.1 400 Bad Request\r\n\r\n"), async (port) => {
+    const err = await assertRejects(() => sendOne(port), FerryError);
+    assertEquals(err.message, `127.0.0.1:${port} is not a ferry server`);
+  });
+});
+
+Deno.test("send() reports a server's refusal during the handshake", async () => {
+  const reply = new Uint8Array([
+    ...encodePreamble({ version: 1, channel: 0 }),
+    ...encodeFrame(FrameType.ERROR, encodeJson({ code: "busy", message: "too many senders" })),
+  ]);
+  await fakeServer(reply, async (port) => {
+    const err = await assertRejects(() => sendOne(port), FerryError);
+    assertEquals(err.message, `127.0.0.1:${port} refused the session: too many senders (busy)`);
+  });
+});
+
+Deno.test("send() gives up on a silent server after its timeout", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept();
+  try {
+    const err = await assertRejects(
+      () => sendOne((listener.addr as Deno.NetAddr).port, 300),
+      FerryError,
+    );
+    assertEquals(
+      err.message,
+      `127.0.0.1:${(listener.addr as Deno.NetAddr).port} stopped responding for 0.3 s`,
+    );
+  } finally {
+    (await accepted).close();
+    listener.close();
+  }
+});
