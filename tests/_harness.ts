@@ -11,7 +11,7 @@ import { FrameType, type FrameTypeCode } from "../src/protocol/frame.ts";
 import { encodeJson } from "../src/protocol/messages.ts";
 import { Channel, encodePreamble, PROTOCOL_VERSION } from "../src/protocol/preamble.ts";
 import { type Frame, FrameReader, FrameWriter } from "../src/transport/frame_io.ts";
-import { MAX_FILE_SIZE } from "../src/protocol/limits.ts";
+import { DEFAULT_LIMITS, type ServerLimits } from "../src/server/server_limits.ts";
 
 export const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -30,7 +30,7 @@ export interface TestServer {
 /** Starts a server in this process on a free port of 127.0.0.1. */
 export async function startServer(
   dir: string,
-  opts: Partial<ServerOptions> = {},
+  opts: Partial<Omit<ServerOptions, "limits">> & { limits?: Partial<ServerLimits> } = {},
 ): Promise<TestServer> {
   const events: ServerEvent[] = [];
   const server = await FerryServer.start({
@@ -38,12 +38,10 @@ export async function startServer(
     host: "127.0.0.1",
     port: 0,
     onConflict: "rename",
-    maxSize: MAX_FILE_SIZE,
-    handshakeTimeoutMs: 5_000,
-    idleTimeoutMs: 10_000,
     software: "ferry/test",
     onEvent: (e) => events.push(e),
     ...opts,
+    limits: { ...DEFAULT_LIMITS, handshakeTimeoutMs: 5_000, idleTimeoutMs: 10_000, ...opts.limits },
   });
   return {
     server,

@@ -2,13 +2,7 @@
  * End-to-end: the real CLI, `ferry serve` and `ferry send` as separate
  * processes on 127.0.0.1, compared byte for byte.
  */
-import {
-  assert,
-  assertEquals,
-  assertMatch,
-  assertNotMatch,
-  assertStringIncludes,
-} from "@std/assert";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
 import { freePort, randomBytes, runCli, snapshot, spawnServe, tempDir } from "./_harness.ts";
 

@@ -38,6 +38,7 @@ async function sendOne(port: number, timeoutMs = 5000) {
       sources: await resolveSources([join(dir, "a.txt")], "stdin"),
       connectTimeoutMs: timeoutMs,
       idleTimeoutMs: timeoutMs,
+      retries: 0,
       software: "ferry/test",
       onEvent: () => {},
     });

@@ -54,6 +54,32 @@ export function parseTarget(value: string): Address {
   return { host, port: parsePort(port, "the port in --to") };
 }
 
+/** Parses a whole number from `min` up, for count flags. */
+export function parseCount(value: string, flag: string, min = 1): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min) {
+    throw new UsageError(
+      `${flag} must be a whole number from ${min}, not '${value}'`,
+      `e.g. ${flag} 10`,
+    );
+  }
+  return n;
+}
+
+/** Parses a duration like `90s`, `30m`, `24h`, `7d` or plain seconds, into milliseconds. */
+export function parseDuration(value: string, flag: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value.trim());
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match?.[2] ?? "s"]!;
+  const ms = match ? Number(match[1]) * unit : NaN;
+  if (!Number.isFinite(ms) || ms <= 0) {
+    throw new UsageError(
+      `${flag} must be a duration like 90s, 30m or 24h, not '${value}'`,
+      `e.g. ${flag} 24h`,
+    );
+  }
+  return ms;
+}
+
 /** Parses a positive number of seconds into milliseconds. */
 export function parseSeconds(value: string, flag: string): number {
   const seconds = Number(value);

@@ -1,15 +1,20 @@
 /**
- * The sender's side of a session: handshake, then a pipeline that keeps up
- * to ANNOUNCE_WINDOW batches announced ahead, streams the accepted files
+ * The sender's side: a session is a handshake, then a pipeline that keeps
+ * up to ANNOUNCE_WINDOW batches announced ahead, streams the accepted files
  * back to back, and collects acknowledgements on a separate reader task, so
  * no file ever waits for a round trip.
+ *
+ * `send()` runs sessions until the transfer is complete: after a dropped
+ * connection it reconnects (with backoff) and the receiver's plan tells it
+ * what it already has and where partial files resume.
  */
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import { FerryError } from "../cli/errors.ts";
 import { ProtocolError } from "../protocol/errors.ts";
-import { encodeFileAbort, encodeFileEnd, FrameType } from "../protocol/frame.ts";
+import { encodeFileAbort, encodeFileEnd, encodeFileStart, FrameType } from "../protocol/frame.ts";
 import { ANNOUNCE_WINDOW, MAX_FRAME_PAYLOAD } from "../protocol/limits.ts";
 import {
+  type Ack,
   type Bye,
   type Decision,
   decodeAcks,
@@ -19,6 +24,7 @@ import {
   decodeWelcome,
   encodeJson,
   type Entry,
+  Feature,
   type Plan,
   type Welcome,
 } from "../protocol/messages.ts";
@@ -39,36 +45,127 @@ export interface SendOptions {
   sources: Source[];
   connectTimeoutMs: number;
   idleTimeoutMs: number;
+  /** Reconnections after a dropped connection. */
+  retries: number;
+  /** First backoff before reconnecting; doubles each time, up to 30 s. */
+  retryDelayMs?: number;
   software: string;
   onEvent: (event: SendEvent) => void;
 }
 
 export type SendEvent =
-  | { type: "connected"; to: string; server: string }
+  | { type: "connected"; to: string; server: string; attempt: number }
   | { type: "skipped"; path: string; reason: string }
-  | { type: "file-done"; path: string; name: string; bytes: number }
-  | { type: "file-failed"; path: string; reason: string };
+  | { type: "file-done"; path: string; name: string; bytes: number; resumed: number }
+  | { type: "file-failed"; path: string; reason: string }
+  | { type: "warning"; message: string }
+  | { type: "retry"; attempt: number; delayMs: number; reason: string };
 
 export interface SendResult {
+  /** Files delivered and verified by this run. */
   files: number;
+  /** Bytes sent by this run (resumed bytes not included). */
   bytes: number;
-  failed: number;
+  /** Bytes the receiver already held from an interrupted run, not sent again. */
+  resumedBytes: number;
+  /** Files the receiver already had from an interrupted run of this transfer. */
+  already: number;
   skipped: number;
+  failed: number;
   seconds: number;
 }
 
-/** Batches are cut at this many bytes of JSON, well under the frame limit. */
+/** A session ended in a way that reconnecting can fix (dropped, timed out, receiver restarting). */
+export class ConnectionLost extends FerryError {}
+
+/** Batches are cut at this many bytes of JSON (or half the receiver's frame bound). */
 const BATCH_BYTES = 512 * 1024;
 /** Files sent but not yet acknowledged before the sender waits. */
 const MAX_UNACKED = 16_384;
+/** Damaged files kept for a second try; beyond this they are reported failed. */
+const MAX_RESENDS = 10_000;
+
+export async function send(opts: SendOptions): Promise<SendResult> {
+  const started = performance.now();
+  const total: SendResult = {
+    files: 0,
+    bytes: 0,
+    resumedBytes: 0,
+    already: 0,
+    skipped: 0,
+    failed: 0,
+    seconds: 0,
+  };
+  const transfer = await transferId(opts);
+  let delay = opts.retryDelayMs ?? 1000;
+  for (let attempt = 1;; attempt++) {
+    let session: SendSession | null = null;
+    try {
+      const conn = await connect(opts.to, opts.connectTimeoutMs);
+      session = new SendSession(conn, opts, transfer, attempt);
+      const tally = await session.run();
+      total.files += tally.files;
+      total.bytes += tally.bytes;
+      total.resumedBytes += tally.resumedBytes;
+      total.already = Math.max(0, tally.already - (total.files - tally.files));
+      total.skipped = tally.skipped;
+      total.failed = tally.failed;
+      total.seconds = (performance.now() - started) / 1000;
+      return total;
+    } catch (err) {
+      if (session) {
+        const tally = session.tally;
+        total.files += tally.files;
+        total.bytes += tally.bytes;
+        total.resumedBytes += tally.resumedBytes;
+      }
+      // A first connection that fails is reported at once; later ones may be a restarting receiver.
+      const retryable = err instanceof ConnectionLost ||
+        (attempt > 1 && err instanceof FerryError &&
+          /could not connect/.test(err.message));
+      if (!retryable || attempt > opts.retries) throw err;
+      opts.onEvent({ type: "retry", attempt, delayMs: delay, reason: (err as Error).message });
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 30_000);
+    } finally {
+      session?.stop();
+    }
+  }
+}
+
+/**
+ * Names this transfer (this host, these sources) the same way on every run,
+ * so the receiver can tell a rerun after an interruption (resume) from a new
+ * transfer (a new copy). The receiver is not part of it: each receiver keeps
+ * its own record, and the same receiver may be reached by another address.
+ */
+async function transferId(opts: SendOptions): Promise<string> {
+  let host = "";
+  try {
+    host = Deno.hostname();
+  } catch { /* not permitted: the sources and target still name it */ }
+  const sources = await Promise.all(opts.sources.map(async (s) => {
+    const real = s.info === null ? "-" : await Deno.realPath(s.arg).catch(() => s.arg);
+    return [real, s.name];
+  }));
+  return createHash("sha256")
+    .update(JSON.stringify([host, sources]))
+    .digest("hex")
+    .slice(0, 32);
+}
 
 interface Numbered extends LocalEntry {
   id: number;
+  /** This is the second try of a file that arrived damaged. */
+  resend?: boolean;
+  /** Bytes the receiver already held (a resumed file). */
+  resumed?: number;
 }
 
 interface Batch {
   batch: number;
   entries: Numbered[];
+  plan: Promise<Plan>;
 }
 
 function deferred<T>() {
@@ -82,22 +179,11 @@ function deferred<T>() {
   return { promise, resolve, reject };
 }
 
-export async function send(opts: SendOptions): Promise<SendResult> {
-  const conn = await connect(opts.to, opts.connectTimeoutMs);
-  const session = new SendSession(conn, opts);
-  try {
-    return await session.run();
-  } finally {
-    session.stop();
-  }
-}
-
 class SendSession {
   #watchdog: Watchdog;
   #reader: FrameReader;
   #writer: FrameWriter;
   #where: string;
-  #started = performance.now();
   /** Plans the reader task has not handed over yet, by batch number. */
   #plans = new Map<number, ReturnType<typeof deferred<Plan>>>();
   /** Accepted files awaiting their acknowledgement. */
@@ -105,12 +191,33 @@ class SendSession {
   #ackSignal = deferred<void>();
   #bye = deferred<Bye>();
   #failure: Error | null = null;
-  #result: SendResult = { files: 0, bytes: 0, failed: 0, skipped: 0, seconds: 0 };
+  #reading: Promise<void> = Promise.resolve();
   #digest = "sha256";
+  #resume = false;
+  #batchEntries = 4096;
+  #batchBytes = BATCH_BYTES;
+  #nextId = 0;
+  #nextBatch = 0;
+  /** Files that arrived damaged, to send once more. */
+  #resends: Numbered[] = [];
+  readonly tally: SendResult = {
+    files: 0,
+    bytes: 0,
+    resumedBytes: 0,
+    already: 0,
+    skipped: 0,
+    failed: 0,
+    seconds: 0,
+  };
 
-  constructor(readonly conn: Deno.TcpConn, readonly opts: SendOptions) {
+  constructor(
+    readonly conn: Deno.TcpConn,
+    readonly opts: SendOptions,
+    readonly transfer: string,
+    readonly attempt: number,
+  ) {
     this.#where = formatAddress(opts.to);
-    this.#watchdog = new Watchdog(opts.idleTimeoutMs, () => conn.close());
+    this.#watchdog = new Watchdog(opts.idleTimeoutMs, () => this.#close());
     const touch = () => this.#watchdog.touch();
     this.#reader = new FrameReader(conn, touch);
     this.#writer = new FrameWriter(conn, touch);
@@ -118,6 +225,10 @@ class SendSession {
 
   stop(): void {
     this.#watchdog.stop();
+    this.#close();
+  }
+
+  #close(): void {
     try {
       this.conn.close();
     } catch { /* already closed */ }
@@ -126,54 +237,76 @@ class SendSession {
   async run(): Promise<SendResult> {
     try {
       const welcome = await this.#handshake();
-      this.#digest = welcome.digest;
-      this.opts.onEvent({ type: "connected", to: this.#where, server: welcome.software });
-      const reading = this.#readLoop();
+      this.opts.onEvent({
+        type: "connected",
+        to: this.#where,
+        server: welcome.software,
+        attempt: this.attempt,
+      });
+      this.#reading = this.#readLoop();
       await this.#pipeline();
       await this.#writer.frame(FrameType.DONE, new Uint8Array(0));
       await this.#writer.flush();
       await this.#bye.promise;
-      await reading;
+      await this.#reading;
       for (const entry of this.#unacked.values()) {
         this.#fail(entry.path, "the receiver never acknowledged it");
       }
     } catch (err) {
-      throw this.#explain(err);
+      throw await this.#explain(err);
     }
-    this.#result.seconds = (performance.now() - this.#started) / 1000;
-    return this.#result;
+    return this.tally;
   }
 
-  /** The clearest error for a failed session: the server's own word first. */
-  #explain(err: unknown): unknown {
+  /** The clearest error for a failed session: the receiver's own word first. */
+  async #explain(err: unknown): Promise<unknown> {
+    if (!this.#failure && isConnectionError(err)) {
+      // A write failed; the receiver may have said why just before closing. Give the reader a moment.
+      await Promise.race([this.#reading, new Promise((r) => setTimeout(r, 500))]);
+    }
     if (this.#failure) return this.#failure;
     if (this.#watchdog.expired) {
-      return new FerryError(
+      return new ConnectionLost(
         `${this.#where} stopped responding for ${this.opts.idleTimeoutMs / 1000} s`,
       );
     }
     if (err instanceof ProtocolError) {
+      await this.#sendError(err);
       return new FerryError(`protocol error with ${this.#where}: ${err.message}`);
     }
-    if (
-      err instanceof Deno.errors.ConnectionReset || err instanceof Deno.errors.BrokenPipe ||
-      err instanceof Deno.errors.BadResource || err instanceof Deno.errors.UnexpectedEof
-    ) {
-      return new FerryError(`the connection to ${this.#where} was lost`);
+    if (isConnectionError(err)) {
+      return new ConnectionLost(`the connection to ${this.#where} was lost`);
     }
     return err;
+  }
+
+  /** Tells the receiver about its protocol error before closing. */
+  async #sendError(err: ProtocolError): Promise<void> {
+    if (this.#writer.busy) return;
+    try {
+      await this.#writer.frame(
+        FrameType.ERROR,
+        encodeJson({ code: err.code, message: err.message }),
+      );
+      await this.#writer.flush();
+    } catch { /* gone already */ }
   }
 
   async #handshake(): Promise<Welcome> {
     await this.#writer.raw(encodePreamble({ version: PROTOCOL_VERSION, channel: Channel.plain }));
     await this.#writer.frame(
       FrameType.HELLO,
-      encodeJson({ software: this.opts.software, digests: ["sha256"] }),
+      encodeJson({
+        software: this.opts.software,
+        digests: ["sha256"],
+        features: [Feature.resume],
+        transfer: this.transfer,
+      }),
     );
     await this.#writer.flush();
     const raw = await this.#reader.readRaw(PREAMBLE_BYTES);
     if (raw === null) {
-      throw new FerryError(`${this.#where} closed the connection during the handshake`);
+      throw new ConnectionLost(`${this.#where} closed the connection during the handshake`);
     }
     let theirs;
     try {
@@ -188,15 +321,34 @@ class SendSession {
     }
     const frame = await this.#reader.next();
     if (frame?.type === FrameType.ERROR) throw this.#serverError(frame.payload);
+    if (theirs.channel !== Channel.plain) {
+      throw new ProtocolError(
+        "unsupported-channel",
+        `the receiver chose channel ${theirs.channel}`,
+      );
+    }
     if (frame?.type !== FrameType.WELCOME) {
       throw new ProtocolError("unexpected-frame", "expected WELCOME");
     }
-    return decodeWelcome(frame.payload);
+    const welcome = decodeWelcome(frame.payload);
+    if (welcome.digest !== "sha256") {
+      throw new ProtocolError(
+        "bad-message",
+        `the receiver chose digest ${welcome.digest}, not offered`,
+      );
+    }
+    this.#digest = welcome.digest;
+    this.#resume = welcome.features.includes(Feature.resume);
+    this.#batchEntries = Math.min(4096, welcome.limits.maxBatchEntries);
+    this.#batchBytes = Math.min(BATCH_BYTES, Math.floor(welcome.limits.maxFrame / 2));
+    return welcome;
   }
 
   #serverError(payload: Uint8Array): FerryError {
     const e = decodeError(payload);
-    return new FerryError(`${this.#where} refused the session: ${e.message} (${e.code})`);
+    const message = `${this.#where} refused the session: ${e.message} (${e.code})`;
+    if (e.code === "busy" || e.code === "shutting-down") return new ConnectionLost(message);
+    return new FerryError(message);
   }
 
   /** Reads PLAN, ACK and BYE frames until the server closes. */
@@ -205,7 +357,9 @@ class SendSession {
       for (;;) {
         const frame = await this.#reader.next();
         if (frame === null) {
-          throw new FerryError(`${this.#where} closed the connection before the transfer ended`);
+          throw new ConnectionLost(
+            `${this.#where} closed the connection before the transfer ended`,
+          );
         }
         switch (frame.type) {
           case FrameType.PLAN: {
@@ -217,34 +371,22 @@ class SendSession {
             break;
           }
           case FrameType.ACK:
-            for (const ack of decodeAcks(frame.payload).acks) {
-              const entry = this.#unacked.get(ack.id);
-              if (!entry) throw new ProtocolError("bad-sequence", `ACK for unknown id ${ack.id}`);
-              this.#unacked.delete(ack.id);
-              if (ack.ok) {
-                this.#result.files++;
-                this.#result.bytes += entry.size ?? 0;
-                this.opts.onEvent({
-                  type: "file-done",
-                  path: entry.path,
-                  name: ack.name ?? entry.path,
-                  bytes: entry.size ?? 0,
-                });
-              } else if (ack.reason?.startsWith("skipped")) {
-                this.#result.skipped++;
-                this.opts.onEvent({ type: "skipped", path: entry.path, reason: ack.reason });
-              } else {
-                this.#fail(entry.path, ack.reason ?? "failed on the receiver");
-              }
-            }
+            for (const ack of decodeAcks(frame.payload).acks) this.#acknowledged(ack);
             this.#ackSignal.resolve();
             this.#ackSignal = deferred();
             break;
           case FrameType.BYE:
             this.#bye.resolve(decodeBye(frame.payload));
             return;
-          case FrameType.ERROR:
-            throw this.#serverError(frame.payload);
+          case FrameType.ERROR: {
+            const e = decodeError(frame.payload);
+            const message = e.code === "shutting-down"
+              ? `${this.#where} is shutting down`
+              : `${this.#where} stopped the transfer: ${e.message} (${e.code})`;
+            throw e.code === "shutting-down"
+              ? new ConnectionLost(message)
+              : new FerryError(message);
+          }
           default:
             throw new ProtocolError(
               "unexpected-frame",
@@ -253,124 +395,198 @@ class SendSession {
         }
       }
     } catch (err) {
-      const failure = this.#explain(err);
+      let failure = err;
+      if (!(err instanceof FerryError)) {
+        if (err instanceof ProtocolError) await this.#sendError(err);
+        failure = this.#watchdog.expired
+          ? new ConnectionLost(
+            `${this.#where} stopped responding for ${this.opts.idleTimeoutMs / 1000} s`,
+          )
+          : err instanceof ProtocolError
+          ? new FerryError(`protocol error with ${this.#where}: ${err.message}`)
+          : isConnectionError(err)
+          ? new ConnectionLost(`the connection to ${this.#where} was lost`)
+          : err;
+      }
       this.#failure = failure instanceof Error ? failure : new Error(String(failure));
       for (const waiting of this.#plans.values()) waiting.reject(this.#failure);
       this.#ackSignal.reject(this.#failure);
       this.#bye.reject(this.#failure);
-      this.stop(); // unblocks a pending write
+      this.#close(); // unblocks a pending write
+    }
+  }
+
+  #acknowledged(ack: Ack): void {
+    const entry = this.#unacked.get(ack.id);
+    if (!entry) throw new ProtocolError("bad-sequence", `ACK for unknown id ${ack.id}`);
+    this.#unacked.delete(ack.id);
+    if (ack.ok) {
+      const resumed = entry.resumed ?? 0;
+      const bytes = (entry.size ?? 0) - resumed;
+      this.tally.files++;
+      this.tally.bytes += bytes;
+      this.tally.resumedBytes += resumed;
+      this.opts.onEvent({
+        type: "file-done",
+        path: entry.path,
+        name: ack.name ?? entry.path,
+        bytes,
+        resumed,
+      });
+    } else if (ack.skipped) {
+      this.tally.skipped++;
+      this.opts.onEvent({
+        type: "skipped",
+        path: entry.path,
+        reason: `skipped by the receiver: ${ack.reason ?? "already exists"}`,
+      });
+    } else if (ack.retry && !entry.resend && this.#resends.length < MAX_RESENDS) {
+      this.opts.onEvent({
+        type: "warning",
+        message: `${entry.path} arrived damaged (${ack.reason}); sending it again`,
+      });
+      this.#resends.push({ ...entry, resend: true });
+    } else {
+      this.#fail(entry.path, ack.reason ?? "failed on the receiver");
     }
   }
 
   #fail(path: string, reason: string): void {
-    this.#result.failed++;
+    this.tally.failed++;
     this.opts.onEvent({ type: "file-failed", path, reason });
+  }
+
+  /** Announces batches from `source` until the window is full or it runs dry. */
+  async #fill(
+    outstanding: Batch[],
+    take: () => Promise<Numbered | null>,
+  ): Promise<boolean> {
+    let announced = false;
+    let more = true;
+    while (more && outstanding.length < ANNOUNCE_WINDOW) {
+      const entries: Numbered[] = [];
+      const wire: Entry[] = [];
+      let bytes = 64;
+      while (entries.length < this.#batchEntries) {
+        const entry = await take();
+        if (entry === null) {
+          more = false;
+          break;
+        }
+        const { id, path, kind, size, mtime, mode } = entry;
+        const item = { id, path, kind, size, mtime, mode };
+        entries.push(entry);
+        wire.push(item);
+        bytes += new TextEncoder().encode(JSON.stringify(item)).length + 1;
+        if (bytes >= this.#batchBytes) break;
+      }
+      if (entries.length === 0) break;
+      const batch = this.#nextBatch++;
+      const waiting = deferred<Plan>();
+      this.#plans.set(batch, waiting);
+      outstanding.push({ batch, entries, plan: waiting.promise });
+      await this.#writer.frame(FrameType.ANNOUNCE, encodeJson({ batch, entries: wire }));
+      announced = true;
+    }
+    if (announced) await this.#writer.flush();
+    return more;
   }
 
   async #pipeline(): Promise<void> {
     const items = walk(this.opts.sources);
-    let exhausted = false;
-    let nextId = 0;
-    let nextBatch = 0;
-    const outstanding: { batch: Batch; plan: Promise<Plan> }[] = [];
-    const take = async (): Promise<Numbered | null> => {
+    const fromWalk = async (): Promise<Numbered | null> => {
       for (;;) {
         const next: IteratorResult<WalkItem> = await items.next();
         if (next.done) return null;
         const item = next.value;
-        if (item.type === "entry") return { ...item.entry, id: nextId++ };
+        if (item.type === "entry") return { ...item.entry, id: this.#nextId++ };
         if (item.type === "skipped") {
-          this.#result.skipped++;
+          this.tally.skipped++;
           this.opts.onEvent({ type: "skipped", path: item.path, reason: item.reason });
         } else {
           this.#fail(item.path, item.reason);
         }
       }
     };
-    /** Announces batches until the window is full or the walk is done. */
-    const fill = async () => {
-      while (!exhausted && outstanding.length < ANNOUNCE_WINDOW) {
-        const entries: Numbered[] = [];
-        let bytes = 0;
-        while (entries.length < 4096 && bytes < BATCH_BYTES) {
-          const entry = await take();
-          if (entry === null) {
-            exhausted = true;
-            break;
-          }
-          entries.push(entry);
-          bytes += 96 + entry.path.length * 3;
-        }
-        if (entries.length === 0) break;
-        const batch = { batch: nextBatch++, entries };
-        const waiting = deferred<Plan>();
-        this.#plans.set(batch.batch, waiting);
-        outstanding.push({ batch, plan: waiting.promise });
-        const wire: Entry[] = entries.map(({ id, path, kind, size, mtime, mode }) => ({
-          id,
-          path,
-          kind,
-          size,
-          mtime,
-          mode,
-        }));
-        await this.#writer.frame(
-          FrameType.ANNOUNCE,
-          encodeJson({ batch: batch.batch, entries: wire }),
-        );
-      }
-      await this.#writer.flush();
-    };
+    await this.#run(fromWalk);
+    // Files that arrived damaged get one more try, once all acknowledgements are in.
+    while (true) {
+      await this.#allAcknowledged();
+      if (this.#resends.length === 0) break;
+      const again = this.#resends.splice(0).map((e) => ({ ...e, id: this.#nextId++ }));
+      await this.#run(() => Promise.resolve(again.shift() ?? null));
+    }
+  }
 
-    await fill();
+  /** Announces everything `take` yields and streams the accepted files. */
+  async #run(take: () => Promise<Numbered | null>): Promise<void> {
+    const outstanding: Batch[] = [];
+    let more = await this.#fill(outstanding, take);
     while (outstanding.length > 0) {
-      const { batch, plan: planned } = outstanding.shift()!;
+      const { batch, entries, plan: planned } = outstanding[0];
       await this.#writer.flush();
       const plan = await planned;
-      if (plan.decisions.length !== batch.entries.length) {
-        throw new ProtocolError("bad-message", `plan ${plan.batch} does not match its batch`);
+      if (plan.decisions.length !== entries.length) {
+        throw new ProtocolError("bad-message", `plan ${batch} does not match its batch`);
       }
-      for (let i = 0; i < batch.entries.length; i++) {
-        const entry = batch.entries[i];
-        const decision = plan.decisions[i];
-        if (decision.id !== entry.id) {
-          throw new ProtocolError("bad-message", `plan ${plan.batch} is out of order`);
+      for (let i = 0; i < entries.length; i++) {
+        if (plan.decisions[i].id !== entries[i].id) {
+          throw new ProtocolError("bad-message", `plan ${batch} is out of order`);
         }
-        await this.#follow(entry, decision);
-        if (outstanding.length < ANNOUNCE_WINDOW - 1 && !exhausted) await fill();
+        await this.#follow(entries[i], plan.decisions[i]);
+        // Keep the receiver's plans coming while this batch streams.
+        if (more && outstanding.length < ANNOUNCE_WINDOW) {
+          more = await this.#fill(outstanding, take);
+        }
       }
-      await fill();
+      outstanding.shift();
+      if (more) more = await this.#fill(outstanding, take);
+    }
+  }
+
+  async #allAcknowledged(): Promise<void> {
+    while (this.#unacked.size > 0) {
+      await this.#writer.flush();
+      await this.#ackSignal.promise;
     }
   }
 
   async #follow(entry: Numbered, decision: Decision): Promise<void> {
-    if (decision.action === "skip") {
-      this.#result.skipped++;
-      this.opts.onEvent({
-        type: "skipped",
-        path: entry.path,
-        reason: `skipped by the receiver: ${decision.reason ?? "no reason given"}`,
-      });
-      return;
-    }
-    if (decision.action === "refuse") {
-      this.#fail(entry.path, `refused by the receiver: ${decision.reason ?? "no reason given"}`);
-      return;
+    switch (decision.action) {
+      case "have":
+        this.tally.already++;
+        return;
+      case "skip":
+        this.tally.skipped++;
+        this.opts.onEvent({
+          type: "skipped",
+          path: entry.path,
+          reason: `skipped by the receiver: ${decision.reason ?? "no reason given"}`,
+        });
+        return;
+      case "refuse":
+        this.#fail(entry.path, `refused by the receiver: ${decision.reason ?? "no reason given"}`);
+        return;
     }
     if (entry.kind === "dir") return;
-    if ((decision.offset ?? 0) !== 0) {
-      throw new ProtocolError("bad-message", "the receiver asked for an offset; not supported");
+    const offset = decision.offset ?? 0;
+    if (offset > 0 && (!this.#resume || entry.size === null || offset > entry.size)) {
+      throw new ProtocolError("bad-message", "the receiver offered a resume that cannot be");
     }
     while (this.#unacked.size >= MAX_UNACKED) {
       await this.#writer.flush();
       await this.#ackSignal.promise;
     }
     this.#unacked.set(entry.id, entry);
-    await this.#stream(entry);
+    await this.#stream(entry, offset, decision.prefix);
   }
 
-  /** Sends one file's bytes, then FILE_END, or FILE_ABORT if it could not be read whole. */
-  async #stream(entry: Numbered): Promise<void> {
+  /**
+   * Sends one file's bytes, then FILE_END, or FILE_ABORT if it could not be
+   * read whole. With a resume offer, it first hashes the offered prefix and
+   * sends only the rest if the receiver's prefix digest matches.
+   */
+  async #stream(entry: Numbered, offer: number, prefix: string | undefined): Promise<void> {
     const abort = async (reason: string) => {
       await this.#writer.frame(FrameType.FILE_ABORT, encodeFileAbort({ id: entry.id, reason }));
     };
@@ -381,10 +597,9 @@ class SendSession {
     } else {
       try {
         opened = await Deno.open(entry.source, { read: true });
-        const info = await opened.stat();
-        if (info.size !== entry.size || (info.mtime?.getTime() ?? entry.mtime) !== entry.mtime) {
+        if (!unchanged(await opened.stat(), entry)) {
           opened.close();
-          return await abort("changed after it was listed");
+          return await abort("it changed after it was listed");
         }
       } catch (err) {
         opened?.close();
@@ -392,9 +607,22 @@ class SendSession {
       }
       file = opened;
     }
-    const hash = createHash(this.#digest);
+    let hash = createHash(this.#digest);
     let sent = 0;
     try {
+      if (offer > 0 && opened) {
+        const resumed = await resumePoint(opened, hash, offer, prefix!);
+        if (resumed === null) {
+          hash = createHash(this.#digest);
+          await opened.seek(0, Deno.SeekMode.Start);
+        }
+        sent = resumed ?? 0;
+        await this.#writer.frame(
+          FrameType.FILE_START,
+          encodeFileStart({ id: entry.id, offset: sent }),
+        );
+        entry.resumed = sent;
+      }
       for (;;) {
         const want = entry.size === null
           ? MAX_FRAME_PAYLOAD
@@ -410,16 +638,11 @@ class SendSession {
         this.#writer.commit(FrameType.DATA, n);
         sent += n;
       }
-      if (opened) {
-        const info = await opened.stat();
-        if (info.size !== entry.size || (info.mtime?.getTime() ?? entry.mtime) !== entry.mtime) {
-          return await abort("it changed while being sent");
-        }
+      if (opened && !unchanged(await opened.stat(), entry)) {
+        return await abort("it changed while being sent");
       }
     } catch (err) {
-      if (this.#failure || !(err instanceof Deno.errors.PermissionDenied || isReadError(err))) {
-        throw err;
-      }
+      if (this.#failure || isConnectionError(err) || !isReadError(err)) throw err;
       return await abort(`cannot read it: ${describeReadError(err)}`);
     } finally {
       opened?.close();
@@ -432,8 +655,41 @@ class SendSession {
   }
 }
 
+/**
+ * Hashes the first `offer` bytes of `file` into `hash`; returns `offer` if
+ * their digest is the receiver's `prefix`, else null (send it all).
+ */
+async function resumePoint(
+  file: Deno.FsFile,
+  hash: Hash,
+  offer: number,
+  prefix: string,
+): Promise<number | null> {
+  const buf = new Uint8Array(1024 * 1024);
+  let done = 0;
+  while (done < offer) {
+    const n = await file.read(buf.subarray(0, Math.min(buf.length, offer - done)));
+    if (n === null) return null;
+    hash.update(buf.subarray(0, n));
+    done += n;
+  }
+  return hash.copy().digest("hex") === prefix ? offer : null;
+}
+
+function unchanged(info: Deno.FileInfo, entry: LocalEntry): boolean {
+  return info.size === entry.size && (info.mtime?.getTime() ?? entry.mtime) === entry.mtime;
+}
+
+function isConnectionError(err: unknown): boolean {
+  return err instanceof Deno.errors.ConnectionReset || err instanceof Deno.errors.BrokenPipe ||
+    err instanceof Deno.errors.BadResource || err instanceof Deno.errors.UnexpectedEof ||
+    err instanceof Deno.errors.ConnectionAborted || err instanceof Deno.errors.Interrupted ||
+    (err instanceof ProtocolError && err.code === "truncated");
+}
+
 function isReadError(err: unknown): boolean {
-  return err instanceof Error && /os error (5|21)\b|input\/output/i.test(err.message);
+  return err instanceof Deno.errors.PermissionDenied || err instanceof Deno.errors.NotFound ||
+    (err instanceof Error && /os error (5|21)\b|input\/output/i.test(err.message));
 }
 
 function describeReadError(err: unknown): string {

@@ -20,6 +20,8 @@ export const FrameType = {
   FILE_END: 0x21,
   /** Sender → receiver, binary: the current file is abandoned (id, UTF-8 reason). */
   FILE_ABORT: 0x22,
+  /** Sender → receiver, binary: answers a resume offer (id, offset: the offer or 0). */
+  FILE_START: 0x23,
   /** Receiver → sender, JSON: files that are verified and durable, or failed. */
   ACK: 0x30,
   /** Sender → receiver, empty: nothing more will be announced. */
@@ -45,6 +47,7 @@ const MAX_PAYLOAD: Record<number, number> = {
   [FrameType.DATA]: MAX_FRAME_PAYLOAD,
   [FrameType.FILE_END]: FILE_END_MAX_BYTES,
   [FrameType.FILE_ABORT]: 4 + ABORT_REASON_MAX_BYTES,
+  [FrameType.FILE_START]: 12,
   [FrameType.ACK]: MAX_FRAME_PAYLOAD,
   [FrameType.DONE]: 0,
   [FrameType.BYE]: 64 * 1024,
@@ -67,16 +70,20 @@ export function writeHeader(
   new DataView(target.buffer, target.byteOffset + offset + 1, 4).setUint32(0, length);
 }
 
-/** Parses and bounds-checks a frame header (the first 5 bytes of `bytes`). */
-export function parseHeader(bytes: Uint8Array): FrameHeader {
+/**
+ * Parses and bounds-checks a frame header (the first 5 bytes of `bytes`).
+ * `maxControl` can lower the bound of JSON control frames further.
+ */
+export function parseHeader(bytes: Uint8Array, maxControl = MAX_FRAME_PAYLOAD): FrameHeader {
   if (bytes.length < FRAME_HEADER_BYTES) {
     throw new ProtocolError("bad-frame", "truncated frame header");
   }
   const type = bytes[0];
-  const max = MAX_PAYLOAD[type];
-  if (max === undefined) {
+  const typeMax = MAX_PAYLOAD[type];
+  if (typeMax === undefined) {
     throw new ProtocolError("bad-frame", `unknown frame type 0x${type.toString(16)}`);
   }
+  const max = type === FrameType.DATA ? typeMax : Math.min(typeMax, maxControl);
   const length = new DataView(bytes.buffer, bytes.byteOffset, 4 + 1).getUint32(1);
   if (length > max) {
     throw new ProtocolError(
@@ -95,6 +102,36 @@ export function encodeFrame(type: FrameTypeCode, payload: Uint8Array): Uint8Arra
   return out;
 }
 
+function writeU64(view: DataView, at: number, value: number): void {
+  view.setUint32(at, Math.floor(value / 2 ** 32));
+  view.setUint32(at + 4, value >>> 0);
+}
+
+function readU64(view: DataView, at: number, what: string): number {
+  const high = view.getUint32(at);
+  if (high >= 2 ** 21) throw new ProtocolError("bad-frame", `${what} beyond 2^53`);
+  return high * 2 ** 32 + view.getUint32(at + 4);
+}
+
+export interface FileStart {
+  id: number;
+  offset: number;
+}
+
+export function encodeFileStart(start: FileStart): Uint8Array {
+  const out = new Uint8Array(12);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, start.id);
+  writeU64(view, 4, start.offset);
+  return out;
+}
+
+export function decodeFileStart(payload: Uint8Array): FileStart {
+  if (payload.length !== 12) throw new ProtocolError("bad-frame", "FILE_START must be 12 bytes");
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
+  return { id: view.getUint32(0), offset: readU64(view, 4, "FILE_START offset") };
+}
+
 export interface FileEnd {
   id: number;
   length: number;
@@ -105,8 +142,7 @@ export function encodeFileEnd(end: FileEnd): Uint8Array {
   const out = new Uint8Array(4 + 8 + 1 + end.digest.length);
   const view = new DataView(out.buffer);
   view.setUint32(0, end.id);
-  view.setUint32(4, Math.floor(end.length / 2 ** 32));
-  view.setUint32(8, end.length >>> 0);
+  writeU64(view, 4, end.length);
   out[12] = end.digest.length;
   out.set(end.digest, 13);
   return out;
@@ -116,14 +152,12 @@ export function decodeFileEnd(payload: Uint8Array): FileEnd {
   if (payload.length < 13) throw new ProtocolError("bad-frame", "truncated FILE_END");
   const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
   const id = view.getUint32(0);
-  const high = view.getUint32(4);
-  const low = view.getUint32(8);
-  if (high >= 2 ** 21) throw new ProtocolError("bad-frame", "FILE_END length beyond 2^53");
+  const length = readU64(view, 4, "FILE_END length");
   const digestLength = payload[12];
   if (digestLength > MAX_DIGEST_BYTES || payload.length !== 13 + digestLength) {
     throw new ProtocolError("bad-frame", "FILE_END digest length does not match the frame");
   }
-  return { id, length: high * 2 ** 32 + low, digest: payload.slice(13) };
+  return { id, length, digest: payload.slice(13) };
 }
 
 export interface FileAbort {

@@ -7,7 +7,7 @@
  * (see `checkEntry`).
  */
 import { ProtocolError } from "./errors.ts";
-import { MAX_BATCH_ENTRIES, MAX_ENTRY_ID, MAX_FILE_SIZE } from "./limits.ts";
+import { MAX_BATCH_ENTRIES, MAX_ENTRY_ID, MAX_FILE_SIZE, MAX_FRAME_PAYLOAD } from "./limits.ts";
 
 export type EntryKind = "file" | "dir";
 
@@ -26,10 +26,23 @@ export interface Entry {
   mode: number;
 }
 
+/** Optional capabilities, named in HELLO and WELCOME; a feature is used only if both name it. */
+export const Feature = {
+  /** Resume offers in PLAN (offset + prefix) and FILE_START. */
+  resume: "resume",
+} as const;
+
 export interface Hello {
   software: string;
   /** Digest algorithms the sender can compute, best first. */
   digests: string[];
+  /** Features the sender supports. */
+  features: string[];
+  /**
+   * Identifies this transfer across reconnections and reruns (hex, up to 64
+   * characters), so a receiver can tell a resumed transfer from a new one.
+   */
+  transfer?: string;
 }
 
 export interface ReceiverLimits {
@@ -43,6 +56,8 @@ export interface Welcome {
   /** The digest every FILE_END of this session carries. */
   digest: string;
   limits: ReceiverLimits;
+  /** Features the receiver supports (and will use where the sender named them too). */
+  features: string[];
 }
 
 export interface Announce {
@@ -50,15 +65,25 @@ export interface Announce {
   entries: Entry[];
 }
 
-export type Action = "accept" | "skip" | "refuse";
+/**
+ * accept: send it; skip: not wanted (conflict policy); refuse: cannot be
+ * stored (reason); have: the receiver already has this exact file from an
+ * interrupted run of the same transfer.
+ */
+export type Action = "accept" | "skip" | "refuse" | "have";
 
 export interface Decision {
   id: number;
   action: Action;
   /** Why a skip or refusal; shown to the person sending. */
   reason?: string;
-  /** Where the data of an accepted file starts. Always 0 in protocol version 1. */
+  /**
+   * Resume offer (only to senders with the "resume" feature): the receiver
+   * holds the first `offset` bytes, whose digest is `prefix` (hex). The
+   * sender confirms or declines it with FILE_START.
+   */
   offset?: number;
+  prefix?: string;
 }
 
 export interface Plan {
@@ -73,6 +98,10 @@ export interface Ack {
   name?: string;
   /** Why it failed (when not ok). */
   reason?: string;
+  /** The data arrived damaged (length or digest): sending it again may succeed. */
+  retry?: boolean;
+  /** Not stored because the name exists (conflict policy "skip"); not a failure. */
+  skipped?: boolean;
 }
 
 export interface Acks {
@@ -123,16 +152,23 @@ function shortString(value: unknown, max: number): value is string {
   return typeof value === "string" && value.length <= max;
 }
 
+function isNameList(value: unknown): value is string[] {
+  return Array.isArray(value) && value.length <= 16 && value.every((d) => shortString(d, 32));
+}
+
 export function decodeHello(payload: Uint8Array): Hello {
   const m = decodeJson(payload, "HELLO");
   if (!shortString(m.software, 200)) bad("HELLO.software must be a short string");
+  if (!isNameList(m.digests)) bad("HELLO.digests must be a list of digest names");
+  const features = m.features ?? [];
+  if (!isNameList(features)) bad("HELLO.features must be a list of names");
   if (
-    !Array.isArray(m.digests) || m.digests.length > 16 ||
-    !m.digests.every((d) => shortString(d, 32))
+    m.transfer !== undefined &&
+    !(typeof m.transfer === "string" && /^[0-9a-f]{16,64}$/.test(m.transfer))
   ) {
-    bad("HELLO.digests must be a list of digest names");
+    bad("HELLO.transfer must be 16 to 64 lowercase hex digits");
   }
-  return { software: m.software, digests: m.digests };
+  return { software: m.software, digests: m.digests, features, transfer: m.transfer };
 }
 
 export function decodeWelcome(payload: Uint8Array): Welcome {
@@ -142,13 +178,17 @@ export function decodeWelcome(payload: Uint8Array): Welcome {
   const l = m.limits as Record<string, unknown> | null;
   if (
     typeof l !== "object" || l === null || !isUint(l.maxBatchEntries, MAX_BATCH_ENTRIES) ||
-    l.maxBatchEntries < 1 || !isUint(l.maxFrame, 2 ** 32) || !isUint(l.maxPathBytes, 2 ** 32)
+    l.maxBatchEntries < 1 || !isUint(l.maxFrame, MAX_FRAME_PAYLOAD) || l.maxFrame < 4096 ||
+    !isUint(l.maxPathBytes, 2 ** 32)
   ) {
     bad("WELCOME.limits is malformed");
   }
+  const features = m.features ?? [];
+  if (!isNameList(features)) bad("WELCOME.features must be a list of names");
   return {
     software: m.software,
     digest: m.digest,
+    features,
     limits: {
       maxBatchEntries: l.maxBatchEntries,
       maxFrame: l.maxFrame as number,
@@ -217,7 +257,7 @@ export function checkEntry(raw: unknown): EntryCheck {
 }
 
 function isAction(value: unknown): value is Action {
-  return value === "accept" || value === "skip" || value === "refuse";
+  return value === "accept" || value === "skip" || value === "refuse" || value === "have";
 }
 
 export function decodePlan(payload: Uint8Array): Plan {
@@ -233,11 +273,19 @@ export function decodePlan(payload: Uint8Array): Plan {
     }
     if (d.reason !== undefined && !shortString(d.reason, 2000)) bad("PLAN reason is malformed");
     if (d.offset !== undefined && !isUint(d.offset, MAX_FILE_SIZE)) bad("PLAN offset is malformed");
+    if (
+      d.prefix !== undefined &&
+      !(typeof d.prefix === "string" && /^[0-9a-f]{1,128}$/.test(d.prefix))
+    ) {
+      bad("PLAN prefix is malformed");
+    }
+    if ((d.offset ?? 0) > 0 && d.prefix === undefined) bad("PLAN offset without a prefix digest");
     return {
       id: d.id as number,
       action: d.action,
       reason: d.reason as string | undefined,
       offset: d.offset as number | undefined,
+      prefix: d.prefix as string | undefined,
     };
   });
   return { batch: m.batch, decisions };
@@ -252,11 +300,17 @@ export function decodeAcks(payload: Uint8Array): Acks {
     if (typeof a.ok !== "boolean") bad("ACK.ok must be a boolean");
     if (a.name !== undefined && !shortString(a.name, 8192)) bad("ACK.name is malformed");
     if (a.reason !== undefined && !shortString(a.reason, 2000)) bad("ACK.reason is malformed");
+    if (a.retry !== undefined && typeof a.retry !== "boolean") bad("ACK.retry must be a boolean");
+    if (a.skipped !== undefined && typeof a.skipped !== "boolean") {
+      bad("ACK.skipped must be a boolean");
+    }
     return {
       id: a.id as number,
       ok: a.ok,
       name: a.name as string | undefined,
       reason: a.reason as string | undefined,
+      retry: a.retry as boolean | undefined,
+      skipped: a.skipped as boolean | undefined,
     };
   });
   return { acks };

@@ -9,9 +9,12 @@
  * - directories whose entries changed are fsynced before anything in them
  *   is acknowledged.
  */
+import { createHash, type Hash } from "node:crypto";
+import { statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { checkName, STAGING_DIR_NAME } from "./safe_path.ts";
 import { FerryError } from "../cli/errors.ts";
+import type { Entry } from "../protocol/messages.ts";
 
 export type ConflictPolicy = "rename" | "overwrite" | "skip" | "fail";
 export const CONFLICT_POLICIES: readonly ConflictPolicy[] = ["rename", "overwrite", "skip", "fail"];
@@ -32,11 +35,33 @@ const MAX_RENAME_TRIES = 9999;
 
 export type Existing = "none" | "file" | "dir" | "other";
 
-export class Inbox {
-  /** Directories known to exist as real directories (not links) under root. */
-  #dirs = new Set<string>();
+/** What the receiver holds of a file from an interrupted transfer. */
+export interface Partial {
+  key: string;
+  path: string;
+  /** Bytes held. */
+  size: number;
+}
 
-  private constructor(readonly root: string, readonly staging: string) {}
+/** Staging temp files older than this at start-up are left from a crash: removed. */
+const STALE_TEMP_MS = 10 * 60 * 1000;
+/** Kept free on the receiving file system beyond what accepted files need. */
+const FREE_SPACE_MARGIN = 16 * 1024 * 1024;
+
+export class Inbox {
+  /** Targets being placed by the non-atomic fallback right now (see linkNoReplace). */
+  #placing = new Set<string>();
+  /** Partial keys being written by a session right now (one writer per partial). */
+  #busy = new Set<string>();
+  /** Bytes accepted by running sessions and not yet written. */
+  reserved = 0;
+
+  private constructor(
+    readonly root: string,
+    readonly staging: string,
+    readonly partials: string,
+    readonly transfers: string,
+  ) {}
 
   /** Opens DIR for receiving: creates it and the staging folder, and checks it is writable. */
   static async open(dir: string): Promise<Inbox> {
@@ -55,10 +80,20 @@ export class Inbox {
       if (!(await Deno.lstat(staging)).isDirectory) {
         throw new FerryError(`${staging} must be a directory (ferry's staging folder)`);
       }
+      const partials = join(hidden, "partial");
+      const transfers = join(hidden, "transfers");
+      for (const dir of [partials, transfers]) {
+        await mkdirIfMissing(dir);
+        if (!(await Deno.lstat(dir)).isDirectory) {
+          throw new FerryError(`${dir} must be a directory (ferry's staging folder)`);
+        }
+      }
       const probe = join(staging, `probe-${crypto.randomUUID()}`);
       await Deno.writeFile(probe, new Uint8Array(0), { createNew: true });
       await Deno.remove(probe);
-      return new Inbox(root, staging);
+      const inbox = new Inbox(root, staging, partials, transfers);
+      await removeOlderThan(staging, STALE_TEMP_MS);
+      return inbox;
     } catch (err) {
       if (err instanceof FerryError) throw err;
       if (err instanceof Deno.errors.PermissionDenied || err instanceof Deno.errors.NotCapable) {
@@ -75,8 +110,8 @@ export class Inbox {
   }
 
   /** Checks a wire name; returns its components or throws a Refusal. */
-  parse(name: string): string[] {
-    const check = checkName(name, { windows: IS_WINDOWS });
+  parse(name: string, limits: { maxPathBytes: number; maxDepth: number }): string[] {
+    const check = checkName(name, { windows: IS_WINDOWS, ...limits });
     if (!check.ok) throw new Refusal(check.reason);
     return check.parts;
   }
@@ -89,19 +124,28 @@ export class Inbox {
   /**
    * Makes sure `parts` exists as a directory under root, creating what is
    * missing, one component at a time, refusing links and files in the way.
-   * Adds the parent of each directory it creates to `dirty`.
+   * Adds the parent of each directory it creates to `dirty`, and the
+   * directory itself to `created`. `known` caches directories already
+   * checked by this session (per session: a directory another session
+   * created is not durable until that session syncs it).
    */
-  async ensureDir(parts: string[], dirty: Set<string>): Promise<string> {
+  async ensureDir(
+    parts: string[],
+    dirty: Set<string>,
+    known: Set<string>,
+    created?: Set<string>,
+  ): Promise<string> {
     let path = this.root;
     for (const part of parts) {
       const parent = path;
       path = join(path, part);
-      if (this.#dirs.has(path)) continue;
+      if (known.has(path)) continue;
       const existing = await this.existing(path);
       if (existing === "none") {
         try {
           await Deno.mkdir(path);
           dirty.add(parent);
+          if (created && created.size < DIR_CACHE_LIMIT * 16) created.add(path);
         } catch (err) {
           if (!(err instanceof Deno.errors.AlreadyExists)) throw storageRefusal(err);
           if ((await this.existing(path)) !== "dir") {
@@ -113,8 +157,8 @@ export class Inbox {
       } else if (existing === "file") {
         throw new Refusal("a file is in the way of a directory");
       }
-      if (this.#dirs.size >= DIR_CACHE_LIMIT) this.#dirs.clear();
-      this.#dirs.add(path);
+      if (known.size >= DIR_CACHE_LIMIT) known.clear();
+      known.add(path);
     }
     return path;
   }
@@ -132,9 +176,109 @@ export class Inbox {
 
   /** A new, empty, private temporary file in the staging folder. */
   async createTemp(): Promise<{ path: string; file: Deno.FsFile }> {
-    const path = join(this.staging, `${crypto.randomUUID()}.part`);
+    const path = join(this.staging, `${crypto.randomUUID()}.tmp`);
     const file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
     return { path, file };
+  }
+
+  /**
+   * Claims the partial slot of `entry` (path, size and mtime name the same
+   * source file) for one session. Null if another session holds it.
+   */
+  claimPartial(entry: Entry): Partial | null {
+    const key = createHash("sha256")
+      .update(JSON.stringify([entry.path, entry.size, entry.mtime]))
+      .digest("hex")
+      .slice(0, 40);
+    if (this.#busy.has(key)) return null;
+    this.#busy.add(key);
+    return { key, path: join(this.partials, `${key}.part`), size: 0 };
+  }
+
+  releasePartial(partial: Partial): void {
+    this.#busy.delete(partial.key);
+  }
+
+  /**
+   * What is held for a claimed partial: its size, and a hash of those bytes
+   * (to confirm the prefix with the sender, and to continue from). Null if
+   * nothing usable is held.
+   */
+  async readPartial(
+    partial: Partial,
+    digest: string,
+    maxSize: number,
+  ): Promise<{ size: number; hash: Hash } | null> {
+    let file: Deno.FsFile;
+    try {
+      const info = await Deno.lstat(partial.path);
+      if (!info.isFile || info.size === 0) return null;
+      if (info.size > maxSize) {
+        await Deno.remove(partial.path);
+        return null;
+      }
+      file = await Deno.open(partial.path, { read: true });
+    } catch {
+      return null;
+    }
+    try {
+      const hash = createHash(digest);
+      const buf = new Uint8Array(1024 * 1024);
+      let size = 0;
+      for (;;) {
+        const n = await file.read(buf);
+        if (n === null) break;
+        hash.update(buf.subarray(0, n));
+        size += n;
+      }
+      return size > 0 && size <= maxSize ? { size, hash } : null;
+    } finally {
+      file.close();
+    }
+  }
+
+  /**
+   * Records that transfer `id` has started. True if it had started before
+   * and not finished: this session resumes it.
+   */
+  async beginTransfer(id: string): Promise<boolean> {
+    const marker = join(this.transfers, id);
+    try {
+      await Deno.writeFile(marker, new Uint8Array(0), { createNew: true });
+      return false;
+    } catch (err) {
+      if (err instanceof Deno.errors.AlreadyExists) {
+        const now = new Date();
+        await Deno.utime(marker, now, now).catch(() => {});
+        return true;
+      }
+      throw err;
+    }
+  }
+
+  /** Forgets transfer `id`: it completed, so a new run of it is a new copy. */
+  async endTransfer(id: string): Promise<void> {
+    await Deno.remove(join(this.transfers, id)).catch(() => {});
+  }
+
+  /** Removes partial files and transfer markers untouched for `ageMs`. */
+  async cleanUp(ageMs: number): Promise<void> {
+    await removeOlderThan(
+      this.partials,
+      ageMs,
+      (name) => !this.#busy.has(name.replace(/\.part$/, "")),
+    );
+    await removeOlderThan(this.transfers, ageMs);
+  }
+
+  /** Bytes free for ferry on the receiving file system, or null if unknown. */
+  async freeBytes(): Promise<number | null> {
+    try {
+      const fs = await statfs(this.root);
+      return Math.max(0, Number(fs.bavail) * Number(fs.bsize) - FREE_SPACE_MARGIN);
+    } catch {
+      return null;
+    }
   }
 
   /**
@@ -163,7 +307,7 @@ export class Inbox {
     const tries = policy === "rename" ? MAX_RENAME_TRIES : 0;
     for (let n = 0; n <= tries; n++) {
       const candidate = n === 0 ? name : numberedName(name, n);
-      if (await linkNoReplace(temp, join(dir, candidate))) {
+      if (await linkNoReplace(temp, join(dir, candidate), this.#placing)) {
         await Deno.remove(temp);
         dirty.add(dir);
         return candidate;
@@ -175,7 +319,7 @@ export class Inbox {
   }
 }
 
-/** `report.pdf` → `report (2).pdf`; `.bashrc` → `.bashrc (2)`; `a.tar.gz` → `a.tar (2).gz`. */
+/** `report.pdf` → `report (1).pdf`; `.bashrc` → `.bashrc (1)`; `a.tar.gz` → `a.tar (1).gz`. */
 export function numberedName(name: string, n: number): string {
   const dot = name.lastIndexOf(".");
   if (dot <= 0) return `${name} (${n})`;
@@ -185,9 +329,11 @@ export function numberedName(name: string, n: number): string {
 /**
  * Creates `target` as a new name for `temp`, failing if `target` exists:
  * atomic, never replaces. Where hard links are unsupported (FAT, some
- * network shares) it falls back to a checked rename.
+ * network shares) it falls back to check-then-rename, serialized per target
+ * within this process through `placing` (another process writing the same
+ * name at the same instant could still be replaced there).
  */
-async function linkNoReplace(temp: string, target: string): Promise<boolean> {
+async function linkNoReplace(temp: string, target: string, placing: Set<string>): Promise<boolean> {
   try {
     await Deno.link(temp, target);
     return true;
@@ -195,23 +341,46 @@ async function linkNoReplace(temp: string, target: string): Promise<boolean> {
     if (err instanceof Deno.errors.AlreadyExists) return false;
     if (!isLinkUnsupported(err)) throw storageRefusal(err);
   }
+  if (placing.has(target)) return false;
+  placing.add(target);
   try {
-    await Deno.lstat(target);
-    return false;
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw storageRefusal(err);
+    try {
+      await Deno.lstat(target);
+      return false;
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw storageRefusal(err);
+    }
+    await Deno.rename(temp, target).catch((err) => {
+      throw storageRefusal(err);
+    });
+  } finally {
+    placing.delete(target);
   }
-  await Deno.rename(temp, target).catch((err) => {
-    throw storageRefusal(err);
-  });
-  // The fallback moved the file; make the caller's remove() a no-op.
-  await Deno.link(target, temp).catch(() => Deno.writeFile(temp, new Uint8Array(0)));
+  // The fallback moved the file; leave an empty stand-in for the caller's remove().
+  await Deno.writeFile(temp, new Uint8Array(0)).catch(() => {});
   return true;
 }
 
 function isLinkUnsupported(err: unknown): boolean {
   return err instanceof Deno.errors.PermissionDenied && !(err instanceof Deno.errors.NotCapable) ||
     (err instanceof Error && /not supported|operation not permitted/i.test(err.message));
+}
+
+/** Removes the files in `dir` not modified for `ageMs` that `removable` allows. */
+async function removeOlderThan(
+  dir: string,
+  ageMs: number,
+  removable: (name: string) => boolean = () => true,
+): Promise<void> {
+  const cutoff = Date.now() - ageMs;
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      if (!entry.isFile || !removable(entry.name)) continue;
+      const path = join(dir, entry.name);
+      const info = await Deno.lstat(path).catch(() => null);
+      if (info && (info.mtime?.getTime() ?? 0) < cutoff) await Deno.remove(path).catch(() => {});
+    }
+  } catch { /* the folder vanished: nothing to clean */ }
 }
 
 async function mkdirIfMissing(path: string): Promise<void> {

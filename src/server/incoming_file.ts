@@ -1,19 +1,36 @@
 /**
- * One file being received: written to a staging temp file and hashed as the
+ * One file being received: written to a staging file and hashed as the
  * bytes arrive, then checked (length, digest), given its metadata, fsynced
  * and only then placed under its final name.
+ *
+ * A file with a known size is staged as a resumable partial (see
+ * Inbox.claimPartial): if the session breaks off, its bytes stay in
+ * DIR/.ferry/partial for a later session of the same transfer to continue.
+ * Anything else is staged in DIR/.ferry/tmp and removed on failure.
  */
 import { createHash, type Hash } from "node:crypto";
 import type { Entry } from "../protocol/messages.ts";
 import type { FileEnd } from "../protocol/frame.ts";
 import { writeAll } from "../transport/byte_stream.ts";
-import { type ConflictPolicy, type Inbox, Refusal, storageRefusal } from "./inbox.ts";
+import { type ConflictPolicy, type Inbox, type Partial, Refusal, storageRefusal } from "./inbox.ts";
 
-/** Permission bits a receiver keeps: no setuid, setgid, sticky, group/other write. */
+/** Permission bits a receiver keeps: no setuid, setgid, sticky, group/other write (the owner can always read and write). */
 export const KEPT_MODE_BITS = 0o755;
 
+/** Where a file resumes: the bytes already held and the hash over them. */
+export interface Resume {
+  offset: number;
+  hash: Hash;
+}
+
+/** Thrown for data that arrived damaged: the sender may send the file again. */
+export class DamagedData extends Refusal {}
+
 export class IncomingFile {
-  received = 0;
+  /** Bytes of the file held so far, including resumed ones. */
+  received: number;
+  /** Bytes that were already held when this session started on the file. */
+  readonly resumed: number;
   #hash: Hash;
   #closed = false;
 
@@ -21,38 +38,82 @@ export class IncomingFile {
     readonly entry: Entry,
     readonly dir: string,
     readonly name: string,
-    readonly tempPath: string,
+    readonly path: string,
     readonly file: Deno.FsFile,
-    digest: string,
+    readonly partial: Partial | null,
+    hash: Hash,
+    resumed: number,
   ) {
-    this.#hash = createHash(digest);
+    this.#hash = hash;
+    this.received = resumed;
+    this.resumed = resumed;
   }
 
+  /**
+   * Opens the staging file: the claimed partial (continuing at `resume`, or
+   * from scratch), or a fresh temp file when there is no partial.
+   */
   static async create(
     inbox: Inbox,
     entry: Entry,
     dir: string,
     name: string,
     digest: string,
+    partial: Partial | null,
+    resume: Resume | null,
   ): Promise<IncomingFile> {
-    const temp = await inbox.createTemp().catch((err) => {
+    try {
+      if (partial === null) {
+        const temp = await inbox.createTemp();
+        return new IncomingFile(
+          entry,
+          dir,
+          name,
+          temp.path,
+          temp.file,
+          null,
+          createHash(digest),
+          0,
+        );
+      }
+      const file = await Deno.open(partial.path, {
+        write: true,
+        create: true,
+        truncate: resume === null,
+        mode: 0o600,
+      });
+      if (resume !== null) {
+        await file.truncate(resume.offset);
+        await file.seek(resume.offset, Deno.SeekMode.Start);
+      }
+      const hash = resume?.hash ?? createHash(digest);
+      return new IncomingFile(
+        entry,
+        dir,
+        name,
+        partial.path,
+        file,
+        partial,
+        hash,
+        resume?.offset ?? 0,
+      );
+    } catch (err) {
       throw storageRefusal(err);
-    });
-    return new IncomingFile(entry, dir, name, temp.path, temp.file, digest);
+    }
   }
 
   /** Appends `chunk`; refuses data beyond the declared size or the size cap. */
   async write(chunk: Uint8Array, maxSize: number): Promise<void> {
     const limit = this.entry.size ?? maxSize;
     if (this.received + chunk.length > limit) {
-      throw new Refusal(
-        this.entry.size === null
-          ? `larger than the receiver's limit of ${maxSize} bytes`
-          : `the sender sent more than the ${this.entry.size} bytes it announced`,
-      );
+      throw this.entry.size === null
+        ? new Refusal(`larger than the receiver's limit of ${maxSize} bytes`)
+        : new DamagedData(`the sender sent more than the ${this.entry.size} bytes it announced`);
     }
+    // The write runs off the main thread; hash meanwhile. `chunk` is not reused until both are done.
+    const writing = writeAll(this.file, chunk);
     this.#hash.update(chunk);
-    await writeAll(this.file, chunk).catch((err) => {
+    await writing.catch((err) => {
       throw storageRefusal(err);
     });
     this.received += chunk.length;
@@ -70,20 +131,20 @@ export class IncomingFile {
   ): Promise<string | null> {
     const { entry } = this;
     if (entry.size !== null && this.received !== entry.size) {
-      throw new Refusal(`received ${this.received} bytes, but ${entry.size} were announced`);
+      throw new DamagedData(`received ${this.received} bytes, but ${entry.size} were announced`);
     }
     if (end.length !== this.received) {
-      throw new Refusal(
+      throw new DamagedData(
         `received ${this.received} bytes, but the sender says it sent ${end.length}`,
       );
     }
     const digest = new Uint8Array(this.#hash.digest());
     if (!equalBytes(digest, end.digest)) {
-      throw new Refusal("digest mismatch: the data was altered in transit");
+      throw new DamagedData("digest mismatch: the data was altered in transit");
     }
     try {
       if (Deno.build.os !== "windows") {
-        await Deno.chmod(this.tempPath, entry.mode & KEPT_MODE_BITS);
+        await Deno.chmod(this.path, (entry.mode & KEPT_MODE_BITS) | 0o600);
       }
       const mtime = new Date(entry.mtime);
       await this.file.utime(mtime, mtime);
@@ -92,13 +153,21 @@ export class IncomingFile {
       throw storageRefusal(err);
     }
     this.#close();
-    return await inbox.place(this.tempPath, this.dir, this.name, policy, dirty);
+    return await inbox.place(this.path, this.dir, this.name, policy, dirty);
   }
 
-  /** Drops the temp file (after a failure or an abort). */
-  async discard(): Promise<void> {
+  /**
+   * Drops the staging file, or, with `keep`, leaves a partial with data in
+   * place (synced) for a later session to resume.
+   */
+  async discard(keep = false): Promise<void> {
+    if (keep && this.partial !== null && this.received > 0 && !this.#closed) {
+      await this.file.sync().catch(() => {});
+      this.#close();
+      return;
+    }
     this.#close();
-    await Deno.remove(this.tempPath).catch(() => {});
+    await Deno.remove(this.path).catch(() => {});
   }
 
   #close(): void {

@@ -2,6 +2,10 @@
  * The listener: accepts connections and runs each as its own Session, so a
  * sender that misbehaves or fails never affects the others or the server.
  */
+import { encodeFrame, FrameType } from "../protocol/frame.ts";
+import { encodeJson } from "../protocol/messages.ts";
+import { Channel, encodePreamble, PROTOCOL_VERSION } from "../protocol/preamble.ts";
+import { closeGracefully, writeAll } from "../transport/byte_stream.ts";
 import { formatAddress, listen } from "../transport/tcp.ts";
 import { Inbox } from "./inbox.ts";
 import { Session, type SessionOptions } from "./session.ts";
@@ -12,22 +16,35 @@ export interface ServerOptions extends Omit<SessionOptions, "inbox"> {
   port: number;
 }
 
+/** How often abandoned partials are looked for, at most. */
+const CLEANUP_INTERVAL_MS = 3600 * 1000;
+
 export class FerryServer {
   #sessions = new Map<Session, Promise<void>>();
+  /** The live session of each named transfer. */
+  #transfers = new Map<string, Session>();
   #nextSession = 1;
   #closed = false;
   #done: Promise<void>;
+  #cleanup: ReturnType<typeof setInterval>;
 
   private constructor(
     readonly inbox: Inbox,
     readonly listener: Deno.TcpListener,
     readonly opts: ServerOptions,
   ) {
+    const keep = opts.limits.keepPartialMs;
+    this.#cleanup = setInterval(
+      () => inbox.cleanUp(keep),
+      Math.max(1000, Math.min(CLEANUP_INTERVAL_MS, keep / 4)),
+    );
+    Deno.unrefTimer(Number(this.#cleanup));
     this.#done = this.#acceptLoop();
   }
 
   static async start(opts: ServerOptions): Promise<FerryServer> {
     const inbox = await Inbox.open(opts.dir);
+    await inbox.cleanUp(opts.limits.keepPartialMs);
     const listener = listen({ host: opts.host, port: opts.port });
     return new FerryServer(inbox, listener, opts);
   }
@@ -53,6 +70,10 @@ export class FerryServer {
         continue;
       }
       conn.setNoDelay(true);
+      if (this.#sessions.size >= this.opts.limits.maxConnections) {
+        turnAway(conn, this.opts.limits.maxConnections);
+        continue;
+      }
       const peer = formatAddress({
         host: conn.remoteAddr.hostname,
         port: conn.remoteAddr.port,
@@ -60,26 +81,69 @@ export class FerryServer {
       const session = new Session(this.#nextSession++, conn, peer, {
         ...this.opts,
         inbox: this.inbox,
+        claimTransfer: (transfer, session) => this.#claimTransfer(transfer, session),
       });
       const running = session.run().catch((err) => {
         // Session.run() handles its own failures; reaching here is a bug, and still not fatal.
         console.error(`ferry: session failed unexpectedly: ${err?.stack ?? err}`);
-      }).finally(() => this.#sessions.delete(session));
+      }).finally(() => {
+        this.#sessions.delete(session);
+        const transfer = session.transfer;
+        if (transfer !== null && this.#transfers.get(transfer) === session) {
+          this.#transfers.delete(transfer);
+        }
+      });
       this.#sessions.set(session, running);
     }
     await Promise.all(this.#sessions.values());
   }
 
   /**
-   * Stops accepting and ends the running sessions; each discards its
-   * unfinished file. `done` resolves once they have.
+   * A sender runs one session of a transfer at a time: a new one means the
+   * old connection is stale (the sender reconnected before the receiver
+   * noticed the loss). End the old one so its partial files can resume.
+   */
+  async #claimTransfer(transfer: string, session: Session): Promise<void> {
+    const previous = this.#transfers.get(transfer);
+    this.#transfers.set(transfer, session);
+    if (previous === undefined || previous === session) return;
+    await previous.abort("superseded", "the sender reconnected in another session");
+    await this.#sessions.get(previous);
+  }
+
+  /**
+   * Stops accepting and ends the running sessions, telling their senders;
+   * each keeps its unfinished file as a resumable partial. `done` resolves
+   * once they have ended.
    */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#cleanup);
     try {
       this.listener.close();
     } catch { /* already closed */ }
-    for (const session of this.#sessions.keys()) session.abort("the receiver is shutting down");
+    for (const session of this.#sessions.keys()) {
+      session.abort("shutting-down", "the receiver is shutting down");
+    }
   }
+}
+
+/** Answers a connection over the cap with ERROR "busy", without starting a session. */
+function turnAway(conn: Deno.TcpConn, cap: number): void {
+  const reply = new Uint8Array([
+    ...encodePreamble({ version: PROTOCOL_VERSION, channel: Channel.plain }),
+    ...encodeFrame(
+      FrameType.ERROR,
+      encodeJson({
+        code: "busy",
+        message: `the receiver is busy: ${cap} senders are connected; try again shortly`,
+      }),
+    ),
+  ]);
+  const timer = setTimeout(() => conn.close(), 2000);
+  writeAll(conn, reply)
+    .then(() => closeGracefully(conn, 500))
+    .catch(() => {})
+    .finally(() => clearTimeout(timer));
 }

@@ -8,13 +8,15 @@
  * have piled up), so "acknowledged" always means "verified and durable".
  */
 import { ProtocolError } from "../protocol/errors.ts";
-import { decodeFileAbort, decodeFileEnd, type FileEnd, FrameType } from "../protocol/frame.ts";
 import {
-  ANNOUNCE_WINDOW,
-  MAX_BATCH_ENTRIES,
-  MAX_FRAME_PAYLOAD,
-  MAX_PATH_BYTES,
-} from "../protocol/limits.ts";
+  decodeFileAbort,
+  decodeFileEnd,
+  decodeFileStart,
+  encodeFrame,
+  type FileEnd,
+  FrameType,
+} from "../protocol/frame.ts";
+import { ANNOUNCE_WINDOW } from "../protocol/limits.ts";
 import {
   type Ack,
   checkEntry,
@@ -25,6 +27,7 @@ import {
   encodeJson,
   type Entry,
   entryId,
+  Feature,
   type Welcome,
 } from "../protocol/messages.ts";
 import {
@@ -34,28 +37,33 @@ import {
   PREAMBLE_BYTES,
   PROTOCOL_VERSION,
 } from "../protocol/preamble.ts";
-import type { ByteStream } from "../transport/byte_stream.ts";
+import { type ByteStream, closeGracefully, writeAll } from "../transport/byte_stream.ts";
 import { type Frame, FrameReader, FrameWriter } from "../transport/frame_io.ts";
 import { Watchdog } from "../transport/watchdog.ts";
-import { type ConflictPolicy, type Inbox, Refusal, syncDirs } from "./inbox.ts";
-import { IncomingFile, KEPT_MODE_BITS } from "./incoming_file.ts";
+import { type ConflictPolicy, type Inbox, type Partial, Refusal, syncDirs } from "./inbox.ts";
+import { DamagedData, IncomingFile, KEPT_MODE_BITS, type Resume } from "./incoming_file.ts";
+import type { ServerLimits } from "./server_limits.ts";
 
 export const SUPPORTED_DIGESTS = ["sha256"];
+export const SUPPORTED_FEATURES = [Feature.resume];
 
 export interface SessionOptions {
   inbox: Inbox;
+  /**
+   * Called when a session names its transfer; resolves once any older
+   * session of the same transfer (a stale connection of a sender that has
+   * reconnected) has ended, so its partial files are free to resume.
+   */
+  claimTransfer?: (transfer: string, session: Session) => Promise<void>;
   onConflict: ConflictPolicy;
-  /** Largest file accepted, in bytes. */
-  maxSize: number;
-  handshakeTimeoutMs: number;
-  idleTimeoutMs: number;
+  limits: ServerLimits;
   software: string;
   onEvent: (event: ServerEvent) => void;
 }
 
 export type ServerEvent =
   | { type: "session-start"; session: number; peer: string }
-  | { type: "file"; session: number; name: string; bytes: number }
+  | { type: "file"; session: number; name: string; bytes: number; resumed: number }
   | { type: "file-failed"; session: number; path: string; reason: string }
   | { type: "refused"; session: number; path: string; reason: string }
   | {
@@ -64,6 +72,7 @@ export type ServerEvent =
     peer: string;
     files: number;
     bytes: number;
+    resumedBytes: number;
     failed: number;
     seconds: number;
     error?: string;
@@ -75,33 +84,50 @@ interface Queued {
   /** Absolute directory: the parent for a file, the directory itself for a dir. */
   dir: string;
   name: string;
+  /** The claimed partial slot (resumable files only). */
+  partial: Partial | null;
+  /** The resume offer made in the plan, if any. */
+  offer: Resume | null;
+  /** Bytes reserved against the free space. */
+  reserved: number;
 }
 
 /** Send acknowledgements once this many are waiting, even if more data is queued. */
 const ACK_FLUSH_COUNT = 512;
 const ACK_FLUSH_BYTES = 256 * 1024;
-/** Most entries a sender may have announced but not yet finished. */
-const MAX_QUEUED = (ANNOUNCE_WINDOW + 1) * MAX_BATCH_ENTRIES;
 
 export class Session {
   #reader: FrameReader;
   #writer: FrameWriter;
-  #watchdog: Watchdog;
+  #watchdog: Watchdog | null = null;
+  #handshakeExpired = false;
   #digest = "sha256";
+  #resumable = false;
+  #transfer: string | null = null;
+  /** This session continues an interrupted transfer: files already here are "have". */
+  #resuming = false;
   #nextBatch = 0;
   #lastId = -1;
+  #entries = 0;
+  #announcedBytes = 0;
   #queue: Queued[] = [];
   #queueHead = 0;
   #current: IncomingFile | null = null;
+  /** The head file's FILE_START arrived (or none was needed). */
+  #started = false;
   /** Set when the current file failed; its remaining data is dropped. */
-  #currentFailed: string | null = null;
+  #currentFailed: Refusal | null = null;
   #acks: Ack[] = [];
   #ackBytes = 0;
   #dirty = new Set<string>();
+  #known = new Set<string>();
+  /** Directories this session created, until their own entry sets their metadata. */
+  #created = new Set<string>();
   #files = 0;
   #bytes = 0;
+  #resumedBytes = 0;
   #failed = 0;
-  #started = performance.now();
+  #startedAt = performance.now();
   #aborted: string | null = null;
 
   constructor(
@@ -110,9 +136,9 @@ export class Session {
     readonly peer: string,
     readonly opts: SessionOptions,
   ) {
-    this.#watchdog = new Watchdog(opts.handshakeTimeoutMs, () => conn.close());
-    const touch = () => this.#watchdog.touch();
+    const touch = () => this.#watchdog?.touch();
     this.#reader = new FrameReader(conn, touch);
+    this.#reader.maxControl = opts.limits.maxMessage;
     this.#writer = new FrameWriter(conn, touch);
   }
 
@@ -120,24 +146,28 @@ export class Session {
   async run(): Promise<void> {
     const { opts } = this;
     let error: string | undefined;
+    let clean = false;
     opts.onEvent({ type: "session-start", session: this.id, peer: this.peer });
+    const deadline = setTimeout(() => {
+      this.#handshakeExpired = true;
+      this.#closeNow();
+    }, opts.limits.handshakeTimeoutMs);
     try {
-      if (await this.#handshake()) {
-        this.#watchdog.reset(opts.idleTimeoutMs);
+      const greeted = await this.#handshake();
+      clearTimeout(deadline);
+      if (greeted) {
+        this.#watchdog = new Watchdog(opts.limits.idleTimeoutMs, () => this.#closeNow());
         await this.#loop();
+        clean = true;
       }
     } catch (err) {
       error = this.#describe(err);
-      if (err instanceof ProtocolError) await this.#sendError(err.code, err.message);
-      else if (this.#aborted === null && !this.#watchdog.expired && !isConnectionError(err)) {
-        await this.#sendError("internal", "the receiver failed; see its log");
-      }
+      await this.#sendError(err);
     } finally {
-      this.#watchdog.stop();
-      if (this.#current) await this.#current.discard();
-      try {
-        this.conn.close();
-      } catch { /* already closed */ }
+      clearTimeout(deadline);
+      this.#watchdog?.stop();
+      await this.#release(clean);
+      this.#closeNow();
     }
     opts.onEvent({
       type: "session-end",
@@ -145,32 +175,86 @@ export class Session {
       peer: this.peer,
       files: this.#files,
       bytes: this.#bytes,
+      resumedBytes: this.#resumedBytes,
       failed: this.#failed,
-      seconds: (performance.now() - this.#started) / 1000,
+      seconds: (performance.now() - this.#startedAt) / 1000,
       error,
     });
   }
 
-  /** Ends the session from outside (server shutdown): the connection is closed. */
-  abort(reason: string): void {
-    this.#aborted = reason;
+  /**
+   * Ends the session from outside (server shutdown): tells the sender, if
+   * the connection is free to write on, then closes it. The file in
+   * progress is kept as a resumable partial.
+   */
+  async abort(code: string, message: string): Promise<void> {
+    this.#aborted = message;
+    if (!this.#writer.busy) {
+      const frame = encodeFrame(FrameType.ERROR, encodeJson({ code, message }));
+      const timer = setTimeout(() => this.#closeNow(), 1000);
+      await writeAll(this.conn, frame).catch(() => {});
+      clearTimeout(timer);
+    }
+    this.#closeNow();
+  }
+
+  /** The transfer this session belongs to, once the handshake named it. */
+  get transfer(): string | null {
+    return this.#transfer;
+  }
+
+  #closeNow(): void {
     try {
       this.conn.close();
     } catch { /* already closed */ }
   }
 
+  /** Lets go of what this session holds: its file (kept as a partial if cut off), claims and reservations. */
+  async #release(clean: boolean): Promise<void> {
+    const { inbox } = this.opts;
+    if (this.#current) await this.#current.discard(!clean && this.#currentFailed === null);
+    this.#current = null;
+    for (let i = this.#queueHead; i < this.#queue.length; i++) this.#releaseItem(this.#queue[i]);
+    this.#queue = [];
+    this.#queueHead = 0;
+    if (clean && this.#transfer !== null && this.#failed === 0) {
+      await inbox.endTransfer(this.#transfer);
+    }
+  }
+
+  #releaseItem(item: Queued): void {
+    if (item.partial) this.opts.inbox.releasePartial(item.partial);
+    this.opts.inbox.reserved -= item.reserved;
+    item.reserved = 0;
+  }
+
   #describe(err: unknown): string {
     if (this.#aborted !== null) return this.#aborted;
-    if (this.#watchdog.expired) return "timed out: the sender went quiet";
-    if (err instanceof ProtocolError) return `protocol error: ${err.message}`;
+    if (this.#handshakeExpired) return "timed out: the handshake took too long";
+    if (this.#watchdog?.expired) return "timed out: the sender went quiet";
+    if (err instanceof ProtocolError) {
+      return err.code === "peer-error" ? err.message : `protocol error: ${err.message}`;
+    }
     if (isConnectionError(err)) return "the sender disconnected";
     return `internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}`;
   }
 
-  async #sendError(code: string, message: string): Promise<void> {
+  /** Tells the sender why the session ends, when there is someone to tell. */
+  async #sendError(err: unknown): Promise<void> {
+    if (this.#aborted !== null || this.#handshakeExpired || this.#watchdog?.expired) return;
+    if (isConnectionError(err)) return;
+    let code = "internal";
+    let message = "the receiver failed; see its log";
+    if (err instanceof ProtocolError) {
+      // Not to a peer that is not ferry, nor in answer to the sender's own ERROR.
+      if (err.code === "not-ferry" || err.code === "peer-error") return;
+      code = err.code;
+      message = err.message;
+    }
     try {
       await this.#writer.frame(FrameType.ERROR, encodeJson({ code, message }));
       await this.#writer.flush();
+      await closeGracefully(this.conn);
     } catch { /* the peer is gone */ }
   }
 
@@ -189,20 +273,27 @@ export class Session {
     if (theirs.channel !== Channel.plain) {
       throw new ProtocolError("unsupported-channel", `unknown channel ${theirs.channel}`);
     }
-    const hello = await this.#expect(FrameType.HELLO, "HELLO");
-    const { digests } = decodeHello(hello.payload);
-    const digest = digests.find((d) => SUPPORTED_DIGESTS.includes(d));
+    const hello = decodeHello((await this.#expect(FrameType.HELLO, "HELLO")).payload);
+    const digest = hello.digests.find((d) => SUPPORTED_DIGESTS.includes(d));
     if (!digest) {
       throw new ProtocolError("no-common-digest", `no common digest; this receiver has sha256`);
     }
     this.#digest = digest;
+    this.#resumable = hello.features.includes(Feature.resume);
+    if (this.#resumable && hello.transfer !== undefined) {
+      this.#transfer = hello.transfer;
+      await this.opts.claimTransfer?.(hello.transfer, this);
+      this.#resuming = await this.opts.inbox.beginTransfer(hello.transfer);
+    }
+    const { limits } = this.opts;
     const welcome: Welcome = {
       software: this.opts.software,
       digest,
+      features: SUPPORTED_FEATURES,
       limits: {
-        maxBatchEntries: MAX_BATCH_ENTRIES,
-        maxFrame: MAX_FRAME_PAYLOAD,
-        maxPathBytes: MAX_PATH_BYTES,
+        maxBatchEntries: limits.maxBatchEntries,
+        maxFrame: limits.maxMessage,
+        maxPathBytes: limits.maxPathBytes,
       },
     };
     await this.#writer.frame(FrameType.WELCOME, encodeJson(welcome));
@@ -213,10 +304,7 @@ export class Session {
   async #expect(type: number, name: string): Promise<Frame> {
     const frame = await this.#reader.next();
     if (frame === null) throw new ProtocolError("truncated", `connection closed before ${name}`);
-    if (frame.type === FrameType.ERROR) {
-      const e = decodeError(frame.payload);
-      throw new ProtocolError("peer-error", `the sender reported: ${e.message}`);
-    }
+    if (frame.type === FrameType.ERROR) this.#peerError(frame.payload);
     if (frame.type !== type) {
       throw new ProtocolError(
         "unexpected-frame",
@@ -224,6 +312,11 @@ export class Session {
       );
     }
     return frame;
+  }
+
+  #peerError(payload: Uint8Array): never {
+    const e = decodeError(payload);
+    throw new ProtocolError("peer-error", `the sender stopped: ${e.message} (${e.code})`);
   }
 
   async #loop(): Promise<void> {
@@ -237,6 +330,9 @@ export class Session {
         case FrameType.ANNOUNCE:
           await this.#announce(frame.payload);
           break;
+        case FrameType.FILE_START:
+          await this.#start(frame.payload);
+          break;
         case FrameType.DATA:
           await this.#data(frame.payload);
           break;
@@ -248,7 +344,7 @@ export class Session {
         case FrameType.FILE_ABORT: {
           const abort = decodeFileAbort(frame.payload);
           const head = this.#head("FILE_ABORT", abort.id);
-          this.#currentFailed ??= `the sender gave up on it: ${abort.reason}`;
+          this.#currentFailed ??= new Refusal(`the sender gave up on it: ${abort.reason}`);
           await this.#endFile(head, null);
           break;
         }
@@ -264,10 +360,9 @@ export class Session {
           );
           await this.#writer.flush();
           return;
-        case FrameType.ERROR: {
-          const e = decodeError(frame.payload);
-          throw new ProtocolError("peer-error", `the sender reported: ${e.message}`);
-        }
+        case FrameType.ERROR:
+          this.#peerError(frame.payload);
+          break;
         default:
           throw new ProtocolError(
             "unexpected-frame",
@@ -280,13 +375,22 @@ export class Session {
   /** Checks one ANNOUNCE batch and answers with its PLAN. */
   async #announce(payload: Uint8Array): Promise<void> {
     const { batch, entries } = decodeAnnounce(payload);
+    const { limits } = this.opts;
     if (batch !== this.#nextBatch) {
       throw new ProtocolError("bad-sequence", `expected batch ${this.#nextBatch}, got ${batch}`);
     }
     this.#nextBatch++;
-    if (this.#queue.length - this.#queueHead + entries.length > MAX_QUEUED) {
+    if (entries.length > limits.maxBatchEntries) {
+      throw new ProtocolError(
+        "too-many-entries",
+        `ANNOUNCE has ${entries.length} entries; this receiver takes ${limits.maxBatchEntries}`,
+      );
+    }
+    const pending = this.#queue.length - this.#queueHead;
+    if (pending + entries.length > (ANNOUNCE_WINDOW + 1) * limits.maxBatchEntries) {
       throw new ProtocolError("too-many-entries", "too many entries announced ahead of their data");
     }
+    const free = await this.opts.inbox.freeBytes();
     const decisions: Decision[] = [];
     for (const raw of entries) {
       const id = entryId(raw);
@@ -294,9 +398,9 @@ export class Session {
         throw new ProtocolError("bad-sequence", `entry id ${id} does not increase`);
       }
       this.#lastId = id;
-      const decision = await this.#decide(raw);
+      const decision = await this.#decide(raw, free);
       decisions.push(decision);
-      if (decision.action !== "accept") {
+      if (decision.action === "skip" || decision.action === "refuse") {
         const path = typeof (raw as { path?: unknown }).path === "string"
           ? (raw as { path: string }).path
           : "(no name)";
@@ -314,45 +418,77 @@ export class Session {
     await this.#advance();
   }
 
-  async #decide(raw: unknown): Promise<Decision> {
+  async #decide(raw: unknown, free: number | null): Promise<Decision> {
     const check = checkEntry(raw);
     if (!check.ok) return { id: check.id, action: "refuse", reason: check.reason };
     const { entry } = check;
-    const { inbox, onConflict, maxSize } = this.opts;
+    const { inbox, onConflict, limits } = this.opts;
+    const refuse = (reason: string): Decision => ({ id: entry.id, action: "refuse", reason });
+    if (++this.#entries > limits.maxEntries) {
+      return refuse(`this receiver takes at most ${limits.maxEntries} entries per session`);
+    }
     try {
-      const parts = inbox.parse(entry.path);
+      const parts = inbox.parse(entry.path, limits);
       if (entry.kind === "dir") {
-        const dir = await inbox.ensureDir(parts, this.#dirty);
-        this.#enqueue({ entry, dir, name: "" });
+        const dir = await inbox.ensureDir(parts, this.#dirty, this.#known, this.#created);
+        this.#enqueue({ entry, dir, name: "", partial: null, offer: null, reserved: 0 });
         return { id: entry.id, action: "accept" };
       }
-      if (entry.size !== null && entry.size > maxSize) {
-        return {
-          id: entry.id,
-          action: "refuse",
-          reason: `larger than the receiver's limit of ${maxSize} bytes`,
-        };
+      if (entry.size !== null && entry.size > limits.maxSize) {
+        return refuse(`larger than the receiver's limit of ${limits.maxSize} bytes`);
       }
-      const dir = await inbox.ensureDir(parts.slice(0, -1), this.#dirty);
+      if (this.#announcedBytes + (entry.size ?? 0) > limits.maxTotal) {
+        return refuse(`over the receiver's limit of ${limits.maxTotal} bytes per session`);
+      }
+      const dir = await inbox.ensureDir(
+        parts.slice(0, -1),
+        this.#dirty,
+        this.#known,
+        this.#created,
+      );
       const name = parts[parts.length - 1];
-      const existing = await inbox.existing(inbox.pathOf(parts));
+      const target = inbox.pathOf(parts);
+      const existing = await inbox.existing(target);
+      if (existing === "file" && this.#resuming && (await sameFile(target, entry))) {
+        return { id: entry.id, action: "have" };
+      }
       if (existing !== "none" && onConflict !== "rename") {
         if (onConflict === "skip") {
           return { id: entry.id, action: "skip", reason: "already exists" };
         }
-        if (onConflict === "fail") {
-          return { id: entry.id, action: "refuse", reason: "already exists on the receiver" };
-        }
-        if (existing === "dir") {
-          return { id: entry.id, action: "refuse", reason: "a directory is in the way" };
-        }
+        if (onConflict === "fail") return refuse("already exists on the receiver");
+        if (existing === "dir") return refuse("a directory is in the way");
       }
-      this.#enqueue({ entry, dir, name });
-      return { id: entry.id, action: "accept", offset: 0 };
+      return await this.#accept(entry, dir, name, free);
     } catch (err) {
-      if (err instanceof Refusal) return { id: entry.id, action: "refuse", reason: err.message };
+      if (err instanceof Refusal) return refuse(err.message);
       throw err;
     }
+  }
+
+  /** Accepts a file: claims its partial slot, makes a resume offer if data is held, reserves space. */
+  async #accept(entry: Entry, dir: string, name: string, free: number | null): Promise<Decision> {
+    const { inbox } = this.opts;
+    const partial = this.#resumable && entry.size !== null ? inbox.claimPartial(entry) : null;
+    const held = partial ? await inbox.readPartial(partial, this.#digest, entry.size!) : null;
+    const offer = held ? { offset: held.size, hash: held.hash } : null;
+    const need = (entry.size ?? 0) - (offer?.offset ?? 0);
+    if (free !== null && need > free - inbox.reserved) {
+      if (partial) inbox.releasePartial(partial);
+      return {
+        id: entry.id,
+        action: "refuse",
+        reason: `not enough free space on the receiver (needs ${need} bytes, ${
+          Math.max(0, free - inbox.reserved)
+        } free)`,
+      };
+    }
+    inbox.reserved += need;
+    this.#announcedBytes += entry.size ?? 0;
+    this.#enqueue({ entry, dir, name, partial, offer, reserved: need });
+    if (offer === null) return { id: entry.id, action: "accept", offset: 0 };
+    const prefix = offer.hash.copy().digest("hex");
+    return { id: entry.id, action: "accept", offset: offer.offset, prefix };
   }
 
   #enqueue(item: Queued): void {
@@ -366,12 +502,16 @@ export class Session {
   /**
    * Applies directory metadata for directories at the head of the queue
    * (they come after their contents), so the next head is a file, if any.
+   * Only directories this transfer created get the sender's mode and mtime:
+   * those made in this session, or, when resuming, in an earlier session
+   * of the same transfer. An existing directory merged into is left as is.
    */
   async #advance(): Promise<void> {
     while (this.#queueHead < this.#queue.length) {
       const item = this.#queue[this.#queueHead];
       if (item.entry.kind !== "dir") return;
       this.#queueHead++;
+      if (!this.#created.delete(item.dir) && !this.#resuming) continue;
       try {
         if (Deno.build.os !== "windows") {
           await Deno.chmod(item.dir, (item.entry.mode & KEPT_MODE_BITS) | 0o700);
@@ -393,21 +533,64 @@ export class Session {
     return item;
   }
 
-  async #data(chunk: Uint8Array): Promise<void> {
-    const head = this.#head("DATA");
-    if (this.#currentFailed !== null) return;
+  /** FILE_START: the sender takes up (offset = offer) or declines (0) the resume offer. */
+  async #start(payload: Uint8Array): Promise<void> {
+    const start = decodeFileStart(payload);
+    const head = this.#head("FILE_START", start.id);
+    if (head.offer === null || this.#started) {
+      throw new ProtocolError(
+        "bad-sequence",
+        `FILE_START for id ${start.id} without a resume offer`,
+      );
+    }
+    if (start.offset !== 0 && start.offset !== head.offer.offset) {
+      throw new ProtocolError("bad-message", `FILE_START offset ${start.offset} was not offered`);
+    }
+    this.#started = true;
+    await this.#open(head, start.offset === 0 ? null : head.offer);
+  }
+
+  /** Opens the head file's staging file, unless it failed already. */
+  async #open(head: Queued, resume: Resume | null): Promise<void> {
     try {
-      this.#current ??= await IncomingFile.create(
+      this.#current = await IncomingFile.create(
         this.opts.inbox,
         head.entry,
         head.dir,
         head.name,
         this.#digest,
+        head.partial,
+        resume,
       );
-      await this.#current.write(chunk, this.opts.maxSize);
     } catch (err) {
       if (!(err instanceof Refusal)) throw err;
-      this.#currentFailed = err.message;
+      this.#currentFailed = err;
+    }
+  }
+
+  /** Makes sure the head file is open (the first DATA or an empty file's FILE_END). */
+  async #ensureOpen(head: Queued, what: string): Promise<void> {
+    if (this.#current !== null || this.#currentFailed !== null) return;
+    if (head.offer !== null && !this.#started) {
+      throw new ProtocolError(
+        "bad-sequence",
+        `${what} before FILE_START answered the resume offer`,
+      );
+    }
+    this.#started = true;
+    await this.#open(head, null);
+  }
+
+  async #data(chunk: Uint8Array): Promise<void> {
+    const head = this.#head("DATA");
+    if (head.entry.kind !== "file") throw new ProtocolError("bad-sequence", "DATA for a directory");
+    await this.#ensureOpen(head, "DATA");
+    if (this.#currentFailed !== null) return;
+    try {
+      await this.#current!.write(chunk, this.opts.limits.maxSize);
+    } catch (err) {
+      if (!(err instanceof Refusal)) throw err;
+      this.#currentFailed = err;
       await this.#current?.discard();
       this.#current = null;
     }
@@ -415,53 +598,56 @@ export class Session {
 
   /** Ends the head file (verifies and places it, unless it failed), and queues its acknowledgement. */
   async #endFile(head: Queued, end: FileEnd | null): Promise<void> {
-    let reason = this.#currentFailed;
+    if (end !== null) await this.#ensureOpen(head, "FILE_END");
+    let failure = this.#currentFailed;
     let name: string | null = null;
-    let skipped = false;
-    if (reason === null && end !== null) {
+    if (failure === null && end !== null) {
       try {
-        this.#current ??= await IncomingFile.create(
-          this.opts.inbox,
-          head.entry,
-          head.dir,
-          head.name,
-          this.#digest,
-        );
-        name = await this.#current.finish(end, this.opts.inbox, this.opts.onConflict, this.#dirty);
-        skipped = name === null;
+        name = await this.#current!.finish(end, this.opts.inbox, this.opts.onConflict, this.#dirty);
       } catch (err) {
         if (!(err instanceof Refusal)) throw err;
-        reason = err.message;
+        failure = err;
       }
     }
     const file = this.#current;
     this.#current = null;
     this.#currentFailed = null;
+    this.#started = false;
     this.#queueHead++;
-    if (reason !== null || skipped) await file?.discard();
-    const dirParts = head.entry.path.split("/").slice(0, -1);
+    this.#releaseItem(head);
+    if (failure !== null || name === null) await file?.discard();
+    const { path } = head.entry;
     let ack: Ack;
-    if (skipped) {
-      ack = { id: head.entry.id, ok: false, reason: "skipped: already exists" };
+    if (failure !== null) {
+      ack = { id: head.entry.id, ok: false, reason: failure.message };
+      if (failure instanceof DamagedData) ack.retry = true;
+      this.#failed++;
+      this.opts.onEvent({ type: "file-failed", session: this.id, path, reason: failure.message });
+    } else if (name === null) {
+      ack = { id: head.entry.id, ok: false, skipped: true, reason: "already exists" };
       this.opts.onEvent({
         type: "refused",
         session: this.id,
-        path: head.entry.path,
+        path,
         reason: "skipped: already exists",
       });
-    } else if (reason !== null) {
-      ack = { id: head.entry.id, ok: false, reason };
-      this.#failed++;
-      this.opts.onEvent({ type: "file-failed", session: this.id, path: head.entry.path, reason });
     } else {
-      const stored = [...dirParts, name!].join("/");
+      const stored = [...path.split("/").slice(0, -1), name].join("/");
       ack = { id: head.entry.id, ok: true, name: stored };
+      const bytes = file!.received - file!.resumed;
       this.#files++;
-      this.#bytes += file!.received;
-      this.opts.onEvent({ type: "file", session: this.id, name: stored, bytes: file!.received });
+      this.#bytes += bytes;
+      this.#resumedBytes += file!.resumed;
+      this.opts.onEvent({
+        type: "file",
+        session: this.id,
+        name: stored,
+        bytes,
+        resumed: file!.resumed,
+      });
     }
     this.#acks.push(ack);
-    this.#ackBytes += 64 + (ack.name?.length ?? 0) * 3 + (ack.reason?.length ?? 0) * 3;
+    this.#ackBytes += 64 + (ack.name?.length ?? 0) * 6 + (ack.reason?.length ?? 0) * 6;
     await this.#advance();
     if (this.#acks.length >= ACK_FLUSH_COUNT || this.#ackBytes >= ACK_FLUSH_BYTES) {
       await this.#flushAcks();
@@ -480,6 +666,16 @@ export class Session {
       this.#ackBytes = 0;
     }
     if (flush) await this.#writer.flush();
+  }
+}
+
+/** The quick check of a resumed transfer: same size and modification time. */
+async function sameFile(path: string, entry: Entry): Promise<boolean> {
+  try {
+    const info = await Deno.lstat(path);
+    return info.isFile && info.size === entry.size && info.mtime?.getTime() === entry.mtime;
+  } catch {
+    return false;
   }
 }
 

@@ -31,10 +31,22 @@ Options:
       --host ADDRESS      address to listen on (default 0.0.0.0: all IPv4)
       --on-conflict MODE  when a name exists: rename (default), overwrite,
                           skip or fail
-      --max-size SIZE     refuse files larger than SIZE (e.g. 10G)
-      --timeout SECONDS   drop a sender that stays silent this long (default 60)
+      --keep-partial AGE  keep data of interrupted transfers for resuming this
+                          long (default 24h; e.g. 90m, 7d)
   -q, --quiet             print only errors
   -h, --help              show this help
+
+Limits (each refuses what is over it, with a clear reason to the sender):
+      --max-size SIZE          largest file (e.g. 10G; default none)
+      --max-total SIZE         largest total per session (default none)
+      --max-connections N      senders at once; more are told "busy" (default 64)
+      --max-entries N          files and folders per session (default 100000000)
+      --max-batch N            entries per announced batch (default and most 4096)
+      --max-message SIZE       largest control message (default and most 1M)
+      --max-path-bytes N       longest path in bytes (default and most 4096)
+      --max-depth N            deepest path in folders (default and most 128)
+      --timeout SECONDS        drop a sender that stays silent this long (default 60)
+      --handshake-timeout SECONDS  time allowed to say hello (default 10)
 
 Examples:
   ferry serve                       receive into ./inbox on port 4455
@@ -47,11 +59,14 @@ export const SEND_HELP = `Usage: ferry send PATH... --to HOST[:PORT] [options]
 Sends files and folders (recursively, empty ones included; a folder keeps its
 own name on the receiver, as with 'cp -r') to a running 'ferry serve'. Use '-'
 as PATH to send standard input. Symbolic links are skipped, not followed.
-Exits 0 only if every file arrived and was verified.
+Exits 0 only if every file arrived and was verified. Run the same command
+again after an interruption and only what is missing is sent.
 
 Options:
   -t, --to HOST[:PORT]    the receiver (port 4455 if not given)
   -n, --name NAME         the name for standard input (default 'stdin')
+      --retries N         reconnect this many times after a dropped connection,
+                          resuming where it stopped (default 5)
       --timeout SECONDS   give up on a silent receiver after this long (default 60)
   -q, --quiet             print only errors and the summary
   -h, --help              show this help

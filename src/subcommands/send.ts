@@ -1,5 +1,5 @@
 /** `ferry send PATH... --to HOST[:PORT]`: send files, trees and standard input. */
-import { parseFlags, parseSeconds, parseTarget } from "../cli/args.ts";
+import { parseCount, parseFlags, parseSeconds, parseTarget } from "../cli/args.ts";
 import { UsageError } from "../cli/errors.ts";
 import { escapeName } from "../cli/escape.ts";
 import { formatBytes, formatSeconds, plural } from "../cli/format.ts";
@@ -14,6 +14,7 @@ export async function send(args: string[]): Promise<number> {
     to: { type: "string", short: "t" },
     name: { type: "string", short: "n" },
     timeout: { type: "string" },
+    retries: { type: "string" },
     quiet: { type: "boolean", short: "q" },
     help: { type: "boolean", short: "h" },
   });
@@ -32,6 +33,7 @@ export async function send(args: string[]): Promise<number> {
   }
   const to = parseTarget(values.to);
   const timeout = values.timeout === undefined ? 60_000 : parseSeconds(values.timeout, "--timeout");
+  const retries = values.retries === undefined ? 5 : parseCount(values.retries, "--retries", 0);
   const quiet = values.quiet ?? false;
   const sources = await resolveSources(positionals, values.name ?? "stdin");
   const result = await runSend({
@@ -39,14 +41,19 @@ export async function send(args: string[]): Promise<number> {
     sources,
     connectTimeoutMs: Math.min(timeout, 15_000),
     idleTimeoutMs: timeout,
+    retries,
     software: SOFTWARE,
     onEvent: (event) => report(event, quiet),
   });
+  const resumed = result.resumedBytes > 0 ? `, ${formatBytes(result.resumedBytes)} resumed` : "";
+  const already = result.already > 0 ? `, ${result.already} already there` : "";
   const failed = result.failed > 0 ? `, ${result.failed} failed` : "";
   const skipped = result.skipped > 0 ? `, ${result.skipped} skipped` : "";
-  const line = `ferry: sent ${plural(result.files, "file")} (${formatBytes(result.bytes)}) to ${
-    formatAddress(to)
-  } in ${formatSeconds(result.seconds)}${skipped}${failed}`;
+  const line = `ferry: sent ${plural(result.files, "file")} (${
+    formatBytes(result.bytes)
+  }${resumed}) to ${formatAddress(to)} in ${
+    formatSeconds(result.seconds)
+  }${already}${skipped}${failed}`;
   if (result.failed > 0) console.error(line);
   else console.log(line);
   return result.failed > 0 ? 1 : 0;
@@ -70,6 +77,16 @@ function report(event: SendEvent, quiet: boolean): void {
       return;
     case "skipped":
       console.error(`ferry: skipped ${escapeName(event.path)}: ${escapeName(event.reason)}`);
+      return;
+    case "warning":
+      console.error(`ferry: ${escapeName(event.message)}`);
+      return;
+    case "retry":
+      console.error(
+        `ferry: ${escapeName(event.reason)}; retrying in ${event.delayMs / 1000} s (attempt ${
+          event.attempt + 1
+        })`,
+      );
       return;
     case "file-failed":
       console.error(`ferry: failed ${escapeName(event.path)}: ${escapeName(event.reason)}`);

@@ -1,26 +1,91 @@
 /** `ferry serve [DIR]`: receive files until stopped. */
-import { parseFlags, parsePort, parseSeconds, parseSize } from "../cli/args.ts";
+import {
+  parseCount,
+  parseDuration,
+  parseFlags,
+  parsePort,
+  parseSeconds,
+  parseSize,
+} from "../cli/args.ts";
 import { UsageError } from "../cli/errors.ts";
 import { escapeName } from "../cli/escape.ts";
 import { formatBytes, formatSeconds, plural } from "../cli/format.ts";
-import { MAX_FILE_SIZE } from "../protocol/limits.ts";
+import {
+  MAX_BATCH_ENTRIES,
+  MAX_FILE_SIZE,
+  MAX_FRAME_PAYLOAD,
+  MAX_PATH_BYTES,
+  MAX_PATH_DEPTH,
+} from "../protocol/limits.ts";
 import { CONFLICT_POLICIES, type ConflictPolicy } from "../server/inbox.ts";
 import { FerryServer } from "../server/server.ts";
+import { DEFAULT_LIMITS, type ServerLimits } from "../server/server_limits.ts";
 import type { ServerEvent } from "../server/session.ts";
 import { DEFAULT_PORT } from "../transport/tcp.ts";
 import { SOFTWARE } from "../version.ts";
 import { SERVE_HELP } from "./help.ts";
 
+const FLAGS = {
+  port: { type: "string", short: "p" },
+  host: { type: "string" },
+  "on-conflict": { type: "string" },
+  "max-size": { type: "string" },
+  "max-total": { type: "string" },
+  "max-connections": { type: "string" },
+  "max-entries": { type: "string" },
+  "max-batch": { type: "string" },
+  "max-message": { type: "string" },
+  "max-path-bytes": { type: "string" },
+  "max-depth": { type: "string" },
+  timeout: { type: "string" },
+  "handshake-timeout": { type: "string" },
+  "keep-partial": { type: "string" },
+  quiet: { type: "boolean", short: "q" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+type Values = {
+  [K in keyof typeof FLAGS]?: (typeof FLAGS)[K]["type"] extends "boolean" ? boolean : string;
+};
+
+/** The limits from the command line; each can only tighten the protocol's bound. */
+function limitsFrom(v: Values): ServerLimits {
+  const bounded = (flag: keyof Values, max: number, parse: (s: string, f: string) => number) => {
+    const raw = v[flag] as string | undefined;
+    if (raw === undefined) return undefined;
+    const n = parse(raw, `--${flag}`);
+    if (n > max) {
+      throw new UsageError(`--${flag} can be at most ${max}`, `run 'ferry serve --help'`);
+    }
+    return n;
+  };
+  return {
+    maxConnections: bounded("max-connections", 100_000, parseCount) ??
+      DEFAULT_LIMITS.maxConnections,
+    handshakeTimeoutMs: v["handshake-timeout"] === undefined
+      ? DEFAULT_LIMITS.handshakeTimeoutMs
+      : parseSeconds(v["handshake-timeout"], "--handshake-timeout"),
+    idleTimeoutMs: v.timeout === undefined
+      ? DEFAULT_LIMITS.idleTimeoutMs
+      : parseSeconds(v.timeout, "--timeout"),
+    maxMessage: bounded("max-message", MAX_FRAME_PAYLOAD, parseSize) ?? DEFAULT_LIMITS.maxMessage,
+    maxBatchEntries: bounded("max-batch", MAX_BATCH_ENTRIES, parseCount) ??
+      DEFAULT_LIMITS.maxBatchEntries,
+    maxEntries: bounded("max-entries", Number.MAX_SAFE_INTEGER, parseCount) ??
+      DEFAULT_LIMITS.maxEntries,
+    maxPathBytes: bounded("max-path-bytes", MAX_PATH_BYTES, parseCount) ??
+      DEFAULT_LIMITS.maxPathBytes,
+    maxDepth: bounded("max-depth", MAX_PATH_DEPTH, parseCount) ?? DEFAULT_LIMITS.maxDepth,
+    maxSize: bounded("max-size", MAX_FILE_SIZE, parseSize) ?? DEFAULT_LIMITS.maxSize,
+    maxTotal: bounded("max-total", MAX_FILE_SIZE, parseSize) ?? DEFAULT_LIMITS.maxTotal,
+    keepPartialMs: v["keep-partial"] === undefined
+      ? DEFAULT_LIMITS.keepPartialMs
+      : parseDuration(v["keep-partial"], "--keep-partial"),
+  };
+}
+
 export async function serve(args: string[]): Promise<number> {
-  const { values, positionals } = parseFlags("serve", args, {
-    port: { type: "string", short: "p" },
-    host: { type: "string" },
-    "on-conflict": { type: "string" },
-    "max-size": { type: "string" },
-    timeout: { type: "string" },
-    quiet: { type: "boolean", short: "q" },
-    help: { type: "boolean", short: "h" },
-  });
+  const { values, positionals } = parseFlags("serve", args, FLAGS);
   if (values.help) {
     console.log(SERVE_HELP);
     return 0;
@@ -35,6 +100,11 @@ export async function serve(args: string[]): Promise<number> {
       "e.g. --on-conflict skip",
     );
   }
+  if (
+    values["max-message"] !== undefined && parseSize(values["max-message"], "--max-message") < 4096
+  ) {
+    throw new UsageError("--max-message must be at least 4096 bytes", "e.g. --max-message 64K");
+  }
   const port = values.port === undefined ? DEFAULT_PORT : parsePort(values.port);
   const host = values.host ?? "0.0.0.0";
   const quiet = values.quiet ?? false;
@@ -43,13 +113,7 @@ export async function serve(args: string[]): Promise<number> {
     host,
     port,
     onConflict: policy as ConflictPolicy,
-    maxSize: values["max-size"] === undefined
-      ? MAX_FILE_SIZE
-      : parseSize(values["max-size"], "--max-size"),
-    handshakeTimeoutMs: 10_000,
-    idleTimeoutMs: values.timeout === undefined
-      ? 60_000
-      : parseSeconds(values.timeout, "--timeout"),
+    limits: limitsFrom(values),
     software: SOFTWARE,
     onEvent: (event) => report(event, quiet),
   });
@@ -106,7 +170,8 @@ function report(event: ServerEvent, quiet: boolean): void {
       );
       return;
     case "session-end": {
-      const what = `${plural(event.files, "file")} (${formatBytes(event.bytes)})`;
+      const resumed = event.resumedBytes > 0 ? `, ${formatBytes(event.resumedBytes)} resumed` : "";
+      const what = `${plural(event.files, "file")} (${formatBytes(event.bytes)}${resumed})`;
       const failed = event.failed > 0 ? `, ${event.failed} failed` : "";
       if (event.error) {
         console.error(

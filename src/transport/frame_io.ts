@@ -21,6 +21,8 @@ export class FrameReader {
   #buf = new Uint8Array(READ_BUFFER_BYTES);
   #start = 0;
   #end = 0;
+  /** Bound on control (non-DATA) frame payloads; see parseHeader. */
+  maxControl = MAX_FRAME_PAYLOAD;
 
   constructor(readonly stream: ByteStream, readonly onProgress: () => void = () => {}) {}
 
@@ -40,7 +42,10 @@ export class FrameReader {
   /** The next frame, or null when the peer closed cleanly between frames. */
   async next(): Promise<Frame | null> {
     if (!(await this.#fill(FRAME_HEADER_BYTES))) return null;
-    const header = parseHeader(this.#buf.subarray(this.#start, this.#start + FRAME_HEADER_BYTES));
+    const header = parseHeader(
+      this.#buf.subarray(this.#start, this.#start + FRAME_HEADER_BYTES),
+      this.maxControl,
+    );
     const total = FRAME_HEADER_BYTES + header.length;
     if (!(await this.#fill(total))) throw new ProtocolError("truncated", "connection closed");
     const payload = this.#buf.subarray(this.#start + FRAME_HEADER_BYTES, this.#start + total);
@@ -77,6 +82,7 @@ export class FrameWriter {
   #buf = new Uint8Array(WRITE_BUFFER_BYTES);
   #len = 0;
   #reserved = -1;
+  #flushing = false;
 
   constructor(readonly stream: ByteStream, readonly onProgress: () => void = () => {}) {}
 
@@ -121,9 +127,19 @@ export class FrameWriter {
     return this.#len;
   }
 
+  /** Whether a flush is under way (another task must not write now). */
+  get busy(): boolean {
+    return this.#flushing;
+  }
+
   async flush(): Promise<void> {
     if (this.#len === 0) return;
-    await writeAll(this.stream, this.#buf.subarray(0, this.#len));
+    this.#flushing = true;
+    try {
+      await writeAll(this.stream, this.#buf.subarray(0, this.#len));
+    } finally {
+      this.#flushing = false;
+    }
     this.#len = 0;
     this.onProgress();
   }

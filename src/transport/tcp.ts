@@ -38,8 +38,12 @@ export async function connect(to: Address, timeoutMs: number): Promise<Deno.TcpC
     if (err instanceof Error && /lookup|resolve|name or service|nodename/i.test(err.message)) {
       throw new FerryError(`could not connect to ${where}: unknown host '${to.host}'`);
     }
-    if (err instanceof Error && /unreachable/i.test(err.message)) {
-      throw new FerryError(`could not connect to ${where}: network unreachable`);
+    if (
+      err instanceof Error && /unreachable|no route to host|os error (101|113)\b/i.test(err.message)
+    ) {
+      throw new FerryError(
+        `could not connect to ${where}: no route to that host (is the address right?)`,
+      );
     }
     throw err;
   }

@@ -1,0 +1,123 @@
+/**
+ * Key schedule of ferry's secure channel: from a CPace run's output (cpace.ts) to
+ * the two record-layer keys and the two key-confirmation tags. Pure, no I/O.
+ *
+ * Only specified primitives are composed: SHA-256 (FIPS 180-4), HKDF-SHA-256
+ * (RFC 5869) and HMAC-SHA-256 (RFC 2104), all from @noble/hashes.
+ *
+ *   TH  = SHA-256(lv_cat("ferry/1 transcript", sid, Ya, ADa, Yb, ADb))
+ *   PRK = HKDF-Extract(salt = "" (HashLen zeros, RFC 5869 §2.2), IKM = ISK)
+ *   k_c2s = HKDF-Expand(PRK, lv_cat("ferry/1 key c2s", TH), 32)
+ *   k_s2c = HKDF-Expand(PRK, lv_cat("ferry/1 key s2c", TH), 32)
+ *   kc_initiator = HKDF-Expand(PRK, lv_cat("ferry/1 confirm initiator", TH), 32)
+ *   kc_responder = HKDF-Expand(PRK, lv_cat("ferry/1 confirm responder", TH), 32)
+ *   tag_initiator = HMAC-SHA-256(kc_initiator, TH)
+ *   tag_responder = HMAC-SHA-256(kc_responder, TH)
+ *
+ * - ISK goes through a KDF before use, as draft-irtf-cfrg-cpace-21 §4 and §10.3
+ *   recommend; HKDF's `info` binds each output to its purpose and to the
+ *   transcript (RFC 5869 §3.2). lv_cat is CPace's length-value encoding
+ *   (draft §6.3), so no two (label, TH) pairs share an encoding.
+ * - The transcript is already inside ISK (draft §7.2); binding it again costs
+ *   nothing and makes the keys depend on the "ferry/1" version string.
+ * - Key confirmation follows draft §10.4 ("MAC such as HMAC ... using a key
+ *   mac_key derived from ISK", one tag per party) in the shape of TLS 1.3's
+ *   Finished message (RFC 8446 §4.4.4: HMAC(finished_key, transcript hash)),
+ *   which draft §10.5 cites. Unlike the draft's example (one mac_key, each party
+ *   MACs its own message) each role gets its own key by label, so a tag can
+ *   never be reflected back as the other role's tag.
+ * - Roles are fixed: the client is the CPace initiator, the server the
+ *   responder; c2s is initiator-to-responder.
+ */
+import { expand, extract } from "@noble/hashes/hkdf.js";
+import { hmac } from "@noble/hashes/hmac.js";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { timingSafeEqual } from "node:crypto";
+import { type CpaceOutput, type CpaceRole, lvCat } from "./cpace.ts";
+
+/** The protocol version string bound into every derivation. */
+export const PROTOCOL_LABEL = "ferry/1";
+
+const encoder = new TextEncoder();
+
+/** The labels, each the `info` prefix of one HKDF-Expand (or of TH). Documented in docs/SECURITY-DESIGN-NOTES.md. */
+export const LABELS = {
+  transcript: `${PROTOCOL_LABEL} transcript`,
+  keyC2s: `${PROTOCOL_LABEL} key c2s`,
+  keyS2c: `${PROTOCOL_LABEL} key s2c`,
+  confirmInitiator: `${PROTOCOL_LABEL} confirm initiator`,
+  confirmResponder: `${PROTOCOL_LABEL} confirm responder`,
+} as const;
+
+/** Length of each traffic key (ChaCha20-Poly1305, RFC 8439 §2.8). */
+export const TRAFFIC_KEY_BYTES = 32;
+/** Length of a key-confirmation tag (HMAC-SHA-256 output). */
+export const CONFIRMATION_TAG_BYTES = 32;
+
+export interface SessionKeys {
+  /** Key for records client (initiator) to server (responder). */
+  c2s: Uint8Array;
+  /** Key for records server (responder) to client (initiator). */
+  s2c: Uint8Array;
+  /** Tag the initiator sends and the responder checks. */
+  initiatorConfirmation: Uint8Array;
+  /** Tag the responder sends and the initiator checks. */
+  responderConfirmation: Uint8Array;
+  /** TH: public, may be logged or shown to compare sessions. */
+  transcriptHash: Uint8Array;
+}
+
+/** TH = SHA-256(lv_cat("ferry/1 transcript", sid, Ya, ADa, Yb, ADb)). */
+export function transcriptHash(out: CpaceOutput): Uint8Array {
+  return sha256(
+    lvCat(encoder.encode(LABELS.transcript), out.sid, out.ya, out.ada, out.yb, out.adb),
+  );
+}
+
+/** Derives both traffic keys and both confirmation tags (see the module comment). */
+export function deriveSessionKeys(out: CpaceOutput): SessionKeys {
+  const th = transcriptHash(out);
+  const prk = extract(sha256, out.isk); // salt absent: HashLen zero bytes (RFC 5869 §2.2)
+  const okm = (label: string, length: number) =>
+    expand(sha256, prk, lvCat(encoder.encode(label), th), length);
+  const c2s = okm(LABELS.keyC2s, TRAFFIC_KEY_BYTES);
+  const s2c = okm(LABELS.keyS2c, TRAFFIC_KEY_BYTES);
+  const kcInitiator = okm(LABELS.confirmInitiator, 32);
+  const kcResponder = okm(LABELS.confirmResponder, 32);
+  const initiatorConfirmation = hmac(sha256, kcInitiator, th);
+  const responderConfirmation = hmac(sha256, kcResponder, th);
+  prk.fill(0);
+  kcInitiator.fill(0);
+  kcResponder.fill(0);
+  return { c2s, s2c, initiatorConfirmation, responderConfirmation, transcriptHash: th };
+}
+
+/** The confirmation tag we send, given our role. */
+export function ownConfirmation(keys: SessionKeys, role: CpaceRole): Uint8Array {
+  return role === "initiator" ? keys.initiatorConfirmation : keys.responderConfirmation;
+}
+
+/**
+ * Checks the peer's confirmation tag in constant time (for equal lengths). False means
+ * the peer used a different code (or an attacker is guessing): report "wrong code" and
+ * close the connection; never send records.
+ */
+export function verifyPeerConfirmation(
+  keys: SessionKeys,
+  role: CpaceRole,
+  received: Uint8Array,
+): boolean {
+  const expected = role === "initiator" ? keys.responderConfirmation : keys.initiatorConfirmation;
+  if (received.length !== expected.length) return false;
+  return timingSafeEqual(expected, received);
+}
+
+/** The traffic keys for our sending and receiving directions, given our role. */
+export function trafficKeys(
+  keys: SessionKeys,
+  role: CpaceRole,
+): { send: Uint8Array; receive: Uint8Array } {
+  return role === "initiator"
+    ? { send: keys.c2s, receive: keys.s2c }
+    : { send: keys.s2c, receive: keys.c2s };
+}

@@ -1,0 +1,350 @@
+/**
+ * CPace (src/transport/cpace.ts) and the key schedule (src/transport/key_schedule.ts).
+ *
+ * The vectors are copied from draft-irtf-cfrg-cpace-21 (23 April 2026), Appendix A
+ * (string utilities) and Appendix B.3 ("Test vector for CPace using group ristretto255
+ * and hash SHA-512"); the B.3 values are identical in draft-irtf-cfrg-cpace-20.
+ */
+import { assert, assertEquals, assertNotEquals, assertThrows } from "@std/assert";
+import { createHash, createHmac, hkdfSync } from "node:crypto";
+import { hkdf } from "@noble/hashes/hkdf.js";
+import { sha256 } from "@noble/hashes/sha2.js";
+import {
+  calculateGenerator,
+  CPACE_DSI,
+  CPACE_ISK_BYTES,
+  CpaceError,
+  cpaceFinish,
+  type CpaceOutput,
+  type CpaceRole,
+  cpaceStart,
+  generatorString,
+  lvCat,
+  prependLen,
+  scalarMultVfy,
+  transcriptIr,
+} from "../src/transport/cpace.ts";
+import {
+  deriveSessionKeys,
+  ownConfirmation,
+  trafficKeys,
+  transcriptHash,
+  verifyPeerConfirmation,
+} from "../src/transport/key_schedule.ts";
+
+function hex(s: string): Uint8Array {
+  const clean = s.replace(/\s+/g, "");
+  const out = new Uint8Array(clean.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(clean.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+function toHex(b: Uint8Array): string {
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+const utf8 = (s: string) => new TextEncoder().encode(s);
+const range = (n: number) => Uint8Array.from({ length: n }, (_, i) => i);
+
+// Appendix B.3.1 inputs.
+const TV = {
+  prs: utf8("Password"),
+  ci: hex("0b415f696e69746961746f720b425f726573706f6e646572"),
+  sid: hex("7e4b4791d6a8ef019b936c79fb7f2c57"),
+  // B.3.1 outputs
+  generatorString: hex(`
+    11435061636552697374726574746f3235350850617373776f726464
+    00000000000000000000000000000000000000000000000000000000
+    00000000000000000000000000000000000000000000000000000000
+    00000000000000000000000000000000000000000000000000000000
+    00000000000000000000000000000000180b415f696e69746961746f
+    720b425f726573706f6e646572107e4b4791d6a8ef019b936c79fb7f
+    2c57`),
+  g: hex("222b6b195fe84b1652badb6f6a3ae3d24341e7306967f0b8115b40d5698c7e56"),
+  // B.3.2
+  ada: utf8("ADa"),
+  ya: hex("da3d23700a9e5699258aef94dc060dfda5ebb61f02a5ea77fad53f4ff0976d08"),
+  Ya: hex("d6bac480f2c386c394efc7c47adb9925dcd2630b64f240c50f8d0eec482b9157"),
+  // B.3.3
+  adb: utf8("ADb"),
+  yb: hex("d2316b454718c35362d83d69df6320f38578ed5984651435e2949762d900b80d"),
+  Yb: hex("3ea7e0b19560d7c0b0f5734f63b955286dfa8232b5ebe63324e2d9e7433f7258"),
+  // B.3.4
+  K: hex("80b69a8a76457ab6a4d7f887a4bf6b55a2f80ac19c333f917a05fc9887c8b40f"),
+  // B.3.5
+  transcriptIr: hex(`
+    20d6bac480f2c386c394efc7c47adb9925dcd2630b64f240c50f8d0e
+    ec482b915703414461203ea7e0b19560d7c0b0f5734f63b955286dfa
+    8232b5ebe63324e2d9e7433f725803414462`),
+  iskIr: hex(`
+    b69effbf61b51d56401c0f65601abe428de8206feaaf0e32198896dc
+    ae7b35cd2b38950a39dfd5d4a79164614c2984f7daa460b588c1e80c
+    3fa2068af7900447`),
+  // B.3.10
+  s: hex("7cd0e075fa7955ba52c02759a6c90dbbfc10e6d40aea8d283e407d88cf538a05"),
+  X: hex("2c3c6b8c4f3800e7aef6864025b4ed79bd599117e427c41bd47d93d654b4a51c"),
+  sX: hex("7c13645fe790a468f62c39beb7388e541d8405d1ade69d1778c5fe3e7f6b600e"),
+  // B.3.11
+  Yi1: hex("2b3c6b8c4f3800e7aef6864025b4ed79bd599117e427c41bd47d93d654b4a51c"),
+  Yi2: new Uint8Array(32),
+};
+
+const IDENTITY = new Uint8Array(32);
+
+// ---------------------------------------------------------------------------
+// Appendix A: string utilities
+
+Deno.test("prependLen() matches draft-irtf-cfrg-cpace-21 Appendix A.1.2", () => {
+  assertEquals(toHex(prependLen(new Uint8Array(0))), "00");
+  assertEquals(toHex(prependLen(utf8("1234"))), "0431323334");
+  assertEquals(toHex(prependLen(range(127))), "7f" + toHex(range(127)));
+  assertEquals(toHex(prependLen(range(128))), "8001" + toHex(range(128)));
+  // LEB128 beyond two bytes: 2^14 = 0x80 0x80 0x01.
+  assertEquals(toHex(prependLen(new Uint8Array(16384)).subarray(0, 3)), "808001");
+});
+
+Deno.test("lvCat() matches draft-irtf-cfrg-cpace-21 Appendix A.1.4", () => {
+  assertEquals(
+    toHex(lvCat(utf8("1234"), utf8("5"), new Uint8Array(0), utf8("678"))),
+    "043132333401350003363738",
+  );
+});
+
+Deno.test("transcriptIr() matches draft-irtf-cfrg-cpace-21 Appendix A.3.5", () => {
+  assertEquals(
+    toHex(transcriptIr(utf8("123"), utf8("PartyA"), utf8("234"), utf8("PartyB"))),
+    "03313233065061727479410332333406506172747942",
+  );
+  assertEquals(
+    toHex(transcriptIr(utf8("3456"), utf8("PartyA"), utf8("2345"), utf8("PartyB"))),
+    "043334353606506172747941043233343506506172747942",
+  );
+});
+
+// ---------------------------------------------------------------------------
+// Appendix B.3: CPACE-RISTR255-SHA512
+
+Deno.test("generatorString() matches the B.3.1 generator string (ZPAD length 100)", () => {
+  const s = generatorString(CPACE_DSI, TV.prs, TV.ci, TV.sid, 128);
+  assertEquals(s.length, 170);
+  assertEquals(toHex(s), toHex(TV.generatorString));
+});
+
+Deno.test("calculateGenerator() matches the B.3.1 encoded generator g", () => {
+  assertEquals(toHex(calculateGenerator(TV.prs, TV.ci, TV.sid)), toHex(TV.g));
+});
+
+Deno.test("cpaceStart() produces Ya and Yb of B.3.2 and B.3.3 from the given scalars", () => {
+  const a = cpaceStart({ ...TV, ad: TV.ada, role: "initiator", scalar: TV.ya });
+  const b = cpaceStart({ ...TV, ad: TV.adb, role: "responder", scalar: TV.yb });
+  assertEquals(toHex(a.message), toHex(TV.Ya));
+  assertEquals(toHex(b.message), toHex(TV.Yb));
+});
+
+Deno.test("scalarMultVfy() gives the B.3.4 shared point K on both sides", () => {
+  assertEquals(toHex(scalarMultVfy(TV.ya, TV.Yb)), toHex(TV.K));
+  assertEquals(toHex(scalarMultVfy(TV.yb, TV.Ya)), toHex(TV.K));
+});
+
+Deno.test("transcriptIr() gives the B.3.5 transcript", () => {
+  assertEquals(toHex(transcriptIr(TV.Ya, TV.ada, TV.Yb, TV.adb)), toHex(TV.transcriptIr));
+});
+
+Deno.test("cpaceFinish() gives the B.3.5 initiator/responder ISK on both sides", () => {
+  const a = cpaceStart({ ...TV, ad: TV.ada, role: "initiator", scalar: TV.ya });
+  const b = cpaceStart({ ...TV, ad: TV.adb, role: "responder", scalar: TV.yb });
+  const outA = cpaceFinish(a.state, b.message, TV.adb);
+  const outB = cpaceFinish(b.state, a.message, TV.ada);
+  assertEquals(outA.isk.length, CPACE_ISK_BYTES);
+  assertEquals(toHex(outA.isk), toHex(TV.iskIr));
+  assertEquals(toHex(outB.isk), toHex(TV.iskIr));
+  // Both sides report the transcript in initiator-then-responder order.
+  for (const out of [outA, outB]) {
+    assertEquals(toHex(out.ya), toHex(TV.Ya));
+    assertEquals(toHex(out.ada), toHex(TV.ada));
+    assertEquals(toHex(out.yb), toHex(TV.Yb));
+    assertEquals(toHex(out.adb), toHex(TV.adb));
+    assertEquals(toHex(out.sid), toHex(TV.sid));
+  }
+});
+
+Deno.test("scalarMultVfy() matches the B.3.10 valid-input case", () => {
+  assertEquals(toHex(scalarMultVfy(TV.s, TV.X)), toHex(TV.sX));
+});
+
+Deno.test("scalarMultVfy() returns the identity for the B.3.11 invalid inputs", () => {
+  assertEquals(scalarMultVfy(TV.s, TV.Yi1), IDENTITY);
+  assertEquals(scalarMultVfy(TV.s, TV.Yi2), IDENTITY);
+});
+
+// ---------------------------------------------------------------------------
+// Abort conditions (draft §7.2, §8.3.1, §9)
+
+function startPair(prsA: Uint8Array = TV.prs, prsB: Uint8Array = TV.prs) {
+  const a = cpaceStart({ prs: prsA, ci: TV.ci, sid: TV.sid, ad: TV.ada, role: "initiator" });
+  const b = cpaceStart({ prs: prsB, ci: TV.ci, sid: TV.sid, ad: TV.adb, role: "responder" });
+  return { a, b };
+}
+
+function assertAborts(peerMessage: Uint8Array) {
+  for (const role of ["initiator", "responder"] as CpaceRole[]) {
+    const { state } = cpaceStart({ prs: TV.prs, ci: TV.ci, sid: TV.sid, ad: TV.ada, role });
+    assertThrows(() => cpaceFinish(state, peerMessage, TV.adb), CpaceError);
+  }
+}
+
+Deno.test("cpaceFinish() rejects the identity point (B.3.11 Y_i2)", () => {
+  assertAborts(TV.Yi2);
+});
+
+Deno.test("cpaceFinish() rejects a non-canonical encoding (B.3.11 Y_i1)", () => {
+  assertAborts(TV.Yi1);
+});
+
+Deno.test("cpaceFinish() rejects garbage bytes that do not decode", () => {
+  assertAborts(new Uint8Array(32).fill(0xff));
+  // Odd s (RFC 9496 §4.3.1 step 3) and s >= p (step 1).
+  assertAborts(Uint8Array.from({ length: 32 }, (_, i) => (i === 0 ? 1 : 0)));
+  assertAborts(hex("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"));
+});
+
+Deno.test("cpaceFinish() rejects shares of the wrong length", () => {
+  assertAborts(new Uint8Array(0));
+  assertAborts(TV.Yb.subarray(0, 31));
+  const long = new Uint8Array(33);
+  long.set(TV.Yb);
+  assertAborts(long);
+});
+
+Deno.test("cpaceFinish() refuses to reuse a state", () => {
+  const { a, b } = startPair();
+  cpaceFinish(a.state, b.message, TV.adb);
+  assertThrows(() => cpaceFinish(a.state, b.message, TV.adb), CpaceError, "already used");
+});
+
+Deno.test("cpaceFinish() consumes the state even when the peer share is invalid", () => {
+  const { a, b } = startPair();
+  assertThrows(() => cpaceFinish(a.state, IDENTITY, TV.adb), CpaceError);
+  assertThrows(() => cpaceFinish(a.state, b.message, TV.adb), CpaceError, "already used");
+});
+
+Deno.test("cpaceStart() rejects out-of-range test scalars", () => {
+  const base = { prs: TV.prs, ci: TV.ci, sid: TV.sid, ad: TV.ada, role: "initiator" as const };
+  assertThrows(() => cpaceStart({ ...base, scalar: new Uint8Array(32) }), CpaceError);
+  assertThrows(() => cpaceStart({ ...base, scalar: new Uint8Array(32).fill(0xff) }), CpaceError);
+  assertThrows(() => cpaceStart({ ...base, scalar: new Uint8Array(31).fill(1) }), CpaceError);
+});
+
+// ---------------------------------------------------------------------------
+// Full runs and the key schedule
+
+function run(prsA: Uint8Array, prsB: Uint8Array): { a: CpaceOutput; b: CpaceOutput } {
+  const { a, b } = startPair(prsA, prsB);
+  return { a: cpaceFinish(a.state, b.message, TV.adb), b: cpaceFinish(b.state, a.message, TV.ada) };
+}
+
+Deno.test("cpaceStart() samples a fresh scalar each run", () => {
+  const x = startPair();
+  const y = startPair();
+  assertNotEquals(toHex(x.a.message), toHex(y.a.message));
+  assertNotEquals(toHex(x.a.message), toHex(x.b.message));
+});
+
+Deno.test("an initiator and a responder with the same code agree on keys and confirm", () => {
+  const code = utf8("7-crane-lotus-oyster");
+  const { a, b } = run(code, code);
+  assertEquals(a.isk, b.isk);
+  const ka = deriveSessionKeys(a);
+  const kb = deriveSessionKeys(b);
+  assertEquals(ka, kb);
+  assertEquals(ka.c2s.length, 32);
+  assertEquals(ka.s2c.length, 32);
+  assertNotEquals(toHex(ka.c2s), toHex(ka.s2c));
+  assertNotEquals(toHex(ka.initiatorConfirmation), toHex(ka.responderConfirmation));
+  assert(verifyPeerConfirmation(ka, "initiator", ownConfirmation(kb, "responder")));
+  assert(verifyPeerConfirmation(kb, "responder", ownConfirmation(ka, "initiator")));
+  assertEquals(trafficKeys(ka, "initiator").send, trafficKeys(kb, "responder").receive);
+  assertEquals(trafficKeys(ka, "initiator").receive, trafficKeys(kb, "responder").send);
+});
+
+Deno.test("a wrong code gives different keys and fails confirmation on both sides", () => {
+  const { a, b } = run(utf8("7-crane-lotus-oyster"), utf8("7-crane-lotus-oysters"));
+  assertNotEquals(toHex(a.isk), toHex(b.isk));
+  const ka = deriveSessionKeys(a);
+  const kb = deriveSessionKeys(b);
+  assertNotEquals(toHex(ka.c2s), toHex(kb.c2s));
+  assertNotEquals(toHex(ka.s2c), toHex(kb.s2c));
+  assert(!verifyPeerConfirmation(ka, "initiator", ownConfirmation(kb, "responder")));
+  assert(!verifyPeerConfirmation(kb, "responder", ownConfirmation(ka, "initiator")));
+  // The transcript is public and still agrees: only the secret differs.
+  assertEquals(ka.transcriptHash, kb.transcriptHash);
+});
+
+Deno.test("verifyPeerConfirmation() rejects reflected, truncated and empty tags", () => {
+  const code = utf8("7-crane-lotus-oyster");
+  const { a } = run(code, code);
+  const k = deriveSessionKeys(a);
+  // The initiator's own tag echoed back is not the responder's tag.
+  assert(!verifyPeerConfirmation(k, "initiator", ownConfirmation(k, "initiator")));
+  assert(!verifyPeerConfirmation(k, "responder", ownConfirmation(k, "responder")));
+  assert(!verifyPeerConfirmation(k, "initiator", k.responderConfirmation.subarray(0, 31)));
+  assert(!verifyPeerConfirmation(k, "initiator", new Uint8Array(0)));
+});
+
+Deno.test("a different CI, sid or AD gives a different ISK", () => {
+  const base = { prs: TV.prs, ci: TV.ci, sid: TV.sid };
+  const other = [
+    { ci: utf8("other channel") },
+    { sid: hex("00000000000000000000000000000000") },
+  ];
+  for (const change of other) {
+    const a = cpaceStart({ ...base, ad: TV.ada, role: "initiator" });
+    const b = cpaceStart({ ...base, ...change, ad: TV.adb, role: "responder" });
+    const isk = cpaceFinish(a.state, b.message, TV.adb).isk;
+    assertNotEquals(toHex(isk), toHex(cpaceFinish(b.state, a.message, TV.ada).isk));
+  }
+  // An AD changed in transit: each side binds what it saw.
+  const a = cpaceStart({ ...base, ad: TV.ada, role: "initiator" });
+  const b = cpaceStart({ ...base, ad: TV.adb, role: "responder" });
+  const iskA = cpaceFinish(a.state, b.message, utf8("ADb'")).isk;
+  assertNotEquals(toHex(iskA), toHex(cpaceFinish(b.state, a.message, TV.ada).isk));
+});
+
+Deno.test("deriveSessionKeys() binds the transcript: same ISK, other AD, other keys", () => {
+  const code = utf8("7-crane-lotus-oyster");
+  const { a } = run(code, code);
+  const tampered = { ...a, adb: utf8("something else") };
+  assertNotEquals(toHex(transcriptHash(a)), toHex(transcriptHash(tampered)));
+  assertNotEquals(toHex(deriveSessionKeys(a).c2s), toHex(deriveSessionKeys(tampered).c2s));
+});
+
+Deno.test("deriveSessionKeys() follows the documented formulas (checked with node:crypto)", () => {
+  const code = utf8("7-crane-lotus-oyster");
+  const { a } = run(code, code);
+  const th = createHash("sha256")
+    .update(lvCat(utf8("ferry/1 transcript"), a.sid, a.ya, a.ada, a.yb, a.adb))
+    .digest();
+  const expand = (label: string) =>
+    new Uint8Array(hkdfSync("sha256", a.isk, new Uint8Array(0), lvCat(utf8(label), th), 32));
+  const tag = (label: string) => createHmac("sha256", expand(label)).update(th).digest();
+  const k = deriveSessionKeys(a);
+  assertEquals(toHex(k.transcriptHash), th.toString("hex"));
+  assertEquals(toHex(k.c2s), toHex(expand("ferry/1 key c2s")));
+  assertEquals(toHex(k.s2c), toHex(expand("ferry/1 key s2c")));
+  assertEquals(toHex(k.initiatorConfirmation), tag("ferry/1 confirm initiator").toString("hex"));
+  assertEquals(toHex(k.responderConfirmation), tag("ferry/1 confirm responder").toString("hex"));
+});
+
+Deno.test("HKDF-SHA-256 from @noble/hashes matches RFC 5869 Appendix A.1", () => {
+  const okm = hkdf(
+    sha256,
+    new Uint8Array(22).fill(0x0b),
+    hex("000102030405060708090a0b0c"),
+    hex("f0f1f2f3f4f5f6f7f8f9"),
+    42,
+  );
+  assertEquals(
+    toHex(okm),
+    "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865",
+  );
+});

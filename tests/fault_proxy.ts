@@ -1,0 +1,174 @@
+/**
+ * A small TCP proxy on 127.0.0.1 that injects faults into the sender →
+ * receiver direction: cut after N bytes, stall, flip a byte, split writes
+ * into 1-byte pieces, reset. The other direction passes untouched.
+ */
+
+export interface Faults {
+  /** Close both sides once this many bytes went upstream. */
+  cutAfter?: number;
+  /** Stop forwarding upstream (both ways stay open) after this many bytes, until `release()`. */
+  stallAfter?: number;
+  /**
+   * Flip the first byte equal to `flipValue` (default: any byte) at or after
+   * each of these upstream offsets.
+   */
+  flipAt?: number[];
+  flipValue?: number;
+  /** Forward upstream data one byte per write. */
+  split?: boolean;
+  /** Abort both sides (closing with unread data, which resets) after this many bytes. */
+  resetAfter?: number;
+  /** Forward upstream at most this many bytes per second. */
+  bytesPerSecond?: number;
+}
+
+export class FaultProxy {
+  #listener: Deno.TcpListener;
+  #conns = new Set<Deno.TcpConn>();
+  #tasks = new Set<Promise<void>>();
+  #released: () => void = () => {};
+  #release = new Promise<void>((r) => this.#released = r);
+  #accepting: Promise<void>;
+  /** Connections accepted so far. */
+  connections = 0;
+  /** Upstream bytes forwarded, over all connections. */
+  forwarded = 0;
+
+  /** `faults` may depend on the connection's number (1, 2, ...). */
+  constructor(readonly target: number, readonly faults: Faults | ((n: number) => Faults)) {
+    this.#listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    this.#accepting = this.#accept();
+  }
+
+  get port(): number {
+    return (this.#listener.addr as Deno.NetAddr).port;
+  }
+
+  /** Lets stalled connections go on. */
+  release(): void {
+    this.#released();
+  }
+
+  async #accept(): Promise<void> {
+    for (;;) {
+      let client: Deno.TcpConn;
+      try {
+        client = await this.#listener.accept();
+      } catch {
+        return;
+      }
+      const n = ++this.connections;
+      const faults = typeof this.faults === "function" ? this.faults(n) : this.faults;
+      const task = this.#pair(client, faults);
+      this.#tasks.add(task);
+      task.finally(() => this.#tasks.delete(task));
+    }
+  }
+
+  async #pair(client: Deno.TcpConn, faults: Faults): Promise<void> {
+    let server: Deno.TcpConn;
+    try {
+      server = await Deno.connect({ hostname: "127.0.0.1", port: this.target });
+    } catch {
+      client.close();
+      return;
+    }
+    this.#conns.add(client);
+    this.#conns.add(server);
+    const closeBoth = () => {
+      for (const c of [client, server]) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+        this.#conns.delete(c);
+      }
+    };
+    const up = this.#upstream(client, server, faults, closeBoth);
+    const down = pipe(server, client);
+    await Promise.race([up, down]);
+    closeBoth();
+    await Promise.allSettled([up, down]);
+  }
+
+  async #upstream(
+    from: Deno.TcpConn,
+    to: Deno.TcpConn,
+    faults: Faults,
+    closeBoth: () => void,
+  ): Promise<void> {
+    const buf = new Uint8Array(64 * 1024);
+    const flips = [...(faults.flipAt ?? [])].sort((a, b) => a - b);
+    let offset = 0;
+    const started = performance.now();
+    try {
+      for (;;) {
+        const n = await from.read(buf);
+        if (n === null) {
+          await to.closeWrite().catch(() => {});
+          return;
+        }
+        const whole = buf.subarray(0, n);
+        for (let i = 0; i < whole.length && flips.length > 0; i++) {
+          if (offset + i >= flips[0] && (faults.flipValue ?? whole[i]) === whole[i]) {
+            whole[i] ^= 0x01;
+            flips.shift();
+          }
+        }
+        const limit = faults.cutAfter ?? faults.resetAfter ?? faults.stallAfter;
+        const cut = limit !== undefined && offset + n >= limit ? limit - offset : n;
+        if (faults.bytesPerSecond) {
+          const due = started + ((offset + cut) / faults.bytesPerSecond) * 1000;
+          await new Promise((r) => setTimeout(r, Math.max(0, due - performance.now())));
+        }
+        await writeChunk(to, whole.subarray(0, cut), faults.split ?? false);
+        offset += cut;
+        this.forwarded += cut;
+        if (cut < n || (limit !== undefined && offset >= limit)) {
+          if (faults.stallAfter === undefined) {
+            closeBoth();
+            return;
+          }
+          await this.#release;
+          faults = { ...faults, stallAfter: undefined };
+          await writeChunk(to, whole.subarray(cut), faults.split ?? false);
+          offset += n - cut;
+          this.forwarded += n - cut;
+        }
+      }
+    } catch { /* a side closed */ }
+  }
+
+  async close(): Promise<void> {
+    this.#released();
+    this.#listener.close();
+    await this.#accepting;
+    for (const c of this.#conns) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+    await Promise.allSettled([...this.#tasks]);
+  }
+}
+
+async function writeChunk(to: Deno.TcpConn, chunk: Uint8Array, split: boolean): Promise<void> {
+  if (!split) {
+    let done = 0;
+    while (done < chunk.length) done += await to.write(chunk.subarray(done));
+    return;
+  }
+  for (let i = 0; i < chunk.length; i++) await to.write(chunk.subarray(i, i + 1));
+}
+
+async function pipe(from: Deno.TcpConn, to: Deno.TcpConn): Promise<void> {
+  const buf = new Uint8Array(64 * 1024);
+  try {
+    for (;;) {
+      const n = await from.read(buf);
+      if (n === null) return;
+      let done = 0;
+      while (done < n) done += await to.write(buf.subarray(done, n));
+    }
+  } catch { /* a side closed */ }
+}
