@@ -14,6 +14,8 @@ import { type Frame, FrameReader, FrameWriter } from "../src/transport/frame_io.
 import { DEFAULT_LIMITS, type ServerLimits } from "../src/server/server_limits.ts";
 
 export const MAIN = new URL("../main.ts", import.meta.url).pathname;
+/** The code test servers are started with. */
+export const TEST_CODE = "1234-test-code-word";
 
 export async function tempDir(prefix = "ferry-test-"): Promise<string> {
   return await Deno.makeTempDir({ prefix });
@@ -39,6 +41,7 @@ export async function startServer(
     port: 0,
     onConflict: "rename",
     software: "ferry/test",
+    code: TEST_CODE,
     onEvent: (e) => events.push(e),
     ...opts,
     limits: { ...DEFAULT_LIMITS, handshakeTimeoutMs: 5_000, idleTimeoutMs: 10_000, ...opts.limits },
@@ -72,7 +75,7 @@ export async function runCli(
     stdout: "piped",
     stderr: "piped",
     cwd: opts.cwd,
-    env: { NO_COLOR: "1", ...opts.env },
+    env: { NO_COLOR: "1", FERRY_CODE: TEST_CODE, ...opts.env },
   }).spawn();
   if (opts.stdin) {
     const writer = child.stdin.getWriter();
@@ -112,7 +115,7 @@ export async function spawnServe(dir: string, extra: string[] = []): Promise<Ser
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", FERRY_CODE: TEST_CODE },
   }).spawn();
   let stdout = "";
   let stderr = "";

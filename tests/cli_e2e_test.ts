@@ -4,7 +4,15 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
-import { freePort, randomBytes, runCli, snapshot, spawnServe, tempDir } from "./_harness.ts";
+import {
+  freePort,
+  randomBytes,
+  runCli,
+  snapshot,
+  spawnServe,
+  tempDir,
+  TEST_CODE,
+} from "./_harness.ts";
 
 async function writeTree(root: string): Promise<void> {
   await Deno.mkdir(join(root, "nested/deeper/deepest"), { recursive: true });
@@ -295,7 +303,10 @@ Deno.test("serve prints its directory, addresses and the send command, and refus
   const stopped = await serve.stop("SIGINT");
   assertEquals(stopped.code, 0);
   assertStringIncludes(stopped.stdout, `receiving into ${await Deno.realPath(join(base, "in"))}`);
-  assertStringIncludes(stopped.stdout, `ferry send PATH... --to 127.0.0.1:${serve.port}`);
+  assertStringIncludes(
+    stopped.stdout,
+    `ferry send PATH... --to 127.0.0.1:${serve.port} --code ${TEST_CODE}`,
+  );
   await Deno.writeTextFile(join(base, "file"), "x");
   const bad = await runCli(["serve", join(base, "file"), "--port", String(freePort())]);
   assertEquals(bad.code, 1);

@@ -47,6 +47,8 @@ export interface SendOptions {
   idleTimeoutMs: number;
   /** Reconnections after a dropped connection. */
   retries: number;
+  /** The receiver's code (null or absent: none given). */
+  code?: string | null;
   /** First backoff before reconnecting; doubles each time, up to 30 s. */
   retryDelayMs?: number;
   software: string;
@@ -56,6 +58,10 @@ export interface SendOptions {
 export type SendEvent =
   | { type: "connected"; to: string; server: string; attempt: number }
   | { type: "skipped"; path: string; reason: string }
+  /** A file's data starts (after any resumed prefix). */
+  | { type: "file-start"; path: string; size: number | null; resumed: number }
+  /** `bytes` more of the current file went out (counts only bytes sent in this run). */
+  | { type: "progress"; bytes: number }
   | { type: "file-done"; path: string; name: string; bytes: number; resumed: number }
   | { type: "file-failed"; path: string; reason: string }
   | { type: "warning"; message: string }
@@ -623,6 +629,12 @@ class SendSession {
         );
         entry.resumed = sent;
       }
+      this.opts.onEvent({
+        type: "file-start",
+        path: entry.path,
+        size: entry.size,
+        resumed: entry.resumed ?? 0,
+      });
       for (;;) {
         const want = entry.size === null
           ? MAX_FRAME_PAYLOAD
@@ -637,6 +649,7 @@ class SendSession {
         hash.update(room.subarray(0, n));
         this.#writer.commit(FrameType.DATA, n);
         sent += n;
+        this.opts.onEvent({ type: "progress", bytes: n });
       }
       if (opened && !unchanged(await opened.stat(), entry)) {
         return await abort("it changed while being sent");

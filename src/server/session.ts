@@ -57,12 +57,17 @@ export interface SessionOptions {
   claimTransfer?: (transfer: string, session: Session) => Promise<void>;
   onConflict: ConflictPolicy;
   limits: ServerLimits;
+  /** The code senders must know; null accepts anyone (`serve --open`). */
+  code?: string | null;
   software: string;
   onEvent: (event: ServerEvent) => void;
 }
 
 export type ServerEvent =
   | { type: "session-start"; session: number; peer: string }
+  | { type: "file-start"; session: number; path: string; size: number | null; resumed: number }
+  /** `bytes` more of the current file arrived. */
+  | { type: "progress"; session: number; bytes: number }
   | { type: "file"; session: number; name: string; bytes: number; resumed: number }
   | { type: "file-failed"; session: number; path: string; reason: string }
   | { type: "refused"; session: number; path: string; reason: string }
@@ -552,6 +557,13 @@ export class Session {
 
   /** Opens the head file's staging file, unless it failed already. */
   async #open(head: Queued, resume: Resume | null): Promise<void> {
+    this.opts.onEvent({
+      type: "file-start",
+      session: this.id,
+      path: head.entry.path,
+      size: head.entry.size,
+      resumed: resume?.offset ?? 0,
+    });
     try {
       this.#current = await IncomingFile.create(
         this.opts.inbox,
@@ -588,6 +600,7 @@ export class Session {
     if (this.#currentFailed !== null) return;
     try {
       await this.#current!.write(chunk, this.opts.limits.maxSize);
+      this.opts.onEvent({ type: "progress", session: this.id, bytes: chunk.length });
     } catch (err) {
       if (!(err instanceof Refusal)) throw err;
       this.#currentFailed = err;

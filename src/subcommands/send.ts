@@ -6,6 +6,7 @@ import { formatBytes, formatSeconds, plural } from "../cli/format.ts";
 import { send as runSend, type SendEvent } from "../client/send_session.ts";
 import { resolveSources, STDIN_SOURCE } from "../client/walk.ts";
 import { formatAddress } from "../transport/tcp.ts";
+import { normalizeCode } from "../transport/code.ts";
 import { SOFTWARE } from "../version.ts";
 import { SEND_HELP } from "./help.ts";
 
@@ -15,6 +16,7 @@ export async function send(args: string[]): Promise<number> {
     name: { type: "string", short: "n" },
     timeout: { type: "string" },
     retries: { type: "string" },
+    code: { type: "string", short: "c" },
     quiet: { type: "boolean", short: "q" },
     help: { type: "boolean", short: "h" },
   });
@@ -35,6 +37,14 @@ export async function send(args: string[]): Promise<number> {
   const timeout = values.timeout === undefined ? 60_000 : parseSeconds(values.timeout, "--timeout");
   const retries = values.retries === undefined ? 5 : parseCount(values.retries, "--retries", 0);
   const quiet = values.quiet ?? false;
+  const given = values.code ?? Deno.env.get("FERRY_CODE");
+  const code = given === undefined ? null : normalizeCode(given);
+  if (given !== undefined && code === null) {
+    throw new UsageError(
+      "the code must be 1 to 128 characters",
+      "e.g. --code 4821-crane-lotus-oyster",
+    );
+  }
   const sources = await resolveSources(positionals, values.name ?? "stdin");
   const result = await runSend({
     to,
@@ -42,6 +52,7 @@ export async function send(args: string[]): Promise<number> {
     connectTimeoutMs: Math.min(timeout, 15_000),
     idleTimeoutMs: timeout,
     retries,
+    code,
     software: SOFTWARE,
     onEvent: (event) => report(event, quiet),
   });

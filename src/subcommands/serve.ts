@@ -22,6 +22,7 @@ import { FerryServer } from "../server/server.ts";
 import { DEFAULT_LIMITS, type ServerLimits } from "../server/server_limits.ts";
 import type { ServerEvent } from "../server/session.ts";
 import { DEFAULT_PORT } from "../transport/tcp.ts";
+import { generateCode, normalizeCode } from "../transport/code.ts";
 import { SOFTWARE } from "../version.ts";
 import { SERVE_HELP } from "./help.ts";
 
@@ -40,6 +41,8 @@ const FLAGS = {
   timeout: { type: "string" },
   "handshake-timeout": { type: "string" },
   "keep-partial": { type: "string" },
+  code: { type: "string" },
+  open: { type: "boolean" },
   quiet: { type: "boolean", short: "q" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -105,6 +108,7 @@ export async function serve(args: string[]): Promise<number> {
   ) {
     throw new UsageError("--max-message must be at least 4096 bytes", "e.g. --max-message 64K");
   }
+  const code = serverCode(values.code, values.open ?? false);
   const port = values.port === undefined ? DEFAULT_PORT : parsePort(values.port);
   const host = values.host ?? "0.0.0.0";
   const quiet = values.quiet ?? false;
@@ -114,10 +118,16 @@ export async function serve(args: string[]): Promise<number> {
     port,
     onConflict: policy as ConflictPolicy,
     limits: limitsFrom(values),
+    code,
     software: SOFTWARE,
     onEvent: (event) => report(event, quiet),
   });
-  console.log(banner(server.inbox.root, host, server.port));
+  console.log(banner(server.inbox.root, host, server.port, code));
+  if (code === null) {
+    console.error(
+      "ferry: warning: --open: anyone who can reach this port can send files here (traffic is still encrypted)",
+    );
+  }
   const stop = () => server.close();
   Deno.addSignalListener("SIGINT", stop);
   if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", stop);
@@ -144,7 +154,27 @@ function isLoopback(address: string): boolean {
   return address.startsWith("127.") || address === "::1";
 }
 
-function banner(root: string, host: string, port: number): string {
+/** The code senders need: --code, else FERRY_CODE, else a new one; null with --open. */
+function serverCode(flag: string | undefined, open: boolean): string | null {
+  if (open) {
+    if (flag !== undefined) {
+      throw new UsageError("--open and --code exclude each other", "run 'ferry serve --help'");
+    }
+    return null;
+  }
+  const given = flag ?? Deno.env.get("FERRY_CODE");
+  if (given === undefined) return generateCode();
+  const code = normalizeCode(given);
+  if (code === null) {
+    throw new UsageError(
+      "the code must be 1 to 128 characters",
+      "e.g. --code 4821-crane-lotus-oyster",
+    );
+  }
+  return code;
+}
+
+function banner(root: string, host: string, port: number, code: string | null): string {
   const lines = [
     `ferry: receiving into ${root}`,
     `listening on port ${port}; send from another machine with:`,
@@ -152,7 +182,7 @@ function banner(root: string, host: string, port: number): string {
   for (const address of reachableAddresses(host)) {
     const shown = address.includes(":") ? `[${address}]` : address;
     const target = port === DEFAULT_PORT ? shown : `${shown}:${port}`;
-    lines.push(`  ferry send PATH... --to ${target}`);
+    lines.push(`  ferry send PATH... --to ${target}${code === null ? "" : ` --code ${code}`}`);
   }
   lines.push("press Ctrl+C to stop");
   return lines.join("\n");

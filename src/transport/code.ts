@@ -1,0 +1,36 @@
+/**
+ * The short code people type: a number and three words from the BIP-39
+ * English list (2048 words), e.g. `4821-crane-lotus-oyster`:
+ * log2(10000) + 3 × 11 ≈ 46 bits. It is the password of the key exchange
+ * (src/transport/cpace.ts), never sent itself.
+ */
+import { wordlist } from "@scure/bip39/wordlists/english.js";
+
+export const CODE_BITS = Math.log2(10_000) + 3 * Math.log2(wordlist.length);
+const MAX_CODE_CHARS = 128;
+
+/** A uniformly random integer in [0, n), by rejection sampling. */
+function randomBelow(n: number): number {
+  const limit = Math.floor(0x1_0000_0000 / n) * n;
+  const word = new Uint32Array(1);
+  for (;;) {
+    crypto.getRandomValues(word);
+    if (word[0] < limit) return word[0] % n;
+  }
+}
+
+export function generateCode(): string {
+  const words = [0, 1, 2].map(() => wordlist[randomBelow(wordlist.length)]);
+  return [String(randomBelow(10_000)), ...words].join("-");
+}
+
+/**
+ * The canonical form both sides feed to the key exchange: lower case, any
+ * run of spaces, underscores or hyphens as one hyphen. Null if empty or too
+ * long.
+ */
+export function normalizeCode(input: string): string | null {
+  const code = input.trim().toLowerCase().replace(/[\s_-]+/g, "-").replace(/^-|-$/g, "");
+  if (code.length === 0 || code.length > MAX_CODE_CHARS) return null;
+  return code;
+}
