@@ -122,15 +122,16 @@ export async function serve(args: string[]): Promise<number> {
     software: SOFTWARE,
     onEvent: (event) => report(event, quiet),
   });
+  // Listen for signals before the banner says we are up, so a stop right after it is graceful.
+  const stop = () => server.close();
+  Deno.addSignalListener("SIGINT", stop);
+  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", stop);
   console.log(banner(server.inbox.root, host, server.port, code));
   if (code === null) {
     console.error(
       "ferry: warning: --open: anyone who can reach this port can send files here (traffic is still encrypted)",
     );
   }
-  const stop = () => server.close();
-  Deno.addSignalListener("SIGINT", stop);
-  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", stop);
   await server.done;
   if (!quiet) console.log("ferry: stopped");
   return 0;
