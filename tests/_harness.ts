@@ -11,6 +11,9 @@ import { FrameType, type FrameTypeCode } from "../src/protocol/frame.ts";
 import { encodeJson } from "../src/protocol/messages.ts";
 import { Channel, encodePreamble, PROTOCOL_VERSION } from "../src/protocol/preamble.ts";
 import { type Frame, FrameReader, FrameWriter } from "../src/transport/frame_io.ts";
+import { senderKeyExchange, senderOpen } from "../src/transport/channel.ts";
+import { SecureStream } from "../src/transport/secure_stream.ts";
+import type { ByteStream } from "../src/transport/byte_stream.ts";
 import { DEFAULT_LIMITS, type ServerLimits } from "../src/server/server_limits.ts";
 
 export const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -205,10 +208,13 @@ export async function listTree(root: string, opts: { includeStaging?: boolean } 
 export class RawClient {
   reader: FrameReader;
   writer: FrameWriter;
+  /** What frames run on: the connection, then the secure channel after `handshake()`. */
+  stream: ByteStream;
 
   private constructor(readonly conn: Deno.TcpConn) {
     this.reader = new FrameReader(conn);
     this.writer = new FrameWriter(conn);
+    this.stream = conn;
   }
 
   static async connect(port: number): Promise<RawClient> {
@@ -222,12 +228,55 @@ export class RawClient {
     return client;
   }
 
-  async handshake(version = PROTOCOL_VERSION): Promise<Frame | null> {
-    await this.raw(encodePreamble({ version, channel: Channel.plain }));
-    await this.send(FrameType.HELLO, encodeJson({ software: "raw-test", digests: ["sha256"] }));
-    await this.reader.readRaw(8);
-    const welcome = await this.reader.next();
-    return welcome;
+  /**
+   * Preamble, the secure channel on `code` (the test servers' code unless
+   * given), then HELLO; returns the WELCOME frame (or whatever came instead).
+   * Afterwards `reader`/`writer` run inside the channel's records.
+   */
+  async handshake(
+    version = PROTOCOL_VERSION,
+    opts: { code?: string | null; features?: string[] } = {},
+  ): Promise<Frame | null> {
+    if (!(await this.channel({ version, code: opts.code }))) return null;
+    await this.send(
+      FrameType.HELLO,
+      encodeJson({ software: "raw-test", digests: ["sha256"], features: opts.features ?? [] }),
+    );
+    return await this.reader.next();
+  }
+
+  /**
+   * Preamble and the secure channel only (no HELLO): afterwards whatever is
+   * sent goes inside records. False if the server closed before its preamble.
+   */
+  async channel(
+    opts: { version?: number; code?: string | null; preamble?: Uint8Array } = {},
+  ): Promise<boolean> {
+    const ours = opts.preamble ??
+      encodePreamble({ version: opts.version ?? PROTOCOL_VERSION, channel: Channel.cpace });
+    const open = senderOpen();
+    await this.writer.raw(ours);
+    await this.writer.frame(FrameType.CHANNEL_OPEN, open.payload);
+    await this.writer.flush();
+    const theirs = await this.reader.readRaw(8);
+    if (theirs === null) return false;
+    const keys = await senderKeyExchange(this.reader, this.writer, {
+      senderPreamble: ours,
+      receiverPreamble: theirs,
+      nonce: open.nonce,
+      code: opts.code === undefined ? TEST_CODE : opts.code,
+    });
+    const stream = new SecureStream(
+      this.conn,
+      keys.sealer,
+      keys.opener,
+      this.reader.takeBuffered(),
+    );
+    await this.writer.flush();
+    this.reader = new FrameReader(stream);
+    this.writer = new FrameWriter(stream);
+    this.stream = stream;
+    return true;
   }
 
   async raw(bytes: Uint8Array): Promise<void> {

@@ -18,7 +18,7 @@ import {
   type Target,
 } from "../scripts/compile.ts";
 import { VERSION } from "../src/version.ts";
-import { freePort, randomBytes, snapshot, tempDir } from "./_harness.ts";
+import { freePort, randomBytes, snapshot, tempDir, TEST_CODE } from "./_harness.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const SCRIPT = join(ROOT, "scripts", "compile.ts");
@@ -162,7 +162,7 @@ Deno.test({
       // An empty folder as the whole PATH: nothing, deno included, can be found through it.
       const emptyBin = join(base, "empty-bin");
       await Deno.mkdir(emptyBin);
-      const env = { PATH: emptyBin, NO_COLOR: "1" };
+      const env = { PATH: emptyBin, NO_COLOR: "1", FERRY_CODE: TEST_CODE };
 
       const version = await run(bin, ["--version"], { env, clearEnv: true });
       assertEquals(version.code, 0, version.stderr);

@@ -10,7 +10,7 @@
  */
 import { assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
-import { MAIN, randomBytes, snapshot, tempDir } from "./_harness.ts";
+import { MAIN, randomBytes, snapshot, tempDir, TEST_CODE } from "./_harness.ts";
 
 const NS_A = `ferry-a-${Deno.pid}`;
 const NS_B = `ferry-b-${Deno.pid}`;
@@ -27,7 +27,7 @@ interface Result {
 async function run(command: string, args: string[], timeoutMs = 60_000): Promise<Result> {
   const out = await new Deno.Command(command, {
     args,
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", FERRY_CODE: TEST_CODE },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -136,7 +136,7 @@ Deno.test({
       serve = new Deno.Command(IP, {
         args: ["netns", "exec", NS_A, Deno.execPath(), "run", "--quiet", "--cached-only"]
           .concat(["--allow-all", MAIN, "serve", inbox]),
-        env: { NO_COLOR: "1" },
+        env: { NO_COLOR: "1", FERRY_CODE: TEST_CODE },
         stdin: "null",
         stdout: "piped",
         stderr: "piped",
@@ -156,7 +156,12 @@ Deno.test({
       // The banner offers the address of host A, and with the default port no ":port".
       assertMatch(
         output,
-        new RegExp(`^\\s*ferry send PATH\\.\\.\\. --to ${ADDR_A.replaceAll(".", "\\.")}$`, "m"),
+        new RegExp(
+          `^\\s*ferry send PATH\\.\\.\\. --to ${
+            ADDR_A.replaceAll(".", "\\.")
+          } --code ${TEST_CODE}$`,
+          "m",
+        ),
       );
 
       // Host B: `ferry send PATH --to 198.18.0.1`.

@@ -38,6 +38,15 @@ import {
 import { FrameReader, FrameWriter } from "../transport/frame_io.ts";
 import { type Address, connect, formatAddress } from "../transport/tcp.ts";
 import { Watchdog } from "../transport/watchdog.ts";
+import {
+  ChannelMode,
+  CodeRequired,
+  PeerRefused,
+  senderKeyExchange,
+  senderOpen,
+  WrongCode,
+} from "../transport/channel.ts";
+import { SecureStream } from "../transport/secure_stream.ts";
 import { type LocalEntry, type Source, walk, type WalkItem } from "./walk.ts";
 
 export interface SendOptions {
@@ -49,6 +58,8 @@ export interface SendOptions {
   retries: number;
   /** The receiver's code (null or absent: none given). */
   code?: string | null;
+  /** Use the plain channel (no code, no encryption); the receiver must allow it. */
+  plaintext?: boolean;
   /** First backoff before reconnecting; doubles each time, up to 30 s. */
   retryDelayMs?: number;
   software: string;
@@ -276,12 +287,12 @@ class SendSession {
         `${this.#where} stopped responding for ${this.opts.idleTimeoutMs / 1000} s`,
       );
     }
+    if (isConnectionError(err)) {
+      return new ConnectionLost(`the connection to ${this.#where} was lost`);
+    }
     if (err instanceof ProtocolError) {
       await this.#sendError(err);
       return new FerryError(`protocol error with ${this.#where}: ${err.message}`);
-    }
-    if (isConnectionError(err)) {
-      return new ConnectionLost(`the connection to ${this.#where} was lost`);
     }
     return err;
   }
@@ -299,16 +310,15 @@ class SendSession {
   }
 
   async #handshake(): Promise<Welcome> {
-    await this.#writer.raw(encodePreamble({ version: PROTOCOL_VERSION, channel: Channel.plain }));
-    await this.#writer.frame(
-      FrameType.HELLO,
-      encodeJson({
-        software: this.opts.software,
-        digests: ["sha256"],
-        features: [Feature.resume],
-        transfer: this.transfer,
-      }),
-    );
+    const plain = this.opts.plaintext === true;
+    const ours = encodePreamble({
+      version: PROTOCOL_VERSION,
+      channel: plain ? Channel.plain : Channel.cpace,
+    });
+    await this.#writer.raw(ours);
+    const open = senderOpen();
+    if (plain) await this.#sendHello();
+    else await this.#writer.frame(FrameType.CHANNEL_OPEN, open.payload);
     await this.#writer.flush();
     const raw = await this.#reader.readRaw(PREAMBLE_BYTES);
     if (raw === null) {
@@ -325,9 +335,10 @@ class SendSession {
         `${this.#where} speaks ferry protocol version ${theirs.version}, this ferry speaks ${PROTOCOL_VERSION}: use matching ferry versions`,
       );
     }
+    if (!plain) await this.#keyExchange(ours, raw, open.nonce);
     const frame = await this.#reader.next();
     if (frame?.type === FrameType.ERROR) throw this.#serverError(frame.payload);
-    if (theirs.channel !== Channel.plain) {
+    if (theirs.channel !== (plain ? Channel.plain : Channel.cpace)) {
       throw new ProtocolError(
         "unsupported-channel",
         `the receiver chose channel ${theirs.channel}`,
@@ -348,6 +359,67 @@ class SendSession {
     this.#batchEntries = Math.min(4096, welcome.limits.maxBatchEntries);
     this.#batchBytes = Math.min(BATCH_BYTES, Math.floor(welcome.limits.maxFrame / 2));
     return welcome;
+  }
+
+  async #sendHello(): Promise<void> {
+    await this.#writer.frame(
+      FrameType.HELLO,
+      encodeJson({
+        software: this.opts.software,
+        digests: ["sha256"],
+        features: [Feature.resume],
+        transfer: this.transfer,
+      }),
+    );
+  }
+
+  /** CPace on the code; then the frames run inside records, starting with HELLO. */
+  async #keyExchange(ours: Uint8Array, theirs: Uint8Array, nonce: Uint8Array): Promise<void> {
+    const code = this.opts.code ?? null;
+    let keys;
+    try {
+      keys = await senderKeyExchange(this.#reader, this.#writer, {
+        senderPreamble: ours,
+        receiverPreamble: theirs,
+        nonce,
+        code,
+      });
+    } catch (err) {
+      if (err instanceof CodeRequired) {
+        throw new FerryError(
+          `${this.#where} needs its code: add --code CODE (as 'ferry serve' shows it there)`,
+        );
+      }
+      if (err instanceof WrongCode) {
+        throw new FerryError(`wrong code: ${this.#where} did not accept '${code}'`);
+      }
+      if (err instanceof PeerRefused) {
+        const message = `${this.#where} refused the session: ${err.message} (${err.code})`;
+        throw err.code === "busy" || err.code === "shutting-down"
+          ? new ConnectionLost(message)
+          : new FerryError(message);
+      }
+      throw err;
+    }
+    if (keys.mode === ChannelMode.open && code !== null) {
+      this.opts.onEvent({
+        type: "warning",
+        message: `${this.#where} is open to anyone (serve --open): the code was not needed`,
+      });
+    }
+    const stream = new SecureStream(
+      this.conn,
+      keys.sealer,
+      keys.opener,
+      this.#reader.takeBuffered(),
+    );
+    const touch = () => this.#watchdog.touch();
+    const pending = this.#writer;
+    this.#reader = new FrameReader(stream, touch);
+    this.#writer = new FrameWriter(stream, touch);
+    await pending.flush(); // KEY_CONFIRM, in the clear, before the first record
+    await this.#sendHello();
+    await this.#writer.flush();
   }
 
   #serverError(payload: Uint8Array): FerryError {
@@ -403,15 +475,15 @@ class SendSession {
     } catch (err) {
       let failure = err;
       if (!(err instanceof FerryError)) {
-        if (err instanceof ProtocolError) await this.#sendError(err);
+        if (err instanceof ProtocolError && !isConnectionError(err)) await this.#sendError(err);
         failure = this.#watchdog.expired
           ? new ConnectionLost(
             `${this.#where} stopped responding for ${this.opts.idleTimeoutMs / 1000} s`,
           )
-          : err instanceof ProtocolError
-          ? new FerryError(`protocol error with ${this.#where}: ${err.message}`)
           : isConnectionError(err)
           ? new ConnectionLost(`the connection to ${this.#where} was lost`)
+          : err instanceof ProtocolError
+          ? new FerryError(`protocol error with ${this.#where}: ${err.message}`)
           : err;
       }
       this.#failure = failure instanceof Error ? failure : new Error(String(failure));

@@ -6,6 +6,12 @@ import { ProtocolError } from "./errors.ts";
 import { FRAME_HEADER_BYTES, MAX_DIGEST_BYTES, MAX_FRAME_PAYLOAD } from "./limits.ts";
 
 export const FrameType = {
+  /** Before the secure channel, binary: a 16-byte nonce (sender); mode u8 + nonce (receiver). */
+  CHANNEL_OPEN: 0x03,
+  /** Before the secure channel, binary: a CPace share, the receiver's confirmation tag, and AD. */
+  KEY_SHARE: 0x04,
+  /** Before the secure channel, binary: the sender's 32-byte confirmation tag. */
+  KEY_CONFIRM: 0x05,
   /** Sender → receiver, JSON: software and the digests it can compute. */
   HELLO: 0x01,
   /** Receiver → sender, JSON: the chosen digest and the receiver's limits. */
@@ -40,6 +46,9 @@ export const FILE_END_MAX_BYTES = 4 + 8 + 1 + MAX_DIGEST_BYTES;
 export const ABORT_REASON_MAX_BYTES = 1024;
 
 const MAX_PAYLOAD: Record<number, number> = {
+  [FrameType.CHANNEL_OPEN]: 17,
+  [FrameType.KEY_SHARE]: 32 + 32 + 64,
+  [FrameType.KEY_CONFIRM]: 32,
   [FrameType.HELLO]: 64 * 1024,
   [FrameType.WELCOME]: 64 * 1024,
   [FrameType.ANNOUNCE]: MAX_FRAME_PAYLOAD,

@@ -3,9 +3,8 @@
  *
  *   "FERRY" (5 ASCII bytes) | version u8 | channel u8 | reserved u8 (0)
  *
- * `channel` names what runs below the framing. Version 1 defines channel 0,
- * plain TCP; the secure channel takes another number without changing the
- * frames above it.
+ * `channel` names what runs below the framing: 1, the secure channel
+ * (default), or 0, plain TCP. The frames above are the same on both.
  */
 import { ProtocolError } from "./errors.ts";
 
@@ -14,7 +13,10 @@ export const PREAMBLE_BYTES = 8;
 export const MAGIC = new Uint8Array([0x46, 0x45, 0x52, 0x52, 0x59]); // "FERRY"
 
 export const Channel = {
+  /** Plain TCP: no code, no encryption. Only between peers that both ask for it (benchmarks). */
   plain: 0,
+  /** CPace (ristretto255) on the code, then ChaCha20-Poly1305 records: the default. */
+  cpace: 1,
 } as const;
 
 export interface Preamble {

@@ -8,9 +8,10 @@ import { Channel, encodePreamble, PROTOCOL_VERSION } from "../protocol/preamble.
 import { closeGracefully, writeAll } from "../transport/byte_stream.ts";
 import { formatAddress, listen } from "../transport/tcp.ts";
 import { Inbox } from "./inbox.ts";
+import { CodeGuard } from "./code_guard.ts";
 import { Session, type SessionOptions } from "./session.ts";
 
-export interface ServerOptions extends Omit<SessionOptions, "inbox"> {
+export interface ServerOptions extends Omit<SessionOptions, "inbox" | "guard"> {
   dir: string;
   host: string;
   port: number;
@@ -21,6 +22,7 @@ const CLEANUP_INTERVAL_MS = 3600 * 1000;
 
 export class FerryServer {
   #sessions = new Map<Session, Promise<void>>();
+  #guard = new CodeGuard();
   /** The live session of each named transfer. */
   #transfers = new Map<string, Session>();
   #nextSession = 1;
@@ -78,9 +80,10 @@ export class FerryServer {
         host: conn.remoteAddr.hostname,
         port: conn.remoteAddr.port,
       });
-      const session = new Session(this.#nextSession++, conn, peer, {
+      const session = new Session(this.#nextSession++, conn, conn.remoteAddr.hostname, peer, {
         ...this.opts,
         inbox: this.inbox,
+        guard: this.#guard,
         claimTransfer: (transfer, session) => this.#claimTransfer(transfer, session),
       });
       const running = session.run().catch((err) => {

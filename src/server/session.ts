@@ -40,6 +40,9 @@ import {
 import { type ByteStream, closeGracefully, writeAll } from "../transport/byte_stream.ts";
 import { type Frame, FrameReader, FrameWriter } from "../transport/frame_io.ts";
 import { Watchdog } from "../transport/watchdog.ts";
+import { PeerRefused, receiverKeyExchange, WrongCode } from "../transport/channel.ts";
+import { SecureStream } from "../transport/secure_stream.ts";
+import type { CodeGuard } from "./code_guard.ts";
 import { type ConflictPolicy, type Inbox, type Partial, Refusal, syncDirs } from "./inbox.ts";
 import { DamagedData, IncomingFile, KEPT_MODE_BITS, type Resume } from "./incoming_file.ts";
 import type { ServerLimits } from "./server_limits.ts";
@@ -49,6 +52,10 @@ export const SUPPORTED_FEATURES = [Feature.resume];
 
 export interface SessionOptions {
   inbox: Inbox;
+  /** Counts wrong codes per address; shared by the server's sessions. */
+  guard: CodeGuard;
+  /** Also accept the plain channel (no code, no encryption): `serve --plaintext`. */
+  plaintext?: boolean;
   /**
    * Called when a session names its transfer; resolves once any older
    * session of the same transfer (a stale connection of a sender that has
@@ -65,6 +72,8 @@ export interface SessionOptions {
 
 export type ServerEvent =
   | { type: "session-start"; session: number; peer: string }
+  /** A sender failed to prove the code (`failures` in the guard's window; `locked` now). */
+  | { type: "wrong-code"; session: number; peer: string; failures: number; locked: boolean }
   | { type: "file-start"; session: number; path: string; size: number | null; resumed: number }
   /** `bytes` more of the current file arrived. */
   | { type: "progress"; session: number; bytes: number }
@@ -102,6 +111,8 @@ const ACK_FLUSH_COUNT = 512;
 const ACK_FLUSH_BYTES = 256 * 1024;
 
 export class Session {
+  /** What the frames run on: the connection, or the secure channel over it. */
+  #stream: ByteStream;
   #reader: FrameReader;
   #writer: FrameWriter;
   #watchdog: Watchdog | null = null;
@@ -135,16 +146,28 @@ export class Session {
   #startedAt = performance.now();
   #aborted: string | null = null;
 
+  /** `host` is the sender's address (for the wrong-code guard); `peer` adds the port. */
   constructor(
     readonly id: number,
     readonly conn: ByteStream,
+    readonly host: string,
     readonly peer: string,
     readonly opts: SessionOptions,
   ) {
+    this.#stream = conn;
     const touch = () => this.#watchdog?.touch();
     this.#reader = new FrameReader(conn, touch);
     this.#reader.maxControl = opts.limits.maxMessage;
     this.#writer = new FrameWriter(conn, touch);
+  }
+
+  /** Runs the frames over `stream` from now on (after the key exchange). */
+  #useStream(stream: ByteStream): void {
+    const touch = () => this.#watchdog?.touch();
+    this.#stream = stream;
+    this.#reader = new FrameReader(stream, touch);
+    this.#reader.maxControl = this.opts.limits.maxMessage;
+    this.#writer = new FrameWriter(stream, touch);
   }
 
   /** Runs the session to its end. Never throws: failures end this session only. */
@@ -197,7 +220,7 @@ export class Session {
     if (!this.#writer.busy) {
       const frame = encodeFrame(FrameType.ERROR, encodeJson({ code, message }));
       const timer = setTimeout(() => this.#closeNow(), 1000);
-      await writeAll(this.conn, frame).catch(() => {});
+      await writeAll(this.#stream, frame).catch(() => {});
       clearTimeout(timer);
     }
     this.#closeNow();
@@ -259,25 +282,37 @@ export class Session {
     try {
       await this.#writer.frame(FrameType.ERROR, encodeJson({ code, message }));
       await this.#writer.flush();
-      await closeGracefully(this.conn);
+      await closeGracefully(this.#stream);
     } catch { /* the peer is gone */ }
   }
 
-  /** Preamble and HELLO/WELCOME. False if the peer left before saying anything. */
+  /** Preamble, channel and HELLO/WELCOME. False if the peer left before saying anything. */
   async #handshake(): Promise<boolean> {
     const raw = await this.#reader.readRaw(PREAMBLE_BYTES);
     if (raw === null) return false;
     const theirs = decodePreamble(raw);
-    await this.#writer.raw(encodePreamble({ version: PROTOCOL_VERSION, channel: Channel.plain }));
+    const plain = theirs.channel === Channel.plain && this.opts.plaintext === true;
+    const ours = encodePreamble({
+      version: PROTOCOL_VERSION,
+      channel: plain ? Channel.plain : Channel.cpace,
+    });
+    await this.#writer.raw(ours);
     if (theirs.version !== PROTOCOL_VERSION) {
       throw new ProtocolError(
         "unsupported-version",
         `this receiver speaks ferry protocol version ${PROTOCOL_VERSION}, the sender version ${theirs.version}`,
       );
     }
-    if (theirs.channel !== Channel.plain) {
+    if (theirs.channel === Channel.plain && !plain) {
+      throw new ProtocolError(
+        "unsupported-channel",
+        "this receiver requires the encrypted channel (it was not started with --plaintext)",
+      );
+    }
+    if (theirs.channel !== Channel.plain && theirs.channel !== Channel.cpace) {
       throw new ProtocolError("unsupported-channel", `unknown channel ${theirs.channel}`);
     }
+    if (!plain) await this.#keyExchange(raw, ours);
     const hello = decodeHello((await this.#expect(FrameType.HELLO, "HELLO")).payload);
     const digest = hello.digests.find((d) => SUPPORTED_DIGESTS.includes(d));
     if (!digest) {
@@ -304,6 +339,48 @@ export class Session {
     await this.#writer.frame(FrameType.WELCOME, encodeJson(welcome));
     await this.#writer.flush();
     return true;
+  }
+
+  /** The secure channel: CPace on the code, with the guard against guessing. */
+  async #keyExchange(senderPreamble: Uint8Array, receiverPreamble: Uint8Array): Promise<void> {
+    const { guard } = this.opts;
+    let keys;
+    try {
+      keys = await receiverKeyExchange(this.#reader, this.#writer, {
+        senderPreamble,
+        receiverPreamble,
+        code: this.opts.code ?? null,
+        admit: () => {
+          const wait = guard.lockedFor(this.host);
+          if (wait === 0) return Promise.resolve();
+          throw new ProtocolError(
+            "locked-out",
+            `too many wrong codes from ${this.host}; try again in ${Math.ceil(wait / 60_000)} min`,
+          );
+        },
+        pace: async () => {
+          const delay = guard.delayFor(this.host);
+          if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+        },
+      });
+    } catch (err) {
+      if (err instanceof PeerRefused) {
+        throw new ProtocolError("peer-error", `the sender stopped: ${err.message} (${err.code})`);
+      }
+      if (!(err instanceof WrongCode)) throw err;
+      const { failures, locked } = guard.fail(this.host);
+      this.opts.onEvent({
+        type: "wrong-code",
+        session: this.id,
+        peer: this.peer,
+        failures,
+        locked,
+      });
+      throw new ProtocolError("wrong-code", "wrong code");
+    }
+    this.#useStream(
+      new SecureStream(this.conn, keys.sealer, keys.opener, this.#reader.takeBuffered()),
+    );
   }
 
   async #expect(type: number, name: string): Promise<Frame> {
@@ -364,6 +441,7 @@ export class Session {
             encodeJson({ files: this.#files, bytes: this.#bytes, failed: this.#failed }),
           );
           await this.#writer.flush();
+          await closeGracefully(this.#stream);
           return;
         case FrameType.ERROR:
           this.#peerError(frame.payload);

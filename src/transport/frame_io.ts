@@ -31,6 +31,13 @@ export class FrameReader {
     return this.#end - this.#start;
   }
 
+  /** Hands over the bytes buffered past the last frame (when a secure channel takes over). */
+  takeBuffered(): Uint8Array {
+    const out = this.#buf.slice(this.#start, this.#end);
+    this.#start = this.#end = 0;
+    return out;
+  }
+
   /** Reads exactly `n` raw bytes (used for the preamble); null on a clean end. */
   async readRaw(n: number): Promise<Uint8Array | null> {
     if (!(await this.#fill(n))) return null;

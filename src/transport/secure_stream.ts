@@ -1,0 +1,123 @@
+/**
+ * The secure channel below the framing: a ByteStream whose bytes travel in
+ * authenticated, encrypted records (record_layer.ts). Frames above it are
+ * the same as on plain TCP; a record may hold part of a frame or several.
+ */
+import {
+  MAX_RECORD_BODY,
+  MAX_RECORD_PAYLOAD,
+  parseRecordHeader,
+  RECORD_HEADER_BYTES,
+  RecordError,
+  type RecordOpener,
+  type RecordSealer,
+} from "./record_layer.ts";
+import { type ByteStream, writeAll } from "./byte_stream.ts";
+import { ProtocolError } from "../protocol/errors.ts";
+
+const BUFFER_BYTES = 2 * (RECORD_HEADER_BYTES + MAX_RECORD_BODY);
+
+export class SecureStream implements ByteStream {
+  #in = new Uint8Array(BUFFER_BYTES);
+  #start = 0;
+  #end = 0;
+  /** Decrypted bytes not yet handed out. */
+  #plain: Uint8Array = new Uint8Array(0);
+  #ended = false;
+
+  /** `leftover`: bytes already read from `conn` past the handshake (the first records). */
+  constructor(
+    readonly conn: ByteStream,
+    readonly sealer: RecordSealer,
+    readonly opener: RecordOpener,
+    leftover: Uint8Array,
+  ) {
+    this.#in.set(leftover);
+    this.#end = leftover.length;
+  }
+
+  /**
+   * Reads decrypted bytes. A cut stream is reported as a truncated
+   * connection; a record that fails to authenticate (altered, replayed,
+   * reordered, dropped) as "bad-record": either ends the session.
+   */
+  async read(p: Uint8Array): Promise<number | null> {
+    try {
+      return await this.#read(p);
+    } catch (err) {
+      if (!(err instanceof RecordError)) throw err;
+      throw err.code === "truncated"
+        ? new ProtocolError("truncated", "the connection was cut")
+        : new ProtocolError("bad-record", `a record failed to authenticate: ${err.message}`);
+    }
+  }
+
+  async #read(p: Uint8Array): Promise<number | null> {
+    while (this.#plain.length === 0) {
+      if (this.#ended) return null;
+      const payload = await this.#nextRecord();
+      if (payload === null) {
+        this.#ended = true;
+        return null;
+      }
+      this.#plain = payload;
+    }
+    const n = Math.min(p.length, this.#plain.length);
+    p.set(this.#plain.subarray(0, n));
+    this.#plain = this.#plain.subarray(n);
+    return n;
+  }
+
+  /** The next record's payload; null after the authenticated close record. */
+  async #nextRecord(): Promise<Uint8Array | null> {
+    if (!(await this.#fill(RECORD_HEADER_BYTES))) {
+      this.opener.finish(); // throws "truncated": the stream was cut before its close record
+      return null;
+    }
+    const body = parseRecordHeader(
+      this.#in.subarray(this.#start, this.#start + RECORD_HEADER_BYTES),
+    );
+    const total = RECORD_HEADER_BYTES + body;
+    if (!(await this.#fill(total))) {
+      throw new RecordError("truncated", "the stream ended inside a record");
+    }
+    const record = this.#in.subarray(this.#start, this.#start + total);
+    this.#start += total;
+    return this.opener.open(record);
+  }
+
+  async #fill(n: number): Promise<boolean> {
+    if (this.#end - this.#start >= n) return true;
+    if (this.#start + n > this.#in.length) {
+      this.#in.copyWithin(0, this.#start, this.#end);
+      this.#end -= this.#start;
+      this.#start = 0;
+    }
+    while (this.#end - this.#start < n) {
+      const got = await this.conn.read(this.#in.subarray(this.#end));
+      if (got === null) {
+        if (this.#end === this.#start) return false;
+        throw new RecordError("truncated", "the stream ended inside a record");
+      }
+      this.#end += got;
+    }
+    return true;
+  }
+
+  async write(p: Uint8Array): Promise<number> {
+    for (let at = 0; at < p.length; at += MAX_RECORD_PAYLOAD) {
+      await writeAll(this.conn, this.sealer.seal(p.subarray(at, at + MAX_RECORD_PAYLOAD)));
+    }
+    return p.length;
+  }
+
+  /** Ends our direction with the authenticated close record, then half-closes. */
+  async closeWrite(): Promise<void> {
+    if (!this.sealer.closed) await writeAll(this.conn, this.sealer.sealClose());
+    await this.conn.closeWrite?.();
+  }
+
+  close(): void {
+    this.conn.close();
+  }
+}
