@@ -30,13 +30,21 @@ export class FaultProxy {
   #released: () => void = () => {};
   #release = new Promise<void>((r) => this.#released = r);
   #accepting: Promise<void>;
+  /** Every byte that went through, each way, when constructed with `capture`. */
+  readonly captured = { up: [] as Uint8Array[], down: [] as Uint8Array[] };
+  #capture = false;
   /** Connections accepted so far. */
   connections = 0;
   /** Upstream bytes forwarded, over all connections. */
   forwarded = 0;
 
   /** `faults` may depend on the connection's number (1, 2, ...). */
-  constructor(readonly target: number, readonly faults: Faults | ((n: number) => Faults)) {
+  constructor(
+    readonly target: number,
+    readonly faults: Faults | ((n: number) => Faults),
+    opts: { capture?: boolean } = {},
+  ) {
+    this.#capture = opts.capture ?? false;
     this.#listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     this.#accepting = this.#accept();
   }
@@ -85,7 +93,7 @@ export class FaultProxy {
       }
     };
     const up = this.#upstream(client, server, faults, closeBoth);
-    const down = pipe(server, client);
+    const down = pipe(server, client, this.#capture ? this.captured.down : null);
     await Promise.race([up, down]);
     closeBoth();
     await Promise.allSettled([up, down]);
@@ -121,6 +129,7 @@ export class FaultProxy {
           const due = started + ((offset + cut) / faults.bytesPerSecond) * 1000;
           await new Promise((r) => setTimeout(r, Math.max(0, due - performance.now())));
         }
+        if (this.#capture) this.captured.up.push(whole.slice(0, cut));
         await writeChunk(to, whole.subarray(0, cut), faults.split ?? false);
         offset += cut;
         this.forwarded += cut;
@@ -131,6 +140,7 @@ export class FaultProxy {
           }
           await this.#release;
           faults = { ...faults, stallAfter: undefined };
+          if (this.#capture) this.captured.up.push(whole.slice(cut));
           await writeChunk(to, whole.subarray(cut), faults.split ?? false);
           offset += n - cut;
           this.forwarded += n - cut;
@@ -161,12 +171,17 @@ async function writeChunk(to: Deno.TcpConn, chunk: Uint8Array, split: boolean): 
   for (let i = 0; i < chunk.length; i++) await to.write(chunk.subarray(i, i + 1));
 }
 
-async function pipe(from: Deno.TcpConn, to: Deno.TcpConn): Promise<void> {
+async function pipe(
+  from: Deno.TcpConn,
+  to: Deno.TcpConn,
+  capture: Uint8Array[] | null,
+): Promise<void> {
   const buf = new Uint8Array(64 * 1024);
   try {
     for (;;) {
       const n = await from.read(buf);
       if (n === null) return;
+      capture?.push(buf.slice(0, n));
       let done = 0;
       while (done < n) done += await to.write(buf.subarray(done, n));
     }

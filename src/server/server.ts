@@ -8,13 +8,15 @@ import { Channel, encodePreamble, PROTOCOL_VERSION } from "../protocol/preamble.
 import { closeGracefully, writeAll } from "../transport/byte_stream.ts";
 import { formatAddress, listen } from "../transport/tcp.ts";
 import { Inbox } from "./inbox.ts";
-import { CodeGuard } from "./code_guard.ts";
+import { CodeGuard, type GuardPolicy } from "./code_guard.ts";
 import { Session, type SessionOptions } from "./session.ts";
 
 export interface ServerOptions extends Omit<SessionOptions, "inbox" | "guard"> {
   dir: string;
   host: string;
   port: number;
+  /** How wrong codes are slowed down and locked out (default DEFAULT_GUARD). */
+  guardPolicy?: GuardPolicy;
 }
 
 /** How often abandoned partials are looked for, at most. */
@@ -22,7 +24,7 @@ const CLEANUP_INTERVAL_MS = 3600 * 1000;
 
 export class FerryServer {
   #sessions = new Map<Session, Promise<void>>();
-  #guard = new CodeGuard();
+  #guard: CodeGuard;
   /** The live session of each named transfer. */
   #transfers = new Map<string, Session>();
   #nextSession = 1;
@@ -35,6 +37,7 @@ export class FerryServer {
     readonly listener: Deno.TcpListener,
     readonly opts: ServerOptions,
   ) {
+    this.#guard = new CodeGuard(opts.guardPolicy);
     const keep = opts.limits.keepPartialMs;
     this.#cleanup = setInterval(
       () => inbox.cleanUp(keep),

@@ -261,6 +261,7 @@ export class Session {
     if (this.#handshakeExpired) return "timed out: the handshake took too long";
     if (this.#watchdog?.expired) return "timed out: the sender went quiet";
     if (err instanceof ProtocolError) {
+      if (err.code === "wrong-code") return `wrong code from ${this.host}`;
       return err.code === "peer-error" ? err.message : `protocol error: ${err.message}`;
     }
     if (isConnectionError(err)) return "the sender disconnected";

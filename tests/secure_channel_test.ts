@@ -1,0 +1,335 @@
+/**
+ * The secure channel end to end: codes, wrong codes and lockout, tampered
+ * records, and what a LAN observer can see.
+ */
+import {
+  assert,
+  assertEquals,
+  assertGreaterOrEqual,
+  assertRejects,
+  assertStringIncludes,
+} from "@std/assert";
+import { join } from "node:path";
+import { FerryError } from "../src/cli/errors.ts";
+import { send, type SendEvent } from "../src/client/send_session.ts";
+import { resolveSources } from "../src/client/walk.ts";
+import { FaultProxy } from "./fault_proxy.ts";
+import {
+  randomBytes,
+  runCli,
+  snapshot,
+  spawnServe,
+  startServer,
+  tempDir,
+  TEST_CODE,
+  type TestServer,
+} from "./_harness.ts";
+
+async function sendWith(
+  port: number,
+  paths: string[],
+  opts: { code?: string | null; events?: SendEvent[]; plaintext?: boolean } = {},
+) {
+  return await send({
+    to: { host: "127.0.0.1", port },
+    sources: await resolveSources(paths, "stdin"),
+    connectTimeoutMs: 5000,
+    idleTimeoutMs: 5000,
+    retries: 0,
+    software: "ferry/test",
+    code: opts.code === undefined ? TEST_CODE : opts.code,
+    plaintext: opts.plaintext,
+    onEvent: (e) => opts.events?.push(e),
+  });
+}
+
+async function ended(server: TestServer, count: number): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (server.events.filter((e) => e.type === "session-end").length < count) {
+    if (Date.now() > deadline) throw new Error("sessions did not end");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+Deno.test("a wrong code fails fast with 'wrong code' on both sides and nothing is written", async () => {
+  const base = await tempDir();
+  const inbox = join(base, "inbox");
+  await Deno.writeTextFile(join(base, "a.txt"), "secret");
+  const serve = await spawnServe(inbox);
+  try {
+    const started = Date.now();
+    const sent = await runCli(["send", join(base, "a.txt"), "--to", `127.0.0.1:${serve.port}`], {
+      env: { FERRY_CODE: "9999-wrong-code-here" },
+    });
+    assertEquals(sent.code, 1);
+    assertEquals(
+      sent.stderr.trim(),
+      `ferry: wrong code: 127.0.0.1:${serve.port} did not accept '9999-wrong-code-here'`,
+    );
+    assert(Date.now() - started < 5000, "fails fast");
+    assertEquals(Object.keys(await snapshot(inbox)), []);
+  } finally {
+    const stopped = await serve.stop();
+    assertStringIncludes(stopped.stderr, "wrong code from 127.0.0.1");
+  }
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("a sender without a code is told the receiver needs one", async () => {
+  const base = await tempDir();
+  await Deno.writeTextFile(join(base, "a.txt"), "x");
+  const server = await startServer(join(base, "inbox"));
+  try {
+    const err = await assertRejects(
+      () => sendWith(server.port, [join(base, "a.txt")], { code: null }),
+      FerryError,
+    );
+    assertEquals(
+      err.message,
+      `127.0.0.1:${server.port} needs its code: add --code CODE (as 'ferry serve' shows it there)`,
+    );
+  } finally {
+    await server.close();
+  }
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("an open receiver takes senders without a code, and says a given code was not needed", async () => {
+  const base = await tempDir();
+  await Deno.writeTextFile(join(base, "a.txt"), "open");
+  const server = await startServer(join(base, "inbox"), { code: null });
+  try {
+    assertEquals((await sendWith(server.port, [join(base, "a.txt")], { code: null })).files, 1);
+    const events: SendEvent[] = [];
+    await sendWith(server.port, [join(base, "a.txt")], { events });
+    assert(events.some((e) => e.type === "warning" && /open to anyone/.test(e.message)));
+    assertEquals(Object.keys(await snapshot(join(base, "inbox"))).sort(), ["a (1).txt", "a.txt"]);
+  } finally {
+    await server.close();
+  }
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("repeated wrong codes from one address are slowed down, then locked out even for the right code", async () => {
+  const base = await tempDir();
+  await Deno.writeTextFile(join(base, "a.txt"), "x");
+  const server = await startServer(join(base, "inbox"), {
+    guardPolicy: { slowAfter: 2, lockAfter: 4, windowMs: 60_000, lockMs: 60_000, maxDelayMs: 300 },
+  });
+  try {
+    const took: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const started = performance.now();
+      const err = await assertRejects(
+        () => sendWith(server.port, [join(base, "a.txt")], { code: `guess-${i}` }),
+        FerryError,
+      );
+      took.push(performance.now() - started);
+      assertStringIncludes(err.message, "wrong code");
+    }
+    assert(took[0] < 250 && took[1] < 250, `no delay for the first guesses: ${took}`);
+    assertGreaterOrEqual(took[2], 280, `the third guess waits: ${took}`);
+    await ended(server, 4);
+    const wrong = server.events.filter((e) => e.type === "wrong-code");
+    assertEquals(wrong.map((e) => e.type === "wrong-code" && e.locked), [
+      false,
+      false,
+      false,
+      true,
+    ]);
+    const err = await assertRejects(() => sendWith(server.port, [join(base, "a.txt")]), FerryError);
+    assertStringIncludes(
+      err.message,
+      "too many wrong codes from 127.0.0.1; try again in 1 min (locked-out)",
+    );
+    assertEquals(Object.keys(await snapshot(join(base, "inbox"))), []);
+  } finally {
+    await server.close();
+  }
+  await Deno.remove(base, { recursive: true });
+});
+
+type Tamper = "flip" | "drop" | "duplicate" | "reorder";
+
+/**
+ * A proxy that understands the sender's stream (preamble, three handshake
+ * frames, then records) and tampers with record `index` of the first
+ * connection.
+ */
+class RecordTamperer {
+  #listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  #tasks: Promise<void>[] = [];
+  #conns: Deno.TcpConn[] = [];
+
+  constructor(readonly target: number, readonly tamper: Tamper, readonly index: number) {
+    this.#tasks.push(this.#accept());
+  }
+
+  get port(): number {
+    return (this.#listener.addr as Deno.NetAddr).port;
+  }
+
+  async #accept(): Promise<void> {
+    let first = true;
+    for (;;) {
+      let client: Deno.TcpConn;
+      try {
+        client = await this.#listener.accept();
+      } catch {
+        return;
+      }
+      const server = await Deno.connect({ hostname: "127.0.0.1", port: this.target });
+      this.#conns.push(client, server);
+      this.#tasks.push(this.#up(client, server, first), this.#down(server, client));
+      first = false;
+    }
+  }
+
+  async #down(from: Deno.TcpConn, to: Deno.TcpConn): Promise<void> {
+    const buf = new Uint8Array(65536);
+    try {
+      for (let n; (n = await from.read(buf)) !== null;) await to.write(buf.slice(0, n));
+    } catch { /* closed */ }
+    this.#closeAll(from, to);
+  }
+
+  async #up(from: Deno.TcpConn, to: Deno.TcpConn, tamper: boolean): Promise<void> {
+    let pending = new Uint8Array(0);
+    let units = 0; // preamble, 3 handshake frames, then records
+    let record = 0;
+    let held: Uint8Array | null = null;
+    const buf = new Uint8Array(65536);
+    const emit = async (unit: Uint8Array) => {
+      let done = 0;
+      while (done < unit.length) done += await to.write(unit.subarray(done));
+    };
+    try {
+      for (let n; (n = await from.read(buf)) !== null;) {
+        pending = new Uint8Array([...pending, ...buf.subarray(0, n)]);
+        for (;;) {
+          let size: number;
+          if (units === 0) size = 8;
+          else if (units <= 3) {
+            if (pending.length < 5) break;
+            size = 5 + new DataView(pending.buffer, pending.byteOffset + 1, 4).getUint32(0);
+          } else {
+            if (pending.length < 4) break;
+            size = 4 + new DataView(pending.buffer, pending.byteOffset, 4).getUint32(0);
+          }
+          if (pending.length < size) break;
+          const unit = pending.slice(0, size);
+          pending = pending.slice(size);
+          const isRecord = units > 3;
+          units++;
+          if (!isRecord || !tamper) {
+            await emit(unit);
+            continue;
+          }
+          const i = record++;
+          if (held !== null) {
+            await emit(unit);
+            await emit(held);
+            held = null;
+          } else if (i !== this.index) await emit(unit);
+          else if (this.tamper === "flip") {
+            unit[unit.length - 20] ^= 0x40;
+            await emit(unit);
+          } else if (this.tamper === "duplicate") {
+            await emit(unit);
+            await emit(unit);
+          } else if (this.tamper === "reorder") held = unit;
+          // "drop": nothing
+        }
+      }
+    } catch { /* closed */ }
+    this.#closeAll(from, to);
+  }
+
+  #closeAll(...conns: Deno.TcpConn[]): void {
+    for (const c of conns) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#listener.close();
+    this.#closeAll(...this.#conns);
+    await Promise.allSettled(this.#tasks);
+  }
+}
+
+for (const tamper of ["flip", "drop", "duplicate", "reorder"] as const) {
+  const done =
+    { flip: "flipped", drop: "dropped", duplicate: "duplicated", reorder: "reordered" }[tamper];
+  Deno.test(`a ${done} record aborts the session and nothing unverified is stored`, async () => {
+    const base = await tempDir();
+    const src = join(base, "src");
+    await Deno.mkdir(src);
+    // Large enough for several data records, so a dropped or reordered one is followed by another.
+    for (let i = 0; i < 3; i++) {
+      await Deno.writeFile(join(src, `f${i}.bin`), randomBytes(1_500_000));
+    }
+    const inbox = join(base, "inbox");
+    const server = await startServer(inbox);
+    // Record 0 carries HELLO, record 1 the first ANNOUNCE, then data.
+    const proxy = new RecordTamperer(
+      server.port,
+      tamper,
+      tamper === "flip" || tamper === "duplicate" ? 1 : 2,
+    );
+    try {
+      await assertRejects(() => sendWith(proxy.port, [src]));
+      await ended(server, 1);
+      const end = server.events.find((e) => e.type === "session-end");
+      if (end?.type !== "session-end") throw new Error("no session-end event");
+      assertStringIncludes(end.error ?? "", "a record failed to authenticate");
+      // Folders are made when announced; no file content was stored.
+      const stored = Object.entries(await snapshot(inbox)).filter(([, e]) => e.kind === "file");
+      assertEquals(stored, []);
+      assertEquals([...Deno.readDirSync(join(inbox, ".ferry/tmp"))], []);
+      // The same transfer, untouched, goes through.
+      assertEquals((await sendWith(server.port, [src])).files, 3);
+      assertEquals(await snapshot(join(inbox, "src")), await snapshot(src));
+    } finally {
+      await proxy.close();
+      await server.close();
+    }
+    await Deno.remove(base, { recursive: true });
+  });
+}
+
+Deno.test("the bytes on the wire never contain a file's content or name", async () => {
+  const base = await tempDir();
+  const src = join(base, "src");
+  await Deno.mkdir(src);
+  const name = "marker-name-7f3a9c.txt";
+  const content = new TextEncoder().encode("FERRY-CONTENT-MARKER-5e1b2d\n".repeat(50_000));
+  await Deno.writeFile(join(src, name), content);
+  const find = (chunks: Uint8Array[], needle: string) => {
+    const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+    let at = 0;
+    for (const c of chunks) {
+      all.set(c, at);
+      at += c.length;
+    }
+    return new TextDecoder("latin1").decode(all).includes(needle);
+  };
+  for (const plaintext of [false, true]) {
+    const server = await startServer(join(base, `inbox-${plaintext}`), { plaintext });
+    const proxy = new FaultProxy(server.port, {}, { capture: true });
+    try {
+      assertEquals((await sendWith(proxy.port, [join(src, name)], { plaintext })).files, 1);
+      const wire = [...proxy.captured.up, ...proxy.captured.down];
+      // On the plain channel (the control) the markers are there to be found.
+      assertEquals(find(wire, "FERRY-CONTENT-MARKER-5e1b2d"), plaintext);
+      assertEquals(find(wire, name), plaintext);
+      assertEquals(find(wire, "marker-name"), plaintext);
+    } finally {
+      await proxy.close();
+      await server.close();
+    }
+  }
+  await Deno.remove(base, { recursive: true });
+});
