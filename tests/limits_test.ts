@@ -1,0 +1,203 @@
+/**
+ * The receiver's limits: each refuses what is over it with a clear reason,
+ * and none of them stops the server.
+ */
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertRejects,
+  assertStringIncludes,
+} from "@std/assert";
+import { join } from "node:path";
+import { FerryError } from "../src/cli/errors.ts";
+import { send, type SendEvent } from "../src/client/send_session.ts";
+import { resolveSources } from "../src/client/walk.ts";
+import { decodeError } from "../src/protocol/messages.ts";
+import { FrameType } from "../src/protocol/frame.ts";
+import {
+  RawClient,
+  runCli,
+  snapshot,
+  spawnServe,
+  startServer,
+  tempDir,
+  TEST_CODE,
+} from "./_harness.ts";
+
+async function sendPaths(port: number, paths: string[], events: SendEvent[] = []) {
+  return await send({
+    to: { host: "127.0.0.1", port },
+    sources: await resolveSources(paths, "stdin"),
+    connectTimeoutMs: 5000,
+    idleTimeoutMs: 5000,
+    retries: 0,
+    software: "ferry/test",
+    code: TEST_CODE,
+    onEvent: (e) => events.push(e),
+  });
+}
+
+Deno.test("connections over --max-connections are told the receiver is busy", async () => {
+  const base = await tempDir();
+  const server = await startServer(join(base, "inbox"), { limits: { maxConnections: 1 } });
+  const holder = await RawClient.open(server.port);
+  try {
+    await Deno.writeTextFile(join(base, "a.txt"), "x");
+    const err = await assertRejects(
+      () => sendPaths(server.port, [join(base, "a.txt")]),
+      FerryError,
+    );
+    assertStringIncludes(
+      err.message,
+      "the receiver is busy: 1 senders are connected; try again shortly (busy)",
+    );
+    holder.close();
+    await new Promise((r) => setTimeout(r, 100));
+    assertEquals((await sendPaths(server.port, [join(base, "a.txt")])).files, 1);
+  } finally {
+    holder.close();
+    await server.close();
+  }
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("a control message over --max-message ends the session with 'frame-too-large'", async () => {
+  const base = await tempDir();
+  const server = await startServer(join(base, "inbox"), { limits: { maxMessage: 4096 } });
+  const client = await RawClient.open(server.port);
+  try {
+    const entries = Array.from({ length: 60 }, (_, id) => ({
+      id,
+      path: `file-with-a-long-name-${"x".repeat(40)}-${id}`,
+      kind: "file",
+      size: 1,
+      mtime: 0,
+      mode: 0o644,
+    }));
+    await client.json(FrameType.ANNOUNCE, { batch: 0, entries });
+    const frame = await client.next();
+    assertEquals(frame?.type, FrameType.ERROR);
+    assertEquals(decodeError(frame!.payload).code, "frame-too-large");
+  } finally {
+    client.close();
+    await server.close();
+  }
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("the sender honours the receiver's batch and message limits from WELCOME", async () => {
+  const base = await tempDir();
+  const src = join(base, "src");
+  await Deno.mkdir(src);
+  for (let i = 0; i < 40; i++) {
+    await Deno.writeTextFile(join(src, `${"n".repeat(60)}-${i}.txt`), `${i}`);
+  }
+  const server = await startServer(join(base, "inbox"), {
+    limits: { maxBatchEntries: 3, maxMessage: 4096 },
+  });
+  try {
+    const result = await sendPaths(server.port, [src]);
+    assertEquals(result.files, 40);
+    assertEquals(await snapshot(join(base, "inbox/src")), await snapshot(src));
+  } finally {
+    await server.close();
+  }
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("--max-size, --max-total and --max-entries refuse entries with a reason; the rest arrive", async () => {
+  const base = await tempDir();
+  const src = join(base, "src");
+  await Deno.mkdir(src);
+  await Deno.writeFile(join(src, "big.bin"), new Uint8Array(5000));
+  for (let i = 0; i < 4; i++) await Deno.writeFile(join(src, `s${i}.bin`), new Uint8Array(900));
+  for (
+    const [limits, reason, failed] of [
+      [{ maxSize: 1000 }, /larger than the receiver's limit of 1000 bytes/, 1],
+      [{ maxTotal: 2000 }, /over the receiver's limit of 2000 bytes per session/, 3],
+      [{ maxEntries: 3 }, /at most 3 entries per session/, 3],
+    ] as const
+  ) {
+    const inbox = join(base, `inbox-${Object.keys(limits)[0]}`);
+    const server = await startServer(inbox, { limits });
+    const events: SendEvent[] = [];
+    try {
+      const result = await sendPaths(server.port, [src], events);
+      assertEquals(result.failed, failed, JSON.stringify(limits));
+      const failures = events.filter((e) => e.type === "file-failed");
+      assert(
+        failures.every((e) => e.type === "file-failed" && reason.test(e.reason)),
+        JSON.stringify(failures),
+      );
+      const stored = Object.values(await snapshot(inbox)).filter((e) => e.kind === "file");
+      assertEquals(stored.length, result.files);
+    } finally {
+      await server.close();
+    }
+  }
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("partial files and transfer records older than --keep-partial are removed; newer ones stay", async () => {
+  const base = await tempDir();
+  const inbox = join(base, "inbox");
+  for (const dir of ["partial", "transfers"]) {
+    await Deno.mkdir(join(inbox, ".ferry", dir), { recursive: true });
+  }
+  const old = new Date(Date.now() - 2 * 86_400_000);
+  for (const [dir, name] of [["partial", "old.part"], ["transfers", "0123456789abcdef"]]) {
+    await Deno.writeTextFile(join(inbox, ".ferry", dir, name), "x");
+    await Deno.utime(join(inbox, ".ferry", dir, name), old, old);
+  }
+  await Deno.writeTextFile(join(inbox, ".ferry/partial/new.part"), "x");
+  const server = await startServer(inbox, { limits: { keepPartialMs: 86_400_000 } });
+  try {
+    assertEquals([...Deno.readDirSync(join(inbox, ".ferry/partial"))].map((e) => e.name), [
+      "new.part",
+    ]);
+    assertEquals([...Deno.readDirSync(join(inbox, ".ferry/transfers"))], []);
+  } finally {
+    await server.close();
+  }
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("serve limit flags are checked: bad values exit 2 with one line", async () => {
+  for (
+    const [args, message] of [
+      [
+        ["--keep-partial", "soon"],
+        "ferry: --keep-partial must be a duration like 90s, 30m or 24h, not 'soon'",
+      ],
+      [["--max-batch", "5000"], "ferry: --max-batch can be at most 4096"],
+      [
+        ["--max-connections", "0"],
+        "ferry: --max-connections must be a whole number from 1, not '0'",
+      ],
+      [["--max-size", "lots"], "ferry: --max-size must be a size like 500M or 2G, not 'lots'"],
+      [["--max-message", "100"], "ferry: --max-message must be at least 4096 bytes"],
+    ] as const
+  ) {
+    const result = await runCli(["serve", ...args]);
+    assertEquals(result.code, 2, args.join(" "));
+    assertEquals(result.stderr.trim().split("\n")[0], message);
+  }
+});
+
+Deno.test("serve --max-size refuses a larger file through the CLI with the reason on the sender", async () => {
+  const base = await tempDir();
+  await Deno.writeFile(join(base, "big.bin"), new Uint8Array(2048));
+  const serve = await spawnServe(join(base, "inbox"), ["--max-size", "1K"]);
+  try {
+    const sent = await runCli(["send", join(base, "big.bin"), "--to", `127.0.0.1:${serve.port}`]);
+    assertEquals(sent.code, 1);
+    assertMatch(
+      sent.stderr,
+      /failed big\.bin: refused by the receiver: larger than the receiver's limit of 1024 bytes/,
+    );
+  } finally {
+    await serve.stop();
+  }
+  await Deno.remove(base, { recursive: true });
+});
