@@ -23,6 +23,7 @@ import { MAX_BATCH_ENTRIES, MAX_FRAME_PAYLOAD } from "../src/protocol/limits.ts"
 import type { Ack, Decision } from "../src/protocol/messages.ts";
 import { Channel, encodePreamble, PROTOCOL_VERSION } from "../src/protocol/preamble.ts";
 import type { ConflictPolicy } from "../src/server/inbox.ts";
+import { SMALL_FILE_MAX } from "../src/server/small_file.ts";
 import {
   listTree,
   randomBytes,
@@ -147,6 +148,13 @@ function outsideOf(tree: Record<string, TreeEntry>): Record<string, TreeEntry> {
     Object.entries(tree).filter(([path]) => path !== "inbox" && !path.startsWith("inbox/")),
   );
 }
+
+/**
+ * A size over SMALL_FILE_MAX: such a file is staged on disk as its data
+ * arrives (smaller ones are held in memory until verified), so these tests
+ * can watch its temp file appear and be removed.
+ */
+const STREAMED = SMALL_FILE_MAX + 1000;
 
 /** Names in DIR/.ferry/tmp, where partial files are staged. */
 async function stagedFiles(dir: string): Promise<string[]> {
@@ -734,7 +742,7 @@ for (const [what, tail] of TRUNCATIONS) {
   Deno.test(`server ends a session that ${what}, and removes the temp file`, async () => {
     await inArena(async (arena) => {
       const client = await arena.open();
-      await announce(client, 0, [file(1, "partial.bin", 5000)]);
+      await announce(client, 0, [file(1, "partial.bin", STREAMED)]);
       await sendData(client, randomBytes(1000));
       await waitForStaged(arena.dir);
       if (tail.length > 0) await client.raw(tail);
@@ -750,7 +758,7 @@ for (const [what, tail] of TRUNCATIONS) {
 Deno.test("server keeps acknowledged files and drops the unfinished one when the sender vanishes", async () => {
   await inArena(async (arena) => {
     const client = await arena.open();
-    await announce(client, 0, [file(1, "done.bin", 100), file(2, "unfinished.bin", 100)]);
+    await announce(client, 0, [file(1, "done.bin", 100), file(2, "unfinished.bin", STREAMED)]);
     const done = randomBytes(100);
     await sendFile(client, 1, done);
     assertEquals(await readAcks(client, 1), [{ id: 1, ok: true, name: "done.bin" }]);
@@ -910,7 +918,7 @@ Deno.test("server drops a connection that stays silent past the handshake timeou
 Deno.test("server drops a sender that goes quiet mid-file and removes its temp file", async () => {
   await inArena(async (arena) => {
     const client = await arena.open();
-    await announce(client, 0, [file(1, "stalled.bin", 10_000)]);
+    await announce(client, 0, [file(1, "stalled.bin", STREAMED)]);
     await sendData(client, randomBytes(4000));
     await waitForStaged(arena.dir);
     assertEquals(await client.drain(), [], "the server closes without a word");
@@ -977,7 +985,7 @@ const VIOLATIONS: Violation[] = [
     what: "FILE_END with the wrong id",
     code: "bad-sequence",
     act: async (c, arena) => {
-      await announce(c, 0, [file(1, "a.bin", 10)]);
+      await announce(c, 0, [file(1, "a.bin", STREAMED)]);
       const data = randomBytes(10);
       await sendData(c, data);
       await waitForStaged(arena.dir);
@@ -1070,7 +1078,7 @@ const VIOLATIONS: Violation[] = [
     what: "DONE in the middle of a file",
     code: "bad-sequence",
     act: async (c, arena) => {
-      await announce(c, 0, [file(1, "a.bin", 10)]);
+      await announce(c, 0, [file(1, "a.bin", STREAMED)]);
       await sendData(c, randomBytes(5));
       await waitForStaged(arena.dir);
       await c.send(FrameType.DONE, empty);
@@ -1437,7 +1445,7 @@ Deno.test("server serves a good client while others stall mid-file, mid-frame an
   await inArena(async (arena) => {
     // Stalls mid-file: some DATA, then nothing.
     const midFile = await arena.open();
-    await announce(midFile, 0, [file(1, "stalled.bin", 100_000)]);
+    await announce(midFile, 0, [file(1, "stalled.bin", STREAMED)]);
     await sendData(midFile, randomBytes(5000));
     await waitForStaged(arena.dir);
     // Stalls mid-frame: half an ANNOUNCE.
@@ -1448,7 +1456,7 @@ Deno.test("server serves a good client while others stall mid-file, mid-frame an
     await midHandshake.raw(encoder.encode("FER"));
     // Another one mid-file, in the same directory as the good client's file.
     const other = await arena.open();
-    await announce(other, 0, [file(1, "good.bin", 100)]);
+    await announce(other, 0, [file(1, "good.bin", STREAMED)]);
     await sendData(other, randomBytes(50));
     await waitForStaged(arena.dir, 2);
 

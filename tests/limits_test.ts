@@ -93,12 +93,17 @@ Deno.test("the sender honours the receiver's batch and message limits from WELCO
   for (let i = 0; i < 40; i++) {
     await Deno.writeTextFile(join(src, `${"n".repeat(60)}-${i}.txt`), `${i}`);
   }
+  // A path of about 3 KB: its entry alone nearly fills a 4 KB message, so it must open a batch.
+  const deep = join(src, ...Array.from({ length: 12 }, (_, i) => String(i % 10).repeat(240)));
+  await Deno.mkdir(deep, { recursive: true });
+  await Deno.writeTextFile(join(deep, "far.txt"), "far");
   const server = await startServer(join(base, "inbox"), {
     limits: { maxBatchEntries: 3, maxMessage: 4096 },
   });
   try {
     const result = await sendPaths(server.port, [src]);
-    assertEquals(result.files, 40);
+    assertEquals(result.failed, 0);
+    assertEquals(result.files, 41);
     assertEquals(await snapshot(join(base, "inbox/src")), await snapshot(src));
   } finally {
     await server.close();

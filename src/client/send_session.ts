@@ -95,6 +95,8 @@ export interface SendResult {
 /** A session ended in a way that reconnecting can fix (dropped, timed out, receiver restarting). */
 export class ConnectionLost extends FerryError {}
 
+const encoder = new TextEncoder();
+
 /** Batches are cut at this many bytes of JSON (or half the receiver's frame bound). */
 const BATCH_BYTES = 512 * 1024;
 /** Files sent but not yet acknowledged before the sender waits. */
@@ -213,6 +215,9 @@ class SendSession {
   #resume = false;
   #batchEntries = 4096;
   #batchBytes = BATCH_BYTES;
+  #maxFrame = MAX_FRAME_PAYLOAD;
+  /** An entry taken from the walk that did not fit its batch: it opens the next one. */
+  #carry: Numbered | null = null;
   #nextId = 0;
   #nextBatch = 0;
   /** Files that arrived damaged, to send once more. */
@@ -266,6 +271,8 @@ class SendSession {
       await this.#writer.flush();
       await this.#bye.promise;
       await this.#reading;
+      // End our direction with the channel's authenticated close record (best effort: all is done).
+      await this.#writer.stream.closeWrite?.().catch(() => {});
       for (const entry of this.#unacked.values()) {
         this.#fail(entry.path, "the receiver never acknowledged it");
       }
@@ -357,7 +364,8 @@ class SendSession {
     this.#digest = welcome.digest;
     this.#resume = welcome.features.includes(Feature.resume);
     this.#batchEntries = Math.min(4096, welcome.limits.maxBatchEntries);
-    this.#batchBytes = Math.min(BATCH_BYTES, Math.floor(welcome.limits.maxFrame / 2));
+    this.#maxFrame = welcome.limits.maxFrame;
+    this.#batchBytes = Math.min(BATCH_BYTES, welcome.limits.maxFrame - 64);
     return welcome;
   }
 
@@ -546,17 +554,26 @@ class SendSession {
       const wire: Entry[] = [];
       let bytes = 64;
       while (entries.length < this.#batchEntries) {
-        const entry = await take();
+        const entry = this.#carry ?? await take();
+        this.#carry = null;
         if (entry === null) {
           more = false;
           break;
         }
         const { id, path, kind, size, mtime, mode } = entry;
         const item = { id, path, kind, size, mtime, mode };
+        const itemBytes = encoder.encode(JSON.stringify(item)).length + 1;
+        if (entries.length === 0 && 64 + itemBytes > this.#maxFrame) {
+          this.#fail(path, "its name is too long for the receiver's message limit");
+          continue;
+        }
+        if (bytes + itemBytes > this.#batchBytes && entries.length > 0) {
+          this.#carry = entry; // opens the next batch
+          break;
+        }
         entries.push(entry);
         wire.push(item);
-        bytes += new TextEncoder().encode(JSON.stringify(item)).length + 1;
-        if (bytes >= this.#batchBytes) break;
+        bytes += itemBytes;
       }
       if (entries.length === 0) break;
       const batch = this.#nextBatch++;

@@ -181,6 +181,13 @@ export class Inbox {
     return { path, file };
   }
 
+  /** `createTemp`, without a thread-pool hop (for small files, whose I/O is short). */
+  createTempSync(): { path: string; file: Deno.FsFile } {
+    const path = join(this.staging, `${crypto.randomUUID()}.tmp`);
+    const file = Deno.openSync(path, { write: true, createNew: true, mode: 0o600 });
+    return { path, file };
+  }
+
   /**
    * Claims the partial slot of `entry` (path, size and mtime name the same
    * source file) for one session. Null if another session holds it.
@@ -238,22 +245,22 @@ export class Inbox {
   }
 
   /**
-   * Records that transfer `id` has started. True if it had started before
-   * and not finished: this session resumes it.
+   * Records that transfer `id` has started. Returns null for a new transfer,
+   * or, when it had started before and not finished (this session resumes
+   * it), the time it first started.
    */
-  async beginTransfer(id: string): Promise<boolean> {
+  async beginTransfer(id: string): Promise<number | null> {
     const marker = join(this.transfers, id);
     try {
-      await Deno.writeFile(marker, new Uint8Array(0), { createNew: true });
-      return false;
+      await Deno.writeTextFile(marker, String(Date.now()), { createNew: true });
+      return null;
     } catch (err) {
-      if (err instanceof Deno.errors.AlreadyExists) {
-        const now = new Date();
-        await Deno.utime(marker, now, now).catch(() => {});
-        return true;
-      }
-      throw err;
+      if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
     }
+    const now = new Date();
+    await Deno.utime(marker, now, now).catch(() => {});
+    const since = Number(await Deno.readTextFile(marker).catch(() => ""));
+    return Number.isFinite(since) && since > 0 ? since : 0;
   }
 
   /** Forgets transfer `id`: it completed, so a new run of it is a new copy. */
@@ -308,7 +315,7 @@ export class Inbox {
     for (let n = 0; n <= tries; n++) {
       const candidate = n === 0 ? name : numberedName(name, n);
       if (await linkNoReplace(temp, join(dir, candidate), this.#placing)) {
-        await Deno.remove(temp);
+        Deno.removeSync(temp);
         dirty.add(dir);
         return candidate;
       }
@@ -335,7 +342,8 @@ export function numberedName(name: string, n: number): string {
  */
 async function linkNoReplace(temp: string, target: string, placing: Set<string>): Promise<boolean> {
   try {
-    await Deno.link(temp, target);
+    // A metadata call that never waits on data: done in place, cheaper than a thread-pool hop.
+    Deno.linkSync(temp, target);
     return true;
   } catch (err) {
     if (err instanceof Deno.errors.AlreadyExists) return false;

@@ -12,7 +12,6 @@ import {
   decodeFileAbort,
   decodeFileEnd,
   decodeFileStart,
-  encodeFrame,
   type FileEnd,
   FrameType,
 } from "../protocol/frame.ts";
@@ -37,7 +36,7 @@ import {
   PREAMBLE_BYTES,
   PROTOCOL_VERSION,
 } from "../protocol/preamble.ts";
-import { type ByteStream, closeGracefully, writeAll } from "../transport/byte_stream.ts";
+import { type ByteStream, closeGracefully } from "../transport/byte_stream.ts";
 import { type Frame, FrameReader, FrameWriter } from "../transport/frame_io.ts";
 import { Watchdog } from "../transport/watchdog.ts";
 import { PeerRefused, receiverKeyExchange, WrongCode } from "../transport/channel.ts";
@@ -45,6 +44,7 @@ import { SecureStream } from "../transport/secure_stream.ts";
 import type { CodeGuard } from "./code_guard.ts";
 import { type ConflictPolicy, type Inbox, type Partial, Refusal, syncDirs } from "./inbox.ts";
 import { DamagedData, IncomingFile, KEPT_MODE_BITS, type Resume } from "./incoming_file.ts";
+import { SMALL_FILE_MAX, SmallFile } from "./small_file.ts";
 import type { ServerLimits } from "./server_limits.ts";
 
 export const SUPPORTED_DIGESTS = ["sha256"];
@@ -106,6 +106,10 @@ interface Queued {
   reserved: number;
 }
 
+/** Longest absolute path the receiving OS takes (PATH_MAX less its NUL). */
+const PLATFORM_PATH_MAX = Deno.build.os === "darwin" ? 1023 : 4095;
+const encoder = new TextEncoder();
+
 /** Send acknowledgements once this many are waiting, even if more data is queued. */
 const ACK_FLUSH_COUNT = 512;
 const ACK_FLUSH_BYTES = 256 * 1024;
@@ -122,6 +126,10 @@ export class Session {
   #transfer: string | null = null;
   /** This session continues an interrupted transfer: files already here are "have". */
   #resuming = false;
+  /** When the resumed transfer first started (ms), or null. */
+  #resumedSince: number | null = null;
+  /** Bytes of streamed (size unknown) files so far, counted against --max-total. */
+  #streamed = 0;
   #nextBatch = 0;
   #lastId = -1;
   #entries = 0;
@@ -129,6 +137,8 @@ export class Session {
   #queue: Queued[] = [];
   #queueHead = 0;
   #current: IncomingFile | null = null;
+  /** The head file's data, when it takes the short path. */
+  #small = new SmallFile();
   /** The head file's FILE_START arrived (or none was needed). */
   #started = false;
   /** Set when the current file failed; its remaining data is dropped. */
@@ -218,9 +228,12 @@ export class Session {
   async abort(code: string, message: string): Promise<void> {
     this.#aborted = message;
     if (!this.#writer.busy) {
-      const frame = encodeFrame(FrameType.ERROR, encodeJson({ code, message }));
+      // Through the writer, so whatever it holds (our preamble, early in a session) goes first.
       const timer = setTimeout(() => this.#closeNow(), 1000);
-      await writeAll(this.#stream, frame).catch(() => {});
+      try {
+        await this.#writer.frame(FrameType.ERROR, encodeJson({ code, message }));
+        await this.#writer.flush();
+      } catch { /* the peer is gone */ }
       clearTimeout(timer);
     }
     this.#closeNow();
@@ -275,8 +288,11 @@ export class Session {
     let code = "internal";
     let message = "the receiver failed; see its log";
     if (err instanceof ProtocolError) {
-      // Not to a peer that is not ferry, nor in answer to the sender's own ERROR.
-      if (err.code === "not-ferry" || err.code === "peer-error") return;
+      // Not to a peer that is not ferry, nor in answer to the sender's own ERROR, nor to a
+      // sender that failed the code (it knows, or it is guessing and learns nothing more).
+      if (err.code === "not-ferry" || err.code === "peer-error" || err.code === "wrong-code") {
+        return;
+      }
       code = err.code;
       message = err.message;
     }
@@ -324,7 +340,8 @@ export class Session {
     if (this.#resumable && hello.transfer !== undefined) {
       this.#transfer = hello.transfer;
       await this.opts.claimTransfer?.(hello.transfer, this);
-      this.#resuming = await this.opts.inbox.beginTransfer(hello.transfer);
+      this.#resumedSince = await this.opts.inbox.beginTransfer(hello.transfer);
+      this.#resuming = this.#resumedSince !== null;
     }
     const { limits } = this.opts;
     const welcome: Welcome = {
@@ -369,6 +386,8 @@ export class Session {
         throw new ProtocolError("peer-error", `the sender stopped: ${err.message} (${err.code})`);
       }
       if (!(err instanceof WrongCode)) throw err;
+      // A session we ended ourselves (shutdown) is no guess.
+      if (this.#aborted !== null) throw err;
       const { failures, locked } = guard.fail(this.host);
       this.opts.onEvent({
         type: "wrong-code",
@@ -532,7 +551,13 @@ export class Session {
       );
       const name = parts[parts.length - 1];
       const target = inbox.pathOf(parts);
-      const existing = await inbox.existing(target);
+      if (encoder.encode(target).length > PLATFORM_PATH_MAX) {
+        return refuse("name too long for the receiver's file system");
+      }
+      // Under "rename" a name in use is found when placing the file; look now only if it matters.
+      const existing = onConflict === "rename" && !this.#resuming
+        ? "none"
+        : await inbox.existing(target);
       if (existing === "file" && this.#resuming && (await sameFile(target, entry))) {
         return { id: entry.id, action: "have" };
       }
@@ -553,7 +578,10 @@ export class Session {
   /** Accepts a file: claims its partial slot, makes a resume offer if data is held, reserves space. */
   async #accept(entry: Entry, dir: string, name: string, free: number | null): Promise<Decision> {
     const { inbox } = this.opts;
-    const partial = this.#resumable && entry.size !== null ? inbox.claimPartial(entry) : null;
+    // Only files of several frames are worth resuming; a small file is sent again whole.
+    const partial = this.#resumable && entry.size !== null && entry.size > SMALL_FILE_MAX
+      ? inbox.claimPartial(entry)
+      : null;
     const held = partial ? await inbox.readPartial(partial, this.#digest, entry.size!) : null;
     const offer = held ? { offset: held.size, hash: held.hash } : null;
     const need = (entry.size ?? 0) - (offer?.offset ?? 0);
@@ -595,7 +623,7 @@ export class Session {
       const item = this.#queue[this.#queueHead];
       if (item.entry.kind !== "dir") return;
       this.#queueHead++;
-      if (!this.#created.delete(item.dir) && !this.#resuming) continue;
+      if (!this.#created.delete(item.dir) && !(await this.#bornInTransfer(item.dir))) continue;
       try {
         if (Deno.build.os !== "windows") {
           await Deno.chmod(item.dir, (item.entry.mode & KEPT_MODE_BITS) | 0o700);
@@ -605,6 +633,13 @@ export class Session {
         this.#dirty.add(item.dir);
       } catch { /* metadata of a directory is best effort */ }
     }
+  }
+
+  /** Whether `dir` was created by an earlier session of the transfer this one resumes. */
+  async #bornInTransfer(dir: string): Promise<boolean> {
+    if (this.#resumedSince === null) return false;
+    const born = (await Deno.lstat(dir).catch(() => null))?.birthtime?.getTime();
+    return born !== undefined && born >= this.#resumedSince - 1000;
   }
 
   /** The file whose data comes next; `id`, when given, must be its id. */
@@ -672,13 +707,39 @@ export class Session {
     await this.#open(head, null);
   }
 
+  /** Whether the head file takes the short path (small_file.ts): size known, one frame, no resume. */
+  #isSmall(head: Queued): boolean {
+    return head.entry.size !== null && head.entry.size <= SMALL_FILE_MAX && head.offer === null;
+  }
+
   async #data(chunk: Uint8Array): Promise<void> {
     const head = this.#head("DATA");
     if (head.entry.kind !== "file") throw new ProtocolError("bad-sequence", "DATA for a directory");
+    if (this.#isSmall(head)) {
+      if (this.#currentFailed !== null) return;
+      if (this.#small.entry !== head.entry) this.#beginSmall(head);
+      try {
+        this.#small.add(chunk);
+        this.opts.onEvent({ type: "progress", session: this.id, bytes: chunk.length });
+      } catch (err) {
+        if (!(err instanceof Refusal)) throw err;
+        this.#currentFailed = err;
+      }
+      return;
+    }
     await this.#ensureOpen(head, "DATA");
     if (this.#currentFailed !== null) return;
     try {
-      await this.#current!.write(chunk, this.opts.limits.maxSize);
+      const { maxSize, maxTotal } = this.opts.limits;
+      if (head.entry.size === null) {
+        // A streamed file's size is known only as it arrives: hold it to the session total too.
+        const left = maxTotal - this.#announcedBytes - this.#streamed;
+        if (chunk.length > left) {
+          throw new Refusal(`over the receiver's limit of ${maxTotal} bytes per session`);
+        }
+        this.#streamed += chunk.length;
+      }
+      await this.#current!.write(chunk, maxSize);
       this.opts.onEvent({ type: "progress", session: this.id, bytes: chunk.length });
     } catch (err) {
       if (!(err instanceof Refusal)) throw err;
@@ -688,14 +749,51 @@ export class Session {
     }
   }
 
+  #beginSmall(head: Queued): void {
+    this.#small.begin(head.entry);
+    this.opts.onEvent({
+      type: "file-start",
+      session: this.id,
+      path: head.entry.path,
+      size: head.entry.size,
+      resumed: 0,
+    });
+  }
+
+  /** Verifies and places the head file; returns its name (null: skipped) and the bytes it took. */
+  async #finish(
+    head: Queued,
+    end: FileEnd,
+  ): Promise<{ name: string | null; bytes: number; resumed: number }> {
+    if (this.#isSmall(head)) {
+      if (this.#small.entry !== head.entry) this.#beginSmall(head); // an empty file has no DATA
+      const bytes = this.#small.received;
+      const { inbox, onConflict } = this.opts;
+      const name = await this.#small.finish(
+        end,
+        inbox,
+        head.dir,
+        head.name,
+        this.#digest,
+        onConflict,
+        this.#dirty,
+      );
+      return { name, bytes, resumed: 0 };
+    }
+    await this.#ensureOpen(head, "FILE_END");
+    if (this.#currentFailed !== null) throw this.#currentFailed;
+    const file = this.#current!;
+    const name = await file.finish(end, this.opts.inbox, this.opts.onConflict, this.#dirty);
+    return { name, bytes: file.received - file.resumed, resumed: file.resumed };
+  }
+
   /** Ends the head file (verifies and places it, unless it failed), and queues its acknowledgement. */
   async #endFile(head: Queued, end: FileEnd | null): Promise<void> {
-    if (end !== null) await this.#ensureOpen(head, "FILE_END");
     let failure = this.#currentFailed;
-    let name: string | null = null;
+    let done: { name: string | null; bytes: number; resumed: number } | null = null;
     if (failure === null && end !== null) {
       try {
-        name = await this.#current!.finish(end, this.opts.inbox, this.opts.onConflict, this.#dirty);
+        done = await this.#finish(head, end);
       } catch (err) {
         if (!(err instanceof Refusal)) throw err;
         failure = err;
@@ -704,18 +802,20 @@ export class Session {
     const file = this.#current;
     this.#current = null;
     this.#currentFailed = null;
+    this.#small.entry = null;
     this.#started = false;
     this.#queueHead++;
     this.#releaseItem(head);
-    if (failure !== null || name === null) await file?.discard();
+    if (failure !== null || done?.name === null) await file?.discard();
     const { path } = head.entry;
     let ack: Ack;
-    if (failure !== null) {
-      ack = { id: head.entry.id, ok: false, reason: failure.message };
+    if (failure !== null || done === null) {
+      const reason = failure?.message ?? "not sent";
+      ack = { id: head.entry.id, ok: false, reason };
       if (failure instanceof DamagedData) ack.retry = true;
       this.#failed++;
-      this.opts.onEvent({ type: "file-failed", session: this.id, path, reason: failure.message });
-    } else if (name === null) {
+      this.opts.onEvent({ type: "file-failed", session: this.id, path, reason });
+    } else if (done.name === null) {
       ack = { id: head.entry.id, ok: false, skipped: true, reason: "already exists" };
       this.opts.onEvent({
         type: "refused",
@@ -724,18 +824,17 @@ export class Session {
         reason: "skipped: already exists",
       });
     } else {
-      const stored = [...path.split("/").slice(0, -1), name].join("/");
+      const stored = [...path.split("/").slice(0, -1), done.name].join("/");
       ack = { id: head.entry.id, ok: true, name: stored };
-      const bytes = file!.received - file!.resumed;
       this.#files++;
-      this.#bytes += bytes;
-      this.#resumedBytes += file!.resumed;
+      this.#bytes += done.bytes;
+      this.#resumedBytes += done.resumed;
       this.opts.onEvent({
         type: "file",
         session: this.id,
         name: stored,
-        bytes,
-        resumed: file!.resumed,
+        bytes: done.bytes,
+        resumed: done.resumed,
       });
     }
     this.#acks.push(ack);
@@ -765,7 +864,10 @@ export class Session {
 async function sameFile(path: string, entry: Entry): Promise<boolean> {
   try {
     const info = await Deno.lstat(path);
-    return info.isFile && info.size === entry.size && info.mtime?.getTime() === entry.mtime;
+    const mtime = info.mtime?.getTime();
+    // File systems keep mtimes at different precisions: within a millisecond is the same.
+    return info.isFile && info.size === entry.size && mtime !== undefined &&
+      Math.abs(mtime - entry.mtime) < 1;
   } catch {
     return false;
   }

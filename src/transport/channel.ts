@@ -224,12 +224,11 @@ export async function receiverKeyExchange(
   );
   await writer.flush();
   // From here the sender can tell whether its code was right: whatever it does next but
-  // prove it is a failed guess.
+  // prove it (an ERROR of any code, a hang-up, garbage) is a failed guess.
   let confirm: Frame;
   try {
     confirm = await expect(reader, FrameType.KEY_CONFIRM, "KEY_CONFIRM");
   } catch (err) {
-    if (err instanceof PeerRefused && err.code !== "wrong-code") throw err;
     throw new WrongCode(
       err instanceof PeerRefused ? "wrong code" : "wrong code (the sender left without proving it)",
     );

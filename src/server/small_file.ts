@@ -1,0 +1,101 @@
+/**
+ * Files that fit in one DATA frame (the common case in a tree of many small
+ * files) take a short path: their bytes are held in memory until FILE_END,
+ * checked there (length, digest) before anything touches the disk, then
+ * written, given their metadata, fsynced and placed in one go. The I/O is
+ * small, so it runs in place instead of hopping to the thread pool; only the
+ * fsync, which can wait on the disk, stays asynchronous.
+ */
+import { createHash } from "node:crypto";
+import { MAX_FRAME_PAYLOAD } from "../protocol/limits.ts";
+import type { FileEnd } from "../protocol/frame.ts";
+import type { Entry } from "../protocol/messages.ts";
+import { type ConflictPolicy, type Inbox, storageRefusal } from "./inbox.ts";
+import { DamagedData, KEPT_MODE_BITS } from "./incoming_file.ts";
+
+/** Largest file taken by the short path: one DATA frame. */
+export const SMALL_FILE_MAX = MAX_FRAME_PAYLOAD;
+
+/** A session's buffer for the small file in progress (one per session, reused). */
+export class SmallFile {
+  #buf = new Uint8Array(0);
+  #length = 0;
+  entry: Entry | null = null;
+
+  /** Starts collecting the data of `entry` (size known, at most SMALL_FILE_MAX). */
+  begin(entry: Entry): void {
+    if (this.#buf.length < entry.size!) {
+      this.#buf = new Uint8Array(Math.max(entry.size!, 64 * 1024));
+    }
+    this.entry = entry;
+    this.#length = 0;
+  }
+
+  get received(): number {
+    return this.#length;
+  }
+
+  /** Appends `chunk`; refuses data beyond the announced size. */
+  add(chunk: Uint8Array): void {
+    const size = this.entry!.size!;
+    if (this.#length + chunk.length > size) {
+      throw new DamagedData(`the sender sent more than the ${size} bytes it announced`);
+    }
+    this.#buf.set(chunk, this.#length);
+    this.#length += chunk.length;
+  }
+
+  /** Verifies, writes, syncs and places the file. Returns the final name, or null if skipped. */
+  async finish(
+    end: FileEnd,
+    inbox: Inbox,
+    dir: string,
+    name: string,
+    digest: string,
+    policy: ConflictPolicy,
+    dirty: Set<string>,
+  ): Promise<string | null> {
+    const entry = this.entry!;
+    this.entry = null;
+    const data = this.#buf.subarray(0, this.#length);
+    if (data.length !== entry.size) {
+      throw new DamagedData(`received ${data.length} bytes, but ${entry.size} were announced`);
+    }
+    if (end.length !== data.length) {
+      throw new DamagedData(
+        `received ${data.length} bytes, but the sender says it sent ${end.length}`,
+      );
+    }
+    const actual = createHash(digest).update(data).digest();
+    if (actual.length !== end.digest.length || !actual.every((b, i) => b === end.digest[i])) {
+      throw new DamagedData("digest mismatch: the data was altered in transit");
+    }
+    let temp: { path: string; file: Deno.FsFile } | null = null;
+    try {
+      temp = inbox.createTempSync();
+      for (let done = 0; done < data.length;) done += temp.file.writeSync(data.subarray(done));
+      if (Deno.build.os !== "windows") {
+        Deno.chmodSync(temp.path, (entry.mode & KEPT_MODE_BITS) | 0o600);
+      }
+      const mtime = new Date(entry.mtime);
+      temp.file.utimeSync(mtime, mtime);
+      await temp.file.sync();
+      temp.file.close();
+      const placed = await inbox.place(temp.path, dir, name, policy, dirty);
+      if (placed === null) Deno.removeSync(temp.path);
+      temp = null;
+      return placed;
+    } catch (err) {
+      throw storageRefusal(err);
+    } finally {
+      if (temp !== null) {
+        try {
+          temp.file.close();
+        } catch { /* closed already */ }
+        try {
+          Deno.removeSync(temp.path);
+        } catch { /* not created or already placed */ }
+      }
+    }
+  }
+}
