@@ -1,9 +1,11 @@
 /**
  * ferry: move files between machines on a LAN. This file only dispatches
- * to the subcommands and turns expected errors into one line and an exit
- * code (0 ok, 1 failure, 2 usage).
+ * to the subcommands and turns expected errors into one line (and a hint)
+ * and an exit code (0 ok, 1 failure, 2 usage); with --json, into an `error`
+ * object on stdout (docs/JSON.md).
  */
 import { ExitCode, FerryError, UsageError } from "./src/cli/errors.ts";
+import { emitJson, errorObject, wantsJson } from "./src/cli/output.ts";
 import { helpFor, MAIN_HELP } from "./src/subcommands/help.ts";
 import { send } from "./src/subcommands/send.ts";
 import { serve } from "./src/subcommands/serve.ts";
@@ -43,10 +45,12 @@ if (import.meta.main) {
   try {
     code = await main(Deno.args);
   } catch (err) {
-    if (err instanceof UsageError) {
-      console.error(`ferry: ${err.message}\n(${err.hint})`);
+    const json = ["serve", "send"].includes(Deno.args[0]) && wantsJson(Deno.args.slice(1));
+    if (json) {
+      emitJson(errorObject(err));
+      if (!(err instanceof FerryError)) console.error(err); // a bug: keep its stack trace
     } else if (err instanceof FerryError) {
-      console.error(`ferry: ${err.message}`);
+      console.error(`ferry: ${err.message}${err.hint === undefined ? "" : `\n(${err.hint})`}`);
     } else {
       console.error("ferry: internal error (a bug; please report it):");
       console.error(err);

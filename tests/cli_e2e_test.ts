@@ -260,7 +260,8 @@ Deno.test("an unknown host and a missing source are one clear line and exit 1", 
 Deno.test("usage errors exit 2 with one line and a hint", async () => {
   for (
     const [args, message] of [
-      [["send", "a.txt"], "ferry: send needs --to HOST[:PORT]"],
+      // Without --to, send looks for a server on the LAN (tests/discovery_test.ts).
+      [["send", "a.txt", "--to"], "ferry: --to needs a value"],
       [["send", "--to", "h"], "ferry: send needs at least one PATH"],
       [["send", "a", "--to", "h", "--bogus"], "ferry: unknown option '--bogus'"],
       [

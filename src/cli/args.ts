@@ -15,10 +15,10 @@ export function parseFlags<O extends Options>(command: string, args: string[], o
   } catch (err) {
     const message = err instanceof Error ? err.message.split("\n")[0] : String(err);
     throw new UsageError(
-      message.replace(/\. To specify a positional argument.*$/, "").replace(
-        /^Unknown option/,
-        "unknown option",
-      ),
+      message.replace(/\. To specify a positional argument.*$/, "")
+        .replace(/^Unknown option/, "unknown option")
+        .replace(/^Option '(?:-\w, )?(--[\w-]+) <value>' argument missing$/, "$1 needs a value")
+        .replace(/^Option '(?:-\w, )?(--[\w-]+)' does not take an argument$/, "$1 takes no value"),
       `run 'ferry ${command} --help'`,
     );
   }

@@ -677,11 +677,62 @@ class SendSession {
   }
 
   /**
+   * A file of one frame at most (never offered a resume): read straight into
+   * the outgoing buffer with in-place calls (short reads from the page cache
+   * are cheaper than a thread-pool hop each), then framed and hashed.
+   */
+  async #streamSmall(entry: Numbered, source: string, size: number): Promise<void> {
+    const room = await this.#writer.reserveExactly(size);
+    let reason: string | null = null;
+    let file: Deno.FsFile | null = null;
+    try {
+      file = Deno.openSync(source, { read: true });
+      if (!unchanged(file.statSync(), entry)) reason = "it changed after it was listed";
+      for (let done = 0; reason === null && done < size;) {
+        const n = file.readSync(room.subarray(done));
+        if (n === null) reason = "it shrank while being sent";
+        else done += n;
+      }
+      if (reason === null && !unchanged(file.statSync(), entry)) {
+        reason = "it changed while being sent";
+      }
+    } catch (err) {
+      reason = `cannot read it: ${describeReadError(err)}`;
+    } finally {
+      file?.close();
+    }
+    if (reason !== null) {
+      await this.#writer.frame(FrameType.FILE_ABORT, encodeFileAbort({ id: entry.id, reason }));
+      return;
+    }
+    this.opts.onEvent({ type: "file-start", path: entry.path, size, resumed: 0 });
+    const digest = new Uint8Array(createHash(this.#digest).update(room).digest());
+    if (size > 0) {
+      this.#writer.commit(FrameType.DATA, size);
+      this.opts.onEvent({ type: "progress", bytes: size });
+    }
+    await this.#writer.frame(
+      FrameType.FILE_END,
+      encodeFileEnd({ id: entry.id, length: size, digest }),
+    );
+  }
+
+  /**
    * Sends one file's bytes, then FILE_END, or FILE_ABORT if it could not be
    * read whole. With a resume offer, it first hashes the offered prefix and
    * sends only the rest if the receiver's prefix digest matches.
    */
   async #stream(entry: Numbered, offer: number, prefix: string | undefined): Promise<void> {
+    if (entry.source !== null && entry.size !== null && entry.size <= MAX_FRAME_PAYLOAD) {
+      // Not worth resuming: decline an offer, if one came, and send it whole.
+      if (offer > 0) {
+        await this.#writer.frame(
+          FrameType.FILE_START,
+          encodeFileStart({ id: entry.id, offset: 0 }),
+        );
+      }
+      return await this.#streamSmall(entry, entry.source, entry.size);
+    }
     const abort = async (reason: string) => {
       await this.#writer.frame(FrameType.FILE_ABORT, encodeFileAbort({ id: entry.id, reason }));
     };

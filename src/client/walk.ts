@@ -5,10 +5,15 @@
  * depth of a tree, never with its size. A directory is yielded after its
  * contents, so the receiver can set its mtime last. Symbolic links are never
  * followed; they are reported as skipped.
+ *
+ * What `--exclude` names is left out silently, and so is a receiving
+ * folder's staging area (a `.ferry` folder holding `tmp` or `partial`):
+ * it is never sent, never listed.
  */
-import { basename, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import type { Entry } from "../protocol/messages.ts";
 import { FerryError } from "../cli/errors.ts";
+import type { Excluder } from "../cli/glob.ts";
 
 /** An entry to announce, and where its bytes come from. */
 export interface LocalEntry extends Omit<Entry, "id"> {
@@ -31,17 +36,45 @@ export interface Source {
   /** The name it gets on the receiver (top level). */
   name: string;
   info: Deno.FileInfo | null;
+  /** What to leave out (`send --exclude`). */
+  exclude?: Excluder;
+}
+
+/** The name of a receiving folder's staging area (as src/server/safe_path.ts names it). */
+export const STAGING_NAME = ".ferry";
+const STAGING_PARTS = ["tmp", "partial"];
+
+/** Whether `abs`, a folder named `.ferry`, is ferry's staging area: it holds `tmp` or `partial`. */
+async function isStaging(abs: string): Promise<boolean> {
+  for (const part of STAGING_PARTS) {
+    try {
+      if ((await Deno.lstat(join(abs, part))).isDirectory) return true;
+    } catch { /* not there */ }
+  }
+  return false;
+}
+
+/** Whether `abs` is a staging area or inside one. */
+async function inStaging(abs: string): Promise<boolean> {
+  for (let dir = abs;; dir = dirname(dir)) {
+    if (basename(dir) === STAGING_NAME && await isStaging(dir)) return true;
+    if (dirname(dir) === dir) return false;
+  }
 }
 
 /**
  * Checks the command line's sources before anything is sent: each exists,
  * and has a name to give it on the receiver.
  */
-export async function resolveSources(args: string[], stdinName: string): Promise<Source[]> {
+export async function resolveSources(
+  args: string[],
+  stdinName: string,
+  exclude?: Excluder,
+): Promise<Source[]> {
   const sources: Source[] = [];
   for (const arg of args) {
     if (arg === STDIN_SOURCE) {
-      sources.push({ arg, name: stdinName, info: null });
+      sources.push({ arg, name: stdinName, info: null, exclude });
       continue;
     }
     let info: Deno.FileInfo;
@@ -60,7 +93,7 @@ export async function resolveSources(args: string[], stdinName: string): Promise
     if (name === "") {
       throw new FerryError(`${arg}: cannot send a file system root; name a folder in it`);
     }
-    sources.push({ arg, name, info });
+    sources.push({ arg, name, info, exclude });
   }
   return sources;
 }
@@ -113,10 +146,16 @@ export async function* walk(sources: Source[]): AsyncGenerator<WalkItem> {
           mode: 0o644,
         },
       };
+      continue;
+    }
+    const abs = resolve(source.arg);
+    if (source.exclude?.excludes(source.name, "", info.isDirectory)) continue;
+    if ((info.isFile || info.isDirectory) && await inStaging(abs)) {
+      yield { type: "skipped", path: source.arg, reason: "ferry's staging folder, never sent" };
     } else if (info.isFile) {
-      yield { type: "entry", entry: fileEntry(source.name, resolve(source.arg), info) };
+      yield { type: "entry", entry: fileEntry(source.name, abs, info) };
     } else if (info.isDirectory) {
-      yield* walkDir(resolve(source.arg), source.name, info);
+      yield* walkDir(abs, source.name, info, source.exclude);
     } else {
       yield { type: "skipped", path: source.arg, reason: skipReason(info) };
     }
@@ -126,20 +165,28 @@ export async function* walk(sources: Source[]): AsyncGenerator<WalkItem> {
 interface Level {
   abs: string;
   rel: string;
+  /** The path below the source's own folder ("" for the source). */
+  within: string;
   info: Deno.FileInfo;
   entries: AsyncIterator<Deno.DirEntry>;
   failed: boolean;
 }
 
-async function* walkDir(abs: string, rel: string, info: Deno.FileInfo): AsyncGenerator<WalkItem> {
-  const open = (abs: string, rel: string, info: Deno.FileInfo): Level => ({
+async function* walkDir(
+  abs: string,
+  rel: string,
+  info: Deno.FileInfo,
+  exclude: Excluder | undefined,
+): AsyncGenerator<WalkItem> {
+  const open = (abs: string, rel: string, within: string, info: Deno.FileInfo): Level => ({
     abs,
     rel,
+    within,
     info,
     entries: Deno.readDir(abs)[Symbol.asyncIterator](),
     failed: false,
   });
-  const stack: Level[] = [open(abs, rel, info)];
+  const stack: Level[] = [open(abs, rel, "", info)];
   while (stack.length > 0) {
     const top = stack[stack.length - 1];
     let next: IteratorResult<Deno.DirEntry>;
@@ -155,17 +202,47 @@ async function* walkDir(abs: string, rel: string, info: Deno.FileInfo): AsyncGen
       if (!top.failed) yield { type: "entry", entry: dirEntry(top.rel, top.abs, top.info) };
       continue;
     }
-    const childAbs = join(top.abs, next.value.name);
-    const childRel = `${top.rel}/${next.value.name}`;
+    const name = next.value.name;
+    const childAbs = join(top.abs, name);
+    const childRel = `${top.rel}/${name}`;
+    const childWithin = top.within === "" ? name : `${top.within}/${name}`;
+    if (exclude?.excludes(childRel, childWithin, next.value.isDirectory)) continue;
     let child: Deno.FileInfo;
     try {
-      child = await Deno.lstat(childAbs);
+      child = Deno.lstatSync(childAbs); // metadata only: cheaper in place than via the thread pool
     } catch (err) {
       yield { type: "error", path: childRel, reason: reasonOf(err) };
       continue;
     }
-    if (child.isDirectory) stack.push(open(childAbs, childRel, child));
+    if (child.isDirectory && name === STAGING_NAME && await isStaging(childAbs)) continue;
+    if (child.isDirectory) stack.push(open(childAbs, childRel, childWithin, child));
     else if (child.isFile) yield { type: "entry", entry: fileEntry(childRel, childAbs, child) };
     else yield { type: "skipped", path: childRel, reason: skipReason(child) };
   }
+}
+
+/** What a walk of `sources` will announce: files and their total size (null: standard input). */
+export interface Totals {
+  files: number;
+  bytes: number | null;
+}
+
+/**
+ * Counts the files the sources hold, and their bytes, walking them the same
+ * way as `walk` but keeping only two numbers (memory stays bounded). Stops
+ * early, returning null, once `signal` is aborted.
+ */
+export async function countSources(
+  sources: Source[],
+  signal?: AbortSignal,
+): Promise<Totals | null> {
+  let files = 0;
+  let bytes: number | null = 0;
+  for await (const item of walk(sources)) {
+    if (signal?.aborted) return null;
+    if (item.type !== "entry" || item.entry.kind !== "file") continue;
+    files++;
+    bytes = bytes === null || item.entry.size === null ? null : bytes + item.entry.size;
+  }
+  return { files, bytes };
 }

@@ -5,14 +5,16 @@ export const MAIN_HELP =
   `ferry ${VERSION}: move files between machines on a LAN, verified end to end.
 
 Usage:
-  ferry serve [DIR] [options]           receive files into DIR (default ./inbox)
-  ferry send PATH... --to HOST[:PORT]   send files, folders or standard input (-)
-  ferry help [COMMAND]                  show help
-  ferry --version                       show the version
+  ferry serve [DIR] [options]   receive files into DIR (default ./inbox)
+  ferry send PATH... [options]  send files, folders or standard input (-) to
+                                --to HOST[:PORT], or to the server on the LAN
+  ferry help [COMMAND]          show help
+  ferry --version               show the version
 
 Examples:
   ferry serve ~/incoming
   ferry send report.pdf photos/ --to 192.168.1.20
+  ferry send report.pdf        (no --to: finds the server on the LAN)
   tar c src | ferry send - --name src.tar --to laptop.local:5000
 
 Every file is checked (length and SHA-256) before it gets its final name, and
@@ -33,8 +35,17 @@ Options:
                           skip or fail
       --keep-partial AGE  keep data of interrupted transfers for resuming this
                           long (default 24h; e.g. 90m, 7d)
+      --code CODE         the code senders must give (default: FERRY_CODE, or
+                          a new one, shown at start)
+      --open              accept senders without a code (still encrypted)
+      --no-discovery      do not answer 'ferry send' looking for servers
+      --discovery-port PORT  UDP port discovery answers on (default 4455)
   -q, --quiet             print only errors
+      --json              one JSON object per line on stdout (see docs/JSON.md)
   -h, --help              show this help
+
+On a terminal, each running session shows a progress line; otherwise (a pipe,
+a log, NO_COLOR set or --quiet) there is a line per finished session.
 
 Limits (each refuses what is over it, with a clear reason to the sender):
       --max-size SIZE          largest file (e.g. 10G; default none)
@@ -52,29 +63,59 @@ Examples:
   ferry serve                       receive into ./inbox on port 4455
   ferry serve /srv/drop --port 5000
   ferry serve ~/in --on-conflict skip
+  ferry serve --json > serve.log    machine-readable events
+  ferry serve --no-discovery        only senders that know the address
+
+Firewall: let in TCP port 4455 (or --port) for transfers and UDP port 4455
+(or --discovery-port) for discovery.
 `;
 
-export const SEND_HELP = `Usage: ferry send PATH... --to HOST[:PORT] [options]
+export const SEND_HELP = `Usage: ferry send PATH... [--to HOST[:PORT]] [options]
 
 Sends files and folders (recursively, empty ones included; a folder keeps its
 own name on the receiver, as with 'cp -r') to a running 'ferry serve'. Use '-'
-as PATH to send standard input. Symbolic links are skipped, not followed.
-Exits 0 only if every file arrived and was verified. Run the same command
-again after an interruption and only what is missing is sent.
+as PATH to send standard input. Symbolic links are skipped, not followed, and
+a receiving folder's staging area (.ferry) is never sent. Exits 0 only if
+every file arrived and was verified. Run the same command again after an
+interruption and only what is missing is sent.
+
+Without --to, ferry looks for servers on the local network (UDP broadcast
+and multicast to port 4455, for about 2 s): if one answers it is used; if
+several do, you are asked which (on a terminal) or they are listed (exit 1).
 
 Options:
   -t, --to HOST[:PORT]    the receiver (port 4455 if not given)
+  -c, --code CODE         the receiver's code, as 'ferry serve' shows it
+                          (default: FERRY_CODE)
   -n, --name NAME         the name for standard input (default 'stdin')
+  -x, --exclude GLOB      leave out what matches (repeatable): '*.tmp' and
+                          'node_modules' match names anywhere, 'photos/raw/**'
+                          matches paths; '*' and '?' stop at '/', '**' does
+                          not, [a-z] is a set; a trailing '/' means folders only
       --retries N         reconnect this many times after a dropped connection,
                           resuming where it stopped (default 5)
-      --timeout SECONDS   give up on a silent receiver after this long (default 60)
+      --timeout SECONDS   give up on a silent receiver after this long
+                          (default 60)
   -q, --quiet             print only errors and the summary
+      --json              one JSON object per line on stdout (see docs/JSON.md)
   -h, --help              show this help
+
+On a terminal, a progress line shows the bytes and files done out of the
+total, the rate, the time left and the current file. Otherwise (a pipe, a
+log, NO_COLOR set or --quiet) there is one line per file and a summary.
+
+Environment:
+  FERRY_CODE               the code, if --code is not given
+  FERRY_DISCOVERY_ADDRESS  where to look for servers instead of the broadcast
+                           addresses: IPv4[:PORT],... e.g. 192.168.1.255
 
 Examples:
   ferry send notes.txt --to 192.168.1.20
+  ferry send notes.txt                     (no --to: finds the server)
   ferry send photos/ videos/ --to nas.local:5000
+  ferry send project/ --exclude node_modules --exclude '*.o' --to laptop
   pg_dump db | ferry send - --name db.sql --to backup-host
+  ferry send big.iso --to nas --json | jq -c 'select(.type == "summary")'
 `;
 
 export function helpFor(command: string | undefined): string | null {

@@ -8,8 +8,10 @@ import {
   parseSize,
 } from "../cli/args.ts";
 import { UsageError } from "../cli/errors.ts";
-import { escapeName } from "../cli/escape.ts";
-import { formatBytes, formatSeconds, plural } from "../cli/format.ts";
+import { chooseMode, writeText } from "../cli/output.ts";
+import { ServeReporter } from "../cli/serve_report.ts";
+import { answerName, DISCOVERY_PORT } from "../discovery/discovery_protocol.ts";
+import { DiscoveryResponder } from "../discovery/responder.ts";
 import {
   MAX_BATCH_ENTRIES,
   MAX_FILE_SIZE,
@@ -20,7 +22,6 @@ import {
 import { CONFLICT_POLICIES, type ConflictPolicy } from "../server/inbox.ts";
 import { FerryServer } from "../server/server.ts";
 import { DEFAULT_LIMITS, type ServerLimits } from "../server/server_limits.ts";
-import type { ServerEvent } from "../server/session.ts";
 import { DEFAULT_PORT } from "../transport/tcp.ts";
 import { generateCode, normalizeCode } from "../transport/code.ts";
 import { SOFTWARE } from "../version.ts";
@@ -43,7 +44,10 @@ const FLAGS = {
   "keep-partial": { type: "string" },
   code: { type: "string" },
   open: { type: "boolean" },
+  "no-discovery": { type: "boolean" },
+  "discovery-port": { type: "string" },
   quiet: { type: "boolean", short: "q" },
+  json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -112,6 +116,17 @@ export async function serve(args: string[]): Promise<number> {
   const port = values.port === undefined ? DEFAULT_PORT : parsePort(values.port);
   const host = values.host ?? "0.0.0.0";
   const quiet = values.quiet ?? false;
+  const discovery = !(values["no-discovery"] ?? false);
+  const discoveryPort = values["discovery-port"] === undefined
+    ? DISCOVERY_PORT
+    : parsePort(values["discovery-port"], "--discovery-port");
+  if (!discovery && values["discovery-port"] !== undefined) {
+    throw new UsageError(
+      "--no-discovery and --discovery-port exclude each other",
+      "run 'ferry serve --help'",
+    );
+  }
+  const reporter = new ServeReporter(chooseMode({ json: values.json, quiet }), quiet);
   const server = await FerryServer.start({
     dir: positionals[0] ?? "inbox",
     host,
@@ -120,21 +135,109 @@ export async function serve(args: string[]): Promise<number> {
     limits: limitsFrom(values),
     code,
     software: SOFTWARE,
-    onEvent: (event) => report(event, quiet),
+    onEvent: (event) => reporter.event(event),
   });
+  const warnings: string[] = [];
+  let responder: DiscoveryResponder | null = null;
+  if (discovery) {
+    try {
+      responder = await startResponder(host, discoveryPort, server.port);
+    } catch (err) {
+      warnings.push(
+        `discovery is off: cannot listen on UDP port ${discoveryPort}: ${
+          err instanceof Error ? err.message : String(err)
+        } (senders need --to)`,
+      );
+    }
+  }
   // Listen for signals before the banner says we are up, so a stop right after it is graceful.
-  const stop = () => server.close();
+  const stop = () => {
+    responder?.close();
+    server.close();
+  };
   Deno.addSignalListener("SIGINT", stop);
   if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", stop);
-  console.log(banner(server.inbox.root, host, server.port, code));
-  if (code === null) {
-    console.error(
-      "ferry: warning: --open: anyone who can reach this port can send files here (traffic is still encrypted)",
+  if (reporter.mode === "json") {
+    reporter.start({
+      dir: server.inbox.root,
+      host,
+      port: server.port,
+      addresses: reachableAddresses(host),
+      code,
+      discoveryPort: responder?.port ?? null,
+    });
+  } else {
+    writeText(
+      "stdout",
+      `${banner(server.inbox.root, host, server.port, code, responder?.port ?? null)}\n`,
     );
   }
-  await server.done;
-  if (!quiet) console.log("ferry: stopped");
+  if (code === null) {
+    warnings.push(
+      "--open: anyone who can reach this port can send files here (traffic is still encrypted)",
+    );
+  }
+  for (const warning of warnings) reporter.warning(warning);
+  try {
+    await server.done;
+  } finally {
+    reporter.close();
+    responder?.close();
+    Deno.removeSignalListener("SIGINT", stop);
+    if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGTERM", stop);
+  }
+  reporter.stopped();
   return 0;
+}
+
+/** Whether the server listens on every address of this machine. */
+function isWildcard(host: string): boolean {
+  return host === "0.0.0.0" || host === "::";
+}
+
+/**
+ * Answers discovery queries on UDP: on all IPv4 addresses (broadcasts and
+ * the multicast group reach it there), or only on loopback for a server
+ * that listens only there.
+ */
+async function startResponder(
+  host: string,
+  port: number,
+  tcpPort: number,
+): Promise<DiscoveryResponder> {
+  const loopback = isLoopback(host);
+  const name = answerName(hostName());
+  const addresses = reachableAddresses(host);
+  return await DiscoveryResponder.start({
+    port,
+    host: loopback ? (host.includes(":") ? "127.0.0.1" : host) : "0.0.0.0",
+    multicastInterfaces: loopback ? [] : multicastInterfaces(),
+    answer: () => ({ name, addresses, port: tcpPort, any: isWildcard(host) }),
+  });
+}
+
+/** This machine's name, if allowed to ask (never prompts for the permission). */
+function hostName(): string {
+  try {
+    if (Deno.permissions.querySync({ name: "sys", kind: "hostname" }).state !== "granted") {
+      return "ferry";
+    }
+    return Deno.hostname();
+  } catch {
+    return "ferry";
+  }
+}
+
+/** The IPv4 interfaces to join the multicast group on; the default one if they cannot be listed. */
+function multicastInterfaces(): (string | undefined)[] {
+  try {
+    const found = Deno.networkInterfaces()
+      .filter((i) => i.family === "IPv4" && !isLoopback(i.address))
+      .map((i) => i.address);
+    return found.length > 0 ? [...new Set(found)] : [undefined];
+  } catch {
+    return [undefined];
+  }
 }
 
 /** Where the server can be reached: its non-loopback addresses, or the one it listens on. */
@@ -175,7 +278,13 @@ function serverCode(flag: string | undefined, open: boolean): string | null {
   return code;
 }
 
-function banner(root: string, host: string, port: number, code: string | null): string {
+function banner(
+  root: string,
+  host: string,
+  port: number,
+  code: string | null,
+  discoveryPort: number | null,
+): string {
   const lines = [
     `ferry: receiving into ${root}`,
     `listening on port ${port}; send from another machine with:`,
@@ -185,38 +294,11 @@ function banner(root: string, host: string, port: number, code: string | null): 
     const target = port === DEFAULT_PORT ? shown : `${shown}:${port}`;
     lines.push(`  ferry send PATH... --to ${target}${code === null ? "" : ` --code ${code}`}`);
   }
+  if (discoveryPort !== null) {
+    lines.push(
+      `or, on the same network, without --to: this server answers discovery on UDP port ${discoveryPort}`,
+    );
+  }
   lines.push("press Ctrl+C to stop");
   return lines.join("\n");
-}
-
-function report(event: ServerEvent, quiet: boolean): void {
-  switch (event.type) {
-    case "session-start":
-    case "file":
-      return;
-    case "refused":
-    case "file-failed":
-      console.error(
-        `ferry: [${event.session}] ${escapeName(event.path)}: ${escapeName(event.reason)}`,
-      );
-      return;
-    case "session-end": {
-      const resumed = event.resumedBytes > 0 ? `, ${formatBytes(event.resumedBytes)} resumed` : "";
-      const what = `${plural(event.files, "file")} (${formatBytes(event.bytes)}${resumed})`;
-      const failed = event.failed > 0 ? `, ${event.failed} failed` : "";
-      if (event.error) {
-        console.error(
-          `ferry: [${event.session}] ${event.peer}: ended early after ${what}${failed}: ${
-            escapeName(event.error)
-          }`,
-        );
-      } else if (!quiet || event.failed > 0) {
-        console.log(
-          `ferry: [${event.session}] received ${what}${failed} from ${event.peer} in ${
-            formatSeconds(event.seconds)
-          }`,
-        );
-      }
-    }
-  }
 }

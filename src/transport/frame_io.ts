@@ -122,6 +122,14 @@ export class FrameWriter {
     return this.#buf.subarray(start, Math.min(this.#buf.length, start + max));
   }
 
+  /** Room for exactly `n` payload bytes (at most MAX_FRAME_PAYLOAD), flushing first if needed. */
+  async reserveExactly(n: number): Promise<Uint8Array> {
+    if (this.#buf.length - this.#len - FRAME_HEADER_BYTES < n) await this.flush();
+    this.#reserved = this.#len;
+    const start = this.#len + FRAME_HEADER_BYTES;
+    return this.#buf.subarray(start, start + n);
+  }
+
   /** Turns the first `n` reserved bytes into a frame of `type`. */
   commit(type: FrameTypeCode, n: number): void {
     if (this.#reserved < 0) throw new Error("commit() without reserve()");

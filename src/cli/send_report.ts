@@ -1,0 +1,262 @@
+/**
+ * What `ferry send` shows: in `plain` mode one line per file, errors on
+ * stderr and a summary (the stable format scripts and tests read); in
+ * `live` mode a progress line redrawn at the bottom of the terminal, with
+ * problems (and renamed files) printed above it; in `json` mode NDJSON
+ * objects on stdout (docs/JSON.md).
+ */
+import type { SendEvent, SendResult } from "../client/send_session.ts";
+import type { Totals } from "../client/walk.ts";
+import { escapeName } from "./escape.ts";
+import { formatBytes, formatSeconds, plural } from "./format.ts";
+import { emitJson, type Mode, writeText } from "./output.ts";
+import {
+  etaSeconds,
+  LiveArea,
+  PROGRESS_INTERVAL_MS,
+  progressLine,
+  type ProgressState,
+  RateMeter,
+} from "./progress.ts";
+
+/** What the `start` object and the first line say. */
+export interface SendStart {
+  /** Where the files go, `HOST:PORT`. */
+  to: string;
+  /** The server found by discovery, if --to was not given. */
+  found?: { name: string; addresses: string[]; port: number } | null;
+  /** The sources as given on the command line. */
+  sources: string[];
+}
+
+export class SendReporter {
+  #live: LiveArea | null;
+  #timer: ReturnType<typeof setInterval> | null = null;
+  #meter = new RateMeter();
+  /** Bytes sent in this run (no resumed bytes). */
+  #sent = 0;
+  /** Bytes the receiver already had, for the files started so far. */
+  #resumed = 0;
+  #files = 0;
+  #totals: Totals | null = null;
+  #current: string | null = null;
+  /** What the last `progress` object said, to send one only when something moved. */
+  #lastJson = "";
+  #closed = false;
+  /** Where to, until connected (the live line says it is connecting). */
+  #to = "";
+  #connected = false;
+
+  constructor(readonly mode: Mode, readonly quiet: boolean) {
+    this.#live = mode === "live" ? new LiveArea() : null;
+  }
+
+  /** Whether anything shows totals, so a pre-walk to count them is worth its I/O. */
+  get wantsTotals(): boolean {
+    return this.mode !== "plain";
+  }
+
+  start(info: SendStart): void {
+    this.#to = info.to;
+    if (this.mode === "json") {
+      emitJson({
+        type: "start",
+        command: "send",
+        to: info.to,
+        server: info.found ?? null,
+        sources: info.sources,
+      });
+    } else if (info.found && !this.quiet) {
+      this.#print(
+        "stdout",
+        `ferry: found ${escapeName(info.found.name)} at ${info.to}`,
+      );
+    }
+    if (this.mode !== "plain") {
+      this.#timer = setInterval(() => this.#tick(), PROGRESS_INTERVAL_MS);
+    }
+  }
+
+  /** The pre-walk's count: from now on the totals are known (null: it did not finish). */
+  totals(totals: Totals | null): void {
+    this.#totals = totals;
+  }
+
+  event(event: SendEvent): void {
+    switch (event.type) {
+      case "connected":
+        this.#connected = true;
+        if (this.mode === "json") {
+          emitJson({
+            type: "connected",
+            to: event.to,
+            server: event.server,
+            attempt: event.attempt,
+          });
+        }
+        return;
+      case "file-start":
+        this.#current = event.path;
+        this.#resumed += event.resumed;
+        if (this.mode === "json") {
+          emitJson({
+            type: "file-start",
+            path: event.path,
+            size: event.size,
+            resumed: event.resumed,
+          });
+        }
+        return;
+      case "progress":
+        this.#sent += event.bytes;
+        return;
+      case "file-done":
+        this.#files++;
+        if (this.mode === "json") {
+          emitJson({
+            type: "file-done",
+            path: event.path,
+            name: event.name,
+            bytes: event.bytes,
+            resumed: event.resumed,
+          });
+          return;
+        }
+        if (this.quiet) return;
+        if (event.name !== event.path) {
+          this.#print(
+            "stdout",
+            `sent ${escapeName(event.path)} as ${escapeName(event.name)} (${
+              formatBytes(event.bytes)
+            })`,
+          );
+        } else if (this.mode === "plain") {
+          // On a terminal the progress line shows the file; only renames get a line of their own.
+          this.#print("stdout", `sent ${escapeName(event.path)} (${formatBytes(event.bytes)})`);
+        }
+        return;
+      case "skipped":
+        if (this.mode === "json") {
+          emitJson({ type: "skipped", path: event.path, reason: event.reason });
+        } else {
+          this.#print(
+            "stderr",
+            `ferry: skipped ${escapeName(event.path)}: ${escapeName(event.reason)}`,
+          );
+        }
+        return;
+      case "warning":
+        if (this.mode === "json") emitJson({ type: "warning", message: event.message });
+        else this.#print("stderr", `ferry: ${escapeName(event.message)}`);
+        return;
+      case "retry":
+        if (this.mode === "json") {
+          emitJson({
+            type: "retry",
+            attempt: event.attempt,
+            delaySeconds: event.delayMs / 1000,
+            reason: event.reason,
+          });
+        } else {
+          this.#print(
+            "stderr",
+            `ferry: ${escapeName(event.reason)}; retrying in ${event.delayMs / 1000} s (attempt ${
+              event.attempt + 1
+            })`,
+          );
+        }
+        return;
+      case "file-failed":
+        if (this.mode === "json") {
+          emitJson({ type: "file-failed", path: event.path, reason: event.reason });
+        } else {
+          this.#print(
+            "stderr",
+            `ferry: failed ${escapeName(event.path)}: ${escapeName(event.reason)}`,
+          );
+        }
+    }
+  }
+
+  /** The summary; ends the progress display first. */
+  summary(result: SendResult, to: string): void {
+    this.close();
+    if (this.mode === "json") {
+      emitJson({
+        type: "summary",
+        to,
+        files: result.files,
+        bytes: result.bytes,
+        resumedBytes: result.resumedBytes,
+        already: result.already,
+        skipped: result.skipped,
+        failed: result.failed,
+        seconds: Math.round(result.seconds * 1000) / 1000,
+        ok: result.failed === 0,
+      });
+      return;
+    }
+    const resumed = result.resumedBytes > 0 ? `, ${formatBytes(result.resumedBytes)} resumed` : "";
+    const already = result.already > 0 ? `, ${result.already} already there` : "";
+    const failed = result.failed > 0 ? `, ${result.failed} failed` : "";
+    const skipped = result.skipped > 0 ? `, ${result.skipped} skipped` : "";
+    const line = `ferry: sent ${plural(result.files, "file")} (${
+      formatBytes(result.bytes)
+    }${resumed}) to ${to} in ${formatSeconds(result.seconds)}${already}${skipped}${failed}`;
+    writeText(result.failed > 0 ? "stderr" : "stdout", `${line}\n`);
+  }
+
+  /** Stops redrawing and erases the progress line: whatever is printed next starts clean. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+    this.#live?.clear();
+  }
+
+  /** The numbers now. */
+  state(): ProgressState {
+    return {
+      done: this.#sent + this.#resumed,
+      totalBytes: this.#totals?.bytes ?? null,
+      files: this.#files,
+      totalFiles: this.#totals?.files ?? null,
+      rate: this.#meter.rate(),
+      current: this.#current === null ? null : escapeName(this.#current),
+    };
+  }
+
+  #tick(): void {
+    if (!this.#connected) {
+      this.#live?.update([`connecting to ${this.#to}…`]);
+      return;
+    }
+    this.#meter.sample(this.#sent);
+    const s = this.state();
+    if (this.#live) {
+      this.#live.update([progressLine(s, this.#live.columns() - 1)]);
+      return;
+    }
+    const moved = JSON.stringify([s.done, s.files, s.totalBytes, s.totalFiles, this.#current]);
+    if (moved === this.#lastJson) return;
+    this.#lastJson = moved;
+    const eta = etaSeconds(s);
+    emitJson({
+      type: "progress",
+      bytes: s.done,
+      sentBytes: this.#sent,
+      totalBytes: s.totalBytes,
+      files: s.files,
+      totalFiles: s.totalFiles,
+      rate: s.rate === null ? null : Math.round(s.rate),
+      eta: eta === null ? null : Math.round(eta),
+      current: this.#current,
+    });
+  }
+
+  #print(stream: "stdout" | "stderr", text: string): void {
+    if (this.#live && !this.#closed) this.#live.print(stream, text);
+    else writeText(stream, `${text}\n`);
+  }
+}

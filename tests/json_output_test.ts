@@ -1,0 +1,546 @@
+/**
+ * `--json` (docs/JSON.md): the NDJSON of `send` and `serve` parses, every
+ * line has a type, the summaries match the tree, errors are objects with
+ * stable codes. Also what decides what is sent: `--exclude` (and its glob
+ * matcher) and the staging folder, which is never sent; the JSON stream is
+ * how these tests see what went out.
+ */
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import { join } from "node:path";
+import { compileGlob, Excluder } from "../src/cli/glob.ts";
+import { errorCode } from "../src/cli/error_codes.ts";
+import { FerryError, UsageError } from "../src/cli/errors.ts";
+import { jsonLine } from "../src/cli/output.ts";
+import { ConnectionLost } from "../src/client/send_session.ts";
+import { ProtocolError } from "../src/protocol/errors.ts";
+import {
+  freePort,
+  MAIN,
+  randomBytes,
+  runCli,
+  snapshot,
+  spawnServe,
+  tempDir,
+  TEST_CODE,
+} from "./_harness.ts";
+
+type Json = Record<string, unknown> & { type: string };
+
+const SEND_TYPES = [
+  "start",
+  "connected",
+  "file-start",
+  "progress",
+  "file-done",
+  "skipped",
+  "file-failed",
+  "warning",
+  "retry",
+  "summary",
+  "error",
+];
+const SERVE_TYPES = [
+  "start",
+  "warning",
+  "session-start",
+  "file-start",
+  "progress",
+  "file-done",
+  "refused",
+  "file-failed",
+  "summary",
+  "stopped",
+  "error",
+];
+
+/** Parses NDJSON strictly: every line one object with a known type, nothing else. */
+function parseNdjson(stdout: string, types: string[]): Json[] {
+  assert(stdout.endsWith("\n"), "ends with a newline");
+  return stdout.slice(0, -1).split("\n").map((line) => {
+    const value = JSON.parse(line);
+    assertEquals(typeof value, "object", line);
+    assert(types.includes(value.type), `unknown type in ${line}`);
+    return value as Json;
+  });
+}
+
+async function writeTree(root: string): Promise<{ files: number; bytes: number }> {
+  await Deno.mkdir(join(root, "sub/deeper"), { recursive: true });
+  await Deno.mkdir(join(root, "empty"));
+  const files: [string, Uint8Array][] = [
+    ["big.bin", randomBytes(12_000_000)],
+    ["zero.bin", new Uint8Array(0)],
+    ["sub/a.txt", new TextEncoder().encode("a\n")],
+    ["sub/deeper/b.bin", randomBytes(70_000)],
+  ];
+  for (const [path, data] of files) await Deno.writeFile(join(root, path), data);
+  return { files: files.length, bytes: files.reduce((n, [, d]) => n + d.length, 0) };
+}
+
+Deno.test("ferry send --json prints only NDJSON, and its summary matches the tree", async () => {
+  const base = await tempDir();
+  const src = join(base, "tree");
+  const inbox = join(base, "inbox");
+  const tree = await writeTree(src);
+  const serve = await spawnServe(inbox);
+  try {
+    const started = performance.now();
+    const sent = await runCli(["send", src, "--to", `127.0.0.1:${serve.port}`, "--json"]);
+    const seconds = (performance.now() - started) / 1000;
+    assertEquals(sent.code, 0, sent.stderr);
+    assertEquals(sent.stderr, "");
+    const objects = parseNdjson(sent.stdout, SEND_TYPES);
+    assertEquals(objects[0].type, "start");
+    assertEquals(objects[0].to, `127.0.0.1:${serve.port}`);
+    assertEquals(objects[0].server, null);
+    assertEquals(objects[1].type, "connected");
+    const summary = objects.at(-1)!;
+    assertEquals(summary.type, "summary");
+    assertEquals(objects.filter((o) => o.type === "summary").length, 1);
+    assertEquals(summary.files, tree.files);
+    assertEquals(summary.bytes, tree.bytes);
+    assertEquals(summary.resumedBytes, 0);
+    assertEquals(summary.skipped, 0);
+    assertEquals(summary.failed, 0);
+    assertEquals(summary.ok, true);
+    assertEquals(typeof summary.seconds, "number");
+    const done = objects.filter((o) => o.type === "file-done");
+    assertEquals(done.map((o) => o.path).sort(), [
+      "tree/big.bin",
+      "tree/sub/a.txt",
+      "tree/sub/deeper/b.bin",
+      "tree/zero.bin",
+    ]);
+    for (const file of done) {
+      const start = objects.findIndex((o) => o.type === "file-start" && o.path === file.path);
+      assert(
+        start >= 0 && start < objects.indexOf(file),
+        `file-start before file-done: ${file.path}`,
+      );
+    }
+    assertEquals(done.reduce((n, o) => n + (o.bytes as number), 0), tree.bytes);
+    const progress = objects.filter((o) => o.type === "progress");
+    assert(progress.length <= Math.ceil(seconds * 10) + 1, `${progress.length} in ${seconds} s`);
+    for (const p of progress) {
+      assertEquals(typeof p.bytes, "number");
+      assert((p.bytes as number) <= tree.bytes);
+      assert(p.totalFiles === null || p.totalFiles === tree.files, JSON.stringify(p));
+      assert(p.totalBytes === null || p.totalBytes === tree.bytes, JSON.stringify(p));
+    }
+    assertEquals(
+      (await snapshot(join(inbox, "tree")))["big.bin"],
+      (await snapshot(src))["big.bin"],
+    );
+  } finally {
+    await serve.stop();
+  }
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("ferry send --json turns errors into one error object with a stable code, exit codes unchanged", async () => {
+  const base = await tempDir();
+  await Deno.writeTextFile(join(base, "a.txt"), "x");
+  const port = freePort();
+  for (
+    const [args, exit, code, message] of [
+      [
+        [join(base, "a.txt"), "--to", `127.0.0.1:${port}`],
+        1,
+        "connect-refused",
+        /connection refused/,
+      ],
+      [[join(base, "nope.txt"), "--to", "127.0.0.1"], 1, "io", /no such file or directory$/],
+      [["--to", "127.0.0.1"], 2, "usage", /^send needs at least one PATH$/],
+      [[join(base, "a.txt"), "--bogus"], 2, "usage", /^unknown option '--bogus'$/],
+      [[join(base, "a.txt"), "--to", "h:0"], 2, "usage", /^the port in --to must be/],
+    ] as const
+  ) {
+    const result = await runCli(["send", ...args, "--json"]);
+    assertEquals(result.code, exit, args.join(" "));
+    assertEquals(result.stderr, "", args.join(" "));
+    const objects = parseNdjson(result.stdout, SEND_TYPES);
+    const error = objects.at(-1)!;
+    assertEquals(error.type, "error");
+    assertEquals(error.code, code, args.join(" "));
+    assertMatch(error.message as string, message);
+    assertEquals(objects.filter((o) => o.type === "error").length, 1);
+    if (exit === 2) {
+      assertEquals(objects.length, 1);
+      assertMatch(error.hint as string, /^run 'ferry send --help'$|^e\.g\./);
+    }
+  }
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("ferry send --json reports a wrong code as the error code wrong-code", async () => {
+  const base = await tempDir();
+  await Deno.writeTextFile(join(base, "a.txt"), "x");
+  const serve = await spawnServe(join(base, "inbox"));
+  try {
+    const result = await runCli([
+      "send",
+      join(base, "a.txt"),
+      "--to",
+      `127.0.0.1:${serve.port}`,
+      "--code",
+      "9999-not-the-code",
+      "--json",
+    ]);
+    assertEquals(result.code, 1);
+    assertEquals(result.stderr, "");
+    const objects = parseNdjson(result.stdout, SEND_TYPES);
+    assertEquals(objects.map((o) => o.type), ["start", "error"]);
+    assertEquals(objects[1].code, "wrong-code");
+    assertEquals(
+      await Deno.stat(join(base, "inbox", "a.txt")).then(() => true, () => false),
+      false,
+    );
+  } finally {
+    await serve.stop();
+  }
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("errorCode() maps error classes and ferry's messages to stable codes", () => {
+  const cases: [unknown, string][] = [
+    [new UsageError("x", "y"), "usage"],
+    [new FerryError("anything", { code: "wrong-code" }), "wrong-code"],
+    [new ProtocolError("bad-message", "x"), "protocol"],
+    [new ConnectionLost("the connection to h:1 was lost"), "connection-lost"],
+    [new ConnectionLost("h:1 stopped responding for 60 s"), "timeout"],
+    [new ConnectionLost("h:1 refused the session: busy (busy)"), "refused"],
+    [new FerryError("could not connect to h:1: connection refused (is ...)"), "connect-refused"],
+    [new FerryError("could not connect to h:1: unknown host 'h'"), "unknown-host"],
+    [new FerryError("could not connect to h:1: no answer within 15 s"), "timeout"],
+    [new FerryError("could not connect to h:1: no route to that host"), "unreachable"],
+    [new FerryError("wrong code: h:1 did not accept 'x'"), "wrong-code"],
+    [new FerryError("h:1 needs its code: add --code CODE"), "code-required"],
+    [new FerryError("protocol error with h:1: bad frame"), "protocol"],
+    [new FerryError("h:1 is not a ferry server"), "protocol"],
+    [new FerryError("port 4455 is already in use on 0.0.0.0; choose another"), "address-in-use"],
+    [new FerryError("/x is not a directory"), "io"],
+    [new FerryError("something else entirely"), "failed"],
+    [new TypeError("a bug"), "internal"],
+    ["not even an error", "internal"],
+  ];
+  for (const [err, code] of cases) assertEquals(errorCode(err), code, String(err));
+});
+
+Deno.test("jsonLine() escapes control and bidi characters, and the value round-trips", () => {
+  const name = "a\u001b[31mb\u009bc\u202ed\u2028e\u0000f";
+  const line = jsonLine({ type: "file-done", path: name });
+  assert(line.endsWith("\n"));
+  assertEquals(line.slice(0, -1).includes("\n"), false);
+  assert(
+    // deno-lint-ignore no-control-regex
+    !/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/.test(line.slice(0, -1)),
+  );
+  assertEquals(JSON.parse(line).path, name);
+});
+
+/** Starts `ferry serve --json` and reads its objects as they come. */
+async function spawnJsonServe(dir: string, extra: string[] = []) {
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--quiet",
+      "--allow-all",
+      MAIN,
+      "serve",
+      dir,
+      "--port",
+      String(port),
+      "--host",
+      "127.0.0.1",
+      "--json",
+      "--no-discovery",
+      ...extra,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", FERRY_CODE: TEST_CODE },
+  }).spawn();
+  let stdout = "";
+  let stderr = "";
+  const decoder = new TextDecoder();
+  const pumping = Promise.all([
+    (async () => {
+      for await (const chunk of child.stdout) stdout += decoder.decode(chunk, { stream: true });
+    })(),
+    (async () => {
+      for await (const chunk of child.stderr) stderr += decoder.decode(chunk, { stream: true });
+    })(),
+  ]);
+  const deadline = Date.now() + 15_000;
+  while (!stdout.includes("\n")) {
+    if (Date.now() > deadline) throw new Error(`serve --json did not start:\n${stdout}\n${stderr}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return {
+    port,
+    output: () => stdout,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+      const status = await child.status;
+      await pumping;
+      return { code: status.code, stdout, stderr };
+    },
+  };
+}
+
+Deno.test("ferry serve --json prints start, each session's objects and summary, then stopped", async () => {
+  const base = await tempDir();
+  const src = join(base, "tree");
+  const tree = await writeTree(src);
+  const serve = await spawnJsonServe(join(base, "inbox"));
+  let stopped;
+  try {
+    const first = JSON.parse(serve.output().split("\n")[0]);
+    assertEquals(first.type, "start");
+    assertEquals(first.command, "serve");
+    assertEquals(first.port, serve.port);
+    assertEquals(first.code, TEST_CODE);
+    assertEquals(first.codeRequired, true);
+    assertEquals(first.discoveryPort, null);
+    assertEquals(first.addresses, ["127.0.0.1"]);
+    assertEquals(first.dir, await Deno.realPath(join(base, "inbox")));
+    for (let i = 0; i < 2; i++) {
+      const sent = await runCli(["send", src, "--to", `127.0.0.1:${serve.port}`, "--quiet"]);
+      assertEquals(sent.code, 0, sent.stderr);
+    }
+  } finally {
+    stopped = await serve.stop();
+  }
+  assertEquals(stopped.code, 0);
+  assertEquals(stopped.stderr, "");
+  const objects = parseNdjson(stopped.stdout, SERVE_TYPES);
+  assertEquals(objects.at(-1)!.type, "stopped");
+  const summaries = objects.filter((o) => o.type === "summary");
+  assertEquals(summaries.length, 2);
+  for (const summary of summaries) {
+    assertEquals(summary.files, tree.files);
+    assertEquals(summary.bytes, tree.bytes);
+    assertEquals(summary.failed, 0);
+    assertEquals(summary.skipped, 0);
+    assertEquals(summary.ok, true);
+    assertEquals(summary.error, null);
+    const session = summary.session;
+    const done = objects.filter((o) => o.type === "file-done" && o.session === session);
+    assertEquals(done.length, tree.files);
+    assert(objects.some((o) => o.type === "session-start" && o.session === session));
+  }
+  // The second copy was renamed, and says where it went.
+  assert(objects.some((o) => o.type === "file-done" && o.name === "tree/big (1).bin"));
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("ferry serve --json reports a failure to start as an error object", async () => {
+  const base = await tempDir();
+  await Deno.writeTextFile(join(base, "file"), "x");
+  const result = await runCli([
+    "serve",
+    join(base, "file"),
+    "--port",
+    String(freePort()),
+    "--json",
+  ]);
+  assertEquals(result.code, 1);
+  assertEquals(result.stderr, "");
+  const [error] = parseNdjson(result.stdout, SERVE_TYPES);
+  assertEquals(error, {
+    type: "error",
+    code: "io",
+    message: `${join(base, "file")} is not a directory`,
+  });
+  await Deno.remove(base, { recursive: true });
+});
+
+// What is sent: --exclude, and never the staging folder.
+
+Deno.test("compileGlob() matches *, **, ?, [...] and escapes like a shell glob", () => {
+  const yes = (pattern: string, path: string) =>
+    assert(compileGlob(pattern).regex.test(path), `${pattern} should match ${path}`);
+  const no = (pattern: string, path: string) =>
+    assert(!compileGlob(pattern).regex.test(path), `${pattern} should not match ${path}`);
+  yes("*.tmp", "a.tmp");
+  yes("*.tmp", ".tmp");
+  no("*.tmp", "a.tmp.bak");
+  no("*.tmp", "dir/a.tmp");
+  yes("a?c", "abc");
+  no("a?c", "a/c");
+  no("a?c", "abbc");
+  yes("**/*.o", "x.o");
+  yes("**/*.o", "a/b/c/x.o");
+  yes("src/**/test", "src/test");
+  yes("src/**/test", "src/a/b/test");
+  no("src/**/test", "lib/src/test");
+  yes("build/**", "build");
+  yes("build/**", "build/a/b");
+  no("build/**", "builder");
+  yes("a**z", "a/b/z");
+  yes("[abc].txt", "b.txt");
+  no("[abc].txt", "d.txt");
+  yes("[!abc].txt", "d.txt");
+  no("[!abc].txt", "a.txt");
+  yes("[^a-c].txt", "x.txt");
+  yes("file[0-9]", "file7");
+  no("file[0-9]", "filex");
+  no("[!a]", "/");
+  yes("[]]", "]");
+  yes("[a-]", "-");
+  yes("\\*.txt", "*.txt");
+  no("\\*.txt", "a.txt");
+  yes("(x)+.{y}$^|", "(x)+.{y}$^|");
+  yes("日本*.txt", "日本語.txt");
+  assertEquals(compileGlob("cache/").dirOnly, true);
+  assertEquals(compileGlob("a/b").anchored, true);
+  assertEquals(compileGlob("ab").anchored, false);
+  for (const bad of ["", "[abc", "a\\"]) {
+    let threw = false;
+    try {
+      compileGlob(bad);
+    } catch (err) {
+      threw = err instanceof UsageError;
+    }
+    assert(threw, `'${bad}' is a usage error`);
+  }
+});
+
+Deno.test("Excluder.excludes() matches names anywhere, paths from the top or inside the source", () => {
+  const ex = new Excluder(["*.tmp", "node_modules", "logs/", "tree/build/**", "docs/draft.md"]);
+  assert(ex.excludes("tree/a.tmp", "a.tmp", false));
+  assert(ex.excludes("tree/deep/er/b.tmp", "deep/er/b.tmp", false));
+  assert(ex.excludes("tree/x/node_modules", "x/node_modules", true));
+  assert(ex.excludes("tree/logs", "logs", true));
+  assert(!ex.excludes("tree/logs", "logs", false), "logs/ is for folders only");
+  assert(ex.excludes("tree/build", "build", true));
+  assert(ex.excludes("tree/build/out.o", "build/out.o", false));
+  assert(ex.excludes("tree/docs/draft.md", "docs/draft.md", false), "relative to the source");
+  assert(!ex.excludes("tree/sub/docs/draft.md", "sub/docs/draft.md", false));
+  assert(!ex.excludes("tree/a.txt", "a.txt", false));
+  assert(new Excluder([]).empty);
+});
+
+Deno.test("ferry send --exclude leaves out what matches: it neither arrives nor is announced", async () => {
+  const base = await tempDir();
+  const src = join(base, "proj");
+  const inbox = join(base, "inbox");
+  for (const dir of ["src", "node_modules/pkg", "build/out", "docs"]) {
+    await Deno.mkdir(join(src, dir), { recursive: true });
+  }
+  for (
+    const file of [
+      "src/main.c",
+      "src/main.o",
+      "src/tmp.swp",
+      "node_modules/pkg/index.js",
+      "build/out/app",
+      "docs/guide.md",
+      "docs/draft.md",
+      "keep.txt",
+    ]
+  ) {
+    await Deno.writeTextFile(join(src, file), file);
+  }
+  const serve = await spawnServe(inbox);
+  try {
+    const sent = await runCli([
+      "send",
+      src,
+      "--to",
+      `127.0.0.1:${serve.port}`,
+      "--json",
+      "--exclude",
+      "*.o",
+      "-x",
+      "node_modules",
+      "--exclude",
+      "build/**",
+      "--exclude=docs/draft.md",
+      "--exclude",
+      "*.sw[op]",
+    ]);
+    assertEquals(sent.code, 0, sent.stdout);
+    const objects = parseNdjson(sent.stdout, SEND_TYPES);
+    const announced = objects.filter((o) => o.type === "file-start").map((o) => o.path).sort();
+    assertEquals(announced, ["proj/docs/guide.md", "proj/keep.txt", "proj/src/main.c"]);
+    assertEquals(objects.at(-1)!.files, 3);
+    assertEquals(objects.at(-1)!.skipped, 0);
+    assertEquals(await Object.keys(await snapshot(inbox)).sort(), [
+      "proj",
+      "proj/docs",
+      "proj/docs/guide.md",
+      "proj/keep.txt",
+      "proj/src",
+      "proj/src/main.c",
+    ]);
+    const bad = await runCli(["send", src, "--to", "127.0.0.1", "--exclude", "[oops"]);
+    assertEquals(bad.code, 2);
+    assertStringIncludes(bad.stderr, "ferry: --exclude '[oops': an unclosed '['");
+  } finally {
+    await serve.stop();
+  }
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("ferry send never sends a receiving folder's staging area (.ferry with tmp or partial)", async () => {
+  const base = await tempDir();
+  const first = join(base, "first");
+  const second = join(base, "second");
+  const serveFirst = await spawnServe(first);
+  const serveSecond = await spawnServe(second);
+  try {
+    // Something arrives in the first inbox, and its staging area holds leftovers.
+    await Deno.writeTextFile(join(base, "doc.txt"), "document");
+    const sent = await runCli([
+      "send",
+      join(base, "doc.txt"),
+      "--to",
+      `127.0.0.1:${serveFirst.port}`,
+    ]);
+    assertEquals(sent.code, 0, sent.stderr);
+    await Deno.writeTextFile(join(first, ".ferry/tmp/leftover.tmp"), "half a file");
+    await Deno.mkdir(join(first, "sub/.ferry/partial"), { recursive: true });
+    await Deno.writeTextFile(join(first, "sub/.ferry/partial/p"), "partial");
+    // A folder merely named .ferry (no tmp, no partial) is ordinary data.
+    await Deno.mkdir(join(first, "notes/.ferry"), { recursive: true });
+    await Deno.writeTextFile(join(first, "notes/.ferry/config"), "mine");
+    assert((await snapshot(first, { includeStaging: true }))[".ferry/tmp/leftover.tmp"]);
+
+    // Now send that whole inbox on to the second server.
+    const relay = await runCli(["send", first, "--to", `127.0.0.1:${serveSecond.port}`, "--json"]);
+    assertEquals(relay.code, 0, relay.stdout);
+    const objects = parseNdjson(relay.stdout, SEND_TYPES);
+    const announced = objects.filter((o) => o.type === "file-start").map((o) => o.path).sort();
+    assertEquals(announced, ["first/doc.txt", "first/notes/.ferry/config"]);
+    assertEquals(objects.some((o) => o.type === "skipped"), false, "never listed either");
+    assertEquals(Object.keys(await snapshot(join(second, "first"))).sort(), [
+      "doc.txt",
+      "notes",
+      "notes/.ferry",
+      "notes/.ferry/config",
+      "sub",
+    ]);
+
+    // Naming the staging area itself: skipped, with the reason, and nothing sent.
+    const direct = await runCli([
+      "send",
+      join(first, ".ferry"),
+      join(first, ".ferry/tmp/leftover.tmp"),
+      "--to",
+      `127.0.0.1:${serveSecond.port}`,
+    ]);
+    assertEquals(direct.code, 0, direct.stderr);
+    assertStringIncludes(direct.stderr, "/.ferry: ferry's staging folder, never sent");
+    assertStringIncludes(direct.stderr, "leftover.tmp: ferry's staging folder, never sent");
+    assertStringIncludes(direct.stdout, "ferry: sent 0 files");
+  } finally {
+    await serveFirst.stop();
+    await serveSecond.stop();
+  }
+  await Deno.remove(base, { recursive: true });
+});

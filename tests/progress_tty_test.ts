@@ -1,0 +1,353 @@
+/**
+ * Progress as people see it: the numbers and the line (unit tests), then
+ * `ferry send` in a real terminal (tmux): the progress line renders, ends
+ * cleanly before the summary and on errors; plain lines without a
+ * terminal's redraws under NO_COLOR; and the numbered prompt when several
+ * servers answer discovery.
+ */
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import { join } from "node:path";
+import dgram from "node:dgram";
+import {
+  charWidth,
+  displayWidth,
+  etaSeconds,
+  fit,
+  formatDuration,
+  formatRate,
+  LiveArea,
+  progressLine,
+  RateMeter,
+  shortenLeft,
+} from "../src/cli/progress.ts";
+import { MAIN, spawnServe, TEST_CODE } from "./_harness.ts";
+
+Deno.test("formatDuration() and formatRate() read like a clock and a speed", () => {
+  assertEquals(formatDuration(0), "0:00");
+  assertEquals(formatDuration(7.4), "0:07");
+  assertEquals(formatDuration(750), "12:30");
+  assertEquals(formatDuration(3723), "1:02:03");
+  assertEquals(formatRate(null), "- B/s");
+  assertEquals(formatRate(25_000_000), "25.0 MB/s");
+});
+
+Deno.test("RateMeter.rate() follows the recent bytes, not resumed ones or the distant past", () => {
+  let now = 0;
+  const meter = new RateMeter(5000, () => now);
+  assertEquals(meter.rate(), null);
+  meter.sample(0);
+  now = 100;
+  assertEquals(meter.rate(), null, "too early to tell");
+  // 10 MB/s for 10 s...
+  for (let t = 100; t <= 10_000; t += 100) {
+    now = t;
+    meter.sample(t * 10_000);
+  }
+  assertEquals(Math.round(meter.rate()! / 1e6), 10);
+  // ...then 1 MB/s: after the window, only the recent rate counts.
+  const base = 10_000 * 10_000;
+  for (let t = 10_100; t <= 20_000; t += 100) {
+    now = t;
+    meter.sample(base + (t - 10_000) * 1_000);
+  }
+  assertEquals(Math.round(meter.rate()! / 1e6), 1);
+});
+
+Deno.test("progressLine() shows bytes and files out of the totals, the rate, the ETA and the file", () => {
+  const state = {
+    done: 12_500_000,
+    totalBytes: 200_000_000,
+    files: 3,
+    totalFiles: 120,
+    rate: 25_000_000,
+    current: "photos/2024/img_0001.jpg",
+  };
+  assertEquals(etaSeconds(state), 7.5);
+  assertEquals(
+    progressLine(state, 120),
+    "12.5 MB / 200 MB (6%)  files 3/120  25.0 MB/s  ETA 0:08  photos/2024/img_0001.jpg",
+  );
+  assertEquals(
+    progressLine({ ...state, totalBytes: null, totalFiles: null, rate: null, current: null }, 120),
+    "12.5 MB / ?  files 3/?  - B/s",
+  );
+  // Too narrow: the file name gives way from the left, and the line never exceeds the width.
+  const narrow = progressLine(state, 70);
+  assertEquals(narrow, "12.5 MB / 200 MB (6%)  files 3/120  25.0 MB/s  ETA 0:08  …img_0001.jpg");
+  for (let width = 10; width < 100; width++) {
+    assert(displayWidth(progressLine(state, width)) <= width, `width ${width}`);
+  }
+});
+
+Deno.test("fit() and shortenLeft() count wide characters as two columns", () => {
+  assertEquals(charWidth("日".codePointAt(0)!), 2);
+  assertEquals(charWidth("a".codePointAt(0)!), 1);
+  assertEquals(charWidth(0x301), 0);
+  assertEquals(displayWidth("日本語.txt"), 10);
+  assertEquals(fit("abcdef", 4), "abc…");
+  assertEquals(fit("日本語", 4), "日…");
+  assertEquals(shortenLeft("a/b/日本語.txt", 9), "…本語.txt");
+  assertEquals(shortenLeft("a/b/日本語.txt", 8), "…語.txt");
+  assertEquals(shortenLeft("short", 9), "short");
+});
+
+Deno.test("LiveArea.update() redraws its lines in place and print() writes above them", () => {
+  const out: [string, string][] = [];
+  const area = new LiveArea((stream, text) => out.push([stream, text]), () => 20);
+  area.update(["one", "two"]);
+  area.update(["three"]);
+  area.print("stderr", "a message");
+  area.update(["a line much longer than twenty columns"]);
+  area.clear();
+  area.clear();
+  assertEquals(out, [
+    ["stdout", "one\ntwo"],
+    ["stdout", "\r\x1b[1A\x1b[Jthree"],
+    ["stdout", "\r\x1b[J"],
+    ["stderr", "a message\n"],
+    ["stdout", "three"],
+    ["stdout", "\r\x1b[Ja line much longer…"],
+    ["stdout", "\r\x1b[J"],
+  ]);
+});
+
+// A real terminal: tmux.
+
+async function hasTmux(): Promise<boolean> {
+  try {
+    const { success } = await new Deno.Command("tmux", { args: ["-V"], stdout: "null" }).output();
+    return success;
+  } catch {
+    return false;
+  }
+}
+const NO_TMUX = !(await hasTmux());
+
+function quote(arg: string): string {
+  return `'${arg.replaceAll("'", `'\\''`)}'`;
+}
+
+/** A tmux server of our own (its own socket), with one 120×30 window running a command. */
+class Terminal {
+  readonly socket = `ferry-test-${crypto.randomUUID().slice(0, 8)}`;
+
+  async tmux(...args: string[]): Promise<string> {
+    const out = await new Deno.Command("tmux", {
+      args: ["-L", this.socket, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    return new TextDecoder().decode(out.stdout);
+  }
+
+  /** Runs `ferry ARGS...` in the terminal, then prints `EXIT=<code>` and waits. */
+  async start(args: string[], env: Record<string, string> = {}, delay = 0): Promise<void> {
+    const assignments = Object.entries({ FERRY_CODE: TEST_CODE, ...env })
+      .map(([k, v]) => `${k}=${quote(v)}`);
+    const command = [
+      delay > 0 ? `sleep ${delay};` : "",
+      "env -u NO_COLOR",
+      ...assignments,
+      quote(Deno.execPath()),
+      "run --quiet --allow-all",
+      quote(MAIN),
+      ...args.map(quote),
+      "; echo EXIT=$?; sleep 120",
+    ].join(" ");
+    await this.tmux("new-session", "-d", "-s", "t", "-x", "120", "-y", "30", command);
+  }
+
+  /** The screen's text, trailing empty lines removed. */
+  async screen(): Promise<string> {
+    return (await this.tmux("capture-pane", "-p", "-t", "t")).replace(/\n+$/, "");
+  }
+
+  /** Polls the screen until `done` says so; returns every distinct screen seen. */
+  async watch(done: (screen: string) => boolean, ms = 60_000): Promise<string[]> {
+    const seen: string[] = [];
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const screen = await this.screen();
+      if (seen.at(-1) !== screen) seen.push(screen);
+      if (done(screen)) return seen;
+      if (Date.now() > deadline) throw new Error(`timed out; the screen:\n${screen}`);
+      await new Promise((r) => setTimeout(r, 40));
+    }
+  }
+
+  async keys(...keys: string[]): Promise<void> {
+    await this.tmux("send-keys", "-t", "t", ...keys);
+  }
+
+  async close(): Promise<void> {
+    await this.tmux("kill-server");
+  }
+}
+
+/** A folder in memory if there is /dev/shm (the big file need not touch a disk). */
+async function fastTempDir(): Promise<string> {
+  try {
+    return await Deno.makeTempDir({ dir: "/dev/shm", prefix: "ferry-tty-" });
+  } catch {
+    return await Deno.makeTempDir({ prefix: "ferry-tty-" });
+  }
+}
+
+/** A folder with a 256 MB file (sparse: quick to make, read as zeros) and three small ones. */
+async function bigTree(base: string): Promise<string> {
+  const src = join(base, "src");
+  await Deno.mkdir(src);
+  for (const name of ["a.txt", "b.txt", "c.txt"]) await Deno.writeTextFile(join(src, name), name);
+  const file = await Deno.open(join(src, "big.bin"), { write: true, create: true });
+  await file.truncate(256 * 1024 * 1024);
+  file.close();
+  return src;
+}
+
+const PROGRESS =
+  /^\d+(\.\d+)? [kMGT]?B \/ (\d+(\.\d+)? [kMGT]?B|\?)( \(\d+%\))? {2}files \d+\/(\d+|\?) {2}/m;
+const EXITED = /^EXIT=\d+$/m;
+
+Deno.test({
+  name: "ferry send on a terminal shows a progress line and ends it cleanly before the summary",
+  ignore: NO_TMUX,
+  async fn() {
+    const base = await fastTempDir();
+    const src = await bigTree(base);
+    const serve = await spawnServe(join(base, "inbox"), ["--no-discovery"]);
+    const term = new Terminal();
+    try {
+      await term.start(["send", src, "--to", `127.0.0.1:${serve.port}`]);
+      const screens = await term.watch((s) => EXITED.test(s));
+      const progress = screens.filter((s) => PROGRESS.test(s));
+      assert(progress.length > 0, `no progress line was seen in:\n${screens.join("\n---\n")}`);
+      // Once the count is in, the line has the totals, the files n of N, a rate and the file.
+      const full = screens.map((s) =>
+        /^(\d+(\.\d+)? [kMG]?B) \/ 268 MB \(\d+%\) {2}files \d\/4 {2}\d+(\.\d+)? [kMG]?B\/s {2}(ETA \d+:\d\d {2})?src\/big\.bin$/m
+          .exec(s)
+      ).filter((m) => m !== null);
+      assert(full.length > 0, `no complete progress line in:\n${progress.join("\n---\n")}`);
+      const final = await term.screen();
+      const lines = final.split("\n").filter((l) => l !== "");
+      assertMatch(
+        lines.at(-2)!,
+        /^ferry: sent 4 files \(268 MB\) to 127\.0\.0\.1:\d+ in [\d.]+ s$/,
+      );
+      assertEquals(lines.at(-1), "EXIT=0");
+      assert(!PROGRESS.test(final) && !final.includes("B/s"), `leftover progress:\n${final}`);
+      // On a terminal, the files that kept their names get no line each: the progress line showed them.
+      assert(!final.includes("sent src/a.txt"), final);
+    } finally {
+      await term.close();
+      await serve.stop();
+      await Deno.remove(base, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "ferry send on a terminal ends the progress line cleanly when the transfer fails",
+  ignore: NO_TMUX,
+  async fn() {
+    const base = await fastTempDir();
+    const src = await bigTree(base);
+    const serve = await spawnServe(join(base, "inbox"), ["--no-discovery"]);
+    const term = new Terminal();
+    try {
+      await term.start(["send", src, "--to", `127.0.0.1:${serve.port}`, "--retries", "0"]);
+      await term.watch((s) => PROGRESS.test(s) || EXITED.test(s));
+      await serve.stop(); // the receiver goes away mid-transfer
+      await term.watch((s) => EXITED.test(s));
+      const final = await term.screen();
+      const lines = final.split("\n").filter((l) => l !== "");
+      assertEquals(lines.at(-1), "EXIT=1");
+      assertMatch(lines.at(-2)!, /^ferry: .*(shutting down|lost|closed)/);
+      assert(!PROGRESS.test(final) && !final.includes("B/s"), `leftover progress:\n${final}`);
+    } finally {
+      await term.close();
+      await serve.stop();
+      await Deno.remove(base, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "ferry send on a terminal with NO_COLOR prints plain lines, never redraws",
+  ignore: NO_TMUX,
+  async fn() {
+    const base = await fastTempDir();
+    const src = join(base, "src");
+    await Deno.mkdir(src);
+    for (const name of ["a.txt", "b.txt"]) await Deno.writeTextFile(join(src, name), name);
+    const serve = await spawnServe(join(base, "inbox"), ["--no-discovery"]);
+    const term = new Terminal();
+    const raw = join(base, "raw.out");
+    try {
+      // Starts a second later, so that the raw output is recorded from its first byte.
+      await term.start(["send", src, "--to", `127.0.0.1:${serve.port}`], { NO_COLOR: "1" }, 1);
+      await term.tmux("pipe-pane", "-t", "t", `cat >> ${quote(raw)}`);
+      await term.watch((s) => EXITED.test(s));
+      const final = await term.screen();
+      assertStringIncludes(final, "sent src/a.txt (5 B)");
+      assertStringIncludes(final, "sent src/b.txt (5 B)");
+      assertMatch(final, /^ferry: sent 2 files \(10 B\) to 127\.0\.0\.1:\d+ in [\d.]+ s$/m);
+      assert(!PROGRESS.test(final), final);
+      const bytes = await Deno.readTextFile(raw);
+      assertStringIncludes(bytes, "sent src/a.txt");
+      assert(!bytes.includes("\x1b[J") && !bytes.includes("B/s"), "no redraw was written");
+    } finally {
+      await term.close();
+      await serve.stop();
+      await Deno.remove(base, { recursive: true });
+    }
+  },
+});
+
+async function freeUdpPort(): Promise<number> {
+  const socket = dgram.createSocket("udp4");
+  await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", () => resolve()));
+  const { port } = socket.address();
+  await new Promise<void>((resolve) => socket.close(() => resolve()));
+  return port;
+}
+
+Deno.test({
+  name: "ferry send on a terminal asks which server when several answer, and sends to that one",
+  ignore: NO_TMUX,
+  async fn() {
+    const base = await fastTempDir();
+    await Deno.writeTextFile(join(base, "a.txt"), "for the second");
+    const [udp1, udp2] = [await freeUdpPort(), await freeUdpPort()];
+    const first = await spawnServe(join(base, "one"), ["--discovery-port", String(udp1)]);
+    const second = await spawnServe(join(base, "two"), ["--discovery-port", String(udp2)]);
+    const term = new Terminal();
+    try {
+      await term.start(["send", join(base, "a.txt")], {
+        FERRY_DISCOVERY_ADDRESS: `127.0.0.1:${udp1},127.0.0.1:${udp2}`,
+      });
+      const [prompt] = (await term.watch((s) => /Number \(1-2/.test(s) || EXITED.test(s))).slice(
+        -1,
+      );
+      assertStringIncludes(prompt, "ferry: 2 ferry servers answered; send to which one?");
+      const choice = new RegExp(`^  (\\d)\\) .*--to 127\\.0\\.0\\.1:${second.port}$`, "m").exec(
+        prompt,
+      );
+      assert(choice, prompt);
+      await term.keys(choice![1], "Enter");
+      await term.watch((s) => EXITED.test(s));
+      const final = await term.screen();
+      assertStringIncludes(final, "EXIT=0");
+      assertStringIncludes(final, `to 127.0.0.1:${second.port} in`);
+      assertEquals(await Deno.readTextFile(join(base, "two", "a.txt")), "for the second");
+      assertEquals(
+        await Deno.stat(join(base, "one", "a.txt")).then(() => true, () => false),
+        false,
+      );
+    } finally {
+      await term.close();
+      await first.stop();
+      await second.stop();
+      await Deno.remove(base, { recursive: true });
+    }
+  },
+});
