@@ -20,7 +20,8 @@ import { join, relative } from "node:path";
 // ---------------------------------------------------------------------------
 // Names and options
 
-const TOOLS = ["ferry", "nc", "rsync", "rsync-fsync", "scp"] as const;
+/** ferry-plain: ferry without encryption (--open --plaintext), to measure what encryption costs. */
+const TOOLS = ["ferry", "ferry-plain", "nc", "rsync", "rsync-fsync", "scp"] as const;
 const WORKLOADS = ["big", "small", "mixed"] as const;
 const PLACEMENTS = ["tmpfs", "disk"] as const;
 type Tool = typeof TOOLS[number];
@@ -349,6 +350,7 @@ function isRoot(): boolean {
 async function missingPackage(tool: Tool): Promise<string | null> {
   switch (tool) {
     case "ferry":
+    case "ferry-plain":
       return null;
     case "nc": {
       const help = await capture("nc", ["-h"]);
@@ -664,6 +666,7 @@ function tmpfsSize(workloads: Workload[], runs: number, tools: number): number {
 
 interface Servers {
   ferry?: { proc: Proc; port: number; inbox: string };
+  ferryPlain?: { proc: Proc; port: number; inbox: string };
   rsync?: { proc: Proc; port: number; module: string };
   sshd?: { proc: Proc; port: number; user: string; key: string };
 }
@@ -676,6 +679,12 @@ function destRoot(dir: PlacementDir): string {
 async function startServers(tools: Tool[], dir: PlacementDir, confDir: string): Promise<Servers> {
   const servers: Servers = {};
   if (tools.includes("ferry")) servers.ferry = await startFerryServe(join(dir.root, "inbox"));
+  if (tools.includes("ferry-plain")) {
+    servers.ferryPlain = await startFerryServe(join(dir.root, "inbox-plain"), [
+      "--open",
+      "--plaintext",
+    ]);
+  }
   if (tools.includes("rsync") || tools.includes("rsync-fsync")) {
     servers.rsync = await startRsyncDaemon(destRoot(dir), confDir);
   }
@@ -686,6 +695,7 @@ async function startServers(tools: Tool[], dir: PlacementDir, confDir: string): 
 async function stopServers(servers: Servers): Promise<void> {
   await Promise.all([
     servers.ferry?.proc.stop(),
+    servers.ferryPlain?.proc.stop(),
     servers.rsync?.proc.stop(),
     servers.sshd?.proc.stop(),
   ]);
@@ -701,13 +711,16 @@ function denoArgs(...args: string[]): string[] {
  */
 const FERRY_ENV = { FERRY_CODE: `bench-${crypto.randomUUID().slice(0, 8)}` };
 
-async function startFerryServe(inbox: string): Promise<NonNullable<Servers["ferry"]>> {
+async function startFerryServe(
+  inbox: string,
+  extra: string[] = [],
+): Promise<NonNullable<Servers["ferry"]>> {
   await Deno.mkdir(inbox, { recursive: true });
   const port = freePort();
   const proc = new Proc(
     Deno.execPath(),
-    denoArgs("serve", inbox, "--port", String(port), "--host", "127.0.0.1", "--quiet"),
-    { env: FERRY_ENV },
+    denoArgs("serve", inbox, "--port", String(port), "--host", "127.0.0.1", "--quiet", ...extra),
+    extra.includes("--open") ? {} : { env: FERRY_ENV },
   );
   await waitListening(proc, port, "ferry serve");
   return { proc, port, inbox };
@@ -814,7 +827,8 @@ interface Outcome {
 }
 
 const RUNNERS: Record<Tool, (ctx: RunContext) => Promise<Outcome>> = {
-  ferry: runFerry,
+  ferry: (ctx) => runFerry(ctx, false),
+  "ferry-plain": (ctx) => runFerry(ctx, true),
   nc: runNc,
   rsync: (ctx) => runRsync(ctx, false),
   "rsync-fsync": (ctx) => runRsync(ctx, true),
@@ -845,8 +859,8 @@ async function timeProcesses(start: () => Proc[], timeoutMs: number): Promise<Ti
 
 const TIME = findExecutable("time") !== null ? "/usr/bin/time" : null;
 
-async function runFerry(ctx: RunContext): Promise<Outcome> {
-  const server = ctx.servers.ferry!;
+async function runFerry(ctx: RunContext, plain: boolean): Promise<Outcome> {
+  const server = plain ? ctx.servers.ferryPlain! : ctx.servers.ferry!;
   const rssFile = await Deno.makeTempFile({ prefix: "ferry-bench-rss-" });
   const send = denoArgs(
     "send",
@@ -854,6 +868,7 @@ async function runFerry(ctx: RunContext): Promise<Outcome> {
     "--to",
     `127.0.0.1:${server.port}`,
     "--quiet",
+    ...(plain ? ["--plaintext"] : []),
   );
   let sender: Proc | null = null;
   let peak: Promise<number | null> = Promise.resolve(null);

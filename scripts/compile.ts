@@ -30,7 +30,7 @@ export const PERMISSIONS: readonly string[] = [
   "--allow-read",
   "--allow-write",
   "--allow-sys=networkInterfaces,hostname",
-  "--allow-env=FERRY_CODE",
+  "--allow-env=FERRY_CODE,FERRY_DISCOVERY_ADDRESS",
 ];
 
 /** Every target `deno task compile` builds, in the order it builds them (this machine's first). */

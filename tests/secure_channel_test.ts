@@ -333,3 +333,44 @@ Deno.test("the bytes on the wire never contain a file's content or name", async 
   }
   await Deno.remove(base, { recursive: true });
 });
+
+Deno.test("--plaintext works only when both sides ask for it, and serve needs --open for it", async () => {
+  const base = await tempDir();
+  await Deno.writeTextFile(join(base, "a.txt"), "plain");
+  const usage = await runCli(["serve", join(base, "x"), "--plaintext"]);
+  assertEquals(usage.code, 2);
+  assertEquals(
+    usage.stderr.split("\n")[0],
+    "ferry: --plaintext needs --open: a plain channel has no code",
+  );
+  const open = await spawnServe(join(base, "open"), ["--open", "--plaintext"]);
+  const strict = await spawnServe(join(base, "strict"));
+  try {
+    const ok = await runCli([
+      "send",
+      join(base, "a.txt"),
+      "--to",
+      `127.0.0.1:${open.port}`,
+      "--plaintext",
+    ]);
+    assertEquals(ok.code, 0, ok.stderr);
+    assertEquals(await Deno.readTextFile(join(base, "open/a.txt")), "plain");
+    const refused = await runCli([
+      "send",
+      join(base, "a.txt"),
+      "--to",
+      `127.0.0.1:${strict.port}`,
+      "--plaintext",
+    ]);
+    assertEquals(refused.code, 1);
+    assertStringIncludes(refused.stderr, "requires the encrypted channel");
+  } finally {
+    const stopped = await open.stop();
+    assertStringIncludes(
+      stopped.stderr,
+      "--plaintext: senders may also use an unencrypted channel",
+    );
+    await strict.stop();
+  }
+  await Deno.remove(base, { recursive: true });
+});

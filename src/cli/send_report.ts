@@ -110,6 +110,14 @@ export class SendReporter {
       case "progress":
         this.#sent += event.bytes;
         return;
+      case "already":
+        // Counted as done (not in the rate): the receiver kept it from an interrupted run.
+        this.#files++;
+        this.#resumed += event.bytes;
+        if (this.mode === "json") {
+          emitJson({ type: "already", path: event.path, bytes: event.bytes });
+        }
+        return;
       case "file-done":
         this.#files++;
         if (this.mode === "json") {

@@ -32,6 +32,9 @@ interface SessionView {
   meter: RateMeter;
   /** What the last `progress` object said. */
   lastJson: string;
+  /** What the sender has announced so far (null until its first batch). */
+  totalFiles: number | null;
+  totalBytes: number | null;
 }
 
 export class ServeReporter {
@@ -80,6 +83,8 @@ export class ServeReporter {
           current: null,
           meter: new RateMeter(),
           lastJson: "",
+          totalFiles: null,
+          totalBytes: null,
         });
         if (json) emitJson({ type: "session-start", session: event.session, peer: event.peer });
         return;
@@ -103,6 +108,14 @@ export class ServeReporter {
       case "progress": {
         const view = this.#sessions.get(event.session);
         if (view) view.bytes += event.bytes;
+        return;
+      }
+      case "announced": {
+        const view = this.#sessions.get(event.session);
+        if (view) {
+          view.totalFiles = event.files;
+          view.totalBytes = event.bytes;
+        }
         return;
       }
       case "file": {

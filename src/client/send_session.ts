@@ -74,6 +74,8 @@ export type SendEvent =
   /** `bytes` more of the current file went out (counts only bytes sent in this run). */
   | { type: "progress"; bytes: number }
   | { type: "file-done"; path: string; name: string; bytes: number; resumed: number }
+  /** The receiver already has this file from an interrupted run of this transfer: not sent. */
+  | { type: "already"; path: string; bytes: number }
   | { type: "file-failed"; path: string; reason: string }
   | { type: "warning"; message: string }
   | { type: "retry"; attempt: number; delayMs: number; reason: string };
@@ -650,6 +652,7 @@ class SendSession {
     switch (decision.action) {
       case "have":
         this.tally.already++;
+        this.opts.onEvent({ type: "already", path: entry.path, bytes: entry.size ?? 0 });
         return;
       case "skip":
         this.tally.skipped++;

@@ -75,6 +75,8 @@ export type ServerEvent =
   /** A sender failed to prove the code (`failures` in the guard's window; `locked` now). */
   | { type: "wrong-code"; session: number; peer: string; failures: number; locked: boolean }
   | { type: "file-start"; session: number; path: string; size: number | null; resumed: number }
+  /** Running totals of what the sender has announced (and the receiver accepted) so far. */
+  | { type: "announced"; session: number; files: number; bytes: number }
   /** `bytes` more of the current file arrived. */
   | { type: "progress"; session: number; bytes: number }
   | { type: "file"; session: number; name: string; bytes: number; resumed: number }
@@ -128,6 +130,8 @@ export class Session {
   #resuming = false;
   /** When the resumed transfer first started (ms), or null. */
   #resumedSince: number | null = null;
+  /** Files accepted so far, for progress totals. */
+  #acceptedFiles = 0;
   /** Bytes of streamed (size unknown) files so far, counted against --max-total. */
   #streamed = 0;
   #nextBatch = 0;
@@ -518,6 +522,12 @@ export class Session {
     }
     await this.#writer.frame(FrameType.PLAN, encodeJson({ batch, decisions }));
     await this.#writer.flush();
+    this.opts.onEvent({
+      type: "announced",
+      session: this.id,
+      files: this.#acceptedFiles,
+      bytes: this.#announcedBytes,
+    });
     await this.#advance();
   }
 
@@ -597,6 +607,7 @@ export class Session {
     }
     inbox.reserved += need;
     this.#announcedBytes += entry.size ?? 0;
+    this.#acceptedFiles++;
     this.#enqueue({ entry, dir, name, partial, offer, reserved: need });
     if (offer === null) return { id: entry.id, action: "accept", offset: 0 };
     const prefix = offer.hash.copy().digest("hex");

@@ -38,6 +38,8 @@ Options:
       --code CODE         the code senders must give (default: FERRY_CODE, or
                           a new one, shown at start)
       --open              accept senders without a code (still encrypted)
+      --plaintext         with --open, also accept unencrypted senders
+                          (benchmarks on a trusted link only)
       --no-discovery      do not answer 'ferry send' looking for servers
       --discovery-port PORT  UDP port discovery answers on (default 4455)
   -q, --quiet             print only errors
@@ -87,6 +89,8 @@ Options:
   -t, --to HOST[:PORT]    the receiver (port 4455 if not given)
   -c, --code CODE         the receiver's code, as 'ferry serve' shows it
                           (default: FERRY_CODE)
+      --plaintext         no encryption (the receiver must run --open
+                          --plaintext); for benchmarks on a trusted link only
   -n, --name NAME         the name for standard input (default 'stdin')
   -x, --exclude GLOB      leave out what matches (repeatable): '*.tmp' and
                           'node_modules' match names anywhere, 'photos/raw/**'

@@ -27,6 +27,7 @@ const FLAGS = {
   timeout: { type: "string" },
   retries: { type: "string" },
   code: { type: "string", short: "c" },
+  plaintext: { type: "boolean" },
   quiet: { type: "boolean", short: "q" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
@@ -105,6 +106,7 @@ export async function send(args: string[]): Promise<number> {
       idleTimeoutMs: timeout,
       retries,
       code,
+      plaintext: values.plaintext ?? false,
       software: SOFTWARE,
       onEvent: (event) => reporter.event(event),
     });

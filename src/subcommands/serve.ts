@@ -44,6 +44,7 @@ const FLAGS = {
   "keep-partial": { type: "string" },
   code: { type: "string" },
   open: { type: "boolean" },
+  plaintext: { type: "boolean" },
   "no-discovery": { type: "boolean" },
   "discovery-port": { type: "string" },
   quiet: { type: "boolean", short: "q" },
@@ -113,6 +114,13 @@ export async function serve(args: string[]): Promise<number> {
     throw new UsageError("--max-message must be at least 4096 bytes", "e.g. --max-message 64K");
   }
   const code = serverCode(values.code, values.open ?? false);
+  const plaintext = values.plaintext ?? false;
+  if (plaintext && code !== null) {
+    throw new UsageError(
+      "--plaintext needs --open: a plain channel has no code",
+      "ferry serve DIR --open --plaintext (benchmarks on a trusted link only)",
+    );
+  }
   const port = values.port === undefined ? DEFAULT_PORT : parsePort(values.port);
   const host = values.host ?? "0.0.0.0";
   const quiet = values.quiet ?? false;
@@ -134,6 +142,7 @@ export async function serve(args: string[]): Promise<number> {
     onConflict: policy as ConflictPolicy,
     limits: limitsFrom(values),
     code,
+    plaintext,
     software: SOFTWARE,
     onEvent: (event) => reporter.event(event),
   });
@@ -172,7 +181,11 @@ export async function serve(args: string[]): Promise<number> {
       `${banner(server.inbox.root, host, server.port, code, responder?.port ?? null)}\n`,
     );
   }
-  if (code === null) {
+  if (plaintext) {
+    warnings.push(
+      "--plaintext: senders may also use an unencrypted channel; anyone on the network can read and alter it",
+    );
+  } else if (code === null) {
     warnings.push(
       "--open: anyone who can reach this port can send files here (traffic is still encrypted)",
     );
