@@ -306,3 +306,19 @@ Deno.test("RecordOpener.open() rejects an authenticated record of unknown type o
   assertEquals(recordCode(() => pair().opener.open(sealRaw(KEY, 0, hex("02")))), "malformed");
   assertEquals(recordCode(() => pair().opener.open(sealRaw(KEY, 0, hex("0100")))), "malformed");
 });
+
+Deno.test("RecordSealer.sealParts() produces the same bytes as seal(), and they open", async () => {
+  const { RecordSealer, RecordOpener } = await import("../src/transport/record_layer.ts");
+  const key = new Uint8Array(32).fill(7);
+  const whole = new RecordSealer(key, "c2s");
+  const parts = new RecordSealer(key, "c2s");
+  const opener = new RecordOpener(key, "c2s");
+  for (const size of [0, 1, 70_000, 1024 * 1024]) {
+    const payload = new Uint8Array(size).map((_, i) => i % 251);
+    const a = whole.seal(payload);
+    const [head, body, tag] = parts.sealParts(payload);
+    const b = new Uint8Array([...head, ...body, ...tag]);
+    assertEquals(b, a);
+    assertEquals(opener.open(b), payload);
+  }
+});

@@ -33,6 +33,10 @@ export class IncomingFile {
   readonly resumed: number;
   #hash: Hash;
   #closed = false;
+  /** The write in flight, if any, and the two buffers writes alternate between. */
+  #writing: Promise<void> | null = null;
+  #buffers: [Uint8Array, Uint8Array] = [new Uint8Array(0), new Uint8Array(0)];
+  #turn = 0;
 
   private constructor(
     readonly entry: Entry,
@@ -102,7 +106,12 @@ export class IncomingFile {
     }
   }
 
-  /** Appends `chunk`; refuses data beyond the declared size or the size cap. */
+  /**
+   * Appends `chunk`; refuses data beyond the declared size or the size cap.
+   * The write goes on in the background (from a copy, as `chunk` belongs to
+   * the frame reader) while the next frame is read; at most one is in
+   * flight, and its error surfaces at the next write or at `finish`.
+   */
   async write(chunk: Uint8Array, maxSize: number): Promise<void> {
     const limit = this.entry.size ?? maxSize;
     if (this.received + chunk.length > limit) {
@@ -110,13 +119,28 @@ export class IncomingFile {
         ? new Refusal(`larger than the receiver's limit of ${maxSize} bytes`)
         : new DamagedData(`the sender sent more than the ${this.entry.size} bytes it announced`);
     }
-    // The write runs off the main thread; hash meanwhile. `chunk` is not reused until both are done.
-    const writing = writeAll(this.file, chunk);
-    this.#hash.update(chunk);
+    await this.#settle();
+    if (this.#buffers[0].length < chunk.length) {
+      this.#buffers = [new Uint8Array(chunk.length), new Uint8Array(chunk.length)];
+    }
+    const copy = this.#buffers[this.#turn].subarray(0, chunk.length);
+    this.#turn ^= 1;
+    copy.set(chunk);
+    const writing = writeAll(this.file, copy);
+    writing.catch(() => {}); // observed by the next #settle()
+    this.#writing = writing;
+    this.#hash.update(copy); // on this thread, while the write runs on another
+    this.received += chunk.length;
+  }
+
+  /** Waits for the write in flight; a storage error becomes a per-file refusal. */
+  async #settle(): Promise<void> {
+    const writing = this.#writing;
+    if (writing === null) return;
+    this.#writing = null;
     await writing.catch((err) => {
       throw storageRefusal(err);
     });
-    this.received += chunk.length;
   }
 
   /**
@@ -130,6 +154,7 @@ export class IncomingFile {
     dirty: Set<string>,
   ): Promise<string | null> {
     const { entry } = this;
+    await this.#settle();
     if (entry.size !== null && this.received !== entry.size) {
       throw new DamagedData(`received ${this.received} bytes, but ${entry.size} were announced`);
     }
@@ -161,6 +186,7 @@ export class IncomingFile {
    * place (synced) for a later session to resume.
    */
   async discard(keep = false): Promise<void> {
+    await this.#settle().catch(() => {});
     if (keep && this.partial !== null && this.received > 0 && !this.#closed) {
       await this.file.sync().catch(() => {});
       this.#close();

@@ -85,11 +85,21 @@ const WRITE_BUFFER_BYTES = MAX_FRAME_PAYLOAD + FRAME_HEADER_BYTES + 64 * 1024;
 /** Below this much free room, `reserve()` flushes first, so writes stay large. */
 const MIN_RESERVE = 64 * 1024;
 
+/**
+ * Frames go into one of two buffers. When a buffer fills during a data
+ * stream (`reserve`), it is handed to the stream and the other one is
+ * filled meanwhile, so reading the next chunk of a file overlaps with
+ * sending the last; at most one write is in flight. `flush()` waits until
+ * everything queued is written.
+ */
 export class FrameWriter {
-  #buf = new Uint8Array(WRITE_BUFFER_BYTES);
+  #buf: Uint8Array = new Uint8Array(WRITE_BUFFER_BYTES);
+  #spare: Uint8Array | null = null;
   #len = 0;
   #reserved = -1;
   #flushing = false;
+  /** The write of the other buffer, if one is under way. */
+  #inflight: Promise<void> | null = null;
 
   constructor(readonly stream: ByteStream, readonly onProgress: () => void = () => {}) {}
 
@@ -110,21 +120,22 @@ export class FrameWriter {
   }
 
   /**
-   * Room for the payload of one frame of `type`, up to `max` bytes, inside
-   * the buffer. Fill a prefix of it, then `commit(type, n)`.
+   * Room for the payload of one frame, up to `max` bytes, inside the
+   * buffer. Fill a prefix of it, then `commit(type, n)`. When the buffer is
+   * full it is handed off, and the room is in the other one.
    */
   async reserve(max: number): Promise<Uint8Array> {
     if (this.#buf.length - this.#len - FRAME_HEADER_BYTES < Math.min(max, MIN_RESERVE)) {
-      await this.flush();
+      await this.#handOff();
     }
     this.#reserved = this.#len;
     const start = this.#len + FRAME_HEADER_BYTES;
     return this.#buf.subarray(start, Math.min(this.#buf.length, start + max));
   }
 
-  /** Room for exactly `n` payload bytes (at most MAX_FRAME_PAYLOAD), flushing first if needed. */
+  /** Room for exactly `n` payload bytes (at most MAX_FRAME_PAYLOAD), handing off first if needed. */
   async reserveExactly(n: number): Promise<Uint8Array> {
-    if (this.#buf.length - this.#len - FRAME_HEADER_BYTES < n) await this.flush();
+    if (this.#buf.length - this.#len - FRAME_HEADER_BYTES < n) await this.#handOff();
     this.#reserved = this.#len;
     const start = this.#len + FRAME_HEADER_BYTES;
     return this.#buf.subarray(start, start + n);
@@ -142,20 +153,45 @@ export class FrameWriter {
     return this.#len;
   }
 
-  /** Whether a flush is under way (another task must not write now). */
+  /** Whether a write is under way (another task must not write to the stream now). */
   get busy(): boolean {
-    return this.#flushing;
+    return this.#flushing || this.#inflight !== null;
   }
 
-  async flush(): Promise<void> {
+  /** Waits for the write in flight (rethrowing its error), then starts writing this buffer. */
+  async #handOff(): Promise<void> {
+    await this.#settle();
     if (this.#len === 0) return;
+    const full = this.#buf.subarray(0, this.#len);
+    const writing = writeAll(this.stream, full).then(() => this.onProgress());
+    writing.catch(() => {}); // observed by the next #settle()
+    this.#inflight = writing;
+    this.#spare ??= new Uint8Array(WRITE_BUFFER_BYTES);
+    [this.#buf, this.#spare] = [this.#spare, this.#buf];
+    this.#len = 0;
+  }
+
+  async #settle(): Promise<void> {
+    const inflight = this.#inflight;
+    if (inflight === null) return;
+    try {
+      await inflight;
+    } finally {
+      this.#inflight = null;
+    }
+  }
+
+  /** Writes everything queued, and returns once it is written. */
+  async flush(): Promise<void> {
     this.#flushing = true;
     try {
+      await this.#settle();
+      if (this.#len === 0) return;
       await writeAll(this.stream, this.#buf.subarray(0, this.#len));
+      this.#len = 0;
+      this.onProgress();
     } finally {
       this.#flushing = false;
     }
-    this.#len = 0;
-    this.onProgress();
   }
 }

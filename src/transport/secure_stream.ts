@@ -16,6 +16,8 @@ import { type ByteStream, writeAll } from "./byte_stream.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 
 const BUFFER_BYTES = 2 * (RECORD_HEADER_BYTES + MAX_RECORD_BODY);
+/** From this payload size on, a record is written in pieces rather than copied into one buffer. */
+const LARGE_RECORD = 64 * 1024;
 
 export class SecureStream implements ByteStream {
   #in = new Uint8Array(BUFFER_BYTES);
@@ -106,7 +108,13 @@ export class SecureStream implements ByteStream {
 
   async write(p: Uint8Array): Promise<number> {
     for (let at = 0; at < p.length; at += MAX_RECORD_PAYLOAD) {
-      await writeAll(this.conn, this.sealer.seal(p.subarray(at, at + MAX_RECORD_PAYLOAD)));
+      const chunk = p.subarray(at, at + MAX_RECORD_PAYLOAD);
+      if (chunk.length < LARGE_RECORD) {
+        await writeAll(this.conn, this.sealer.seal(chunk));
+      } else {
+        // Written in pieces: no second copy of a large ciphertext.
+        for (const piece of this.sealer.sealParts(chunk)) await writeAll(this.conn, piece);
+      }
     }
     return p.length;
   }
