@@ -183,6 +183,26 @@ Deno.test({
       assertEquals(sent.code, 0, sent.stdout + sent.stderr);
       assertEquals(contents(await snapshot(join(inbox, "tree"))), contents(await snapshot(src)));
 
+      // Host B again, without --to: discovery (UDP broadcast on the link) finds host A.
+      const note = join(base, "found-by-discovery.txt");
+      await Deno.writeTextFile(note, "found");
+      const found = await run(IP, [
+        "netns",
+        "exec",
+        NS_B,
+        Deno.execPath(),
+        "run",
+        "--quiet",
+        "--cached-only",
+        "--allow-all",
+        MAIN,
+        "send",
+        note,
+      ]);
+      assertEquals(found.code, 0, found.stdout + found.stderr);
+      assertStringIncludes(found.stdout, `at ${ADDR_A}`);
+      assertEquals(await Deno.readTextFile(join(inbox, "found-by-discovery.txt")), "found");
+
       const child = serve;
       serve = null;
       child.kill("SIGTERM");
