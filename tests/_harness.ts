@@ -15,6 +15,8 @@ import { senderKeyExchange, senderOpen } from "../src/transport/channel.ts";
 import { SecureStream } from "../src/transport/secure_stream.ts";
 import type { ByteStream } from "../src/transport/byte_stream.ts";
 import { DEFAULT_LIMITS, type ServerLimits } from "../src/server/server_limits.ts";
+import { send, type SendEvent, type SendResult } from "../src/client/send_session.ts";
+import { resolveSources } from "../src/client/walk.ts";
 
 export const MAIN = new URL("../main.ts", import.meta.url).pathname;
 /** The code test servers are started with. */
@@ -148,6 +150,35 @@ export async function spawnServe(dir: string, extra: string[] = []): Promise<Ser
       return { code: status.code, stdout, stderr };
     },
   };
+}
+
+export interface SendInProcessOptions {
+  /** The code to give (default TEST_CODE; null: none). */
+  code?: string | null;
+  plaintext?: boolean;
+  retries?: number;
+  /** Collects every event the sender reports. */
+  events?: SendEvent[];
+}
+
+/** Sends `paths` from this process to 127.0.0.1:`port`, as `ferry send` would. */
+export async function sendInProcess(
+  port: number,
+  paths: string[],
+  opts: SendInProcessOptions = {},
+): Promise<SendResult> {
+  return await send({
+    to: { host: "127.0.0.1", port },
+    sources: await resolveSources(paths, "stdin"),
+    connectTimeoutMs: 5000,
+    idleTimeoutMs: 10_000,
+    retries: opts.retries ?? 0,
+    retryDelayMs: 20,
+    software: "ferry/test",
+    code: opts.code === undefined ? TEST_CODE : opts.code,
+    plaintext: opts.plaintext,
+    onEvent: (e) => opts.events?.push(e),
+  });
 }
 
 /** A port that was free a moment ago. */

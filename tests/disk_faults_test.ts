@@ -5,17 +5,16 @@
  */
 import { assert, assertEquals, assertLess, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
-import { send, type SendEvent } from "../src/client/send_session.ts";
-import { resolveSources } from "../src/client/walk.ts";
+import { type SendEvent } from "../src/client/send_session.ts";
 import { FaultProxy } from "./fault_proxy.ts";
 import {
   freePort,
   runCli,
+  sendInProcess,
   snapshot,
   spawnServe,
   startServer,
   tempDir,
-  TEST_CODE,
 } from "./_harness.ts";
 
 async function canMount(): Promise<string | null> {
@@ -55,17 +54,8 @@ async function withTmpfs(size: string, fn: (dir: string) => Promise<void>): Prom
   }
 }
 
-async function sendPaths(port: number, paths: string[], events: SendEvent[] = []) {
-  return await send({
-    to: { host: "127.0.0.1", port },
-    sources: await resolveSources(paths, "stdin"),
-    connectTimeoutMs: 5000,
-    idleTimeoutMs: 10000,
-    retries: 0,
-    software: "ferry/test",
-    code: TEST_CODE,
-    onEvent: (e) => events.push(e),
-  });
+function sendPaths(port: number, paths: string[], events: SendEvent[] = []) {
+  return sendInProcess(port, paths, { events });
 }
 
 Deno.test({

@@ -1,4 +1,5 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
+import { concat } from "@std/bytes";
 import {
   decodeFileAbort,
   decodeFileEnd,
@@ -120,16 +121,6 @@ function memoryStream(input: Uint8Array, step: number): ByteStream & { written: 
     },
     close() {},
   };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 Deno.test("FrameReader reassembles frames split into 1-byte reads", async () => {

@@ -27,6 +27,7 @@
  * ended, to see which parts of the receiver the streams reach.
  */
 import { assert, assertEquals } from "@std/assert";
+import { concat as concatBytes } from "@std/bytes";
 import { join } from "node:path";
 import { send, type SendEvent } from "../src/client/send_session.ts";
 import { resolveSources } from "../src/client/walk.ts";
@@ -140,14 +141,9 @@ function hex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** `concat` of @std/bytes, with the parts as arguments (as this file calls it). */
 function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 // ---------------------------------------------------------------------------

@@ -11,31 +11,21 @@ import {
 } from "@std/assert";
 import { join } from "node:path";
 import { FerryError } from "../src/cli/errors.ts";
-import { send, type SendEvent } from "../src/client/send_session.ts";
-import { resolveSources } from "../src/client/walk.ts";
+import { type SendEvent } from "../src/client/send_session.ts";
 import { decodeError } from "../src/protocol/messages.ts";
 import { FrameType } from "../src/protocol/frame.ts";
 import {
   RawClient,
   runCli,
+  sendInProcess,
   snapshot,
   spawnServe,
   startServer,
   tempDir,
-  TEST_CODE,
 } from "./_harness.ts";
 
-async function sendPaths(port: number, paths: string[], events: SendEvent[] = []) {
-  return await send({
-    to: { host: "127.0.0.1", port },
-    sources: await resolveSources(paths, "stdin"),
-    connectTimeoutMs: 5000,
-    idleTimeoutMs: 5000,
-    retries: 0,
-    software: "ferry/test",
-    code: TEST_CODE,
-    onEvent: (e) => events.push(e),
-  });
+function sendPaths(port: number, paths: string[], events: SendEvent[] = []) {
+  return sendInProcess(port, paths, { events });
 }
 
 Deno.test("connections over --max-connections are told the receiver is busy", async () => {

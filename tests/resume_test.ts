@@ -11,22 +11,16 @@ import {
   assertStringIncludes,
 } from "@std/assert";
 import { join } from "node:path";
-import {
-  ConnectionLost,
-  send,
-  type SendEvent,
-  type SendResult,
-} from "../src/client/send_session.ts";
-import { resolveSources } from "../src/client/walk.ts";
+import { ConnectionLost, type SendEvent, type SendResult } from "../src/client/send_session.ts";
 import { FaultProxy } from "./fault_proxy.ts";
 import {
   randomBytes,
   runCli,
+  sendInProcess,
   snapshot,
   spawnServe,
   startServer,
   tempDir,
-  TEST_CODE,
   waitFor,
 } from "./_harness.ts";
 
@@ -44,23 +38,12 @@ async function makeSources(base: string): Promise<string[]> {
   return [big, small];
 }
 
-async function sendTo(
+function sendTo(
   port: number,
   paths: string[],
   opts: { retries?: number; events?: SendEvent[]; plaintext?: boolean } = {},
 ): Promise<SendResult> {
-  return await send({
-    to: { host: "127.0.0.1", port },
-    sources: await resolveSources(paths, "stdin"),
-    connectTimeoutMs: 5000,
-    idleTimeoutMs: 5000,
-    retries: opts.retries ?? 0,
-    retryDelayMs: 20,
-    software: "ferry/test",
-    code: TEST_CODE,
-    plaintext: opts.plaintext,
-    onEvent: (e) => opts.events?.push(e),
-  });
+  return sendInProcess(port, paths, opts);
 }
 
 /** What the sources (made by makeSources) look like on the receiver. */

@@ -11,36 +11,25 @@ import {
 } from "@std/assert";
 import { join } from "node:path";
 import { FerryError } from "../src/cli/errors.ts";
-import { send, type SendEvent } from "../src/client/send_session.ts";
-import { resolveSources } from "../src/client/walk.ts";
+import { type SendEvent } from "../src/client/send_session.ts";
 import { FaultProxy } from "./fault_proxy.ts";
 import {
   randomBytes,
   runCli,
+  sendInProcess,
   snapshot,
   spawnServe,
   startServer,
   tempDir,
-  TEST_CODE,
   type TestServer,
 } from "./_harness.ts";
 
-async function sendWith(
+function sendWith(
   port: number,
   paths: string[],
   opts: { code?: string | null; events?: SendEvent[]; plaintext?: boolean } = {},
 ) {
-  return await send({
-    to: { host: "127.0.0.1", port },
-    sources: await resolveSources(paths, "stdin"),
-    connectTimeoutMs: 5000,
-    idleTimeoutMs: 5000,
-    retries: 0,
-    software: "ferry/test",
-    code: opts.code === undefined ? TEST_CODE : opts.code,
-    plaintext: opts.plaintext,
-    onEvent: (e) => opts.events?.push(e),
-  });
+  return sendInProcess(port, paths, opts);
 }
 
 async function ended(server: TestServer, count: number): Promise<void> {

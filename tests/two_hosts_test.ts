@@ -164,41 +164,23 @@ Deno.test({
         ),
       );
 
+      /** `ferry send ARGS...` on host B. */
+      const sendFromB = (args: string[]) =>
+        run(
+          IP,
+          ["netns", "exec", NS_B, Deno.execPath(), "run", "--quiet", "--cached-only"]
+            .concat(["--allow-all", MAIN, "send", ...args]),
+        );
+
       // Host B: `ferry send PATH --to 198.18.0.1`.
-      const sent = await run(IP, [
-        "netns",
-        "exec",
-        NS_B,
-        Deno.execPath(),
-        "run",
-        "--quiet",
-        "--cached-only",
-        "--allow-all",
-        MAIN,
-        "send",
-        src,
-        "--to",
-        ADDR_A,
-      ]);
+      const sent = await sendFromB([src, "--to", ADDR_A]);
       assertEquals(sent.code, 0, sent.stdout + sent.stderr);
       assertEquals(contents(await snapshot(join(inbox, "tree"))), contents(await snapshot(src)));
 
       // Host B again, without --to: discovery (UDP broadcast on the link) finds host A.
       const note = join(base, "found-by-discovery.txt");
       await Deno.writeTextFile(note, "found");
-      const found = await run(IP, [
-        "netns",
-        "exec",
-        NS_B,
-        Deno.execPath(),
-        "run",
-        "--quiet",
-        "--cached-only",
-        "--allow-all",
-        MAIN,
-        "send",
-        note,
-      ]);
+      const found = await sendFromB([note]);
       assertEquals(found.code, 0, found.stdout + found.stderr);
       assertStringIncludes(found.stdout, `at ${ADDR_A}`);
       assertEquals(await Deno.readTextFile(join(inbox, "found-by-discovery.txt")), "found");

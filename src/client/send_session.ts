@@ -94,6 +94,10 @@ export interface SendResult {
   seconds: number;
 }
 
+function noResult(): SendResult {
+  return { files: 0, bytes: 0, resumedBytes: 0, already: 0, skipped: 0, failed: 0, seconds: 0 };
+}
+
 /** A session ended in a way that reconnecting can fix (dropped, timed out, receiver restarting). */
 export class ConnectionLost extends FerryError {}
 
@@ -108,15 +112,7 @@ const MAX_RESENDS = 10_000;
 
 export async function send(opts: SendOptions): Promise<SendResult> {
   const started = performance.now();
-  const total: SendResult = {
-    files: 0,
-    bytes: 0,
-    resumedBytes: 0,
-    already: 0,
-    skipped: 0,
-    failed: 0,
-    seconds: 0,
-  };
+  const total = noResult();
   const transfer = await transferId(opts);
   let delay = opts.retryDelayMs ?? 1000;
   for (let attempt = 1;; attempt++) {
@@ -224,15 +220,7 @@ class SendSession {
   #nextBatch = 0;
   /** Files that arrived damaged, to send once more. */
   #resends: Numbered[] = [];
-  readonly tally: SendResult = {
-    files: 0,
-    bytes: 0,
-    resumedBytes: 0,
-    already: 0,
-    skipped: 0,
-    failed: 0,
-    seconds: 0,
-  };
+  readonly tally: SendResult = noResult();
 
   constructor(
     readonly conn: Deno.TcpConn,

@@ -44,7 +44,7 @@ import { SecureStream } from "../transport/secure_stream.ts";
 import type { CodeGuard } from "./code_guard.ts";
 import { type ConflictPolicy, type Inbox, type Partial, Refusal, syncDirs } from "./inbox.ts";
 import { DamagedData, IncomingFile, KEPT_MODE_BITS, type Resume } from "./incoming_file.ts";
-import { SMALL_FILE_MAX, SmallFile } from "./small_file.ts";
+import { SMALL_FILE_MAX, SmallFile, StagedFile } from "./small_file.ts";
 import type { ServerLimits } from "./server_limits.ts";
 
 export const SUPPORTED_DIGESTS = ["sha256"];
@@ -112,6 +112,16 @@ interface Queued {
 const PLATFORM_PATH_MAX = Deno.build.os === "darwin" ? 1023 : 4095;
 const encoder = new TextEncoder();
 
+/** A file that ended: the name it was stored under (null: skipped), the bytes it took. */
+interface Finished {
+  name: string | null;
+  bytes: number;
+  resumed: number;
+}
+
+/** Small files staged (fsyncs in flight, files open) before they are placed. */
+const MAX_STAGED = 64;
+
 /** Send acknowledgements once this many are waiting, even if more data is queued. */
 const ACK_FLUSH_COUNT = 512;
 const ACK_FLUSH_BYTES = 256 * 1024;
@@ -143,6 +153,8 @@ export class Session {
   #current: IncomingFile | null = null;
   /** The head file's data, when it takes the short path. */
   #small = new SmallFile();
+  /** Small files verified and written, their fsyncs under way, waiting to be placed. */
+  #staged: { head: Queued; file: StagedFile }[] = [];
   /** The head file's FILE_START arrived (or none was needed). */
   #started = false;
   /** Set when the current file failed; its remaining data is dropped. */
@@ -259,6 +271,8 @@ export class Session {
     const { inbox } = this.opts;
     if (this.#current) await this.#current.discard(!clean && this.#currentFailed === null);
     this.#current = null;
+    for (const { file } of this.#staged) file.drop();
+    this.#staged = [];
     for (let i = this.#queueHead; i < this.#queue.length; i++) this.#releaseItem(this.#queue[i]);
     this.#queue = [];
     this.#queueHead = 0;
@@ -634,6 +648,8 @@ export class Session {
       const item = this.#queue[this.#queueHead];
       if (item.entry.kind !== "dir") return;
       this.#queueHead++;
+      // Its files must be in place first: placing one changes the folder's mtime.
+      if (this.#staged.length > 0) await this.#placeStaged();
       if (!this.#created.delete(item.dir) && !(await this.#bornInTransfer(item.dir))) continue;
       try {
         if (Deno.build.os !== "windows") {
@@ -771,25 +787,14 @@ export class Session {
     });
   }
 
-  /** Verifies and places the head file; returns its name (null: skipped) and the bytes it took. */
-  async #finish(
-    head: Queued,
-    end: FileEnd,
-  ): Promise<{ name: string | null; bytes: number; resumed: number }> {
+  /**
+   * Verifies and places the head file; returns its name (null: skipped) and
+   * the bytes it took, or, for a small file, the staged file to place later.
+   */
+  async #finish(head: Queued, end: FileEnd): Promise<Finished | StagedFile> {
     if (this.#isSmall(head)) {
       if (this.#small.entry !== head.entry) this.#beginSmall(head); // an empty file has no DATA
-      const bytes = this.#small.received;
-      const { inbox, onConflict } = this.opts;
-      const name = await this.#small.finish(
-        end,
-        inbox,
-        head.dir,
-        head.name,
-        this.#digest,
-        onConflict,
-        this.#dirty,
-      );
-      return { name, bytes, resumed: 0 };
+      return this.#small.stage(end, this.opts.inbox, this.#digest);
     }
     await this.#ensureOpen(head, "FILE_END");
     if (this.#currentFailed !== null) throw this.#currentFailed;
@@ -801,7 +806,7 @@ export class Session {
   /** Ends the head file (verifies and places it, unless it failed), and queues its acknowledgement. */
   async #endFile(head: Queued, end: FileEnd | null): Promise<void> {
     let failure = this.#currentFailed;
-    let done: { name: string | null; bytes: number; resumed: number } | null = null;
+    let done: Finished | StagedFile | null = null;
     if (failure === null && end !== null) {
       try {
         done = await this.#finish(head, end);
@@ -817,7 +822,39 @@ export class Session {
     this.#started = false;
     this.#queueHead++;
     this.#releaseItem(head);
-    if (failure !== null || done?.name === null) await file?.discard();
+    if (done instanceof StagedFile) {
+      this.#staged.push({ head, file: done });
+      if (this.#staged.length >= MAX_STAGED) await this.#placeStaged();
+    } else {
+      if (failure !== null || done?.name === null) await file?.discard();
+      this.#acknowledge(head, failure, done);
+    }
+    await this.#advance();
+    if (this.#acks.length >= ACK_FLUSH_COUNT || this.#ackBytes >= ACK_FLUSH_BYTES) {
+      await this.#flushAcks();
+    }
+  }
+
+  /** Places the staged small files, in order, and queues their acknowledgements. */
+  async #placeStaged(): Promise<void> {
+    const staged = this.#staged;
+    this.#staged = [];
+    const { inbox, onConflict } = this.opts;
+    for (const { head, file } of staged) {
+      let failure: Refusal | null = null;
+      let name: string | null = null;
+      try {
+        name = await file.place(inbox, head.dir, head.name, onConflict, this.#dirty);
+      } catch (err) {
+        if (!(err instanceof Refusal)) throw err;
+        failure = err;
+      }
+      this.#acknowledge(head, failure, { name, bytes: file.bytes, resumed: 0 });
+    }
+  }
+
+  /** Queues the acknowledgement of a file that ended, and reports it. */
+  #acknowledge(head: Queued, failure: Refusal | null, done: Finished | null): void {
     const { path } = head.entry;
     let ack: Ack;
     if (failure !== null || done === null) {
@@ -850,14 +887,11 @@ export class Session {
     }
     this.#acks.push(ack);
     this.#ackBytes += 64 + (ack.name?.length ?? 0) * 6 + (ack.reason?.length ?? 0) * 6;
-    await this.#advance();
-    if (this.#acks.length >= ACK_FLUSH_COUNT || this.#ackBytes >= ACK_FLUSH_BYTES) {
-      await this.#flushAcks();
-    }
   }
 
-  /** Fsyncs touched directories, then sends the waiting acknowledgements. */
+  /** Places staged files, fsyncs touched directories, then sends the waiting acknowledgements. */
   async #flushAcks(flush = true): Promise<void> {
+    if (this.#staged.length > 0) await this.#placeStaged();
     if (this.#dirty.size > 0) {
       await syncDirs(this.#dirty);
       this.#dirty.clear();

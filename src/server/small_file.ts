@@ -2,7 +2,9 @@
  * Files that fit in one DATA frame (the common case in a tree of many small
  * files) take a short path: their bytes are held in memory until FILE_END,
  * checked there (length, digest) before anything touches the disk, then
- * written, given their metadata, fsynced and placed in one go. The I/O is
+ * written and given their metadata; their fsyncs run side by side and each
+ * is placed once its own has finished, in order, before anything that
+ * depends on it is acknowledged or its folder's metadata is set. The I/O is
  * small, so it runs in place instead of hopping to the thread pool; only the
  * fsync, which can wait on the disk, stays asynchronous.
  */
@@ -45,16 +47,12 @@ export class SmallFile {
     this.#length += chunk.length;
   }
 
-  /** Verifies, writes, syncs and places the file. Returns the final name, or null if skipped. */
-  async finish(
-    end: FileEnd,
-    inbox: Inbox,
-    dir: string,
-    name: string,
-    digest: string,
-    policy: ConflictPolicy,
-    dirty: Set<string>,
-  ): Promise<string | null> {
+  /**
+   * Verifies the file and writes it to a staging file with its metadata;
+   * its fsync starts now and is awaited when it is placed (StagedFile), so
+   * the fsyncs of several small files overlap.
+   */
+  stage(end: FileEnd, inbox: Inbox, digest: string): StagedFile {
     const entry = this.entry!;
     this.entry = null;
     const data = this.#buf.subarray(0, this.#length);
@@ -79,23 +77,57 @@ export class SmallFile {
       }
       const mtime = new Date(entry.mtime);
       temp.file.utimeSync(mtime, mtime);
-      await temp.file.sync();
-      temp.file.close();
-      const placed = await inbox.place(temp.path, dir, name, policy, dirty);
-      if (placed === null) Deno.removeSync(temp.path);
-      temp = null;
+      return new StagedFile(temp.path, temp.file, data.length);
+    } catch (err) {
+      if (temp !== null) new StagedFile(temp.path, temp.file, 0).drop();
+      throw storageRefusal(err);
+    }
+  }
+}
+
+/** A verified small file on disk in the staging folder, its fsync under way. */
+export class StagedFile {
+  #syncing: Promise<void>;
+  #closed = false;
+
+  constructor(readonly path: string, readonly file: Deno.FsFile, readonly bytes: number) {
+    this.#syncing = file.sync();
+    this.#syncing.catch(() => {}); // awaited in place()
+  }
+
+  /** Waits for its fsync, then gives it its final name. Returns the name, or null if skipped. */
+  async place(
+    inbox: Inbox,
+    dir: string,
+    name: string,
+    policy: ConflictPolicy,
+    dirty: Set<string>,
+  ): Promise<string | null> {
+    try {
+      await this.#syncing;
+      this.#close();
+      const placed = await inbox.place(this.path, dir, name, policy, dirty);
+      if (placed === null) this.drop();
       return placed;
     } catch (err) {
+      this.drop();
       throw storageRefusal(err);
-    } finally {
-      if (temp !== null) {
-        try {
-          temp.file.close();
-        } catch { /* closed already */ }
-        try {
-          Deno.removeSync(temp.path);
-        } catch { /* not created or already placed */ }
-      }
     }
+  }
+
+  /** Removes it (a failure, or a session that ended before it was placed). */
+  drop(): void {
+    this.#close();
+    try {
+      Deno.removeSync(this.path);
+    } catch { /* already placed or removed */ }
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.file.close();
+    } catch { /* closed */ }
   }
 }

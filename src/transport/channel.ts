@@ -15,6 +15,7 @@
  * proves it derived the same keys (key_schedule.ts) before any record flows,
  * so a wrong code fails here, on both sides, before anything is sent.
  */
+import { concat } from "@std/bytes";
 import { ProtocolError } from "../protocol/errors.ts";
 import { FrameType, type FrameTypeCode } from "../protocol/frame.ts";
 import { decodeError, encodeJson } from "../protocol/messages.ts";
@@ -98,16 +99,6 @@ function password(code: string | null): Uint8Array {
   return encoder.encode(code ?? "");
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 /** The sender's first channel frame, sent right behind its preamble. */
 export function senderOpen(): { nonce: Uint8Array; payload: Uint8Array } {
   const nonce = crypto.getRandomValues(new Uint8Array(NONCE_BYTES));
@@ -137,10 +128,10 @@ export async function senderKeyExchange(
   }
   if (mode === ChannelMode.code && opts.code === null) throw new CodeRequired();
   const code = mode === ChannelMode.open ? null : opts.code;
-  const sid = concat(opts.nonce, open.subarray(1));
+  const sid = concat([opts.nonce, open.subarray(1)]);
   const ci = channelId(opts.senderPreamble, opts.receiverPreamble, mode);
   const start = cpaceStart({ prs: password(code), ci, sid, ad: AD_SENDER, role: "initiator" });
-  await writer.frame(FrameType.KEY_SHARE, concat(start.message, AD_SENDER));
+  await writer.frame(FrameType.KEY_SHARE, concat([start.message, AD_SENDER]));
   await writer.flush();
   const share = (await expect(reader, FrameType.KEY_SHARE, "KEY_SHARE")).payload;
   if (share.length < SHARE_BYTES + TAG_BYTES) {
@@ -195,12 +186,12 @@ export async function receiverKeyExchange(
   await opts.admit();
   const mode = opts.code === null ? ChannelMode.open : ChannelMode.code;
   const ours = crypto.getRandomValues(new Uint8Array(NONCE_BYTES));
-  await writer.frame(FrameType.CHANNEL_OPEN, concat(Uint8Array.of(mode), ours));
+  await writer.frame(FrameType.CHANNEL_OPEN, concat([Uint8Array.of(mode), ours]));
   await writer.flush();
   const share = (await expect(reader, FrameType.KEY_SHARE, "KEY_SHARE")).payload;
   if (share.length < SHARE_BYTES) throw new ProtocolError("bad-frame", "KEY_SHARE size");
   await opts.pace();
-  const sid = concat(nonce, ours);
+  const sid = concat([nonce, ours]);
   const ci = channelId(opts.senderPreamble, opts.receiverPreamble, mode);
   const start = cpaceStart({
     prs: password(opts.code),
@@ -220,7 +211,7 @@ export async function receiverKeyExchange(
   }
   await writer.frame(
     FrameType.KEY_SHARE,
-    concat(start.message, ownConfirmation(keys, "responder"), AD_RECEIVER),
+    concat([start.message, ownConfirmation(keys, "responder"), AD_RECEIVER]),
   );
   await writer.flush();
   // From here the sender can tell whether its code was right: whatever it does next but

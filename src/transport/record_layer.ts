@@ -21,6 +21,7 @@
  *   transport ends first, `RecordOpener.finish()` throws (truncation).
  * - Any failure is final: the sealer or opener refuses everything after it.
  */
+import { concat } from "@std/bytes";
 import { createCipheriv, createDecipheriv } from "node:crypto";
 
 export const RECORD_HEADER_BYTES = 4;
@@ -146,12 +147,7 @@ export class RecordSealer {
 
   /** One data record (header included) carrying `plaintext` (at most MAX_RECORD_PAYLOAD bytes). */
   seal(plaintext: Uint8Array): Uint8Array {
-    if (plaintext.length > MAX_RECORD_PAYLOAD) {
-      throw new RangeError(`a record carries at most ${MAX_RECORD_PAYLOAD} bytes`);
-    }
-    // The last sequence number is reserved for the close record.
-    if (this.#seq >= this.#max - 1) this.#refuse();
-    return this.#seal(TYPE_DATA, plaintext);
+    return concat(this.sealParts(plaintext));
   }
 
   /**
@@ -162,30 +158,15 @@ export class RecordSealer {
     if (plaintext.length > MAX_RECORD_PAYLOAD) {
       throw new RangeError(`a record carries at most ${MAX_RECORD_PAYLOAD} bytes`);
     }
+    // The last sequence number is reserved for the close record.
     if (this.#seq >= this.#max - 1) this.#refuse();
-    if (this.#closed) throw new RecordError("closed", `${this.direction}: stream already closed`);
-    const bodyLength = 1 + plaintext.length + RECORD_TAG_BYTES;
-    const head = new Uint8Array(RECORD_HEADER_BYTES + 1);
-    head[0] = bodyLength >>> 24;
-    head[1] = (bodyLength >>> 16) & 0xff;
-    head[2] = (bodyLength >>> 8) & 0xff;
-    head[3] = bodyLength & 0xff;
-    writeNonce(this.#nonce, this.#seq);
-    this.#seq++;
-    const cipher = createCipheriv(ALGORITHM, this.#key, this.#nonce, {
-      authTagLength: RECORD_TAG_BYTES,
-    });
-    cipher.setAAD(head.subarray(0, RECORD_HEADER_BYTES), { plaintextLength: 1 + plaintext.length });
-    head.set(cipher.update(Uint8Array.of(TYPE_DATA)), RECORD_HEADER_BYTES);
-    const body = plaintext.length > 0 ? cipher.update(plaintext) : new Uint8Array(0);
-    cipher.final();
-    return [head, body, cipher.getAuthTag()];
+    return this.#seal(TYPE_DATA, plaintext);
   }
 
   /** The close record: tells the peer the stream ended here. Nothing can be sealed after it. */
   sealClose(): Uint8Array {
     if (this.#seq >= this.#max) this.#refuse();
-    const record = this.#seal(TYPE_CLOSE, new Uint8Array(0));
+    const record = concat(this.#seal(TYPE_CLOSE, new Uint8Array(0)));
     this.#closed = true;
     return record;
   }
@@ -197,14 +178,15 @@ export class RecordSealer {
     );
   }
 
-  #seal(type: number, payload: Uint8Array): Uint8Array {
+  /** The record as header (with the encrypted type byte), ciphertext and tag. */
+  #seal(type: number, payload: Uint8Array): [Uint8Array, Uint8Array, Uint8Array] {
     if (this.#closed) throw new RecordError("closed", `${this.direction}: stream already closed`);
     const bodyLength = 1 + payload.length + RECORD_TAG_BYTES;
-    const out = new Uint8Array(RECORD_HEADER_BYTES + bodyLength);
-    out[0] = bodyLength >>> 24;
-    out[1] = (bodyLength >>> 16) & 0xff;
-    out[2] = (bodyLength >>> 8) & 0xff;
-    out[3] = bodyLength & 0xff;
+    const head = new Uint8Array(RECORD_HEADER_BYTES + 1);
+    head[0] = bodyLength >>> 24;
+    head[1] = (bodyLength >>> 16) & 0xff;
+    head[2] = (bodyLength >>> 8) & 0xff;
+    head[3] = bodyLength & 0xff;
     writeNonce(this.#nonce, this.#seq);
     // Consume the sequence number before encrypting: even if encryption throws, it is
     // never used again.
@@ -212,12 +194,11 @@ export class RecordSealer {
     const cipher = createCipheriv(ALGORITHM, this.#key, this.#nonce, {
       authTagLength: RECORD_TAG_BYTES,
     });
-    cipher.setAAD(out.subarray(0, RECORD_HEADER_BYTES), { plaintextLength: 1 + payload.length });
-    out.set(cipher.update(Uint8Array.of(type)), RECORD_HEADER_BYTES);
-    if (payload.length > 0) out.set(cipher.update(payload), RECORD_HEADER_BYTES + 1);
+    cipher.setAAD(head.subarray(0, RECORD_HEADER_BYTES), { plaintextLength: 1 + payload.length });
+    head.set(cipher.update(Uint8Array.of(type)), RECORD_HEADER_BYTES);
+    const body = payload.length > 0 ? cipher.update(payload) : new Uint8Array(0);
     cipher.final();
-    out.set(cipher.getAuthTag(), RECORD_HEADER_BYTES + 1 + payload.length);
-    return out;
+    return [head, body, cipher.getAuthTag()];
   }
 }
 
