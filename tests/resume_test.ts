@@ -308,3 +308,23 @@ Deno.test("killing send at random moments 20 times, then rerunning it, ends with
   }
   await Deno.remove(base, { recursive: true });
 });
+
+Deno.test("a connection reset mid-file is retried and the transfer completes byte-exact", async () => {
+  const base = await tempDir();
+  const paths = await makeSources(base);
+  const dir = join(base, "inbox");
+  const server = await startServer(dir);
+  const proxy = new FaultProxy(server.port, (n) => n === 1 ? { resetAfter: 2_200_000 } : {});
+  const events: SendEvent[] = [];
+  try {
+    const result = await sendTo(proxy.port, paths, { retries: 2, events });
+    assertEquals(result.failed, 0);
+    assertEquals(events.filter((e) => e.type === "retry").length, 1);
+    assertGreater(result.resumedBytes, 0);
+    assertEquals(await snapshot(dir), await expected(base));
+  } finally {
+    await proxy.close();
+    await server.close();
+  }
+  await Deno.remove(base, { recursive: true });
+});
