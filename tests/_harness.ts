@@ -97,11 +97,20 @@ export interface ServeProcess {
   child: Deno.ChildProcess;
   /** Everything printed so far on stdout and stderr. */
   output(): string;
+  /** Everything printed so far on stdout. */
+  stdout(): string;
   stop(signal?: Deno.Signal): Promise<CliResult>;
 }
 
-/** Starts `ferry serve` as a child process on a free port and waits for its banner. */
-export async function spawnServe(dir: string, extra: string[] = []): Promise<ServeProcess> {
+/**
+ * Starts `ferry serve` as a child process on a free port and waits until
+ * `ready` says its output shows it is up (by default: the banner).
+ */
+export async function spawnServe(
+  dir: string,
+  extra: string[] = [],
+  ready: (stdout: string) => boolean = (out) => out.includes("listening on port"),
+): Promise<ServeProcess> {
   const port = freePort();
   const child = new Deno.Command(Deno.execPath(), {
     args: [
@@ -133,7 +142,7 @@ export async function spawnServe(dir: string, extra: string[] = []): Promise<Ser
     pump(child.stderr, (s) => stderr += s),
   ]);
   const deadline = Date.now() + 15_000;
-  while (!stdout.includes("listening on port")) {
+  while (!ready(stdout)) {
     if (Date.now() > deadline) throw new Error(`serve did not start:\n${stdout}\n${stderr}`);
     await new Promise((r) => setTimeout(r, 25));
   }
@@ -141,6 +150,7 @@ export async function spawnServe(dir: string, extra: string[] = []): Promise<Ser
     port,
     child,
     output: () => stdout + stderr,
+    stdout: () => stdout,
     async stop(signal: Deno.Signal = "SIGTERM") {
       try {
         child.kill(signal);

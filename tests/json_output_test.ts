@@ -15,7 +15,6 @@ import { ConnectionLost } from "../src/client/send_session.ts";
 import { ProtocolError } from "../src/protocol/errors.ts";
 import {
   freePort,
-  MAIN,
   randomBytes,
   runCli,
   snapshot,
@@ -238,58 +237,9 @@ Deno.test("jsonLine() escapes control and bidi characters, and the value round-t
   assertEquals(JSON.parse(line).path, name);
 });
 
-/** Starts `ferry serve --json` and reads its objects as they come. */
-async function spawnJsonServe(dir: string, extra: string[] = []) {
-  const port = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      "--allow-all",
-      MAIN,
-      "serve",
-      dir,
-      "--port",
-      String(port),
-      "--host",
-      "127.0.0.1",
-      "--json",
-      "--no-discovery",
-      ...extra,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1", FERRY_CODE: TEST_CODE },
-  }).spawn();
-  let stdout = "";
-  let stderr = "";
-  const decoder = new TextDecoder();
-  const pumping = Promise.all([
-    (async () => {
-      for await (const chunk of child.stdout) stdout += decoder.decode(chunk, { stream: true });
-    })(),
-    (async () => {
-      for await (const chunk of child.stderr) stderr += decoder.decode(chunk, { stream: true });
-    })(),
-  ]);
-  const deadline = Date.now() + 15_000;
-  while (!stdout.includes("\n")) {
-    if (Date.now() > deadline) throw new Error(`serve --json did not start:\n${stdout}\n${stderr}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return {
-    port,
-    output: () => stdout,
-    async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone */ }
-      const status = await child.status;
-      await pumping;
-      return { code: status.code, stdout, stderr };
-    },
-  };
+/** Starts `ferry serve --json`; it is up once its first object (start) is out. */
+function spawnJsonServe(dir: string, extra: string[] = []) {
+  return spawnServe(dir, ["--json", "--no-discovery", ...extra], (out) => out.includes("\n"));
 }
 
 Deno.test("ferry serve --json prints start, each session's objects and summary, then stopped", async () => {
@@ -299,7 +249,7 @@ Deno.test("ferry serve --json prints start, each session's objects and summary, 
   const serve = await spawnJsonServe(join(base, "inbox"));
   let stopped;
   try {
-    const first = JSON.parse(serve.output().split("\n")[0]);
+    const first = JSON.parse(serve.stdout().split("\n")[0]);
     assertEquals(first.type, "start");
     assertEquals(first.command, "serve");
     assertEquals(first.port, serve.port);
