@@ -15,6 +15,7 @@
 import { createHash } from "node:crypto";
 import { basename, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ALLOW_FFI_FLAG } from "../src/transport/aead_openssl.ts";
 import { VERSION } from "../src/version.ts";
 
 /**
@@ -22,10 +23,13 @@ import { VERSION } from "../src/version.ts";
  * net: listen (serve) and connect (send); read/write: the files sent and the receiving folder;
  * sys=networkInterfaces: the addresses the serve banner lists; sys=hostname: part of the
  * sender's transfer id (src/client/send_session.ts), so that two machines sending the same paths
- * to one receiver are not taken for one transfer to resume; env=FERRY_CODE: the pairing code.
- * No --allow-run, no --allow-ffi, no other environment variables, no --include.
+ * to one receiver are not taken for one transfer to resume; env=FERRY_CODE: the pairing code;
+ * ffi, scoped to the usual paths of OpenSSL 3's libcrypto: the faster AEAD engine
+ * (src/transport/aead_openssl.ts), used when one of them is there.
+ * No --allow-run, no other native library, no other environment variables, no --include.
  */
 export const PERMISSIONS: readonly string[] = [
+  ALLOW_FFI_FLAG,
   "--allow-net",
   "--allow-read",
   "--allow-write",

@@ -69,13 +69,21 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the real CLI (`deno run main.ts ...`) to completion. */
+/**
+ * Runs the real CLI (`deno run main.ts ...`) to completion, with every permission
+ * unless `permissions` lists the flags to run it with.
+ */
 export async function runCli(
   args: string[],
-  opts: { stdin?: Uint8Array; cwd?: string; env?: Record<string, string> } = {},
+  opts: {
+    stdin?: Uint8Array;
+    cwd?: string;
+    env?: Record<string, string>;
+    permissions?: string[];
+  } = {},
 ): Promise<CliResult> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", "--allow-all", MAIN, ...args],
+    args: ["run", "--quiet", ...(opts.permissions ?? ["--allow-all"]), MAIN, ...args],
     stdin: opts.stdin ? "piped" : "null",
     stdout: "piped",
     stderr: "piped",

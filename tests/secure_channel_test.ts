@@ -363,3 +363,37 @@ Deno.test("--plaintext works only when both sides ask for it, and serve needs --
   }
   await Deno.remove(base, { recursive: true });
 });
+
+Deno.test("a sender on the node:crypto cipher engine and a receiver on OpenSSL's exchange a tree byte for byte", async () => {
+  // Without --allow-ffi ferry cannot load libcrypto and falls back to node:crypto.
+  const noFfi = ["--allow-net", "--allow-read", "--allow-write", "--allow-sys", "--allow-env"];
+  const probeFile = join(await tempDir(), "engine.ts");
+  await Deno.writeTextFile(
+    probeFile,
+    `import { defaultChaChaPoly } from ${
+      JSON.stringify(new URL("../src/transport/aead.ts", import.meta.url).href)
+    };\nconsole.log(defaultChaChaPoly().engine);\n`,
+  );
+  const probe = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", ...noFfi, probeFile],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  assertEquals(new TextDecoder().decode(probe.stdout).trim(), "node:crypto");
+
+  const src = await tempDir();
+  const inbox = await tempDir();
+  await Deno.mkdir(join(src, "tree", "sub"), { recursive: true });
+  await Deno.writeFile(join(src, "tree", "big.bin"), randomBytes(3 * 1024 * 1024 + 17));
+  await Deno.writeFile(join(src, "tree", "sub", "small.txt"), new TextEncoder().encode("hello"));
+  const serve = await spawnServe(inbox); // --allow-all: OpenSSL where the system has it
+  try {
+    const sent = await runCli(["send", join(src, "tree"), "--to", `127.0.0.1:${serve.port}`], {
+      permissions: noFfi,
+    });
+    assertEquals(sent.code, 0, sent.stderr);
+    assertEquals(await snapshot(join(inbox, "tree")), await snapshot(join(src, "tree")));
+  } finally {
+    await serve.stop();
+  }
+});

@@ -12,6 +12,7 @@ import { createHash, type Hash } from "node:crypto";
 import type { Entry } from "../protocol/messages.ts";
 import type { FileEnd } from "../protocol/frame.ts";
 import { writeAll } from "../transport/byte_stream.ts";
+import { ioBuffer } from "../transport/io_buffer.ts";
 import { type ConflictPolicy, type Inbox, type Partial, Refusal, storageRefusal } from "./inbox.ts";
 
 /** Permission bits a receiver keeps: no setuid, setgid, sticky, group/other write (the owner can always read and write). */
@@ -121,7 +122,7 @@ export class IncomingFile {
     }
     await this.#settle();
     if (this.#buffers[0].length < chunk.length) {
-      this.#buffers = [new Uint8Array(chunk.length), new Uint8Array(chunk.length)];
+      this.#buffers = [ioBuffer(chunk.length), ioBuffer(chunk.length)];
     }
     const copy = this.#buffers[this.#turn].subarray(0, chunk.length);
     this.#turn ^= 1;

@@ -8,6 +8,7 @@ import { ProtocolError } from "../protocol/errors.ts";
 import { type FrameTypeCode, parseHeader, writeHeader } from "../protocol/frame.ts";
 import { FRAME_HEADER_BYTES, MAX_FRAME_PAYLOAD } from "../protocol/limits.ts";
 import { type ByteStream, writeAll } from "./byte_stream.ts";
+import { ioBuffer } from "./io_buffer.ts";
 
 export interface Frame {
   type: FrameTypeCode;
@@ -18,7 +19,7 @@ export interface Frame {
 const READ_BUFFER_BYTES = 2 * (MAX_FRAME_PAYLOAD + FRAME_HEADER_BYTES);
 
 export class FrameReader {
-  #buf = new Uint8Array(READ_BUFFER_BYTES);
+  #buf = ioBuffer(READ_BUFFER_BYTES);
   #start = 0;
   #end = 0;
   /** Bound on control (non-DATA) frame payloads; see parseHeader. */
@@ -93,7 +94,7 @@ const MIN_RESERVE = 64 * 1024;
  * everything queued is written.
  */
 export class FrameWriter {
-  #buf: Uint8Array = new Uint8Array(WRITE_BUFFER_BYTES);
+  #buf: Uint8Array = ioBuffer(WRITE_BUFFER_BYTES, FRAME_HEADER_BYTES);
   #spare: Uint8Array | null = null;
   #len = 0;
   #reserved = -1;
@@ -166,7 +167,7 @@ export class FrameWriter {
     const writing = writeAll(this.stream, full).then(() => this.onProgress());
     writing.catch(() => {}); // observed by the next #settle()
     this.#inflight = writing;
-    this.#spare ??= new Uint8Array(WRITE_BUFFER_BYTES);
+    this.#spare ??= ioBuffer(WRITE_BUFFER_BYTES, FRAME_HEADER_BYTES);
     [this.#buf, this.#spare] = [this.#spare, this.#buf];
     this.#len = 0;
   }

@@ -1,7 +1,7 @@
 /**
- * Record layer of ferry's secure channel: AEAD_CHACHA20_POLY1305 (RFC 8439 §2.8)
- * from node:crypto, one key and one implicit counter per direction. Pure apart
- * from node:crypto; the caller moves the bytes.
+ * Record layer of ferry's secure channel: AEAD_CHACHA20_POLY1305 (RFC 8439 §2.8),
+ * one key and one implicit counter per direction. The AEAD engine is aead.ts's
+ * (OpenSSL or node:crypto, the same bytes either way); the caller moves the bytes.
  *
  * Record on the wire:
  *
@@ -21,8 +21,7 @@
  *   transport ends first, `RecordOpener.finish()` throws (truncation).
  * - Any failure is final: the sealer or opener refuses everything after it.
  */
-import { concat } from "@std/bytes";
-import { createCipheriv, createDecipheriv } from "node:crypto";
+import { type ChaChaPoly, defaultChaChaPoly } from "./aead.ts";
 
 export const RECORD_HEADER_BYTES = 4;
 export const RECORD_TAG_BYTES = 16;
@@ -43,7 +42,6 @@ const KEY_BYTES = 32;
 const NONCE_BYTES = 12;
 const TYPE_DATA = 0;
 const TYPE_CLOSE = 1;
-const ALGORITHM = "chacha20-poly1305";
 
 export type RecordErrorCode =
   | "oversize" // header announces more than MAX_RECORD_BODY
@@ -66,6 +64,8 @@ export type Direction = "c2s" | "s2c";
 export interface RecordOptions {
   /** Lower the record cap (tests). Default DEFAULT_MAX_RECORDS. */
   maxRecords?: number;
+  /** The AEAD engine (tests). Default: defaultChaChaPoly(). */
+  aead?: ChaChaPoly;
 }
 
 /**
@@ -126,13 +126,16 @@ function writeNonce(out: Uint8Array, seq: number): void {
 export class RecordSealer {
   readonly #key: Uint8Array;
   readonly #nonce = new Uint8Array(NONCE_BYTES);
+  readonly #type = new Uint8Array(1);
   readonly #max: number;
+  readonly #aead: ChaChaPoly;
   #seq = 0;
   #closed = false;
 
   constructor(key: Uint8Array, readonly direction: Direction, options: RecordOptions = {}) {
     this.#key = checkKey(key);
     this.#max = checkMaxRecords(options.maxRecords);
+    this.#aead = options.aead ?? defaultChaChaPoly();
   }
 
   /** Records sealed so far (the next sequence number). */
@@ -147,26 +150,29 @@ export class RecordSealer {
 
   /** One data record (header included) carrying `plaintext` (at most MAX_RECORD_PAYLOAD bytes). */
   seal(plaintext: Uint8Array): Uint8Array {
-    return concat(this.sealParts(plaintext));
+    const out = new Uint8Array(recordLength(plaintext.length));
+    this.sealInto(plaintext, out);
+    return out;
   }
 
   /**
-   * `seal`, as three pieces to write one after another (header with the
-   * encrypted type byte, ciphertext, tag), sparing a copy of a large payload.
+   * `seal`, written into the start of `out` (at least `recordLength(plaintext.length)`
+   * bytes, not overlapping `plaintext`) rather than a new array. Returns the record's length.
    */
-  sealParts(plaintext: Uint8Array): [Uint8Array, Uint8Array, Uint8Array] {
+  sealInto(plaintext: Uint8Array, out: Uint8Array): number {
     if (plaintext.length > MAX_RECORD_PAYLOAD) {
       throw new RangeError(`a record carries at most ${MAX_RECORD_PAYLOAD} bytes`);
     }
     // The last sequence number is reserved for the close record.
     if (this.#seq >= this.#max - 1) this.#refuse();
-    return this.#seal(TYPE_DATA, plaintext);
+    return this.#seal(TYPE_DATA, plaintext, out);
   }
 
   /** The close record: tells the peer the stream ended here. Nothing can be sealed after it. */
   sealClose(): Uint8Array {
     if (this.#seq >= this.#max) this.#refuse();
-    const record = concat(this.#seal(TYPE_CLOSE, new Uint8Array(0)));
+    const record = new Uint8Array(recordLength(0));
+    this.#seal(TYPE_CLOSE, new Uint8Array(0), record);
     this.#closed = true;
     return record;
   }
@@ -178,28 +184,34 @@ export class RecordSealer {
     );
   }
 
-  /** The record as header (with the encrypted type byte), ciphertext and tag. */
-  #seal(type: number, payload: Uint8Array): [Uint8Array, Uint8Array, Uint8Array] {
+  #seal(type: number, payload: Uint8Array, out: Uint8Array): number {
     if (this.#closed) throw new RecordError("closed", `${this.direction}: stream already closed`);
-    const bodyLength = 1 + payload.length + RECORD_TAG_BYTES;
-    const head = new Uint8Array(RECORD_HEADER_BYTES + 1);
-    head[0] = bodyLength >>> 24;
-    head[1] = (bodyLength >>> 16) & 0xff;
-    head[2] = (bodyLength >>> 8) & 0xff;
-    head[3] = bodyLength & 0xff;
+    const total = recordLength(payload.length);
+    if (out.length < total) throw new RangeError(`a record of this payload needs ${total} bytes`);
+    const bodyLength = total - RECORD_HEADER_BYTES;
+    out[0] = bodyLength >>> 24;
+    out[1] = (bodyLength >>> 16) & 0xff;
+    out[2] = (bodyLength >>> 8) & 0xff;
+    out[3] = bodyLength & 0xff;
     writeNonce(this.#nonce, this.#seq);
     // Consume the sequence number before encrypting: even if encryption throws, it is
     // never used again.
     this.#seq++;
-    const cipher = createCipheriv(ALGORITHM, this.#key, this.#nonce, {
-      authTagLength: RECORD_TAG_BYTES,
-    });
-    cipher.setAAD(head.subarray(0, RECORD_HEADER_BYTES), { plaintextLength: 1 + payload.length });
-    head.set(cipher.update(Uint8Array.of(type)), RECORD_HEADER_BYTES);
-    const body = payload.length > 0 ? cipher.update(payload) : new Uint8Array(0);
-    cipher.final();
-    return [head, body, cipher.getAuthTag()];
+    this.#type[0] = type;
+    this.#aead.seal(
+      this.#key,
+      this.#nonce,
+      out.subarray(0, RECORD_HEADER_BYTES),
+      [this.#type, payload],
+      out.subarray(RECORD_HEADER_BYTES, total),
+    );
+    return total;
   }
+}
+
+/** Bytes of a whole record (header, type, payload, tag) that carries `payloadLength` bytes. */
+export function recordLength(payloadLength: number): number {
+  return RECORD_HEADER_BYTES + 1 + payloadLength + RECORD_TAG_BYTES;
 }
 
 /** Opens records for one direction, in order. */
@@ -207,6 +219,7 @@ export class RecordOpener {
   readonly #key: Uint8Array;
   readonly #nonce = new Uint8Array(NONCE_BYTES);
   readonly #max: number;
+  readonly #aead: ChaChaPoly;
   #seq = 0;
   #closed = false;
   #failed = false;
@@ -214,6 +227,7 @@ export class RecordOpener {
   constructor(key: Uint8Array, readonly direction: Direction, options: RecordOptions = {}) {
     this.#key = checkKey(key);
     this.#max = checkMaxRecords(options.maxRecords);
+    this.#aead = options.aead ?? defaultChaChaPoly();
   }
 
   /** Records opened so far (the next expected sequence number). */
@@ -228,7 +242,8 @@ export class RecordOpener {
 
   /**
    * Opens one full record (header included). Returns its payload, or null for the close
-   * record (after which `closed` is true). Throws RecordError on anything else; after a
+   * record (after which `closed` is true). The record's bytes are consumed: the payload
+   * may be decrypted in place, so it is a view into `record`. Throws RecordError on anything else; after a
    * throw the opener refuses every later record.
    */
   open(record: Uint8Array): Uint8Array | null {
@@ -275,18 +290,14 @@ export class RecordOpener {
     writeNonce(this.#nonce, this.#seq);
     this.#seq++;
     const ctEnd = record.length - RECORD_TAG_BYTES;
-    const decipher = createDecipheriv(ALGORITHM, this.#key, this.#nonce, {
-      authTagLength: RECORD_TAG_BYTES,
-    });
-    decipher.setAAD(record.subarray(0, RECORD_HEADER_BYTES), {
-      plaintextLength: ctEnd - RECORD_HEADER_BYTES,
-    });
-    decipher.setAuthTag(record.subarray(ctEnd));
-    let plain: Uint8Array;
-    try {
-      plain = decipher.update(record.subarray(RECORD_HEADER_BYTES, ctEnd));
-      decipher.final(); // verifies the tag; nothing is returned before it passes
-    } catch {
+    const plain = this.#aead.open(
+      this.#key,
+      this.#nonce,
+      record.subarray(0, RECORD_HEADER_BYTES),
+      record.subarray(RECORD_HEADER_BYTES, ctEnd),
+      record.subarray(ctEnd),
+    );
+    if (plain === null) {
       throw new RecordError(
         "auth",
         `${this.direction}: record ${this.#seq - 1} failed authentication ` +

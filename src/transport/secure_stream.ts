@@ -13,19 +13,22 @@ import {
   type RecordSealer,
 } from "./record_layer.ts";
 import { type ByteStream, writeAll } from "./byte_stream.ts";
+import { ioBuffer } from "./io_buffer.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 
 const BUFFER_BYTES = 2 * (RECORD_HEADER_BYTES + MAX_RECORD_BODY);
-/** From this payload size on, a record is written in pieces rather than copied into one buffer. */
-const LARGE_RECORD = 64 * 1024;
 
 export class SecureStream implements ByteStream {
-  #in = new Uint8Array(BUFFER_BYTES);
+  #in = ioBuffer(BUFFER_BYTES);
   #start = 0;
   #end = 0;
   /** Decrypted bytes not yet handed out. */
   #plain: Uint8Array = new Uint8Array(0);
   #ended = false;
+  /** Where outgoing records are sealed, one at a time, and written from. */
+  #out = ioBuffer(RECORD_HEADER_BYTES + MAX_RECORD_BODY);
+  /** The write under way: writes take turns, since they share `#out`. */
+  #writing: Promise<unknown> = Promise.resolve();
 
   /** `leftover`: bytes already read from `conn` past the handshake (the first records). */
   constructor(
@@ -106,21 +109,24 @@ export class SecureStream implements ByteStream {
     return true;
   }
 
-  async write(p: Uint8Array): Promise<number> {
+  write(p: Uint8Array): Promise<number> {
+    const turn = this.#writing.catch(() => {}).then(() => this.#write(p));
+    this.#writing = turn;
+    return turn;
+  }
+
+  /** Seals `p` into records of at most MAX_RECORD_PAYLOAD bytes and writes each. */
+  async #write(p: Uint8Array): Promise<number> {
     for (let at = 0; at < p.length; at += MAX_RECORD_PAYLOAD) {
-      const chunk = p.subarray(at, at + MAX_RECORD_PAYLOAD);
-      if (chunk.length < LARGE_RECORD) {
-        await writeAll(this.conn, this.sealer.seal(chunk));
-      } else {
-        // Written in pieces: no second copy of a large ciphertext.
-        for (const piece of this.sealer.sealParts(chunk)) await writeAll(this.conn, piece);
-      }
+      const n = this.sealer.sealInto(p.subarray(at, at + MAX_RECORD_PAYLOAD), this.#out);
+      await writeAll(this.conn, this.#out.subarray(0, n));
     }
     return p.length;
   }
 
   /** Ends our direction with the authenticated close record, then half-closes. */
   async closeWrite(): Promise<void> {
+    await this.#writing.catch(() => {});
     if (!this.sealer.closed) await writeAll(this.conn, this.sealer.sealClose());
     await this.conn.closeWrite?.();
   }
