@@ -3,7 +3,7 @@
  * already use to move files (nc, the rsync daemon with and without --fsync,
  * scp), all on 127.0.0.1, on a fresh tmpfs and on disk.
  *
- *   deno task bench [--quick] [--runs N] [--big-runs N] [--workloads big,small,mixed]
+ *   deno task bench [--quick] [--runs N] [--big-runs N] [--workloads big,small,mixed,huge,many]
  *                   [--placements tmpfs,disk] [--tools ferry,nc,rsync,rsync-fsync,scp]
  *                   [--no-install] [--out DIR] [--disk-dir DIR]
  *
@@ -22,7 +22,12 @@ import { join, relative } from "node:path";
 
 /** ferry-plain: ferry without encryption (--open --plaintext), to measure what encryption costs. */
 const TOOLS = ["ferry", "ferry-plain", "nc", "rsync", "rsync-fsync", "scp"] as const;
-const WORKLOADS = ["big", "small", "mixed"] as const;
+const WORKLOADS = ["big", "small", "mixed", "huge", "many"] as const;
+/**
+ * What runs without --workloads. huge (one 4 GiB file) and many (100,000 files) are there for
+ * issue 7's memory target and take a while: ask for them by name.
+ */
+const DEFAULT_WORKLOADS: readonly WorkloadName[] = ["big", "small", "mixed"];
 const PLACEMENTS = ["tmpfs", "disk"] as const;
 type Tool = typeof TOOLS[number];
 type WorkloadName = typeof WORKLOADS[number];
@@ -38,7 +43,7 @@ const STARTUP_SAMPLES = 10;
 interface Options {
   quick: boolean;
   runs: number;
-  /** Runs of the 1 GiB workload (--big-runs; default --runs). */
+  /** Runs of the 1 GiB and 4 GiB workloads (--big-runs; default --runs). */
   bigRuns: number;
   workloads: WorkloadName[];
   placements: Placement[];
@@ -49,7 +54,7 @@ interface Options {
 }
 
 const USAGE =
-  `usage: deno task bench [--quick] [--runs N] [--big-runs N] [--workloads big,small,mixed]
+  `usage: deno task bench [--quick] [--runs N] [--big-runs N] [--workloads big,small,mixed,huge,many]
          [--placements tmpfs,disk] [--tools ferry,nc,rsync,rsync-fsync,scp]
          [--no-install] [--out DIR] [--disk-dir DIR]`;
 
@@ -88,7 +93,7 @@ function optionsFrom(args: string[]): Options {
     quick,
     runs,
     bigRuns: values["big-runs"] === undefined ? runs : parseRuns(values["big-runs"], "--big-runs"),
-    workloads: parseList("--workloads", values.workloads, WORKLOADS),
+    workloads: parseList("--workloads", values.workloads, WORKLOADS, DEFAULT_WORKLOADS),
     placements: parseList("--placements", values.placements, PLACEMENTS),
     tools: parseList("--tools", values.tools, TOOLS),
     install: !(values["no-install"] ?? false),
@@ -110,8 +115,9 @@ function parseList<T extends string>(
   flag: string,
   value: string | undefined,
   allowed: readonly T[],
+  byDefault: readonly T[] = allowed,
 ): T[] {
-  if (value === undefined) return [...allowed];
+  if (value === undefined) return [...byDefault];
   const given = value.split(",").map((s) => s.trim()).filter((s) => s !== "");
   for (const item of given) {
     if (!(allowed as readonly string[]).includes(item)) {
@@ -450,6 +456,10 @@ function makeWorkload(name: WorkloadName, quick: boolean): Workload {
       return describe(name, "small", smallFiles(quick ? 200 : 10_000, quick ? 10 : 100));
     case "mixed":
       return describe(name, "mixed", mixedTree(quick ? 30 : 300, quick ? MiB : 20 * MiB));
+    case "huge":
+      return describe(name, "huge.bin", [{ path: "huge.bin", size: quick ? 16 * MiB : 4 * GiB }]);
+    case "many":
+      return describe(name, "many", manyFiles(quick ? 500 : 100_000, quick ? 5 : 1000));
   }
 }
 
@@ -470,6 +480,15 @@ function smallFiles(count: number, folders: number): FileSpec[] {
   return Array.from({ length: count }, (_, i) => ({
     path: `small/d${pad(Math.floor(i / perFolder), 3)}/f${pad(i % perFolder, 4)}.bin`,
     size: 4 * KiB,
+  }));
+}
+
+/** `count` files of 1 KiB in `folders` folders under many/. */
+function manyFiles(count: number, folders: number): FileSpec[] {
+  const perFolder = Math.ceil(count / folders);
+  return Array.from({ length: count }, (_, i) => ({
+    path: `many/d${pad(Math.floor(i / perFolder), 4)}/f${pad(i % perFolder, 4)}.bin`,
+    size: KiB,
   }));
 }
 
@@ -1127,7 +1146,7 @@ async function measureOnce(
 }
 
 function runsOf(workload: Workload, options: Options): number {
-  return workload.name === "big" ? options.bigRuns : options.runs;
+  return workload.name === "big" || workload.name === "huge" ? options.bigRuns : options.runs;
 }
 
 async function sync(): Promise<void> {
