@@ -13,10 +13,6 @@
 import { nodeChaChaPoly } from "./aead_node.ts";
 import { loadOpensslChaChaPoly } from "./aead_openssl.ts";
 
-export const AEAD_KEY_BYTES = 32;
-export const AEAD_NONCE_BYTES = 12;
-export const AEAD_TAG_BYTES = 16;
-
 export interface ChaChaPoly {
   /** Which implementation this is: "openssl" or "node:crypto". */
   readonly engine: string;

@@ -71,7 +71,7 @@ export function loadOpensslChaChaPoly(paths = LIBCRYPTO_PATHS): ChaChaPoly | nul
       const ctx = lib.EVP_CIPHER_CTX_new();
       const cipher = lib.EVP_chacha20_poly1305();
       if (ctx === null || cipher === null) continue;
-      return new OpensslChaChaPoly(lib, ctx, cipher, path);
+      return new OpensslChaChaPoly(lib, ctx, cipher);
     } catch {
       // Not there, not OpenSSL 3, or not allowed: try the next one.
     }
@@ -84,7 +84,7 @@ export function loadOpensslChaChaPoly(paths = LIBCRYPTO_PATHS): ChaChaPoly | nul
  * every record: calls are synchronous, so they never interleave.
  */
 class OpensslChaChaPoly implements ChaChaPoly {
-  readonly engine: string;
+  readonly engine = "openssl";
   readonly #outLength = new Int32Array(1);
   readonly #final = new Uint8Array(TAG_BYTES);
 
@@ -92,10 +92,7 @@ class OpensslChaChaPoly implements ChaChaPoly {
     private readonly lib: Lib,
     private readonly ctx: Deno.PointerObject,
     private readonly cipher: Deno.PointerObject,
-    readonly path: string,
-  ) {
-    this.engine = "openssl";
-  }
+  ) {}
 
   seal(
     key: Uint8Array,

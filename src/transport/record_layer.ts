@@ -243,8 +243,8 @@ export class RecordOpener {
   /**
    * Opens one full record (header included). Returns its payload, or null for the close
    * record (after which `closed` is true). The record's bytes are consumed: the payload
-   * may be decrypted in place, so it is a view into `record`. Throws RecordError on anything else; after a
-   * throw the opener refuses every later record.
+   * may be decrypted in place, so it is a view into `record`. Throws RecordError on
+   * anything else; after a throw the opener refuses every later record.
    */
   open(record: Uint8Array): Uint8Array | null {
     if (this.#failed) {
