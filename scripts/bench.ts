@@ -16,6 +16,7 @@
  */
 import { parseArgs } from "node:util";
 import { join, relative } from "node:path";
+import { V8_FLAGS } from "../src/cli/v8_flags.ts";
 
 // ---------------------------------------------------------------------------
 // Names and options
@@ -720,8 +721,9 @@ async function stopServers(servers: Servers): Promise<void> {
   ]);
 }
 
-function denoArgs(...args: string[]): string[] {
-  return ["run", "--quiet", "--allow-all", MAIN, ...args];
+/** How the bench runs ferry from source: with the V8 flags its tasks and binaries use. */
+export function denoArgs(...args: string[]): string[] {
+  return ["run", "--quiet", V8_FLAGS, "--allow-all", MAIN, ...args];
 }
 
 /**

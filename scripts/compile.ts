@@ -15,6 +15,7 @@
 import { createHash } from "node:crypto";
 import { basename, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { V8_FLAGS } from "../src/cli/v8_flags.ts";
 import { ALLOW_FFI_FLAG } from "../src/transport/aead_openssl.ts";
 import { VERSION } from "../src/version.ts";
 
@@ -89,6 +90,11 @@ export function noBaseMessage(target: Target): string {
     `internet access to seed the Deno cache (DENO_DIR).`;
 }
 
+/** The `deno compile` arguments for `target`: ferry's V8 flags and PERMISSIONS baked in. */
+export function compileArgs(target: Target, output: string): string[] {
+  return ["compile", "--target", target, "--output", output, V8_FLAGS, ...PERMISSIONS, ENTRY];
+}
+
 /**
  * Builds the binary for `target` into `outDir` with `deno compile` (type checking on, the
  * permissions above baked in) and returns its path. DENORT_BIN and DENO_DIR reach deno compile
@@ -99,7 +105,7 @@ export async function compileTarget(target: Target, outDir: string): Promise<str
   await Deno.mkdir(outDir, { recursive: true });
   const output = join(outDir, binaryName(target));
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["compile", "--target", target, "--output", output, ...PERMISSIONS, ENTRY],
+    args: compileArgs(target, output),
     cwd: ROOT,
     env: { NO_COLOR: "1" },
     stdin: "null",

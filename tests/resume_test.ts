@@ -38,6 +38,17 @@ async function makeSources(base: string): Promise<string[]> {
   return [big, small];
 }
 
+/** Bytes held in the receiver's partial files (0 while there are none). */
+function partialBytes(folder: string): number {
+  try {
+    let total = 0;
+    for (const e of Deno.readDirSync(folder)) total += Deno.statSync(join(folder, e.name)).size;
+    return total;
+  } catch {
+    return 0;
+  }
+}
+
 function sendTo(
   port: number,
   paths: string[],
@@ -223,6 +234,8 @@ Deno.test("SIGTERM on serve tells the sender, keeps only the resumable partial, 
   try {
     const sending = runCli(["send", ...paths, "--to", `127.0.0.1:${proxy.port}`, "--retries", "0"]);
     await waitFor(() => proxy.forwarded >= 1_500_000, 20_000);
+    // The first 1 MiB of big.bin has been received and written (not only forwarded).
+    await waitFor(() => partialBytes(join(dir, ".ferry/partial")) > 1_000_000, 20_000);
     const stopped = await serve.stop("SIGTERM");
     assertEquals(stopped.code, 0);
     assertStringIncludes(stopped.stdout, "ferry: stopped");

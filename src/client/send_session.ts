@@ -103,10 +103,18 @@ export class ConnectionLost extends FerryError {}
 
 const encoder = new TextEncoder();
 
+/**
+ * Batches are cut at this many entries (or fewer, if the receiver says so).
+ * Up to ANNOUNCE_WINDOW batches are in flight, and their entries stay alive on
+ * both sides until their files are acknowledged: 4 × 4096 of them kept each
+ * process's heap (and RSS) growing on a 100,000-file tree, while 512 is as
+ * fast and keeps it flat (docs/PERFORMANCE.md).
+ */
+const BATCH_ENTRIES = 512;
 /** Batches are cut at this many bytes of JSON (or half the receiver's frame bound). */
 const BATCH_BYTES = 512 * 1024;
-/** Files sent but not yet acknowledged before the sender waits. */
-const MAX_UNACKED = 16_384;
+/** Files sent but not yet acknowledged before the sender waits (4 × the receiver's ACK batch). */
+const MAX_UNACKED = 2048;
 /** Damaged files kept for a second try; beyond this they are reported failed. */
 const MAX_RESENDS = 10_000;
 
@@ -211,7 +219,7 @@ class SendSession {
   #reading: Promise<void> = Promise.resolve();
   #digest = "sha256";
   #resume = false;
-  #batchEntries = 4096;
+  #batchEntries = BATCH_ENTRIES;
   #batchBytes = BATCH_BYTES;
   #maxFrame = MAX_FRAME_PAYLOAD;
   /** An entry taken from the walk that did not fit its batch: it opens the next one. */
@@ -353,7 +361,7 @@ class SendSession {
     }
     this.#digest = welcome.digest;
     this.#resume = welcome.features.includes(Feature.resume);
-    this.#batchEntries = Math.min(4096, welcome.limits.maxBatchEntries);
+    this.#batchEntries = Math.min(BATCH_ENTRIES, welcome.limits.maxBatchEntries);
     this.#maxFrame = welcome.limits.maxFrame;
     this.#batchBytes = Math.min(BATCH_BYTES, welcome.limits.maxFrame - 64);
     return welcome;
