@@ -686,14 +686,14 @@ class SendSession {
     let file: Deno.FsFile | null = null;
     try {
       file = Deno.openSync(source, { read: true });
-      if (!unchanged(file.statSync(), entry)) reason = "it changed after it was listed";
       for (let done = 0; reason === null && done < size;) {
         const n = file.readSync(room.subarray(done));
         if (n === null) reason = "it shrank while being sent";
         else done += n;
       }
+      // One check after the read covers both a change since the listing and one during the read.
       if (reason === null && !unchanged(file.statSync(), entry)) {
-        reason = "it changed while being sent";
+        reason = "it changed after it was listed";
       }
     } catch (err) {
       reason = `cannot read it: ${describeReadError(err)}`;

@@ -12,6 +12,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { statfs } from "node:fs/promises";
 import { join } from "node:path";
+import { FsyncPace } from "./fsync_pace.ts";
 import { checkName, STAGING_DIR_NAME } from "./safe_path.ts";
 import { FerryError } from "../cli/errors.ts";
 import type { Entry } from "../protocol/messages.ts";
@@ -55,6 +56,11 @@ export class Inbox {
   #busy = new Set<string>();
   /** Bytes accepted by running sessions and not yet written. */
   reserved = 0;
+  /** Where small files' fsyncs run: DIR's filesystem decides (shared by all sessions). */
+  readonly fsyncPace = new FsyncPace();
+
+  /** Permission bits that file creation masks out here; null where there are none (Windows). */
+  #maskedBits: number | null = null;
 
   private constructor(
     readonly root: string,
@@ -89,9 +95,13 @@ export class Inbox {
         }
       }
       const probe = join(staging, `probe-${crypto.randomUUID()}`);
-      await Deno.writeFile(probe, new Uint8Array(0), { createNew: true });
+      // (Deno.writeFile would chmod to `mode`; open applies it as creation does.)
+      (await Deno.open(probe, { write: true, createNew: true, mode: 0o777 })).close();
+      const probed = (await Deno.lstat(probe)).mode;
       await Deno.remove(probe);
       const inbox = new Inbox(root, staging, partials, transfers);
+      // What file creation takes away from a mode (the umask), seen on a real file.
+      if (probed !== null) inbox.#maskedBits = 0o777 & ~probed;
       await removeOlderThan(staging, STALE_TEMP_MS);
       return inbox;
     } catch (err) {
@@ -181,11 +191,17 @@ export class Inbox {
     return { path, file };
   }
 
-  /** `createTemp`, without a thread-pool hop (for small files, whose I/O is short). */
-  createTempSync(): { path: string; file: Deno.FsFile } {
+  /**
+   * `createTemp`, without a thread-pool hop (for small files, whose I/O is
+   * short), created with `mode` (owner read and write at least): `chmod`
+   * says whether file creation masked some of it out, so that it still needs
+   * a chmod.
+   */
+  createTempSync(mode: number): { path: string; file: Deno.FsFile; chmod: boolean } {
     const path = join(this.staging, `${crypto.randomUUID()}.tmp`);
-    const file = Deno.openSync(path, { write: true, createNew: true, mode: 0o600 });
-    return { path, file };
+    const file = Deno.openSync(path, { write: true, createNew: true, mode: mode | 0o600 });
+    const chmod = this.#maskedBits !== null && ((mode | 0o600) & this.#maskedBits) !== 0;
+    return { path, file, chmod };
   }
 
   /**

@@ -2,17 +2,19 @@
  * Files that fit in one DATA frame (the common case in a tree of many small
  * files) take a short path: their bytes are held in memory until FILE_END,
  * checked there (length, digest) before anything touches the disk, then
- * written and given their metadata; their fsyncs run side by side and each
- * is placed once its own has finished, in order, before anything that
- * depends on it is acknowledged or its folder's metadata is set. The I/O is
- * small, so it runs in place instead of hopping to the thread pool; only the
- * fsync, which can wait on the disk, stays asynchronous.
+ * written and given their metadata; each is placed once its own fsync has
+ * finished, in order, before anything that depends on it is acknowledged or
+ * its folder's metadata is set. The I/O is small, so it runs in place
+ * instead of hopping to the thread pool; so does the fsync while it is fast,
+ * and where it waits on a disk, the fsyncs of several files run side by side
+ * on the thread pool (fsync_pace.ts).
  */
 import { createHash } from "node:crypto";
 import { MAX_FRAME_PAYLOAD } from "../protocol/limits.ts";
 import type { FileEnd } from "../protocol/frame.ts";
 import type { Entry } from "../protocol/messages.ts";
 import { type ConflictPolicy, type Inbox, storageRefusal } from "./inbox.ts";
+import { type FsyncPace, fsyncPaced } from "./fsync_pace.ts";
 import { DamagedData, KEPT_MODE_BITS } from "./incoming_file.ts";
 
 /** Largest file taken by the short path: one DATA frame. */
@@ -70,16 +72,16 @@ export class SmallFile {
     }
     let temp: { path: string; file: Deno.FsFile } | null = null;
     try {
-      temp = inbox.createTempSync();
+      const mode = (entry.mode & KEPT_MODE_BITS) | 0o600;
+      const created = inbox.createTempSync(mode);
+      temp = created;
       for (let done = 0; done < data.length;) done += temp.file.writeSync(data.subarray(done));
-      if (Deno.build.os !== "windows") {
-        Deno.chmodSync(temp.path, (entry.mode & KEPT_MODE_BITS) | 0o600);
-      }
+      if (created.chmod) Deno.chmodSync(temp.path, mode);
       const mtime = new Date(entry.mtime);
       temp.file.utimeSync(mtime, mtime);
-      return new StagedFile(temp.path, temp.file, data.length);
+      return new StagedFile(temp.path, temp.file, data.length, inbox.fsyncPace);
     } catch (err) {
-      if (temp !== null) new StagedFile(temp.path, temp.file, 0).drop();
+      if (temp !== null) new StagedFile(temp.path, temp.file, 0, null).drop();
       throw storageRefusal(err);
     }
   }
@@ -90,8 +92,14 @@ export class StagedFile {
   #syncing: Promise<void>;
   #closed = false;
 
-  constructor(readonly path: string, readonly file: Deno.FsFile, readonly bytes: number) {
-    this.#syncing = file.sync();
+  /** Starts its fsync, in place or not as `pace` says (none: it is only to be dropped). */
+  constructor(
+    readonly path: string,
+    readonly file: Deno.FsFile,
+    readonly bytes: number,
+    pace: FsyncPace | null,
+  ) {
+    this.#syncing = pace === null ? Promise.resolve() : fsyncPaced(file, pace);
     this.#syncing.catch(() => {}); // awaited in place()
   }
 

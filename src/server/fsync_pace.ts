@@ -1,0 +1,64 @@
+/**
+ * Whether a small file's fsync runs in place or on the thread pool.
+ *
+ * On a filesystem where fsync returns at once (tmpfs, or a disk whose cache
+ * the kernel trusts), the thread-pool hop of an asynchronous fsync costs far
+ * more than the fsync: on 10,000 files of 4 KiB on tmpfs it was a third of
+ * the receiver's time. Where fsync waits on a device (about 0.5 ms here),
+ * running it in place would stall the session, and many fsyncs in flight
+ * at once do better. So fsyncs run in place while they are fast; a run of
+ * slow ones moves them to the thread pool, and every PROBE_EVERY files one
+ * runs in place again to see whether that still holds. Either way a file is
+ * placed only after its own fsync has returned: only where it waits changes.
+ */
+
+/** An in-place fsync slower than this (milliseconds) counts as slow. */
+export const SLOW_FSYNC_MS = 0.2;
+/** Slow in-place fsyncs in a row (net of fast ones) that move fsyncs to the thread pool. */
+export const SLOW_STRIKES = 3;
+/** While fsyncs run on the thread pool, one in this many runs in place, as a probe. */
+export const PROBE_EVERY = 256;
+
+export class FsyncPace {
+  #strikes = 0;
+  #inline = true;
+  #sinceProbe = 0;
+
+  /** Whether the next fsync should run in place (and be timed with `record`). */
+  inline(): boolean {
+    if (this.#inline) return true;
+    if (++this.#sinceProbe < PROBE_EVERY) return false;
+    this.#sinceProbe = 0;
+    return true;
+  }
+
+  /** How long an in-place fsync took, in milliseconds. */
+  record(ms: number): void {
+    if (ms > SLOW_FSYNC_MS) {
+      if (!this.#inline) return; // a slow probe: stay on the thread pool
+      if (++this.#strikes >= SLOW_STRIKES) {
+        this.#inline = false;
+        this.#sinceProbe = 0;
+      }
+    } else if (this.#inline) {
+      this.#strikes = Math.max(0, this.#strikes - 1);
+    } else {
+      this.#inline = true; // a fast probe
+      this.#strikes = 0;
+    }
+  }
+}
+
+/** Runs fsync on `file` in place or on the thread pool, as `pace` says. */
+export function fsyncPaced(file: Deno.FsFile, pace: FsyncPace): Promise<void> {
+  if (!pace.inline()) return file.sync();
+  const started = performance.now();
+  try {
+    file.syncSync();
+  } catch (err) {
+    return Promise.reject(err);
+  } finally {
+    pace.record(performance.now() - started);
+  }
+  return Promise.resolve();
+}

@@ -1,0 +1,93 @@
+/**
+ * The small-file path (src/server/small_file.ts): the staged file gets the
+ * sender's permission bits (as far as they are kept) whatever the
+ * receiver's umask, with a chmod only where the umask took some away.
+ */
+import { assert, assertEquals } from "@std/assert";
+import { createHash } from "node:crypto";
+import { Inbox } from "../src/server/inbox.ts";
+import { SmallFile } from "../src/server/small_file.ts";
+import { randomBytes, tempDir } from "./_harness.ts";
+
+const posix = Deno.build.os !== "windows";
+
+/** Runs `fn` with the process's umask set to `mask`, then restores it. */
+async function withUmask<T>(mask: number, fn: () => Promise<T>): Promise<T> {
+  const before = Deno.umask(mask);
+  try {
+    return await fn();
+  } finally {
+    Deno.umask(before);
+  }
+}
+
+/** Stages one small file of mode `mode` in a fresh inbox; returns its mode on disk. */
+async function stagedMode(mode: number): Promise<number> {
+  const dir = await tempDir();
+  try {
+    const inbox = await Inbox.open(dir);
+    const data = randomBytes(3000);
+    const small = new SmallFile();
+    small.begin({ id: 0, path: "f", kind: "file", size: data.length, mtime: 0, mode });
+    small.add(data);
+    const digest = new Uint8Array(createHash("sha256").update(data).digest());
+    const staged = small.stage({ id: 0, length: data.length, digest }, inbox, "sha256");
+    try {
+      assertEquals(await Deno.readFile(staged.path), data);
+      return (await Deno.stat(staged.path)).mode! & 0o7777;
+    } finally {
+      staged.drop();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test({
+  name: "SmallFile.stage() keeps the sender's mode under umask 022 and 077",
+  ignore: !posix,
+  fn: async () => {
+    for (const mask of [0o022, 0o077, 0o027]) {
+      await withUmask(mask, async () => {
+        assertEquals(await stagedMode(0o755), 0o755, `umask ${mask.toString(8)}`);
+        assertEquals(await stagedMode(0o644), 0o644, `umask ${mask.toString(8)}`);
+        assertEquals(await stagedMode(0o600), 0o600, `umask ${mask.toString(8)}`);
+        // Bits a receiver never keeps (setuid, group/other write), and owner read/write added.
+        assertEquals(await stagedMode(0o4777), 0o755, `umask ${mask.toString(8)}`);
+        assertEquals(await stagedMode(0o044), 0o644, `umask ${mask.toString(8)}`);
+      });
+    }
+  },
+});
+
+Deno.test({
+  name: "Inbox.createTempSync() asks for a chmod only where the umask took bits away",
+  ignore: !posix,
+  fn: async () => {
+    const dir = await tempDir();
+    try {
+      for (
+        const [mask, mode, chmod] of [
+          [0o022, 0o755, false],
+          [0o022, 0o644, false],
+          [0o077, 0o644, true],
+          [0o077, 0o600, false],
+          [0o027, 0o750, false],
+          [0o027, 0o755, true],
+        ] as const
+      ) {
+        await withUmask(mask, async () => {
+          const inbox = await Inbox.open(dir);
+          const temp = inbox.createTempSync(mode);
+          temp.file.close();
+          assertEquals(temp.chmod, chmod, `umask ${mask.toString(8)}, mode ${mode.toString(8)}`);
+          if (!chmod) assertEquals((await Deno.stat(temp.path)).mode! & 0o777, mode);
+          await Deno.remove(temp.path);
+        });
+      }
+      assert(true);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
