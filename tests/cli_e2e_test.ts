@@ -132,6 +132,26 @@ Deno.test("a 100 MB file arrives byte for byte", async () => {
   await Deno.remove(base, { recursive: true });
 });
 
+Deno.test("2,500 small files span several batches and the sender's unacknowledged limit, and arrive whole", async () => {
+  const base = await tempDir();
+  const src = join(base, "many");
+  const inbox = join(base, "inbox");
+  for (let d = 0; d < 5; d++) await Deno.mkdir(join(src, `d${d}`), { recursive: true });
+  for (let i = 0; i < 2500; i++) {
+    await Deno.writeFile(join(src, `d${i % 5}`, `f${i}.bin`), randomBytes(i % 7 === 0 ? 0 : 64));
+  }
+  const serve = await spawnServe(inbox);
+  try {
+    const sent = await runCli(["send", src, "--to", `127.0.0.1:${serve.port}`]);
+    assertEquals(sent.code, 0, sent.stderr);
+    assertStringIncludes(sent.stdout, "sent 2500 files");
+    assertEquals(await snapshot(join(inbox, "many")), await snapshot(src));
+  } finally {
+    await serve.stop();
+  }
+  await Deno.remove(base, { recursive: true });
+});
+
 Deno.test("send - takes standard input under --name", async () => {
   const base = await tempDir();
   const inbox = join(base, "inbox");

@@ -3,9 +3,11 @@ import { join } from "node:path";
 import {
   FsyncPace,
   fsyncPaced,
+  MAX_PROBE_EVERY,
   PROBE_EVERY,
   SLOW_FSYNC_MS,
   SLOW_STRIKES,
+  STALL_FSYNC_MS,
 } from "../src/server/fsync_pace.ts";
 import { tempDir } from "./_harness.ts";
 
@@ -30,11 +32,27 @@ Deno.test("FsyncPace keeps fast fsyncs in place", () => {
 
 Deno.test("FsyncPace moves fsyncs to the thread pool after a run of slow ones, and probes", () => {
   const pace = new FsyncPace();
-  const inline = drive(pace, SLOW_STRIKES + 3 * PROBE_EVERY, SLOW);
+  const inline = drive(pace, SLOW_STRIKES + PROBE_EVERY * 7, SLOW);
   assert(inline.slice(0, SLOW_STRIKES).every((x) => x));
   const after = inline.slice(SLOW_STRIKES);
-  assertEquals(after.filter((x) => x).length, 3, "one probe per PROBE_EVERY files");
-  assertEquals(after.indexOf(true), PROBE_EVERY - 1);
+  // Probes after PROBE_EVERY files, then 2× and 4× as many, as each probe is slow too.
+  const probes = after.flatMap((x, i) => x ? [i + 1] : []);
+  assertEquals(probes, [PROBE_EVERY, PROBE_EVERY * 3, PROBE_EVERY * 7]);
+});
+
+Deno.test("FsyncPace probes at least once every MAX_PROBE_EVERY files", () => {
+  const pace = new FsyncPace();
+  drive(pace, SLOW_STRIKES + MAX_PROBE_EVERY * 8, SLOW);
+  const inline = drive(pace, MAX_PROBE_EVERY * 2, SLOW);
+  assertEquals(inline.filter((x) => x).length, 2);
+});
+
+Deno.test("FsyncPace moves fsyncs to the thread pool at once after one that stalled", () => {
+  const pace = new FsyncPace();
+  drive(pace, 100, FAST);
+  assert(pace.inline());
+  pace.record(STALL_FSYNC_MS * 2);
+  assertEquals(pace.inline(), false);
 });
 
 Deno.test("FsyncPace ignores a slow fsync now and then among fast ones", () => {
@@ -52,6 +70,9 @@ Deno.test("FsyncPace comes back in place after a fast probe", () => {
   assertEquals(pace.inline(), false);
   drive(pace, PROBE_EVERY, FAST); // the probe among them is fast
   assert(drive(pace, 100, FAST).every((x) => x));
+  // Probing starts again at PROBE_EVERY after the next move to the thread pool.
+  const inline = drive(pace, SLOW_STRIKES + PROBE_EVERY, SLOW);
+  assertEquals(inline.slice(SLOW_STRIKES).indexOf(true), PROBE_EVERY - 1);
 });
 
 Deno.test("fsyncPaced() syncs in place or not, and reports a failing fsync as a rejection", async () => {

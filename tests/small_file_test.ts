@@ -3,7 +3,7 @@
  * sender's permission bits (as far as they are kept) whatever the
  * receiver's umask, with a chmod only where the umask took some away.
  */
-import { assert, assertEquals } from "@std/assert";
+import { assertEquals } from "@std/assert";
 import { createHash } from "node:crypto";
 import { Inbox } from "../src/server/inbox.ts";
 import { SmallFile } from "../src/server/small_file.ts";
@@ -85,7 +85,6 @@ Deno.test({
           await Deno.remove(temp.path);
         });
       }
-      assert(true);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

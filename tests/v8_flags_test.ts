@@ -3,6 +3,7 @@
  * started: the deno.json tasks, the compiled binaries, and the benchmark.
  */
 import { assert, assertEquals } from "@std/assert";
+import { fileURLToPath } from "node:url";
 import { compileArgs } from "../scripts/compile.ts";
 import { denoArgs } from "../scripts/bench.ts";
 import { V8_FLAGS } from "../src/cli/v8_flags.ts";
@@ -38,7 +39,7 @@ Deno.test("V8 accepts V8_FLAGS: ferry --version runs with them, silently", async
       "run",
       "--quiet",
       V8_FLAGS,
-      new URL("../main.ts", import.meta.url).pathname,
+      fileURLToPath(new URL("../main.ts", import.meta.url)),
       "--version",
     ],
     stdin: "null",

@@ -111,7 +111,7 @@ const encoder = new TextEncoder();
  * fast and keeps it flat (docs/PERFORMANCE.md).
  */
 const BATCH_ENTRIES = 512;
-/** Batches are cut at this many bytes of JSON (or half the receiver's frame bound). */
+/** Batches are cut at this many bytes of JSON (or the receiver's frame bound less 64). */
 const BATCH_BYTES = 512 * 1024;
 /** Files sent but not yet acknowledged before the sender waits (4 × the receiver's ACK batch). */
 const MAX_UNACKED = 2048;

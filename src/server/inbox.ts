@@ -101,7 +101,7 @@ export class Inbox {
       await Deno.remove(probe);
       const inbox = new Inbox(root, staging, partials, transfers);
       // What file creation takes away from a mode (the umask), seen on a real file.
-      if (probed !== null) inbox.#maskedBits = 0o777 & ~probed;
+      if (Deno.build.os !== "windows" && probed !== null) inbox.#maskedBits = 0o777 & ~probed;
       await removeOlderThan(staging, STALE_TEMP_MS);
       return inbox;
     } catch (err) {

@@ -50,9 +50,10 @@ export class SmallFile {
   }
 
   /**
-   * Verifies the file and writes it to a staging file with its metadata;
-   * its fsync starts now and is awaited when it is placed (StagedFile), so
-   * the fsyncs of several small files overlap.
+   * Verifies the file and writes it to a staging file with its metadata,
+   * and starts its fsync: in place while fsyncs are fast, else on the thread
+   * pool, where the fsyncs of several small files overlap (fsync_pace.ts).
+   * It is awaited before the file is placed (StagedFile).
    */
   stage(end: FileEnd, inbox: Inbox, digest: string): StagedFile {
     const entry = this.entry!;
