@@ -9,8 +9,9 @@
  * at once do better. So fsyncs run in place while they are fast; a few
  * slow ones (or one very slow one) move them to the thread pool, and every
  * PROBE_EVERY files one runs in place again to see whether that still holds
- * (less often after each slow probe, up to every MAX_PROBE_EVERY files). Either way a file is
- * placed only after its own fsync has returned: only where it waits changes.
+ * (less often after each slow probe, up to every MAX_PROBE_EVERY files).
+ * Either way a file is placed only after its own fsync has returned: only
+ * where it waits changes.
  */
 
 /** An in-place fsync slower than this (milliseconds) counts as slow. */

@@ -199,8 +199,9 @@ export class Inbox {
    */
   createTempSync(mode: number): { path: string; file: Deno.FsFile; chmod: boolean } {
     const path = join(this.staging, `${crypto.randomUUID()}.tmp`);
-    const file = Deno.openSync(path, { write: true, createNew: true, mode: mode | 0o600 });
-    const chmod = this.#maskedBits !== null && ((mode | 0o600) & this.#maskedBits) !== 0;
+    const wanted = mode | 0o600;
+    const file = Deno.openSync(path, { write: true, createNew: true, mode: wanted });
+    const chmod = this.#maskedBits !== null && (wanted & this.#maskedBits) !== 0;
     return { path, file, chmod };
   }
 
