@@ -1,75 +1,75 @@
-/** The AEAD engines (src/transport/aead*.ts): OpenSSL through FFI, and node:crypto. */
+/** The AEAD suites and engines (src/transport/aead*.ts): OpenSSL through FFI, and node:crypto. */
 import { assert, assertEquals } from "@std/assert";
-import { type ChaChaPoly, defaultChaChaPoly, passesKnownAnswer } from "../src/transport/aead.ts";
-import { nodeChaChaPoly } from "../src/transport/aead_node.ts";
 import {
-  ALLOW_FFI_FLAG,
-  LIBCRYPTO_PATHS,
-  loadOpensslChaChaPoly,
-} from "../src/transport/aead_openssl.ts";
+  type Aead,
+  defaultAead,
+  fastSuites,
+  fromHex,
+  KNOWN_ANSWERS,
+  passesKnownAnswer,
+  SUITES,
+} from "../src/transport/aead.ts";
+import { nodeAead } from "../src/transport/aead_node.ts";
+import { ALLOW_FFI_FLAG, LIBCRYPTO_PATHS, loadOpensslAead } from "../src/transport/aead_openssl.ts";
 
-function hex(s: string): Uint8Array {
-  const clean = s.replace(/\s+/g, "");
-  return Uint8Array.from(
-    { length: clean.length / 2 },
-    (_, i) => parseInt(clean.slice(2 * i, 2 * i + 2), 16),
-  );
-}
-
-const VECTOR = {
-  key: hex("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"),
-  nonce: hex("070000004041424344454647"), // constant 07000000 || IV 4041424344454647
-  aad: hex("50515253c0c1c2c3c4c5c6c7"),
-  plaintext: new TextEncoder().encode(
-    "Ladies and Gentlemen of the class of '99: If I could offer you only one tip for " +
-      "the future, sunscreen would be it.",
-  ),
-  ciphertext: hex(`
-    d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d6
-    3dbea45e8ca9671282fafb69da92728b1a71de0a9e060b2905d6a5b67ecd3b36
-    92ddbd7f2d778b8c9803aee328091b58fab324e4fad675945585808b4831d7bc
-    3ff4def08e4b7a9de576d26586cec64b6116`),
-  tag: hex("1ae10b594f09e26a7e902ecbd0600691"),
-};
-
-const openssl = loadOpensslChaChaPoly();
-const ENGINES: ChaChaPoly[] = openssl === null ? [nodeChaChaPoly] : [nodeChaChaPoly, openssl];
+const SUITE_ENGINES: Aead[] = SUITES.flatMap((suite) => {
+  const openssl = loadOpensslAead(suite);
+  return openssl === null ? [nodeAead(suite)] : [nodeAead(suite), openssl];
+});
+const opensslPermitted = LIBCRYPTO_PATHS.some((p) => {
+  try {
+    return Deno.statSync(p).isFile &&
+      Deno.permissions.querySync({ name: "ffi", path: p }).state === "granted";
+  } catch {
+    return false;
+  }
+});
 
 Deno.test({
-  name: "loadOpensslChaChaPoly() finds OpenSSL 3 where the test task allows it",
+  name: "loadOpensslAead() finds OpenSSL 3 for both suites where the test task allows it",
   // The test task grants ffi for LIBCRYPTO_PATHS; only a system without any of them skips.
-  ignore: !LIBCRYPTO_PATHS.some((p) => {
-    try {
-      return Deno.statSync(p).isFile &&
-        Deno.permissions.querySync({ name: "ffi", path: p }).state === "granted";
-    } catch {
-      return false;
-    }
-  }),
+  ignore: !opensslPermitted,
   fn() {
-    assert(openssl !== null, "a libcrypto is present and permitted, but did not load");
-    assertEquals(openssl?.engine, "openssl");
-    assertEquals(defaultChaChaPoly().engine, "openssl");
+    for (const suite of SUITES) {
+      const openssl = loadOpensslAead(suite);
+      assert(openssl !== null, `a libcrypto is present and permitted, but ${suite} did not load`);
+      assertEquals([openssl?.engine, openssl?.suite], ["openssl", suite]);
+      assertEquals(defaultAead(suite).engine, "openssl");
+    }
+    assertEquals(fastSuites(), ["aes-256-gcm", "chacha20-poly1305"]);
   },
 });
 
-Deno.test("loadOpensslChaChaPoly() gives null for a path that is missing or not permitted", () => {
-  assertEquals(loadOpensslChaChaPoly(["/nonexistent/libcrypto.so.3"]), null);
+Deno.test("loadOpensslAead() gives null for a path that is missing or not permitted", () => {
+  assertEquals(loadOpensslAead("aes-256-gcm", ["/nonexistent/libcrypto.so.3"]), null);
   // A real library, but ffi permission is scoped to LIBCRYPTO_PATHS: never loaded, never prompted.
-  assertEquals(loadOpensslChaChaPoly(["/usr/lib/x86_64-linux-gnu/libc.so.6"]), null);
+  assertEquals(
+    loadOpensslAead("chacha20-poly1305", ["/usr/lib/x86_64-linux-gnu/libc.so.6"]),
+    null,
+  );
 });
 
-for (const aead of ENGINES) {
-  const test = (name: string, fn: () => void) => Deno.test(`${name} [${aead.engine}]`, fn);
+for (const aead of SUITE_ENGINES) {
+  const test = (name: string, fn: () => void) =>
+    Deno.test(`${name} [${aead.suite}, ${aead.engine}]`, fn);
+  const v = KNOWN_ANSWERS[aead.suite];
+  const VECTOR = {
+    key: fromHex(v.key),
+    nonce: fromHex(v.nonce),
+    aad: fromHex(v.aad),
+    plaintext: fromHex(v.plaintext),
+    ciphertext: fromHex(v.ciphertext),
+    tag: fromHex(v.tag),
+  };
 
-  test("seal() matches the RFC 8439 §2.8.2 AEAD test vector", () => {
+  test(`seal() matches the published test vector (${v.source})`, () => {
     const out = new Uint8Array(VECTOR.plaintext.length + 16);
     aead.seal(VECTOR.key, VECTOR.nonce, VECTOR.aad, [VECTOR.plaintext], out);
     assertEquals(out.subarray(0, VECTOR.plaintext.length), VECTOR.ciphertext);
     assertEquals(out.subarray(VECTOR.plaintext.length), VECTOR.tag);
   });
 
-  test("open() returns the RFC 8439 §2.8.2 plaintext and refuses every flipped bit", () => {
+  test("open() returns the vector's plaintext and refuses every flipped bit", () => {
     const plain = aead.open(
       VECTOR.key,
       VECTOR.nonce,
@@ -100,6 +100,17 @@ for (const aead of ENGINES) {
       aead.open(VECTOR.key, wrongNonce, VECTOR.aad, VECTOR.ciphertext.slice(), VECTOR.tag),
       null,
     );
+    assertEquals(
+      aead.open(
+        VECTOR.key,
+        VECTOR.nonce,
+        VECTOR.aad,
+        VECTOR.ciphertext.slice(),
+        VECTOR.tag.subarray(0, 12),
+      ),
+      null,
+      "a short tag",
+    );
   });
 
   test("seal() of pieces equals seal() of their concatenation, and leaves the input alone", () => {
@@ -123,22 +134,55 @@ for (const aead of ENGINES) {
   });
 }
 
+Deno.test("the two suites give different bytes for the same key, nonce and plaintext", () => {
+  const key = new Uint8Array(32).fill(1);
+  const nonce = new Uint8Array(12);
+  const plain = new TextEncoder().encode("same input");
+  const [gcm, chacha] = [nodeAead("aes-256-gcm"), nodeAead("chacha20-poly1305")].map((aead) => {
+    const out = new Uint8Array(plain.length + 16);
+    aead.seal(key, nonce, new Uint8Array(0), [plain], out);
+    return out;
+  });
+  assert(gcm.some((b, i) => b !== chacha[i]));
+  // ...and neither opens the other's record.
+  assertEquals(
+    nodeAead("aes-256-gcm").open(
+      key,
+      nonce,
+      new Uint8Array(0),
+      chacha.slice(0, -16),
+      chacha.slice(-16),
+    ),
+    null,
+  );
+});
+
 Deno.test("passesKnownAnswer() rejects an engine that gets the vector wrong or accepts forgeries", () => {
-  const wrongBytes: ChaChaPoly = {
-    engine: "broken",
-    seal: (k, n, a, p, out) => {
-      nodeChaChaPoly.seal(k, n, a, p, out);
-      out[0] ^= 1;
-    },
-    open: nodeChaChaPoly.open,
-  };
-  const acceptsAnything: ChaChaPoly = {
-    engine: "broken",
-    seal: nodeChaChaPoly.seal,
-    open: (_k, _n, _a, ct) => ct,
-  };
-  assertEquals(passesKnownAnswer(wrongBytes), false);
-  assertEquals(passesKnownAnswer(acceptsAnything), false);
+  for (const suite of SUITES) {
+    const good = nodeAead(suite);
+    const wrongBytes: Aead = {
+      suite,
+      engine: "broken",
+      seal: (k, n, a, p, out) => {
+        good.seal(k, n, a, p, out);
+        out[0] ^= 1;
+      },
+      open: good.open,
+      openInto: good.openInto,
+    };
+    const acceptsAnything: Aead = {
+      suite,
+      engine: "broken",
+      seal: good.seal,
+      open: (_k, _n, _a, ct) => ct,
+      openInto: () => true,
+    };
+    // The right bytes, but for the other suite.
+    const otherSuite: Aead = { ...nodeAead(SUITES.find((s) => s !== suite)!), suite };
+    assertEquals(passesKnownAnswer(wrongBytes), false, suite);
+    assertEquals(passesKnownAnswer(acceptsAnything), false, suite);
+    assertEquals(passesKnownAnswer(otherSuite), false, suite);
+  }
 });
 
 Deno.test("deno.json's serve, send and test tasks grant ffi for exactly LIBCRYPTO_PATHS", async () => {

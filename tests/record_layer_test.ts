@@ -1,10 +1,13 @@
 /** The record layer (src/transport/record_layer.ts). */
 import { assert, assertEquals, assertThrows } from "@std/assert";
+import { expand } from "@noble/hashes/hkdf.js";
+import { sha256 } from "@noble/hashes/sha2.js";
 import { createCipheriv, createDecipheriv } from "node:crypto";
-import type { ChaChaPoly } from "../src/transport/aead.ts";
-import { nodeChaChaPoly } from "../src/transport/aead_node.ts";
-import { loadOpensslChaChaPoly } from "../src/transport/aead_openssl.ts";
+import { type Aead, SUITES } from "../src/transport/aead.ts";
+import { nodeAead } from "../src/transport/aead_node.ts";
+import { loadOpensslAead } from "../src/transport/aead_openssl.ts";
 import {
+  EPOCH_RECORDS,
   MAX_RECORD_BODY,
   MAX_RECORD_PAYLOAD,
   parseRecordHeader,
@@ -40,22 +43,40 @@ function header(length: number): Uint8Array {
   return h;
 }
 
-const ENGINES: ChaChaPoly[] = [nodeChaChaPoly];
-const openssl = loadOpensslChaChaPoly();
-if (openssl !== null) ENGINES.push(openssl);
-else {
-  Deno.test({
-    name: "the record layer on the OpenSSL engine",
-    ignore: true, // no OpenSSL 3 libcrypto at a known path, or no ffi permission for it
-    fn() {},
-  });
+/**
+ * The documented record key, computed here without record_layer.ts or key_schedule.ts:
+ * HKDF-Expand(secret, lv_cat("ferry/1 record key", suite, u64be(epoch)), 32), where
+ * every piece is shorter than 128 bytes, so its length prefix is one byte.
+ */
+function documentedRecordKey(secret: Uint8Array, suite: string, epoch: number): Uint8Array {
+  const label = utf8("ferry/1 record key");
+  const name = utf8(suite);
+  const e = new Uint8Array(8);
+  new DataView(e.buffer).setBigUint64(0, BigInt(epoch));
+  const info = new Uint8Array([label.length, ...label, name.length, ...name, 8, ...e]);
+  return expand(sha256, secret, info, 32);
 }
 
-for (const aead of ENGINES) recordLayerTests(aead);
+for (const suite of SUITES) {
+  const engines: Aead[] = [nodeAead(suite)];
+  const openssl = loadOpensslAead(suite);
+  if (openssl !== null) engines.push(openssl);
+  else {
+    Deno.test({
+      name: `the record layer on the OpenSSL engine [${suite}]`,
+      ignore: true, // no OpenSSL 3 libcrypto at a known path, or no ffi permission for it
+      fn() {},
+    });
+  }
+  for (const aead of engines) recordLayerTests(aead, engines);
+}
 
-/** Every record-layer test, on one AEAD engine: the two must behave alike. */
-function recordLayerTests(aead: ChaChaPoly): void {
-  const test = (name: string, fn: () => void) => Deno.test(`${name} [${aead.engine}]`, fn);
+/** Every record-layer test, on one AEAD engine: the engines of a suite must behave alike. */
+function recordLayerTests(aead: Aead, ENGINES: readonly Aead[]): void {
+  const test = (name: string, fn: () => void) =>
+    Deno.test(`${name} [${aead.suite}, ${aead.engine}]`, fn);
+  // node's typings list the AEAD algorithms by name; both suites are among them.
+  const algorithm = aead.suite as "chacha20-poly1305";
 
   function pair(key = KEY) {
     return {
@@ -64,7 +85,7 @@ function recordLayerTests(aead: ChaChaPoly): void {
     };
   }
 
-  test("RecordSealer.seal() writes length | ChaCha20-Poly1305(type | payload) with the header as AAD and nonce = counter", () => {
+  test("RecordSealer.seal() writes length | AEAD(type | payload) with the header as AAD, nonce = counter, and the epoch's derived key", () => {
     const { sealer } = pair();
     sealer.seal(utf8("first"));
     const record = sealer.seal(utf8("hello"));
@@ -72,7 +93,12 @@ function recordLayerTests(aead: ChaChaPoly): void {
     assertEquals(record.length, 4 + 1 + 5 + 16);
     // Independently: record #1 uses nonce 00..01 and AAD = the 4 header bytes.
     const nonce = hex("000000000000000000000001");
-    const decipher = createDecipheriv("chacha20-poly1305", KEY, nonce, { authTagLength: 16 });
+    const decipher = createDecipheriv(
+      algorithm,
+      documentedRecordKey(KEY, aead.suite, 0),
+      nonce,
+      { authTagLength: 16 },
+    );
     decipher.setAAD(record.subarray(0, 4), { plaintextLength: record.length - 20 });
     decipher.setAuthTag(record.subarray(record.length - 16));
     const plain = decipher.update(record.subarray(4, record.length - 16));
@@ -277,16 +303,17 @@ function recordLayerTests(aead: ChaChaPoly): void {
     assertEquals(new RecordOpener(KEY, "c2s", { aead }).open(sealer.seal(utf8("ok"))), utf8("ok"));
   });
 
-  /** Seals `inner` (type byte included) at sequence `seq` straight through node:crypto. */
+  /** Seals `inner` (type byte included) at sequence `seq` straight through node:crypto, from the spec. */
   function sealRaw(key: Uint8Array, seq: number, inner: Uint8Array): Uint8Array {
     const nonce = new Uint8Array(12);
     new DataView(nonce.buffer).setBigUint64(4, BigInt(seq));
     const out = new Uint8Array(4 + inner.length + 16);
     out.set(header(inner.length + 16));
-    const cipher = createCipheriv("chacha20-poly1305", key, nonce, { authTagLength: 16 });
+    const recordKey = documentedRecordKey(key, aead.suite, Math.floor(seq / EPOCH_RECORDS));
+    const cipher = createCipheriv(algorithm, recordKey, nonce, { authTagLength: 16 });
     cipher.setAAD(out.subarray(0, 4), { plaintextLength: inner.length });
     out.set(cipher.update(inner), 4);
-    cipher.final();
+    out.set(cipher.final(), 4 + inner.length);
     out.set(cipher.getAuthTag(), 4 + inner.length);
     return out;
   }
@@ -301,6 +328,75 @@ function recordLayerTests(aead: ChaChaPoly): void {
   test("RecordOpener.open() rejects an authenticated record of unknown type or a close with payload", () => {
     assertEquals(recordCode(() => pair().opener.open(sealRaw(KEY, 0, hex("02")))), "malformed");
     assertEquals(recordCode(() => pair().opener.open(sealRaw(KEY, 0, hex("0100")))), "malformed");
+  });
+
+  test("records change key every epoch, and each epoch's key is the documented one", () => {
+    const epochRecords = 3;
+    const sealer = new RecordSealer(KEY, "c2s", { aead, epochRecords });
+    const opener = new RecordOpener(KEY, "c2s", { aead, epochRecords });
+    const records = Array.from({ length: 8 }, (_, i) => sealer.seal(utf8(`record ${i}`)));
+    for (const [i, record] of records.entries()) {
+      // Independently: record i opens under the key of epoch floor(i / 3), and only that one.
+      const epoch = Math.floor(i / epochRecords);
+      const nonce = new Uint8Array(12);
+      new DataView(nonce.buffer).setUint32(8, i);
+      for (const tryEpoch of [epoch, epoch + 1]) {
+        const opened = nodeAead(aead.suite).open(
+          documentedRecordKey(KEY, aead.suite, tryEpoch),
+          nonce,
+          record.subarray(0, 4),
+          record.slice(4, -16),
+          record.subarray(record.length - 16),
+        );
+        assertEquals(opened?.subarray(1), tryEpoch === epoch ? utf8(`record ${i}`) : undefined);
+      }
+      assertEquals(opener.open(record.slice()), utf8(`record ${i}`)); // open() may decrypt in place
+    }
+    // An opener that keeps one key for longer fails at the first record of the second epoch.
+    const stale = new RecordOpener(KEY, "c2s", { aead, epochRecords: 4 });
+    for (const record of records.slice(0, 3)) stale.open(record);
+    assertEquals(recordCode(() => stale.open(records[3])), "auth");
+  });
+
+  test("the suite is bound into the key: the other suite's opener refuses a record", () => {
+    const other = nodeAead(SUITES.find((s) => s !== aead.suite)!);
+    const record = new RecordSealer(KEY, "c2s", { aead }).seal(utf8("which suite"));
+    assertEquals(
+      recordCode(() => new RecordOpener(KEY, "c2s", { aead: other }).open(record)),
+      "auth",
+    );
+  });
+
+  test("RecordOpener.openInto() writes the payload into the caller's buffer and leaves the record alone", () => {
+    const { sealer, opener } = pair();
+    const out = new Uint8Array(80_000).fill(0xee);
+    for (const payload of [utf8("hello"), new Uint8Array(0), new Uint8Array(70_000).fill(9)]) {
+      const record = sealer.seal(payload);
+      const copy = record.slice();
+      assertEquals(opener.openInto(record, out), payload.length);
+      assertEquals(out.subarray(0, payload.length), payload);
+      assertEquals(record, copy);
+    }
+    assertEquals(out[70_000], 0xee); // nothing past the payload
+    assertEquals(opener.openInto(sealer.sealClose(), out), null);
+    assert(opener.closed);
+    opener.finish();
+  });
+
+  test("RecordOpener.openInto() refuses a tampered record for good, and a buffer too small", () => {
+    const { sealer, opener } = pair();
+    const out = new Uint8Array(100);
+    const record = sealer.seal(utf8("attack at dawn"));
+    assertThrows(() => opener.openInto(record, new Uint8Array(13)), RangeError);
+    const fresh = pair();
+    const genuine = fresh.sealer.seal(utf8("attack at dawn"));
+    const bad = genuine.slice();
+    bad[6] ^= 1;
+    assertEquals(recordCode(() => fresh.opener.openInto(bad, out)), "auth");
+    assertEquals(recordCode(() => fresh.opener.openInto(genuine, out)), "closed");
+    // Inner types are checked after authentication, as with open().
+    const raw = new RecordOpener(KEY, "c2s", { aead });
+    assertEquals(recordCode(() => raw.openInto(sealRaw(KEY, 0, hex("0100")), out)), "malformed");
   });
 
   test("RecordSealer.sealInto() writes the same bytes as seal() into a reused buffer", () => {

@@ -2,6 +2,7 @@
  * The secure channel end to end: codes, wrong codes and lockout, tampered
  * records, and what a LAN observer can see.
  */
+import { fastSuites } from "../src/transport/aead.ts";
 import {
   assert,
   assertEquals,
@@ -364,22 +365,30 @@ Deno.test("--plaintext works only when both sides ask for it, and serve needs --
   await Deno.remove(base, { recursive: true });
 });
 
-Deno.test("a sender on the node:crypto cipher engine and a receiver on OpenSSL's exchange a tree byte for byte", async () => {
+/** The `cipher` of `send --json`'s connected object. */
+function connectedCipher(stdout: string): unknown {
+  const connected = stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
+    .find((o) => o.type === "connected");
+  return connected?.cipher;
+}
+
+Deno.test("a sender on the node:crypto cipher engine and a receiver on OpenSSL's agree on ChaCha20-Poly1305 and exchange a tree byte for byte", async () => {
   // Without --allow-ffi ferry cannot load libcrypto and falls back to node:crypto.
   const noFfi = ["--allow-net", "--allow-read", "--allow-write", "--allow-sys", "--allow-env"];
   const probeFile = join(await tempDir(), "engine.ts");
   await Deno.writeTextFile(
     probeFile,
-    `import { defaultChaChaPoly } from ${
+    `import { defaultAead, fastSuites } from ${
       JSON.stringify(new URL("../src/transport/aead.ts", import.meta.url).href)
-    };\nconsole.log(defaultChaChaPoly().engine);\n`,
+    };\nconsole.log(defaultAead("chacha20-poly1305").engine, fastSuites().join(","));\n`,
   );
   const probe = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--quiet", ...noFfi, probeFile],
     stdout: "piped",
     stderr: "inherit",
   }).output();
-  assertEquals(new TextDecoder().decode(probe.stdout).trim(), "node:crypto");
+  // node:crypto's AES-GCM is slow, so a side without OpenSSL offers only ChaCha20-Poly1305.
+  assertEquals(new TextDecoder().decode(probe.stdout).trim(), "node:crypto chacha20-poly1305");
 
   const src = await tempDir();
   const inbox = await tempDir();
@@ -388,12 +397,41 @@ Deno.test("a sender on the node:crypto cipher engine and a receiver on OpenSSL's
   await Deno.writeFile(join(src, "tree", "sub", "small.txt"), new TextEncoder().encode("hello"));
   const serve = await spawnServe(inbox); // --allow-all: OpenSSL where the system has it
   try {
-    const sent = await runCli(["send", join(src, "tree"), "--to", `127.0.0.1:${serve.port}`], {
-      permissions: noFfi,
-    });
+    const sent = await runCli(
+      ["send", join(src, "tree"), "--to", `127.0.0.1:${serve.port}`, "--json"],
+      { permissions: noFfi },
+    );
     assertEquals(sent.code, 0, sent.stderr);
+    assertEquals(connectedCipher(sent.stdout), "chacha20-poly1305");
     assertEquals(await snapshot(join(inbox, "tree")), await snapshot(join(src, "tree")));
   } finally {
     await serve.stop();
   }
+});
+
+Deno.test({
+  name: "two sides with OpenSSL agree on AES-256-GCM and exchange a tree byte for byte",
+  ignore: !fastSuites().includes("aes-256-gcm"), // no OpenSSL 3 libcrypto at a known path here
+  async fn() {
+    const src = await tempDir();
+    const inbox = await tempDir();
+    await Deno.mkdir(join(src, "tree", "sub"), { recursive: true });
+    await Deno.writeFile(join(src, "tree", "big.bin"), randomBytes(5 * 1024 * 1024 + 3));
+    await Deno.writeFile(join(src, "tree", "sub", "small.txt"), new TextEncoder().encode("hi"));
+    const serve = await spawnServe(inbox);
+    try {
+      const sent = await runCli([
+        "send",
+        join(src, "tree"),
+        "--to",
+        `127.0.0.1:${serve.port}`,
+        "--json",
+      ]);
+      assertEquals(sent.code, 0, sent.stderr);
+      assertEquals(connectedCipher(sent.stdout), "aes-256-gcm");
+      assertEquals(await snapshot(join(inbox, "tree")), await snapshot(join(src, "tree")));
+    } finally {
+      await serve.stop();
+    }
+  },
 });

@@ -92,6 +92,7 @@ export class SendReporter {
             to: event.to,
             server: event.server,
             attempt: event.attempt,
+            cipher: event.cipher,
           });
         }
         return;

@@ -47,6 +47,7 @@ import {
   WrongCode,
 } from "../transport/channel.ts";
 import { SecureStream } from "../transport/secure_stream.ts";
+import type { Suite } from "../transport/aead.ts";
 import { type LocalEntry, type Source, walk, type WalkItem } from "./walk.ts";
 
 export interface SendOptions {
@@ -67,7 +68,14 @@ export interface SendOptions {
 }
 
 export type SendEvent =
-  | { type: "connected"; to: string; server: string; attempt: number }
+  | {
+    type: "connected";
+    to: string;
+    server: string;
+    attempt: number;
+    /** The record suite of the encrypted channel, or null on the plain channel. */
+    cipher: Suite | null;
+  }
   | { type: "skipped"; path: string; reason: string }
   /** A file's data starts (after any resumed prefix). */
   | { type: "file-start"; path: string; size: number | null; resumed: number }
@@ -218,6 +226,8 @@ class SendSession {
   #failure: Error | null = null;
   #reading: Promise<void> = Promise.resolve();
   #digest = "sha256";
+  /** The encrypted channel's record suite; null on the plain channel. */
+  #cipher: Suite | null = null;
   #resume = false;
   #batchEntries = BATCH_ENTRIES;
   #batchBytes = BATCH_BYTES;
@@ -262,6 +272,7 @@ class SendSession {
         to: this.#where,
         server: welcome.software,
         attempt: this.attempt,
+        cipher: this.#cipher,
       });
       this.#reading = this.#readLoop();
       await this.#pipeline();
@@ -407,6 +418,7 @@ class SendSession {
       }
       throw err;
     }
+    this.#cipher = keys.suite;
     if (keys.mode === ChannelMode.open && code !== null) {
       this.opts.onEvent({
         type: "warning",

@@ -1,14 +1,15 @@
 /**
- * ChaCha20-Poly1305 from the system's OpenSSL 3 libcrypto, called through
+ * The AEAD suites from the system's OpenSSL 3 libcrypto, called through
  * Deno's FFI (EVP interface). It writes ciphertext into the caller's buffer
- * and decrypts in place, so records cost no allocation; measured here at
- * 1.96 GB/s against node:crypto's 1.1–1.2 GB/s.
+ * and decrypts in place, so records cost no allocation. Measured here on
+ * 1 MiB records: AES-256-GCM about 3.0 GB/s, ChaCha20-Poly1305 1.96 GB/s
+ * (node:crypto: 0.1–0.25 and 1.1–1.2).
  *
  * It loads only a library at one of LIBCRYPTO_PATHS, and only when ffi
  * permission for that path was granted (never prompting). Without it, ferry
  * uses node:crypto; the wire format is the same either way.
  */
-import type { ChaChaPoly } from "./aead.ts";
+import type { Aead, Suite } from "./aead.ts";
 
 /**
  * Where OpenSSL 3's libcrypto lives on common systems: Debian and Ubuntu
@@ -30,6 +31,7 @@ export const ALLOW_FFI_FLAG = `--allow-ffi=${LIBCRYPTO_PATHS.join(",")}`;
 const SYMBOLS = {
   EVP_CIPHER_CTX_new: { parameters: [], result: "pointer" },
   EVP_chacha20_poly1305: { parameters: [], result: "pointer" },
+  EVP_aes_256_gcm: { parameters: [], result: "pointer" },
   EVP_EncryptInit_ex: {
     parameters: ["pointer", "pointer", "pointer", "buffer", "buffer"],
     result: "i32",
@@ -58,20 +60,15 @@ const CTRL_AEAD_GET_TAG = 0x10;
 const CTRL_AEAD_SET_TAG = 0x11;
 const TAG_BYTES = 16;
 
-/**
- * The OpenSSL engine, or null when no permitted libcrypto loads. Pass `paths`
- * to look elsewhere (tests).
- */
-export function loadOpensslChaChaPoly(paths = LIBCRYPTO_PATHS): ChaChaPoly | null {
+/** The library, loaded once; null when no permitted libcrypto loads. */
+let loaded: { lib: Lib } | null | undefined;
+
+function loadLibcrypto(paths: readonly string[]): Lib | null {
   if (Deno.build.os === "windows" || typeof Deno.dlopen !== "function") return null;
   for (const path of paths) {
     try {
       if (Deno.permissions.querySync({ name: "ffi", path }).state !== "granted") continue;
-      const lib = Deno.dlopen(path, SYMBOLS).symbols;
-      const ctx = lib.EVP_CIPHER_CTX_new();
-      const cipher = lib.EVP_chacha20_poly1305();
-      if (ctx === null || cipher === null) continue;
-      return new OpensslChaChaPoly(lib, ctx, cipher);
+      return Deno.dlopen(path, SYMBOLS).symbols;
     } catch {
       // Not there, not OpenSSL 3, or not allowed: try the next one.
     }
@@ -80,15 +77,43 @@ export function loadOpensslChaChaPoly(paths = LIBCRYPTO_PATHS): ChaChaPoly | nul
 }
 
 /**
- * One EVP context for the whole process, set up again with key and nonce for
- * every record: calls are synchronous, so they never interleave.
+ * The OpenSSL engine for `suite`, or null when no permitted libcrypto loads.
+ * Pass `paths` to look elsewhere (tests; then nothing is cached).
  */
-class OpensslChaChaPoly implements ChaChaPoly {
+export function loadOpensslAead(suite: Suite, paths?: readonly string[]): Aead | null {
+  let lib: Lib | null;
+  if (paths !== undefined) {
+    lib = loadLibcrypto(paths);
+  } else {
+    if (loaded === undefined) {
+      const found = loadLibcrypto(LIBCRYPTO_PATHS);
+      loaded = found === null ? null : { lib: found };
+    }
+    lib = loaded?.lib ?? null;
+  }
+  if (lib === null) return null;
+  try {
+    const ctx = lib.EVP_CIPHER_CTX_new();
+    const cipher = suite === "aes-256-gcm" ? lib.EVP_aes_256_gcm() : lib.EVP_chacha20_poly1305();
+    if (ctx === null || cipher === null) return null;
+    return new OpensslAead(suite, lib, ctx, cipher);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * One EVP context per suite for the whole process, set up again with key and
+ * nonce for every record: calls are synchronous, so they never interleave.
+ * Both ciphers take a 12-byte nonce by default.
+ */
+class OpensslAead implements Aead {
   readonly engine = "openssl";
   readonly #outLength = new Int32Array(1);
   readonly #final = new Uint8Array(TAG_BYTES);
 
   constructor(
+    readonly suite: Suite,
     private readonly lib: Lib,
     private readonly ctx: Deno.PointerObject,
     private readonly cipher: Deno.PointerObject,
@@ -136,8 +161,25 @@ class OpensslChaChaPoly implements ChaChaPoly {
     ciphertext: Uint8Array,
     tag: Uint8Array,
   ): Uint8Array | null {
+    // In place: OpenSSL allows input and output at exactly the same address.
+    return this.openInto(key, nonce, aad, ciphertext, tag, [ciphertext]) ? ciphertext : null;
+  }
+
+  openInto(
+    key: Uint8Array,
+    nonce: Uint8Array,
+    aad: Uint8Array,
+    ciphertext: Uint8Array,
+    tag: Uint8Array,
+    out: readonly Uint8Array[],
+  ): boolean {
     const { lib, ctx } = this;
-    if (tag.length !== TAG_BYTES) return null;
+    if (tag.length !== TAG_BYTES) return false;
+    let length = 0;
+    for (const part of out) length += part.length;
+    if (length !== ciphertext.length) {
+      throw new RangeError("openInto: out is the ciphertext's size");
+    }
     check(lib.EVP_DecryptInit_ex(ctx, this.cipher, null, key, nonce), "EVP_DecryptInit_ex");
     if (aad.length > 0) {
       check(
@@ -145,17 +187,19 @@ class OpensslChaChaPoly implements ChaChaPoly {
         "EVP_DecryptUpdate",
       );
     }
-    if (ciphertext.length > 0) {
-      // In place: OpenSSL allows input and output at exactly the same address.
+    let at = 0;
+    for (const part of out) {
+      if (part.length === 0) continue;
+      const from = ciphertext.subarray(at, at + part.length);
       check(
-        lib.EVP_DecryptUpdate(ctx, ciphertext, this.#outLength, ciphertext, ciphertext.length),
+        lib.EVP_DecryptUpdate(ctx, part, this.#outLength, from, part.length),
         "EVP_DecryptUpdate",
       );
+      at += part.length;
     }
     check(lib.EVP_CIPHER_CTX_ctrl(ctx, CTRL_AEAD_SET_TAG, TAG_BYTES, tag), "EVP_CIPHER_CTX_ctrl");
     // Final verifies the tag: a failure means the record was not authentic.
-    if (lib.EVP_DecryptFinal_ex(ctx, this.#final, this.#outLength) !== 1) return null;
-    return ciphertext;
+    return lib.EVP_DecryptFinal_ex(ctx, this.#final, this.#outLength) === 1;
   }
 }
 

@@ -5,15 +5,20 @@
  *   sender                                    receiver
  *   CHANNEL_OPEN  nonce_s (16)          -->
  *                                       <--   CHANNEL_OPEN  mode (1) | nonce_r (16)
- *   KEY_SHARE     Ya (32) | ADa         -->
+ *   KEY_SHARE     Ya (32) | ADa         -->         ADa = "ferry/1 sender " + offered suites
  *                                       <--   KEY_SHARE     Yb (32) | tag_r (32) | ADb
+ *                                                           ADb = "ferry/1 receiver " + chosen suite
  *   KEY_CONFIRM   tag_s (32)            -->
  *   ...records both ways (record_layer.ts), the frames inside them
  *
  * CPace (cpace.ts) runs on the code; both preambles and the mode are bound
- * into its channel identifier, both nonces form its session id. Each side
- * proves it derived the same keys (key_schedule.ts) before any record flows,
- * so a wrong code fails here, on both sides, before anything is sent.
+ * into its channel identifier, both nonces form its session id. The record
+ * suite is negotiated in the associated data: the sender lists the suites it
+ * runs fast, the receiver picks the first of its own list the sender offered.
+ * Both ADs enter CPace's transcript, so a changed offer or choice makes the
+ * keys differ. Each side proves it derived the same keys (key_schedule.ts)
+ * before any record flows, so a wrong code (or a tampered handshake) fails
+ * here, on both sides, before anything is sent.
  */
 import { concat } from "@std/bytes";
 import { ProtocolError } from "../protocol/errors.ts";
@@ -28,6 +33,7 @@ import {
   verifyPeerConfirmation,
 } from "./key_schedule.ts";
 import { RecordOpener, RecordSealer } from "./record_layer.ts";
+import { BASELINE_SUITE, defaultAead, fastSuites, isSuite, type Suite } from "./aead.ts";
 
 /** What the receiver asks of senders, in its CHANNEL_OPEN. */
 export const ChannelMode = {
@@ -41,8 +47,10 @@ const NONCE_BYTES = 16;
 const SHARE_BYTES = 32;
 const TAG_BYTES = 32;
 const encoder = new TextEncoder();
-const AD_SENDER = encoder.encode("ferry/1 sender");
-const AD_RECEIVER = encoder.encode("ferry/1 receiver");
+const AD_SENDER = "ferry/1 sender";
+const AD_RECEIVER = "ferry/1 receiver";
+/** The longest AD either side accepts (PROTOCOL.md §4.1). */
+const MAX_AD_BYTES = 96;
 const CI_LABEL = encoder.encode("ferry/1 ci");
 
 /** The code did not match: the key confirmation failed. */
@@ -73,6 +81,55 @@ export interface ChannelKeys {
   sealer: RecordSealer;
   opener: RecordOpener;
   mode: number;
+  /** The record suite both sides use. */
+  suite: Suite;
+}
+
+/** ADa: the sender's label, then the suites it offers, best first. */
+export function senderAd(offer: readonly Suite[]): Uint8Array {
+  return encoder.encode(`${AD_SENDER} ${offer.join(",")}`);
+}
+
+/** ADb: the receiver's label, then the suite it chose. */
+export function receiverAd(choice: Suite): Uint8Array {
+  return encoder.encode(`${AD_RECEIVER} ${choice}`);
+}
+
+const decoder = new TextDecoder();
+
+/**
+ * The suites a sender's ADa offers, in its order, unknown names left out. The
+ * bare label (no list) offers the baseline suite. Anything else: bad-key-share.
+ */
+export function parseOffer(ad: Uint8Array): Suite[] {
+  const text = ad.length <= MAX_AD_BYTES ? decoder.decode(ad) : "";
+  if (text === AD_SENDER) return [BASELINE_SUITE];
+  if (!text.startsWith(`${AD_SENDER} `)) {
+    throw new ProtocolError("bad-key-share", "the sender's associated data is not ferry's");
+  }
+  return text.slice(AD_SENDER.length + 1).split(",").filter(isSuite);
+}
+
+/**
+ * The suite a receiver's ADb chose; it must be one we offered. The bare label
+ * chooses the baseline suite. Anything else: bad-key-share.
+ */
+export function parseChoice(ad: Uint8Array, offer: readonly Suite[]): Suite {
+  const text = ad.length <= MAX_AD_BYTES ? decoder.decode(ad) : "";
+  const choice = text === AD_RECEIVER
+    ? BASELINE_SUITE
+    : text.startsWith(`${AD_RECEIVER} `)
+    ? text.slice(AD_RECEIVER.length + 1)
+    : null;
+  if (choice === null || !isSuite(choice) || !offer.includes(choice)) {
+    throw new ProtocolError("bad-key-share", "the receiver chose a record suite we did not offer");
+  }
+  return choice;
+}
+
+/** The receiver's pick: the first of its own suites that the sender offered, or null. */
+export function chooseSuite(ours: readonly Suite[], offer: readonly Suite[]): Suite | null {
+  return ours.find((suite) => offer.includes(suite)) ?? null;
 }
 
 async function expect(reader: FrameReader, type: FrameTypeCode, name: string): Promise<Frame> {
@@ -118,6 +175,8 @@ export async function senderKeyExchange(
     receiverPreamble: Uint8Array;
     nonce: Uint8Array;
     code: string | null;
+    /** The suites to offer, best first (tests). Default: fastSuites(). */
+    suites?: readonly Suite[];
   },
 ): Promise<ChannelKeys> {
   const open = (await expect(reader, FrameType.CHANNEL_OPEN, "CHANNEL_OPEN")).payload;
@@ -130,18 +189,19 @@ export async function senderKeyExchange(
   const code = mode === ChannelMode.open ? null : opts.code;
   const sid = concat([opts.nonce, open.subarray(1)]);
   const ci = channelId(opts.senderPreamble, opts.receiverPreamble, mode);
-  const start = cpaceStart({ prs: password(code), ci, sid, ad: AD_SENDER, role: "initiator" });
-  await writer.frame(FrameType.KEY_SHARE, concat([start.message, AD_SENDER]));
+  const offer = opts.suites ?? fastSuites();
+  const ad = senderAd(offer);
+  const start = cpaceStart({ prs: password(code), ci, sid, ad, role: "initiator" });
+  await writer.frame(FrameType.KEY_SHARE, concat([start.message, ad]));
   await writer.flush();
   const share = (await expect(reader, FrameType.KEY_SHARE, "KEY_SHARE")).payload;
   if (share.length < SHARE_BYTES + TAG_BYTES) {
     throw new ProtocolError("bad-frame", "KEY_SHARE size");
   }
+  const theirAd = share.slice(SHARE_BYTES + TAG_BYTES);
   let keys;
   try {
-    keys = deriveSessionKeys(
-      cpaceFinish(start.state, share.slice(0, SHARE_BYTES), share.slice(SHARE_BYTES + TAG_BYTES)),
-    );
+    keys = deriveSessionKeys(cpaceFinish(start.state, share.slice(0, SHARE_BYTES), theirAd));
   } catch (err) {
     if (err instanceof CpaceError) throw new ProtocolError("bad-key-share", "invalid key share");
     throw err;
@@ -154,12 +214,16 @@ export async function senderKeyExchange(
     await writer.flush().catch(() => {});
     throw new WrongCode("wrong code");
   }
+  // Read only now that tag_r proved ADb is the receiver's, as sent.
+  const suite = parseChoice(theirAd, offer);
   await writer.frame(FrameType.KEY_CONFIRM, ownConfirmation(keys, "initiator"));
   const { send, receive } = trafficKeys(keys, "initiator");
+  const aead = defaultAead(suite);
   return {
-    sealer: new RecordSealer(send, "c2s"),
-    opener: new RecordOpener(receive, "s2c"),
+    sealer: new RecordSealer(send, "c2s", { aead }),
+    opener: new RecordOpener(receive, "s2c", { aead }),
     mode,
+    suite,
   };
 }
 
@@ -179,6 +243,8 @@ export async function receiverKeyExchange(
     code: string | null;
     admit: () => Promise<void>;
     pace: () => Promise<void>;
+    /** The suites we accept, best first (tests). Default: fastSuites(). */
+    suites?: readonly Suite[];
   },
 ): Promise<ChannelKeys> {
   const nonce = (await expect(reader, FrameType.CHANNEL_OPEN, "CHANNEL_OPEN")).payload;
@@ -190,28 +256,26 @@ export async function receiverKeyExchange(
   await writer.flush();
   const share = (await expect(reader, FrameType.KEY_SHARE, "KEY_SHARE")).payload;
   if (share.length < SHARE_BYTES) throw new ProtocolError("bad-frame", "KEY_SHARE size");
+  const theirAd = share.slice(SHARE_BYTES);
+  const suite = chooseSuite(opts.suites ?? fastSuites(), parseOffer(theirAd));
+  if (suite === null) {
+    throw new ProtocolError("bad-key-share", "the sender offers no record suite we support");
+  }
   await opts.pace();
   const sid = concat([nonce, ours]);
   const ci = channelId(opts.senderPreamble, opts.receiverPreamble, mode);
-  const start = cpaceStart({
-    prs: password(opts.code),
-    ci,
-    sid,
-    ad: AD_RECEIVER,
-    role: "responder",
-  });
+  const ad = receiverAd(suite);
+  const start = cpaceStart({ prs: password(opts.code), ci, sid, ad, role: "responder" });
   let keys;
   try {
-    keys = deriveSessionKeys(
-      cpaceFinish(start.state, share.slice(0, SHARE_BYTES), share.slice(SHARE_BYTES)),
-    );
+    keys = deriveSessionKeys(cpaceFinish(start.state, share.slice(0, SHARE_BYTES), theirAd));
   } catch (err) {
     if (err instanceof CpaceError) throw new ProtocolError("bad-key-share", "invalid key share");
     throw err;
   }
   await writer.frame(
     FrameType.KEY_SHARE,
-    concat([start.message, ownConfirmation(keys, "responder"), AD_RECEIVER]),
+    concat([start.message, ownConfirmation(keys, "responder"), ad]),
   );
   await writer.flush();
   // From here the sender can tell whether its code was right: whatever it does next but
@@ -228,9 +292,11 @@ export async function receiverKeyExchange(
     throw new WrongCode("wrong code");
   }
   const { send, receive } = trafficKeys(keys, "responder");
+  const aead = defaultAead(suite);
   return {
-    sealer: new RecordSealer(send, "s2c"),
-    opener: new RecordOpener(receive, "c2s"),
+    sealer: new RecordSealer(send, "s2c", { aead }),
+    opener: new RecordOpener(receive, "c2s", { aead }),
     mode,
+    suite,
   };
 }

@@ -1,18 +1,20 @@
 /**
  * Key schedule of ferry's secure channel: from a CPace run's output (cpace.ts) to
- * the two record-layer keys and the two key-confirmation tags. Pure, no I/O.
+ * the two traffic secrets, the two key-confirmation tags, and the record keys
+ * derived from a traffic secret. Pure, no I/O.
  *
  * Only specified primitives are composed: SHA-256 (FIPS 180-4), HKDF-SHA-256
  * (RFC 5869) and HMAC-SHA-256 (RFC 2104), all from @noble/hashes.
  *
  *   TH  = SHA-256(lv_cat("ferry/1 transcript", sid, Ya, ADa, Yb, ADb))
  *   PRK = HKDF-Extract(salt = "" (HashLen zeros, RFC 5869 §2.2), IKM = ISK)
- *   k_c2s = HKDF-Expand(PRK, lv_cat("ferry/1 key c2s", TH), 32)
- *   k_s2c = HKDF-Expand(PRK, lv_cat("ferry/1 key s2c", TH), 32)
+ *   k_c2s = HKDF-Expand(PRK, lv_cat("ferry/1 key c2s", TH), 32)     traffic secret c2s
+ *   k_s2c = HKDF-Expand(PRK, lv_cat("ferry/1 key s2c", TH), 32)     traffic secret s2c
  *   kc_initiator = HKDF-Expand(PRK, lv_cat("ferry/1 confirm initiator", TH), 32)
  *   kc_responder = HKDF-Expand(PRK, lv_cat("ferry/1 confirm responder", TH), 32)
  *   tag_initiator = HMAC-SHA-256(kc_initiator, TH)
  *   tag_responder = HMAC-SHA-256(kc_responder, TH)
+ *   record key of epoch e = HKDF-Expand(k_dir, lv_cat("ferry/1 record key", suite, u64be(e)), 32)
  *
  * - ISK goes through a KDF before use, as draft-irtf-cfrg-cpace-21 §4 and §10.3
  *   recommend; HKDF's `info` binds each output to its purpose and to the
@@ -26,6 +28,11 @@
  *   which draft §10.5 cites. Unlike the draft's example (one mac_key, each party
  *   MACs its own message) each role gets its own key by label, so a tag can
  *   never be reflected back as the other role's tag.
+ * - A traffic secret is never an AEAD key itself: each epoch of 2^16 records
+ *   (record_layer.ts) gets its own key, and the suite's name is bound into it,
+ *   so the same key never serves two algorithms. The secret is HashLen bytes,
+ *   as HKDF-Expand's PRK must be (RFC 5869 §2.3); this is the shape of TLS
+ *   1.3's traffic keys (RFC 8446 §7.3), with the epoch in place of KeyUpdate.
  * - Roles are fixed: the client is the CPace initiator, the server the
  *   responder; c2s is initiator-to-responder.
  */
@@ -47,17 +54,18 @@ export const LABELS = {
   keyS2c: `${PROTOCOL_LABEL} key s2c`,
   confirmInitiator: `${PROTOCOL_LABEL} confirm initiator`,
   confirmResponder: `${PROTOCOL_LABEL} confirm responder`,
+  recordKey: `${PROTOCOL_LABEL} record key`,
 } as const;
 
-/** Length of each traffic key (ChaCha20-Poly1305, RFC 8439 §2.8). */
+/** Length of each traffic secret and record key (both suites take 256-bit keys). */
 export const TRAFFIC_KEY_BYTES = 32;
 /** Length of a key-confirmation tag (HMAC-SHA-256 output). */
 export const CONFIRMATION_TAG_BYTES = 32;
 
 export interface SessionKeys {
-  /** Key for records client (initiator) to server (responder). */
+  /** Traffic secret for records client (initiator) to server (responder). */
   c2s: Uint8Array;
-  /** Key for records server (responder) to client (initiator). */
+  /** Traffic secret for records server (responder) to client (initiator). */
   s2c: Uint8Array;
   /** Tag the initiator sends and the responder checks. */
   initiatorConfirmation: Uint8Array;
@@ -112,7 +120,23 @@ export function verifyPeerConfirmation(
   return timingSafeEqual(expected, received);
 }
 
-/** The traffic keys for our sending and receiving directions, given our role. */
+/**
+ * The AEAD key of one epoch of a direction (see the module comment). `suite`
+ * is the record suite's name, e.g. "aes-256-gcm"; `epoch` a safe integer ≥ 0.
+ */
+export function recordKey(secret: Uint8Array, suite: string, epoch: number): Uint8Array {
+  if (!Number.isSafeInteger(epoch) || epoch < 0) throw new RangeError("epoch must be >= 0");
+  const e = new Uint8Array(8);
+  new DataView(e.buffer).setBigUint64(0, BigInt(epoch));
+  return expand(
+    sha256,
+    secret,
+    lvCat(encoder.encode(LABELS.recordKey), encoder.encode(suite), e),
+    TRAFFIC_KEY_BYTES,
+  );
+}
+
+/** The traffic secrets for our sending and receiving directions, given our role. */
 export function trafficKeys(
   keys: SessionKeys,
   role: CpaceRole,

@@ -1,7 +1,7 @@
 /**
- * Record layer of ferry's secure channel: AEAD_CHACHA20_POLY1305 (RFC 8439 §2.8),
- * one key and one implicit counter per direction. The AEAD engine is aead.ts's
- * (OpenSSL or node:crypto, the same bytes either way); the caller moves the bytes.
+ * Record layer of ferry's secure channel: one AEAD suite per session
+ * (aead.ts: AES-256-GCM or ChaCha20-Poly1305, chosen in the handshake), one
+ * traffic secret and one implicit counter per direction. The caller moves the bytes.
  *
  * Record on the wire:
  *
@@ -15,13 +15,19 @@
  *   data, type 1 is "close" with an empty payload.
  * - Nonce (96 bits) = the record's sequence number in this direction, big-endian,
  *   starting at 0 (the upper 32 bits stay 0). It is never sent: a replayed,
- *   dropped, reordered or cross-direction record fails authentication. Each
- *   direction has its own key, so a (key, nonce) pair is never used twice.
+ *   dropped, reordered or cross-direction record fails authentication.
+ * - Keys change every EPOCH_RECORDS records: record `seq` is sealed with
+ *   `recordKey(secret, suite, floor(seq / EPOCH_RECORDS))` (key_schedule.ts), so
+ *   one key protects at most 2^16 records of at most 1 MiB (64 GiB, 2^32 AES
+ *   blocks), far inside AES-GCM's usage limits; each direction has its own
+ *   secret and the suite is bound into every key, so a (key, nonce) pair is never
+ *   used twice.
  * - A stream is complete only after the authenticated close record: if the
  *   transport ends first, `RecordOpener.finish()` throws (truncation).
  * - Any failure is final: the sealer or opener refuses everything after it.
  */
-import { type ChaChaPoly, defaultChaChaPoly } from "./aead.ts";
+import { type Aead, BASELINE_SUITE, defaultAead } from "./aead.ts";
+import { recordKey } from "./key_schedule.ts";
 
 export const RECORD_HEADER_BYTES = 4;
 export const RECORD_TAG_BYTES = 16;
@@ -37,6 +43,8 @@ export const MIN_RECORD_BODY = 1 + RECORD_TAG_BYTES;
  * record that is 8 ZiB, so no real session meets it; the last number is kept for close.
  */
 export const DEFAULT_MAX_RECORDS = Number.MAX_SAFE_INTEGER;
+/** Records sealed under one key before the next key of the direction takes over. */
+export const EPOCH_RECORDS = 65_536;
 
 const KEY_BYTES = 32;
 const NONCE_BYTES = 12;
@@ -64,8 +72,10 @@ export type Direction = "c2s" | "s2c";
 export interface RecordOptions {
   /** Lower the record cap (tests). Default DEFAULT_MAX_RECORDS. */
   maxRecords?: number;
-  /** The AEAD engine (tests). Default: defaultChaChaPoly(). */
-  aead?: ChaChaPoly;
+  /** The AEAD engine, whose suite the keys are derived for. Default: defaultAead(BASELINE_SUITE). */
+  aead?: Aead;
+  /** Lower the records per key (tests). Default EPOCH_RECORDS. */
+  epochRecords?: number;
 }
 
 /**
@@ -90,17 +100,43 @@ export function parseRecordHeader(bytes: Uint8Array): number {
   return length;
 }
 
-function checkKey(key: Uint8Array): Uint8Array {
-  if (!(key instanceof Uint8Array) || key.length !== KEY_BYTES) {
-    throw new TypeError(`a record key is ${KEY_BYTES} bytes`);
+function checkSecret(secret: Uint8Array): Uint8Array {
+  if (!(secret instanceof Uint8Array) || secret.length !== KEY_BYTES) {
+    throw new TypeError(`a traffic secret is ${KEY_BYTES} bytes`);
   }
-  return key.slice();
+  return secret.slice();
 }
 
-function checkMaxRecords(n: number | undefined): number {
-  const max = n ?? DEFAULT_MAX_RECORDS;
-  if (!Number.isSafeInteger(max) || max < 1) throw new RangeError("maxRecords must be >= 1");
-  return max;
+function checkCount(n: number | undefined, fallback: number, name: string): number {
+  const value = n ?? fallback;
+  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be >= 1`);
+  return value;
+}
+
+/**
+ * The secret, suite and current key of one direction: the key for record `seq`
+ * is derived when `seq` enters a new epoch.
+ */
+class DirectionKeys {
+  readonly #secret: Uint8Array;
+  readonly #epochRecords: number;
+  #epoch = -1;
+  #key: Uint8Array = new Uint8Array(KEY_BYTES);
+
+  constructor(secret: Uint8Array, readonly aead: Aead, options: RecordOptions) {
+    this.#secret = checkSecret(secret);
+    this.#epochRecords = checkCount(options.epochRecords, EPOCH_RECORDS, "epochRecords");
+  }
+
+  keyFor(seq: number): Uint8Array {
+    const epoch = Math.floor(seq / this.#epochRecords);
+    if (epoch !== this.#epoch) {
+      this.#key.fill(0);
+      this.#key = recordKey(this.#secret, this.aead.suite, epoch);
+      this.#epoch = epoch;
+    }
+    return this.#key;
+  }
 }
 
 /** Writes the 96-bit big-endian nonce for sequence number `seq` (< 2^53) into `out`. */
@@ -124,18 +160,17 @@ function writeNonce(out: Uint8Array, seq: number): void {
 
 /** Seals records for one direction. */
 export class RecordSealer {
-  readonly #key: Uint8Array;
+  readonly #keys: DirectionKeys;
   readonly #nonce = new Uint8Array(NONCE_BYTES);
   readonly #type = new Uint8Array(1);
   readonly #max: number;
-  readonly #aead: ChaChaPoly;
   #seq = 0;
   #closed = false;
 
-  constructor(key: Uint8Array, readonly direction: Direction, options: RecordOptions = {}) {
-    this.#key = checkKey(key);
-    this.#max = checkMaxRecords(options.maxRecords);
-    this.#aead = options.aead ?? defaultChaChaPoly();
+  /** `secret`: this direction's 32-byte traffic secret (key_schedule.ts). */
+  constructor(secret: Uint8Array, readonly direction: Direction, options: RecordOptions = {}) {
+    this.#keys = new DirectionKeys(secret, options.aead ?? defaultAead(BASELINE_SUITE), options);
+    this.#max = checkCount(options.maxRecords, DEFAULT_MAX_RECORDS, "maxRecords");
   }
 
   /** Records sealed so far (the next sequence number). */
@@ -194,12 +229,13 @@ export class RecordSealer {
     out[2] = (bodyLength >>> 8) & 0xff;
     out[3] = bodyLength & 0xff;
     writeNonce(this.#nonce, this.#seq);
+    const key = this.#keys.keyFor(this.#seq);
     // Consume the sequence number before encrypting: even if encryption throws, it is
     // never used again.
     this.#seq++;
     this.#type[0] = type;
-    this.#aead.seal(
-      this.#key,
+    this.#keys.aead.seal(
+      key,
       this.#nonce,
       out.subarray(0, RECORD_HEADER_BYTES),
       [this.#type, payload],
@@ -216,18 +252,18 @@ export function recordLength(payloadLength: number): number {
 
 /** Opens records for one direction, in order. */
 export class RecordOpener {
-  readonly #key: Uint8Array;
+  readonly #keys: DirectionKeys;
   readonly #nonce = new Uint8Array(NONCE_BYTES);
+  readonly #type = new Uint8Array(1);
   readonly #max: number;
-  readonly #aead: ChaChaPoly;
   #seq = 0;
   #closed = false;
   #failed = false;
 
-  constructor(key: Uint8Array, readonly direction: Direction, options: RecordOptions = {}) {
-    this.#key = checkKey(key);
-    this.#max = checkMaxRecords(options.maxRecords);
-    this.#aead = options.aead ?? defaultChaChaPoly();
+  /** `secret`: this direction's 32-byte traffic secret (key_schedule.ts). */
+  constructor(secret: Uint8Array, readonly direction: Direction, options: RecordOptions = {}) {
+    this.#keys = new DirectionKeys(secret, options.aead ?? defaultAead(BASELINE_SUITE), options);
+    this.#max = checkCount(options.maxRecords, DEFAULT_MAX_RECORDS, "maxRecords");
   }
 
   /** Records opened so far (the next expected sequence number). */
@@ -247,6 +283,20 @@ export class RecordOpener {
    * anything else; after a throw the opener refuses every later record.
    */
   open(record: Uint8Array): Uint8Array | null {
+    return this.#guard(() => this.#open(record));
+  }
+
+  /**
+   * `open`, writing the payload into the start of `out` (at least
+   * `payloadLength(record)` bytes) instead of handing out a view of the record.
+   * Returns the payload's length, or null for the close record. Until it
+   * returns, `out` may hold unverified bytes; after a throw, discard them.
+   */
+  openInto(record: Uint8Array, out: Uint8Array): number | null {
+    return this.#guard(() => this.#openInto(record, out));
+  }
+
+  #guard<T>(fn: () => T): T {
     if (this.#failed) {
       throw new RecordError("closed", `${this.direction}: an earlier record failed`);
     }
@@ -255,7 +305,7 @@ export class RecordOpener {
       throw new RecordError("closed", `${this.direction}: record after the close record`);
     }
     try {
-      return this.#open(record);
+      return fn();
     } catch (err) {
       this.#failed = true;
       throw err;
@@ -276,7 +326,8 @@ export class RecordOpener {
     }
   }
 
-  #open(record: Uint8Array): Uint8Array | null {
+  /** Checks the record's length and takes its sequence number; returns its key. */
+  #next(record: Uint8Array): Uint8Array {
     const bodyLength = parseRecordHeader(record);
     if (record.length !== RECORD_HEADER_BYTES + bodyLength) {
       throw new RecordError(
@@ -288,30 +339,64 @@ export class RecordOpener {
       throw new RecordError("limit", `${this.direction}: record counter exhausted`);
     }
     writeNonce(this.#nonce, this.#seq);
+    const key = this.#keys.keyFor(this.#seq);
     this.#seq++;
-    const ctEnd = record.length - RECORD_TAG_BYTES;
-    const plain = this.#aead.open(
-      this.#key,
-      this.#nonce,
-      record.subarray(0, RECORD_HEADER_BYTES),
-      record.subarray(RECORD_HEADER_BYTES, ctEnd),
-      record.subarray(ctEnd),
+    return key;
+  }
+
+  #authFailed(): never {
+    throw new RecordError(
+      "auth",
+      `${this.direction}: record ${this.#seq - 1} failed authentication ` +
+        "(tampered, replayed, reordered, dropped or wrong key)",
     );
-    if (plain === null) {
-      throw new RecordError(
-        "auth",
-        `${this.direction}: record ${this.#seq - 1} failed authentication ` +
-          "(tampered, replayed, reordered, dropped or wrong key)",
-      );
-    }
-    const type = plain[0];
-    if (type === TYPE_DATA) {
-      return new Uint8Array(plain.buffer, plain.byteOffset + 1, plain.byteLength - 1);
-    }
-    if (type === TYPE_CLOSE && plain.length === 1) {
+  }
+
+  /** What an authenticated record of `type` carrying `length` payload bytes means. */
+  #typed(type: number, length: number): "data" | null {
+    if (type === TYPE_DATA) return "data";
+    if (type === TYPE_CLOSE && length === 0) {
       this.#closed = true;
       return null;
     }
     throw new RecordError("malformed", `${this.direction}: unknown record type ${type}`);
   }
+
+  #open(record: Uint8Array): Uint8Array | null {
+    const key = this.#next(record);
+    const ctEnd = record.length - RECORD_TAG_BYTES;
+    const plain = this.#keys.aead.open(
+      key,
+      this.#nonce,
+      record.subarray(0, RECORD_HEADER_BYTES),
+      record.subarray(RECORD_HEADER_BYTES, ctEnd),
+      record.subarray(ctEnd),
+    );
+    if (plain === null) this.#authFailed();
+    return this.#typed(plain[0], plain.length - 1) === null
+      ? null
+      : new Uint8Array(plain.buffer, plain.byteOffset + 1, plain.byteLength - 1);
+  }
+
+  #openInto(record: Uint8Array, out: Uint8Array): number | null {
+    const key = this.#next(record);
+    const ctEnd = record.length - RECORD_TAG_BYTES;
+    const length = ctEnd - RECORD_HEADER_BYTES - 1;
+    if (out.length < length) throw new RangeError(`a record of this size needs ${length} bytes`);
+    const ok = this.#keys.aead.openInto(
+      key,
+      this.#nonce,
+      record.subarray(0, RECORD_HEADER_BYTES),
+      record.subarray(RECORD_HEADER_BYTES, ctEnd),
+      record.subarray(ctEnd),
+      [this.#type, out.subarray(0, length)],
+    );
+    if (!ok) this.#authFailed();
+    return this.#typed(this.#type[0], length) === null ? null : length;
+  }
+}
+
+/** The payload length of a whole record (header included), once its header is checked. */
+export function payloadLength(record: Uint8Array): number {
+  return parseRecordHeader(record) - 1 - RECORD_TAG_BYTES;
 }

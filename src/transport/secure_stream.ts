@@ -7,8 +7,10 @@ import {
   MAX_RECORD_BODY,
   MAX_RECORD_PAYLOAD,
   parseRecordHeader,
+  payloadLength,
   RECORD_HEADER_BYTES,
   RecordError,
+  recordLength,
   type RecordOpener,
   type RecordSealer,
 } from "./record_layer.ts";
@@ -17,6 +19,8 @@ import { ioBuffer } from "./io_buffer.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 
 const BUFFER_BYTES = 2 * (RECORD_HEADER_BYTES + MAX_RECORD_BODY);
+/** Room for one full record and one of up to 128 KiB (the frame writer's buffer is 1 MiB + 64 KiB + 5). */
+const OUT_BUFFER_BYTES = recordLength(MAX_RECORD_PAYLOAD) + recordLength(128 * 1024);
 
 export class SecureStream implements ByteStream {
   #in = ioBuffer(BUFFER_BYTES);
@@ -25,8 +29,8 @@ export class SecureStream implements ByteStream {
   /** Decrypted bytes not yet handed out. */
   #plain: Uint8Array = new Uint8Array(0);
   #ended = false;
-  /** Where outgoing records are sealed, one at a time, and written from. */
-  #out = ioBuffer(RECORD_HEADER_BYTES + MAX_RECORD_BODY);
+  /** Where outgoing records are sealed and written from: a full record and a smaller one. */
+  #out = ioBuffer(OUT_BUFFER_BYTES);
   /** The write under way: writes take turns, since they share `#out`. */
   #writing: Promise<unknown> = Promise.resolve();
 
@@ -60,12 +64,25 @@ export class SecureStream implements ByteStream {
   async #read(p: Uint8Array): Promise<number | null> {
     while (this.#plain.length === 0) {
       if (this.#ended) return null;
-      const payload = await this.#nextRecord();
-      if (payload === null) {
-        this.#ended = true;
-        return null;
+      const record = await this.#nextRecord();
+      if (record === null) {
+        this.opener.finish(); // throws "truncated": the stream was cut before its close record
+      } else if (p.length >= payloadLength(record)) {
+        // Decrypt straight into the caller's buffer: no copy. The bytes count only once
+        // openInto returns (it verifies the tag first); a throw leaves them unreported.
+        const n = this.opener.openInto(record, p);
+        if (n === null) this.#ended = true;
+        else if (n > 0) return n;
+        continue;
+      } else {
+        const payload = this.opener.open(record);
+        if (payload !== null) {
+          this.#plain = payload;
+          continue;
+        }
       }
-      this.#plain = payload;
+      this.#ended = true;
+      return null;
     }
     const n = Math.min(p.length, this.#plain.length);
     p.set(this.#plain.subarray(0, n));
@@ -73,12 +90,9 @@ export class SecureStream implements ByteStream {
     return n;
   }
 
-  /** The next record's payload; null after the authenticated close record. */
+  /** The next whole record, header included (a view into the input buffer); null at the end of the stream. */
   async #nextRecord(): Promise<Uint8Array | null> {
-    if (!(await this.#fill(RECORD_HEADER_BYTES))) {
-      this.opener.finish(); // throws "truncated": the stream was cut before its close record
-      return null;
-    }
+    if (!(await this.#fill(RECORD_HEADER_BYTES))) return null;
     const body = parseRecordHeader(
       this.#in.subarray(this.#start, this.#start + RECORD_HEADER_BYTES),
     );
@@ -88,7 +102,7 @@ export class SecureStream implements ByteStream {
     }
     const record = this.#in.subarray(this.#start, this.#start + total);
     this.#start += total;
-    return this.opener.open(record);
+    return record;
   }
 
   async #fill(n: number): Promise<boolean> {
@@ -115,11 +129,22 @@ export class SecureStream implements ByteStream {
     return turn;
   }
 
-  /** Seals `p` into records of at most MAX_RECORD_PAYLOAD bytes and writes each. */
+  /**
+   * Seals `p` into records of at most MAX_RECORD_PAYLOAD bytes, as many as fit
+   * in `#out` at a time, and writes them together: a frame buffer of 1 MiB and
+   * a few bytes is one write, not two.
+   */
   async #write(p: Uint8Array): Promise<number> {
-    for (let at = 0; at < p.length; at += MAX_RECORD_PAYLOAD) {
-      const n = this.sealer.sealInto(p.subarray(at, at + MAX_RECORD_PAYLOAD), this.#out);
-      await writeAll(this.conn, this.#out.subarray(0, n));
+    let at = 0;
+    while (at < p.length) {
+      let used = 0;
+      while (at < p.length) {
+        const n = Math.min(MAX_RECORD_PAYLOAD, p.length - at);
+        if (used + recordLength(n) > this.#out.length) break;
+        used += this.sealer.sealInto(p.subarray(at, at + n), this.#out.subarray(used));
+        at += n;
+      }
+      await writeAll(this.conn, this.#out.subarray(0, used));
     }
     return p.length;
   }

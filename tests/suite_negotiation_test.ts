@@ -1,0 +1,216 @@
+/** The record suite's negotiation in the handshake (src/transport/channel.ts). */
+import { assertEquals, assertRejects, assertThrows } from "@std/assert";
+import { concat } from "@std/bytes";
+import { ProtocolError } from "../src/protocol/errors.ts";
+import { encodeFrame, FrameType, parseHeader } from "../src/protocol/frame.ts";
+import { FRAME_HEADER_BYTES } from "../src/protocol/limits.ts";
+import type { Suite } from "../src/transport/aead.ts";
+import type { ByteStream } from "../src/transport/byte_stream.ts";
+import {
+  type ChannelKeys,
+  chooseSuite,
+  parseChoice,
+  parseOffer,
+  receiverAd,
+  receiverKeyExchange,
+  senderAd,
+  senderKeyExchange,
+  senderOpen,
+  WrongCode,
+} from "../src/transport/channel.ts";
+import { FrameReader, FrameWriter } from "../src/transport/frame_io.ts";
+
+const utf8 = (s: string) => new TextEncoder().encode(s);
+const BOTH: Suite[] = ["aes-256-gcm", "chacha20-poly1305"];
+const CHACHA: Suite[] = ["chacha20-poly1305"];
+
+Deno.test("parseOffer() reads the suites of senderAd(), drops unknown names, and takes the bare label as ChaCha20-Poly1305", () => {
+  assertEquals(senderAd(BOTH), utf8("ferry/1 sender aes-256-gcm,chacha20-poly1305"));
+  assertEquals(parseOffer(senderAd(BOTH)), BOTH);
+  assertEquals(parseOffer(senderAd(CHACHA)), CHACHA);
+  assertEquals(parseOffer(utf8("ferry/1 sender")), CHACHA);
+  assertEquals(parseOffer(utf8("ferry/1 sender rot13,chacha20-poly1305,aes-128-ocb")), CHACHA);
+  assertEquals(parseOffer(utf8("ferry/1 sender rot13")), []);
+});
+
+Deno.test("parseOffer() refuses associated data that is not ferry's, or too long", () => {
+  for (const ad of ["", "ferry/1 sendex", "ferry/2 sender aes-256-gcm", "ferry/1 receiver"]) {
+    const err = assertThrows(() => parseOffer(utf8(ad)), ProtocolError, undefined, ad);
+    assertEquals(err.code, "bad-key-share");
+  }
+  assertThrows(() => parseOffer(utf8(`ferry/1 sender ${"x,".repeat(60)}`)), ProtocolError);
+});
+
+Deno.test("parseChoice() accepts only an offered suite; the bare label means ChaCha20-Poly1305", () => {
+  assertEquals(receiverAd("aes-256-gcm"), utf8("ferry/1 receiver aes-256-gcm"));
+  assertEquals(parseChoice(receiverAd("aes-256-gcm"), BOTH), "aes-256-gcm");
+  assertEquals(parseChoice(utf8("ferry/1 receiver"), BOTH), "chacha20-poly1305");
+  for (
+    const [ad, offer] of [
+      [receiverAd("aes-256-gcm"), CHACHA],
+      [utf8("ferry/1 receiver rot13"), BOTH],
+      [utf8("ferry/1 sender aes-256-gcm"), BOTH],
+      [utf8("ferry/1 receiver aes-256-gcm,chacha20-poly1305"), BOTH],
+    ] as const
+  ) {
+    assertEquals(
+      assertThrows(() => parseChoice(ad, offer), ProtocolError).code,
+      "bad-key-share",
+    );
+  }
+});
+
+Deno.test("chooseSuite() takes the receiver's first suite that the sender offered", () => {
+  assertEquals(chooseSuite(BOTH, BOTH), "aes-256-gcm");
+  assertEquals(chooseSuite(BOTH, ["chacha20-poly1305", "aes-256-gcm"]), "aes-256-gcm");
+  assertEquals(chooseSuite(CHACHA, BOTH), "chacha20-poly1305");
+  assertEquals(chooseSuite(BOTH, CHACHA), "chacha20-poly1305");
+  assertEquals(chooseSuite(CHACHA, ["aes-256-gcm"]), null);
+  assertEquals(chooseSuite(BOTH, []), null);
+});
+
+// ---------------------------------------------------------------------------
+// The handshake, in memory, with an optional man in the middle
+
+/** One direction of an in-memory connection: writes queue up, reads take them in order. */
+class Pipe {
+  #chunks: Uint8Array[] = [];
+  #waiting: (() => void) | null = null;
+  #closed = false;
+
+  push(bytes: Uint8Array): void {
+    this.#chunks.push(bytes.slice());
+    this.#waiting?.();
+  }
+
+  end(): void {
+    this.#closed = true;
+    this.#waiting?.();
+  }
+
+  async read(p: Uint8Array): Promise<number | null> {
+    while (this.#chunks.length === 0) {
+      if (this.#closed) return null;
+      await new Promise<void>((resolve) => this.#waiting = resolve);
+      this.#waiting = null;
+    }
+    const chunk = this.#chunks[0];
+    const n = Math.min(p.length, chunk.length);
+    p.set(chunk.subarray(0, n));
+    if (n === chunk.length) this.#chunks.shift();
+    else this.#chunks[0] = chunk.subarray(n);
+    return n;
+  }
+}
+
+/** Rewrites each whole frame a side writes (writes here always hold whole frames). */
+type Rewrite = (type: number, payload: Uint8Array) => Uint8Array;
+
+function endpoint(incoming: Pipe, outgoing: Pipe, rewrite?: Rewrite): ByteStream {
+  return {
+    read: (p) => incoming.read(p),
+    write(p) {
+      if (rewrite === undefined) {
+        outgoing.push(p);
+        return Promise.resolve(p.length);
+      }
+      const frames: Uint8Array[] = [];
+      for (let at = 0; at < p.length;) {
+        const { type, length } = parseHeader(p.subarray(at));
+        const payload = p.subarray(at + FRAME_HEADER_BYTES, at + FRAME_HEADER_BYTES + length);
+        frames.push(encodeFrame(type, rewrite(type, payload)));
+        at += FRAME_HEADER_BYTES + length;
+      }
+      outgoing.push(concat(frames));
+      return Promise.resolve(p.length);
+    },
+    close() {
+      outgoing.end();
+      incoming.end();
+    },
+  };
+}
+
+const PREAMBLE_S = utf8("FERRYs01");
+const PREAMBLE_R = utf8("FERRYr01");
+
+async function handshake(opts: {
+  sender: Suite[];
+  receiver: Suite[];
+  fromSender?: Rewrite;
+  fromReceiver?: Rewrite;
+}): Promise<[PromiseSettledResult<ChannelKeys>, PromiseSettledResult<ChannelKeys>]> {
+  const toReceiver = new Pipe();
+  const toSender = new Pipe();
+  const s = endpoint(toSender, toReceiver, opts.fromSender);
+  const r = endpoint(toReceiver, toSender, opts.fromReceiver);
+  const sw = new FrameWriter(s);
+  const open = senderOpen();
+  await sw.frame(FrameType.CHANNEL_OPEN, open.payload);
+  await sw.flush();
+  const sender = senderKeyExchange(new FrameReader(s), sw, {
+    senderPreamble: PREAMBLE_S,
+    receiverPreamble: PREAMBLE_R,
+    nonce: open.nonce,
+    code: "4821-crane-lotus-oyster",
+    suites: opts.sender,
+  }).then(async (keys) => {
+    await sw.flush(); // KEY_CONFIRM: the session sends it with its first records
+    return keys;
+  }).finally(() => s.close());
+  const receiver = receiverKeyExchange(new FrameReader(r), new FrameWriter(r), {
+    senderPreamble: PREAMBLE_S,
+    receiverPreamble: PREAMBLE_R,
+    code: "4821-crane-lotus-oyster",
+    admit: () => Promise.resolve(),
+    pace: () => Promise.resolve(),
+    suites: opts.receiver,
+  }).finally(() => r.close());
+  const [sent, received] = await Promise.allSettled([sender, receiver]);
+  return [sent, received];
+}
+
+async function agreed(sender: Suite[], receiver: Suite[]): Promise<Suite> {
+  const [s, r] = await handshake({ sender, receiver });
+  if (s.status !== "fulfilled" || r.status !== "fulfilled") {
+    throw new Error(`handshake failed: ${JSON.stringify([s, r].map((x) => x.status))}`);
+  }
+  assertEquals(s.value.suite, r.value.suite);
+  // The keys work: a record sealed by one side opens on the other, both ways.
+  const there = s.value.sealer.seal(utf8("to the receiver"));
+  assertEquals(r.value.opener.open(there), utf8("to the receiver"));
+  const back = r.value.sealer.seal(utf8("to the sender"));
+  assertEquals(s.value.opener.open(back), utf8("to the sender"));
+  return s.value.suite;
+}
+
+Deno.test("the handshake agrees on AES-256-GCM when both offer it, else on ChaCha20-Poly1305", async () => {
+  assertEquals(await agreed(BOTH, BOTH), "aes-256-gcm");
+  assertEquals(await agreed(CHACHA, BOTH), "chacha20-poly1305");
+  assertEquals(await agreed(BOTH, CHACHA), "chacha20-poly1305");
+  assertEquals(await agreed(CHACHA, CHACHA), "chacha20-poly1305");
+});
+
+Deno.test("a sender offering no suite the receiver has is refused with bad-key-share", async () => {
+  const [s, r] = await handshake({ sender: ["aes-256-gcm"], receiver: CHACHA });
+  assertEquals(s.status, "rejected");
+  assertEquals(r.status === "rejected" && (r.reason as ProtocolError).code, "bad-key-share");
+});
+
+Deno.test("a man in the middle who changes the offer or the choice makes the handshake fail on both sides", async () => {
+  const downgradeOffer: Rewrite = (type, payload) =>
+    type === FrameType.KEY_SHARE ? concat([payload.subarray(0, 32), senderAd(CHACHA)]) : payload;
+  const changeChoice: Rewrite = (type, payload) =>
+    type === FrameType.KEY_SHARE
+      ? concat([payload.subarray(0, 64), receiverAd("chacha20-poly1305")])
+      : payload;
+  for (
+    const tamper of [{ fromSender: downgradeOffer }, { fromReceiver: changeChoice }]
+  ) {
+    const [s, r] = await handshake({ sender: BOTH, receiver: BOTH, ...tamper });
+    assertEquals(s.status, "rejected");
+    assertEquals(r.status, "rejected");
+    await assertRejects(() => Promise.reject(s.status === "rejected" && s.reason), WrongCode);
+    await assertRejects(() => Promise.reject(r.status === "rejected" && r.reason), WrongCode);
+  }
+});
