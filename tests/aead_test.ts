@@ -177,10 +177,18 @@ Deno.test("passesKnownAnswer() rejects an engine that gets the vector wrong or a
       open: (_k, _n, _a, ct) => ct,
       openInto: () => true,
     };
+    // Right in seal() and open(), but openInto() takes a forged tag.
+    const openIntoForged: Aead = {
+      ...good,
+      openInto: (k, n, a, ct, tag, out) =>
+        good.openInto(k, n, a, ct, tag, out) || (out.forEach((p) => p.fill(0)), true),
+    };
     // The right bytes, but for the other suite.
     const otherSuite: Aead = { ...nodeAead(SUITES.find((s) => s !== suite)!), suite };
     assertEquals(passesKnownAnswer(wrongBytes), false, suite);
     assertEquals(passesKnownAnswer(acceptsAnything), false, suite);
+    assertEquals(passesKnownAnswer(openIntoForged), false, suite);
+    assertEquals(passesKnownAnswer(good), true, suite);
     assertEquals(passesKnownAnswer(otherSuite), false, suite);
   }
 });

@@ -26,6 +26,7 @@
  * after which it stops early). FERRY_FUZZ_STATS=1 prints how the sessions
  * ended, to see which parts of the receiver the streams reach.
  */
+import { senderAd } from "../src/transport/channel.ts";
 import { assert, assertEquals } from "@std/assert";
 import { concat as concatBytes } from "@std/bytes";
 import { join } from "node:path";
@@ -666,7 +667,7 @@ function cpaceAttempt(rng: Rng): Uint8Array {
     // confirmation and the wrong-code guard; random bytes mostly do not. Rarely: after a
     // few wrong codes the guard delays its answers past the handshake timeout (1 s each).
     const point = rng.chance(0.15) ? RISTRETTO_BASE_POINT : rng.bytes(32);
-    const share = concat(point, new TextEncoder().encode("ferry/1 sender"));
+    const share = concat(point, senderAd(["aes-256-gcm", "chacha20-poly1305"]));
     parts.push(
       encodeFrame(FrameType.KEY_SHARE, share.subarray(0, rng.chance(0.8) ? undefined : 31)),
     );

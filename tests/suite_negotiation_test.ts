@@ -24,29 +24,40 @@ const utf8 = (s: string) => new TextEncoder().encode(s);
 const BOTH: Suite[] = ["aes-256-gcm", "chacha20-poly1305"];
 const CHACHA: Suite[] = ["chacha20-poly1305"];
 
-Deno.test("parseOffer() reads the suites of senderAd(), drops unknown names, and takes the bare label as ChaCha20-Poly1305", () => {
+Deno.test("parseOffer() reads the suites of senderAd() and drops unknown names", () => {
   assertEquals(senderAd(BOTH), utf8("ferry/1 sender aes-256-gcm,chacha20-poly1305"));
   assertEquals(parseOffer(senderAd(BOTH)), BOTH);
   assertEquals(parseOffer(senderAd(CHACHA)), CHACHA);
-  assertEquals(parseOffer(utf8("ferry/1 sender")), CHACHA);
   assertEquals(parseOffer(utf8("ferry/1 sender rot13,chacha20-poly1305,aes-128-ocb")), CHACHA);
   assertEquals(parseOffer(utf8("ferry/1 sender rot13")), []);
 });
 
-Deno.test("parseOffer() refuses associated data that is not ferry's, or too long", () => {
-  for (const ad of ["", "ferry/1 sendex", "ferry/2 sender aes-256-gcm", "ferry/1 receiver"]) {
+Deno.test("parseOffer() refuses associated data that is not ferry's, from an older ferry, not ASCII, or too long", () => {
+  for (
+    const ad of [
+      "",
+      "ferry/1 sendex",
+      "ferry/2 sender aes-256-gcm",
+      "ferry/1 receiver",
+      "ferry/1 sender", // a ferry from before the negotiation: its keys would differ
+      "\ufeffferry/1 sender aes-256-gcm",
+      "ferry/1 sender aes-256-gcm\n",
+      "ferry/1 sender chacha20-poly1305,é",
+    ]
+  ) {
     const err = assertThrows(() => parseOffer(utf8(ad)), ProtocolError, undefined, ad);
     assertEquals(err.code, "bad-key-share");
   }
   assertThrows(() => parseOffer(utf8(`ferry/1 sender ${"x,".repeat(60)}`)), ProtocolError);
 });
 
-Deno.test("parseChoice() accepts only an offered suite; the bare label means ChaCha20-Poly1305", () => {
+Deno.test("parseChoice() accepts only an offered suite, and refuses an older ferry's bare label", () => {
   assertEquals(receiverAd("aes-256-gcm"), utf8("ferry/1 receiver aes-256-gcm"));
   assertEquals(parseChoice(receiverAd("aes-256-gcm"), BOTH), "aes-256-gcm");
-  assertEquals(parseChoice(utf8("ferry/1 receiver"), BOTH), "chacha20-poly1305");
+  assertEquals(parseChoice(receiverAd("chacha20-poly1305"), CHACHA), "chacha20-poly1305");
   for (
     const [ad, offer] of [
+      [utf8("ferry/1 receiver"), BOTH],
       [receiverAd("aes-256-gcm"), CHACHA],
       [utf8("ferry/1 receiver rot13"), BOTH],
       [utf8("ferry/1 sender aes-256-gcm"), BOTH],

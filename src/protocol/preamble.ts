@@ -15,7 +15,7 @@ export const MAGIC = new Uint8Array([0x46, 0x45, 0x52, 0x52, 0x59]); // "FERRY"
 export const Channel = {
   /** Plain TCP: no code, no encryption. Only between peers that both ask for it (benchmarks). */
   plain: 0,
-  /** CPace (ristretto255) on the code, then ChaCha20-Poly1305 records: the default. */
+  /** CPace (ristretto255) on the code, then AES-256-GCM or ChaCha20-Poly1305 records: the default. */
   cpace: 1,
 } as const;
 

@@ -184,6 +184,7 @@ export function defaultAead(suite: Suite): Aead {
   if (aead === undefined) {
     const openssl = loadOpensslAead(suite);
     aead = openssl !== null && passesKnownAnswer(openssl) ? openssl : nodeAead(suite);
+    if (!passesKnownAnswer(aead)) throw new Error(`no working ${suite} here (a broken runtime)`);
     chosen.set(suite, aead);
   }
   return aead;

@@ -126,6 +126,7 @@ class OpensslAead implements Aead {
     plaintext: readonly Uint8Array[],
     out: Uint8Array,
   ): void {
+    checkSizes(key, nonce);
     const { lib, ctx } = this;
     let length = 0;
     for (const part of plaintext) length += part.length;
@@ -174,12 +175,13 @@ class OpensslAead implements Aead {
     out: readonly Uint8Array[],
   ): boolean {
     const { lib, ctx } = this;
-    if (tag.length !== TAG_BYTES) return false;
+    checkSizes(key, nonce);
     let length = 0;
     for (const part of out) length += part.length;
     if (length !== ciphertext.length) {
       throw new RangeError("openInto: out is the ciphertext's size");
     }
+    if (tag.length !== TAG_BYTES) return false;
     check(lib.EVP_DecryptInit_ex(ctx, this.cipher, null, key, nonce), "EVP_DecryptInit_ex");
     if (aad.length > 0) {
       check(
@@ -198,8 +200,18 @@ class OpensslAead implements Aead {
       at += part.length;
     }
     check(lib.EVP_CIPHER_CTX_ctrl(ctx, CTRL_AEAD_SET_TAG, TAG_BYTES, tag), "EVP_CIPHER_CTX_ctrl");
-    // Final verifies the tag: a failure means the record was not authentic.
-    return lib.EVP_DecryptFinal_ex(ctx, this.#final, this.#outLength) === 1;
+    // Final verifies the tag: a failure means the record was not authentic. OpenSSL has
+    // already written the plaintext by then; wipe it, so no unverified byte is left behind.
+    if (lib.EVP_DecryptFinal_ex(ctx, this.#final, this.#outLength) === 1) return true;
+    for (const part of out) part.fill(0);
+    return false;
+  }
+}
+
+/** The FFI reads exactly 32 key and 12 nonce bytes: refuse other sizes, as node:crypto does. */
+function checkSizes(key: Uint8Array, nonce: Uint8Array): void {
+  if (key.length !== 32 || nonce.length !== 12) {
+    throw new RangeError("an AEAD key is 32 bytes and its nonce 12");
   }
 }
 

@@ -33,7 +33,7 @@ import {
   verifyPeerConfirmation,
 } from "./key_schedule.ts";
 import { RecordOpener, RecordSealer } from "./record_layer.ts";
-import { BASELINE_SUITE, defaultAead, fastSuites, isSuite, type Suite } from "./aead.ts";
+import { defaultAead, fastSuites, isSuite, type Suite } from "./aead.ts";
 
 /** What the receiver asks of senders, in its CHANNEL_OPEN. */
 export const ChannelMode = {
@@ -95,15 +95,25 @@ export function receiverAd(choice: Suite): Uint8Array {
   return encoder.encode(`${AD_RECEIVER} ${choice}`);
 }
 
-const decoder = new TextDecoder();
+/** Printable ASCII, at most MAX_AD_BYTES: what an AD may hold; anything else reads as "". */
+function adText(ad: Uint8Array): string {
+  if (ad.length > MAX_AD_BYTES || ad.some((b) => b < 0x20 || b > 0x7e)) return "";
+  return String.fromCharCode(...ad);
+}
 
 /**
- * The suites a sender's ADa offers, in its order, unknown names left out. The
- * bare label (no list) offers the baseline suite. Anything else: bad-key-share.
+ * The suites a sender's ADa offers, in its order, unknown names left out.
+ * Anything but ferry's label and a list (the bare label is a ferry from before
+ * the negotiation, whose keys differ): bad-key-share.
  */
 export function parseOffer(ad: Uint8Array): Suite[] {
-  const text = ad.length <= MAX_AD_BYTES ? decoder.decode(ad) : "";
-  if (text === AD_SENDER) return [BASELINE_SUITE];
+  const text = adText(ad);
+  if (text === AD_SENDER) {
+    throw new ProtocolError(
+      "bad-key-share",
+      "the sender's ferry is older than this one (it names no cipher); use the same version on both sides",
+    );
+  }
   if (!text.startsWith(`${AD_SENDER} `)) {
     throw new ProtocolError("bad-key-share", "the sender's associated data is not ferry's");
   }
@@ -111,16 +121,18 @@ export function parseOffer(ad: Uint8Array): Suite[] {
 }
 
 /**
- * The suite a receiver's ADb chose; it must be one we offered. The bare label
- * chooses the baseline suite. Anything else: bad-key-share.
+ * The suite a receiver's ADb chose; it must be one we offered. Anything else
+ * (the bare label is a ferry from before the negotiation): bad-key-share.
  */
 export function parseChoice(ad: Uint8Array, offer: readonly Suite[]): Suite {
-  const text = ad.length <= MAX_AD_BYTES ? decoder.decode(ad) : "";
-  const choice = text === AD_RECEIVER
-    ? BASELINE_SUITE
-    : text.startsWith(`${AD_RECEIVER} `)
-    ? text.slice(AD_RECEIVER.length + 1)
-    : null;
+  const text = adText(ad);
+  if (text === AD_RECEIVER) {
+    throw new ProtocolError(
+      "bad-key-share",
+      "the receiver's ferry is older than this one (it names no cipher); use the same version on both sides",
+    );
+  }
+  const choice = text.startsWith(`${AD_RECEIVER} `) ? text.slice(AD_RECEIVER.length + 1) : null;
   if (choice === null || !isSuite(choice) || !offer.includes(choice)) {
     throw new ProtocolError("bad-key-share", "the receiver chose a record suite we did not offer");
   }

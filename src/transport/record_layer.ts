@@ -293,6 +293,9 @@ export class RecordOpener {
    * returns, `out` may hold unverified bytes; after a throw, discard them.
    */
   openInto(record: Uint8Array, out: Uint8Array): number | null {
+    // A caller's mistake, not the peer's: checked before the record counts.
+    const room = record.length - RECORD_HEADER_BYTES - 1 - RECORD_TAG_BYTES;
+    if (out.length < room) throw new RangeError(`a record of this size needs ${room} bytes`);
     return this.#guard(() => this.#openInto(record, out));
   }
 
@@ -379,10 +382,9 @@ export class RecordOpener {
   }
 
   #openInto(record: Uint8Array, out: Uint8Array): number | null {
-    const key = this.#next(record);
     const ctEnd = record.length - RECORD_TAG_BYTES;
     const length = ctEnd - RECORD_HEADER_BYTES - 1;
-    if (out.length < length) throw new RangeError(`a record of this size needs ${length} bytes`);
+    const key = this.#next(record);
     const ok = this.#keys.aead.openInto(
       key,
       this.#nonce,

@@ -69,7 +69,7 @@ export class SecureStream implements ByteStream {
         this.opener.finish(); // throws "truncated": the stream was cut before its close record
       } else if (p.length >= payloadLength(record)) {
         // Decrypt straight into the caller's buffer: no copy. The bytes count only once
-        // openInto returns (it verifies the tag first); a throw leaves them unreported.
+        // openInto returns, after the tag verified; on a failure it wipes them and throws.
         const n = this.opener.openInto(record, p);
         if (n === null) this.#ended = true;
         else if (n > 0) return n;
@@ -144,6 +144,7 @@ export class SecureStream implements ByteStream {
         used += this.sealer.sealInto(p.subarray(at, at + n), this.#out.subarray(used));
         at += n;
       }
+      if (used === 0) throw new Error("SecureStream: #out cannot hold a full record");
       await writeAll(this.conn, this.#out.subarray(0, used));
     }
     return p.length;
