@@ -13,6 +13,7 @@ import type { Entry } from "../protocol/messages.ts";
 import type { FileEnd } from "../protocol/frame.ts";
 import { writeAll } from "../transport/byte_stream.ts";
 import { ioBuffer } from "../transport/io_buffer.ts";
+import { MAX_FRAME_PAYLOAD } from "../protocol/limits.ts";
 import { type ConflictPolicy, type Inbox, type Partial, Refusal, storageRefusal } from "./inbox.ts";
 
 /** Permission bits a receiver keeps: no setuid, setgid, sticky, group/other write (the owner can always read and write). */
@@ -27,6 +28,30 @@ export interface Resume {
 /** Thrown for data that arrived damaged: the sender may send the file again. */
 export class DamagedData extends Refusal {}
 
+/**
+ * The two buffers the writes of a session's files alternate between: one
+ * pair per session, lent to each file in turn, so a file costs no new 2 MiB
+ * (on 300 files, the receiver's peak fell from 145 to 83 MB without V8's
+ * size flag). A file waits for the last write issued from the pair, by
+ * whichever file, before its first write.
+ */
+export class WriteBuffers {
+  #pair: [Uint8Array, Uint8Array] | null = null;
+  #last: Promise<unknown> = Promise.resolve();
+
+  /** The pair, once the last write from it has finished (or failed). */
+  async claim(): Promise<[Uint8Array, Uint8Array]> {
+    await this.#last.catch(() => {});
+    this.#pair ??= [ioBuffer(MAX_FRAME_PAYLOAD), ioBuffer(MAX_FRAME_PAYLOAD)];
+    return this.#pair;
+  }
+
+  /** Records a write from the pair. */
+  track(writing: Promise<unknown>): void {
+    this.#last = writing;
+  }
+}
+
 export class IncomingFile {
   /** Bytes of the file held so far, including resumed ones. */
   received: number;
@@ -36,7 +61,7 @@ export class IncomingFile {
   #closed = false;
   /** The write in flight, if any, and the two buffers writes alternate between. */
   #writing: Promise<void> | null = null;
-  #buffers: [Uint8Array, Uint8Array] = [new Uint8Array(0), new Uint8Array(0)];
+  #buffers: [Uint8Array, Uint8Array] | null = null;
   #turn = 0;
 
   private constructor(
@@ -48,6 +73,7 @@ export class IncomingFile {
     readonly partial: Partial | null,
     hash: Hash,
     resumed: number,
+    private readonly lender: WriteBuffers,
   ) {
     this.#hash = hash;
     this.received = resumed;
@@ -66,6 +92,7 @@ export class IncomingFile {
     digest: string,
     partial: Partial | null,
     resume: Resume | null,
+    buffers: WriteBuffers,
   ): Promise<IncomingFile> {
     try {
       if (partial === null) {
@@ -79,6 +106,7 @@ export class IncomingFile {
           null,
           createHash(digest),
           0,
+          buffers,
         );
       }
       const file = await Deno.open(partial.path, {
@@ -101,6 +129,7 @@ export class IncomingFile {
         partial,
         hash,
         resume?.offset ?? 0,
+        buffers,
       );
     } catch (err) {
       throw storageRefusal(err);
@@ -121,15 +150,14 @@ export class IncomingFile {
         : new DamagedData(`the sender sent more than the ${this.entry.size} bytes it announced`);
     }
     await this.#settle();
-    if (this.#buffers[0].length < chunk.length) {
-      this.#buffers = [ioBuffer(chunk.length), ioBuffer(chunk.length)];
-    }
+    this.#buffers ??= await this.lender.claim();
     const copy = this.#buffers[this.#turn].subarray(0, chunk.length);
     this.#turn ^= 1;
     copy.set(chunk);
     const writing = writeAll(this.file, copy);
     writing.catch(() => {}); // observed by the next #settle()
     this.#writing = writing;
+    this.lender.track(writing);
     this.#hash.update(copy); // on this thread, while the write runs on another
     this.received += chunk.length;
   }
