@@ -3,7 +3,7 @@ import { assert, assertEquals, assertThrows } from "@std/assert";
 import { expand } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { createCipheriv, createDecipheriv } from "node:crypto";
-import { type Aead, SUITES } from "../src/transport/aead.ts";
+import { type Aead, defaultAead, SUITES } from "../src/transport/aead.ts";
 import { nodeAead } from "../src/transport/aead_node.ts";
 import { loadOpensslAead } from "../src/transport/aead_openssl.ts";
 import {
@@ -434,5 +434,33 @@ function recordLayerTests(aead: Aead, ENGINES: readonly Aead[]): void {
         assertEquals(opener.open(sealer.seal(full)), full);
       }
     }
+  });
+}
+
+for (const suite of SUITES) {
+  Deno.test(`the key changes at record ${EPOCH_RECORDS}, not before [${suite}]`, () => {
+    const aead = defaultAead(suite);
+    const sealer = new RecordSealer(KEY, "c2s", { aead });
+    const opener = new RecordOpener(KEY, "c2s", { aead });
+    const empty = new Uint8Array(0);
+    let last: Uint8Array = new Uint8Array(0);
+    for (let i = 0; i <= EPOCH_RECORDS; i++) {
+      last = sealer.seal(empty);
+      if (i < EPOCH_RECORDS) assertEquals(opener.open(last.slice()), empty);
+    }
+    // Record 65,536 is the first of epoch 1: it opens under that epoch's documented key only.
+    const nonce = new Uint8Array(12);
+    new DataView(nonce.buffer).setUint32(8, EPOCH_RECORDS);
+    for (const epoch of [0, 1]) {
+      const opened = nodeAead(suite).open(
+        documentedRecordKey(KEY, suite, epoch),
+        nonce,
+        last.subarray(0, 4),
+        last.slice(4, -16),
+        last.subarray(last.length - 16),
+      );
+      assertEquals(opened === null, epoch === 0, `epoch ${epoch}`);
+    }
+    assertEquals(opener.open(last), empty);
   });
 }

@@ -1,0 +1,147 @@
+/** The secure channel's byte stream (src/transport/secure_stream.ts), on in-memory connections. */
+import { assert, assertEquals, assertRejects } from "@std/assert";
+import { concat } from "@std/bytes";
+import { ProtocolError } from "../src/protocol/errors.ts";
+import { type Aead, SUITES } from "../src/transport/aead.ts";
+import { nodeAead } from "../src/transport/aead_node.ts";
+import { loadOpensslAead } from "../src/transport/aead_openssl.ts";
+import type { ByteStream } from "../src/transport/byte_stream.ts";
+import {
+  MAX_RECORD_PAYLOAD,
+  parseRecordHeader,
+  RECORD_HEADER_BYTES,
+  RecordOpener,
+  RecordSealer,
+} from "../src/transport/record_layer.ts";
+import { SecureStream } from "../src/transport/secure_stream.ts";
+
+const SECRET = Uint8Array.from({ length: 32 }, (_, i) => 7 * i + 1);
+const utf8 = (s: string) => new TextEncoder().encode(s);
+
+/** A connection that hands out `input` at most `step` bytes per read, and keeps what is written. */
+function fakeConn(input: Uint8Array, step = 1 << 30): ByteStream & { writes: Uint8Array[] } {
+  let at = 0;
+  const writes: Uint8Array[] = [];
+  return {
+    writes,
+    read(p) {
+      if (at >= input.length) return Promise.resolve(null);
+      const n = Math.min(p.length, step, input.length - at);
+      p.set(input.subarray(at, at + n));
+      at += n;
+      return Promise.resolve(n);
+    },
+    write(p) {
+      writes.push(p.slice());
+      return Promise.resolve(p.length);
+    },
+    close() {},
+  };
+}
+
+/** Reads `stream` to its end with a buffer of `size` bytes; returns everything read. */
+async function readAll(stream: SecureStream, size: number): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  const buf = new Uint8Array(size);
+  for (;;) {
+    const n = await stream.read(buf);
+    if (n === null) return concat(parts);
+    assert(n > 0, "read() returned 0 bytes");
+    parts.push(buf.slice(0, n));
+  }
+}
+
+function payloadOf(size: number, seed: number): Uint8Array {
+  return Uint8Array.from({ length: size }, (_, i) => (i * 31 + seed) & 0xff);
+}
+
+const engines: Aead[] = SUITES.flatMap((suite) => {
+  const openssl = loadOpensslAead(suite);
+  return openssl === null ? [nodeAead(suite)] : [nodeAead(suite), openssl];
+});
+
+for (const aead of engines) {
+  const test = (name: string, fn: () => Promise<void>) =>
+    Deno.test(`${name} [${aead.suite}, ${aead.engine}]`, fn);
+  const reader = (bytes: Uint8Array, step?: number) =>
+    new SecureStream(
+      fakeConn(bytes, step),
+      new RecordSealer(SECRET, "s2c", { aead }),
+      new RecordOpener(SECRET, "c2s", { aead }),
+      new Uint8Array(0),
+    );
+
+  test("SecureStream.read() returns the records' payloads in order, whether it decrypts into the caller's buffer or copies", async () => {
+    const payloads = [utf8("hello"), new Uint8Array(0), payloadOf(70_000, 1), payloadOf(3, 2)];
+    const sealer = new RecordSealer(SECRET, "c2s", { aead });
+    const wire = concat([...payloads.map((p) => sealer.seal(p)), sealer.sealClose()]);
+    const expected = concat(payloads);
+    // 1 MiB: every record fits, so it is decrypted straight into the buffer; 4 bytes: most
+    // do not, so they are decrypted in place and copied out in pieces. Reads of the
+    // connection come in odd sizes, so records arrive split.
+    for (const size of [MAX_RECORD_PAYLOAD, 4, 70_001]) {
+      for (const step of [1 << 30, 7, 65_536]) {
+        assertEquals(
+          await readAll(reader(wire.slice(), step), size),
+          expected,
+          `buffer ${size}, step ${step}`,
+        );
+      }
+    }
+  });
+
+  test("SecureStream.read() reports a cut stream as truncated, even after whole records", async () => {
+    const sealer = new RecordSealer(SECRET, "c2s", { aead });
+    const one = sealer.seal(utf8("part"));
+    for (const wire of [one, concat([one, sealer.seal(utf8("more")).subarray(0, 9)])]) {
+      const stream = reader(wire);
+      const buf = new Uint8Array(1024);
+      assertEquals(await stream.read(buf), 4);
+      const err = await assertRejects(() => stream.read(buf), ProtocolError);
+      assertEquals(err.code, "truncated");
+    }
+  });
+
+  test("SecureStream.read() hands out no byte of a record that fails authentication", async () => {
+    const marker = utf8("attack at dawn, attack at dawn");
+    for (const size of [MAX_RECORD_PAYLOAD, 5]) {
+      const sealer = new RecordSealer(SECRET, "c2s", { aead });
+      const wire = concat([sealer.seal(marker), sealer.sealClose()]);
+      wire[RECORD_HEADER_BYTES + 3] ^= 0x40; // flip a ciphertext bit
+      const stream = reader(wire);
+      const buf = new Uint8Array(size);
+      const err = await assertRejects(() => stream.read(buf), ProtocolError);
+      assertEquals(err.code, "bad-record");
+      // Nothing decrypted is left in the caller's buffer (OpenSSL decrypts before it verifies).
+      assert(!buf.some((b, i) => b !== 0 && b === marker[i]), `buffer ${size} holds plaintext`);
+    }
+  });
+
+  test("SecureStream.write() sends a frame buffer of 1 MiB and a few bytes as two records in one write", async () => {
+    for (
+      const size of [MAX_RECORD_PAYLOAD + 5, 3 * MAX_RECORD_PAYLOAD + 1, 10, MAX_RECORD_PAYLOAD]
+    ) {
+      const conn = fakeConn(new Uint8Array(0));
+      const stream = new SecureStream(
+        conn,
+        new RecordSealer(SECRET, "c2s", { aead }),
+        new RecordOpener(SECRET, "s2c", { aead }),
+        new Uint8Array(0),
+      );
+      const data = payloadOf(size, 3);
+      assertEquals(await stream.write(data), size);
+      if (size === MAX_RECORD_PAYLOAD + 5) assertEquals(conn.writes.length, 1);
+      // Every write holds whole records, and together they open to the data.
+      const opener = new RecordOpener(SECRET, "c2s", { aead });
+      const back: Uint8Array[] = [];
+      for (const write of conn.writes) {
+        for (let at = 0; at < write.length;) {
+          const end = at + RECORD_HEADER_BYTES + parseRecordHeader(write.subarray(at));
+          back.push(opener.open(write.slice(at, end))!.slice());
+          at = end;
+        }
+      }
+      assertEquals(concat(back), data, `size ${size}`);
+    }
+  });
+}
