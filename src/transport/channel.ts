@@ -24,11 +24,12 @@ import { concat } from "@std/bytes";
 import { ProtocolError } from "../protocol/errors.ts";
 import { FrameType, type FrameTypeCode } from "../protocol/frame.ts";
 import { decodeError, encodeJson } from "../protocol/messages.ts";
-import { CpaceError, cpaceFinish, cpaceStart, lvCat } from "./cpace.ts";
+import { CpaceError, cpaceFinish, type CpaceRole, cpaceStart, lvCat } from "./cpace.ts";
 import type { Frame, FrameReader, FrameWriter } from "./frame_io.ts";
 import {
   deriveSessionKeys,
   ownConfirmation,
+  type SessionKeys,
   trafficKeys,
   verifyPeerConfirmation,
 } from "./key_schedule.ts";
@@ -229,14 +230,7 @@ export async function senderKeyExchange(
   // Read only now that tag_r proved ADb is the receiver's, as sent.
   const suite = parseChoice(theirAd, offer);
   await writer.frame(FrameType.KEY_CONFIRM, ownConfirmation(keys, "initiator"));
-  const { send, receive } = trafficKeys(keys, "initiator");
-  const aead = defaultAead(suite);
-  return {
-    sealer: new RecordSealer(send, "c2s", { aead }),
-    opener: new RecordOpener(receive, "s2c", { aead }),
-    mode,
-    suite,
-  };
+  return channelKeys(keys, "initiator", mode, suite);
 }
 
 /**
@@ -303,11 +297,17 @@ export async function receiverKeyExchange(
   if (!verifyPeerConfirmation(keys, "responder", confirm.payload)) {
     throw new WrongCode("wrong code");
   }
-  const { send, receive } = trafficKeys(keys, "responder");
+  return channelKeys(keys, "responder", mode, suite);
+}
+
+/** The record sealer and opener of our role, on the agreed suite. */
+function channelKeys(keys: SessionKeys, role: CpaceRole, mode: number, suite: Suite): ChannelKeys {
+  const { send, receive } = trafficKeys(keys, role);
+  const [ours, theirs] = role === "initiator" ? ["c2s", "s2c"] as const : ["s2c", "c2s"] as const;
   const aead = defaultAead(suite);
   return {
-    sealer: new RecordSealer(send, "s2c", { aead }),
-    opener: new RecordOpener(receive, "c2s", { aead }),
+    sealer: new RecordSealer(send, ours, { aead }),
+    opener: new RecordOpener(receive, theirs, { aead }),
     mode,
     suite,
   };
