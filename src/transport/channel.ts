@@ -158,7 +158,9 @@ async function expect(reader: FrameReader, type: FrameTypeCode, name: string): P
       `expected ${name}, got frame 0x${frame.type.toString(16)}`,
     );
   }
-  return frame;
+  // A copy: the reader's view is only valid until its next frame, and the handshake keeps
+  // the nonces and shares across frames (they are at most 128 bytes).
+  return { type: frame.type, payload: frame.payload.slice() };
 }
 
 function channelId(senderPreamble: Uint8Array, receiverPreamble: Uint8Array, mode: number) {

@@ -64,7 +64,9 @@ export class FrameReader {
   /** Ensures `n` bytes are buffered. False on a clean end with none buffered. */
   async #fill(n: number): Promise<boolean> {
     if (this.#end - this.#start >= n) return true;
-    if (this.#start + n > this.#buf.length) {
+    // Move what is left to the front when it would not fit, and whenever nothing is left (a
+    // free move): a stream of small messages then keeps using the first pages of the buffer.
+    if (this.#start === this.#end || this.#start + n > this.#buf.length) {
       this.#buf.copyWithin(0, this.#start, this.#end);
       this.#end -= this.#start;
       this.#start = 0;
