@@ -294,9 +294,9 @@ export class RecordOpener {
    */
   openInto(record: Uint8Array, out: Uint8Array): number | null {
     // A caller's mistake, not the peer's: checked before the record counts.
-    const room = record.length - RECORD_HEADER_BYTES - 1 - RECORD_TAG_BYTES;
-    if (out.length < room) throw new RangeError(`a record of this size needs ${room} bytes`);
-    return this.#guard(() => this.#openInto(record, out));
+    const length = record.length - RECORD_HEADER_BYTES - 1 - RECORD_TAG_BYTES;
+    if (out.length < length) throw new RangeError(`a record of this size needs ${length} bytes`);
+    return this.#guard(() => this.#openInto(record, out.subarray(0, length)));
   }
 
   #guard<T>(fn: () => T): T {
@@ -381,9 +381,9 @@ export class RecordOpener {
       : new Uint8Array(plain.buffer, plain.byteOffset + 1, plain.byteLength - 1);
   }
 
-  #openInto(record: Uint8Array, out: Uint8Array): number | null {
+  /** `payload` is exactly the room for the record's payload. */
+  #openInto(record: Uint8Array, payload: Uint8Array): number | null {
     const ctEnd = record.length - RECORD_TAG_BYTES;
-    const length = ctEnd - RECORD_HEADER_BYTES - 1;
     const key = this.#next(record);
     const ok = this.#keys.aead.openInto(
       key,
@@ -391,10 +391,10 @@ export class RecordOpener {
       record.subarray(0, RECORD_HEADER_BYTES),
       record.subarray(RECORD_HEADER_BYTES, ctEnd),
       record.subarray(ctEnd),
-      [this.#type, out.subarray(0, length)],
+      [this.#type, payload],
     );
     if (!ok) this.#authFailed();
-    return this.#typed(this.#type[0], length) === null ? null : length;
+    return this.#typed(this.#type[0], payload.length) === null ? null : payload.length;
   }
 }
 
