@@ -9,6 +9,7 @@ import { FerryServer, type ServerOptions } from "../src/server/server.ts";
 import type { ServerEvent } from "../src/server/session.ts";
 import { FrameType, type FrameTypeCode } from "../src/protocol/frame.ts";
 import { encodeJson } from "../src/protocol/messages.ts";
+import type { DigestName } from "../src/protocol/digests.ts";
 import { Channel, encodePreamble, PROTOCOL_VERSION } from "../src/protocol/preamble.ts";
 import { type Frame, FrameReader, FrameWriter } from "../src/transport/frame_io.ts";
 import { senderKeyExchange, senderOpen } from "../src/transport/channel.ts";
@@ -175,6 +176,8 @@ export interface SendInProcessOptions {
   code?: string | null;
   plaintext?: boolean;
   retries?: number;
+  /** The digests to offer (default: all, xxh128 first). */
+  digests?: DigestName[];
   /** Collects every event the sender reports. */
   events?: SendEvent[];
 }
@@ -195,6 +198,7 @@ export async function sendInProcess(
     software: "ferry/test",
     code: opts.code === undefined ? TEST_CODE : opts.code,
     plaintext: opts.plaintext,
+    digests: opts.digests,
     onEvent: (e) => opts.events?.push(e),
   });
 }
@@ -284,12 +288,16 @@ export class RawClient {
    */
   async handshake(
     version = PROTOCOL_VERSION,
-    opts: { code?: string | null; features?: string[] } = {},
+    opts: { code?: string | null; features?: string[]; digests?: string[] } = {},
   ): Promise<Frame | null> {
     if (!(await this.channel({ version, code: opts.code }))) return null;
     await this.send(
       FrameType.HELLO,
-      encodeJson({ software: "raw-test", digests: ["sha256"], features: opts.features ?? [] }),
+      encodeJson({
+        software: "raw-test",
+        digests: opts.digests ?? ["sha256"],
+        features: opts.features ?? [],
+      }),
     );
     return await this.reader.next();
   }

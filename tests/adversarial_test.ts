@@ -21,6 +21,7 @@ import { resolveSources } from "../src/client/walk.ts";
 import { encodeFileAbort, encodeFileEnd, type FileEnd, FrameType } from "../src/protocol/frame.ts";
 import { MAX_BATCH_ENTRIES, MAX_FRAME_PAYLOAD } from "../src/protocol/limits.ts";
 import type { Ack, Decision } from "../src/protocol/messages.ts";
+import { loadDigest } from "../src/protocol/digests.ts";
 import { Channel, encodePreamble, PROTOCOL_VERSION } from "../src/protocol/preamble.ts";
 import type { ConflictPolicy } from "../src/server/inbox.ts";
 import { SMALL_FILE_MAX } from "../src/server/small_file.ts";
@@ -692,6 +693,44 @@ Deno.test("server rejects files whose size, length or digest lies, and stores th
     assertEquals(bye, { files: 1, bytes: 1234, failed: cases.length });
     assertEquals(await Deno.readFile(join(arena.dir, "streamed.bin")), honest);
     return ["streamed.bin"];
+  });
+});
+
+Deno.test("server holds an xxh128 session to xxh128: a SHA-256 or altered digest fails the file", async () => {
+  const xxh128 = await loadDigest("xxh128");
+  await inArena(async (arena) => {
+    const client = await arena.connect();
+    const welcome = await client.handshake(undefined, { digests: ["xxh128", "sha256"] });
+    assertEquals(welcome?.type, FrameType.WELCOME);
+    assertEquals(JSON.parse(new TextDecoder().decode(welcome!.payload)).digest, "xxh128");
+    const big = randomBytes(3 * 1024 * 1024 + 5); // several DATA frames: the streaming path
+    const small = randomBytes(3000); // one frame: the small-file path
+    const flipped = xxh128.of(small);
+    flipped[15] ^= 0x80;
+    const entries = [
+      file(1, "big.bin", big.length),
+      file(2, "small.bin", small.length),
+      file(3, "sha.bin", small.length),
+      file(4, "flipped.bin", small.length),
+      file(5, "sha-big.bin", big.length),
+    ];
+    const decisions = await announce(client, 0, entries);
+    assertEquals(decisions.map((d) => d.action), entries.map(() => "accept"));
+    await sendFile(client, 1, big, { digest: xxh128.of(big) });
+    await sendFile(client, 2, small, { digest: xxh128.of(small) });
+    await sendFile(client, 3, small); // FILE_END with SHA-256, not the session's digest
+    await sendFile(client, 4, small, { digest: flipped });
+    await sendFile(client, 5, big);
+    const acks = await readAcks(client, 5);
+    assertEquals(acks.map((a) => [a.id, a.ok]), [[1, true], [2, true], [3, false], [4, false], [
+      5,
+      false,
+    ]]);
+    for (const ack of acks.slice(2)) assertMatch(ack.reason ?? "", /digest mismatch/);
+    await finish(client);
+    assertEquals(await Deno.readFile(join(arena.dir, "big.bin")), big);
+    assertEquals(await Deno.readFile(join(arena.dir, "small.bin")), small);
+    return ["big.bin", "small.bin"];
   });
 });
 

@@ -136,6 +136,32 @@ Deno.test("ferry send --json prints only NDJSON, and its summary matches the tre
   await Deno.remove(base, { recursive: true });
 });
 
+Deno.test("ferry send reports the digest in connected: xxh128 by default, sha256 with --digest sha256", async () => {
+  const base = await tempDir();
+  const serve = await spawnServe(join(base, "inbox"));
+  try {
+    for (
+      const [name, extra, digest] of [["f.bin", [], "xxh128"], [
+        "g.bin",
+        ["--digest", "sha256"],
+        "sha256",
+      ]] as const
+    ) {
+      const data = randomBytes(2_500_000);
+      await Deno.writeFile(join(base, name), data);
+      const to = `127.0.0.1:${serve.port}`;
+      const sent = await runCli(["send", join(base, name), "--to", to, "--json", ...extra]);
+      assertEquals(sent.code, 0, sent.stderr);
+      const connected = parseNdjson(sent.stdout, SEND_TYPES).find((o) => o.type === "connected");
+      assertEquals(connected?.digest, digest);
+      assertEquals(await Deno.readFile(join(base, "inbox", name)), data);
+    }
+  } finally {
+    await serve.stop();
+  }
+  await Deno.remove(base, { recursive: true });
+});
+
 Deno.test("ferry send --json turns errors into one error object with a stable code, exit codes unchanged", async () => {
   const base = await tempDir();
   await Deno.writeTextFile(join(base, "a.txt"), "x");

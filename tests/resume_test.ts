@@ -12,6 +12,7 @@ import {
 } from "@std/assert";
 import { join } from "node:path";
 import { ConnectionLost, type SendEvent, type SendResult } from "../src/client/send_session.ts";
+import { DIGEST_NAMES, type DigestName } from "../src/protocol/digests.ts";
 import { FaultProxy } from "./fault_proxy.ts";
 import {
   randomBytes,
@@ -52,7 +53,8 @@ function partialBytes(folder: string): number {
 function sendTo(
   port: number,
   paths: string[],
-  opts: { retries?: number; events?: SendEvent[]; plaintext?: boolean } = {},
+  opts: { retries?: number; events?: SendEvent[]; plaintext?: boolean; digests?: DigestName[] } =
+    {},
 ): Promise<SendResult> {
   return sendInProcess(port, paths, opts);
 }
@@ -117,28 +119,36 @@ Deno.test("a transfer cut at any point shows only verified files, and the rerun 
   await Deno.remove(base, { recursive: true });
 });
 
-Deno.test("send retries by itself after a dropped connection and resumes the partial file", async () => {
-  const base = await tempDir();
-  const paths = await makeSources(base);
-  const dir = join(base, "inbox");
-  const server = await startServer(dir);
-  const proxy = new FaultProxy(server.port, (n) => n <= 2 ? { cutAfter: 1_000_000 * n } : {});
-  const events: SendEvent[] = [];
-  try {
-    const result = await sendTo(proxy.port, paths, { retries: 3, events });
-    assertEquals(result.failed, 0);
-    assertEquals(result.files, 21);
-    assertEquals(events.filter((e) => e.type === "retry").length, 2);
-    assertGreater(result.resumedBytes, 900_000);
-    // Honest rates: the bytes counted as sent exclude what was resumed.
-    assertEquals(result.bytes + result.resumedBytes, 3_000_000 + 20 * 1000 + 97 * 190);
-    assertEquals(await snapshot(dir), await expected(base));
-  } finally {
-    await proxy.close();
-    await server.close();
-  }
-  await Deno.remove(base, { recursive: true });
-});
+for (const digest of DIGEST_NAMES) {
+  Deno.test(`send retries by itself after a dropped connection and resumes the partial file (${digest})`, async () => {
+    const base = await tempDir();
+    const paths = await makeSources(base);
+    const dir = join(base, "inbox");
+    const server = await startServer(dir);
+    const proxy = new FaultProxy(server.port, (n) => n <= 2 ? { cutAfter: 1_000_000 * n } : {});
+    const events: SendEvent[] = [];
+    try {
+      const result = await sendTo(proxy.port, paths, { retries: 3, events, digests: [digest] });
+      const connected = events.filter((e) => e.type === "connected");
+      assertEquals(connected.map((e) => e.type === "connected" && e.digest), [
+        digest,
+        digest,
+        digest,
+      ]);
+      assertEquals(result.failed, 0);
+      assertEquals(result.files, 21);
+      assertEquals(events.filter((e) => e.type === "retry").length, 2);
+      assertGreater(result.resumedBytes, 900_000);
+      // Honest rates: the bytes counted as sent exclude what was resumed.
+      assertEquals(result.bytes + result.resumedBytes, 3_000_000 + 20 * 1000 + 97 * 190);
+      assertEquals(await snapshot(dir), await expected(base));
+    } finally {
+      await proxy.close();
+      await server.close();
+    }
+    await Deno.remove(base, { recursive: true });
+  });
+}
 
 // On the (default) encrypted channel a flipped byte fails the record's authentication and ends the
 // session (tests/secure_channel_test.ts). On the plain channel the file digest is what catches it.

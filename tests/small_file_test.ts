@@ -4,7 +4,7 @@
  * receiver's umask, with a chmod only where the umask took some away.
  */
 import { assertEquals } from "@std/assert";
-import { createHash } from "node:crypto";
+import { loadDigest } from "../src/protocol/digests.ts";
 import { Inbox } from "../src/server/inbox.ts";
 import { SmallFile } from "../src/server/small_file.ts";
 import { randomBytes, tempDir } from "./_harness.ts";
@@ -30,8 +30,9 @@ async function stagedMode(mode: number): Promise<number> {
     const small = new SmallFile();
     small.begin({ id: 0, path: "f", kind: "file", size: data.length, mtime: 0, mode });
     small.add(data);
-    const digest = new Uint8Array(createHash("sha256").update(data).digest());
-    const staged = small.stage({ id: 0, length: data.length, digest }, inbox, "sha256");
+    const xxh128 = await loadDigest("xxh128");
+    const end = { id: 0, length: data.length, digest: xxh128.of(data) };
+    const staged = small.stage(end, inbox, xxh128);
     try {
       assertEquals(await Deno.readFile(staged.path), data);
       return (await Deno.stat(staged.path)).mode! & 0o7777;

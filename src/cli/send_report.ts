@@ -93,6 +93,7 @@ export class SendReporter {
             server: event.server,
             attempt: event.attempt,
             cipher: event.cipher,
+            digest: event.digest,
           });
         }
         return;

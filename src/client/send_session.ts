@@ -8,11 +8,20 @@
  * connection it reconnects (with backoff) and the receiver's plan tells it
  * what it already has and where partial files resume.
  */
-import { createHash, type Hash } from "node:crypto";
+import { createHash } from "node:crypto";
 import { FerryError } from "../cli/errors.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { encodeFileAbort, encodeFileEnd, encodeFileStart, FrameType } from "../protocol/frame.ts";
 import { ANNOUNCE_WINDOW, MAX_FRAME_PAYLOAD } from "../protocol/limits.ts";
+import {
+  type Digest,
+  DIGEST_NAMES,
+  type DigestName,
+  type Hasher,
+  loadDigest,
+  MANDATORY_DIGEST,
+  toHex,
+} from "../protocol/digests.ts";
 import {
   type Ack,
   type Bye,
@@ -63,6 +72,8 @@ export interface SendOptions {
   plaintext?: boolean;
   /** First backoff before reconnecting; doubles each time, up to 30 s. */
   retryDelayMs?: number;
+  /** The digests to offer, best first (default: all of DIGEST_NAMES). */
+  digests?: readonly DigestName[];
   software: string;
   onEvent: (event: SendEvent) => void;
 }
@@ -75,6 +86,8 @@ export type SendEvent =
     attempt: number;
     /** The record suite of the encrypted channel, or null on the plain channel. */
     cipher: Suite | null;
+    /** The digest the receiver chose for every FILE_END. */
+    digest: DigestName;
   }
   | { type: "skipped"; path: string; reason: string }
   /** A file's data starts (after any resumed prefix). */
@@ -225,7 +238,8 @@ class SendSession {
   #bye = deferred<Bye>();
   #failure: Error | null = null;
   #reading: Promise<void> = Promise.resolve();
-  #digest = "sha256";
+  /** The digest WELCOME chose; set before any file. */
+  #digest: Digest | null = null;
   /** The encrypted channel's record suite; null on the plain channel. */
   #cipher: Suite | null = null;
   #resume = false;
@@ -273,6 +287,7 @@ class SendSession {
         server: welcome.software,
         attempt: this.attempt,
         cipher: this.#cipher,
+        digest: this.#digest!.name,
       });
       this.#reading = this.#readLoop();
       await this.#pipeline();
@@ -364,13 +379,14 @@ class SendSession {
       throw new ProtocolError("unexpected-frame", "expected WELCOME");
     }
     const welcome = decodeWelcome(frame.payload);
-    if (welcome.digest !== "sha256") {
+    const chosen = this.#offeredDigests.find((name) => name === welcome.digest);
+    if (chosen === undefined) {
       throw new ProtocolError(
         "bad-message",
         `the receiver chose digest ${welcome.digest}, not offered`,
       );
     }
-    this.#digest = welcome.digest;
+    this.#digest = await loadDigest(chosen);
     this.#resume = welcome.features.includes(Feature.resume);
     this.#batchEntries = Math.min(BATCH_ENTRIES, welcome.limits.maxBatchEntries);
     this.#maxFrame = welcome.limits.maxFrame;
@@ -378,12 +394,18 @@ class SendSession {
     return welcome;
   }
 
+  /** What HELLO offers: the chosen digests, best first; sha256 always among them (§8). */
+  get #offeredDigests(): readonly DigestName[] {
+    const wanted = this.opts.digests ?? DIGEST_NAMES;
+    return wanted.includes(MANDATORY_DIGEST) ? wanted : [...wanted, MANDATORY_DIGEST];
+  }
+
   async #sendHello(): Promise<void> {
     await this.#writer.frame(
       FrameType.HELLO,
       encodeJson({
         software: this.opts.software,
-        digests: ["sha256"],
+        digests: this.#offeredDigests,
         features: [Feature.resume],
         transfer: this.transfer,
       }),
@@ -717,7 +739,7 @@ class SendSession {
       return;
     }
     this.opts.onEvent({ type: "file-start", path: entry.path, size, resumed: 0 });
-    const digest = new Uint8Array(createHash(this.#digest).update(room).digest());
+    const digest = this.#digest!.of(room);
     if (size > 0) {
       this.#writer.commit(FrameType.DATA, size);
       this.opts.onEvent({ type: "progress", bytes: size });
@@ -764,13 +786,13 @@ class SendSession {
       }
       file = opened;
     }
-    let hash = createHash(this.#digest);
+    let hash = this.#digest!.hasher();
     let sent = 0;
     try {
       if (offer > 0 && opened) {
         const resumed = await resumePoint(opened, hash, offer, prefix!);
         if (resumed === null) {
-          hash = createHash(this.#digest);
+          hash = this.#digest!.hasher();
           await opened.seek(0, Deno.SeekMode.Start);
         }
         sent = resumed ?? 0;
@@ -814,7 +836,7 @@ class SendSession {
     if (entry.size === null) entry.size = sent;
     await this.#writer.frame(
       FrameType.FILE_END,
-      encodeFileEnd({ id: entry.id, length: sent, digest: new Uint8Array(hash.digest()) }),
+      encodeFileEnd({ id: entry.id, length: sent, digest: hash.digest() }),
     );
   }
 }
@@ -825,7 +847,7 @@ class SendSession {
  */
 async function resumePoint(
   file: Deno.FsFile,
-  hash: Hash,
+  hash: Hasher,
   offer: number,
   prefix: string,
 ): Promise<number | null> {
@@ -837,7 +859,7 @@ async function resumePoint(
     hash.update(buf.subarray(0, n));
     done += n;
   }
-  return hash.copy().digest("hex") === prefix ? offer : null;
+  return toHex(hash.peek()) === prefix ? offer : null;
 }
 
 function unchanged(info: Deno.FileInfo, entry: LocalEntry): boolean {

@@ -9,7 +9,8 @@
  * - directories whose entries changed are fsynced before anything in them
  *   is acknowledged.
  */
-import { createHash, type Hash } from "node:crypto";
+import { createHash } from "node:crypto";
+import type { Digest, Hasher } from "../protocol/digests.ts";
 import { statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { FsyncPace } from "./fsync_pace.ts";
@@ -230,9 +231,9 @@ export class Inbox {
    */
   async readPartial(
     partial: Partial,
-    digest: string,
+    digest: Digest,
     maxSize: number,
-  ): Promise<{ size: number; hash: Hash } | null> {
+  ): Promise<{ size: number; hash: Hasher } | null> {
     let file: Deno.FsFile;
     try {
       const info = await Deno.lstat(partial.path);
@@ -246,7 +247,7 @@ export class Inbox {
       return null;
     }
     try {
-      const hash = createHash(digest);
+      const hash = digest.hasher();
       const buf = new Uint8Array(1024 * 1024);
       let size = 0;
       for (;;) {

@@ -8,7 +8,7 @@
  * DIR/.ferry/partial for a later session of the same transfer to continue.
  * Anything else is staged in DIR/.ferry/tmp and removed on failure.
  */
-import { createHash, type Hash } from "node:crypto";
+import type { Digest, Hasher } from "../protocol/digests.ts";
 import type { Entry } from "../protocol/messages.ts";
 import type { FileEnd } from "../protocol/frame.ts";
 import { writeAll } from "../transport/byte_stream.ts";
@@ -22,7 +22,7 @@ export const KEPT_MODE_BITS = 0o755;
 /** Where a file resumes: the bytes already held and the hash over them. */
 export interface Resume {
   offset: number;
-  hash: Hash;
+  hash: Hasher;
 }
 
 /** Thrown for data that arrived damaged: the sender may send the file again. */
@@ -57,7 +57,7 @@ export class IncomingFile {
   received: number;
   /** Bytes that were already held when this session started on the file. */
   readonly resumed: number;
-  #hash: Hash;
+  #hash: Hasher;
   #closed = false;
   /** The write in flight, if any, and the two buffers writes alternate between. */
   #writing: Promise<void> | null = null;
@@ -71,7 +71,7 @@ export class IncomingFile {
     readonly path: string,
     readonly file: Deno.FsFile,
     readonly partial: Partial | null,
-    hash: Hash,
+    hash: Hasher,
     resumed: number,
     private readonly lender: WriteBuffers,
   ) {
@@ -89,7 +89,7 @@ export class IncomingFile {
     entry: Entry,
     dir: string,
     name: string,
-    digest: string,
+    digest: Digest,
     partial: Partial | null,
     resume: Resume | null,
     buffers: WriteBuffers,
@@ -104,7 +104,7 @@ export class IncomingFile {
           temp.path,
           temp.file,
           null,
-          createHash(digest),
+          digest.hasher(),
           0,
           buffers,
         );
@@ -119,7 +119,7 @@ export class IncomingFile {
         await file.truncate(resume.offset);
         await file.seek(resume.offset, Deno.SeekMode.Start);
       }
-      const hash = resume?.hash ?? createHash(digest);
+      const hash = resume?.hash ?? digest.hasher();
       return new IncomingFile(
         entry,
         dir,
@@ -192,7 +192,7 @@ export class IncomingFile {
         `received ${this.received} bytes, but the sender says it sent ${end.length}`,
       );
     }
-    const digest = new Uint8Array(this.#hash.digest());
+    const digest = this.#hash.digest();
     if (!equalBytes(digest, end.digest)) {
       throw new DamagedData("digest mismatch: the data was altered in transit");
     }

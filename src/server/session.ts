@@ -16,6 +16,7 @@ import {
   FrameType,
 } from "../protocol/frame.ts";
 import { ANNOUNCE_WINDOW } from "../protocol/limits.ts";
+import { type Digest, DIGEST_NAMES, isDigestName, loadDigest, toHex } from "../protocol/digests.ts";
 import {
   type Ack,
   checkEntry,
@@ -53,7 +54,6 @@ import {
 import { SMALL_FILE_MAX, SmallFile, StagedFile } from "./small_file.ts";
 import type { ServerLimits } from "./server_limits.ts";
 
-export const SUPPORTED_DIGESTS = ["sha256"];
 export const SUPPORTED_FEATURES = [Feature.resume];
 
 export interface SessionOptions {
@@ -139,7 +139,8 @@ export class Session {
   #writer: FrameWriter;
   #watchdog: Watchdog | null = null;
   #handshakeExpired = false;
-  #digest = "sha256";
+  /** The digest HELLO and WELCOME agreed on; set before any file. */
+  #digest: Digest | null = null;
   #resumable = false;
   #transfer: string | null = null;
   /** This session continues an interrupted transfer: files already here are "have". */
@@ -357,11 +358,14 @@ export class Session {
     }
     if (!plain) await this.#keyExchange(raw, ours);
     const hello = decodeHello((await this.#expect(FrameType.HELLO, "HELLO")).payload);
-    const digest = hello.digests.find((d) => SUPPORTED_DIGESTS.includes(d));
+    const digest = hello.digests.find(isDigestName);
     if (!digest) {
-      throw new ProtocolError("no-common-digest", `no common digest; this receiver has sha256`);
+      throw new ProtocolError(
+        "no-common-digest",
+        `no common digest; this receiver has ${DIGEST_NAMES.join(", ")}`,
+      );
     }
-    this.#digest = digest;
+    this.#digest = await loadDigest(digest);
     this.#resumable = hello.features.includes(Feature.resume);
     if (this.#resumable && hello.transfer !== undefined) {
       this.#transfer = hello.transfer;
@@ -614,7 +618,7 @@ export class Session {
     const partial = this.#resumable && entry.size !== null && entry.size > SMALL_FILE_MAX
       ? inbox.claimPartial(entry)
       : null;
-    const held = partial ? await inbox.readPartial(partial, this.#digest, entry.size!) : null;
+    const held = partial ? await inbox.readPartial(partial, this.#digest!, entry.size!) : null;
     const offer = held ? { offset: held.size, hash: held.hash } : null;
     const need = (entry.size ?? 0) - (offer?.offset ?? 0);
     if (free !== null && need > free - inbox.reserved) {
@@ -632,7 +636,7 @@ export class Session {
     this.#acceptedFiles++;
     this.#enqueue({ entry, dir, name, partial, offer, reserved: need });
     if (offer === null) return { id: entry.id, action: "accept", offset: 0 };
-    const prefix = offer.hash.copy().digest("hex");
+    const prefix = toHex(offer.hash.peek());
     return { id: entry.id, action: "accept", offset: offer.offset, prefix };
   }
 
@@ -719,7 +723,7 @@ export class Session {
         head.entry,
         head.dir,
         head.name,
-        this.#digest,
+        this.#digest!,
         head.partial,
         resume,
         this.#writeBuffers,
@@ -803,7 +807,7 @@ export class Session {
   async #finish(head: Queued, end: FileEnd): Promise<Finished | StagedFile> {
     if (this.#isSmall(head)) {
       if (this.#small.entry !== head.entry) this.#beginSmall(head); // an empty file has no DATA
-      return this.#small.stage(end, this.opts.inbox, this.#digest);
+      return this.#small.stage(end, this.opts.inbox, this.#digest!);
     }
     await this.#ensureOpen(head, "FILE_END");
     if (this.#currentFailed !== null) throw this.#currentFailed;

@@ -9,9 +9,9 @@
  * and where it waits on a disk, the fsyncs of several files run side by side
  * on the thread pool (fsync_pace.ts).
  */
-import { createHash } from "node:crypto";
 import { MAX_FRAME_PAYLOAD } from "../protocol/limits.ts";
 import type { FileEnd } from "../protocol/frame.ts";
+import type { Digest } from "../protocol/digests.ts";
 import type { Entry } from "../protocol/messages.ts";
 import { type ConflictPolicy, type Inbox, storageRefusal } from "./inbox.ts";
 import { type FsyncPace, fsyncPaced } from "./fsync_pace.ts";
@@ -55,7 +55,7 @@ export class SmallFile {
    * pool, where the fsyncs of several small files overlap (fsync_pace.ts).
    * It is awaited before the file is placed (StagedFile).
    */
-  stage(end: FileEnd, inbox: Inbox, digest: string): StagedFile {
+  stage(end: FileEnd, inbox: Inbox, digest: Digest): StagedFile {
     const entry = this.entry!;
     this.entry = null;
     const data = this.#buf.subarray(0, this.#length);
@@ -67,7 +67,7 @@ export class SmallFile {
         `received ${data.length} bytes, but the sender says it sent ${end.length}`,
       );
     }
-    const actual = createHash(digest).update(data).digest();
+    const actual = digest.of(data);
     if (actual.length !== end.digest.length || !actual.every((b, i) => b === end.digest[i])) {
       throw new DamagedData("digest mismatch: the data was altered in transit");
     }

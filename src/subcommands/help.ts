@@ -91,6 +91,9 @@ Options:
                           (default: FERRY_CODE)
       --plaintext         no encryption (the receiver must run --open
                           --plaintext); for benchmarks on a trusted link only
+      --digest NAME       each file's end-to-end check: xxh128 (default;
+                          fast, with the encrypted channel guarding against
+                          tampering) or sha256 (cryptographic end to end)
   -n, --name NAME         the name for standard input (default 'stdin')
   -x, --exclude GLOB      leave out what matches (repeatable): '*.tmp' and
                           'node_modules' match names anywhere, 'photos/raw/**'

@@ -7,6 +7,7 @@ import { chooseMode, type Mode, writeText } from "../cli/output.ts";
 import { canAsk, choose } from "../cli/prompt.ts";
 import { SendReporter } from "../cli/send_report.ts";
 import { send as runSend } from "../client/send_session.ts";
+import { DIGEST_NAMES, isDigestName } from "../protocol/digests.ts";
 import { countSources, resolveSources, STDIN_SOURCE } from "../client/walk.ts";
 import { DISCOVERY_PORT } from "../discovery/discovery_protocol.ts";
 import {
@@ -28,6 +29,7 @@ const FLAGS = {
   retries: { type: "string" },
   code: { type: "string", short: "c" },
   plaintext: { type: "boolean" },
+  digest: { type: "string" },
   quiet: { type: "boolean", short: "q" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
@@ -60,6 +62,13 @@ export async function send(args: string[]): Promise<number> {
       "e.g. --code 4821-crane-lotus-oyster",
     );
   }
+  if (values.digest !== undefined && !isDigestName(values.digest)) {
+    throw new UsageError(
+      `--digest must be one of ${DIGEST_NAMES.join(", ")}, not '${values.digest}'`,
+      "e.g. --digest sha256",
+    );
+  }
+  const digests = values.digest === undefined ? undefined : [values.digest];
   const exclude = new Excluder(values.exclude ?? []);
   const mode = chooseMode({ json: values.json, quiet });
   const sources = await resolveSources(
@@ -107,6 +116,7 @@ export async function send(args: string[]): Promise<number> {
       retries,
       code,
       plaintext: values.plaintext ?? false,
+      digests,
       software: SOFTWARE,
       onEvent: (event) => reporter.event(event),
     });

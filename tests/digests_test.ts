@@ -1,0 +1,119 @@
+/**
+ * The FILE_END digests (src/protocol/digests.ts): known answers from the
+ * reference implementations (`xxhsum -H2`, `sha256sum`), incremental
+ * hashing across every kind of split, and xxh128's one shared WebAssembly
+ * instance: hashers that interleave (two sessions' files) must not see each
+ * other's state.
+ */
+import { assertEquals, assertThrows } from "@std/assert";
+import {
+  DIGEST_NAMES,
+  type DigestName,
+  isDigestName,
+  loadDigest,
+  MANDATORY_DIGEST,
+  toHex,
+} from "../src/protocol/digests.ts";
+
+const text = (s: string) => new TextEncoder().encode(s);
+
+/** 100,000 bytes, byte i = (31 i + 7) mod 251: long enough for XXH3's long-input path. */
+const PATTERN = Uint8Array.from({ length: 100_000 }, (_, i) => (i * 31 + 7) % 251);
+
+/** Computed with xxhsum 0.8 (`xxhsum -H2`) and sha256sum. */
+const KNOWN: Record<DigestName, [Uint8Array, string][]> = {
+  xxh128: [
+    [text(""), "99aa06d3014798d86001c324468d497f"],
+    [text("abc"), "06b05ab6733a618578af5f94892f3950"],
+    [PATTERN, "bc2117116c93a45dddc565585fab0e61"],
+  ],
+  sha256: [
+    [text(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"],
+    [text("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"],
+    [PATTERN, "08d042cceab8034d08c870e707f331cac9f42321044406bcccd156c7258229ab"],
+  ],
+};
+
+Deno.test("DIGEST_NAMES lists xxh128 first and includes the mandatory sha256", () => {
+  assertEquals([...DIGEST_NAMES], ["xxh128", "sha256"]);
+  assertEquals(MANDATORY_DIGEST, "sha256");
+  assertEquals(isDigestName("xxh128"), true);
+  assertEquals(isDigestName("md5"), false);
+  assertEquals(isDigestName("SHA256"), false);
+});
+
+for (const name of DIGEST_NAMES) {
+  Deno.test(`${name}: of() and hasher() give the reference digests`, async () => {
+    const digest = await loadDigest(name);
+    for (const [data, hex] of KNOWN[name]) {
+      assertEquals(toHex(digest.of(data)), hex);
+      const hasher = digest.hasher();
+      hasher.update(data);
+      assertEquals(toHex(hasher.digest()), hex);
+      assertEquals(digest.of(data).length, digest.length);
+    }
+  });
+
+  Deno.test(`${name}: updates split anywhere give the same digest as one update`, async () => {
+    const digest = await loadDigest(name);
+    const whole = toHex(digest.of(PATTERN));
+    // Splits around XXH3's 64-byte stripes, 1024-byte blocks and hash-wasm's 16 KiB copies.
+    for (const step of [1, 63, 64, 65, 240, 1023, 1024, 16_383, 16_384, 16_385, 65_536]) {
+      const hasher = digest.hasher();
+      for (let at = 0; at < PATTERN.length; at += step) {
+        hasher.update(PATTERN.subarray(at, at + step));
+      }
+      assertEquals(toHex(hasher.digest()), whole, `step ${step}`);
+    }
+  });
+
+  Deno.test(`${name}: peek() gives the prefix's digest and hashing goes on`, async () => {
+    const digest = await loadDigest(name);
+    const hasher = digest.hasher();
+    hasher.update(PATTERN.subarray(0, 40_000));
+    assertEquals(hasher.peek(), digest.of(PATTERN.subarray(0, 40_000)));
+    assertEquals(hasher.peek(), digest.of(PATTERN.subarray(0, 40_000)), "peek twice");
+    hasher.update(PATTERN.subarray(40_000));
+    assertEquals(hasher.digest(), digest.of(PATTERN));
+  });
+
+  Deno.test(`${name}: interleaved hashers keep their own state`, async () => {
+    const digest = await loadDigest(name);
+    const a = digest.hasher();
+    const b = digest.hasher();
+    const c = digest.hasher();
+    const other = text("another file's bytes ").subarray();
+    for (let at = 0; at < PATTERN.length; at += 7_000) {
+      a.update(PATTERN.subarray(at, at + 7_000));
+      b.update(other);
+      // A one-shot digest in between (a small file of another session).
+      assertEquals(toHex(digest.of(text("abc"))), KNOWN[name][1][1]);
+      if (at === 49_000) assertEquals(a.peek(), digest.of(PATTERN.subarray(0, 56_000)));
+    }
+    c.update(text("abc"));
+    assertEquals(toHex(a.digest()), KNOWN[name][2][1]);
+    assertEquals(toHex(c.digest()), KNOWN[name][1][1]);
+    const expectedB = digest.hasher();
+    for (let at = 0; at < PATTERN.length; at += 7_000) expectedB.update(other);
+    assertEquals(b.digest(), expectedB.digest());
+  });
+}
+
+Deno.test("xxh128: a hasher refuses to go on after digest()", async () => {
+  const digest = await loadDigest("xxh128");
+  const hasher = digest.hasher();
+  hasher.update(text("abc"));
+  hasher.digest();
+  assertThrows(() => hasher.update(text("more")), Error, "after digest()");
+  assertThrows(() => hasher.digest(), Error, "after digest()");
+});
+
+Deno.test("loadDigest() loads each digest once", async () => {
+  assertEquals(await loadDigest("xxh128"), await loadDigest("xxh128"));
+  assertEquals(await loadDigest("sha256"), await loadDigest("sha256"));
+});
+
+Deno.test("toHex() writes lowercase hex with leading zeros", () => {
+  assertEquals(toHex(new Uint8Array([0, 1, 0xab, 0xff])), "0001abff");
+  assertEquals(toHex(new Uint8Array(0)), "");
+});
