@@ -142,6 +142,54 @@ Deno.test("FrameReader reassembles frames split into 1-byte reads", async () => 
   }
 });
 
+/** `count` DATA frames of `size` bytes, frame i filled with the byte i + 1. */
+function dataFrames(count: number, size: number): { input: Uint8Array; payloads: Uint8Array[] } {
+  const payloads = Array.from({ length: count }, (_, i) => new Uint8Array(size).fill(i + 1));
+  return { input: concat(payloads.map((p) => encodeFrame(FrameType.DATA, p))), payloads };
+}
+
+Deno.test("FrameReader.hold() keeps a payload intact while the next frames are read", async () => {
+  // Frames larger than half the buffer: without the hold, reading the next ones reuses its bytes.
+  const { input, payloads } = dataFrames(6, MAX_FRAME_PAYLOAD);
+  for (const step of [7_000, 300_000, input.length]) {
+    const reader = new FrameReader(memoryStream(input, step));
+    let held: { payload: Uint8Array; release: () => void } | null = null;
+    for (const [i, expected] of payloads.entries()) {
+      const frame = await reader.next();
+      assertEquals(frame?.payload.length, expected.length);
+      assert(frame!.payload.every((b) => b === i + 1), `frame ${i}, step ${step}`);
+      if (held !== null) {
+        assert(held.payload.every((b) => b === i), `held frame ${i - 1} intact, step ${step}`);
+        held.release();
+      }
+      held = { payload: frame!.payload, release: reader.hold() };
+    }
+    held!.release();
+    assertEquals(await reader.next(), null);
+  }
+});
+
+Deno.test("FrameReader.next() waits while both buffers are held, until one is released", async () => {
+  const { input } = dataFrames(4, MAX_FRAME_PAYLOAD);
+  const reader = new FrameReader(memoryStream(input, MAX_FRAME_PAYLOAD + 5)); // a frame a read
+  await reader.next();
+  const first = reader.hold();
+  await reader.next();
+  const second = reader.hold();
+  let third = false;
+  const next = reader.next().then((frame) => {
+    third = true;
+    return frame;
+  });
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assertEquals(third, false, "read into a held buffer");
+  first();
+  first(); // a second call is harmless
+  const frame = await next;
+  assert(frame!.payload.every((b) => b === 3));
+  second();
+});
+
 Deno.test("FrameReader reports a stream that ends inside a frame as truncated", async () => {
   const frame = encodeFrame(FrameType.DATA, new Uint8Array(100));
   for (const cut of [1, 4, 5, 50]) {

@@ -44,13 +44,7 @@ import { PeerRefused, receiverKeyExchange, WrongCode } from "../transport/channe
 import { SecureStream } from "../transport/secure_stream.ts";
 import type { CodeGuard } from "./code_guard.ts";
 import { type ConflictPolicy, type Inbox, type Partial, Refusal, syncDirs } from "./inbox.ts";
-import {
-  DamagedData,
-  IncomingFile,
-  KEPT_MODE_BITS,
-  type Resume,
-  WriteBuffers,
-} from "./incoming_file.ts";
+import { DamagedData, IncomingFile, KEPT_MODE_BITS, type Resume } from "./incoming_file.ts";
 import { SMALL_FILE_MAX, SmallFile, StagedFile } from "./small_file.ts";
 import type { ServerLimits } from "./server_limits.ts";
 
@@ -158,8 +152,6 @@ export class Session {
   #queue: Queued[] = [];
   #queueHead = 0;
   #current: IncomingFile | null = null;
-  /** Lent to each incoming file in turn. */
-  readonly #writeBuffers = new WriteBuffers();
   /** The head file's data, when it takes the short path. */
   #small = new SmallFile();
   /** Small files verified and written, their fsyncs under way, waiting to be placed. */
@@ -726,7 +718,6 @@ export class Session {
         this.#digest!,
         head.partial,
         resume,
-        this.#writeBuffers,
       );
     } catch (err) {
       if (!(err instanceof Refusal)) throw err;
@@ -779,7 +770,7 @@ export class Session {
         }
         this.#streamed += chunk.length;
       }
-      await this.#current!.write(chunk, maxSize);
+      await this.#current!.write(chunk, maxSize, () => this.#reader.hold());
       this.opts.onEvent({ type: "progress", session: this.id, bytes: chunk.length });
     } catch (err) {
       if (!(err instanceof Refusal)) throw err;

@@ -1,8 +1,8 @@
 /**
  * Buffered frame I/O over a ByteStream. The reader hands out payload views
- * into its own buffer (valid until the next `next()`), so data frames are
- * never copied; the writer packs small frames into one write and lets data be
- * read straight into its buffer.
+ * into its own buffer (valid until the next `next()`, or, with `hold()`,
+ * until released), so data frames are never copied; the writer packs small
+ * frames into one write and lets data be read straight into its buffer.
  */
 import { ProtocolError } from "../protocol/errors.ts";
 import { type FrameTypeCode, parseHeader, writeHeader } from "../protocol/frame.ts";
@@ -12,14 +12,41 @@ import { ioBuffer } from "./io_buffer.ts";
 
 export interface Frame {
   type: FrameTypeCode;
-  /** A view into the reader's buffer, valid until the next call to `next()`. */
+  /** A view into the reader's buffer, valid until the next call to `next()` (see `hold()`). */
   payload: Uint8Array;
 }
 
 const READ_BUFFER_BYTES = 2 * (MAX_FRAME_PAYLOAD + FRAME_HEADER_BYTES);
 
+/** One read buffer and the payloads of it still held (FrameReader.hold). */
+class ReadBuffer {
+  holds = 0;
+  #free: (() => void) | null = null;
+
+  constructor(readonly bytes: Uint8Array) {}
+
+  hold(): () => void {
+    this.holds++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--this.holds === 0) this.#free?.();
+    };
+  }
+
+  /** Resolves once nothing in this buffer is held. */
+  async free(): Promise<void> {
+    while (this.holds > 0) await new Promise<void>((resolve) => this.#free = resolve);
+    this.#free = null;
+  }
+}
+
 export class FrameReader {
-  #buf = ioBuffer(READ_BUFFER_BYTES);
+  #current = new ReadBuffer(ioBuffer(READ_BUFFER_BYTES));
+  #buf = this.#current.bytes;
+  /** The other buffer, made when a payload is first held. */
+  #other: ReadBuffer | null = null;
   #start = 0;
   #end = 0;
   /** Bound on control (non-DATA) frame payloads; see parseHeader. */
@@ -47,6 +74,19 @@ export class FrameReader {
     return out;
   }
 
+  /**
+   * Keeps the last frame's payload valid past the next `next()`, until the
+   * returned function is called (a file write from it, in flight while the
+   * next frame arrives). The reader then goes on in its other buffer; once
+   * it needs this one again, it waits for the release. So a DATA payload
+   * goes from the socket (or the decryption) to the file with no copy. Hold
+   * at most one buffer's payloads while calling `next()`: with both held,
+   * `next()` waits for a release.
+   */
+  hold(): () => void {
+    return this.#current.hold();
+  }
+
   /** The next frame, or null when the peer closed cleanly between frames. */
   async next(): Promise<Frame | null> {
     if (!(await this.#fill(FRAME_HEADER_BYTES))) return null;
@@ -64,6 +104,7 @@ export class FrameReader {
   /** Ensures `n` bytes are buffered. False on a clean end with none buffered. */
   async #fill(n: number): Promise<boolean> {
     if (this.#end - this.#start >= n) return true;
+    if (this.#current.holds > 0) await this.#switch();
     // Move what is left to the front when it would not fit, and whenever nothing is left (a
     // free move): a stream of small messages then keeps using the first pages of the buffer.
     if (this.#start === this.#end || this.#start + n > this.#buf.length) {
@@ -81,6 +122,18 @@ export class FrameReader {
       this.onProgress();
     }
     return true;
+  }
+
+  /** Goes on in the other buffer (once free), taking along what is buffered past the last frame. */
+  async #switch(): Promise<void> {
+    const next = this.#other ?? new ReadBuffer(ioBuffer(READ_BUFFER_BYTES));
+    await next.free();
+    next.bytes.set(this.#buf.subarray(this.#start, this.#end));
+    this.#end -= this.#start;
+    this.#start = 0;
+    this.#other = this.#current;
+    this.#current = next;
+    this.#buf = next.bytes;
   }
 }
 
