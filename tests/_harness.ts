@@ -288,7 +288,7 @@ export class RawClient {
    */
   async handshake(
     version = PROTOCOL_VERSION,
-    opts: { code?: string | null; features?: string[]; digests?: string[] } = {},
+    opts: { code?: string | null; features?: string[]; digests?: string[]; transfer?: string } = {},
   ): Promise<Frame | null> {
     if (!(await this.channel({ version, code: opts.code }))) return null;
     await this.send(
@@ -297,6 +297,7 @@ export class RawClient {
         software: "raw-test",
         digests: opts.digests ?? ["sha256"],
         features: opts.features ?? [],
+        ...(opts.transfer === undefined ? {} : { transfer: opts.transfer }),
       }),
     );
     return await this.reader.next();

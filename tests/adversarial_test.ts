@@ -18,7 +18,13 @@ import { assert, assertEquals, assertMatch } from "@std/assert";
 import { join } from "node:path";
 import { send, type SendEvent } from "../src/client/send_session.ts";
 import { resolveSources } from "../src/client/walk.ts";
-import { encodeFileAbort, encodeFileEnd, type FileEnd, FrameType } from "../src/protocol/frame.ts";
+import {
+  encodeFileAbort,
+  encodeFileEnd,
+  encodeFileStart,
+  type FileEnd,
+  FrameType,
+} from "../src/protocol/frame.ts";
 import { MAX_BATCH_ENTRIES, MAX_FRAME_PAYLOAD } from "../src/protocol/limits.ts";
 import type { Ack, Decision } from "../src/protocol/messages.ts";
 import { loadDigest } from "../src/protocol/digests.ts";
@@ -693,6 +699,67 @@ Deno.test("server rejects files whose size, length or digest lies, and stores th
     assertEquals(bye, { files: 1, bytes: 1234, failed: cases.length });
     assertEquals(await Deno.readFile(join(arena.dir, "streamed.bin")), honest);
     return ["streamed.bin"];
+  });
+});
+
+Deno.test("a resume offer's prefix is the held bytes' SHA-256 even in an xxh128 session, and the file completes", async () => {
+  const xxh128 = await loadDigest("xxh128");
+  await inArena(async (arena) => {
+    const transfer = "0123456789abcdef0123456789abcdef";
+    const hello = { digests: ["xxh128", "sha256"], features: ["resume"], transfer };
+    const data = randomBytes(3 * MAX_FRAME_PAYLOAD + 1000);
+    const held = 2 * MAX_FRAME_PAYLOAD;
+    // First session: two whole DATA frames, then the connection drops: a partial is kept.
+    const first = await arena.connect();
+    assertEquals((await first.handshake(undefined, hello))?.type, FrameType.WELCOME);
+    assertEquals((await announce(first, 0, [file(1, "big.bin", data.length)]))[0].offset, 0);
+    await sendData(first, data.subarray(0, held), MAX_FRAME_PAYLOAD);
+    await waitFor(async () => {
+      for await (const e of Deno.readDir(join(arena.dir, ".ferry", "partial"))) {
+        if ((await Deno.stat(join(arena.dir, ".ferry", "partial", e.name))).size === held) {
+          return true;
+        }
+      }
+      return false;
+    });
+    first.close();
+    await sessionsEnded(arena.srv);
+    // Second session: offered the held bytes, named by their SHA-256.
+    const second = await arena.connect();
+    assertEquals((await second.handshake(undefined, hello))?.type, FrameType.WELCOME);
+    const [decision] = await announce(second, 0, [file(1, "big.bin", data.length)]);
+    assertEquals(decision.offset, held);
+    const hex = Array.from(sha256(data.subarray(0, held)), (b) => b.toString(16).padStart(2, "0"));
+    assertEquals(decision.prefix, hex.join(""));
+    await second.send(FrameType.FILE_START, encodeFileStart({ id: 1, offset: held }));
+    await sendFile(second, 1, data.subarray(held), {
+      length: data.length,
+      digest: xxh128.of(data),
+    });
+    assertEquals(await readAcks(second, 1), [{ id: 1, ok: true, name: "big.bin" }]);
+    await finish(second);
+    assertEquals(await Deno.readFile(join(arena.dir, "big.bin")), data);
+    return ["big.bin"];
+  });
+});
+
+Deno.test("server takes the first digest of HELLO's list that it knows", async () => {
+  await inArena(async (arena) => {
+    for (
+      const [offer, chosen] of [
+        [["sha256", "xxh128"], "sha256"],
+        [["md5", "xxh128", "sha256"], "xxh128"],
+        [["blake3", "sha256"], "sha256"],
+      ] as const
+    ) {
+      const client = await arena.connect();
+      const welcome = await client.handshake(undefined, { digests: [...offer] });
+      assertEquals(welcome?.type, FrameType.WELCOME);
+      assertEquals(JSON.parse(new TextDecoder().decode(welcome!.payload)).digest, chosen);
+      await finish(client);
+      client.close();
+    }
+    return [];
   });
 });
 

@@ -2,13 +2,14 @@
  * The sender against peers that are not (quite) ferry servers: it must fail
  * with one clear line, never hang or crash.
  */
-import { assertEquals, assertRejects } from "@std/assert";
+import { assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
 import { FerryError } from "../src/cli/errors.ts";
 import { send } from "../src/client/send_session.ts";
 import { resolveSources } from "../src/client/walk.ts";
 import { encodeFrame, FrameType } from "../src/protocol/frame.ts";
 import { encodeJson } from "../src/protocol/messages.ts";
+import type { DigestName } from "../src/protocol/digests.ts";
 import { encodePreamble } from "../src/protocol/preamble.ts";
 import { tempDir } from "./_harness.ts";
 
@@ -29,7 +30,11 @@ async function fakeServer(reply: Uint8Array, run: (port: number) => Promise<void
   }
 }
 
-async function sendOne(port: number, timeoutMs = 5000) {
+async function sendOne(
+  port: number,
+  timeoutMs = 5000,
+  extra: { plaintext?: boolean; digests?: DigestName[] } = {},
+) {
   const dir = await tempDir();
   await Deno.writeTextFile(join(dir, "a.txt"), "hello");
   try {
@@ -41,6 +46,7 @@ async function sendOne(port: number, timeoutMs = 5000) {
       retries: 0,
       software: "ferry/test",
       onEvent: () => {},
+      ...extra,
     });
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -98,4 +104,24 @@ Deno.test("send() gives up on a silent server after its timeout", async () => {
     (await accepted).close();
     listener.close();
   }
+});
+
+Deno.test("send() refuses a WELCOME that names a digest it did not offer", async () => {
+  const welcome = {
+    software: "fake",
+    digest: "xxh128",
+    features: [],
+    limits: { maxBatchEntries: 16, maxFrame: 65536, maxPathBytes: 4096 },
+  };
+  const reply = new Uint8Array([
+    ...encodePreamble({ version: 1, channel: 0 }),
+    ...encodeFrame(FrameType.WELCOME, encodeJson(welcome)),
+  ]);
+  await fakeServer(reply, async (port) => {
+    const err = await assertRejects(
+      () => sendOne(port, 5000, { plaintext: true, digests: ["sha256"] }),
+      FerryError,
+    );
+    assertStringIncludes(err.message, "the receiver chose digest xxh128, not offered");
+  });
 });

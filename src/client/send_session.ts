@@ -20,7 +20,6 @@ import {
   type Hasher,
   loadDigest,
   MANDATORY_DIGEST,
-  toHex,
 } from "../protocol/digests.ts";
 import {
   type Ack,
@@ -842,8 +841,11 @@ class SendSession {
 }
 
 /**
- * Hashes the first `offer` bytes of `file` into `hash`; returns `offer` if
- * their digest is the receiver's `prefix`, else null (send it all).
+ * Hashes the first `offer` bytes of `file` into `hash` (the session's
+ * digest, which goes on over the rest) and with SHA-256; returns `offer` if
+ * their SHA-256 is the receiver's `prefix`, else null (send it all). The
+ * prefix is always SHA-256 (PROTOCOL.md §7): the held bytes may come from
+ * another sender, and only a cryptographic digest proves they are ours.
  */
 async function resumePoint(
   file: Deno.FsFile,
@@ -851,15 +853,17 @@ async function resumePoint(
   offer: number,
   prefix: string,
 ): Promise<number | null> {
+  const proof = createHash("sha256");
   const buf = new Uint8Array(1024 * 1024);
   let done = 0;
   while (done < offer) {
     const n = await file.read(buf.subarray(0, Math.min(buf.length, offer - done)));
     if (n === null) return null;
     hash.update(buf.subarray(0, n));
+    proof.update(buf.subarray(0, n));
     done += n;
   }
-  return toHex(hash.peek()) === prefix ? offer : null;
+  return proof.digest("hex") === prefix ? offer : null;
 }
 
 function unchanged(info: Deno.FileInfo, entry: LocalEntry): boolean {

@@ -31,8 +31,6 @@ export function isDigestName(name: string): name is DigestName {
 /** An incremental digest over one file's bytes. */
 export interface Hasher {
   update(data: Uint8Array): void;
-  /** The digest of the bytes so far; hashing may go on after it. */
-  peek(): Uint8Array;
   /** The digest of all the bytes; the hasher is done. */
   digest(): Uint8Array;
 }
@@ -59,23 +57,13 @@ export function loadDigest(name: DigestName): Promise<Digest> {
   return digest;
 }
 
-/** Lowercase hex, as ACCEPT's resume `prefix` carries a digest. */
-export function toHex(bytes: Uint8Array): string {
-  let hex = "";
-  for (const b of bytes) hex += b.toString(16).padStart(2, "0");
-  return hex;
-}
-
 class Sha256Hasher implements Hasher {
-  constructor(private readonly hash: Hash = createHash("sha256")) {}
+  readonly #hash: Hash = createHash("sha256");
   update(data: Uint8Array): void {
-    this.hash.update(data);
-  }
-  peek(): Uint8Array {
-    return new Uint8Array(this.hash.copy().digest());
+    this.#hash.update(data);
   }
   digest(): Uint8Array {
-    return new Uint8Array(this.hash.digest());
+    return new Uint8Array(this.#hash.digest());
   }
 }
 
@@ -120,14 +108,6 @@ export function xxh128Digest(wasm: IHasher): Digest {
 
     update(data: Uint8Array): void {
       this.#take().update(data);
-    }
-
-    peek(): Uint8Array {
-      const wasm = this.#take();
-      const state = wasm.save();
-      const digest = wasm.digest("binary");
-      wasm.load(state);
-      return digest;
     }
 
     digest(): Uint8Array {

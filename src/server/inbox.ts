@@ -225,15 +225,18 @@ export class Inbox {
   }
 
   /**
-   * What is held for a claimed partial: its size, and a hash of those bytes
-   * (to confirm the prefix with the sender, and to continue from). Null if
-   * nothing usable is held.
+   * What is held for a claimed partial: its size, the session digest's
+   * hasher over those bytes (to continue from), and their SHA-256 in hex,
+   * which confirms the prefix with the sender whatever the session's digest
+   * (PROTOCOL.md §7: a partial may have been left by another sender, and
+   * xxh128 is no proof against one who crafts it). Null if nothing usable
+   * is held.
    */
   async readPartial(
     partial: Partial,
     digest: Digest,
     maxSize: number,
-  ): Promise<{ size: number; hash: Hasher } | null> {
+  ): Promise<{ size: number; hash: Hasher; prefix: string } | null> {
     let file: Deno.FsFile;
     try {
       const info = await Deno.lstat(partial.path);
@@ -248,15 +251,18 @@ export class Inbox {
     }
     try {
       const hash = digest.hasher();
+      const proof = createHash("sha256");
       const buf = new Uint8Array(1024 * 1024);
       let size = 0;
       for (;;) {
         const n = await file.read(buf);
         if (n === null) break;
         hash.update(buf.subarray(0, n));
+        proof.update(buf.subarray(0, n));
         size += n;
       }
-      return size > 0 && size <= maxSize ? { size, hash } : null;
+      if (size === 0 || size > maxSize) return null;
+      return { size, hash, prefix: proof.digest("hex") };
     } finally {
       file.close();
     }

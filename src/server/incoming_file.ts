@@ -17,10 +17,11 @@ import { type ConflictPolicy, type Inbox, type Partial, Refusal, storageRefusal 
 /** Permission bits a receiver keeps: no setuid, setgid, sticky, group/other write (the owner can always read and write). */
 export const KEPT_MODE_BITS = 0o755;
 
-/** Where a file resumes: the bytes already held and the hash over them. */
+/** Where a file resumes: the bytes already held, the hash over them, and their SHA-256 (hex). */
 export interface Resume {
   offset: number;
   hash: Hasher;
+  prefix: string;
 }
 
 /** Thrown for data that arrived damaged: the sender may send the file again. */

@@ -16,7 +16,7 @@ import {
   FrameType,
 } from "../protocol/frame.ts";
 import { ANNOUNCE_WINDOW } from "../protocol/limits.ts";
-import { type Digest, DIGEST_NAMES, isDigestName, loadDigest, toHex } from "../protocol/digests.ts";
+import { type Digest, DIGEST_NAMES, isDigestName, loadDigest } from "../protocol/digests.ts";
 import {
   type Ack,
   checkEntry,
@@ -611,7 +611,7 @@ export class Session {
       ? inbox.claimPartial(entry)
       : null;
     const held = partial ? await inbox.readPartial(partial, this.#digest!, entry.size!) : null;
-    const offer = held ? { offset: held.size, hash: held.hash } : null;
+    const offer = held ? { offset: held.size, hash: held.hash, prefix: held.prefix } : null;
     const need = (entry.size ?? 0) - (offer?.offset ?? 0);
     if (free !== null && need > free - inbox.reserved) {
       if (partial) inbox.releasePartial(partial);
@@ -628,8 +628,7 @@ export class Session {
     this.#acceptedFiles++;
     this.#enqueue({ entry, dir, name, partial, offer, reserved: need });
     if (offer === null) return { id: entry.id, action: "accept", offset: 0 };
-    const prefix = toHex(offer.hash.peek());
-    return { id: entry.id, action: "accept", offset: offer.offset, prefix };
+    return { id: entry.id, action: "accept", offset: offer.offset, prefix: offer.prefix };
   }
 
   #enqueue(item: Queued): void {

@@ -17,7 +17,7 @@ Examples:
   ferry send report.pdf        (no --to: finds the server on the LAN)
   tar c src | ferry send - --name src.tar --to laptop.local:5000
 
-Every file is checked (length and SHA-256) before it gets its final name, and
+Every file is checked (length and digest) before it gets its final name, and
 nothing is ever written outside DIR. Exit codes: 0 ok, 1 failure, 2 usage.
 Run 'ferry serve --help' or 'ferry send --help' for the options.
 `;
@@ -92,7 +92,7 @@ Options:
       --plaintext         no encryption (the receiver must run --open
                           --plaintext); for benchmarks on a trusted link only
       --digest NAME       each file's end-to-end check: xxh128 (default;
-                          fast, with the encrypted channel guarding against
+                          fast; the encrypted channel is what stops
                           tampering) or sha256 (cryptographic end to end)
   -n, --name NAME         the name for standard input (default 'stdin')
   -x, --exclude GLOB      leave out what matches (repeatable): '*.tmp' and
