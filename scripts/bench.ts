@@ -4,7 +4,7 @@
  * scp), all on 127.0.0.1, on a fresh tmpfs and on disk.
  *
  *   deno task bench [--quick] [--runs N] [--big-runs N] [--workloads big,small,mixed,huge,many]
- *                   [--placements tmpfs,disk] [--tools ferry,nc,rsync,rsync-fsync,scp]
+ *                   [--placements tmpfs,disk] [--tools ferry,ferry-plain,ferry-xxh128,nc,rsync,rsync-fsync,scp]
  *                   [--no-install] [--out DIR] [--disk-dir DIR]
  *
  * It makes its own data, runs the tools round-robin (run i: every tool once),
@@ -21,8 +21,19 @@ import { V8_FLAGS } from "../src/cli/v8_flags.ts";
 // ---------------------------------------------------------------------------
 // Names and options
 
-/** ferry-plain: ferry without encryption (--open --plaintext), to measure what encryption costs. */
-const TOOLS = ["ferry", "ferry-plain", "nc", "rsync", "rsync-fsync", "scp"] as const;
+/**
+ * ferry-plain: ferry without encryption (--open --plaintext), to measure what encryption costs.
+ * ferry-xxh128: ferry with `send --digest xxh128` (to the same server as ferry).
+ */
+const TOOLS = [
+  "ferry",
+  "ferry-plain",
+  "ferry-xxh128",
+  "nc",
+  "rsync",
+  "rsync-fsync",
+  "scp",
+] as const;
 const WORKLOADS = ["big", "small", "mixed", "huge", "many"] as const;
 /**
  * What runs without --workloads. huge (one 4 GiB file) and many (100,000 files) are there for
@@ -56,7 +67,7 @@ interface Options {
 
 const USAGE =
   `usage: deno task bench [--quick] [--runs N] [--big-runs N] [--workloads big,small,mixed,huge,many]
-         [--placements tmpfs,disk] [--tools ferry,nc,rsync,rsync-fsync,scp]
+         [--placements tmpfs,disk] [--tools ferry,ferry-plain,ferry-xxh128,nc,rsync,rsync-fsync,scp]
          [--no-install] [--out DIR] [--disk-dir DIR]`;
 
 class UsageError extends Error {}
@@ -358,6 +369,7 @@ async function missingPackage(tool: Tool): Promise<string | null> {
   switch (tool) {
     case "ferry":
     case "ferry-plain":
+    case "ferry-xxh128":
       return null;
     case "nc": {
       const help = await capture("nc", ["-h"]);
@@ -698,7 +710,9 @@ function destRoot(dir: PlacementDir): string {
 
 async function startServers(tools: Tool[], dir: PlacementDir, confDir: string): Promise<Servers> {
   const servers: Servers = {};
-  if (tools.includes("ferry")) servers.ferry = await startFerryServe(join(dir.root, "inbox"));
+  if (tools.includes("ferry") || tools.includes("ferry-xxh128")) {
+    servers.ferry = await startFerryServe(join(dir.root, "inbox"));
+  }
   if (tools.includes("ferry-plain")) {
     servers.ferryPlain = await startFerryServe(join(dir.root, "inbox-plain"), [
       "--open",
@@ -850,6 +864,7 @@ interface Outcome {
 const RUNNERS: Record<Tool, (ctx: RunContext) => Promise<Outcome>> = {
   ferry: (ctx) => runFerry(ctx, false),
   "ferry-plain": (ctx) => runFerry(ctx, true),
+  "ferry-xxh128": (ctx) => runFerry(ctx, false, ["--digest", "xxh128"]),
   nc: runNc,
   rsync: (ctx) => runRsync(ctx, false),
   "rsync-fsync": (ctx) => runRsync(ctx, true),
@@ -880,7 +895,7 @@ async function timeProcesses(start: () => Proc[], timeoutMs: number): Promise<Ti
 
 const TIME = findExecutable("time") !== null ? "/usr/bin/time" : null;
 
-async function runFerry(ctx: RunContext, plain: boolean): Promise<Outcome> {
+async function runFerry(ctx: RunContext, plain: boolean, extra: string[] = []): Promise<Outcome> {
   const server = plain ? ctx.servers.ferryPlain! : ctx.servers.ferry!;
   const rssFile = await Deno.makeTempFile({ prefix: "ferry-bench-rss-" });
   const send = denoArgs(
@@ -890,6 +905,7 @@ async function runFerry(ctx: RunContext, plain: boolean): Promise<Outcome> {
     `127.0.0.1:${server.port}`,
     "--quiet",
     ...(plain ? ["--plaintext"] : []),
+    ...extra,
   );
   let sender: Proc | null = null;
   let peak: Promise<number | null> = Promise.resolve(null);

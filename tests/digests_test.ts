@@ -35,8 +35,8 @@ const KNOWN: Record<DigestName, [Uint8Array, string][]> = {
   ],
 };
 
-Deno.test("DIGEST_NAMES lists xxh128 first and includes the mandatory sha256", () => {
-  assertEquals([...DIGEST_NAMES], ["xxh128", "sha256"]);
+Deno.test("DIGEST_NAMES lists the mandatory sha256 first (the default), then xxh128", () => {
+  assertEquals([...DIGEST_NAMES], ["sha256", "xxh128"]);
   assertEquals(MANDATORY_DIGEST, "sha256");
   assertEquals(isDigestName("xxh128"), true);
   assertEquals(isDigestName("md5"), false);

@@ -136,15 +136,15 @@ Deno.test("ferry send --json prints only NDJSON, and its summary matches the tre
   await Deno.remove(base, { recursive: true });
 });
 
-Deno.test("ferry send reports the digest in connected: xxh128 by default, sha256 with --digest sha256", async () => {
+Deno.test("ferry send reports the digest in connected: sha256 by default, xxh128 with --digest xxh128", async () => {
   const base = await tempDir();
   const serve = await spawnServe(join(base, "inbox"));
   try {
     for (
-      const [name, extra, digest] of [["f.bin", [], "xxh128"], [
+      const [name, extra, digest] of [["f.bin", [], "sha256"], [
         "g.bin",
-        ["--digest", "sha256"],
-        "sha256",
+        ["--digest", "xxh128"],
+        "xxh128",
       ]] as const
     ) {
       const data = randomBytes(2_500_000);

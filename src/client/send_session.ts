@@ -71,7 +71,7 @@ export interface SendOptions {
   plaintext?: boolean;
   /** First backoff before reconnecting; doubles each time, up to 30 s. */
   retryDelayMs?: number;
-  /** The digests to offer, best first (default: all of DIGEST_NAMES). */
+  /** The digests to offer, best first (default: DIGEST_NAMES, sha256 first). */
   digests?: readonly DigestName[];
   software: string;
   onEvent: (event: SendEvent) => void;

@@ -2,14 +2,15 @@
  * The digests a FILE_END can carry (PROTOCOL.md §8): their names, lengths
  * and implementations.
  *
+ * - `sha256` is SHA-256 from node:crypto: the default, mandatory, and
+ *   cryptographic end to end; a resume prefix is always checked with it.
  * - `xxh128` is XXH3-128 (xxHash 0.8, the `xxh128sum` value), from the
  *   WebAssembly of the npm package hash-wasm: about 3 GB/s here against
- *   1.4 for SHA-256, on each side. It is not collision resistant: against an
- *   attacker the encrypted channel's records authenticate every byte, and
- *   the digest checks the path from the sender's read to the receiver's
- *   write (rsync's whole-file check is the same function).
- * - `sha256` is SHA-256 from node:crypto: mandatory, and cryptographic end to
- *   end (`send --digest sha256`).
+ *   1.4 for SHA-256, on each side (`send --digest xxh128`). It is not
+ *   collision resistant: against an attacker the encrypted channel's
+ *   records authenticate every byte, and the digest checks the path from
+ *   the sender's read to the receiver's write (rsync's whole-file check is
+ *   the same function).
  *
  * The xxh128 code is loaded on first use, so a run that never negotiates it
  * (and `ferry --version`) does not pay for it.
@@ -17,8 +18,8 @@
 import { createHash, type Hash } from "node:crypto";
 import type { IHasher } from "hash-wasm";
 
-/** Every digest this build computes, best first (what a sender offers by default). */
-export const DIGEST_NAMES = ["xxh128", "sha256"] as const;
+/** Every digest this build computes, in the order a sender offers them by default. */
+export const DIGEST_NAMES = ["sha256", "xxh128"] as const;
 export type DigestName = typeof DIGEST_NAMES[number];
 
 /** The digest every peer must support. */
