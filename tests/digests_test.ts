@@ -12,6 +12,7 @@ import {
   isDigestName,
   loadDigest,
   MANDATORY_DIGEST,
+  PrefixHash,
 } from "../src/protocol/digests.ts";
 
 const toHex = (bytes: Uint8Array) =>
@@ -86,6 +87,20 @@ for (const name of DIGEST_NAMES) {
     const expectedB = digest.hasher();
     for (let at = 0; at < PATTERN.length; at += 7_000) expectedB.update(other);
     assertEquals(b.digest(), expectedB.digest());
+  });
+}
+
+for (const name of DIGEST_NAMES) {
+  Deno.test(`PrefixHash (${name}): the prefix's SHA-256 as proof, and a hasher that goes on`, async () => {
+    const digest = await loadDigest(name);
+    const sha256 = await loadDigest("sha256");
+    const prefix = new PrefixHash(digest);
+    prefix.update(PATTERN.subarray(0, 30_000));
+    prefix.update(PATTERN.subarray(30_000, 40_000));
+    const { hash, proof } = prefix.finish();
+    assertEquals(proof, toHex(sha256.of(PATTERN.subarray(0, 40_000))));
+    hash.update(PATTERN.subarray(40_000));
+    assertEquals(toHex(hash.digest()), KNOWN[name][2][1]);
   });
 }
 

@@ -20,6 +20,7 @@ import {
   type Hasher,
   loadDigest,
   MANDATORY_DIGEST,
+  PrefixHash,
 } from "../protocol/digests.ts";
 import {
   type Ack,
@@ -789,12 +790,10 @@ class SendSession {
     let sent = 0;
     try {
       if (offer > 0 && opened) {
-        const resumed = await resumePoint(opened, hash, offer, prefix!);
-        if (resumed === null) {
-          hash = this.#digest!.hasher();
-          await opened.seek(0, Deno.SeekMode.Start);
-        }
-        sent = resumed ?? 0;
+        const resumed = await resumePoint(opened, this.#digest!, offer, prefix!);
+        if (resumed === null) await opened.seek(0, Deno.SeekMode.Start);
+        else hash = resumed.hash;
+        sent = resumed?.offset ?? 0;
         await this.#writer.frame(
           FrameType.FILE_START,
           encodeFileStart({ id: entry.id, offset: sent }),
@@ -841,29 +840,29 @@ class SendSession {
 }
 
 /**
- * Hashes the first `offer` bytes of `file` into `hash` (the session's
- * digest, which goes on over the rest) and with SHA-256; returns `offer` if
- * their SHA-256 is the receiver's `prefix`, else null (send it all). The
- * prefix is always SHA-256 (PROTOCOL.md §7): the held bytes may come from
- * another sender, and only a cryptographic digest proves they are ours.
+ * Hashes the first `offer` bytes of `file`; if their SHA-256 is the
+ * receiver's `prefix`, returns `offer` and the session digest's hasher over
+ * them (to go on over the rest), else null (send it all). The prefix is
+ * always SHA-256 (PROTOCOL.md §7): the held bytes may come from another
+ * sender, and only a cryptographic digest proves they are ours.
  */
 async function resumePoint(
   file: Deno.FsFile,
-  hash: Hasher,
+  digest: Digest,
   offer: number,
   prefix: string,
-): Promise<number | null> {
-  const proof = createHash("sha256");
+): Promise<{ offset: number; hash: Hasher } | null> {
+  const hashing = new PrefixHash(digest);
   const buf = new Uint8Array(1024 * 1024);
   let done = 0;
   while (done < offer) {
     const n = await file.read(buf.subarray(0, Math.min(buf.length, offer - done)));
     if (n === null) return null;
-    hash.update(buf.subarray(0, n));
-    proof.update(buf.subarray(0, n));
+    hashing.update(buf.subarray(0, n));
     done += n;
   }
-  return proof.digest("hex") === prefix ? offer : null;
+  const { hash, proof } = hashing.finish();
+  return proof === prefix ? { offset: offer, hash } : null;
 }
 
 function unchanged(info: Deno.FileInfo, entry: LocalEntry): boolean {

@@ -59,12 +59,41 @@ export function loadDigest(name: DigestName): Promise<Digest> {
 }
 
 class Sha256Hasher implements Hasher {
-  readonly #hash: Hash = createHash("sha256");
+  readonly #hash: Hash;
+  constructor(hash: Hash = createHash("sha256")) {
+    this.#hash = hash;
+  }
   update(data: Uint8Array): void {
     this.#hash.update(data);
   }
   digest(): Uint8Array {
     return new Uint8Array(this.#hash.digest());
+  }
+}
+
+/**
+ * Hashes a resume prefix both ways at once: with the session's digest, to
+ * go on over the rest of the file, and with SHA-256, the proof a resume
+ * offer carries (PROTOCOL.md §7). When the session's digest is SHA-256 the
+ * two are one pass.
+ */
+export class PrefixHash {
+  readonly #proof: Hash = createHash("sha256");
+  readonly #hash: Hasher | null;
+
+  constructor(readonly digest: Digest) {
+    this.#hash = digest.name === "sha256" ? null : digest.hasher();
+  }
+
+  update(data: Uint8Array): void {
+    this.#proof.update(data);
+    this.#hash?.update(data);
+  }
+
+  /** The session's hasher over the prefix (to go on with), and the prefix's SHA-256 in hex. */
+  finish(): { hash: Hasher; proof: string } {
+    const proof = this.#proof.copy().digest("hex");
+    return { hash: this.#hash ?? new Sha256Hasher(this.#proof), proof };
   }
 }
 

@@ -10,7 +10,7 @@
  *   is acknowledged.
  */
 import { createHash } from "node:crypto";
-import type { Digest, Hasher } from "../protocol/digests.ts";
+import { type Digest, type Hasher, PrefixHash } from "../protocol/digests.ts";
 import { statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { FsyncPace } from "./fsync_pace.ts";
@@ -250,19 +250,18 @@ export class Inbox {
       return null;
     }
     try {
-      const hash = digest.hasher();
-      const proof = createHash("sha256");
+      const prefix = new PrefixHash(digest);
       const buf = new Uint8Array(1024 * 1024);
       let size = 0;
       for (;;) {
         const n = await file.read(buf);
         if (n === null) break;
-        hash.update(buf.subarray(0, n));
-        proof.update(buf.subarray(0, n));
+        prefix.update(buf.subarray(0, n));
         size += n;
       }
       if (size === 0 || size > maxSize) return null;
-      return { size, hash, prefix: proof.digest("hex") };
+      const { hash, proof } = prefix.finish();
+      return { size, hash, prefix: proof };
     } finally {
       file.close();
     }
