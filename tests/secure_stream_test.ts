@@ -10,10 +10,11 @@ import {
   MAX_RECORD_PAYLOAD,
   parseRecordHeader,
   RECORD_HEADER_BYTES,
+  recordLength,
   RecordOpener,
   RecordSealer,
 } from "../src/transport/record_layer.ts";
-import { SecureStream } from "../src/transport/secure_stream.ts";
+import { READ_AHEAD, SecureStream } from "../src/transport/secure_stream.ts";
 
 const SECRET = Uint8Array.from({ length: 32 }, (_, i) => 7 * i + 1);
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -88,6 +89,36 @@ for (const aead of engines) {
         );
       }
     }
+  });
+
+  test("SecureStream.read() never asks the connection for more than READ_AHEAD bytes past the record it needs", async () => {
+    // Bytes read past a record are moved to the front of the buffer when the next record
+    // does not fit behind them: unbounded reads moved most of a large transfer that way.
+    const sealer = new RecordSealer(SECRET, "c2s", { aead });
+    const payloads = [payloadOf(MAX_RECORD_PAYLOAD, 4), payloadOf(65_541, 5)];
+    const records = [...payloads, ...payloads, payloads[0]].map((p) => sealer.seal(p));
+    const wire = concat([...records, sealer.sealClose()]);
+    const conn = fakeConn(wire);
+    const asked: number[] = [];
+    const read = conn.read.bind(conn);
+    conn.read = (p) => {
+      asked.push(p.length);
+      return read(p);
+    };
+    const stream = new SecureStream(
+      conn,
+      new RecordSealer(SECRET, "s2c", { aead }),
+      new RecordOpener(SECRET, "c2s", { aead }),
+      new Uint8Array(0),
+    );
+    assertEquals(
+      await readAll(stream, 2 * MAX_RECORD_PAYLOAD),
+      concat(records.map((_, i) => payloads[i % 2])),
+    );
+    const largest = recordLength(MAX_RECORD_PAYLOAD) + READ_AHEAD;
+    assert(asked.every((n) => n <= largest), `asked for ${Math.max(...asked)} bytes`);
+    // ...and a run of small records still comes in one read.
+    assertEquals(asked[0], RECORD_HEADER_BYTES + READ_AHEAD);
   });
 
   test("SecureStream.read() reports a cut stream as truncated, even after whole records", async () => {

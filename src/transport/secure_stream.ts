@@ -19,6 +19,14 @@ import { ioBuffer } from "./io_buffer.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 
 const BUFFER_BYTES = 2 * (RECORD_HEADER_BYTES + MAX_RECORD_BODY);
+/**
+ * How far past the record it needs a read may go. Whatever a read takes of
+ * the next record is moved to the front of the buffer later, when that record
+ * does not fit behind it; unbounded reads moved about three quarters of a
+ * large transfer's bytes that way. This bounds the move to 64 KiB a record,
+ * and still lets one read take many small records.
+ */
+export const READ_AHEAD = 64 * 1024;
 /** Room for one full record and one of up to 128 KiB (the frame writer's buffer is 1 MiB + 64 KiB + 5). */
 const OUT_BUFFER_BYTES = recordLength(MAX_RECORD_PAYLOAD) + recordLength(128 * 1024);
 
@@ -114,8 +122,9 @@ export class SecureStream implements ByteStream {
       this.#end -= this.#start;
       this.#start = 0;
     }
+    const limit = Math.min(this.#in.length, this.#start + n + READ_AHEAD);
     while (this.#end - this.#start < n) {
-      const got = await this.conn.read(this.#in.subarray(this.#end));
+      const got = await this.conn.read(this.#in.subarray(this.#end, limit));
       if (got === null) {
         if (this.#end === this.#start) return false;
         throw new RecordError("truncated", "the stream ended inside a record");
