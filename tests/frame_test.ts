@@ -190,6 +190,18 @@ Deno.test("FrameReader.next() waits while both buffers are held, until one is re
   second();
 });
 
+Deno.test("FrameReader.takeBuffered() refuses while a payload is held", async () => {
+  // Handing the buffered bytes over resets the buffer: a held payload would then be overwritten.
+  const { input, payloads } = dataFrames(2, 1000);
+  const reader = new FrameReader(memoryStream(input, input.length));
+  const frame = await reader.next();
+  const release = reader.hold();
+  assertThrows(() => reader.takeBuffered(), Error, "held");
+  assertEquals(frame!.payload, payloads[0]);
+  release();
+  assertEquals(reader.takeBuffered(), encodeFrame(FrameType.DATA, payloads[1]));
+});
+
 Deno.test("FrameReader reports a stream that ends inside a frame as truncated", async () => {
   const frame = encodeFrame(FrameType.DATA, new Uint8Array(100));
   for (const cut of [1, 4, 5, 50]) {

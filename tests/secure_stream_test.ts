@@ -121,6 +121,20 @@ for (const aead of engines) {
     assertEquals(asked[0], RECORD_HEADER_BYTES + READ_AHEAD);
   });
 
+  test("SecureStream takes bytes read past the handshake, however many", async () => {
+    // Three full records: more than its input buffer holds.
+    const sealer = new RecordSealer(SECRET, "c2s", { aead });
+    const payloads = [1, 2, 3].map((seed) => payloadOf(MAX_RECORD_PAYLOAD, seed));
+    const leftover = concat([...payloads.map((p) => sealer.seal(p)), sealer.sealClose()]);
+    const stream = new SecureStream(
+      fakeConn(new Uint8Array(0)),
+      new RecordSealer(SECRET, "s2c", { aead }),
+      new RecordOpener(SECRET, "c2s", { aead }),
+      leftover,
+    );
+    assertEquals(await readAll(stream, MAX_RECORD_PAYLOAD), concat(payloads));
+  });
+
   test("SecureStream.read() reports a cut stream as truncated, even after whole records", async () => {
     const sealer = new RecordSealer(SECRET, "c2s", { aead });
     const one = sealer.seal(utf8("part"));

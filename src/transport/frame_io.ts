@@ -61,6 +61,9 @@ export class FrameReader {
 
   /** Hands over the bytes buffered past the last frame (when a secure channel takes over). */
   takeBuffered(): Uint8Array {
+    if (this.#current.holds > 0 || (this.#other?.holds ?? 0) > 0) {
+      throw new Error("FrameReader.takeBuffered() while a payload is held");
+    }
     const out = this.#buf.slice(this.#start, this.#end);
     this.#start = this.#end = 0;
     return out;

@@ -31,7 +31,7 @@ export const READ_AHEAD = 64 * 1024;
 const OUT_BUFFER_BYTES = recordLength(MAX_RECORD_PAYLOAD) + recordLength(128 * 1024);
 
 export class SecureStream implements ByteStream {
-  #in = ioBuffer(BUFFER_BYTES);
+  #in: Uint8Array;
   #start = 0;
   #end = 0;
   /** Decrypted bytes not yet handed out. */
@@ -49,6 +49,8 @@ export class SecureStream implements ByteStream {
     readonly opener: RecordOpener,
     leftover: Uint8Array,
   ) {
+    // The leftover is at most a frame reader's buffer, which fits today; never fail on it.
+    this.#in = ioBuffer(Math.max(BUFFER_BYTES, leftover.length));
     this.#in.set(leftover);
     this.#end = leftover.length;
   }
