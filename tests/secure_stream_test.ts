@@ -117,7 +117,7 @@ for (const aead of engines) {
     );
     const largest = recordLength(MAX_RECORD_PAYLOAD) + READ_AHEAD;
     assert(asked.every((n) => n <= largest), `asked for ${Math.max(...asked)} bytes`);
-    // ...and a run of small records still comes in one read.
+    // The first read, for a header, still asks for READ_AHEAD more: many small records at once.
     assertEquals(asked[0], RECORD_HEADER_BYTES + READ_AHEAD);
   });
 
