@@ -13,7 +13,7 @@ import { ProtocolError } from "../src/protocol/errors.ts";
 import { decodePreamble, encodePreamble } from "../src/protocol/preamble.ts";
 import { MAX_FRAME_PAYLOAD } from "../src/protocol/limits.ts";
 import { FrameReader, FrameWriter } from "../src/transport/frame_io.ts";
-import type { ByteStream } from "../src/transport/byte_stream.ts";
+import { memoryStream } from "./_memory_stream.ts";
 
 function header(type: number, length: number): Uint8Array {
   const out = new Uint8Array(5);
@@ -101,27 +101,6 @@ Deno.test("decodePreamble() checks the magic and reads version and channel", () 
   );
   assertEquals(protocolCode(() => decodePreamble(new Uint8Array(7))), "not-ferry");
 });
-
-/** A ByteStream over fixed input that returns at most `step` bytes per read, and records writes. */
-function memoryStream(input: Uint8Array, step: number): ByteStream & { written: Uint8Array[] } {
-  let offset = 0;
-  const written: Uint8Array[] = [];
-  return {
-    written,
-    read(p) {
-      if (offset >= input.length) return Promise.resolve(null);
-      const n = Math.min(step, p.length, input.length - offset);
-      p.set(input.subarray(offset, offset + n));
-      offset += n;
-      return Promise.resolve(n);
-    },
-    write(p) {
-      written.push(p.slice());
-      return Promise.resolve(p.length);
-    },
-    close() {},
-  };
-}
 
 Deno.test("FrameReader reassembles frames split into 1-byte reads", async () => {
   const big = new Uint8Array(MAX_FRAME_PAYLOAD).map((_, i) => i % 251);

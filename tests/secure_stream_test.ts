@@ -5,7 +5,7 @@ import { ProtocolError } from "../src/protocol/errors.ts";
 import { type Aead, SUITES } from "../src/transport/aead.ts";
 import { nodeAead } from "../src/transport/aead_node.ts";
 import { loadOpensslAead } from "../src/transport/aead_openssl.ts";
-import type { ByteStream } from "../src/transport/byte_stream.ts";
+import { memoryStream } from "./_memory_stream.ts";
 import {
   MAX_RECORD_PAYLOAD,
   parseRecordHeader,
@@ -18,27 +18,6 @@ import { READ_AHEAD, SecureStream } from "../src/transport/secure_stream.ts";
 
 const SECRET = Uint8Array.from({ length: 32 }, (_, i) => 7 * i + 1);
 const utf8 = (s: string) => new TextEncoder().encode(s);
-
-/** A connection that hands out `input` at most `step` bytes per read, and keeps what is written. */
-function fakeConn(input: Uint8Array, step = 1 << 30): ByteStream & { writes: Uint8Array[] } {
-  let at = 0;
-  const writes: Uint8Array[] = [];
-  return {
-    writes,
-    read(p) {
-      if (at >= input.length) return Promise.resolve(null);
-      const n = Math.min(p.length, step, input.length - at);
-      p.set(input.subarray(at, at + n));
-      at += n;
-      return Promise.resolve(n);
-    },
-    write(p) {
-      writes.push(p.slice());
-      return Promise.resolve(p.length);
-    },
-    close() {},
-  };
-}
 
 /** Reads `stream` to its end with a buffer of `size` bytes; returns everything read. */
 async function readAll(stream: SecureStream, size: number): Promise<Uint8Array> {
@@ -66,7 +45,7 @@ for (const aead of engines) {
     Deno.test(`${name} [${aead.suite}, ${aead.engine}]`, fn);
   const reader = (bytes: Uint8Array, step?: number) =>
     new SecureStream(
-      fakeConn(bytes, step),
+      memoryStream(bytes, step),
       new RecordSealer(SECRET, "s2c", { aead }),
       new RecordOpener(SECRET, "c2s", { aead }),
       new Uint8Array(0),
@@ -98,7 +77,7 @@ for (const aead of engines) {
     const payloads = [payloadOf(MAX_RECORD_PAYLOAD, 4), payloadOf(65_541, 5)];
     const records = [...payloads, ...payloads, payloads[0]].map((p) => sealer.seal(p));
     const wire = concat([...records, sealer.sealClose()]);
-    const conn = fakeConn(wire);
+    const conn = memoryStream(wire);
     const asked: number[] = [];
     const read = conn.read.bind(conn);
     conn.read = (p) => {
@@ -127,7 +106,7 @@ for (const aead of engines) {
     const payloads = [1, 2, 3].map((seed) => payloadOf(MAX_RECORD_PAYLOAD, seed));
     const leftover = concat([...payloads.map((p) => sealer.seal(p)), sealer.sealClose()]);
     const stream = new SecureStream(
-      fakeConn(new Uint8Array(0)),
+      memoryStream(new Uint8Array(0)),
       new RecordSealer(SECRET, "s2c", { aead }),
       new RecordOpener(SECRET, "c2s", { aead }),
       leftover,
@@ -166,7 +145,7 @@ for (const aead of engines) {
     for (
       const size of [MAX_RECORD_PAYLOAD + 5, 3 * MAX_RECORD_PAYLOAD + 1, 10, MAX_RECORD_PAYLOAD]
     ) {
-      const conn = fakeConn(new Uint8Array(0));
+      const conn = memoryStream(new Uint8Array(0));
       const stream = new SecureStream(
         conn,
         new RecordSealer(SECRET, "c2s", { aead }),
@@ -175,11 +154,11 @@ for (const aead of engines) {
       );
       const data = payloadOf(size, 3);
       assertEquals(await stream.write(data), size);
-      if (size === MAX_RECORD_PAYLOAD + 5) assertEquals(conn.writes.length, 1);
+      if (size === MAX_RECORD_PAYLOAD + 5) assertEquals(conn.written.length, 1);
       // Every write holds whole records, and together they open to the data.
       const opener = new RecordOpener(SECRET, "c2s", { aead });
       const back: Uint8Array[] = [];
-      for (const write of conn.writes) {
+      for (const write of conn.written) {
         for (let at = 0; at < write.length;) {
           const end = at + RECORD_HEADER_BYTES + parseRecordHeader(write.subarray(at));
           back.push(opener.open(write.slice(at, end))!.slice());
