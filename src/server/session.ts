@@ -561,7 +561,7 @@ export class Session {
     try {
       const parts = inbox.parse(entry.path, limits);
       if (entry.kind === "dir") {
-        const dir = await inbox.ensureDir(parts, this.#dirty, this.#known, this.#created);
+        const dir = inbox.ensureDir(parts, this.#dirty, this.#known, this.#created);
         this.#enqueue({ entry, dir, name: "", partial: null, offer: null, reserved: 0 });
         return { id: entry.id, action: "accept" };
       }
@@ -571,7 +571,7 @@ export class Session {
       if (this.#announcedBytes + (entry.size ?? 0) > limits.maxTotal) {
         return refuse(`over the receiver's limit of ${limits.maxTotal} bytes per session`);
       }
-      const dir = await inbox.ensureDir(
+      const dir = inbox.ensureDir(
         parts.slice(0, -1),
         this.#dirty,
         this.#known,
@@ -583,10 +583,8 @@ export class Session {
         return refuse("name too long for the receiver's file system");
       }
       // Under "rename" a name in use is found when placing the file; look now only if it matters.
-      const existing = onConflict === "rename" && !this.#resuming
-        ? "none"
-        : await inbox.existing(target);
-      if (existing === "file" && this.#resuming && (await sameFile(target, entry))) {
+      const existing = onConflict === "rename" && !this.#resuming ? "none" : inbox.existing(target);
+      if (existing === "file" && this.#resuming && sameFile(target, entry)) {
         return { id: entry.id, action: "have" };
       }
       if (existing !== "none" && onConflict !== "rename") {
@@ -655,11 +653,12 @@ export class Session {
       if (this.#staged.length > 0) await this.#placeStaged();
       if (!this.#created.delete(item.dir) && !(await this.#bornInTransfer(item.dir))) continue;
       try {
+        // Metadata calls, in place (see Inbox.ensureDir).
         if (Deno.build.os !== "windows") {
-          await Deno.chmod(item.dir, (item.entry.mode & KEPT_MODE_BITS) | 0o700);
+          Deno.chmodSync(item.dir, (item.entry.mode & KEPT_MODE_BITS) | 0o700);
         }
         const mtime = new Date(item.entry.mtime);
-        await Deno.utime(item.dir, mtime, mtime);
+        Deno.utimeSync(item.dir, mtime, mtime);
         this.#dirty.add(item.dir);
       } catch { /* metadata of a directory is best effort */ }
     }
@@ -896,7 +895,7 @@ export class Session {
   async #flushAcks(flush = true): Promise<void> {
     if (this.#staged.length > 0) await this.#placeStaged();
     if (this.#dirty.size > 0) {
-      await syncDirs(this.#dirty);
+      await syncDirs(this.#dirty, this.opts.inbox.fsyncPace);
       this.#dirty.clear();
     }
     if (this.#acks.length > 0) {
@@ -909,9 +908,9 @@ export class Session {
 }
 
 /** The quick check of a resumed transfer: same size and modification time. */
-async function sameFile(path: string, entry: Entry): Promise<boolean> {
+function sameFile(path: string, entry: Entry): boolean {
   try {
-    const info = await Deno.lstat(path);
+    const info = Deno.lstatSync(path);
     const mtime = info.mtime?.getTime();
     // File systems keep mtimes at different precisions: within a millisecond is the same.
     return info.isFile && info.size === entry.size && mtime !== undefined &&
