@@ -16,7 +16,7 @@ import { createHash } from "node:crypto";
 import { basename, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { V8_FLAGS } from "../src/cli/v8_flags.ts";
-import { ALLOW_FFI_FLAG } from "../src/transport/aead_openssl.ts";
+import { ALLOW_FFI_FLAG } from "../src/cli/ffi_permission.ts";
 import { VERSION } from "../src/version.ts";
 
 /**
@@ -25,8 +25,9 @@ import { VERSION } from "../src/version.ts";
  * sys=networkInterfaces: the addresses the serve banner lists; sys=hostname: part of the
  * sender's transfer id (src/client/send_session.ts), so that two machines sending the same paths
  * to one receiver are not taken for one transfer to resume; env=FERRY_CODE: the pairing code;
- * ffi, scoped to the usual paths of OpenSSL 3's libcrypto: the faster AEAD engine
- * (src/transport/aead_openssl.ts), used when one of them is there.
+ * ffi, scoped to the usual paths of OpenSSL 3's libcrypto and of the GNU C library
+ * (src/cli/ffi_permission.ts): the faster AEAD engine (src/transport/aead_openssl.ts) and the
+ * receiver's per-file calls on Linux (src/server/native_fs.ts), each used when it is there.
  * No --allow-run, no other native library, no other environment variables, no --include.
  */
 export const PERMISSIONS: readonly string[] = [

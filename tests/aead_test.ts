@@ -10,7 +10,8 @@ import {
   SUITES,
 } from "../src/transport/aead.ts";
 import { nodeAead } from "../src/transport/aead_node.ts";
-import { ALLOW_FFI_FLAG, LIBCRYPTO_PATHS, loadOpensslAead } from "../src/transport/aead_openssl.ts";
+import { LIBCRYPTO_PATHS, loadOpensslAead } from "../src/transport/aead_openssl.ts";
+import { ALLOW_FFI_FLAG } from "../src/cli/ffi_permission.ts";
 
 const SUITE_ENGINES: Aead[] = SUITES.flatMap((suite) => {
   const openssl = loadOpensslAead(suite);
@@ -42,9 +43,9 @@ Deno.test({
 
 Deno.test("loadOpensslAead() gives null for a path that is missing or not permitted", () => {
   assertEquals(loadOpensslAead("aes-256-gcm", ["/nonexistent/libcrypto.so.3"]), null);
-  // A real library, but ffi permission is scoped to LIBCRYPTO_PATHS: never loaded, never prompted.
+  // A real library, but ffi permission is scoped to FFI_PATHS: never loaded, never prompted.
   assertEquals(
-    loadOpensslAead("chacha20-poly1305", ["/usr/lib/x86_64-linux-gnu/libc.so.6"]),
+    loadOpensslAead("chacha20-poly1305", ["/usr/lib/x86_64-linux-gnu/libm.so.6"]),
     null,
   );
 });
@@ -193,7 +194,7 @@ Deno.test("passesKnownAnswer() rejects an engine that gets the vector wrong or a
   }
 });
 
-Deno.test("deno.json's serve, send and test tasks grant ffi for exactly LIBCRYPTO_PATHS", async () => {
+Deno.test("deno.json's serve, send and test tasks grant ffi for exactly FFI_PATHS (libcrypto and libc)", async () => {
   const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
   for (const task of ["serve", "send", "test"]) {
     const flags = (config.tasks[task] as string).split(/\s+/).filter((f) =>

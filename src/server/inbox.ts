@@ -5,7 +5,9 @@
  * - directories are created one component at a time, and a symbolic link
  *   found on the way is refused, never followed;
  * - data is staged in DIR/.ferry/tmp and reaches its final name only by an
- *   atomic link (no replacing) or, for `--on-conflict overwrite`, rename;
+ *   atomic rename that never replaces (renameat2 on Linux; elsewhere, or on
+ *   a file system without it, a link then an unlink) or, for
+ *   `--on-conflict overwrite`, a plain rename;
  * - directories whose entries changed are fsynced before anything in them
  *   is acknowledged.
  */
@@ -14,6 +16,7 @@ import { type Digest, type Hasher, PrefixHash } from "../protocol/digests.ts";
 import { statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { FsyncPace, fsyncPaced } from "./fsync_pace.ts";
+import { loadNativeFs, type NativeFs } from "./native_fs.ts";
 import { checkName, STAGING_DIR_NAME } from "./safe_path.ts";
 import { FerryError } from "../cli/errors.ts";
 import type { Entry } from "../protocol/messages.ts";
@@ -62,16 +65,23 @@ export class Inbox {
 
   /** Permission bits that file creation masks out here; null where there are none (Windows). */
   #maskedBits: number | null = null;
+  /** Set once renameat2 said this file system cannot rename without replacing. */
+  #noRenameNoReplace = false;
 
   private constructor(
     readonly root: string,
     readonly staging: string,
     readonly partials: string,
     readonly transfers: string,
+    /** The C library's file calls (native_fs.ts), or null: Deno's API. */
+    readonly native: NativeFs | null,
   ) {}
 
-  /** Opens DIR for receiving: creates it and the staging folder, and checks it is writable. */
-  static async open(dir: string): Promise<Inbox> {
+  /**
+   * Opens DIR for receiving: creates it and the staging folder, and checks
+   * it is writable. `native` overrides the C library's calls (tests).
+   */
+  static async open(dir: string, native: NativeFs | null = loadNativeFs()): Promise<Inbox> {
     try {
       await Deno.mkdir(dir, { recursive: true });
       const root = await Deno.realPath(dir);
@@ -100,7 +110,7 @@ export class Inbox {
       (await Deno.open(probe, { write: true, createNew: true, mode: 0o777 })).close();
       const probed = (await Deno.lstat(probe)).mode;
       await Deno.remove(probe);
-      const inbox = new Inbox(root, staging, partials, transfers);
+      const inbox = new Inbox(root, staging, partials, transfers, native);
       // What file creation takes away from a mode (the umask), seen on a real file.
       if (Deno.build.os !== "windows" && probed !== null) inbox.#maskedBits = 0o777 & ~probed;
       await removeOlderThan(staging, STALE_TEMP_MS);
@@ -207,8 +217,19 @@ export class Inbox {
     const path = join(this.staging, `${crypto.randomUUID()}.tmp`);
     const wanted = mode | 0o600;
     const file = Deno.openSync(path, { write: true, createNew: true, mode: wanted });
-    const chmod = this.#maskedBits !== null && (wanted & this.#maskedBits) !== 0;
-    return { path, file, chmod };
+    return { path, file, chmod: this.#needsChmod(wanted) };
+  }
+
+  /** `createTempSync` through the C library (`native` is set): a descriptor instead of a file. */
+  createTempNative(native: NativeFs, mode: number): { path: string; fd: number; chmod: boolean } {
+    const path = join(this.staging, `${crypto.randomUUID()}.tmp`);
+    const wanted = mode | 0o600;
+    const fd = native.createExclusive(path, wanted);
+    return { path, fd, chmod: this.#needsChmod(wanted) };
+  }
+
+  #needsChmod(mode: number): boolean {
+    return this.#maskedBits !== null && (mode & this.#maskedBits) !== 0;
   }
 
   /**
@@ -342,8 +363,11 @@ export class Inbox {
     const tries = policy === "rename" ? MAX_RENAME_TRIES : 0;
     for (let n = 0; n <= tries; n++) {
       const candidate = n === 0 ? name : numberedName(name, n);
-      if (await linkNoReplace(temp, join(dir, candidate), this.#placing)) {
-        Deno.removeSync(temp);
+      const path = join(dir, candidate);
+      const renamed = this.#renameNoReplace(temp, path);
+      if (renamed === false) continue;
+      if (renamed === true || await linkNoReplace(temp, path, this.#placing)) {
+        if (renamed === null) Deno.removeSync(temp);
         dirty.add(dir);
         return candidate;
       }
@@ -351,6 +375,24 @@ export class Inbox {
     if (policy === "skip") return null;
     if (policy === "fail") throw new Refusal("already exists on the receiver");
     throw new Refusal("no free name: too many copies already exist");
+  }
+
+  /**
+   * renameat2(RENAME_NOREPLACE) where there is one: true when `temp` now
+   * has the name `target`, false when `target` exists, null when there is
+   * none here (not Linux, a file system without it, or a target on another
+   * mount): link instead, which also gives the error to report.
+   */
+  #renameNoReplace(temp: string, target: string): boolean | null {
+    if (this.native === null || this.#noRenameNoReplace) return null;
+    let result;
+    try {
+      result = this.native.renameNoReplace(temp, target);
+    } catch (err) {
+      throw storageRefusal(err);
+    }
+    if (result === "unsupported") this.#noRenameNoReplace = true;
+    return result === "renamed" ? true : result === "exists" ? false : null;
   }
 }
 

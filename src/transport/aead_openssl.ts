@@ -14,7 +14,8 @@ import type { Aead, Suite } from "./aead.ts";
 /**
  * Where OpenSSL 3's libcrypto lives on common systems: Debian and Ubuntu
  * (x86-64, arm64), Fedora and RHEL, Arch and Alpine, Homebrew on macOS.
- * ferry's ffi permission is scoped to exactly these files.
+ * ferry's ffi permission is scoped to these files and the C library's
+ * (src/cli/ffi_permission.ts).
  */
 export const LIBCRYPTO_PATHS: readonly string[] = [
   "/usr/lib/x86_64-linux-gnu/libcrypto.so.3",
@@ -24,9 +25,6 @@ export const LIBCRYPTO_PATHS: readonly string[] = [
   "/opt/homebrew/lib/libcrypto.3.dylib",
   "/usr/local/lib/libcrypto.3.dylib",
 ];
-
-/** The `--allow-ffi` flag that lets ferry load one of LIBCRYPTO_PATHS and nothing else. */
-export const ALLOW_FFI_FLAG = `--allow-ffi=${LIBCRYPTO_PATHS.join(",")}`;
 
 const SYMBOLS = {
   EVP_CIPHER_CTX_new: { parameters: [], result: "pointer" },
