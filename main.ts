@@ -5,6 +5,7 @@
  * object on stdout (docs/JSON.md).
  */
 import { ExitCode, FerryError, UsageError } from "./src/cli/errors.ts";
+import { loadNativeThenRevoke } from "./src/cli/ffi_permission.ts";
 import { emitJson, errorObject, wantsJson } from "./src/cli/output.ts";
 import { helpFor, MAIN_HELP } from "./src/subcommands/help.ts";
 import { send } from "./src/subcommands/send.ts";
@@ -43,6 +44,8 @@ export async function main(args: string[]): Promise<number> {
 if (import.meta.main) {
   let code: number;
   try {
+    const command = Deno.args[0];
+    if (command === "serve" || command === "send") loadNativeThenRevoke(command);
     code = await main(Deno.args);
   } catch (err) {
     const json = ["serve", "send"].includes(Deno.args[0]) && wantsJson(Deno.args.slice(1));

@@ -10,7 +10,8 @@ import {
   SUITES,
 } from "../src/transport/aead.ts";
 import { nodeAead } from "../src/transport/aead_node.ts";
-import { LIBCRYPTO_PATHS, loadOpensslAead } from "../src/transport/aead_openssl.ts";
+import { loadOpensslAead } from "../src/transport/aead_openssl.ts";
+import { LIBCRYPTO_PATHS } from "../src/transport/libcrypto.ts";
 import { ALLOW_FFI_FLAG } from "../src/cli/ffi_permission.ts";
 
 const SUITE_ENGINES: Aead[] = SUITES.flatMap((suite) => {

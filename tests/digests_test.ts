@@ -14,6 +14,9 @@ import {
   MANDATORY_DIGEST,
   PrefixHash,
 } from "../src/protocol/digests.ts";
+import { createHash } from "node:crypto";
+import { type Libcrypto, loadLibcrypto } from "../src/transport/libcrypto.ts";
+import { opensslSha256 } from "../src/transport/sha256_openssl.ts";
 
 const toHex = (bytes: Uint8Array) =>
   Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -116,4 +119,44 @@ Deno.test("xxh128: a hasher refuses to go on after digest()", async () => {
 Deno.test("loadDigest() loads each digest once", async () => {
   assertEquals(await loadDigest("xxh128"), await loadDigest("xxh128"));
   assertEquals(await loadDigest("sha256"), await loadDigest("sha256"));
+});
+
+Deno.test("opensslSha256() gives node:crypto's SHA-256 at every length around a block edge", () => {
+  const sha256 = opensslSha256();
+  // The test task grants ffi for libcrypto; only a system without OpenSSL 3 has none.
+  if (sha256 === null) return assertEquals(loadLibcrypto(), null);
+  for (const n of [0, 1, 55, 56, 63, 64, 65, 4096, 1_048_579]) {
+    const data = PATTERN.length >= n ? PATTERN.subarray(0, n) : new Uint8Array(n).fill(7);
+    assertEquals(toHex(sha256(data)), createHash("sha256").update(data).digest("hex"), `${n}`);
+  }
+});
+
+Deno.test("opensslSha256() refuses a library whose SHA-256 of 'abc' is wrong, and none", () => {
+  const lib = loadLibcrypto();
+  if (lib !== null) {
+    const broken = { ...lib, EVP_Digest: () => 1 } as unknown as Libcrypto;
+    assertEquals(opensslSha256(broken), null);
+    assertEquals(typeof opensslSha256(lib), "function");
+  }
+  assertEquals(opensslSha256(null), null);
+});
+
+Deno.test("loadDigest('sha256', oneShot) hashes whole buffers with oneShot, and still hashes incrementally", async () => {
+  const calls: number[] = [];
+  const oneShot = (data: Uint8Array) => {
+    calls.push(data.length);
+    return new Uint8Array(createHash("sha256").update(data).digest());
+  };
+  const digest = await loadDigest("sha256", oneShot);
+  assertEquals(toHex(digest.of(text("abc"))), KNOWN.sha256[1][1]);
+  assertEquals(calls, [3]);
+  const hasher = digest.hasher();
+  hasher.update(text("a"));
+  hasher.update(text("bc"));
+  assertEquals(toHex(hasher.digest()), KNOWN.sha256[1][1]);
+  assertEquals(calls, [3], "the hasher is node:crypto's");
+  // Without one, and for other digests, the usual engines.
+  assertEquals((await loadDigest("sha256", null)).of, (await loadDigest("sha256")).of);
+  assertEquals(toHex((await loadDigest("xxh128", oneShot)).of(text("abc"))), KNOWN.xxh128[1][1]);
+  assertEquals(calls, [3]);
 });

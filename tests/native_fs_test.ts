@@ -1,7 +1,7 @@
 /**
- * The receiver's C-library file calls (src/server/native_fs.ts), and the
+ * The receiver's C-library file calls (src/server/native_fs.ts), the
  * placing rules through them and through Deno's API (native null): the same
- * results either way, and never a replaced name.
+ * results either way, and never a replaced name; and folder fsyncs.
  */
 import {
   assert,
@@ -11,7 +11,8 @@ import {
   assertThrows,
 } from "@std/assert";
 import { join } from "node:path";
-import { Inbox, Refusal, storageRefusal } from "../src/server/inbox.ts";
+import { Inbox, Refusal, storageRefusal, syncDirs } from "../src/server/inbox.ts";
+import { FsyncPace } from "../src/server/fsync_pace.ts";
 import { LIBC_PATHS, loadNativeFs, type NativeFs } from "../src/server/native_fs.ts";
 import { randomBytes, tempDir } from "./_harness.ts";
 
@@ -164,3 +165,22 @@ for (const [engine, calls] of [["C library", native], ["Deno API", null]] as con
     },
   });
 }
+
+Deno.test("syncDirs() fsyncs every folder, and a missing one fails it without leaving a handle open", async () => {
+  await withDir(async (dir) => {
+    const dirs = Array.from({ length: 150 }, (_, i) => join(dir, `d${i}`));
+    for (const d of dirs) await Deno.mkdir(d);
+    for (const inline of [true, false]) {
+      const pace = new class extends FsyncPace {
+        override inline(): boolean {
+          return inline;
+        }
+      }();
+      await syncDirs(dirs, pace);
+      const missing = [...dirs.slice(0, 70), join(dir, "gone"), ...dirs.slice(70)];
+      const err = await syncDirs(missing, pace).catch((e) => e);
+      assertInstanceOf(err, Deno.errors.NotFound);
+    }
+    // The test's resource sanitizer fails it if a directory handle was left open.
+  });
+});

@@ -9,6 +9,8 @@ import { Inbox } from "../src/server/inbox.ts";
 import { SmallFile } from "../src/server/small_file.ts";
 import { loadNativeFs, type NativeFs } from "../src/server/native_fs.ts";
 import { randomBytes, tempDir } from "./_harness.ts";
+import { FsyncPace } from "../src/server/fsync_pace.ts";
+import { join } from "node:path";
 
 const posix = Deno.build.os !== "windows";
 
@@ -101,4 +103,54 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("SmallFile.stage() asks the fsync pace once per file, whichever calls it makes", async () => {
+  const dir = await tempDir();
+  try {
+    const native = loadNativeFs();
+    for (const calls of native === null ? [null] : [native, null]) {
+      for (const inline of [true, false]) {
+        const inbox = await Inbox.open(dir, calls);
+        let asked = 0;
+        const pace = new class extends FsyncPace {
+          override inline(): boolean {
+            asked++;
+            return inline;
+          }
+        }();
+        (inbox as { fsyncPace: FsyncPace }).fsyncPace = pace;
+        const sha256 = await loadDigest("sha256");
+        for (let i = 0; i < 3; i++) {
+          const data = randomBytes(100 + i);
+          const small = new SmallFile();
+          small.begin({
+            id: i,
+            path: `f${i}`,
+            kind: "file",
+            size: data.length,
+            mtime: 0,
+            mode: 0o644,
+          });
+          small.add(data);
+          const staged = small.stage(
+            { id: i, length: data.length, digest: sha256.of(data) },
+            inbox,
+            sha256,
+          );
+          const name = await staged.place(
+            inbox,
+            dir,
+            `f${i}-${inline}-${calls !== null}`,
+            "fail",
+            new Set(),
+          );
+          assertEquals(await Deno.readFile(join(dir, name!)), data);
+        }
+        assertEquals(asked, 3, `inline ${inline}, ${calls === null ? "Deno API" : "C library"}`);
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -1,15 +1,34 @@
 /**
  * The native libraries ferry may load, and the one `--allow-ffi` flag that
- * grants exactly those: OpenSSL 3's libcrypto for the AEAD
- * (src/transport/aead_openssl.ts) and, on Linux, the C library for the
+ * grants exactly those: OpenSSL 3's libcrypto for the AEAD and one-shot
+ * SHA-256 (src/transport/libcrypto.ts) and, on Linux, the C library for the
  * receiver's per-file calls (src/server/native_fs.ts). Each is used only
  * where it loads; without it ferry uses Deno's own, slower, equivalents.
  * The serve, send and test tasks in deno.json and the compiled binaries
  * (scripts/compile.ts) carry this flag.
+ *
+ * A path-scoped ffi permission still lets any code in the process bind any
+ * function of those libraries (the C library's `system`, say). So `serve`
+ * and `send` load what they use first, then give the permission up
+ * (`loadNativeThenRevoke`): from then on nothing in the process can load
+ * native code, and the only native functions it can call are the file,
+ * cipher and digest calls bound here.
  */
-import { LIBCRYPTO_PATHS } from "../transport/aead_openssl.ts";
-import { LIBC_PATHS } from "../server/native_fs.ts";
+import { LIBCRYPTO_PATHS, loadLibcrypto } from "../transport/libcrypto.ts";
+import { opensslSha256 } from "../transport/sha256_openssl.ts";
+import { LIBC_PATHS, loadNativeFs } from "../server/native_fs.ts";
 
 export const FFI_PATHS: readonly string[] = [...LIBCRYPTO_PATHS, ...LIBC_PATHS];
 
 export const ALLOW_FFI_FLAG = `--allow-ffi=${FFI_PATHS.join(",")}`;
+
+/**
+ * Loads the native libraries `command` uses (libcrypto; for `serve`, the C
+ * library too), then revokes ffi permission for the rest of the process.
+ */
+export function loadNativeThenRevoke(command: "serve" | "send"): void {
+  loadLibcrypto();
+  opensslSha256();
+  if (command === "serve") loadNativeFs();
+  Deno.permissions.revokeSync({ name: "ffi" });
+}

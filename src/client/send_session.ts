@@ -56,6 +56,7 @@ import {
   WrongCode,
 } from "../transport/channel.ts";
 import { SecureStream } from "../transport/secure_stream.ts";
+import { opensslSha256 } from "../transport/sha256_openssl.ts";
 import type { Suite } from "../transport/aead.ts";
 import { type LocalEntry, type Source, walk, type WalkItem } from "./walk.ts";
 
@@ -386,7 +387,7 @@ class SendSession {
         `the receiver chose digest ${welcome.digest}, not offered`,
       );
     }
-    this.#digest = await loadDigest(chosen);
+    this.#digest = await loadDigest(chosen, opensslSha256());
     this.#resume = welcome.features.includes(Feature.resume);
     this.#batchEntries = Math.min(BATCH_ENTRIES, welcome.limits.maxBatchEntries);
     this.#maxFrame = welcome.limits.maxFrame;

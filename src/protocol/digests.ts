@@ -47,8 +47,19 @@ export interface Digest {
 
 const loaded = new Map<DigestName, Promise<Digest>>();
 
-/** The digest named `name`, ready to use synchronously. */
-export function loadDigest(name: DigestName): Promise<Digest> {
+/** A whole buffer's SHA-256 from another engine (OpenSSL's through FFI: cheaper per call). */
+export type Sha256OneShot = (data: Uint8Array) => Uint8Array;
+
+/**
+ * The digest named `name`, ready to use synchronously. `sha256OneShot`,
+ * when given, computes SHA-256's `of` (whole small files) instead of
+ * node:crypto: the same value, at a lower cost per call.
+ */
+export function loadDigest(
+  name: DigestName,
+  sha256OneShot?: Sha256OneShot | null,
+): Promise<Digest> {
+  if (name === "sha256" && sha256OneShot) return Promise.resolve({ ...SHA256, of: sha256OneShot });
   let digest = loaded.get(name);
   if (digest === undefined) {
     digest = name === "sha256" ? Promise.resolve(SHA256) : loadXxh128();

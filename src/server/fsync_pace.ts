@@ -64,9 +64,16 @@ export class FsyncPace {
   }
 }
 
-/** Runs fsync on `file` in place or on the thread pool, as `pace` says. */
-export function fsyncPaced(file: Deno.FsFile, pace: FsyncPace): Promise<void> {
-  if (!pace.inline()) return file.sync();
+/**
+ * Runs fsync on `file` in place or on the thread pool, as `pace` says
+ * (`inline`: what `pace.inline()` said already for this file).
+ */
+export function fsyncPaced(
+  file: Deno.FsFile,
+  pace: FsyncPace,
+  inline: boolean = pace.inline(),
+): Promise<void> {
+  if (!inline) return file.sync();
   const started = performance.now();
   try {
     file.syncSync();

@@ -380,17 +380,12 @@ export class Inbox {
   /**
    * renameat2(RENAME_NOREPLACE) where there is one: true when `temp` now
    * has the name `target`, false when `target` exists, null when there is
-   * none here (not Linux, a file system without it, or a target on another
-   * mount): link instead, which also gives the error to report.
+   * none here (not Linux, a file system without it) or it failed (a target
+   * on another mount): link instead, which also gives the error to report.
    */
   #renameNoReplace(temp: string, target: string): boolean | null {
     if (this.native === null || this.#noRenameNoReplace) return null;
-    let result;
-    try {
-      result = this.native.renameNoReplace(temp, target);
-    } catch (err) {
-      throw storageRefusal(err);
-    }
+    const result = this.native.renameNoReplace(temp, target);
     if (result === "unsupported") this.#noRenameNoReplace = true;
     return result === "renamed" ? true : result === "exists" ? false : null;
   }
@@ -491,27 +486,48 @@ export function storageRefusal(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
+/** At most this many directories are open at once for their fsync. */
+const SYNC_DIRS_AT_ONCE = 64;
+
 /**
  * Fsyncs each directory, so the names just created in them are durable:
  * in place while fsyncs are fast, else side by side on the thread pool, as
- * `pace` says (fsync_pace.ts). On tmpfs, two thread-pool hops per folder
- * (open, fsync) cost about 0.6 ms each while both cores were busy.
+ * `pace` says (fsync_pace.ts), up to SYNC_DIRS_AT_ONCE at a time. On tmpfs,
+ * two thread-pool hops per folder (open, fsync) cost about 0.6 ms each while
+ * both cores were busy.
  */
 export async function syncDirs(dirs: Iterable<string>, pace: FsyncPace): Promise<void> {
   if (IS_WINDOWS) return; // directories cannot be opened for fsync there
+  let batch: string[] = [];
+  for (const dir of dirs) {
+    batch.push(dir);
+    if (batch.length === SYNC_DIRS_AT_ONCE) {
+      await syncBatch(batch, pace);
+      batch = [];
+    }
+  }
+  if (batch.length > 0) await syncBatch(batch, pace);
+}
+
+async function syncBatch(dirs: string[], pace: FsyncPace): Promise<void> {
   const handles: Deno.FsFile[] = [];
-  try {
-    const syncs: Promise<void>[] = [];
-    for (const dir of dirs) {
+  const syncs: Promise<void>[] = [];
+  let failed: { err: unknown } | null = null;
+  for (const dir of dirs) {
+    try {
       const handle = Deno.openSync(dir, { read: true });
       handles.push(handle);
       syncs.push(fsyncPaced(handle, pace));
+    } catch (err) {
+      failed = { err };
+      break;
     }
-    // Every fsync ends before its handle closes, even when another fails.
-    for (const result of await Promise.allSettled(syncs)) {
-      if (result.status === "rejected") throw result.reason;
-    }
-  } finally {
-    for (const handle of handles) handle.close();
+  }
+  // Every fsync ends (and its failure is seen) before its handle closes, even when an open failed.
+  const results = await Promise.allSettled(syncs);
+  for (const handle of handles) handle.close();
+  if (failed !== null) throw failed.err;
+  for (const result of results) {
+    if (result.status === "rejected") throw result.reason;
   }
 }

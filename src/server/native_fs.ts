@@ -34,7 +34,12 @@ const SYMBOLS = {
   futimens: { parameters: ["i32", "buffer"], result: "i32" },
   fsync: { parameters: ["i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
-  renameat2: { parameters: ["i32", "buffer", "i32", "buffer", "u32"], result: "i32" },
+  // glibc 2.28 and later (older ones: "unsupported", and placing links instead).
+  renameat2: {
+    parameters: ["i32", "buffer", "i32", "buffer", "u32"],
+    result: "i32",
+    optional: true,
+  },
   unlink: { parameters: ["buffer"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
   // errno and its text are copied out through the library: Deno's pointer views need ffi
@@ -57,7 +62,6 @@ const ENOENT = 2;
 const EINTR = 4;
 const EACCES = 13;
 const EEXIST = 17;
-const EXDEV = 18;
 const ENOTDIR = 20;
 const EISDIR = 21;
 const EINVAL = 22;
@@ -90,16 +94,21 @@ export class NativeFs {
         if (this.#errno() === EINTR) continue;
         throw this.#error("write");
       }
+      if (n === 0) throw new Error("write wrote nothing (os error 5): write");
       done += n;
     }
   }
 
   /** Sets the access and modification times to `mtimeMs` (milliseconds since the epoch). */
   setTimes(fd: number, mtimeMs: number): void {
-    const seconds = Math.floor(mtimeMs / 1000);
-    const nanos = Math.round((mtimeMs - seconds * 1000) * 1e6);
+    let seconds = Math.floor(mtimeMs / 1000);
+    let nanos = Math.round((mtimeMs - seconds * 1000) * 1e6);
+    if (nanos >= 1e9) {
+      seconds += 1;
+      nanos -= 1e9;
+    }
     this.#times[0] = this.#times[2] = BigInt(seconds);
-    this.#times[1] = this.#times[3] = BigInt(Math.min(nanos, 999_999_999));
+    this.#times[1] = this.#times[3] = BigInt(nanos);
     if (this.#lib.futimens(fd, this.#times) !== 0) throw this.#error("futimens");
   }
 
@@ -114,12 +123,16 @@ export class NativeFs {
   /**
    * Gives `from` the name `to`, atomically, unless `to` exists (a file, a
    * directory or a link): "renamed", or "exists". Where nothing happened
-   * and the caller should use another way: "unsupported" when the file
-   * system cannot rename without replacing, "other-mount" when `to` is on
-   * another mount (which the kernel reports before, say, a read-only one).
+   * and the caller should use another way: "unsupported" when this system
+   * or file system cannot rename without replacing, "failed" for any other
+   * error (another mount, which the kernel reports before a read-only one;
+   * a sandbox that refuses the call): the other way gives the error to
+   * report, if there is one.
    */
-  renameNoReplace(from: string, to: string): "renamed" | "exists" | "unsupported" | "other-mount" {
-    const result = this.#lib.renameat2(
+  renameNoReplace(from: string, to: string): "renamed" | "exists" | "unsupported" | "failed" {
+    const renameat2 = this.#lib.renameat2;
+    if (renameat2 === null) return "unsupported";
+    const result = renameat2(
       AT_FDCWD,
       this.#cString(from),
       AT_FDCWD,
@@ -129,9 +142,8 @@ export class NativeFs {
     if (result === 0) return "renamed";
     const errno = this.#errno();
     if (errno === EEXIST) return "exists";
-    if (errno === EXDEV) return "other-mount";
     if (errno === EINVAL || errno === ENOSYS || errno === EOPNOTSUPP) return "unsupported";
-    throw this.#error("rename", to, errno);
+    return "failed";
   }
 
   unlink(path: string): void {

@@ -42,6 +42,7 @@ import { type Frame, FrameReader, FrameWriter } from "../transport/frame_io.ts";
 import { Watchdog } from "../transport/watchdog.ts";
 import { PeerRefused, receiverKeyExchange, WrongCode } from "../transport/channel.ts";
 import { SecureStream } from "../transport/secure_stream.ts";
+import { opensslSha256 } from "../transport/sha256_openssl.ts";
 import type { CodeGuard } from "./code_guard.ts";
 import { type ConflictPolicy, type Inbox, type Partial, Refusal, syncDirs } from "./inbox.ts";
 import { DamagedData, IncomingFile, KEPT_MODE_BITS, type Resume } from "./incoming_file.ts";
@@ -357,7 +358,7 @@ export class Session {
         `no common digest; this receiver has ${DIGEST_NAMES.join(", ")}`,
       );
     }
-    this.#digest = await loadDigest(digest);
+    this.#digest = await loadDigest(digest, opensslSha256());
     this.#resumable = hello.features.includes(Feature.resume);
     if (this.#resumable && hello.transfer !== undefined) {
       this.#transfer = hello.transfer;

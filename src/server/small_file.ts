@@ -77,7 +77,8 @@ export class SmallFile {
     const mode = (entry.mode & KEPT_MODE_BITS) | 0o600;
     const { native, fsyncPace } = inbox;
     // The C library's calls where fsyncs run in place (native_fs.ts); Deno's where they may not.
-    if (native !== null && fsyncPace.inline()) return stageNative(data, entry, mode, inbox, native);
+    const inline = fsyncPace.inline();
+    if (native !== null && inline) return stageNative(data, entry, mode, inbox, native);
     let temp: { path: string; file: Deno.FsFile } | null = null;
     try {
       const created = inbox.createTempSync(mode);
@@ -86,7 +87,7 @@ export class SmallFile {
       if (created.chmod) Deno.chmodSync(temp.path, mode);
       const mtime = new Date(entry.mtime);
       temp.file.utimeSync(mtime, mtime);
-      return new StagedFile(temp.path, temp.file, data.length, fsyncPace);
+      return new StagedFile(temp.path, temp.file, data.length, fsyncPace, inline);
     } catch (err) {
       if (temp !== null) new StagedFile(temp.path, temp.file, 0, null).drop();
       throw storageRefusal(err);
@@ -142,16 +143,20 @@ export class StagedFile {
   #closed = false;
 
   /**
-   * Starts its fsync, in place or not as `pace` says (none: it was synced
-   * and closed already, `file` is null, or it is only to be dropped).
+   * Starts its fsync, in place or not as `pace` says, or `inline` if
+   * `pace` was asked already (no pace: it was synced and closed already,
+   * `file` is null, or it is only to be dropped).
    */
   constructor(
     readonly path: string,
     readonly file: Deno.FsFile | null,
     readonly bytes: number,
     pace: FsyncPace | null,
+    inline?: boolean,
   ) {
-    this.#syncing = pace === null || file === null ? Promise.resolve() : fsyncPaced(file, pace);
+    this.#syncing = pace === null || file === null
+      ? Promise.resolve()
+      : fsyncPaced(file, pace, inline ?? pace.inline());
     this.#syncing.catch(() => {}); // awaited in place()
   }
 

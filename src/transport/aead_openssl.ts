@@ -5,90 +5,24 @@
  * 1 MiB records: AES-256-GCM about 3.0 GB/s, ChaCha20-Poly1305 1.96 GB/s
  * (node:crypto: 0.1–0.25 and 1.1–1.2).
  *
- * It loads only a library at one of LIBCRYPTO_PATHS, and only when ffi
- * permission for that path was granted (never prompting). Without it, ferry
- * uses node:crypto; the wire format is the same either way.
+ * The library comes from libcrypto.ts (only where ffi permission for it was
+ * granted). Without it, ferry uses node:crypto; the wire format is the same
+ * either way.
  */
 import type { Aead, Suite } from "./aead.ts";
-
-/**
- * Where OpenSSL 3's libcrypto lives on common systems: Debian and Ubuntu
- * (x86-64, arm64), Fedora and RHEL, Arch and Alpine, Homebrew on macOS.
- * ferry's ffi permission is scoped to these files and the C library's
- * (src/cli/ffi_permission.ts).
- */
-export const LIBCRYPTO_PATHS: readonly string[] = [
-  "/usr/lib/x86_64-linux-gnu/libcrypto.so.3",
-  "/usr/lib/aarch64-linux-gnu/libcrypto.so.3",
-  "/usr/lib64/libcrypto.so.3",
-  "/usr/lib/libcrypto.so.3",
-  "/opt/homebrew/lib/libcrypto.3.dylib",
-  "/usr/local/lib/libcrypto.3.dylib",
-];
-
-const SYMBOLS = {
-  EVP_CIPHER_CTX_new: { parameters: [], result: "pointer" },
-  EVP_chacha20_poly1305: { parameters: [], result: "pointer" },
-  EVP_aes_256_gcm: { parameters: [], result: "pointer" },
-  EVP_EncryptInit_ex: {
-    parameters: ["pointer", "pointer", "pointer", "buffer", "buffer"],
-    result: "i32",
-  },
-  EVP_EncryptUpdate: {
-    parameters: ["pointer", "buffer", "buffer", "buffer", "i32"],
-    result: "i32",
-  },
-  EVP_EncryptFinal_ex: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
-  EVP_DecryptInit_ex: {
-    parameters: ["pointer", "pointer", "pointer", "buffer", "buffer"],
-    result: "i32",
-  },
-  EVP_DecryptUpdate: {
-    parameters: ["pointer", "buffer", "buffer", "buffer", "i32"],
-    result: "i32",
-  },
-  EVP_DecryptFinal_ex: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
-  EVP_CIPHER_CTX_ctrl: { parameters: ["pointer", "i32", "i32", "buffer"], result: "i32" },
-} as const;
-
-type Lib = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+import { type Libcrypto as Lib, loadLibcrypto } from "./libcrypto.ts";
 
 /** EVP_CTRL_AEAD_GET_TAG and EVP_CTRL_AEAD_SET_TAG (openssl/evp.h). */
 const CTRL_AEAD_GET_TAG = 0x10;
 const CTRL_AEAD_SET_TAG = 0x11;
 const TAG_BYTES = 16;
 
-/** The library, loaded once; null when no permitted libcrypto loads. */
-let loaded: { lib: Lib } | null | undefined;
-
-function loadLibcrypto(paths: readonly string[]): Lib | null {
-  if (Deno.build.os === "windows" || typeof Deno.dlopen !== "function") return null;
-  for (const path of paths) {
-    try {
-      if (Deno.permissions.querySync({ name: "ffi", path }).state !== "granted") continue;
-      return Deno.dlopen(path, SYMBOLS).symbols;
-    } catch {
-      // Not there, not OpenSSL 3, or not allowed: try the next one.
-    }
-  }
-  return null;
-}
-
 /**
  * The OpenSSL engine for `suite`, or null when no permitted libcrypto loads.
  * Pass `paths` to look elsewhere (tests; then nothing is cached).
  */
 export function loadOpensslAead(suite: Suite, paths?: readonly string[]): Aead | null {
-  let lib: Lib | null;
-  if (paths !== undefined) {
-    lib = loadLibcrypto(paths);
-  } else {
-    if (loaded === undefined) {
-      const found = loadLibcrypto(LIBCRYPTO_PATHS);
-      loaded = found === null ? null : { lib: found };
-    }
-    lib = loaded?.lib ?? null;
-  }
+  const lib = loadLibcrypto(paths);
   if (lib === null) return null;
   try {
     const ctx = lib.EVP_CIPHER_CTX_new();

@@ -1,0 +1,70 @@
+/**
+ * The ffi permission (src/cli/ffi_permission.ts): `serve` and `send` load
+ * their native libraries, then give the permission up, so nothing else in
+ * the process can bind a native function (the C library's `system`, say).
+ */
+import { assertEquals } from "@std/assert";
+import { join } from "node:path";
+import { ALLOW_FFI_FLAG } from "../src/cli/ffi_permission.ts";
+import { LIBC_PATHS } from "../src/server/native_fs.ts";
+import { tempDir } from "./_harness.ts";
+
+const libc = LIBC_PATHS.find((path) => {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+});
+
+Deno.test({
+  name: "loadNativeThenRevoke() keeps what it loaded and leaves no way to load more",
+  ignore: Deno.build.os !== "linux" || libc === undefined,
+  async fn() {
+    const dir = await tempDir();
+    const probe = join(dir, "probe.ts");
+    const src = (path: string) => JSON.stringify(new URL(`../src/${path}`, import.meta.url).href);
+    await Deno.writeTextFile(
+      probe,
+      `import { loadNativeThenRevoke } from ${src("cli/ffi_permission.ts")};
+import { loadNativeFs } from ${src("server/native_fs.ts")};
+import { loadLibcrypto } from ${src("transport/libcrypto.ts")};
+const libc = ${JSON.stringify(libc)};
+const before = Deno.permissions.querySync({ name: "ffi", path: libc }).state;
+loadNativeThenRevoke(Deno.args[0]);
+const after = Deno.permissions.querySync({ name: "ffi", path: libc }).state;
+let bound = "yes";
+try {
+  Deno.dlopen(libc, { getpid: { parameters: [], result: "i32" } });
+} catch (err) {
+  bound = err.name;
+}
+const fs = loadNativeFs();
+const file = ${JSON.stringify(join(dir, "made"))};
+if (fs !== null) fs.close(fs.createExclusive(file, 0o600));
+console.log(JSON.stringify({ before, after, bound, fs: fs !== null, made: fs !== null && Deno.statSync(file).isFile, crypto: loadLibcrypto() !== null }));
+`,
+    );
+    const run = async (command: string) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "--quiet", ALLOW_FFI_FLAG, "--allow-read", "--allow-write", probe, command],
+        stdout: "piped",
+        stderr: "inherit",
+      }).output();
+      assertEquals(out.code, 0);
+      return JSON.parse(new TextDecoder().decode(out.stdout));
+    };
+    try {
+      const serve = await run("serve");
+      assertEquals(serve.before, "granted");
+      assertEquals(serve.after, "prompt");
+      assertEquals(serve.bound, "NotCapable");
+      assertEquals([serve.fs, serve.made], [true, true], "the file calls loaded first still work");
+      const send = await run("send");
+      assertEquals([send.after, send.bound, send.fs], ["prompt", "NotCapable", false]);
+      assertEquals(send.crypto, serve.crypto);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
