@@ -11,7 +11,7 @@ import {
 } from "../src/transport/aead.ts";
 import { nodeAead } from "../src/transport/aead_node.ts";
 import { loadOpensslAead } from "../src/transport/aead_openssl.ts";
-import { LIBCRYPTO_PATHS } from "../src/transport/libcrypto.ts";
+import { LIBCRYPTO_PATHS } from "../src/native/libcrypto.ts";
 import { ALLOW_FFI_FLAG } from "../src/cli/ffi_permission.ts";
 
 const SUITE_ENGINES: Aead[] = SUITES.flatMap((suite) => {

@@ -15,7 +15,7 @@ import {
   PrefixHash,
 } from "../src/protocol/digests.ts";
 import { createHash } from "node:crypto";
-import { type Libcrypto, loadLibcrypto } from "../src/transport/libcrypto.ts";
+import { type Libcrypto, loadLibcrypto } from "../src/native/libcrypto.ts";
 import { opensslSha256 } from "../src/transport/sha256_openssl.ts";
 
 const toHex = (bytes: Uint8Array) =>

@@ -6,7 +6,7 @@
 import { assertEquals } from "@std/assert";
 import { join } from "node:path";
 import { ALLOW_FFI_FLAG } from "../src/cli/ffi_permission.ts";
-import { LIBC_PATHS } from "../src/server/native_fs.ts";
+import { LIBC_PATHS } from "../src/native/libc.ts";
 import { tempDir } from "./_harness.ts";
 
 const libc = LIBC_PATHS.find((path) => {
@@ -28,7 +28,8 @@ Deno.test({
       probe,
       `import { loadNativeThenRevoke } from ${src("cli/ffi_permission.ts")};
 import { loadNativeFs } from ${src("server/native_fs.ts")};
-import { loadLibcrypto } from ${src("transport/libcrypto.ts")};
+import { loadLibcrypto } from ${src("native/libcrypto.ts")};
+import { loadNativeReader } from ${src("client/native_read.ts")};
 const libc = ${JSON.stringify(libc)};
 const before = Deno.permissions.querySync({ name: "ffi", path: libc }).state;
 loadNativeThenRevoke(Deno.args[0]);
@@ -42,7 +43,7 @@ try {
 const fs = loadNativeFs();
 const file = ${JSON.stringify(join(dir, "made"))};
 if (fs !== null) fs.close(fs.createExclusive(file, 0o600));
-console.log(JSON.stringify({ before, after, bound, fs: fs !== null, made: fs !== null && Deno.statSync(file).isFile, crypto: loadLibcrypto() !== null }));
+console.log(JSON.stringify({ before, after, bound, fs: fs !== null, made: fs !== null && Deno.statSync(file).isFile, reader: loadNativeReader() !== null, crypto: loadLibcrypto() !== null }));
 `,
     );
     const run = async (command: string) => {
@@ -62,6 +63,7 @@ console.log(JSON.stringify({ before, after, bound, fs: fs !== null, made: fs !==
       assertEquals([serve.fs, serve.made], [true, true], "the file calls loaded first still work");
       const send = await run("send");
       assertEquals([send.after, send.bound, send.fs], ["prompt", "NotCapable", false]);
+      assertEquals([serve.reader, send.reader], [false, true], "each loads what it uses");
       assertEquals(send.crypto, serve.crypto);
     } finally {
       await Deno.remove(dir, { recursive: true });

@@ -13,7 +13,8 @@ import {
 import { join } from "node:path";
 import { Inbox, Refusal, storageRefusal, syncDirs } from "../src/server/inbox.ts";
 import { FsyncPace } from "../src/server/fsync_pace.ts";
-import { LIBC_PATHS, loadNativeFs, type NativeFs } from "../src/server/native_fs.ts";
+import { LIBC_PATHS } from "../src/native/libc.ts";
+import { loadNativeFs, type NativeFs } from "../src/server/native_fs.ts";
 import { randomBytes, tempDir } from "./_harness.ts";
 
 const native = loadNativeFs();

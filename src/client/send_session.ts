@@ -57,6 +57,7 @@ import {
 } from "../transport/channel.ts";
 import { SecureStream } from "../transport/secure_stream.ts";
 import { opensslSha256 } from "../transport/sha256_openssl.ts";
+import { loadNativeReader, type NativeReader } from "./native_read.ts";
 import type { Suite } from "../transport/aead.ts";
 import { type LocalEntry, type Source, walk, type WalkItem } from "./walk.ts";
 
@@ -713,22 +714,28 @@ class SendSession {
   /**
    * A file of one frame at most (never offered a resume): read straight into
    * the outgoing buffer with in-place calls (short reads from the page cache
-   * are cheaper than a thread-pool hop each), then framed and hashed.
+   * are cheaper than a thread-pool hop each), through the C library on Linux
+   * (native_read.ts), then framed and hashed.
    */
   async #streamSmall(entry: Numbered, source: string, size: number): Promise<void> {
     const room = await this.#writer.reserveExactly(size);
     let reason: string | null = null;
     let file: Deno.FsFile | null = null;
+    const native = loadNativeReader();
     try {
-      file = Deno.openSync(source, { read: true });
-      for (let done = 0; reason === null && done < size;) {
-        const n = file.readSync(room.subarray(done));
-        if (n === null) reason = "it shrank while being sent";
-        else done += n;
-      }
-      // One check after the read covers both a change since the listing and one during the read.
-      if (reason === null && !unchanged(file.statSync(), entry)) {
-        reason = "it changed after it was listed";
+      if (native !== null) {
+        reason = readWholeNative(native, source, room, entry);
+      } else {
+        file = Deno.openSync(source, { read: true });
+        for (let done = 0; reason === null && done < size;) {
+          const n = file.readSync(room.subarray(done));
+          if (n === null) reason = "it shrank while being sent";
+          else done += n;
+        }
+        // One check after the read covers both a change since the listing and one during it.
+        if (reason === null && !unchanged(file.statSync(), entry)) {
+          reason = "it changed after it was listed";
+        }
       }
     } catch (err) {
       reason = `cannot read it: ${describeReadError(err)}`;
@@ -868,6 +875,33 @@ async function resumePoint(
 
 function unchanged(info: Deno.FileInfo, entry: LocalEntry): boolean {
   return info.size === entry.size && (info.mtime?.getTime() ?? entry.mtime) === entry.mtime;
+}
+
+/**
+ * `#streamSmall`'s read through the C library (native_read.ts): all of
+ * `source` into `room`, then the same check as `unchanged`. Null when it
+ * was read whole and unchanged, else why not; throws what Deno's calls would.
+ */
+function readWholeNative(
+  native: NativeReader,
+  source: string,
+  room: Uint8Array,
+  entry: LocalEntry,
+): string | null {
+  const fd = native.open(source);
+  try {
+    for (let done = 0; done < room.length;) {
+      const n = native.read(fd, room.subarray(done));
+      if (n === 0) return "it shrank while being sent";
+      done += n;
+    }
+    const info = native.stat(fd);
+    return info.size === entry.size && info.mtime === entry.mtime
+      ? null
+      : "it changed after it was listed";
+  } finally {
+    native.close(fd);
+  }
 }
 
 function isConnectionError(err: unknown): boolean {

@@ -5,12 +5,12 @@
  * 1 MiB records: AES-256-GCM about 3.0 GB/s, ChaCha20-Poly1305 1.96 GB/s
  * (node:crypto: 0.1–0.25 and 1.1–1.2).
  *
- * The library comes from libcrypto.ts (only where ffi permission for it was
+ * The library comes from src/native/libcrypto.ts (only where ffi permission for it was
  * granted). Without it, ferry uses node:crypto; the wire format is the same
  * either way.
  */
 import type { Aead, Suite } from "./aead.ts";
-import { type Libcrypto as Lib, loadLibcrypto } from "./libcrypto.ts";
+import { type Libcrypto as Lib, loadLibcrypto } from "../native/libcrypto.ts";
 
 /** EVP_CTRL_AEAD_GET_TAG and EVP_CTRL_AEAD_SET_TAG (openssl/evp.h). */
 const CTRL_AEAD_GET_TAG = 0x10;

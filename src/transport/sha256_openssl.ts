@@ -1,10 +1,10 @@
 /**
- * One-shot SHA-256 from OpenSSL's libcrypto (libcrypto.ts), for whole small
+ * One-shot SHA-256 from OpenSSL's libcrypto (src/native/libcrypto.ts), for whole small
  * files: one FFI call where node:crypto makes three calls and two objects.
  * On 4 KiB, about 4 µs against 7–9 here, on each side of a transfer of many
  * small files. Used only after it gives the FIPS 180-2 value of "abc".
  */
-import { type Libcrypto, loadLibcrypto } from "./libcrypto.ts";
+import { type Libcrypto, loadLibcrypto } from "../native/libcrypto.ts";
 
 /** SHA-256("abc"), FIPS 180-2 appendix B.1. */
 const ABC_SHA256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";

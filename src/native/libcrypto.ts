@@ -1,7 +1,7 @@
 /**
  * The system's OpenSSL 3 libcrypto, through Deno's FFI: where it is, and
- * the calls ferry makes into it (the AEAD in aead_openssl.ts, one-shot
- * SHA-256 in sha256_openssl.ts).
+ * the calls ferry makes into it (the AEAD in src/transport/aead_openssl.ts,
+ * one-shot SHA-256 in src/transport/sha256_openssl.ts).
  *
  * It loads only a library at one of LIBCRYPTO_PATHS, and only when ffi
  * permission for that path was granted (never prompting); else null, and

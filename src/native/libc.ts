@@ -1,0 +1,122 @@
+/**
+ * The GNU C library through Deno's FFI: where it is, loading it with the
+ * calls a caller names, and turning errno into the error Deno's API would
+ * throw. The receiver's file calls (src/server/native_fs.ts) and the
+ * sender's reads (src/client/native_read.ts) use it, on Linux only.
+ *
+ * It loads only the library at one of LIBC_PATHS, and only when ffi
+ * permission for that path was granted (never prompting); else null, and
+ * the callers use Deno's API.
+ */
+
+/** Where the GNU C library lives on common Linux systems (Debian and Ubuntu, Fedora and RHEL, Arch). */
+export const LIBC_PATHS: readonly string[] = [
+  "/usr/lib/x86_64-linux-gnu/libc.so.6",
+  "/usr/lib/aarch64-linux-gnu/libc.so.6",
+  "/usr/lib64/libc.so.6",
+  "/usr/lib/libc.so.6",
+];
+
+/**
+ * The calls every user of the library needs: errno and its text are copied
+ * out through the library, because Deno's pointer views need ffi permission
+ * for every path, and ferry's is scoped to its libraries.
+ */
+export const ERRNO_SYMBOLS = {
+  __errno_location: { parameters: [], result: "pointer" },
+  memcpy: { parameters: ["buffer", "pointer", "usize"], result: "pointer" },
+  __xpg_strerror_r: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+} as const;
+
+type ErrnoCalls = Deno.DynamicLibrary<typeof ERRNO_SYMBOLS>["symbols"];
+
+// Linux's values on x86-64 and arm64 alike (asm-generic).
+export const O_RDONLY = 0o0;
+export const O_WRONLY = 0o1;
+export const O_CREAT = 0o100;
+export const O_EXCL = 0o200;
+export const O_CLOEXEC = 0o2000000;
+export const AT_FDCWD = -100;
+export const EPERM = 1;
+export const ENOENT = 2;
+export const EINTR = 4;
+export const EACCES = 13;
+export const EEXIST = 17;
+export const ENOTDIR = 20;
+export const EISDIR = 21;
+export const EINVAL = 22;
+export const ENOSYS = 38;
+export const EOPNOTSUPP = 95;
+
+/**
+ * The library at the first of `paths` that ffi permission covers and that
+ * has `symbols`, or null (not Linux, nothing permitted, a C library without
+ * one of them: musl has no renameat2).
+ */
+export function openLibc<S extends Deno.ForeignLibraryInterface>(
+  symbols: S,
+  paths: readonly string[] = LIBC_PATHS,
+): Deno.DynamicLibrary<S>["symbols"] | null {
+  if (Deno.build.os !== "linux" || typeof Deno.dlopen !== "function") return null;
+  for (const path of paths) {
+    try {
+      if (Deno.permissions.querySync({ name: "ffi", path }).state !== "granted") continue;
+      return Deno.dlopen(path, symbols).symbols;
+    } catch {
+      // Not there, or without one of the symbols: the next.
+    }
+  }
+  return null;
+}
+
+/** errno after a failed call, and the error Deno's API would throw for it. */
+export class Errno {
+  readonly #calls: ErrnoCalls;
+  readonly #copy = new Int32Array(1);
+  readonly #encoder = new TextEncoder();
+
+  constructor(calls: ErrnoCalls) {
+    this.#calls = calls;
+  }
+
+  /** The calling thread's errno: read it right after the call that failed. */
+  get(): number {
+    this.#calls.memcpy(this.#copy, this.#calls.__errno_location(), 4n);
+    return this.#copy[0];
+  }
+
+  /**
+   * The error for `errno`: the Deno.errors class Deno's API throws, or an
+   * Error whose message ends in "(os error N)" as Deno's does, so that the
+   * same checks read both.
+   */
+  error(call: string, path?: string, errno = this.get()): Error {
+    const text = new Uint8Array(256);
+    const reason = this.#calls.__xpg_strerror_r(errno, text, BigInt(text.length)) === 0
+      ? new TextDecoder().decode(text.subarray(0, text.indexOf(0)))
+      : "unknown error";
+    const message = `${reason} (os error ${errno}): ${call}${
+      path === undefined ? "" : ` '${path}'`
+    }`;
+    switch (errno) {
+      case EEXIST:
+        return new Deno.errors.AlreadyExists(message);
+      case ENOENT:
+        return new Deno.errors.NotFound(message);
+      case EACCES:
+      case EPERM:
+        return new Deno.errors.PermissionDenied(message);
+      case ENOTDIR:
+        return new Deno.errors.NotADirectory(message);
+      case EISDIR:
+        return new Deno.errors.IsADirectory(message);
+      default:
+        return new Error(message);
+    }
+  }
+
+  /** A NUL-terminated copy of a path (ferry's paths hold no NUL: names are checked). */
+  cString(s: string): Uint8Array {
+    return this.#encoder.encode(`${s}\0`);
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * The sender's C-library reads (src/client/native_read.ts): the bytes, and
+ * a size and modification time equal to what Deno's stat reports for the
+ * same file (the sender compares them with its listing, made by Deno's
+ * lstat), at every precision the file system keeps.
+ */
+import { assertEquals, assertInstanceOf, assertStringIncludes, assertThrows } from "@std/assert";
+import { join } from "node:path";
+import { loadNativeReader, type NativeReader } from "../src/client/native_read.ts";
+import { randomBytes, tempDir } from "./_harness.ts";
+
+const native = loadNativeReader();
+
+function reader(): NativeReader {
+  if (native === null) throw new Error("no native reader");
+  return native;
+}
+
+Deno.test({
+  name: "loadNativeReader() loads where the test task permits the C library, and nothing else",
+  ignore: Deno.build.os !== "linux",
+  fn() {
+    assertEquals(loadNativeReader(["/nonexistent/libc.so.6"]), null);
+    assertEquals(loadNativeReader(["/usr/lib/x86_64-linux-gnu/libm.so.6"]), null);
+  },
+});
+
+Deno.test({
+  name: "NativeReader reads a file whole, and stats it as Deno does, nanoseconds and all",
+  ignore: native === null,
+  async fn() {
+    const dir = await tempDir();
+    try {
+      const fs = reader();
+      const path = join(dir, "f");
+      const data = randomBytes(5000);
+      await Deno.writeFile(path, data);
+      const stamps = [
+        "2023-11-14 22:13:20.123999999", // just under the next millisecond
+        "2020-01-01 00:00:00.000900000",
+        "1969-12-31 23:59:58.250500000", // before 1970: toward zero, as Deno
+        "1969-12-31 23:59:59.999999999",
+        "1970-01-01 00:00:00",
+        "1901-12-14 20:45:52.5",
+      ];
+      for (const stamp of stamps) {
+        const touched = await new Deno.Command("touch", { args: ["-d", `${stamp} UTC`, path] })
+          .output();
+        assertEquals(touched.code, 0, stamp);
+        const fd = fs.open(path);
+        try {
+          const into = new Uint8Array(8192);
+          let done = 0;
+          for (let n; (n = fs.read(fd, into.subarray(done))) > 0;) done += n;
+          assertEquals(into.subarray(0, done), data);
+          const info = Deno.statSync(path);
+          assertEquals(fs.stat(fd), { size: info.size, mtime: info.mtime!.getTime() }, stamp);
+        } finally {
+          fs.close(fd);
+        }
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "NativeReader throws what Deno's calls would: a vanished file, a folder",
+  ignore: native === null,
+  async fn() {
+    const dir = await tempDir();
+    try {
+      const fs = reader();
+      assertInstanceOf(assertThrows(() => fs.open(join(dir, "gone"))), Deno.errors.NotFound);
+      const fd = fs.open(dir);
+      try {
+        const err = assertThrows(() => fs.read(fd, new Uint8Array(16)));
+        assertInstanceOf(err, Deno.errors.IsADirectory);
+        assertStringIncludes((err as Error).message, "(os error 21)");
+      } finally {
+        fs.close(fd);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
