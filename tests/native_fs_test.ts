@@ -11,7 +11,7 @@ import {
   assertThrows,
 } from "@std/assert";
 import { join } from "node:path";
-import { Inbox, Refusal, storageRefusal, syncDirs } from "../src/server/inbox.ts";
+import { childPath, Inbox, Refusal, storageRefusal, syncDirs } from "../src/server/inbox.ts";
 import { FsyncPace } from "../src/server/fsync_pace.ts";
 import { LIBC_PATHS } from "../src/native/libc.ts";
 import { loadNativeFs, type NativeFs } from "../src/server/native_fs.ts";
@@ -184,4 +184,12 @@ Deno.test("syncDirs() fsyncs every folder, and a missing one fails it without le
     }
     // The test's resource sanitizer fails it if a directory handle was left open.
   });
+});
+
+Deno.test("childPath() is join() for a normalized folder and a checked name", () => {
+  for (const dir of ["/", "/srv", "/srv/in box", "/a/b/ü"]) {
+    for (const name of ["f", "f.txt", "é b", ".hidden", "x..y"]) {
+      assertEquals(childPath(dir, name), join(dir, name), `${dir} + ${name}`);
+    }
+  }
 });

@@ -14,7 +14,7 @@
 import { createHash } from "node:crypto";
 import { type Digest, type Hasher, PrefixHash } from "../protocol/digests.ts";
 import { statfs } from "node:fs/promises";
-import { join } from "node:path";
+import { join, sep } from "node:path";
 import { FsyncPace, fsyncPaced } from "./fsync_pace.ts";
 import { loadNativeFs, type NativeFs } from "./native_fs.ts";
 import { checkName, STAGING_DIR_NAME } from "./safe_path.ts";
@@ -132,14 +132,14 @@ export class Inbox {
 
   /** Checks a wire name; returns its components or throws a Refusal. */
   parse(name: string, limits: { maxPathBytes: number; maxDepth: number }): string[] {
-    const check = checkName(name, { windows: IS_WINDOWS, ...limits });
+    const rules = {
+      windows: IS_WINDOWS,
+      maxPathBytes: limits.maxPathBytes,
+      maxDepth: limits.maxDepth,
+    };
+    const check = checkName(name, rules);
     if (!check.ok) throw new Refusal(check.reason);
     return check.parts;
-  }
-
-  /** The absolute path of checked components. */
-  pathOf(parts: string[]): string {
-    return join(this.root, ...parts);
   }
 
   /**
@@ -164,7 +164,7 @@ export class Inbox {
     let path = this.root;
     for (const part of parts) {
       const parent = path;
-      path = join(path, part);
+      path = childPath(path, part);
       if (known.has(path)) continue;
       const existing = this.existing(path);
       if (existing === "none") {
@@ -389,6 +389,16 @@ export class Inbox {
     if (result === "unsupported") this.#noRenameNoReplace = true;
     return result === "renamed" ? true : result === "exists" ? false : null;
   }
+}
+
+/**
+ * `join(dir, name)` for an absolute, normalized `dir` (from `ensureDir`) and
+ * a checked component `name` (no separator, not "." or ".."): the same
+ * string without join's normalizing pass, which cost a few microseconds a
+ * file on trees of many small files.
+ */
+export function childPath(dir: string, name: string): string {
+  return dir.endsWith(sep) ? dir + name : dir + sep + name;
 }
 
 /** `report.pdf` → `report (1).pdf`; `.bashrc` → `.bashrc (1)`; `a.tar.gz` → `a.tar (1).gz`. */

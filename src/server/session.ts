@@ -44,7 +44,14 @@ import { PeerRefused, receiverKeyExchange, WrongCode } from "../transport/channe
 import { SecureStream } from "../transport/secure_stream.ts";
 import { opensslSha256 } from "../transport/sha256_openssl.ts";
 import type { CodeGuard } from "./code_guard.ts";
-import { type ConflictPolicy, type Inbox, type Partial, Refusal, syncDirs } from "./inbox.ts";
+import {
+  childPath,
+  type ConflictPolicy,
+  type Inbox,
+  type Partial,
+  Refusal,
+  syncDirs,
+} from "./inbox.ts";
 import { DamagedData, IncomingFile, KEPT_MODE_BITS, type Resume } from "./incoming_file.ts";
 import { SMALL_FILE_MAX, SmallFile, StagedFile } from "./small_file.ts";
 import type { ServerLimits } from "./server_limits.ts";
@@ -579,8 +586,11 @@ export class Session {
         this.#created,
       );
       const name = parts[parts.length - 1];
-      const target = inbox.pathOf(parts);
-      if (encoder.encode(target).length > PLATFORM_PATH_MAX) {
+      const target = childPath(dir, name);
+      // No UTF-16 unit takes more than 3 UTF-8 bytes: most paths need no encoding to check.
+      if (
+        target.length * 3 > PLATFORM_PATH_MAX && encoder.encode(target).length > PLATFORM_PATH_MAX
+      ) {
         return refuse("name too long for the receiver's file system");
       }
       // Under "rename" a name in use is found when placing the file; look now only if it matters.
