@@ -10,6 +10,7 @@ import { SmallFile } from "../src/server/small_file.ts";
 import { loadNativeFs, type NativeFs } from "../src/server/native_fs.ts";
 import { randomBytes, tempDir } from "./_harness.ts";
 import { FsyncPace } from "../src/server/fsync_pace.ts";
+import { WRITE_PIECE_BYTES, writeInPieces } from "../src/server/incoming_file.ts";
 import { join } from "node:path";
 
 const posix = Deno.build.os !== "windows";
@@ -153,4 +154,24 @@ Deno.test("SmallFile.stage() asks the fsync pace once per file, whichever calls 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("writeInPieces() writes every byte in order, no call over WRITE_PIECE_BYTES, through short writes", async () => {
+  const data = randomBytes(WRITE_PIECE_BYTES * 3 + 12_345);
+  const sizes: number[] = [];
+  const out = new Uint8Array(data.length);
+  let at = 0;
+  const file = {
+    write(p: Uint8Array): Promise<number> {
+      sizes.push(p.length);
+      const n = sizes.length % 3 === 0 ? Math.ceil(p.length / 2) : p.length; // some short writes
+      out.set(p.subarray(0, n), at);
+      at += n;
+      return Promise.resolve(n);
+    },
+  };
+  await writeInPieces(file, data);
+  assertEquals(out, data);
+  assertEquals(at, data.length);
+  assertEquals(Math.max(...sizes), WRITE_PIECE_BYTES);
 });

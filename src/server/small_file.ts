@@ -17,7 +17,7 @@ import type { Digest } from "../protocol/digests.ts";
 import type { Entry } from "../protocol/messages.ts";
 import { type ConflictPolicy, type Inbox, storageRefusal } from "./inbox.ts";
 import { type FsyncPace, fsyncPaced } from "./fsync_pace.ts";
-import { DamagedData, KEPT_MODE_BITS } from "./incoming_file.ts";
+import { DamagedData, KEPT_MODE_BITS, WRITE_PIECE_BYTES } from "./incoming_file.ts";
 import type { NativeFs } from "./native_fs.ts";
 
 /** Largest file taken by the short path: one DATA frame. */
@@ -83,7 +83,9 @@ export class SmallFile {
     try {
       const created = inbox.createTempSync(mode);
       temp = created;
-      for (let done = 0; done < data.length;) done += temp.file.writeSync(data.subarray(done));
+      for (let done = 0; done < data.length;) {
+        done += temp.file.writeSync(data.subarray(done, done + WRITE_PIECE_BYTES));
+      }
       if (created.chmod) Deno.chmodSync(temp.path, mode);
       const mtime = new Date(entry.mtime);
       temp.file.utimeSync(mtime, mtime);
@@ -112,7 +114,9 @@ function stageNative(
   const { path, fd } = created;
   let open = true;
   try {
-    native.write(fd, data);
+    for (let at = 0; at < data.length; at += WRITE_PIECE_BYTES) {
+      native.write(fd, data.subarray(at, at + WRITE_PIECE_BYTES));
+    }
     if (created.chmod) Deno.chmodSync(path, mode);
     native.setTimes(fd, entry.mtime);
     const started = performance.now();
