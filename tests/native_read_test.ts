@@ -6,7 +6,7 @@
  */
 import { assertEquals, assertInstanceOf, assertStringIncludes, assertThrows } from "@std/assert";
 import { join } from "node:path";
-import { loadNativeReader, type NativeReader } from "../src/client/native_read.ts";
+import { FileChanged, loadNativeReader, type NativeReader } from "../src/client/native_read.ts";
 import { randomBytes, tempDir } from "./_harness.ts";
 
 const native = loadNativeReader();
@@ -81,6 +81,24 @@ Deno.test({
       } finally {
         fs.close(fd);
       }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "NativeReader.open() never goes through a symbolic link: the file was replaced since listed",
+  ignore: native === null,
+  async fn() {
+    const dir = await tempDir();
+    try {
+      await Deno.writeTextFile(join(dir, "target"), "secret");
+      await Deno.symlink(join(dir, "target"), join(dir, "link"));
+      const err = assertThrows(() => reader().open(join(dir, "link")));
+      assertInstanceOf(err, FileChanged);
+      assertEquals(err.message, "it changed after it was listed");
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

@@ -175,3 +175,9 @@ Deno.test("writeInPieces() writes every byte in order, no call over WRITE_PIECE_
   assertEquals(at, data.length);
   assertEquals(Math.max(...sizes), WRITE_PIECE_BYTES);
 });
+
+Deno.test("writeInPieces() fails instead of looping when a write writes nothing", async () => {
+  const file = { write: () => Promise.resolve(0) };
+  const err = await writeInPieces(file, new Uint8Array(10)).catch((e) => e);
+  assertEquals(err instanceof Error && err.message.includes("wrote nothing"), true);
+});

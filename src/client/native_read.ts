@@ -31,6 +31,19 @@ const STX_SIZE = 40;
 const STX_MTIME_SEC = 112;
 const STX_MTIME_NSEC = 120;
 
+/** `open` found a symbolic link where the walk listed a file. */
+export class FileChanged extends Error {
+  constructor() {
+    super("it changed after it was listed");
+    this.name = "FileChanged";
+  }
+}
+
+/** Linux's O_NOFOLLOW: one of the few open flags that differ between x86-64 and arm64. */
+const O_NOFOLLOW = Deno.build.arch === "aarch64" ? 0o100000 : 0o400000;
+const ELOOP = 40;
+const AT_FDCWD = -100;
+
 /** Reads of files by descriptor; each throws as Deno's API would. */
 export class NativeReader {
   readonly #lib: Lib;
@@ -44,11 +57,21 @@ export class NativeReader {
     this.#errno = new Errno(lib);
   }
 
-  /** Opens `path` for reading (following a link, as Deno's open does). */
+  /**
+   * Opens `path` for reading. Never through a symbolic link: the walk
+   * listed a file there, so a link found now means it was replaced
+   * (ELOOP, thrown as a FileChanged).
+   */
   open(path: string): number {
-    const fd = this.#lib.open(this.#errno.cString(path), O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0) throw this.#errno.error("open", path);
-    return fd;
+    const name = this.#errno.cString(path);
+    for (;;) {
+      const fd = this.#lib.open(name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0);
+      if (fd >= 0) return fd;
+      const errno = this.#errno.get();
+      if (errno === EINTR) continue;
+      if (errno === ELOOP) throw new FileChanged();
+      throw this.#errno.error("open", path, errno);
+    }
   }
 
   /** Reads into `into`: the bytes read, 0 at the end of the file. */
@@ -104,5 +127,11 @@ export function loadNativeReader(paths?: readonly string[]): NativeReader | null
 
 function load(paths?: readonly string[]): NativeReader | null {
   const lib = openLibc(SYMBOLS, paths);
-  return lib === null ? null : new NativeReader(lib);
+  if (lib === null) return null;
+  // A sandbox may refuse statx (EPERM, where glibc falls back to fstat only on ENOSYS): then
+  // every read would fail, so Deno's calls are used instead.
+  const probe = new Uint8Array(STATX_BYTES);
+  return lib.statx(AT_FDCWD, new TextEncoder().encode("/\0"), 0, STATX_MTIME, probe) === 0
+    ? new NativeReader(lib)
+    : null;
 }

@@ -57,7 +57,7 @@ import {
 } from "../transport/channel.ts";
 import { SecureStream } from "../transport/secure_stream.ts";
 import { opensslSha256 } from "../transport/sha256_openssl.ts";
-import { loadNativeReader, type NativeReader } from "./native_read.ts";
+import { FileChanged, loadNativeReader, type NativeReader } from "./native_read.ts";
 import type { Suite } from "../transport/aead.ts";
 import { type LocalEntry, type Source, walk, type WalkItem } from "./walk.ts";
 
@@ -888,7 +888,13 @@ function readWholeNative(
   room: Uint8Array,
   entry: LocalEntry,
 ): string | null {
-  const fd = native.open(source);
+  let fd: number;
+  try {
+    fd = native.open(source);
+  } catch (err) {
+    if (err instanceof FileChanged) return err.message;
+    throw err;
+  }
   try {
     for (let done = 0; done < room.length;) {
       const n = native.read(fd, room.subarray(done));
@@ -900,7 +906,9 @@ function readWholeNative(
       ? null
       : "it changed after it was listed";
   } finally {
-    native.close(fd);
+    try {
+      native.close(fd);
+    } catch { /* read-only: what the read found stands */ }
   }
 }
 

@@ -30,7 +30,9 @@ export async function writeInPieces(
   data: Uint8Array,
 ): Promise<void> {
   for (let at = 0; at < data.length;) {
-    at += await file.write(data.subarray(at, Math.min(data.length, at + WRITE_PIECE_BYTES)));
+    const n = await file.write(data.subarray(at, Math.min(data.length, at + WRITE_PIECE_BYTES)));
+    if (n === 0) throw new Error("a write wrote nothing (os error 5)");
+    at += n;
   }
 }
 

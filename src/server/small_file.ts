@@ -84,7 +84,9 @@ export class SmallFile {
       const created = inbox.createTempSync(mode);
       temp = created;
       for (let done = 0; done < data.length;) {
-        done += temp.file.writeSync(data.subarray(done, done + WRITE_PIECE_BYTES));
+        const n = temp.file.writeSync(data.subarray(done, done + WRITE_PIECE_BYTES));
+        if (n === 0) throw new Error("a write wrote nothing (os error 5)");
+        done += n;
       }
       if (created.chmod) Deno.chmodSync(temp.path, mode);
       const mtime = new Date(entry.mtime);
