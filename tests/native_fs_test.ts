@@ -11,7 +11,15 @@ import {
   assertThrows,
 } from "@std/assert";
 import { join } from "node:path";
-import { childPath, Inbox, Refusal, storageRefusal, syncDirs } from "../src/server/inbox.ts";
+import {
+  childPath,
+  Inbox,
+  Refusal,
+  storageRefusal,
+  syncDirs,
+  WRITE_PIECE_BYTES,
+} from "../src/server/inbox.ts";
+import { statfs } from "node:fs/promises";
 import { FsyncPace } from "../src/server/fsync_pace.ts";
 import { LIBC_PATHS } from "../src/native/libc.ts";
 import { loadNativeFs, type NativeFs } from "../src/server/native_fs.ts";
@@ -192,4 +200,30 @@ Deno.test("childPath() is join() for a normalized folder and a checked name", ()
       assertEquals(childPath(dir, name), join(dir, name), `${dir} + ${name}`);
     }
   }
+});
+
+Deno.test({
+  name: "Inbox.open() writes large files in pieces on disk, in one write per chunk on tmpfs",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const typeOf = async (path: string) => Number((await statfs(path)).type);
+    const shm = "/dev/shm";
+    const onTmpfs = await typeOf(shm).then((t) => t === 0x01021994).catch(() => false);
+    const disk = await tempDir();
+    try {
+      if (onTmpfs) {
+        const dir = await Deno.makeTempDir({ dir: shm });
+        try {
+          assertEquals((await Inbox.open(dir)).writePiece, Infinity);
+        } finally {
+          await Deno.remove(dir, { recursive: true });
+        }
+      }
+      if (await typeOf(disk) !== 0x01021994) {
+        assertEquals((await Inbox.open(disk)).writePiece, WRITE_PIECE_BYTES);
+      }
+    } finally {
+      await Deno.remove(disk, { recursive: true });
+    }
+  },
 });

@@ -10,7 +10,8 @@ import { SmallFile } from "../src/server/small_file.ts";
 import { loadNativeFs, type NativeFs } from "../src/server/native_fs.ts";
 import { randomBytes, tempDir } from "./_harness.ts";
 import { FsyncPace } from "../src/server/fsync_pace.ts";
-import { WRITE_PIECE_BYTES, writeInPieces } from "../src/server/incoming_file.ts";
+import { writeInPieces } from "../src/server/incoming_file.ts";
+import { WRITE_PIECE_BYTES } from "../src/server/inbox.ts";
 import { join } from "node:path";
 
 const posix = Deno.build.os !== "windows";

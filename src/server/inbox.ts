@@ -48,6 +48,19 @@ export interface Partial {
   size: number;
 }
 
+/**
+ * The most one write() to a staging file on disk takes. A larger write lets
+ * the kernel fill the page cache with large folios, and on this VM (a memory
+ * balloon that hands freed memory back to the host) each of their pages
+ * then faults on the host when first touched: 1 GiB written to ext4 in
+ * 1 MiB writes took 1.8–2.5 s of kernel time after a pause, in writes of
+ * 512 KiB or less about 0.3 s. On tmpfs (small pages) there is nothing to
+ * gain, and each extra asynchronous write costs a thread-pool hop (about
+ * 0.35 s of receiver CPU per GiB for 256 KiB pieces), so there the whole
+ * chunk goes in one write (Inbox.writePiece).
+ */
+export const WRITE_PIECE_BYTES = 512 * 1024;
+
 /** Staging temp files older than this at start-up are left from a crash: removed. */
 const STALE_TEMP_MS = 10 * 60 * 1000;
 /** Kept free on the receiving file system beyond what accepted files need. */
@@ -62,6 +75,12 @@ export class Inbox {
   reserved = 0;
   /** Where small files' fsyncs run: DIR's filesystem decides (shared by all sessions). */
   readonly fsyncPace = new FsyncPace();
+
+  /**
+   * The most one write() to a large staging file takes: WRITE_PIECE_BYTES on
+   * disk, no limit on tmpfs (incoming_file.ts says why).
+   */
+  writePiece: number = WRITE_PIECE_BYTES;
 
   /** Permission bits that file creation masks out here; null where there are none (Windows). */
   #maskedBits: number | null = null;
@@ -114,6 +133,7 @@ export class Inbox {
       // What file creation takes away from a mode (the umask), seen on a real file.
       if (Deno.build.os !== "windows" && probed !== null) inbox.#maskedBits = 0o777 & ~probed;
       await removeOlderThan(staging, STALE_TEMP_MS);
+      if (await inMemory(hidden)) inbox.writePiece = Infinity;
       return inbox;
     } catch (err) {
       if (err instanceof FerryError) throw err;
@@ -464,6 +484,18 @@ async function removeOlderThan(
       if (info && (info.mtime?.getTime() ?? 0) < cutoff) await Deno.remove(path).catch(() => {});
     }
   } catch { /* the folder vanished: nothing to clean */ }
+}
+
+/** statfs f_type of tmpfs and ramfs (linux/magic.h). */
+const IN_MEMORY_FS = new Set([0x01021994, 0x858458f6]);
+
+/** Whether `path` is on a file system kept in memory (tmpfs, ramfs). */
+async function inMemory(path: string): Promise<boolean> {
+  try {
+    return IN_MEMORY_FS.has(Number((await statfs(path)).type));
+  } catch {
+    return false;
+  }
 }
 
 async function mkdirIfMissing(path: string): Promise<void> {

@@ -11,26 +11,23 @@
 import type { Digest, Hasher } from "../protocol/digests.ts";
 import type { Entry } from "../protocol/messages.ts";
 import type { FileEnd } from "../protocol/frame.ts";
-import { type ConflictPolicy, type Inbox, type Partial, Refusal, storageRefusal } from "./inbox.ts";
+import {
+  type ConflictPolicy,
+  type Inbox,
+  type Partial,
+  Refusal,
+  storageRefusal,
+  WRITE_PIECE_BYTES,
+} from "./inbox.ts";
 
-/**
- * The most one write() to a staging file takes. A larger write lets the
- * kernel fill the page cache with large folios, and on this VM (a memory
- * balloon that hands freed memory back to the host) each of their pages
- * then faults on the host when first touched: 1 GiB written to ext4 in
- * 1 MiB writes took 2.0–2.2 s of kernel time after a pause, in writes of
- * 512 KiB or less 0.3 s (and 0.3 s either way when memory freed a moment
- * before is reused). tmpfs was not affected. The cost: 3 more calls a MiB.
- */
-export const WRITE_PIECE_BYTES = 256 * 1024;
-
-/** Writes all of `data` to `file`, at most WRITE_PIECE_BYTES per call. */
+/** Writes all of `data` to `file`, at most `piece` bytes per call. */
 export async function writeInPieces(
   file: { write(p: Uint8Array): Promise<number> },
   data: Uint8Array,
+  piece = WRITE_PIECE_BYTES,
 ): Promise<void> {
   for (let at = 0; at < data.length;) {
-    const n = await file.write(data.subarray(at, Math.min(data.length, at + WRITE_PIECE_BYTES)));
+    const n = await file.write(data.subarray(at, Math.min(data.length, at + piece)));
     if (n === 0) throw new Error("a write wrote nothing (os error 5)");
     at += n;
   }
@@ -68,6 +65,8 @@ export class IncomingFile {
     readonly partial: Partial | null,
     hash: Hasher,
     resumed: number,
+    /** The most one write() takes (Inbox.writePiece). */
+    readonly piece: number,
   ) {
     this.#hash = hash;
     this.received = resumed;
@@ -99,6 +98,7 @@ export class IncomingFile {
           null,
           digest.hasher(),
           0,
+          inbox.writePiece,
         );
       }
       const file = await Deno.open(partial.path, {
@@ -121,6 +121,7 @@ export class IncomingFile {
         partial,
         hash,
         resume?.offset ?? 0,
+        inbox.writePiece,
       );
     } catch (err) {
       throw storageRefusal(err);
@@ -143,7 +144,7 @@ export class IncomingFile {
     }
     await this.#settle();
     const release = hold();
-    const writing = writeInPieces(this.file, chunk).finally(release);
+    const writing = writeInPieces(this.file, chunk, this.piece).finally(release);
     writing.catch(() => {}); // observed by the next #settle()
     this.#writing = writing;
     this.#hash.update(chunk); // on this thread, while the write runs on another

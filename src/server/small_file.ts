@@ -15,9 +15,9 @@ import { MAX_FRAME_PAYLOAD } from "../protocol/limits.ts";
 import type { FileEnd } from "../protocol/frame.ts";
 import type { Digest } from "../protocol/digests.ts";
 import type { Entry } from "../protocol/messages.ts";
-import { type ConflictPolicy, type Inbox, storageRefusal } from "./inbox.ts";
+import { type ConflictPolicy, type Inbox, storageRefusal, WRITE_PIECE_BYTES } from "./inbox.ts";
 import { type FsyncPace, fsyncPaced } from "./fsync_pace.ts";
-import { DamagedData, KEPT_MODE_BITS, WRITE_PIECE_BYTES } from "./incoming_file.ts";
+import { DamagedData, KEPT_MODE_BITS } from "./incoming_file.ts";
 import type { NativeFs } from "./native_fs.ts";
 
 /** Largest file taken by the short path: one DATA frame. */
