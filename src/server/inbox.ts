@@ -57,7 +57,7 @@ export interface Partial {
  * 512 KiB or less about 0.3 s. On tmpfs (small pages) there is nothing to
  * gain, and each extra asynchronous write costs a thread-pool hop (about
  * 0.35 s of receiver CPU per GiB for 256 KiB pieces), so there the whole
- * chunk goes in one write (Inbox.writePiece).
+ * chunk goes in one write (`Inbox.writePiece`).
  */
 export const WRITE_PIECE_BYTES = 512 * 1024;
 
@@ -77,8 +77,8 @@ export class Inbox {
   readonly fsyncPace = new FsyncPace();
 
   /**
-   * The most one write() to a large staging file takes: WRITE_PIECE_BYTES on
-   * disk, no limit on tmpfs (incoming_file.ts says why).
+   * The most one write() to a staging file takes: WRITE_PIECE_BYTES on
+   * disk, no limit on tmpfs and ramfs (WRITE_PIECE_BYTES says why).
    */
   writePiece: number = WRITE_PIECE_BYTES;
 

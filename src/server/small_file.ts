@@ -15,7 +15,7 @@ import { MAX_FRAME_PAYLOAD } from "../protocol/limits.ts";
 import type { FileEnd } from "../protocol/frame.ts";
 import type { Digest } from "../protocol/digests.ts";
 import type { Entry } from "../protocol/messages.ts";
-import { type ConflictPolicy, type Inbox, storageRefusal, WRITE_PIECE_BYTES } from "./inbox.ts";
+import { type ConflictPolicy, type Inbox, storageRefusal } from "./inbox.ts";
 import { type FsyncPace, fsyncPaced } from "./fsync_pace.ts";
 import { DamagedData, KEPT_MODE_BITS } from "./incoming_file.ts";
 import type { NativeFs } from "./native_fs.ts";
@@ -84,7 +84,7 @@ export class SmallFile {
       const created = inbox.createTempSync(mode);
       temp = created;
       for (let done = 0; done < data.length;) {
-        const n = temp.file.writeSync(data.subarray(done, done + WRITE_PIECE_BYTES));
+        const n = temp.file.writeSync(data.subarray(done, done + inbox.writePiece));
         if (n === 0) throw new Error("a write wrote nothing (os error 5)");
         done += n;
       }
@@ -116,8 +116,8 @@ function stageNative(
   const { path, fd } = created;
   let open = true;
   try {
-    for (let at = 0; at < data.length; at += WRITE_PIECE_BYTES) {
-      native.write(fd, data.subarray(at, at + WRITE_PIECE_BYTES));
+    for (let at = 0; at < data.length; at += inbox.writePiece) {
+      native.write(fd, data.subarray(at, at + inbox.writePiece));
     }
     if (created.chmod) Deno.chmodSync(path, mode);
     native.setTimes(fd, entry.mtime);
