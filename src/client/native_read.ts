@@ -9,7 +9,18 @@
  * missing, and the sender uses Deno's API. Errors are thrown as Deno's API
  * would throw them.
  */
-import { EINTR, Errno, ERRNO_SYMBOLS, O_CLOEXEC, O_RDONLY, openLibc } from "../native/libc.ts";
+import {
+  AT_EMPTY_PATH,
+  AT_FDCWD,
+  EINTR,
+  ELOOP,
+  Errno,
+  ERRNO_SYMBOLS,
+  O_CLOEXEC,
+  O_NOFOLLOW,
+  O_RDONLY,
+  openLibc,
+} from "../native/libc.ts";
 
 const SYMBOLS = {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
@@ -22,7 +33,6 @@ const SYMBOLS = {
 
 type Lib = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
-const AT_EMPTY_PATH = 0x1000;
 const STATX_MTIME = 0x40;
 const STATX_SIZE = 0x200;
 /** struct statx (linux/stat.h, the same on every architecture): where its fields are. */
@@ -38,11 +48,6 @@ export class FileChanged extends Error {
     this.name = "FileChanged";
   }
 }
-
-/** Linux's O_NOFOLLOW: one of the few open flags that differ between x86-64 and arm64. */
-const O_NOFOLLOW = Deno.build.arch === "aarch64" ? 0o100000 : 0o400000;
-const ELOOP = 40;
-const AT_FDCWD = -100;
 
 /** Reads of files by descriptor; each throws as Deno's API would. */
 export class NativeReader {

@@ -9,6 +9,8 @@
  * the callers use Deno's API.
  */
 
+import { dlopenPermitted } from "./dlopen_permitted.ts";
+
 /** Where the GNU C library lives on common Linux systems (Debian and Ubuntu, Fedora and RHEL, Arch). */
 export const LIBC_PATHS: readonly string[] = [
   "/usr/lib/x86_64-linux-gnu/libc.so.6",
@@ -36,7 +38,10 @@ export const O_WRONLY = 0o1;
 export const O_CREAT = 0o100;
 export const O_EXCL = 0o200;
 export const O_CLOEXEC = 0o2000000;
+/** One of the few open flags that differ between x86-64 and arm64. */
+export const O_NOFOLLOW = Deno.build.arch === "aarch64" ? 0o100000 : 0o400000;
 export const AT_FDCWD = -100;
+export const AT_EMPTY_PATH = 0x1000;
 export const EPERM = 1;
 export const ENOENT = 2;
 export const EINTR = 4;
@@ -46,6 +51,7 @@ export const ENOTDIR = 20;
 export const EISDIR = 21;
 export const EINVAL = 22;
 export const ENOSYS = 38;
+export const ELOOP = 40;
 export const EOPNOTSUPP = 95;
 
 /**
@@ -57,16 +63,7 @@ export function openLibc<S extends Deno.ForeignLibraryInterface>(
   symbols: S,
   paths: readonly string[] = LIBC_PATHS,
 ): Deno.DynamicLibrary<S>["symbols"] | null {
-  if (Deno.build.os !== "linux" || typeof Deno.dlopen !== "function") return null;
-  for (const path of paths) {
-    try {
-      if (Deno.permissions.querySync({ name: "ffi", path }).state !== "granted") continue;
-      return Deno.dlopen(path, symbols).symbols;
-    } catch {
-      // Not there, or without one of the symbols: the next.
-    }
-  }
-  return null;
+  return Deno.build.os === "linux" ? dlopenPermitted(paths, symbols) : null;
 }
 
 /** errno after a failed call, and the error Deno's API would throw for it. */

@@ -8,6 +8,8 @@
  * ferry uses node:crypto.
  */
 
+import { dlopenPermitted } from "./dlopen_permitted.ts";
+
 /**
  * Where OpenSSL 3's libcrypto lives on common systems: Debian and Ubuntu
  * (x86-64, arm64), Fedora and RHEL, Arch and Alpine, Homebrew on macOS.
@@ -69,14 +71,6 @@ export function loadLibcrypto(paths?: readonly string[]): Libcrypto | null {
 }
 
 function load(paths: readonly string[]): Libcrypto | null {
-  if (Deno.build.os === "windows" || typeof Deno.dlopen !== "function") return null;
-  for (const path of paths) {
-    try {
-      if (Deno.permissions.querySync({ name: "ffi", path }).state !== "granted") continue;
-      return Deno.dlopen(path, SYMBOLS).symbols;
-    } catch {
-      // Not there, not OpenSSL 3, or not allowed: try the next one.
-    }
-  }
-  return null;
+  // Not there, not OpenSSL 3, or not allowed: node:crypto instead.
+  return Deno.build.os === "windows" ? null : dlopenPermitted(paths, SYMBOLS);
 }
