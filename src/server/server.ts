@@ -24,6 +24,12 @@ const CLEANUP_INTERVAL_MS = 3600 * 1000;
 
 export class FerryServer {
   #sessions = new Map<Session, Promise<void>>();
+  /**
+   * Sessions dropped while a storage call of theirs had not returned: they
+   * still hold a file and buffers, so they keep their connection slot
+   * until it does (Session.settled).
+   */
+  #stalled = new Set<Session>();
   #guard: CodeGuard;
   /** The live session of each named transfer. */
   #transfers = new Map<string, Session>();
@@ -58,6 +64,11 @@ export class FerryServer {
     return this.listener.addr.port;
   }
 
+  /** Sessions dropped while a storage call of theirs has not returned yet. */
+  get stalled(): number {
+    return this.#stalled.size;
+  }
+
   /** Resolves when the server has stopped and its sessions have ended. */
   get done(): Promise<void> {
     return this.#done;
@@ -75,8 +86,14 @@ export class FerryServer {
         continue;
       }
       conn.setNoDelay(true);
-      if (this.#sessions.size >= this.opts.limits.maxConnections) {
-        turnAway(conn, this.opts.limits.maxConnections);
+      if (this.#sessions.size + this.#stalled.size >= this.opts.limits.maxConnections) {
+        turnAway(
+          conn,
+          this.#stalled.size === 0
+            ? `${this.opts.limits.maxConnections} senders are connected`
+            : `${this.#stalled.size} of its ${this.opts.limits.maxConnections} connection slots ` +
+              "wait on its disk",
+        );
         continue;
       }
       const peer = formatAddress({
@@ -94,6 +111,8 @@ export class FerryServer {
         console.error(`ferry: session failed unexpectedly: ${err?.stack ?? err}`);
       }).finally(() => {
         this.#sessions.delete(session);
+        this.#stalled.add(session);
+        session.settled.finally(() => this.#stalled.delete(session));
         const transfer = session.transfer;
         if (transfer !== null && this.#transfers.get(transfer) === session) {
           this.#transfers.delete(transfer);
@@ -136,14 +155,14 @@ export class FerryServer {
 }
 
 /** Answers a connection over the cap with ERROR "busy", without starting a session. */
-function turnAway(conn: Deno.TcpConn, cap: number): void {
+function turnAway(conn: Deno.TcpConn, why: string): void {
   const reply = new Uint8Array([
     ...encodePreamble({ version: PROTOCOL_VERSION, channel: Channel.plain }),
     ...encodeFrame(
       FrameType.ERROR,
       encodeJson({
         code: "busy",
-        message: `the receiver is busy: ${cap} senders are connected; try again shortly`,
+        message: `the receiver is busy: ${why}; try again shortly`,
       }),
     ),
   ]);

@@ -76,7 +76,20 @@ export interface SessionOptions {
   code?: string | null;
   software: string;
   onEvent: (event: ServerEvent) => void;
+  /** How long a session closed from outside may take to wind down (default STALL_GRACE_MS). */
+  stallGraceMs?: number;
 }
+
+/**
+ * How long a session that was closed from outside (its idle or handshake
+ * deadline, the server stopping, a newer session of its transfer) may take
+ * to wind down before it is dropped. Once its connection is closed, only a
+ * storage call that does not return (a hung disk or network file system)
+ * or the wrong-code delay (at most 5 s) keeps it going. A dropped session's
+ * run() ends; what it holds (its open file, claims, reservations) is let go
+ * of when that call returns.
+ */
+export const STALL_GRACE_MS = 10_000;
 
 export type ServerEvent =
   | { type: "session-start"; session: number; peer: string }
@@ -180,6 +193,13 @@ export class Session {
   #failed = 0;
   #startedAt = performance.now();
   #aborted: string | null = null;
+  /** Ends run() early with this reason once the session is closed from outside and stalls. */
+  #drop: ((reason: string) => void) | null = null;
+  #dropTimer: ReturnType<typeof setTimeout> | undefined;
+  /** run() has reported the end: later events of a dropped session's work are not reported. */
+  #ended = false;
+  /** Settles when the session's work has really finished, dropped or not. */
+  #settled: Promise<void> = Promise.resolve();
 
   /** `host` is the sender's address (for the wrong-code guard); `peer` adds the port. */
   constructor(
@@ -205,34 +225,26 @@ export class Session {
     this.#writer = new FrameWriter(stream, touch);
   }
 
-  /** Runs the session to its end. Never throws: failures end this session only. */
+  /**
+   * Runs the session to its end. Never throws: failures end this session
+   * only. Resolves at most STALL_GRACE_MS after the session was closed from
+   * outside, even if a storage call has not returned (`settled` says when
+   * it has).
+   */
   async run(): Promise<void> {
-    const { opts } = this;
+    this.#event({ type: "session-start", session: this.id, peer: this.peer });
+    const dropped = new Promise<string>((resolve) => this.#drop = resolve);
+    const work = this.#work();
+    this.#settled = work.then(() => {}, () => {});
     let error: string | undefined;
-    let clean = false;
-    opts.onEvent({ type: "session-start", session: this.id, peer: this.peer });
-    const deadline = setTimeout(() => {
-      this.#handshakeExpired = true;
-      this.#closeNow();
-    }, opts.limits.handshakeTimeoutMs);
     try {
-      const greeted = await this.#handshake();
-      clearTimeout(deadline);
-      if (greeted) {
-        this.#watchdog = new Watchdog(opts.limits.idleTimeoutMs, () => this.#closeNow());
-        await this.#loop();
-        clean = true;
-      }
-    } catch (err) {
-      error = this.#describe(err);
-      await this.#sendError(err);
+      error = await Promise.race([work, dropped]);
     } finally {
-      clearTimeout(deadline);
-      this.#watchdog?.stop();
-      await this.#release(clean);
-      this.#closeNow();
+      clearTimeout(this.#dropTimer);
+      this.#drop = null;
     }
-    opts.onEvent({
+    this.#ended = true;
+    this.#event({
       type: "session-end",
       session: this.id,
       peer: this.peer,
@@ -245,6 +257,46 @@ export class Session {
     });
   }
 
+  /** Reports an event, until the session has ended (a dropped session's work goes on unheard). */
+  #event(event: ServerEvent): void {
+    if (this.#ended && event.type !== "session-end") return;
+    this.opts.onEvent(event);
+  }
+
+  /** Settles once the session's work has finished, also after run() dropped it. */
+  get settled(): Promise<void> {
+    return this.#settled;
+  }
+
+  /** The session itself: handshake, frames, and letting go of what it holds. The error, if any. */
+  async #work(): Promise<string | undefined> {
+    const { opts } = this;
+    let error: string | undefined;
+    let clean = false;
+    const deadline = setTimeout(() => {
+      this.#handshakeExpired = true;
+      this.#closeFromOutside();
+    }, opts.limits.handshakeTimeoutMs);
+    try {
+      const greeted = await this.#handshake();
+      clearTimeout(deadline);
+      if (greeted) {
+        this.#watchdog = new Watchdog(opts.limits.idleTimeoutMs, () => this.#closeFromOutside());
+        await this.#loop();
+        clean = true;
+      }
+    } catch (err) {
+      error = this.#describe(err);
+      await this.#sendError(err);
+    } finally {
+      clearTimeout(deadline);
+      this.#watchdog?.stop();
+      await this.#release(clean);
+      this.#closeNow();
+    }
+    return error;
+  }
+
   /**
    * Ends the session from outside (server shutdown): tells the sender, if
    * the connection is free to write on, then closes it. The file in
@@ -254,14 +306,14 @@ export class Session {
     this.#aborted = message;
     if (!this.#writer.busy) {
       // Through the writer, so whatever it holds (our preamble, early in a session) goes first.
-      const timer = setTimeout(() => this.#closeNow(), 1000);
+      const timer = setTimeout(() => this.#closeFromOutside(), 1000);
       try {
         await this.#writer.frame(FrameType.ERROR, encodeJson({ code, message }));
         await this.#writer.flush();
       } catch { /* the peer is gone */ }
       clearTimeout(timer);
     }
-    this.#closeNow();
+    this.#closeFromOutside();
   }
 
   /** The transfer this session belongs to, once the handshake named it. */
@@ -273,6 +325,27 @@ export class Session {
     try {
       this.conn.close();
     } catch { /* already closed */ }
+  }
+
+  /**
+   * Closes the connection for a reason from outside the session's own
+   * work, and drops the session if it has not wound down STALL_GRACE_MS
+   * later (its work is then stuck in a storage call).
+   */
+  #closeFromOutside(): void {
+    this.#closeNow();
+    if (this.#drop === null || this.#dropTimer !== undefined) return;
+    const grace = this.opts.stallGraceMs ?? STALL_GRACE_MS;
+    this.#dropTimer = setTimeout(() => {
+      const why = this.#aborted ??
+        (this.#handshakeExpired
+          ? "timed out: the handshake took too long"
+          : "timed out: the sender went quiet");
+      this.#drop?.(
+        `${why}; dropped after ${grace / 1000} s more: a storage call in the receiving folder ` +
+          "has not returned (a hung disk?); what it holds is let go of when it does",
+      );
+    }, grace);
   }
 
   /** Lets go of what this session holds: its file (kept as a partial if cut off), claims and reservations. */
@@ -419,7 +492,7 @@ export class Session {
       // A session we ended ourselves (shutdown) is no guess.
       if (this.#aborted !== null) throw err;
       const { failures, locked } = guard.fail(this.host);
-      this.opts.onEvent({
+      this.#event({
         type: "wrong-code",
         session: this.id,
         peer: this.peer,
@@ -537,7 +610,7 @@ export class Session {
         const path = typeof (raw as { path?: unknown }).path === "string"
           ? (raw as { path: string }).path
           : "(no name)";
-        this.opts.onEvent({
+        this.#event({
           type: "refused",
           session: this.id,
           path,
@@ -548,7 +621,7 @@ export class Session {
     }
     await this.#writer.frame(FrameType.PLAN, encodeJson({ batch, decisions }));
     await this.#writer.flush();
-    this.opts.onEvent({
+    this.#event({
       type: "announced",
       session: this.id,
       files: this.#acceptedFiles,
@@ -711,7 +784,7 @@ export class Session {
 
   /** Opens the head file's staging file, unless it failed already. */
   async #open(head: Queued, resume: Resume | null): Promise<void> {
-    this.opts.onEvent({
+    this.#event({
       type: "file-start",
       session: this.id,
       path: head.entry.path,
@@ -760,7 +833,7 @@ export class Session {
       if (this.#small.entry !== head.entry) this.#beginSmall(head);
       try {
         this.#small.add(chunk);
-        this.opts.onEvent({ type: "progress", session: this.id, bytes: chunk.length });
+        this.#event({ type: "progress", session: this.id, bytes: chunk.length });
       } catch (err) {
         if (!(err instanceof Refusal)) throw err;
         this.#currentFailed = err;
@@ -780,7 +853,7 @@ export class Session {
         this.#streamed += chunk.length;
       }
       await this.#current!.write(chunk, maxSize, () => this.#reader.hold());
-      this.opts.onEvent({ type: "progress", session: this.id, bytes: chunk.length });
+      this.#event({ type: "progress", session: this.id, bytes: chunk.length });
     } catch (err) {
       if (!(err instanceof Refusal)) throw err;
       this.#currentFailed = err;
@@ -791,7 +864,7 @@ export class Session {
 
   #beginSmall(head: Queued): void {
     this.#small.begin(head.entry);
-    this.opts.onEvent({
+    this.#event({
       type: "file-start",
       session: this.id,
       path: head.entry.path,
@@ -875,10 +948,10 @@ export class Session {
       ack = { id: head.entry.id, ok: false, reason };
       if (failure instanceof DamagedData) ack.retry = true;
       this.#failed++;
-      this.opts.onEvent({ type: "file-failed", session: this.id, path, reason });
+      this.#event({ type: "file-failed", session: this.id, path, reason });
     } else if (done.name === null) {
       ack = { id: head.entry.id, ok: false, skipped: true, reason: "already exists" };
-      this.opts.onEvent({
+      this.#event({
         type: "refused",
         session: this.id,
         path,
@@ -890,7 +963,7 @@ export class Session {
       this.#files++;
       this.#bytes += done.bytes;
       this.#resumedBytes += done.resumed;
-      this.opts.onEvent({
+      this.#event({
         type: "file",
         session: this.id,
         name: stored,

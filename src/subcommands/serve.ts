@@ -7,6 +7,7 @@ import {
   parseSeconds,
   parseSize,
 } from "../cli/args.ts";
+import { join } from "node:path";
 import { UsageError } from "../cli/errors.ts";
 import { chooseMode, writeText } from "../cli/output.ts";
 import { ServeReporter } from "../cli/serve_report.ts";
@@ -193,6 +194,12 @@ export async function serve(args: string[]): Promise<number> {
   for (const warning of warnings) reporter.warning(warning);
   try {
     await server.done;
+    if (server.stalled > 0) {
+      reporter.warning(
+        `stopping with ${server.stalled} dropped session(s) still waiting on the disk; ` +
+          `what they staged may be left in ${join(server.inbox.root, ".ferry")}`,
+      );
+    }
   } finally {
     reporter.close();
     responder?.close();

@@ -1,0 +1,227 @@
+/**
+ * A receiving disk that stops answering (a hung disk or network file
+ * system): a storage call never returns. The session it belongs to is
+ * dropped once its connection is closed, so the server still reports it and
+ * still stops; its slot comes back when the call returns. Simulated with
+ * `fsfreeze` on a small ext4 image mounted through a loop device, so these
+ * run as root on Linux and are skipped otherwise.
+ */
+import { assert, assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
+import { join } from "node:path";
+import { FerryError } from "../src/cli/errors.ts";
+import type { ServerEvent } from "../src/server/session.ts";
+import {
+  type CliResult,
+  sendInProcess,
+  snapshot,
+  spawnServe,
+  startServer,
+  tempDir,
+} from "./_harness.ts";
+
+async function run(cmd: string, args: string[]): Promise<Deno.CommandOutput> {
+  return await new Deno.Command(cmd, { args, stdout: "null", stderr: "piped" }).output();
+}
+
+async function canFreeze(): Promise<string | null> {
+  if (Deno.build.os !== "linux") return "needs Linux (loop devices and fsfreeze)";
+  if (Deno.uid() !== 0) return "needs root to mount an image and freeze it";
+  for (const tool of ["mkfs.ext4", "fsfreeze", "losetup"]) {
+    const found = await new Deno.Command("sh", {
+      args: ["-c", `command -v ${tool}`],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    if (!found.success) return `needs ${tool}`;
+  }
+  return null;
+}
+
+const skip = await canFreeze();
+if (skip) console.log(`hung_disk_test: skipped: ${skip}`);
+
+/** Runs `fn` on a fresh 64 MiB ext4 mounted at a temporary folder, which it may freeze. */
+async function withFreezableDisk(fn: (dir: string) => Promise<void>): Promise<void> {
+  const base = await Deno.makeTempDir({ prefix: "ferry-ext4-" });
+  const image = join(base, "disk.img");
+  const dir = join(base, "mnt");
+  await Deno.mkdir(dir);
+  const file = await Deno.open(image, { write: true, create: true });
+  await file.truncate(64 * 1024 * 1024);
+  file.close();
+  const made = await run("mkfs.ext4", ["-q", "-F", image]);
+  assert(made.success, new TextDecoder().decode(made.stderr));
+  const mounted = await run("mount", ["-o", "loop", image, dir]);
+  assert(mounted.success, new TextDecoder().decode(mounted.stderr));
+  // Whatever happens to the test, the disk thaws within a minute: a thread stuck on a frozen
+  // disk cannot be killed, and would otherwise hang this process for good.
+  const safety = new Deno.Command("sh", {
+    args: ["-c", `sleep 60; fsfreeze -u '${dir}'`],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    await fn(dir);
+  } finally {
+    await run("fsfreeze", ["-u", dir]);
+    try {
+      safety.kill("SIGKILL");
+    } catch { /* already ended */ }
+    await safety.status;
+    await run("umount", ["-l", dir]);
+    await Deno.remove(base, { recursive: true }).catch(() => {});
+  }
+}
+
+async function waitFor(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+Deno.test({
+  name:
+    "a session stuck on a hung disk is dropped and reported; its slot comes back when the disk answers",
+  ignore: skip !== null,
+  async fn() {
+    const base = await tempDir();
+    const big = join(base, "big.bin");
+    await Deno.writeFile(big, new Uint8Array(8 * 1024 * 1024).fill(7));
+    await Deno.writeTextFile(join(base, "small.txt"), "after the thaw");
+    await withFreezableDisk(async (dir) => {
+      const server = await startServer(dir, {
+        limits: { idleTimeoutMs: 300, maxConnections: 1 },
+        stallGraceMs: 300,
+      });
+      const events: ServerEvent[] = server.events;
+      try {
+        const frozen = await run("fsfreeze", ["-f", dir]);
+        assert(frozen.success, new TextDecoder().decode(frozen.stderr));
+        // The receiver's first write to the disk never returns: it stops reading, the sender
+        // goes quiet, the idle deadline closes the connection.
+        await assertRejects(() => sendInProcess(server.port, [big]), FerryError);
+        await waitFor("the session's end", () => events.some((e) => e.type === "session-end"));
+        const end = events.find((e) => e.type === "session-end");
+        if (end?.type !== "session-end") throw new Error("unreachable");
+        // Stuck in the handshake (the transfer's record) or on the first file, by timing.
+        assertStringIncludes(end.error ?? "", "timed out: ");
+        assertStringIncludes(end.error ?? "", "; dropped after 0.3 s more");
+        assertStringIncludes(end.error ?? "", "a storage call in the receiving folder");
+        // Its file and buffers are still held, so is its slot.
+        const busy = await assertRejects(
+          () => sendInProcess(server.port, [join(base, "small.txt")]),
+          FerryError,
+        );
+        assertStringIncludes(busy.message, "1 of its 1 connection slots wait on its disk");
+      } finally {
+        await run("fsfreeze", ["-u", dir]);
+      }
+      try {
+        // The stuck call returns; the dropped session lets go of what it held.
+        await waitFor("the stuck call to return", () => server.server.stalled === 0);
+        let sent = 0;
+        for (let i = 0; i < 50 && sent === 0; i++) {
+          sent = await sendInProcess(server.port, [join(base, "small.txt")])
+            .then((r) => r.files, () => 0);
+          if (sent === 0) await new Promise((r) => setTimeout(r, 100));
+        }
+        assertEquals(sent, 1);
+        const tree = await snapshot(dir);
+        assertEquals(Object.keys(tree).filter((p) => !p.startsWith(".ferry")).sort(), [
+          "lost+found",
+          "small.txt",
+        ]);
+        assertEquals(await Deno.readTextFile(join(dir, "small.txt")), "after the thaw");
+        assertEquals(
+          events.filter((e) => e.type === "session-end").length,
+          2,
+          "the dropped session reports its end once",
+        );
+      } finally {
+        await server.close();
+      }
+    });
+    await Deno.remove(base, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "serve stops on a signal while a session is stuck on a hung disk",
+  ignore: skip !== null,
+  async fn() {
+    const base = await tempDir();
+    const big = join(base, "big.bin");
+    await Deno.writeFile(big, new Uint8Array(8 * 1024 * 1024).fill(9));
+    await withFreezableDisk(async (dir) => {
+      const server = await startServer(dir, { stallGraceMs: 300 });
+      let closed = false;
+      try {
+        const frozen = await run("fsfreeze", ["-f", dir]);
+        assert(frozen.success, new TextDecoder().decode(frozen.stderr));
+        const sending = sendInProcess(server.port, [big]).catch(() => null);
+        await waitFor(
+          "the session",
+          () => server.events.some((e) => e.type === "session-start"),
+        );
+        await new Promise((r) => setTimeout(r, 500)); // it is stuck on the disk by now
+        server.server.close(); // what serve does on SIGINT or SIGTERM
+        await server.server.done; // would wait for the thaw without the drop
+        closed = true;
+        const end = server.events.find((e) => e.type === "session-end");
+        if (end?.type !== "session-end") throw new Error("no session-end");
+        assertStringIncludes(end.error ?? "", "the receiver is shutting down; dropped after");
+        await sending;
+      } finally {
+        await run("fsfreeze", ["-u", dir]);
+        if (!closed) await server.close();
+      }
+      await waitFor("the stuck call to return", () => server.server.stalled === 0);
+    });
+    await Deno.remove(base, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "ferry serve stops on SIGTERM with a session stuck on a hung disk, and says so",
+  ignore: skip !== null,
+  async fn() {
+    const base = await tempDir();
+    const big = join(base, "big.bin");
+    await Deno.writeFile(big, new Uint8Array(8 * 1024 * 1024).fill(5));
+    await withFreezableDisk(async (dir) => {
+      const serve = await spawnServe(dir);
+      let stopping: Promise<CliResult> | null = null;
+      try {
+        const frozen = await run("fsfreeze", ["-f", dir]);
+        assert(frozen.success, new TextDecoder().decode(frozen.stderr));
+        const sending = sendInProcess(serve.port, [big]).catch(() => null);
+        await new Promise((r) => setTimeout(r, 1000)); // the session is stuck on the disk by now
+        stopping = serve.stop("SIGTERM");
+        // The session is dropped after STALL_GRACE_MS (10 s) instead of being waited for.
+        await waitFor(
+          "the warning",
+          () => serve.output().includes("still waiting on the disk"),
+          20_000,
+        );
+        assertStringIncludes(
+          serve.output(),
+          "ended early after 0 files (0 B): the receiver is shutting down; dropped after 10 s more",
+        );
+        assertStringIncludes(
+          serve.output(),
+          `ferry: warning: stopping with 1 dropped session(s) still waiting on the disk; ` +
+            `what they staged may be left in ${join(dir, ".ferry")}`,
+        );
+        await sending;
+      } finally {
+        // A thread stuck on a frozen disk cannot end, and neither can its process, until it thaws.
+        await run("fsfreeze", ["-u", dir]);
+        const result = await (stopping ?? serve.stop());
+        assertEquals(result.code, 0, result.stderr);
+      }
+    });
+    await Deno.remove(base, { recursive: true });
+  },
+});
