@@ -196,6 +196,8 @@ export class Session {
   /** Ends run() early with this reason once the session is closed from outside and stalls. */
   #drop: ((reason: string) => void) | null = null;
   #dropTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Closed from outside: the work stops before its next frame or placing (it may have been dropped). */
+  #closedFromOutside = false;
   /** run() has reported the end: later events of a dropped session's work are not reported. */
   #ended = false;
   /** Settles when the session's work has really finished, dropped or not. */
@@ -328,11 +330,21 @@ export class Session {
   }
 
   /**
+   * Stops the work once the session was closed from outside: a dropped
+   * session whose stuck call returns must not go on with frames it had
+   * buffered, nor place files a newer session of its transfer may receive.
+   */
+  #stopIfClosed(): void {
+    if (this.#closedFromOutside) throw new ProtocolError("truncated", "the session was closed");
+  }
+
+  /**
    * Closes the connection for a reason from outside the session's own
    * work, and drops the session if it has not wound down STALL_GRACE_MS
    * later (its work is then stuck in a storage call).
    */
   #closeFromOutside(): void {
+    this.#closedFromOutside = true;
     this.#closeNow();
     if (this.#drop === null || this.#dropTimer !== undefined) return;
     const grace = this.opts.stallGraceMs ?? STALL_GRACE_MS;
@@ -526,6 +538,7 @@ export class Session {
 
   async #loop(): Promise<void> {
     for (;;) {
+      this.#stopIfClosed();
       if (this.#reader.buffered === 0) await this.#flushAcks();
       const frame = await this.#reader.next();
       if (frame === null) {
@@ -878,6 +891,7 @@ export class Session {
    * the bytes it took, or, for a small file, the staged file to place later.
    */
   async #finish(head: Queued, end: FileEnd): Promise<Finished | StagedFile> {
+    this.#stopIfClosed();
     if (this.#isSmall(head)) {
       if (this.#small.entry !== head.entry) this.#beginSmall(head); // an empty file has no DATA
       return this.#small.stage(end, this.opts.inbox, this.#digest!);
@@ -930,6 +944,7 @@ export class Session {
       let failure: Refusal | null = null;
       let name: string | null = null;
       try {
+        this.#stopIfClosed();
         name = await file.place(inbox, head.dir, head.name, onConflict, this.#dirty);
       } catch (err) {
         if (!(err instanceof Refusal)) throw err;
