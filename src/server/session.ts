@@ -349,10 +349,7 @@ export class Session {
     if (this.#drop === null || this.#dropTimer !== undefined) return;
     const grace = this.opts.stallGraceMs ?? STALL_GRACE_MS;
     this.#dropTimer = setTimeout(() => {
-      const why = this.#aborted ??
-        (this.#handshakeExpired
-          ? "timed out: the handshake took too long"
-          : "timed out: the sender went quiet");
+      const why = this.#endedFromOutside() ?? "closed";
       this.#drop?.(
         `${why}; dropped after ${grace / 1000} s more: a storage call in the receiving folder ` +
           "has not returned (a hung disk?); what it holds is let go of when it does",
@@ -381,10 +378,17 @@ export class Session {
     item.reserved = 0;
   }
 
-  #describe(err: unknown): string {
+  /** Why the session was ended from outside (stopped, superseded, a deadline), if it was. */
+  #endedFromOutside(): string | null {
     if (this.#aborted !== null) return this.#aborted;
     if (this.#handshakeExpired) return "timed out: the handshake took too long";
     if (this.#watchdog?.expired) return "timed out: the sender went quiet";
+    return null;
+  }
+
+  #describe(err: unknown): string {
+    const outside = this.#endedFromOutside();
+    if (outside !== null) return outside;
     if (err instanceof ProtocolError) {
       if (err.code === "wrong-code") return `wrong code from ${this.host}`;
       return err.code === "peer-error" ? err.message : `protocol error: ${err.message}`;
