@@ -54,9 +54,13 @@ async function withFreezableDisk(fn: (dir: string) => Promise<void>): Promise<vo
   const mounted = await run("mount", ["-o", "loop", image, dir]);
   assert(mounted.success, new TextDecoder().decode(mounted.stderr));
   // Whatever happens to the test, the disk thaws within a minute: a thread stuck on a frozen
-  // disk cannot be killed, and would otherwise hang this process for good.
+  // disk cannot be killed, and would otherwise hang this process for good. SIGTERM ends the
+  // watch and its sleep.
   const safety = new Deno.Command("sh", {
-    args: ["-c", `sleep 60; fsfreeze -u '${dir}'`],
+    args: [
+      "-c",
+      `sleep 60 & p=$!; trap 'kill $p; exit 0' TERM; wait $p; fsfreeze -u '${dir}'`,
+    ],
     stdout: "null",
     stderr: "null",
   }).spawn();
@@ -65,7 +69,7 @@ async function withFreezableDisk(fn: (dir: string) => Promise<void>): Promise<vo
   } finally {
     await run("fsfreeze", ["-u", dir]);
     try {
-      safety.kill("SIGKILL");
+      safety.kill("SIGTERM");
     } catch { /* already ended */ }
     await safety.status;
     await run("umount", ["-l", dir]);
@@ -78,6 +82,29 @@ async function waitFor(what: string, ok: () => boolean, ms = 10_000): Promise<vo
   while (!ok()) {
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Freezes the file system at `dir` while `fn` runs. */
+async function frozenWhile(dir: string, fn: () => Promise<void>): Promise<void> {
+  const frozen = await run("fsfreeze", ["-f", dir]);
+  assert(frozen.success, new TextDecoder().decode(frozen.stderr));
+  try {
+    await fn();
+  } finally {
+    await run("fsfreeze", ["-u", dir]);
+  }
+}
+
+/** Sends `path` until the receiver takes it (a slot may take a moment to come back). */
+async function sendWhenFree(port: number, path: string): Promise<number> {
+  for (let i = 0;; i++) {
+    try {
+      return (await sendInProcess(port, [path])).files;
+    } catch (err) {
+      if (i >= 50) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 }
 
@@ -97,36 +124,27 @@ Deno.test({
       });
       const events: ServerEvent[] = server.events;
       try {
-        const frozen = await run("fsfreeze", ["-f", dir]);
-        assert(frozen.success, new TextDecoder().decode(frozen.stderr));
-        // The receiver's first write to the disk never returns: it stops reading, the sender
-        // goes quiet, the idle deadline closes the connection.
-        await assertRejects(() => sendInProcess(server.port, [big]), FerryError);
-        await waitFor("the session's end", () => events.some((e) => e.type === "session-end"));
-        const end = events.find((e) => e.type === "session-end");
-        if (end?.type !== "session-end") throw new Error("unreachable");
-        // Stuck in the handshake (the transfer's record) or on the first file, by timing.
-        assertStringIncludes(end.error ?? "", "timed out: ");
-        assertStringIncludes(end.error ?? "", "; dropped after 0.3 s more");
-        assertStringIncludes(end.error ?? "", "a storage call in the receiving folder");
-        // Its file and buffers are still held, so is its slot.
-        const busy = await assertRejects(
-          () => sendInProcess(server.port, [join(base, "small.txt")]),
-          FerryError,
-        );
-        assertStringIncludes(busy.message, "1 of its 1 connection slots wait on its disk");
-      } finally {
-        await run("fsfreeze", ["-u", dir]);
-      }
-      try {
+        await frozenWhile(dir, async () => {
+          // The receiver's first write to the disk never returns: it stops reading, the sender
+          // goes quiet, the idle deadline closes the connection.
+          await assertRejects(() => sendInProcess(server.port, [big]), FerryError);
+          await waitFor("the session's end", () => events.some((e) => e.type === "session-end"));
+          const end = events.find((e) => e.type === "session-end");
+          if (end?.type !== "session-end") throw new Error("unreachable");
+          // Stuck in the handshake (the transfer's record) or on the first file, by timing.
+          assertStringIncludes(end.error ?? "", "timed out: ");
+          assertStringIncludes(end.error ?? "", "; dropped after 0.3 s more");
+          assertStringIncludes(end.error ?? "", "a storage call in the receiving folder");
+          // Its file and buffers are still held, so is its slot.
+          const busy = await assertRejects(
+            () => sendInProcess(server.port, [join(base, "small.txt")]),
+            FerryError,
+          );
+          assertStringIncludes(busy.message, "1 of its 1 connection slots wait on its disk");
+        });
         // The stuck call returns; the dropped session lets go of what it held.
         await waitFor("the stuck call to return", () => server.server.stalled === 0);
-        let sent = 0;
-        for (let i = 0; i < 50 && sent === 0; i++) {
-          sent = await sendInProcess(server.port, [join(base, "small.txt")])
-            .then((r) => r.files, () => 0);
-          if (sent === 0) await new Promise((r) => setTimeout(r, 100));
-        }
+        const sent = await sendWhenFree(server.port, join(base, "small.txt"));
         assertEquals(sent, 1);
         const tree = await snapshot(dir);
         assertEquals(Object.keys(tree).filter((p) => !p.startsWith(".ferry")).sort(), [
@@ -135,10 +153,89 @@ Deno.test({
         ]);
         assertEquals(await Deno.readTextFile(join(dir, "small.txt")), "after the thaw");
         assertEquals(
-          events.filter((e) => e.type === "session-end").length,
-          2,
+          events.filter((e) => e.type === "session-end" && e.error?.includes("dropped after"))
+            .length,
+          1,
           "the dropped session reports its end once",
         );
+      } finally {
+        await server.close();
+      }
+    });
+    await Deno.remove(base, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "a sender that reconnects while its earlier session is stuck on a hung disk is told busy",
+  ignore: skip !== null,
+  async fn() {
+    const base = await tempDir();
+    const big = join(base, "big.bin");
+    const data = new Uint8Array(8 * 1024 * 1024).map((_, i) => i * 7);
+    await Deno.writeFile(big, data);
+    await withFreezableDisk(async (dir) => {
+      const server = await startServer(dir, {
+        limits: { idleTimeoutMs: 300 },
+        stallGraceMs: 300,
+      });
+      try {
+        await frozenWhile(dir, async () => {
+          await assertRejects(() => sendInProcess(server.port, [big]), FerryError);
+          await waitFor("the drop", () => server.server.stalled === 1);
+          // The same transfer again (same host, same sources): its files are the stuck
+          // session's, so the new session does not touch them, nor the disk.
+          const again = await assertRejects(() => sendInProcess(server.port, [big]), FerryError);
+          assertStringIncludes(
+            again.message,
+            "refused the session: an earlier session of this transfer still waits on the " +
+              "receiver's disk (busy)",
+          );
+        });
+        await waitFor("the stuck call to return", () => server.server.stalled === 0);
+        assertEquals(await sendWhenFree(server.port, big), 1);
+        assertEquals(await Deno.readFile(join(dir, "big.bin")), data);
+      } finally {
+        await server.close();
+      }
+    });
+    await Deno.remove(base, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "the wait for a superseded session stuck on a hung disk is not the sender's handshake time",
+  ignore: skip !== null,
+  async fn() {
+    const base = await tempDir();
+    const big = join(base, "big.bin");
+    await Deno.writeFile(big, new Uint8Array(8 * 1024 * 1024).fill(3));
+    await withFreezableDisk(async (dir) => {
+      // The superseded session takes the grace (1 s) to be dropped, longer than the handshake
+      // deadline: counted against it, the new session would be cut off instead of told busy.
+      const server = await startServer(dir, {
+        limits: { handshakeTimeoutMs: 500 },
+        stallGraceMs: 1000,
+      });
+      try {
+        await frozenWhile(dir, async () => {
+          const first = sendInProcess(server.port, [big]).catch((err) => err);
+          await waitFor(
+            "the first session",
+            () => server.events.some((e) => e.type === "session-start"),
+          );
+          await new Promise((r) => setTimeout(r, 500)); // it is stuck on the disk by now
+          const again = await assertRejects(() => sendInProcess(server.port, [big]), FerryError);
+          assertStringIncludes(again.message, "still waits on the receiver's disk (busy)");
+          await waitFor(
+            "both ends",
+            () => server.events.filter((e) => e.type === "session-end").length === 2,
+          );
+          const ends = server.events.filter((e) => e.type === "session-end");
+          assert(ends.every((e) => e.type === "session-end" && !e.error?.includes("handshake")));
+          await first;
+        });
+        await waitFor("the stuck call to return", () => server.server.stalled === 0);
       } finally {
         await server.close();
       }

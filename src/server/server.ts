@@ -2,6 +2,7 @@
  * The listener: accepts connections and runs each as its own Session, so a
  * sender that misbehaves or fails never affects the others or the server.
  */
+import { ProtocolError } from "../protocol/errors.ts";
 import { encodeFrame, FrameType } from "../protocol/frame.ts";
 import { encodeJson } from "../protocol/messages.ts";
 import { Channel, encodePreamble, PROTOCOL_VERSION } from "../protocol/preamble.ts";
@@ -127,13 +128,25 @@ export class FerryServer {
    * A sender runs one session of a transfer at a time: a new one means the
    * old connection is stale (the sender reconnected before the receiver
    * noticed the loss). End the old one so its partial files can resume.
+   * While an earlier session of the transfer is dropped but stuck in a
+   * storage call, the new one is told "busy" (the sender retries later)
+   * instead of touching the same files on the same disk.
    */
   async #claimTransfer(transfer: string, session: Session): Promise<void> {
     const previous = this.#transfers.get(transfer);
     this.#transfers.set(transfer, session);
-    if (previous === undefined || previous === session) return;
-    await previous.abort("superseded", "the sender reconnected in another session");
-    await this.#sessions.get(previous);
+    if (previous !== undefined && previous !== session) {
+      await previous.abort("superseded", "the sender reconnected in another session");
+      await this.#sessions.get(previous);
+    }
+    for (const stuck of this.#stalled) {
+      if (stuck.transfer === transfer && !stuck.hasSettled) {
+        throw new ProtocolError(
+          "busy",
+          "an earlier session of this transfer still waits on the receiver's disk",
+        );
+      }
+    }
   }
 
   /**

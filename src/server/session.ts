@@ -153,6 +153,9 @@ export class Session {
   #reader: FrameReader;
   #writer: FrameWriter;
   #watchdog: Watchdog | null = null;
+  /** The handshake's fixed deadline, and how much of it is left while it is paused. */
+  #deadline: ReturnType<typeof setTimeout> | undefined;
+  #deadlineAt = 0;
   #handshakeExpired = false;
   /** The digest HELLO and WELCOME agreed on; set before any file. */
   #digest: Digest | null = null;
@@ -202,6 +205,7 @@ export class Session {
   #ended = false;
   /** Settles when the session's work has really finished, dropped or not. */
   #settled: Promise<void> = Promise.resolve();
+  #hasSettled = false;
 
   /** `host` is the sender's address (for the wrong-code guard); `peer` adds the port. */
   constructor(
@@ -237,7 +241,7 @@ export class Session {
     this.#event({ type: "session-start", session: this.id, peer: this.peer });
     const dropped = new Promise<string>((resolve) => this.#drop = resolve);
     const work = this.#work();
-    this.#settled = work.then(() => {}, () => {});
+    this.#settled = work.then(() => {}, () => {}).finally(() => this.#hasSettled = true);
     let error: string | undefined;
     try {
       error = await Promise.race([work, dropped]);
@@ -270,18 +274,20 @@ export class Session {
     return this.#settled;
   }
 
+  /** The session's work has finished (false while a dropped session's storage call is stuck). */
+  get hasSettled(): boolean {
+    return this.#hasSettled;
+  }
+
   /** The session itself: handshake, frames, and letting go of what it holds. The error, if any. */
   async #work(): Promise<string | undefined> {
     const { opts } = this;
     let error: string | undefined;
     let clean = false;
-    const deadline = setTimeout(() => {
-      this.#handshakeExpired = true;
-      this.#closeFromOutside();
-    }, opts.limits.handshakeTimeoutMs);
+    this.#armDeadline(opts.limits.handshakeTimeoutMs);
     try {
       const greeted = await this.#handshake();
-      clearTimeout(deadline);
+      clearTimeout(this.#deadline);
       if (greeted) {
         this.#watchdog = new Watchdog(opts.limits.idleTimeoutMs, () => this.#closeFromOutside());
         await this.#loop();
@@ -291,12 +297,21 @@ export class Session {
       error = this.#describe(err);
       await this.#sendError(err);
     } finally {
-      clearTimeout(deadline);
+      clearTimeout(this.#deadline);
       this.#watchdog?.stop();
       await this.#release(clean);
       this.#closeNow();
     }
     return error;
+  }
+
+  /** Starts (or resumes) the handshake's fixed deadline, `ms` from now. */
+  #armDeadline(ms: number): void {
+    this.#deadlineAt = performance.now() + ms;
+    this.#deadline = setTimeout(() => {
+      this.#handshakeExpired = true;
+      this.#closeFromOutside();
+    }, ms);
   }
 
   /**
@@ -352,7 +367,7 @@ export class Session {
       const why = this.#endedFromOutside() ?? "closed";
       this.#drop?.(
         `${why}; dropped after ${grace / 1000} s more: a storage call in the receiving folder ` +
-          "has not returned (a hung disk?); what it holds is let go of when it does",
+          "has not returned (a hung or very slow disk); what it holds is let go of when it does",
       );
     }, grace);
   }
@@ -391,7 +406,8 @@ export class Session {
     if (outside !== null) return outside;
     if (err instanceof ProtocolError) {
       if (err.code === "wrong-code") return `wrong code from ${this.host}`;
-      return err.code === "peer-error" ? err.message : `protocol error: ${err.message}`;
+      if (err.code === "peer-error" || err.code === "busy") return err.message;
+      return `protocol error: ${err.message}`;
     }
     if (isConnectionError(err)) return "the sender disconnected";
     return `internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}`;
@@ -458,7 +474,13 @@ export class Session {
     this.#resumable = hello.features.includes(Feature.resume);
     if (this.#resumable && hello.transfer !== undefined) {
       this.#transfer = hello.transfer;
+      // The wait for a superseded session is the receiver's, not the sender's: it does not
+      // count against the handshake deadline (it is bounded by the stall grace).
+      clearTimeout(this.#deadline);
+      const left = this.#deadlineAt - performance.now();
       await this.opts.claimTransfer?.(hello.transfer, this);
+      this.#stopIfClosed();
+      this.#armDeadline(Math.max(left, 0));
       this.#resumedSince = await this.opts.inbox.beginTransfer(hello.transfer);
       this.#resuming = this.#resumedSince !== null;
     }
