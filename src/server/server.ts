@@ -139,8 +139,8 @@ export class FerryServer {
       await previous.abort("superseded", "the sender reconnected in another session");
       await this.#sessions.get(previous);
     }
-    for (const stuck of this.#stalled) {
-      if (stuck.transfer === transfer && !stuck.hasSettled) {
+    for (const other of this.#stalled) {
+      if (other.transfer === transfer && other.stuck) {
         throw new ProtocolError(
           "busy",
           "an earlier session of this transfer still waits on the receiver's disk",

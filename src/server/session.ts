@@ -206,6 +206,8 @@ export class Session {
   /** Settles when the session's work has really finished, dropped or not. */
   #settled: Promise<void> = Promise.resolve();
   #hasSettled = false;
+  /** Waiting for an older session of its transfer to end (not on the disk). */
+  #claiming = false;
 
   /** `host` is the sender's address (for the wrong-code guard); `peer` adds the port. */
   constructor(
@@ -274,9 +276,9 @@ export class Session {
     return this.#settled;
   }
 
-  /** The session's work has finished (false while a dropped session's storage call is stuck). */
-  get hasSettled(): boolean {
-    return this.#hasSettled;
+  /** Dropped, and its work still waits on a storage call (not on an older session of its transfer). */
+  get stuck(): boolean {
+    return this.#ended && !this.#hasSettled && !this.#claiming;
   }
 
   /** The session itself: handshake, frames, and letting go of what it holds. The error, if any. */
@@ -473,12 +475,19 @@ export class Session {
     this.#digest = await loadDigest(digest, opensslSha256());
     this.#resumable = hello.features.includes(Feature.resume);
     if (this.#resumable && hello.transfer !== undefined) {
+      // A session already closed (a deadline, stopping) does not take its transfer over.
+      this.#stopIfClosed();
       this.#transfer = hello.transfer;
       // The wait for a superseded session is the receiver's, not the sender's: it does not
       // count against the handshake deadline (it is bounded by the stall grace).
       clearTimeout(this.#deadline);
       const left = this.#deadlineAt - performance.now();
-      await this.opts.claimTransfer?.(hello.transfer, this);
+      this.#claiming = true;
+      try {
+        await this.opts.claimTransfer?.(hello.transfer, this);
+      } finally {
+        this.#claiming = false;
+      }
       this.#stopIfClosed();
       this.#armDeadline(Math.max(left, 0));
       this.#resumedSince = await this.opts.inbox.beginTransfer(hello.transfer);
