@@ -10,7 +10,8 @@ import { resolveSources } from "../src/client/walk.ts";
 import { encodeFrame, FrameType } from "../src/protocol/frame.ts";
 import { encodeJson } from "../src/protocol/messages.ts";
 import type { DigestName } from "../src/protocol/digests.ts";
-import { encodePreamble } from "../src/protocol/preamble.ts";
+import { encodePreamble, PREAMBLE_BYTES } from "../src/protocol/preamble.ts";
+import { FrameReader } from "../src/transport/frame_io.ts";
 import { tempDir } from "./_harness.ts";
 
 /** A one-connection fake server that answers whatever arrives with `reply`, then closes. */
@@ -124,4 +125,59 @@ Deno.test("send() refuses a WELCOME that names a digest it did not offer", async
     );
     assertStringIncludes(err.message, "the receiver chose digest xxh128, not offered");
   });
+});
+
+Deno.test("send() keeps two batches open while it waits for their plans", async () => {
+  const dir = await tempDir();
+  for (let i = 0; i < 10; i++) await Deno.writeTextFile(join(dir, `f${i}.txt`), "x");
+  const welcome = {
+    software: "fake",
+    digest: "sha256",
+    features: [],
+    limits: { maxBatchEntries: 1, maxFrame: 65536, maxPathBytes: 4096 },
+  };
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let announced = 0;
+  const serving = (async () => {
+    const conn = await listener.accept();
+    const reader = new FrameReader(conn);
+    await reader.readRaw(PREAMBLE_BYTES);
+    await conn.write(
+      new Uint8Array([
+        ...encodePreamble({ version: 1, channel: 0 }),
+        ...encodeFrame(FrameType.WELCOME, encodeJson(welcome)),
+      ]),
+    );
+    // HELLO, then ANNOUNCEs until the sender goes quiet, waiting for a PLAN that never comes.
+    let pending = reader.next();
+    for (;;) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const quiet = new Promise<"quiet">((r) => timer = setTimeout(() => r("quiet"), 500));
+      const frame = await Promise.race([pending, quiet]);
+      clearTimeout(timer);
+      if (frame === "quiet" || frame === null) break;
+      if (frame.type === FrameType.ANNOUNCE) announced++;
+      pending = reader.next();
+    }
+    pending.catch(() => {});
+    conn.close();
+  })();
+  try {
+    await send({
+      to: { host: "127.0.0.1", port: (listener.addr as Deno.NetAddr).port },
+      sources: await resolveSources([dir], "stdin"),
+      connectTimeoutMs: 5000,
+      idleTimeoutMs: 5000,
+      retries: 0,
+      software: "ferry/test",
+      plaintext: true,
+      onEvent: () => {},
+    }).catch(() => {});
+    await serving;
+    // One batch to send and one announced ahead, though the protocol allows ANNOUNCE_WINDOW.
+    assertEquals(announced, 2);
+  } finally {
+    listener.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
