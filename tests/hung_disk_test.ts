@@ -262,23 +262,22 @@ Deno.test({
       const server = await startServer(dir, { stallGraceMs: 300 });
       let closed = false;
       try {
-        const frozen = await run("fsfreeze", ["-f", dir]);
-        assert(frozen.success, new TextDecoder().decode(frozen.stderr));
-        const sending = sendInProcess(server.port, [big]).catch(() => null);
-        await waitFor(
-          "the session",
-          () => server.events.some((e) => e.type === "session-start"),
-        );
-        await new Promise((r) => setTimeout(r, 500)); // it is stuck on the disk by now
-        server.server.close(); // what serve does on SIGINT or SIGTERM
-        await server.server.done; // would wait for the thaw without the drop
-        closed = true;
-        const end = server.events.find((e) => e.type === "session-end");
-        if (end?.type !== "session-end") throw new Error("no session-end");
-        assertStringIncludes(end.error ?? "", "the receiver is shutting down; dropped after");
-        await sending;
+        await frozenWhile(dir, async () => {
+          const sending = sendInProcess(server.port, [big]).catch(() => null);
+          await waitFor(
+            "the session",
+            () => server.events.some((e) => e.type === "session-start"),
+          );
+          await new Promise((r) => setTimeout(r, 500)); // it is stuck on the disk by now
+          server.server.close(); // what serve does on SIGINT or SIGTERM
+          await server.server.done; // would wait for the thaw without the drop
+          closed = true;
+          const end = server.events.find((e) => e.type === "session-end");
+          if (end?.type !== "session-end") throw new Error("no session-end");
+          assertStringIncludes(end.error ?? "", "the receiver is shutting down; dropped after");
+          await sending;
+        });
       } finally {
-        await run("fsfreeze", ["-u", dir]);
         if (!closed) await server.close();
       }
       await waitFor("the stuck call to return", () => server.server.stalled === 0);
