@@ -3,7 +3,7 @@
  * under a final name, and the server keeps running. These need mounts (a
  * small tmpfs), so they run as root and are skipped otherwise.
  */
-import { assert, assertEquals, assertLess, assertStringIncludes } from "@std/assert";
+import { assertEquals, assertLess, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
 import { type SendEvent } from "../src/client/send_session.ts";
 import { FaultProxy } from "./fault_proxy.ts";
@@ -16,6 +16,7 @@ import {
   startServer,
   tempDir,
 } from "./_harness.ts";
+import { assertRan, mount, umount } from "./_mounts.ts";
 
 async function canMount(): Promise<string | null> {
   if (Deno.build.os !== "linux") return "needs Linux tmpfs mounts";
@@ -30,22 +31,13 @@ async function canMount(): Promise<string | null> {
   }
 }
 
-async function mount(args: string[]): Promise<Deno.CommandOutput> {
-  return await new Deno.Command("mount", { args, stdout: "null", stderr: "piped" }).output();
-}
-
-async function umount(dir: string): Promise<void> {
-  await new Deno.Command("umount", { args: ["-l", dir], stdout: "null", stderr: "null" }).output();
-}
-
 const skip = await canMount();
 if (skip) console.log(`disk_faults_test: skipped: ${skip}`);
 
 /** Runs `fn` with `dir` mounted as a tmpfs of `size`, unmounting afterwards. */
 async function withTmpfs(size: string, fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "ferry-tmpfs-" });
-  const mounted = await mount(["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir]);
-  assert(mounted.success, new TextDecoder().decode(mounted.stderr));
+  assertRan(await mount(["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir]));
   try {
     await fn(dir);
   } finally {

@@ -6,7 +6,7 @@
  * `fsfreeze` on a small ext4 image mounted through a loop device, so these
  * run as root on Linux and are skipped otherwise.
  */
-import { assert, assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
+import { assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
 import { FerryError } from "../src/cli/errors.ts";
 import type { ServerEvent } from "../src/server/session.ts";
@@ -18,23 +18,12 @@ import {
   startServer,
   tempDir,
 } from "./_harness.ts";
-
-async function run(cmd: string, args: string[]): Promise<Deno.CommandOutput> {
-  return await new Deno.Command(cmd, { args, stdout: "null", stderr: "piped" }).output();
-}
+import { assertRan, freeze, missingTools, mount, runTool, thaw, umount } from "./_mounts.ts";
 
 async function canFreeze(): Promise<string | null> {
   if (Deno.build.os !== "linux") return "needs Linux (loop devices and fsfreeze)";
   if (Deno.uid() !== 0) return "needs root to mount an image and freeze it";
-  for (const tool of ["mkfs.ext4", "fsfreeze", "losetup"]) {
-    const found = await new Deno.Command("sh", {
-      args: ["-c", `command -v ${tool}`],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    if (!found.success) return `needs ${tool}`;
-  }
-  return null;
+  return await missingTools(["mkfs.ext4", "fsfreeze", "losetup"]);
 }
 
 const skip = await canFreeze();
@@ -49,10 +38,8 @@ async function withFreezableDisk(fn: (dir: string) => Promise<void>): Promise<vo
   const file = await Deno.open(image, { write: true, create: true });
   await file.truncate(64 * 1024 * 1024);
   file.close();
-  const made = await run("mkfs.ext4", ["-q", "-F", image]);
-  assert(made.success, new TextDecoder().decode(made.stderr));
-  const mounted = await run("mount", ["-o", "loop", image, dir]);
-  assert(mounted.success, new TextDecoder().decode(mounted.stderr));
+  assertRan(await runTool("mkfs.ext4", ["-q", "-F", image]));
+  assertRan(await mount(["-o", "loop", image, dir]));
   // Whatever happens to the test, the disk thaws within a minute: a thread stuck on a frozen
   // disk cannot be killed, and would otherwise hang this process for good. SIGTERM ends the
   // watch and its sleep.
@@ -67,12 +54,12 @@ async function withFreezableDisk(fn: (dir: string) => Promise<void>): Promise<vo
   try {
     await fn(dir);
   } finally {
-    await run("fsfreeze", ["-u", dir]);
+    await thaw(dir);
     try {
       safety.kill("SIGTERM");
     } catch { /* already ended */ }
     await safety.status;
-    await run("umount", ["-l", dir]);
+    await umount(dir);
     await Deno.remove(base, { recursive: true }).catch(() => {});
   }
 }
@@ -87,12 +74,11 @@ async function waitFor(what: string, ok: () => boolean, ms = 10_000): Promise<vo
 
 /** Freezes the file system at `dir` while `fn` runs. */
 async function frozenWhile(dir: string, fn: () => Promise<void>): Promise<void> {
-  const frozen = await run("fsfreeze", ["-f", dir]);
-  assert(frozen.success, new TextDecoder().decode(frozen.stderr));
+  await freeze(dir);
   try {
     await fn();
   } finally {
-    await run("fsfreeze", ["-u", dir]);
+    await thaw(dir);
   }
 }
 
@@ -295,32 +281,32 @@ Deno.test({
     await Deno.writeFile(big, new Uint8Array(8 * 1024 * 1024).fill(5));
     await withFreezableDisk(async (dir) => {
       const serve = await spawnServe(dir);
-      let stopping: Promise<CliResult> | null = null;
+      let stopping = null as Promise<CliResult> | null;
       try {
-        const frozen = await run("fsfreeze", ["-f", dir]);
-        assert(frozen.success, new TextDecoder().decode(frozen.stderr));
-        const sending = sendInProcess(serve.port, [big]).catch(() => null);
-        await new Promise((r) => setTimeout(r, 1000)); // the session is stuck on the disk by now
-        stopping = serve.stop("SIGTERM");
-        // The session is dropped after STALL_GRACE_MS (10 s) instead of being waited for.
-        await waitFor(
-          "the warning",
-          () => serve.output().includes("still waiting on the disk"),
-          20_000,
-        );
-        assertStringIncludes(
-          serve.output(),
-          "ended early after 0 files (0 B): the receiver is shutting down; dropped after 10 s more",
-        );
-        assertStringIncludes(
-          serve.output(),
-          `ferry: warning: stopping with 1 dropped session(s) still waiting on the disk; ` +
-            `what they staged may be left in ${join(dir, ".ferry")}`,
-        );
-        await sending;
+        await frozenWhile(dir, async () => {
+          const sending = sendInProcess(serve.port, [big]).catch(() => null);
+          await new Promise((r) => setTimeout(r, 1000)); // the session is stuck on the disk by now
+          stopping = serve.stop("SIGTERM");
+          // The session is dropped after STALL_GRACE_MS (10 s) instead of being waited for.
+          await waitFor(
+            "the warning",
+            () => serve.output().includes("still waiting on the disk"),
+            20_000,
+          );
+          assertStringIncludes(
+            serve.output(),
+            "ended early after 0 files (0 B): the receiver is shutting down; dropped after 10 s more",
+          );
+          assertStringIncludes(
+            serve.output(),
+            `ferry: warning: stopping with 1 dropped session(s) still waiting on the disk; ` +
+              `what they staged may be left in ${join(dir, ".ferry")}`,
+          );
+          await sending;
+        });
       } finally {
-        // A thread stuck on a frozen disk cannot end, and neither can its process, until it thaws.
-        await run("fsfreeze", ["-u", dir]);
+        // A thread stuck on a frozen disk cannot end, and neither can its process, until it
+        // thaws: frozenWhile() has thawed it by now.
         const result = await (stopping ?? serve.stop());
         assertEquals(result.code, 0, result.stderr);
       }
