@@ -24,6 +24,7 @@ import {
   encodeFileStart,
   type FileEnd,
   FrameType,
+  type FrameTypeCode,
 } from "../src/protocol/frame.ts";
 import { MAX_BATCH_ENTRIES, MAX_FRAME_PAYLOAD } from "../src/protocol/limits.ts";
 import type { Ack, Decision } from "../src/protocol/messages.ts";
@@ -699,6 +700,52 @@ Deno.test("server rejects files whose size, length or digest lies, and stores th
     assertEquals(bye, { files: 1, bytes: 1234, failed: cases.length });
     assertEquals(await Deno.readFile(join(arena.dir, "streamed.bin")), honest);
     return ["streamed.bin"];
+  });
+});
+
+Deno.test("ACKs come in the order the files ended, small files held for placing among them", async () => {
+  await inArena(async (arena) => {
+    const client = await arena.open();
+    const small = [randomBytes(10), randomBytes(20), randomBytes(30)];
+    const large = randomBytes(MAX_FRAME_PAYLOAD + 4096); // past the short path for small files
+    const entries = [
+      file(1, "a.bin", small[0].length),
+      file(2, "b.bin", 7),
+      file(3, "c.bin", small[1].length),
+      file(4, "large.bin", large.length),
+      file(5, "e.bin", small[2].length),
+      file(6, "f.bin", 5),
+    ];
+    const decisions = await announce(client, 0, entries);
+    assertEquals(decisions.map((d) => d.action), entries.map(() => "accept"));
+    // All in one write, so that the receiver ends every file before it next flushes its ACKs.
+    const frames: [FrameTypeCode, Uint8Array][] = [
+      [FrameType.DATA, small[0]],
+      [FrameType.FILE_END, fileEnd(1, small[0])],
+      [FrameType.FILE_ABORT, encodeFileAbort({ id: 2, reason: "gave up" })],
+      [FrameType.DATA, small[1]],
+      [FrameType.FILE_END, fileEnd(3, small[1])],
+      [FrameType.DATA, large.subarray(0, MAX_FRAME_PAYLOAD)],
+      [FrameType.DATA, large.subarray(MAX_FRAME_PAYLOAD)],
+      [FrameType.FILE_END, fileEnd(4, large)],
+      [FrameType.DATA, small[2]],
+      [FrameType.FILE_END, fileEnd(5, small[2])],
+      [FrameType.DATA, new Uint8Array(5)],
+      [FrameType.FILE_END, fileEnd(6, new Uint8Array(5), { digest: new Uint8Array(32) })],
+    ];
+    for (const [type, payload] of frames) await client.writer.frame(type, payload);
+    await client.writer.flush();
+    const acks = await readAcks(client, 6);
+    assertEquals(acks.map((a) => [a.id, a.ok]), [
+      [1, true],
+      [2, false],
+      [3, true],
+      [4, true],
+      [5, true],
+      [6, false],
+    ]);
+    assertEquals(await finish(client), { files: 4, bytes: 60 + large.length, failed: 2 });
+    return ["a.bin", "c.bin", "e.bin", "large.bin"];
   });
 });
 

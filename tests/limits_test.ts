@@ -14,6 +14,7 @@ import { FerryError } from "../src/cli/errors.ts";
 import { type SendEvent } from "../src/client/send_session.ts";
 import { decodeError } from "../src/protocol/messages.ts";
 import { FrameType } from "../src/protocol/frame.ts";
+import { Channel, encodePreamble, PROTOCOL_VERSION } from "../src/protocol/preamble.ts";
 import {
   RawClient,
   runCli,
@@ -22,6 +23,7 @@ import {
   spawnServe,
   startServer,
   tempDir,
+  waitFor,
 } from "./_harness.ts";
 
 function sendPaths(port: number, paths: string[], events: SendEvent[] = []) {
@@ -47,6 +49,34 @@ Deno.test("connections over --max-connections are told the receiver is busy", as
     assertEquals((await sendPaths(server.port, [join(base, "a.txt")])).files, 1);
   } finally {
     holder.close();
+    await server.close();
+  }
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("a server that stops before a sender's preamble arrives answers with its preamble and ERROR 'shutting-down'", async () => {
+  const base = await tempDir();
+  const server = await startServer(join(base, "inbox"));
+  const client = await RawClient.connect(server.port);
+  try {
+    await waitFor(() => server.events.some((e) => e.type === "session-start"));
+    const closing = server.close();
+    // A sender reads the receiver's preamble before anything else (PROTOCOL.md §2): an ERROR
+    // without one in front would read as "not ferry".
+    assertEquals(
+      await client.reader.readRaw(8),
+      encodePreamble({ version: PROTOCOL_VERSION, channel: Channel.plain }),
+    );
+    const frame = await client.reader.next();
+    assertEquals(frame?.type, FrameType.ERROR);
+    assertEquals(decodeError(frame!.payload), {
+      code: "shutting-down",
+      message: "the receiver is shutting down",
+    });
+    assertEquals(await client.reader.next(), null);
+    await closing;
+  } finally {
+    client.close();
     await server.close();
   }
   await Deno.remove(base, { recursive: true });

@@ -196,6 +196,8 @@ export class Session {
   #failed = 0;
   #startedAt = performance.now();
   #aborted: string | null = null;
+  /** Whether our preamble went into the writer (by the handshake, or by abort() before it). */
+  #preambleSent = false;
   /** Ends run() early with this reason once the session is closed from outside and stalls. */
   #drop: ((reason: string) => void) | null = null;
   #dropTimer: ReturnType<typeof setTimeout> | undefined;
@@ -327,6 +329,14 @@ export class Session {
       // Through the writer, so whatever it holds (our preamble, early in a session) goes first.
       const timer = setTimeout(() => this.#closeFromOutside(), 1000);
       try {
+        if (!this.#preambleSent) {
+          // The sender's preamble has not been read yet, so ours has not gone out: refuse as a
+          // receiver at its limit does, behind a preamble (PROTOCOL.md §2).
+          this.#preambleSent = true;
+          await this.#writer.raw(
+            encodePreamble({ version: PROTOCOL_VERSION, channel: Channel.plain }),
+          );
+        }
         await this.#writer.frame(FrameType.ERROR, encodeJson({ code, message }));
         await this.#writer.flush();
       } catch { /* the peer is gone */ }
@@ -440,13 +450,15 @@ export class Session {
   /** Preamble, channel and HELLO/WELCOME. False if the peer left before saying anything. */
   async #handshake(): Promise<boolean> {
     const raw = await this.#reader.readRaw(PREAMBLE_BYTES);
-    if (raw === null) return false;
+    // Stopped while it waited: abort() has answered, behind a preamble of its own.
+    if (raw === null || this.#preambleSent) return false;
     const theirs = decodePreamble(raw);
     const plain = theirs.channel === Channel.plain && this.opts.plaintext === true;
     const ours = encodePreamble({
       version: PROTOCOL_VERSION,
       channel: plain ? Channel.plain : Channel.cpace,
     });
+    this.#preambleSent = true;
     await this.#writer.raw(ours);
     if (theirs.version !== PROTOCOL_VERSION) {
       throw new ProtocolError(
@@ -962,6 +974,9 @@ export class Session {
       if (this.#staged.length >= MAX_STAGED) await this.#placeStaged();
     } else {
       if (failure !== null || done?.name === null) await file?.discard();
+      // Acks go out in the order the files ended (PROTOCOL.md §5.10): the small files held for
+      // placing ended first.
+      if (this.#staged.length > 0) await this.#placeStaged();
       this.#acknowledge(head, failure, done);
     }
     await this.#advance();
