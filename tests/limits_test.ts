@@ -15,6 +15,7 @@ import { type SendEvent } from "../src/client/send_session.ts";
 import { decodeError } from "../src/protocol/messages.ts";
 import { FrameType } from "../src/protocol/frame.ts";
 import { Channel, encodePreamble, PROTOCOL_VERSION } from "../src/protocol/preamble.ts";
+import { senderKeyExchange, senderOpen } from "../src/transport/channel.ts";
 import {
   RawClient,
   runCli,
@@ -23,6 +24,7 @@ import {
   spawnServe,
   startServer,
   tempDir,
+  TEST_CODE,
   waitFor,
 } from "./_harness.ts";
 
@@ -75,6 +77,35 @@ Deno.test("a server that stops before a sender's preamble arrives answers with i
     });
     assertEquals(await client.reader.next(), null);
     await closing;
+  } finally {
+    client.close();
+    await server.close();
+  }
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("a server that stops between its KEY_SHARE and the sender's KEY_CONFIRM closes without a plain ERROR", async () => {
+  const base = await tempDir();
+  const server = await startServer(join(base, "inbox"));
+  const client = await RawClient.connect(server.port);
+  try {
+    const ours = encodePreamble({ version: PROTOCOL_VERSION, channel: Channel.cpace });
+    const open = senderOpen();
+    await client.writer.raw(ours);
+    await client.writer.frame(FrameType.CHANNEL_OPEN, open.payload);
+    await client.writer.flush();
+    const theirs = await client.reader.readRaw(8);
+    // The receiver's KEY_SHARE has arrived; our KEY_CONFIRM waits, unsent, in the writer.
+    await senderKeyExchange(client.reader, client.writer, {
+      senderPreamble: ours,
+      receiverPreamble: theirs!,
+      nonce: open.nonce,
+      code: TEST_CODE,
+    });
+    await server.close();
+    // A sender here reads records: a plain ERROR would fail as a bad record, and ferry's sender
+    // would give up instead of reconnecting as it does after a lost connection.
+    assertEquals(await client.reader.next(), null);
   } finally {
     client.close();
     await server.close();

@@ -178,8 +178,11 @@ export class Session {
   #current: IncomingFile | null = null;
   /** The head file's data, when it takes the short path. */
   #small = new SmallFile();
-  /** Small files verified and written, their fsyncs under way, waiting to be placed. */
-  #staged: { head: Queued; file: StagedFile }[] = [];
+  /**
+   * Small files ended and waiting to be placed and acknowledged, in order: verified and written,
+   * their fsyncs under way (`file`), or failed (`failure`, no file).
+   */
+  #staged: { head: Queued; file: StagedFile | null; failure: Refusal | null }[] = [];
   /** The head file's FILE_START arrived (or none was needed). */
   #started = false;
   /** Set when the current file failed; its remaining data is dropped. */
@@ -198,6 +201,10 @@ export class Session {
   #aborted: string | null = null;
   /** Whether our preamble went into the writer (by the handshake, or by abort() before it). */
   #preambleSent = false;
+  /** abort()'s reply to the sender, under way or done. */
+  #abortReply: Promise<void> = Promise.resolve();
+  /** From our KEY_SHARE until records start: abort() closes without an ERROR (see #tellAborted). */
+  #quietOnAbort = false;
   /** Ends run() early with this reason once the session is closed from outside and stalls. */
   #drop: ((reason: string) => void) | null = null;
   #dropTimer: ReturnType<typeof setTimeout> | undefined;
@@ -325,24 +332,32 @@ export class Session {
    */
   async abort(code: string, message: string): Promise<void> {
     this.#aborted = message;
-    if (!this.#writer.busy) {
-      // Through the writer, so whatever it holds (our preamble, early in a session) goes first.
-      const timer = setTimeout(() => this.#closeFromOutside(), 1000);
-      try {
-        if (!this.#preambleSent) {
-          // The sender's preamble has not been read yet, so ours has not gone out: refuse as a
-          // receiver at its limit does, behind a preamble (PROTOCOL.md §2).
-          this.#preambleSent = true;
-          await this.#writer.raw(
-            encodePreamble({ version: PROTOCOL_VERSION, channel: Channel.plain }),
-          );
-        }
-        await this.#writer.frame(FrameType.ERROR, encodeJson({ code, message }));
-        await this.#writer.flush();
-      } catch { /* the peer is gone */ }
-      clearTimeout(timer);
-    }
+    this.#abortReply = this.#tellAborted(code, message);
+    await this.#abortReply;
     this.#closeFromOutside();
+  }
+
+  /** abort()'s ERROR, where the sender can read it; settles within a second. */
+  async #tellAborted(code: string, message: string): Promise<void> {
+    // Between our KEY_SHARE and the switch to records the sender reads records while our writer
+    // still writes plain frames: an ERROR would read as a bad record there, and the sender would
+    // not retry. Closing reads as a lost connection, which it retries.
+    if (this.#writer.busy || this.#quietOnAbort) return;
+    // Through the writer, so whatever it holds (our preamble, early in a session) goes first.
+    const timer = setTimeout(() => this.#closeFromOutside(), 1000);
+    try {
+      if (!this.#preambleSent) {
+        // The sender's preamble has not been read yet, so ours has not gone out: refuse as a
+        // receiver at its limit does, behind a preamble (PROTOCOL.md §2).
+        this.#preambleSent = true;
+        await this.#writer.raw(
+          encodePreamble({ version: PROTOCOL_VERSION, channel: Channel.plain }),
+        );
+      }
+      await this.#writer.frame(FrameType.ERROR, encodeJson({ code, message }));
+      await this.#writer.flush();
+    } catch { /* the peer is gone */ }
+    clearTimeout(timer);
   }
 
   /** The transfer this session belongs to, once the handshake named it. */
@@ -389,7 +404,7 @@ export class Session {
     const { inbox } = this.opts;
     if (this.#current) await this.#current.discard(!clean && this.#currentFailed === null);
     this.#current = null;
-    for (const { file } of this.#staged) file.drop();
+    for (const { file } of this.#staged) file?.drop();
     this.#staged = [];
     for (let i = this.#queueHead; i < this.#queue.length; i++) this.#releaseItem(this.#queue[i]);
     this.#queue = [];
@@ -450,8 +465,13 @@ export class Session {
   /** Preamble, channel and HELLO/WELCOME. False if the peer left before saying anything. */
   async #handshake(): Promise<boolean> {
     const raw = await this.#reader.readRaw(PREAMBLE_BYTES);
-    // Stopped while it waited: abort() has answered, behind a preamble of its own.
-    if (raw === null || this.#preambleSent) return false;
+    if (raw === null) return false;
+    if (this.#preambleSent) {
+      // Stopped while it waited: abort() answers, behind a preamble of its own. Its reply goes
+      // out before this session closes the connection.
+      await this.#abortReply;
+      return false;
+    }
     const theirs = decodePreamble(raw);
     const plain = theirs.channel === Channel.plain && this.opts.plaintext === true;
     const ours = encodePreamble({
@@ -541,6 +561,7 @@ export class Session {
         pace: async () => {
           const delay = guard.delayFor(this.host);
           if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+          this.#quietOnAbort = true; // our KEY_SHARE goes out next
         },
       });
     } catch (err) {
@@ -563,6 +584,7 @@ export class Session {
     this.#useStream(
       new SecureStream(this.conn, keys.sealer, keys.opener, this.#reader.takeBuffered()),
     );
+    this.#quietOnAbort = false;
   }
 
   async #expect(type: number, name: string): Promise<Frame> {
@@ -952,6 +974,11 @@ export class Session {
 
   /** Ends the head file (verifies and places it, unless it failed), and queues its acknowledgement. */
   async #endFile(head: Queued, end: FileEnd | null): Promise<void> {
+    // Acks go out in the order the files ended (PROTOCOL.md §5.10). A larger file is placed as
+    // soon as it is verified, so the small files held for placing, which ended before it, are
+    // placed first: on disk too, names come in the order the files ended.
+    const small = this.#isSmall(head);
+    if (!small && this.#staged.length > 0) await this.#placeStaged();
     let failure = this.#currentFailed;
     let done: Finished | StagedFile | null = null;
     if (failure === null && end !== null) {
@@ -969,14 +996,13 @@ export class Session {
     this.#started = false;
     this.#queueHead++;
     this.#releaseItem(head);
-    if (done instanceof StagedFile) {
-      this.#staged.push({ head, file: done });
+    if (done instanceof StagedFile || (small && this.#staged.length > 0)) {
+      // A small file that failed takes its turn behind the held ones, which go on syncing.
+      if (done instanceof StagedFile) this.#staged.push({ head, file: done, failure: null });
+      else this.#staged.push({ head, file: null, failure });
       if (this.#staged.length >= MAX_STAGED) await this.#placeStaged();
     } else {
       if (failure !== null || done?.name === null) await file?.discard();
-      // Acks go out in the order the files ended (PROTOCOL.md §5.10): the small files held for
-      // placing ended first.
-      if (this.#staged.length > 0) await this.#placeStaged();
       this.#acknowledge(head, failure, done);
     }
     await this.#advance();
@@ -985,12 +1011,16 @@ export class Session {
     }
   }
 
-  /** Places the staged small files, in order, and queues their acknowledgements. */
+  /** Places the staged small files, in order, and queues their acknowledgements (and those of the failed ones among them). */
   async #placeStaged(): Promise<void> {
     const staged = this.#staged;
     this.#staged = [];
     const { inbox, onConflict } = this.opts;
-    for (const { head, file } of staged) {
+    for (const { head, file, failure: failed } of staged) {
+      if (file === null) {
+        this.#acknowledge(head, failed, null);
+        continue;
+      }
       let failure: Refusal | null = null;
       let name: string | null = null;
       try {
