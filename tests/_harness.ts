@@ -12,7 +12,7 @@ import { encodeJson } from "../src/protocol/messages.ts";
 import type { DigestName } from "../src/protocol/digests.ts";
 import { Channel, encodePreamble, PROTOCOL_VERSION } from "../src/protocol/preamble.ts";
 import { type Frame, FrameReader, FrameWriter } from "../src/transport/frame_io.ts";
-import { senderKeyExchange, senderOpen } from "../src/transport/channel.ts";
+import { type ChannelKeys, senderKeyExchange, senderOpen } from "../src/transport/channel.ts";
 import { SecureStream } from "../src/transport/secure_stream.ts";
 import type { ByteStream } from "../src/transport/byte_stream.ts";
 import { DEFAULT_LIMITS, type ServerLimits } from "../src/server/server_limits.ts";
@@ -310,20 +310,8 @@ export class RawClient {
   async channel(
     opts: { version?: number; code?: string | null; preamble?: Uint8Array } = {},
   ): Promise<boolean> {
-    const ours = opts.preamble ??
-      encodePreamble({ version: opts.version ?? PROTOCOL_VERSION, channel: Channel.cpace });
-    const open = senderOpen();
-    await this.writer.raw(ours);
-    await this.writer.frame(FrameType.CHANNEL_OPEN, open.payload);
-    await this.writer.flush();
-    const theirs = await this.reader.readRaw(8);
-    if (theirs === null) return false;
-    const keys = await senderKeyExchange(this.reader, this.writer, {
-      senderPreamble: ours,
-      receiverPreamble: theirs,
-      nonce: open.nonce,
-      code: opts.code === undefined ? TEST_CODE : opts.code,
-    });
+    const keys = await this.exchangeKeys(opts);
+    if (keys === null) return false;
     const stream = new SecureStream(
       this.conn,
       keys.sealer,
@@ -335,6 +323,30 @@ export class RawClient {
     this.writer = new FrameWriter(stream);
     this.stream = stream;
     return true;
+  }
+
+  /**
+   * Preamble and key exchange up to the receiver's KEY_SHARE; our KEY_CONFIRM
+   * is left in the writer, unsent. Null if the server closed before its
+   * preamble.
+   */
+  async exchangeKeys(
+    opts: { version?: number; code?: string | null; preamble?: Uint8Array } = {},
+  ): Promise<ChannelKeys | null> {
+    const ours = opts.preamble ??
+      encodePreamble({ version: opts.version ?? PROTOCOL_VERSION, channel: Channel.cpace });
+    const open = senderOpen();
+    await this.writer.raw(ours);
+    await this.writer.frame(FrameType.CHANNEL_OPEN, open.payload);
+    await this.writer.flush();
+    const theirs = await this.reader.readRaw(8);
+    if (theirs === null) return null;
+    return await senderKeyExchange(this.reader, this.writer, {
+      senderPreamble: ours,
+      receiverPreamble: theirs,
+      nonce: open.nonce,
+      code: opts.code === undefined ? TEST_CODE : opts.code,
+    });
   }
 
   async raw(bytes: Uint8Array): Promise<void> {

@@ -15,7 +15,6 @@ import { type SendEvent } from "../src/client/send_session.ts";
 import { decodeError } from "../src/protocol/messages.ts";
 import { FrameType } from "../src/protocol/frame.ts";
 import { Channel, encodePreamble, PROTOCOL_VERSION } from "../src/protocol/preamble.ts";
-import { senderKeyExchange, senderOpen } from "../src/transport/channel.ts";
 import {
   RawClient,
   runCli,
@@ -24,7 +23,6 @@ import {
   spawnServe,
   startServer,
   tempDir,
-  TEST_CODE,
   waitFor,
 } from "./_harness.ts";
 
@@ -89,19 +87,8 @@ Deno.test("a server that stops between its KEY_SHARE and the sender's KEY_CONFIR
   const server = await startServer(join(base, "inbox"));
   const client = await RawClient.connect(server.port);
   try {
-    const ours = encodePreamble({ version: PROTOCOL_VERSION, channel: Channel.cpace });
-    const open = senderOpen();
-    await client.writer.raw(ours);
-    await client.writer.frame(FrameType.CHANNEL_OPEN, open.payload);
-    await client.writer.flush();
-    const theirs = await client.reader.readRaw(8);
     // The receiver's KEY_SHARE has arrived; our KEY_CONFIRM waits, unsent, in the writer.
-    await senderKeyExchange(client.reader, client.writer, {
-      senderPreamble: ours,
-      receiverPreamble: theirs!,
-      nonce: open.nonce,
-      code: TEST_CODE,
-    });
+    assert(await client.exchangeKeys());
     await server.close();
     // A sender here reads records: a plain ERROR would fail as a bad record, and ferry's sender
     // would give up instead of reconnecting as it does after a lost connection.
