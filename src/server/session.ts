@@ -996,22 +996,26 @@ export class Session {
     this.#started = false;
     this.#queueHead++;
     this.#releaseItem(head);
-    if (done instanceof StagedFile || (small && this.#staged.length > 0)) {
+    if (done instanceof StagedFile) {
+      this.#staged.push({ head, file: done, failure: null });
+    } else if (small && this.#staged.length > 0) {
       // A small file that failed takes its turn behind the held ones, which go on syncing.
-      if (done instanceof StagedFile) this.#staged.push({ head, file: done, failure: null });
-      else this.#staged.push({ head, file: null, failure });
-      if (this.#staged.length >= MAX_STAGED) await this.#placeStaged();
+      this.#staged.push({ head, file: null, failure });
     } else {
       if (failure !== null || done?.name === null) await file?.discard();
       this.#acknowledge(head, failure, done);
     }
+    if (this.#staged.length >= MAX_STAGED) await this.#placeStaged();
     await this.#advance();
     if (this.#acks.length >= ACK_FLUSH_COUNT || this.#ackBytes >= ACK_FLUSH_BYTES) {
       await this.#flushAcks();
     }
   }
 
-  /** Places the staged small files, in order, and queues their acknowledgements (and those of the failed ones among them). */
+  /**
+   * Places the staged small files, in order, and queues their acknowledgements, and those of
+   * the small files that failed among them.
+   */
   async #placeStaged(): Promise<void> {
     const staged = this.#staged;
     this.#staged = [];
