@@ -9,6 +9,7 @@ import { type SendEvent } from "../src/client/send_session.ts";
 import { FaultProxy } from "./fault_proxy.ts";
 import {
   freePort,
+  randomBytes,
   runCli,
   sendInProcess,
   snapshot,
@@ -49,6 +50,27 @@ async function withTmpfs(size: string, fn: (dir: string) => Promise<void>): Prom
 function sendPaths(port: number, paths: string[], events: SendEvent[] = []) {
   return sendInProcess(port, paths, { events });
 }
+
+Deno.test({
+  name:
+    "a file of several frames received into a tmpfs DIR (written in place) arrives byte for byte",
+  ignore: skip !== null,
+  async fn() {
+    const base = await tempDir();
+    const data = randomBytes(5 * 1024 * 1024 + 12_345);
+    await Deno.writeFile(join(base, "big.bin"), data);
+    await withTmpfs("64m", async (inbox) => {
+      const server = await startServer(inbox);
+      try {
+        assertEquals((await sendPaths(server.port, [join(base, "big.bin")])).files, 1);
+        assertEquals(await Deno.readFile(join(inbox, "big.bin")), data);
+      } finally {
+        await server.close();
+      }
+    });
+    await Deno.remove(base, { recursive: true });
+  },
+});
 
 Deno.test({
   name: "a file larger than the free space is refused before any of its data moves",

@@ -78,7 +78,11 @@ export class Inbox {
 
   /**
    * The most one write() to a staging file takes: WRITE_PIECE_BYTES on
-   * disk, no limit on tmpfs and ramfs (WRITE_PIECE_BYTES says why).
+   * disk, no limit on tmpfs and ramfs (WRITE_PIECE_BYTES says why). With no
+   * limit, a large file's writes also run in place instead of on the thread
+   * pool (IncomingFile.write): on this 2-core VM, the encrypted 1 GiB file to
+   * tmpfs took 1.95–2.41 s (median 2.11) against 2.24–2.53 (2.39), the
+   * receiver's CPU 1.90 s against 2.15 (7 runs each, alternating).
    */
   writePiece: number = WRITE_PIECE_BYTES;
 

@@ -130,10 +130,13 @@ export class IncomingFile {
 
   /**
    * Appends `chunk`; refuses data beyond the declared size or the size cap.
-   * The write goes on in the background, straight from `chunk` (a view into
-   * the frame reader's buffer, kept valid with `hold()` until the write is
-   * done), while the next frame is read and this one hashed; at most one is
-   * in flight, and its error surfaces at the next write or at `finish`.
+   * On disk the write goes on in the background, straight from `chunk` (a
+   * view into the frame reader's buffer, kept valid with `hold()` until the
+   * write is done), while the next frame is read and this one hashed; at
+   * most one is in flight, and its error surfaces at the next write or at
+   * `finish`. In memory (tmpfs, ramfs: no piece limit) a write is a copy,
+   * and it runs in place: cheaper than the hop to the thread pool and back
+   * (Inbox.writePiece says how much).
    */
   async write(chunk: Uint8Array, maxSize: number, hold: () => () => void): Promise<void> {
     const limit = this.entry.size ?? maxSize;
@@ -143,6 +146,20 @@ export class IncomingFile {
         : new DamagedData(`the sender sent more than the ${this.entry.size} bytes it announced`);
     }
     await this.#settle();
+    if (this.piece === Infinity) {
+      try {
+        for (let at = 0; at < chunk.length;) {
+          const n = this.file.writeSync(chunk.subarray(at));
+          if (n === 0) throw new Error("a write wrote nothing (os error 5)");
+          at += n;
+        }
+      } catch (err) {
+        throw storageRefusal(err);
+      }
+      this.#hash.update(chunk);
+      this.received += chunk.length;
+      return;
+    }
     const release = hold();
     const writing = writeInPieces(this.file, chunk, this.piece).finally(release);
     writing.catch(() => {}); // observed by the next #settle()
