@@ -10,8 +10,8 @@ import { SmallFile } from "../src/server/small_file.ts";
 import { loadNativeFs, type NativeFs } from "../src/server/native_fs.ts";
 import { randomBytes, tempDir } from "./_harness.ts";
 import { FsyncPace } from "../src/server/fsync_pace.ts";
-import { writeInPieces } from "../src/server/incoming_file.ts";
-import { WRITE_PIECE_BYTES } from "../src/server/inbox.ts";
+import { writeAllSync, writeInPieces } from "../src/server/incoming_file.ts";
+import { storageRefusal, WRITE_PIECE_BYTES } from "../src/server/inbox.ts";
 import { join } from "node:path";
 
 const posix = Deno.build.os !== "windows";
@@ -181,4 +181,47 @@ Deno.test("writeInPieces() fails instead of looping when a write writes nothing"
   const file = { write: () => Promise.resolve(0) };
   const err = await writeInPieces(file, new Uint8Array(10)).catch((e) => e);
   assertEquals(err instanceof Error && err.message.includes("wrote nothing"), true);
+});
+
+Deno.test("writeAllSync() writes every byte in order through short writes, and fails on a write of nothing", () => {
+  const data = randomBytes(3 * 1024 * 1024 + 77);
+  const out = new Uint8Array(data.length);
+  let at = 0;
+  let calls = 0;
+  writeAllSync({
+    writeSync(p: Uint8Array): number {
+      const n = ++calls % 2 === 0 ? Math.ceil(p.length / 3) : Math.min(p.length, 1024 * 1024);
+      out.set(p.subarray(0, n), at);
+      at += n;
+      return n;
+    },
+  }, data);
+  assertEquals(out, data);
+  assertEquals(at, data.length);
+  const err = (() => {
+    try {
+      writeAllSync({ writeSync: () => 0 }, new Uint8Array(10));
+    } catch (e) {
+      return e;
+    }
+  })();
+  assertEquals(err instanceof Error && err.message.includes("wrote nothing"), true);
+});
+
+Deno.test("storageRefusal() names a full disk, an exceeded quota and a file too large, and passes other errors on", () => {
+  const refusal = (message: string) => storageRefusal(new Error(message));
+  assertEquals(
+    refusal("No space left on device (os error 28)").message,
+    "the receiver's disk is full",
+  );
+  assertEquals(
+    refusal("Disk quota exceeded (os error 122)").message,
+    "the receiver's disk quota is exceeded",
+  );
+  assertEquals(
+    refusal("File too large (os error 27)").message,
+    "too large for the receiver's file system",
+  );
+  const other = new Error("Input/output error (os error 5)");
+  assertEquals(storageRefusal(other), other);
 });

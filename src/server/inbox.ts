@@ -523,6 +523,12 @@ export function storageRefusal(err: unknown): Error {
   if (err instanceof Error && /no space left|ENOSPC|os error 28/i.test(err.message)) {
     return new Refusal("the receiver's disk is full");
   }
+  if (err instanceof Error && /quota exceeded|EDQUOT|os error 122/i.test(err.message)) {
+    return new Refusal("the receiver's disk quota is exceeded");
+  }
+  if (err instanceof Error && /file too large|EFBIG|os error 27\b/i.test(err.message)) {
+    return new Refusal("too large for the receiver's file system");
+  }
   if (err instanceof Error && /read-only/i.test(err.message)) {
     return new Refusal("the receiver's file system is read-only");
   }

@@ -33,6 +33,15 @@ export async function writeInPieces(
   }
 }
 
+/** Writes all of `data` to `file` in place (synchronously), through short writes. */
+export function writeAllSync(file: { writeSync(p: Uint8Array): number }, data: Uint8Array): void {
+  for (let at = 0; at < data.length;) {
+    const n = file.writeSync(data.subarray(at));
+    if (n === 0) throw new Error("a write wrote nothing (os error 5)");
+    at += n;
+  }
+}
+
 /** Permission bits a receiver keeps: no setuid, setgid, sticky, group/other write (the owner can always read and write). */
 export const KEPT_MODE_BITS = 0o755;
 
@@ -148,11 +157,7 @@ export class IncomingFile {
     await this.#settle();
     if (this.piece === Infinity) {
       try {
-        for (let at = 0; at < chunk.length;) {
-          const n = this.file.writeSync(chunk.subarray(at));
-          if (n === 0) throw new Error("a write wrote nothing (os error 5)");
-          at += n;
-        }
+        writeAllSync(this.file, chunk);
       } catch (err) {
         throw storageRefusal(err);
       }
