@@ -3,9 +3,15 @@
  * under a final name, and the server keeps running. These need mounts (a
  * small tmpfs), so they run as root and are skipped otherwise.
  */
-import { assertEquals, assertLess, assertStringIncludes } from "@std/assert";
+import {
+  assertEquals,
+  assertGreater,
+  assertLess,
+  assertRejects,
+  assertStringIncludes,
+} from "@std/assert";
 import { join } from "node:path";
-import { type SendEvent } from "../src/client/send_session.ts";
+import { ConnectionLost, type SendEvent } from "../src/client/send_session.ts";
 import { Inbox } from "../src/server/inbox.ts";
 import { FaultProxy } from "./fault_proxy.ts";
 import {
@@ -17,6 +23,7 @@ import {
   spawnServe,
   startServer,
   tempDir,
+  waitFor,
 } from "./_harness.ts";
 import { assertRan, mount, umount } from "./_mounts.ts";
 
@@ -68,6 +75,33 @@ Deno.test({
         assertEquals((await sendPaths(server.port, [join(base, "big.bin")])).files, 1);
         assertEquals(await Deno.readFile(join(inbox, "big.bin")), data);
       } finally {
+        await server.close();
+      }
+    });
+    await Deno.remove(base, { recursive: true });
+  },
+});
+
+Deno.test({
+  name:
+    "a transfer into a tmpfs DIR cut mid-file resumes from the partial and arrives byte for byte",
+  ignore: skip !== null,
+  async fn() {
+    const base = await tempDir();
+    const data = randomBytes(5 * 1024 * 1024 + 999);
+    await Deno.writeFile(join(base, "big.bin"), data);
+    await withTmpfs("64m", async (inbox) => {
+      const server = await startServer(inbox);
+      const proxy = new FaultProxy(server.port, { cutAfter: 3_500_000 });
+      try {
+        await assertRejects(() => sendPaths(proxy.port, [join(base, "big.bin")]), ConnectionLost);
+        await waitFor(() => server.events.some((e) => e.type === "session-end"));
+        const rerun = await sendPaths(server.port, [join(base, "big.bin")]);
+        assertEquals(rerun.files, 1);
+        assertGreater(rerun.resumedBytes, 0, "the rerun resumes the partial written in place");
+        assertEquals(await Deno.readFile(join(inbox, "big.bin")), data);
+      } finally {
+        await proxy.close();
         await server.close();
       }
     });
