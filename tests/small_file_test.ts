@@ -183,7 +183,7 @@ Deno.test("writeInPieces() fails instead of looping when a write writes nothing"
   assertEquals(err instanceof Error && err.message.includes("wrote nothing"), true);
 });
 
-Deno.test("writeAllSync() writes every byte in order through short writes, and fails on a write of nothing", () => {
+Deno.test("writeAllSync() writes every byte in order through short writes and in pieces, and fails on a write of nothing", () => {
   const data = randomBytes(3 * 1024 * 1024 + 77);
   const out = new Uint8Array(data.length);
   let at = 0;
@@ -198,6 +198,23 @@ Deno.test("writeAllSync() writes every byte in order through short writes, and f
   }, data);
   assertEquals(out, data);
   assertEquals(at, data.length);
+  const sizes: number[] = [];
+  const pieced = new Uint8Array(data.length);
+  let to = 0;
+  writeAllSync(
+    {
+      writeSync(p: Uint8Array): number {
+        sizes.push(p.length);
+        pieced.set(p, to);
+        to += p.length;
+        return p.length;
+      },
+    },
+    data,
+    WRITE_PIECE_BYTES,
+  );
+  assertEquals(pieced, data);
+  assertEquals(Math.max(...sizes), WRITE_PIECE_BYTES);
   const err = (() => {
     try {
       writeAllSync({ writeSync: () => 0 }, new Uint8Array(10));

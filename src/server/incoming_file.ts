@@ -33,10 +33,14 @@ export async function writeInPieces(
   }
 }
 
-/** Writes all of `data` to `file` in place (synchronously), through short writes. */
-export function writeAllSync(file: { writeSync(p: Uint8Array): number }, data: Uint8Array): void {
+/** Writes all of `data` to `file` in place (synchronously), at most `piece` bytes per call, through short writes. */
+export function writeAllSync(
+  file: { writeSync(p: Uint8Array): number },
+  data: Uint8Array,
+  piece = Infinity,
+): void {
   for (let at = 0; at < data.length;) {
-    const n = file.writeSync(data.subarray(at));
+    const n = file.writeSync(data.subarray(at, at + piece));
     if (n === 0) throw new Error("a write wrote nothing (os error 5)");
     at += n;
   }

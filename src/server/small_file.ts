@@ -17,7 +17,7 @@ import type { Digest } from "../protocol/digests.ts";
 import type { Entry } from "../protocol/messages.ts";
 import { type ConflictPolicy, type Inbox, storageRefusal } from "./inbox.ts";
 import { type FsyncPace, fsyncPaced } from "./fsync_pace.ts";
-import { DamagedData, KEPT_MODE_BITS } from "./incoming_file.ts";
+import { DamagedData, KEPT_MODE_BITS, writeAllSync } from "./incoming_file.ts";
 import type { NativeFs } from "./native_fs.ts";
 
 /** Largest file taken by the short path: one DATA frame. */
@@ -83,11 +83,7 @@ export class SmallFile {
     try {
       const created = inbox.createTempSync(mode);
       temp = created;
-      for (let done = 0; done < data.length;) {
-        const n = temp.file.writeSync(data.subarray(done, done + inbox.writePiece));
-        if (n === 0) throw new Error("a write wrote nothing (os error 5)");
-        done += n;
-      }
+      writeAllSync(temp.file, data, inbox.writePiece);
       if (created.chmod) Deno.chmodSync(temp.path, mode);
       const mtime = new Date(entry.mtime);
       temp.file.utimeSync(mtime, mtime);
