@@ -859,6 +859,8 @@ interface Outcome {
   error: string | null;
   /** ferry only: the sender's peak RSS. */
   senderRssKiB: number | null;
+  /** CPU time the whole machine spent during the run (null where /proc/stat is missing). */
+  cpuSeconds: number | null;
 }
 
 const RUNNERS: Record<Tool, (ctx: RunContext) => Promise<Outcome>> = {
@@ -874,23 +876,57 @@ const RUNNERS: Record<Tool, (ctx: RunContext) => Promise<Outcome>> = {
 interface Timed {
   seconds: number;
   error: string | null;
+  cpuSeconds: number | null;
 }
 
-/** Starts `procs()` and times them until all exit; a non-zero exit or a timeout is an error. */
+/**
+ * Starts `procs()` and times them until all exit; a non-zero exit or a
+ * timeout is an error. Also takes the machine's busy CPU time over the same
+ * span, so that it counts the servers' share (ferry serve, the rsync daemon,
+ * nc -l) as well as the sending command's.
+ */
 async function timeProcesses(start: () => Proc[], timeoutMs: number): Promise<Timed> {
+  const cpuBefore = await busyCpuSeconds();
   const began = performance.now();
   const procs = start();
   const all = Promise.all(procs.map((p) => p.status));
   const statuses = await within(all, timeoutMs);
   const seconds = (performance.now() - began) / 1000;
+  const cpuAfter = await busyCpuSeconds();
+  const cpuSeconds = cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore;
   if (statuses === null) {
     await Promise.all(procs.map((p) => p.stop()));
-    return { seconds, error: `timed out after ${timeoutMs / 1000} s` };
+    return { seconds, error: `timed out after ${timeoutMs / 1000} s`, cpuSeconds };
   }
   const failed = statuses.findIndex((s) => !s.success);
-  if (failed === -1) return { seconds, error: null };
+  if (failed === -1) return { seconds, error: null, cpuSeconds };
   const output = procs[failed].output.trim().split("\n").slice(-3).join(" / ");
-  return { seconds, error: `exit code ${statuses[failed].code}: ${output}` };
+  return { seconds, error: `exit code ${statuses[failed].code}: ${output}`, cpuSeconds };
+}
+
+/** USER_HZ: the unit of /proc/stat's times, 100 on every Linux architecture ferry builds for. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/**
+ * CPU seconds every CPU of the machine has spent busy since boot, from the
+ * first line of /proc/stat (user, nice, system, irq, softirq; not idle,
+ * iowait or time stolen by a hypervisor); null where there is no /proc/stat.
+ */
+export async function busyCpuSeconds(statPath = "/proc/stat"): Promise<number | null> {
+  try {
+    return parseBusyCpuSeconds(await Deno.readTextFile(statPath));
+  } catch {
+    return null;
+  }
+}
+
+/** busyCpuSeconds' parse of /proc/stat's text; null if its first line is not the CPU total. */
+export function parseBusyCpuSeconds(stat: string): number | null {
+  const fields = stat.slice(0, stat.indexOf("\n")).trim().split(/\s+/);
+  if (fields[0] !== "cpu" || fields.length < 8) return null;
+  const [user, nice, system, , , irq, softirq] = fields.slice(1, 8).map(Number);
+  const busy = user + nice + system + irq + softirq;
+  return Number.isFinite(busy) ? busy / CLOCK_TICKS_PER_SECOND : null;
 }
 
 const TIME = findExecutable("time") !== null ? "/usr/bin/time" : null;
@@ -920,7 +956,7 @@ async function runFerry(ctx: RunContext, plain: boolean, extra: string[] = []): 
   await Deno.remove(rssFile).catch(() => {});
   const error = timed.error ?? checkFerrySummary(sender!, ctx.workload) ??
     await moveOutOfInbox(server.inbox, ctx);
-  return { seconds: timed.seconds, error, senderRssKiB };
+  return { seconds: timed.seconds, error, senderRssKiB, cpuSeconds: timed.cpuSeconds };
 }
 
 /** ferry's summary line, when it is there, must count every file. */
@@ -991,7 +1027,7 @@ async function runNc(ctx: RunContext): Promise<Outcome> {
     await waitListening(receiver, port, "nc -l");
   } catch (err) {
     await receiver.stop();
-    return { seconds: 0, error: errorText(err), senderRssKiB: null };
+    return { seconds: 0, error: errorText(err), senderRssKiB: null, cpuSeconds: null };
   }
   const timed = await timeProcesses(
     () => [receiver, new Proc("bash", ["-o", "pipefail", "-c", sendCmd], { group: true })],
@@ -1044,6 +1080,7 @@ interface Attempt {
   ok: boolean;
   error: string | null;
   senderRssKiB: number | null;
+  cpuSeconds: number | null;
 }
 
 interface Skip {
@@ -1160,6 +1197,7 @@ async function measureOnce(
     ok: error === null,
     error,
     senderRssKiB: outcome.senderRssKiB,
+    cpuSeconds: outcome.cpuSeconds,
   };
 }
 
@@ -1215,6 +1253,8 @@ interface CaseSummary {
   ok: number;
   medianSeconds: number | null;
   mbPerSecond: number | null;
+  /** Median CPU seconds the machine spent busy during the successful runs (all processes). */
+  medianCpuSeconds: number | null;
   /** ferry's median time / this tool's median time: above 1, the tool is faster. */
   speedVsFerry: number | null;
   senderPeakRssMB: number | null;
@@ -1263,6 +1303,7 @@ function summarizeCase(
   const good = attempts.filter((a) => a.ok);
   const seconds = good.map((a) => a.seconds);
   const medianSeconds = median(seconds);
+  const cpu = good.map((a) => a.cpuSeconds).filter((c): c is number => c !== null);
   const senderRss = good.map((a) => a.senderRssKiB).filter((k): k is number => k !== null);
   const receiver = measurements.receiverPeaks.find((p) =>
     p.workload === workload.name && p.placement === placement
@@ -1276,6 +1317,7 @@ function summarizeCase(
     ok: good.length,
     medianSeconds,
     mbPerSecond: medianSeconds ? workload.bytes / 1e6 / medianSeconds : null,
+    medianCpuSeconds: median(cpu),
     speedVsFerry: null,
     senderPeakRssMB: isFerry && senderRss.length > 0 ? Math.max(...senderRss) / 1024 : null,
     receiverPeakRssMB: isFerry && receiver?.rssKiB ? receiver.rssKiB / 1024 : null,
@@ -1300,17 +1342,19 @@ function markdownTable(
     " every process of the run has exited)",
     "- MB/s: workload bytes / median s, in 10^6 bytes per second",
     "- vs ferry: ferry's median time / the tool's median time (above 1: the tool is faster)",
+    "- CPU s: median CPU time the whole machine spent busy during a run (user + system, every" +
+    " process: the sender, the receiver and its server), from /proc/stat",
     "- RSS: peak resident memory of ferry's sender (highest of the runs) and receiver" +
     " (`ferry serve`, over the workload's runs), in MiB",
     "",
-    "| tool | workload | placement | runs ok | median s | MB/s | vs ferry | ferry sender RSS MiB | ferry receiver RSS MiB |",
-    "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    "| tool | workload | placement | runs ok | median s | MB/s | vs ferry | CPU s | ferry sender RSS MiB | ferry receiver RSS MiB |",
+    "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ...summaries.map((s) =>
       `| ${s.tool} | ${s.workload} | ${s.placement} | ${s.ok}/${s.runs} | ${
         fixed(s.medianSeconds, 3)
       } | ${fixed(s.mbPerSecond, 1)} | ${fixed(s.speedVsFerry, 2)} | ${
-        fixed(s.senderPeakRssMB, 0)
-      } | ${fixed(s.receiverPeakRssMB, 0)} |`
+        fixed(s.medianCpuSeconds, 2)
+      } | ${fixed(s.senderPeakRssMB, 0)} | ${fixed(s.receiverPeakRssMB, 0)} |`
     ),
     "",
     `\`ferry --version\` start-up (deno run, median of ${startup.length}): ${

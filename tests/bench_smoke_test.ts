@@ -4,11 +4,19 @@
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { join } from "node:path";
+import { busyCpuSeconds, parseBusyCpuSeconds } from "../scripts/bench.ts";
 
 const BENCH = new URL("../scripts/bench.ts", import.meta.url).pathname;
 
 interface BenchJson {
-  results: { tool: string; workload: string; placement: string; ok: number; runs: number }[];
+  results: {
+    tool: string;
+    workload: string;
+    placement: string;
+    ok: number;
+    runs: number;
+    medianCpuSeconds: number | null;
+  }[];
   machine: { cpus: number; kernel: string };
   startupSeconds: { median: number | null };
 }
@@ -41,9 +49,16 @@ Deno.test("bench.ts --quick runs every workload for ferry and writes JSON", asyn
     const stdout = new TextDecoder().decode(run.stdout);
     const stderr = new TextDecoder().decode(run.stderr);
     assertEquals(run.code, 0, `stdout:\n${stdout}\nstderr:\n${stderr}`);
-    assertMatch(stdout, /^\| tool \| workload \| placement \|/m);
+    assertMatch(stdout, /^\| tool \| workload \| placement \| .* \| vs ferry \| CPU s \|/m);
     for (const workload of ["big", "small", "mixed"]) {
-      assertMatch(stdout, new RegExp(`^\\| ferry \\| ${workload} \\| disk \\| 1/1 \\| \\d`, "m"));
+      // runs ok, median s, MB/s, vs ferry, then the CPU seconds.
+      assertMatch(
+        stdout,
+        new RegExp(
+          `^\\| ferry \\| ${workload} \\| disk \\| 1/1 \\| \\d[^|]* \\|[^|]+\\|[^|]+\\| \\d+\\.\\d\\d \\|`,
+          "m",
+        ),
+      );
     }
     assertMatch(stdout, /ferry --version` start-up .*: \d+\.\d+ s/);
 
@@ -56,9 +71,30 @@ Deno.test("bench.ts --quick runs every workload for ferry and writes JSON", asyn
       "ferry/mixed/disk",
     ]);
     assert(report.results.every((r) => r.ok === 1 && r.runs === 1));
+    // Each run sends and receives: the machine was busy for some of it.
+    assert(report.results.every((r) => (r.medianCpuSeconds ?? 0) > 0), JSON.stringify(report));
     assert(report.machine.cpus > 0 && report.machine.kernel !== "");
     assert((report.startupSeconds.median ?? 0) > 0);
   } finally {
     await Deno.remove(out, { recursive: true });
   }
+});
+
+Deno.test("parseBusyCpuSeconds() adds user, nice, system, irq and softirq, in seconds", () => {
+  // user nice system idle iowait irq softirq steal guest guest_nice
+  const stat = "cpu  1000 20 300 999999 77 4 6 5000 0 0\ncpu0 500 10 150 500000 40 2 3 2500 0 0\n";
+  assertEquals(parseBusyCpuSeconds(stat), (1000 + 20 + 300 + 4 + 6) / 100);
+  assertEquals(parseBusyCpuSeconds("intr 1 2 3\n"), null);
+  assertEquals(parseBusyCpuSeconds("cpu 1 2\n"), null);
+  assertEquals(parseBusyCpuSeconds("cpu a b c d e f g\n"), null);
+});
+
+Deno.test("busyCpuSeconds() is null without /proc/stat, and grows while the CPU works", async () => {
+  assertEquals(await busyCpuSeconds("/nonexistent/stat"), null);
+  if (Deno.build.os !== "linux") return;
+  const before = await busyCpuSeconds();
+  const until = performance.now() + 100;
+  while (performance.now() < until) { /* busy for 0.1 s */ }
+  const after = await busyCpuSeconds();
+  assert(before !== null && after !== null && after - before >= 0.05, `${before} → ${after}`);
 });
