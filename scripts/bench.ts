@@ -859,7 +859,7 @@ interface Outcome {
   error: string | null;
   /** ferry only: the sender's peak RSS. */
   senderRssKiB: number | null;
-  /** CPU time the whole machine spent during the run (null where /proc/stat is missing). */
+  /** CPU time the whole machine spent during the run (null where /proc/stat cannot be read). */
   cpuSeconds: number | null;
 }
 
@@ -910,7 +910,8 @@ const CLOCK_TICKS_PER_SECOND = 100;
 /**
  * CPU seconds every CPU of the machine has spent busy since boot, from the
  * first line of /proc/stat (user, nice, system, irq, softirq; not idle,
- * iowait or time stolen by a hypervisor); null where there is no /proc/stat.
+ * iowait or time stolen by a hypervisor); null where /proc/stat is missing or
+ * cannot be read (Deno lets only --allow-all read it).
  */
 export async function busyCpuSeconds(statPath = "/proc/stat"): Promise<number | null> {
   try {
@@ -922,7 +923,8 @@ export async function busyCpuSeconds(statPath = "/proc/stat"): Promise<number | 
 
 /** busyCpuSeconds' parse of /proc/stat's text; null if its first line is not the CPU total. */
 export function parseBusyCpuSeconds(stat: string): number | null {
-  const fields = stat.slice(0, stat.indexOf("\n")).trim().split(/\s+/);
+  const end = stat.indexOf("\n");
+  const fields = (end === -1 ? stat : stat.slice(0, end)).trim().split(/\s+/);
   if (fields[0] !== "cpu" || fields.length < 8) return null;
   const [user, nice, system, , , irq, softirq] = fields.slice(1, 8).map(Number);
   const busy = user + nice + system + irq + softirq;

@@ -84,6 +84,7 @@ Deno.test("parseBusyCpuSeconds() adds user, nice, system, irq and softirq, in se
   // user nice system idle iowait irq softirq steal guest guest_nice
   const stat = "cpu  1000 20 300 999999 77 4 6 5000 0 0\ncpu0 500 10 150 500000 40 2 3 2500 0 0\n";
   assertEquals(parseBusyCpuSeconds(stat), (1000 + 20 + 300 + 4 + 6) / 100);
+  assertEquals(parseBusyCpuSeconds("cpu 1 2 3 4 5 6 7"), (1 + 2 + 3 + 6 + 7) / 100);
   assertEquals(parseBusyCpuSeconds("intr 1 2 3\n"), null);
   assertEquals(parseBusyCpuSeconds("cpu 1 2\n"), null);
   assertEquals(parseBusyCpuSeconds("cpu a b c d e f g\n"), null);
