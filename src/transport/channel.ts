@@ -237,10 +237,12 @@ export async function senderKeyExchange(
 
 /**
  * The receiver's side, after both preambles. `admit` runs once the sender
- * opened (it may throw, e.g. a locked-out address); `pace` runs before the
- * receiver answers a key share (the wrong-code slowdown). Throws WrongCode
- * when the sender did not prove the code after seeing our share: the caller
- * counts that as a failed guess.
+ * opened (it may throw, e.g. a locked-out address); `pace` runs right before
+ * the receiver computes and sends its key share, from which on the sender
+ * can test a guess (the wrong-code slowdown; it may throw too); `confirmed`
+ * runs once the sender proved the code. Throws WrongCode when the sender did
+ * not prove the code after seeing our share: the caller counts that as a
+ * failed guess.
  */
 export async function receiverKeyExchange(
   reader: FrameReader,
@@ -251,6 +253,8 @@ export async function receiverKeyExchange(
     code: string | null;
     admit: () => Promise<void>;
     pace: () => Promise<void>;
+    /** The sender's KEY_CONFIRM is valid: the guess `pace` let through was right. */
+    confirmed?: () => void;
     /** The suites we accept, best first (tests). Default: fastSuites(). */
     suites?: readonly Suite[];
   },
@@ -299,6 +303,7 @@ export async function receiverKeyExchange(
   if (!verifyPeerConfirmation(keys, "responder", confirm.payload)) {
     throw new WrongCode("wrong code");
   }
+  opts.confirmed?.();
   return channelKeys(keys, "responder", mode, suite);
 }
 
