@@ -88,6 +88,13 @@ export class ServeReporter {
         });
         if (json) emitJson({ type: "session-start", session: event.session, peer: event.peer });
         return;
+      case "guess-slowdown":
+        // Many addresses guessing together: the operator should know why every sender waits.
+        this.warning(
+          `more than ${event.failures} wrong codes within ${event.windowMinutes} min from all ` +
+            `addresses together: every key exchange now waits ${event.delayMs / 1000} s more`,
+        );
+        return;
       case "file-start": {
         const view = this.#sessions.get(event.session);
         if (view) {

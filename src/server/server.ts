@@ -9,15 +9,20 @@ import { Channel, encodePreamble, PROTOCOL_VERSION } from "../protocol/preamble.
 import { closeGracefully, writeAll } from "../transport/byte_stream.ts";
 import { formatAddress, listen } from "../transport/tcp.ts";
 import { Inbox } from "./inbox.ts";
+import { addressGroup } from "./address_group.ts";
 import { CodeGuard, type GuardPolicy } from "./code_guard.ts";
 import { Session, type SessionOptions } from "./session.ts";
+import { DEFAULT_PRE_AUTH, type PreAuthLimits } from "./server_limits.ts";
 
-export interface ServerOptions extends Omit<SessionOptions, "inbox" | "guard"> {
+export interface ServerOptions
+  extends Omit<SessionOptions, "inbox" | "guard" | "firstFrameMs" | "onAuthenticated"> {
   dir: string;
   host: string;
   port: number;
   /** How wrong codes are slowed down and locked out (default DEFAULT_GUARD). */
   guardPolicy?: GuardPolicy;
+  /** Bounds before the key exchange (default DEFAULT_PRE_AUTH). */
+  preAuth?: Partial<PreAuthLimits>;
 }
 
 /** How often abandoned partials are looked for, at most. */
@@ -32,6 +37,9 @@ export class FerryServer {
    */
   #stalled = new Set<Session>();
   #guard: CodeGuard;
+  #preAuth: PreAuthLimits;
+  /** Connections not yet past the key exchange, by address group (only groups with some). */
+  #unproven = new Map<string, number>();
   /** The live session of each named transfer. */
   #transfers = new Map<string, Session>();
   #nextSession = 1;
@@ -45,6 +53,7 @@ export class FerryServer {
     readonly opts: ServerOptions,
   ) {
     this.#guard = new CodeGuard(opts.guardPolicy);
+    this.#preAuth = { ...DEFAULT_PRE_AUTH, ...opts.preAuth };
     const keep = opts.limits.keepPartialMs;
     this.#cleanup = setInterval(
       () => inbox.cleanUp(keep),
@@ -97,6 +106,21 @@ export class FerryServer {
         );
         continue;
       }
+      const group = addressGroup(conn.remoteAddr.hostname);
+      const unproven = this.#unproven.get(group) ?? 0;
+      if (unproven >= this.#preAuth.perAddress) {
+        turnAway(conn, `${unproven} connections from ${group} have not finished their handshake`);
+        continue;
+      }
+      this.#unproven.set(group, unproven + 1);
+      let proven = false;
+      const prove = () => {
+        if (proven) return;
+        proven = true;
+        const left = this.#unproven.get(group)! - 1;
+        if (left === 0) this.#unproven.delete(group);
+        else this.#unproven.set(group, left);
+      };
       const peer = formatAddress({
         host: conn.remoteAddr.hostname,
         port: conn.remoteAddr.port,
@@ -105,12 +129,15 @@ export class FerryServer {
         ...this.opts,
         inbox: this.inbox,
         guard: this.#guard,
+        firstFrameMs: this.#preAuth.firstFrameMs,
+        onAuthenticated: prove,
         claimTransfer: (transfer, session) => this.#claimTransfer(transfer, session),
       });
       const running = session.run().catch((err) => {
         // Session.run() handles its own failures; reaching here is a bug, and still not fatal.
         console.error(`ferry: session failed unexpectedly: ${err?.stack ?? err}`);
       }).finally(() => {
+        prove();
         this.#sessions.delete(session);
         this.#stalled.add(session);
         session.settled.finally(() => this.#stalled.delete(session));
@@ -167,7 +194,11 @@ export class FerryServer {
   }
 }
 
-/** Answers a connection over the cap with ERROR "busy", without starting a session. */
+/**
+ * Answers a connection over a cap (all connections, or those of its address
+ * group still in their handshake) with ERROR "busy", without starting a
+ * session.
+ */
 function turnAway(conn: Deno.TcpConn, why: string): void {
   const reply = new Uint8Array([
     ...encodePreamble({ version: PROTOCOL_VERSION, channel: Channel.plain }),

@@ -48,3 +48,21 @@ export const DEFAULT_LIMITS: ServerLimits = {
   maxTotal: MAX_FILE_SIZE,
   keepPartialMs: 24 * 3600 * 1000,
 };
+
+/**
+ * Bounds on connections that have not proved the code yet, so that one host
+ * cannot hold every connection slot (`maxConnections`) by opening
+ * connections and stalling them. They have no flags: no honest sender comes
+ * near them. Hosts are counted by address group (address_group.ts).
+ */
+export interface PreAuthLimits {
+  /** Connections per address group not yet past the key exchange; more get ERROR "busy". */
+  perAddress: number;
+  /** From connecting to the sender's preamble (its first bytes); a silent connection is closed. */
+  firstFrameMs: number;
+}
+
+export const DEFAULT_PRE_AUTH: PreAuthLimits = {
+  perAddress: 8,
+  firstFrameMs: 5_000,
+};

@@ -40,10 +40,10 @@ import {
 import { type ByteStream, closeGracefully } from "../transport/byte_stream.ts";
 import { type Frame, FrameReader, FrameWriter } from "../transport/frame_io.ts";
 import { Watchdog } from "../transport/watchdog.ts";
-import { PeerRefused, receiverKeyExchange, WrongCode } from "../transport/channel.ts";
+import { PeerRefused, receiverKeyExchange } from "../transport/channel.ts";
 import { SecureStream } from "../transport/secure_stream.ts";
 import { opensslSha256 } from "../transport/sha256_openssl.ts";
-import type { CodeGuard } from "./code_guard.ts";
+import type { CodeGuard, GuessAttempt } from "./code_guard.ts";
 import {
   childPath,
   type ConflictPolicy,
@@ -54,7 +54,7 @@ import {
 } from "./inbox.ts";
 import { DamagedData, IncomingFile, KEPT_MODE_BITS, type Resume } from "./incoming_file.ts";
 import { SMALL_FILE_MAX, SmallFile, StagedFile } from "./small_file.ts";
-import type { ServerLimits } from "./server_limits.ts";
+import { DEFAULT_PRE_AUTH, type ServerLimits } from "./server_limits.ts";
 
 export const SUPPORTED_FEATURES = [Feature.resume];
 
@@ -78,6 +78,10 @@ export interface SessionOptions {
   onEvent: (event: ServerEvent) => void;
   /** How long a session closed from outside may take to wind down (default STALL_GRACE_MS). */
   stallGraceMs?: number;
+  /** How long the sender has for its preamble (default DEFAULT_PRE_AUTH.firstFrameMs). */
+  firstFrameMs?: number;
+  /** Called once the sender is past the key exchange (or on the plain channel, its preamble). */
+  onAuthenticated?: () => void;
 }
 
 /**
@@ -95,6 +99,17 @@ export type ServerEvent =
   | { type: "session-start"; session: number; peer: string }
   /** A sender failed to prove the code (`failures` in the guard's window; `locked` now). */
   | { type: "wrong-code"; session: number; peer: string; failures: number; locked: boolean }
+  /**
+   * More than `failures` wrong codes within `windowMinutes` across all addresses: every key
+   * share now waits `delayMs` more. Reported once per window.
+   */
+  | {
+    type: "guess-slowdown";
+    session: number;
+    failures: number;
+    windowMinutes: number;
+    delayMs: number;
+  }
   | { type: "file-start"; session: number; path: string; size: number | null; resumed: number }
   /** Running totals of what the sender has announced (and the receiver accepted) so far. */
   | { type: "announced"; session: number; files: number; bytes: number }
@@ -157,6 +172,8 @@ export class Session {
   #deadline: ReturnType<typeof setTimeout> | undefined;
   #deadlineAt = 0;
   #handshakeExpired = false;
+  /** The sender's preamble did not come within firstFrameMs. */
+  #silentExpired = false;
   /** The digest HELLO and WELCOME agreed on; set before any file. */
   #digest: Digest | null = null;
   #resumable = false;
@@ -423,6 +440,7 @@ export class Session {
   /** Why the session was ended from outside (stopped, superseded, a deadline), if it was. */
   #endedFromOutside(): string | null {
     if (this.#aborted !== null) return this.#aborted;
+    if (this.#silentExpired) return "timed out: the sender sent nothing";
     if (this.#handshakeExpired) return "timed out: the handshake took too long";
     if (this.#watchdog?.expired) return "timed out: the sender went quiet";
     return null;
@@ -442,7 +460,7 @@ export class Session {
 
   /** Tells the sender why the session ends, when there is someone to tell. */
   async #sendError(err: unknown): Promise<void> {
-    if (this.#aborted !== null || this.#handshakeExpired || this.#watchdog?.expired) return;
+    if (this.#endedFromOutside() !== null) return;
     if (isConnectionError(err)) return;
     let code = "internal";
     let message = "the receiver failed; see its log";
@@ -464,7 +482,19 @@ export class Session {
 
   /** Preamble, channel and HELLO/WELCOME. False if the peer left before saying anything. */
   async #handshake(): Promise<boolean> {
-    const raw = await this.#reader.readRaw(PREAMBLE_BYTES);
+    // A short deadline for the first bytes, well inside the handshake's: a host that opens
+    // connections and sends nothing holds its pre-authentication slots only briefly.
+    const silent = setTimeout(() => {
+      this.#silentExpired = true;
+      this.#closeFromOutside();
+    }, this.opts.firstFrameMs ?? DEFAULT_PRE_AUTH.firstFrameMs);
+    let raw;
+    try {
+      raw = await this.#reader.readRaw(PREAMBLE_BYTES);
+    } finally {
+      clearTimeout(silent);
+    }
+    if (this.#silentExpired) throw new ProtocolError("truncated", "the sender sent nothing");
     if (raw === null) return false;
     if (this.#preambleSent) {
       // Stopped while it waited: abort() answers, behind a preamble of its own. Its reply goes
@@ -496,6 +526,7 @@ export class Session {
       throw new ProtocolError("unsupported-channel", `unknown channel ${theirs.channel}`);
     }
     if (!plain) await this.#keyExchange(raw, ours);
+    this.opts.onAuthenticated?.();
     const hello = decodeHello((await this.#expect(FrameType.HELLO, "HELLO")).payload);
     const digest = hello.digests.find(isDigestName);
     if (!digest) {
@@ -541,9 +572,18 @@ export class Session {
     return true;
   }
 
-  /** The secure channel: CPace on the code, with the guard against guessing. */
+  /**
+   * The secure channel: CPace on the code, with the guard against guessing.
+   * From the moment our KEY_SHARE goes out the sender can test its code, so
+   * the guess is counted (pending) from then, and credited back only when
+   * KEY_CONFIRM proves the code: however the session ends otherwise, save by
+   * the receiver stopping, it is a failed guess.
+   */
   async #keyExchange(senderPreamble: Uint8Array, receiverPreamble: Uint8Array): Promise<void> {
     const { guard } = this.opts;
+    let attempt: GuessAttempt | null = null;
+    let shared = false;
+    let confirmed = false;
     let keys;
     try {
       keys = await receiverKeyExchange(this.#reader, this.#writer, {
@@ -551,35 +591,51 @@ export class Session {
         receiverPreamble,
         code: this.opts.code ?? null,
         admit: () => {
-          const wait = guard.lockedFor(this.host);
-          if (wait === 0) return Promise.resolve();
-          throw new ProtocolError(
-            "locked-out",
-            `too many wrong codes from ${this.host}; try again in ${Math.ceil(wait / 60_000)} min`,
-          );
+          attempt = guard.admit(this.host);
+          return Promise.resolve();
         },
         pace: async () => {
-          const delay = guard.delayFor(this.host);
+          const delay = attempt!.reserve();
           if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+          // Closed while it waited (a deadline, stopping): no share goes out, no guess is made.
+          this.#stopIfClosed();
+          shared = true;
           this.#quietOnAbort = true; // our KEY_SHARE goes out next
+        },
+        confirmed: () => {
+          confirmed = true;
+          attempt!.confirm();
         },
       });
     } catch (err) {
+      // A session we ended ourselves (shutdown) is no guess: release() below forgets it.
+      if (shared && !confirmed && this.#aborted === null) {
+        const { failures, locked, globalSlowdown } = attempt!.fail();
+        this.#event({
+          type: "wrong-code",
+          session: this.id,
+          peer: this.peer,
+          failures,
+          locked,
+        });
+        if (globalSlowdown) {
+          const { globalSlowAfter, windowMs, globalDelayMs } = guard.policy;
+          this.#event({
+            type: "guess-slowdown",
+            session: this.id,
+            failures: globalSlowAfter,
+            windowMinutes: windowMs / 60_000,
+            delayMs: globalDelayMs,
+          });
+        }
+        throw new ProtocolError("wrong-code", "wrong code");
+      }
       if (err instanceof PeerRefused) {
         throw new ProtocolError("peer-error", `the sender stopped: ${err.message} (${err.code})`);
       }
-      if (!(err instanceof WrongCode)) throw err;
-      // A session we ended ourselves (shutdown) is no guess.
-      if (this.#aborted !== null) throw err;
-      const { failures, locked } = guard.fail(this.host);
-      this.#event({
-        type: "wrong-code",
-        session: this.id,
-        peer: this.peer,
-        failures,
-        locked,
-      });
-      throw new ProtocolError("wrong-code", "wrong code");
+      throw err;
+    } finally {
+      (attempt as GuessAttempt | null)?.release();
     }
     this.#useStream(
       new SecureStream(this.conn, keys.sealer, keys.opener, this.#reader.takeBuffered()),
