@@ -5,6 +5,7 @@
  * object on stdout (docs/JSON.md).
  */
 import { ExitCode, FerryError, UsageError } from "./src/cli/errors.ts";
+import { escapeName } from "./src/cli/escape.ts";
 import { loadNativeThenRevoke } from "./src/cli/ffi_permission.ts";
 import { emitJson, errorObject, wantsJson } from "./src/cli/output.ts";
 import { helpFor, MAIN_HELP } from "./src/subcommands/help.ts";
@@ -53,7 +54,9 @@ if (import.meta.main) {
       emitJson(errorObject(err));
       if (!(err instanceof FerryError)) console.error(err); // a bug: keep its stack trace
     } else if (err instanceof FerryError) {
-      console.error(`ferry: ${err.message}${err.hint === undefined ? "" : `\n(${err.hint})`}`);
+      // Lines stay lines; anything else that could steer the terminal is shown escaped.
+      const text = `ferry: ${err.message}${err.hint === undefined ? "" : `\n(${err.hint})`}`;
+      console.error(text.split("\n").map(escapeName).join("\n"));
     } else {
       console.error("ferry: internal error (a bug; please report it):");
       console.error(err);

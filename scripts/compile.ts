@@ -24,7 +24,8 @@ import { VERSION } from "../src/version.ts";
  * net: listen (serve) and connect (send); read/write: the files sent and the receiving folder;
  * sys=networkInterfaces: the addresses the serve banner lists; sys=hostname: part of the
  * sender's transfer id (src/client/send_session.ts), so that two machines sending the same paths
- * to one receiver are not taken for one transfer to resume; env=FERRY_CODE: the pairing code;
+ * to one receiver are not taken for one transfer to resume; sys=uid: a native library not owned
+ * by root is loaded only when it is ours (src/native/dlopen_permitted.ts); env=FERRY_CODE: the code;
  * ffi, scoped to the usual paths of OpenSSL 3's libcrypto and of the GNU C library
  * (src/cli/ffi_permission.ts): the faster AEAD engine (src/transport/aead_openssl.ts) and the
  * receiver's per-file calls on Linux (src/server/native_fs.ts), each used when it is there.
@@ -35,7 +36,7 @@ export const PERMISSIONS: readonly string[] = [
   "--allow-net",
   "--allow-read",
   "--allow-write",
-  "--allow-sys=networkInterfaces,hostname",
+  "--allow-sys=networkInterfaces,hostname,uid",
   "--allow-env=FERRY_CODE,FERRY_DISCOVERY_ADDRESS",
 ];
 

@@ -119,6 +119,7 @@ export async function spawnServe(
   dir: string,
   extra: string[] = [],
   ready: (stdout: string) => boolean = (out) => out.includes("listening on port"),
+  env: Record<string, string> = {},
 ): Promise<ServeProcess> {
   const port = freePort();
   const child = new Deno.Command(Deno.execPath(), {
@@ -138,7 +139,7 @@ export async function spawnServe(
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1", FERRY_CODE: TEST_CODE },
+    env: { NO_COLOR: "1", FERRY_CODE: TEST_CODE, ...env },
   }).spawn();
   let stdout = "";
   let stderr = "";

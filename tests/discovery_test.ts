@@ -54,6 +54,7 @@ const SAMPLE: Answer = {
   addresses: ["192.168.1.20", "fd00::2", "10.0.0.1"],
   port: 4455,
   any: true,
+  open: false,
 };
 
 Deno.test("encodeQuery() and encodeAnswer() round-trip through decodeQuery() and decodeAnswer()", () => {
@@ -74,6 +75,7 @@ Deno.test("encodeAnswer() never makes an answer larger than a query (no amplific
     addresses: Array.from({ length: 20 }, (_, i) => `fd00::${i + 1}`),
     port: 65535,
     any: false,
+    open: true,
   });
   assertEquals(largest.length, MAX_ANSWER_BYTES);
   assert(MAX_ANSWER_BYTES <= QUERY_BYTES, `${MAX_ANSWER_BYTES} > ${QUERY_BYTES}`);
@@ -106,7 +108,7 @@ Deno.test("decodeQuery() and decodeAnswer() refuse anything but an exact datagra
       ["trailing byte", new Uint8Array([...answer, 0])],
       ["bad magic", mutate(answer, 3, 0)],
       ["other version", mutate(answer, 4, 9)],
-      ["unknown flag", mutate(answer, 6, 2)],
+      ["unknown flag", mutate(answer, 6, 4)],
       ["reserved byte", mutate(answer, 7, 1)],
       ["port 0", mutate(mutate(answer, 16, 0), 17, 0)],
       ["empty name", mutate(answer, 18, 0)],
@@ -221,24 +223,59 @@ Deno.test("parseTargets() reads FERRY_DISCOVERY_ADDRESS: IPv4 addresses with opt
   }
 });
 
-Deno.test("connectAddress() is where the answer came from, unless the server listens on one address", () => {
+Deno.test("connectAddress() is where the answer came from, and null when the answer names others", () => {
   const answer = { ...SAMPLE, addresses: ["192.168.1.20"], port: 5000 };
   assertEquals(connectAddress({ ...answer, any: true }, "127.0.0.1"), {
     host: "127.0.0.1",
     port: 5000,
   });
-  assertEquals(connectAddress({ ...answer, any: false }, "10.9.9.9"), {
+  // An answer from 10.9.9.9 that names 192.168.1.20 would send us to somebody else: ignored.
+  assertEquals(connectAddress({ ...answer, any: false }, "10.9.9.9"), null);
+  assertEquals(connectAddress({ ...answer, any: true }, "10.9.9.9"), null);
+  assertEquals(connectAddress({ ...answer, any: false }, "127.0.0.1"), null);
+  assertEquals(connectAddress({ ...answer, any: false }, "192.168.1.20"), {
     host: "192.168.1.20",
     port: 5000,
   });
-  assertEquals(connectAddress({ ...answer, any: false }, "192.168.1.20").host, "192.168.1.20");
+  assertEquals(connectAddress({ ...answer, addresses: [] }, "10.9.9.9")?.host, "10.9.9.9");
+});
+
+Deno.test("decodeAnswer() reads the open flag", () => {
+  for (const open of [true, false]) {
+    assertEquals(decodeAnswer(encodeAnswer({ ...SAMPLE, open }))?.open, open);
+  }
+});
+
+Deno.test("findServers() ignores answers that name another address, and open servers when the sender has a code", async () => {
+  const make = (name: string, port: number, addresses: string[], open: boolean) =>
+    DiscoveryResponder.start({
+      port: 0,
+      host: "127.0.0.1",
+      answer: () => ({ name, addresses, port, any: false, open }),
+    });
+  const honest = await make("honest", 1111, ["127.0.0.1"], false);
+  const liar = await make("liar", 2222, ["127.0.0.9"], false);
+  const open = await make("open", 3333, ["127.0.0.1"], true);
+  try {
+    const targets = [honest, liar, open].map((r) => ({ host: "127.0.0.1", port: r.port }));
+    const all = await findServers({ targets, timeoutMs: 1500 });
+    assertEquals(all.servers.map((s) => s.name).sort(), ["honest", "open"], "the liar is ignored");
+    assertEquals(all.servers.find((s) => s.name === "open")?.open, true);
+    const withCode = await findServers({ targets, timeoutMs: 1500, withCode: true });
+    assertEquals(withCode.servers.map((s) => s.name), ["honest"]);
+    assertEquals(withCode.ignoredOpen, 1);
+  } finally {
+    honest.close();
+    liar.close();
+    open.close();
+  }
 });
 
 Deno.test("DiscoveryResponder answers queries, ignores anything else, and rate-limits each source", async () => {
   const responder = await DiscoveryResponder.start({
     port: 0,
     host: "127.0.0.1",
-    answer: () => ({ name: "box", addresses: ["127.0.0.1"], port: 4455, any: false }),
+    answer: () => ({ name: "box", addresses: ["127.0.0.1"], port: 4455, any: false, open: false }),
   });
   const client = dgram.createSocket("udp4");
   const answers: Uint8Array[] = [];
@@ -277,20 +314,23 @@ Deno.test("findServers() collects each answering server once, and nothing after 
     DiscoveryResponder.start({
       port: 0,
       host: "127.0.0.1",
-      answer: () => ({ name, addresses: ["127.0.0.1"], port, any: false }),
+      answer: () => ({ name, addresses: ["127.0.0.1"], port, any: false, open: false }),
     });
   const one = await make("one", 1111);
   const two = await make("two", 2222);
   try {
     const targets = [one.port, two.port, one.port].map((port) => ({ host: "127.0.0.1", port }));
     const found = await findServers({ targets, timeoutMs: 1500 });
-    assertEquals(found.map((s) => [s.name, s.to.port]).sort(), [["one", 1111], ["two", 2222]]);
+    assertEquals(
+      found.servers.map((s) => [s.name, s.to.port]).sort(),
+      [["one", 1111], ["two", 2222]],
+    );
     const started = performance.now();
     const none = await findServers({
       targets: [{ host: "127.0.0.1", port: await freeUdpPort() }],
       timeoutMs: 500,
     });
-    assertEquals(none, []);
+    assertEquals(none.servers, []);
     assert(performance.now() - started < 1500);
   } finally {
     one.close();
@@ -393,7 +433,7 @@ Deno.test("ferry serve --no-discovery does not answer", async () => {
       targets: [{ host: "127.0.0.1", port: udp }, { host: "127.0.0.1", port: 4455 }],
       timeoutMs: 600,
     });
-    assertEquals(found.filter((s) => s.to.port === serve.port), []);
+    assertEquals(found.servers.filter((s) => s.to.port === serve.port), []);
   } finally {
     await serve.stop();
   }

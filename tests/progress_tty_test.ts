@@ -351,3 +351,33 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "ferry send on a terminal asks for the code a receiver needs, without echoing it",
+  ignore: NO_TMUX,
+  async fn() {
+    const base = await fastTempDir();
+    await Deno.writeTextFile(join(base, "a.txt"), "asked for the code");
+    const serve = await spawnServe(join(base, "in"), ["--no-discovery"]);
+    const term = new Terminal();
+    try {
+      await term.start(["send", join(base, "a.txt"), "--to", `127.0.0.1:${serve.port}`], {
+        FERRY_CODE: "",
+      });
+      const [prompt] = (await term.watch((s) => /needs its code.*: $/m.test(s) || EXITED.test(s)))
+        .slice(-1);
+      assertStringIncludes(prompt, `127.0.0.1:${serve.port} needs its code`);
+      await term.keys("-l", TEST_CODE.toUpperCase());
+      await term.keys("Enter");
+      await term.watch((s) => EXITED.test(s));
+      const final = await term.screen();
+      assertStringIncludes(final, "EXIT=0");
+      assert(!final.toLowerCase().includes(TEST_CODE), `the code was echoed:\n${final}`);
+      assertEquals(await Deno.readTextFile(join(base, "in", "a.txt")), "asked for the code");
+    } finally {
+      await term.close();
+      await serve.stop();
+      await Deno.remove(base, { recursive: true });
+    }
+  },
+});

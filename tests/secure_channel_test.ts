@@ -84,16 +84,16 @@ Deno.test("a sender without a code is told the receiver needs one", async () => 
   await Deno.remove(base, { recursive: true });
 });
 
-Deno.test("an open receiver takes senders without a code, and says a given code was not needed", async () => {
+Deno.test("an open receiver takes senders without a code, and a sender with a code refuses it", async () => {
   const base = await tempDir();
   await Deno.writeTextFile(join(base, "a.txt"), "open");
   const server = await startServer(join(base, "inbox"), { code: null });
   try {
     assertEquals((await sendWith(server.port, [join(base, "a.txt")], { code: null })).files, 1);
-    const events: SendEvent[] = [];
-    await sendWith(server.port, [join(base, "a.txt")], { events });
-    assert(events.some((e) => e.type === "warning" && /open to anyone/.test(e.message)));
-    assertEquals(Object.keys(await snapshot(join(base, "inbox"))).sort(), ["a (1).txt", "a.txt"]);
+    // A sender that has a code sends nothing to a receiver that proves none.
+    const err = await assertRejects(() => sendWith(server.port, [join(base, "a.txt")]), FerryError);
+    assertEquals(err.code, "receiver-open");
+    assertEquals(Object.keys(await snapshot(join(base, "inbox"))).sort(), ["a.txt"]);
   } finally {
     await server.close();
   }

@@ -78,14 +78,18 @@ Deno.test("send() says so when the peer is not a ferry server", async () => {
   });
 });
 
-Deno.test("send() reports a server's refusal during the handshake", async () => {
+Deno.test("send() reports a server's refusal during the handshake in its own words", async () => {
   const reply = new Uint8Array([
     ...encodePreamble({ version: 1, channel: 0 }),
-    ...encodeFrame(FrameType.ERROR, encodeJson({ code: "busy", message: "too many senders" })),
+    ...encodeFrame(FrameType.ERROR, encodeJson({ code: "busy", message: "peer text: all done" })),
   ]);
   await fakeServer(reply, async (port) => {
     const err = await assertRejects(() => sendOne(port), FerryError);
-    assertEquals(err.message, `127.0.0.1:${port} refused the session: too many senders (busy)`);
+    // A plain ERROR is unauthenticated: its code is explained, its text is not shown.
+    assertEquals(
+      err.message,
+      `127.0.0.1:${port} refused the session: it is busy (too many senders at once) (busy)`,
+    );
   });
 });
 

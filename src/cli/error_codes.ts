@@ -31,6 +31,8 @@ export const ERROR_CODES = {
   "refused": "the receiver refused the session",
   /** The receiver needs a code and none was given (--code or FERRY_CODE). */
   "code-required": "the receiver needs a code",
+  /** A code was given and the receiver asks for none (open, or not the receiver meant): nothing sent. */
+  "receiver-open": "the receiver asks for no code",
   /** The code given does not match the receiver's. */
   "wrong-code": "the code is wrong",
   /** The peer broke the protocol, is not a ferry server, or speaks another version. */

@@ -50,3 +50,31 @@ export async function choose(question: string, choices: string[]): Promise<numbe
     );
   }
 }
+
+/**
+ * Asks for a secret on the terminal without echoing it (standard input in
+ * raw mode, the question on standard error). Backspace erases, Enter ends,
+ * Ctrl+C or Ctrl+D on an empty line gives up (null). At most `max` characters.
+ */
+export async function askSecret(question: string, max = 256): Promise<string | null> {
+  writeText("stderr", question);
+  const chars: string[] = [];
+  const buf = new Uint8Array(64);
+  const decoder = new TextDecoder();
+  Deno.stdin.setRaw(true);
+  try {
+    for (;;) {
+      const n = await Deno.stdin.read(buf);
+      if (n === null) return null;
+      for (const ch of decoder.decode(buf.subarray(0, n), { stream: true })) {
+        if (ch === "\r" || ch === "\n") return chars.join("");
+        if (ch === "\x03" || (ch === "\x04" && chars.length === 0)) return null;
+        if (ch === "\x7f" || ch === "\b") chars.pop();
+        else if (ch >= " " && chars.length < max) chars.push(ch);
+      }
+    }
+  } finally {
+    Deno.stdin.setRaw(false);
+    writeText("stderr", "\n");
+  }
+}

@@ -216,6 +216,23 @@ export class SendReporter {
     writeText(result.failed > 0 ? "stderr" : "stdout", `${line}\n`);
   }
 
+  /** A warning of our own (not from a peer), before or during the transfer. */
+  warning(message: string): void {
+    this.event({ type: "warning", message });
+  }
+
+  /** Stops redrawing for a while (a question on the terminal); resume() starts again. */
+  pause(): void {
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+    this.#live?.clear();
+  }
+
+  resume(): void {
+    if (this.#closed || this.mode === "plain" || this.#timer !== null) return;
+    this.#timer = setInterval(() => this.#tick(), PROGRESS_INTERVAL_MS);
+  }
+
   /** Stops redrawing and erases the progress line: whatever is printed next starts clean. */
   close(): void {
     if (this.#closed) return;

@@ -15,8 +15,10 @@ export interface ServeStart {
   host: string;
   port: number;
   addresses: string[];
-  /** The code senders need (null: `--open`). It is shown to the operator, who runs this. */
+  /** The code senders need, shown to the operator who runs this; null when open or from FERRY_CODE. */
   code: string | null;
+  /** Whether senders need a code (false: `--open`). */
+  codeRequired: boolean;
   /** The UDP port discovery answers on, null with --no-discovery (or if it could not start). */
   discoveryPort: number | null;
 }
@@ -59,7 +61,7 @@ export class ServeReporter {
       host: info.host,
       port: info.port,
       addresses: info.addresses,
-      codeRequired: info.code !== null,
+      codeRequired: info.codeRequired,
       code: info.code,
       discoveryPort: info.discoveryPort,
     });

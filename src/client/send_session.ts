@@ -48,15 +48,17 @@ import { FrameReader, FrameWriter } from "../transport/frame_io.ts";
 import { type Address, connect, formatAddress } from "../transport/tcp.ts";
 import { Watchdog } from "../transport/watchdog.ts";
 import {
-  ChannelMode,
   CodeRequired,
   PeerRefused,
+  ReceiverOpen,
   senderKeyExchange,
   senderOpen,
   WrongCode,
 } from "../transport/channel.ts";
 import { SecureStream } from "../transport/secure_stream.ts";
 import { opensslSha256 } from "../transport/sha256_openssl.ts";
+import { authenticatedRefusal, clearRefusal, codeToken } from "./peer_refusal.ts";
+import { escapeName } from "../cli/escape.ts";
 import { FileChanged, loadNativeReader, type NativeReader } from "./native_read.ts";
 import type { Suite } from "../transport/aead.ts";
 import { type LocalEntry, type Source, walk, type WalkItem } from "./walk.ts";
@@ -434,28 +436,38 @@ class SendSession {
       });
     } catch (err) {
       if (err instanceof CodeRequired) {
+        throw new FerryError(`${this.#where} needs its code`, {
+          code: "code-required",
+          hint: "set FERRY_CODE to the code 'ferry serve' shows there, or run send on a terminal " +
+            "to be asked for it",
+        });
+      }
+      if (err instanceof ReceiverOpen) {
         throw new FerryError(
-          `${this.#where} needs its code: add --code CODE (as 'ferry serve' shows it there)`,
+          `${this.#where} asks for no code (it is open to anyone, or it is not the receiver ` +
+            "you meant): nothing was sent, because a code was given",
+          {
+            code: "receiver-open",
+            hint: "to send to an open receiver ('ferry serve --open'), give no code " +
+              "(unset FERRY_CODE, leave out --code)",
+          },
         );
       }
       if (err instanceof WrongCode) {
-        throw new FerryError(`wrong code: ${this.#where} did not accept '${code}'`);
+        throw new FerryError(`wrong code: ${this.#where} did not accept it`, {
+          code: "wrong-code",
+        });
       }
       if (err instanceof PeerRefused) {
-        const message = `${this.#where} refused the session: ${err.message} (${err.code})`;
+        // A plain frame: anyone on the path could have sent it, so only its code is shown.
+        const message = clearRefusal(this.#where, err.code);
         throw err.code === "busy" || err.code === "shutting-down"
           ? new ConnectionLost(message)
-          : new FerryError(message);
+          : new FerryError(message, { code: "refused" });
       }
       throw err;
     }
     this.#cipher = keys.suite;
-    if (keys.mode === ChannelMode.open && code !== null) {
-      this.opts.onEvent({
-        type: "warning",
-        message: `${this.#where} is open to anyone (serve --open): the code was not needed`,
-      });
-    }
     const stream = new SecureStream(
       this.conn,
       keys.sealer,
@@ -473,7 +485,7 @@ class SendSession {
 
   #serverError(payload: Uint8Array): FerryError {
     const e = decodeError(payload);
-    const message = `${this.#where} refused the session: ${e.message} (${e.code})`;
+    const message = authenticatedRefusal(this.#where, e.code, e.message);
     if (e.code === "busy" || e.code === "shutting-down") return new ConnectionLost(message);
     return new FerryError(message);
   }
@@ -509,7 +521,9 @@ class SendSession {
             const e = decodeError(frame.payload);
             const message = e.code === "shutting-down"
               ? `${this.#where} is shutting down`
-              : `${this.#where} stopped the transfer: ${e.message} (${e.code})`;
+              : `${this.#where} stopped the transfer: ${escapeName(e.message)} (${
+                codeToken(e.code)
+              })`;
             throw e.code === "shutting-down"
               ? new ConnectionLost(message)
               : new FerryError(message);

@@ -22,8 +22,8 @@
  *     0   4  magic "FRYD"
  *     4   1  version (1)
  *     5   1  kind (2 = answer)
- *     6   1  flags: bit 0 = the server listens on all of its addresses
- *               (connect to the address the answer came from); others zero
+ *     6   1  flags: bit 0 = the server listens on all of its addresses;
+ *               bit 1 = the server is open (asks no code); others zero
  *     7   1  zero
  *     8   8  the query's nonce
  *    16   2  TCP port of the server (1..65535)
@@ -52,6 +52,7 @@ const MAGIC = [0x46, 0x52, 0x59, 0x44]; // "FRYD"
 const KIND_QUERY = 1;
 const KIND_ANSWER = 2;
 const FLAG_ANY = 1;
+const FLAG_OPEN = 2;
 const NONCE_BYTES = 8;
 
 export interface Query {
@@ -67,6 +68,8 @@ export interface Answer {
   port: number;
   /** The server listens on all its addresses: the answer's source address reaches it. */
   any: boolean;
+  /** The server asks no code (`serve --open`): a sender with a code never picks it. */
+  open: boolean;
 }
 
 export function newNonce(): Uint8Array {
@@ -129,7 +132,7 @@ export function encodeAnswer(a: Answer): Uint8Array {
   const size = 19 + name.length + 1 + addresses.reduce((n, raw) => n + 1 + raw.length, 0);
   const out = new Uint8Array(size);
   header(out, KIND_ANSWER);
-  out[6] = a.any ? FLAG_ANY : 0;
+  out[6] = (a.any ? FLAG_ANY : 0) | (a.open ? FLAG_OPEN : 0);
   out.set(a.nonce, 8);
   out[16] = a.port >> 8;
   out[17] = a.port & 0xff;
@@ -149,7 +152,7 @@ export function decodeAnswer(bytes: Uint8Array): Answer | null {
   if (bytes.length < 21 || bytes.length > MAX_ANSWER_BYTES) return null;
   if (!hasHeader(bytes, KIND_ANSWER)) return null;
   const flags = bytes[6];
-  if ((flags & ~FLAG_ANY) !== 0 || bytes[7] !== 0) return null;
+  if ((flags & ~(FLAG_ANY | FLAG_OPEN)) !== 0 || bytes[7] !== 0) return null;
   const port = (bytes[16] << 8) | bytes[17];
   if (port === 0) return null;
   const nameLength = bytes[18];
@@ -183,6 +186,7 @@ export function decodeAnswer(bytes: Uint8Array): Answer | null {
     addresses: [...new Set(addresses)],
     port,
     any: (flags & FLAG_ANY) !== 0,
+    open: (flags & FLAG_OPEN) !== 0,
   };
 }
 

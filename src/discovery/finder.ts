@@ -37,14 +37,24 @@ export interface FoundServer {
   port: number;
   /** The address its answer came from. */
   from: string;
-  /** Where to connect. */
+  /** Where to connect: the address the answer came from. */
   to: Address;
+  /** It says it asks no code. */
+  open: boolean;
+}
+
+export interface FindResult {
+  servers: FoundServer[];
+  /** Open servers that answered and were left out because the sender has a code. */
+  ignoredOpen: number;
 }
 
 export interface FindOptions {
   targets: Address[];
   timeoutMs?: number;
   settleMs?: number;
+  /** The sender has a code: it never picks a server that says it is open. */
+  withCode?: boolean;
 }
 
 /** Reads an environment variable only if already allowed (never prompts for permission). */
@@ -112,16 +122,27 @@ function isLoopback(host: string): boolean {
   return host.startsWith("127.");
 }
 
-/** Where to connect to a server that answered from `from`. */
-export function connectAddress(answer: Answer, from: string): Address {
-  const host = answer.any || answer.addresses.length === 0 || answer.addresses.includes(from)
-    ? from
-    : answer.addresses[0];
-  return { host, port: answer.port };
+/**
+ * Where to connect to a server that answered from `from`: always `from`
+ * itself, so that an answer can send us only to whoever sent it. Null (the
+ * answer is ignored) when the addresses it lists do not include `from`: a
+ * datagram that names somebody else is a spoof or a misconfiguration. An
+ * answer that lists no address, or one from a server listening on all its
+ * addresses that came over loopback (only this machine can send that, and
+ * such a server lists only its other addresses), is taken as from where it
+ * came.
+ */
+export function connectAddress(answer: Answer, from: string): Address | null {
+  const matches = answer.addresses.length === 0 || answer.addresses.includes(from) ||
+    (answer.any && isLoopback(from));
+  return matches ? { host: from, port: answer.port } : null;
 }
 
-/** Asks the LAN; resolves with the servers that answered, each once, in the order they did. */
-export async function findServers(opts: FindOptions): Promise<FoundServer[]> {
+/**
+ * Asks the LAN; resolves with the servers that answered, each once, in the
+ * order they did (with `withCode`, open servers are left out and counted).
+ */
+export async function findServers(opts: FindOptions): Promise<FindResult> {
   const timeoutMs = opts.timeoutMs ?? DISCOVERY_TIMEOUT_MS;
   const settleMs = opts.settleMs ?? SETTLE_MS;
   const socket = dgram.createSocket({ type: "udp4" });
@@ -144,21 +165,29 @@ export async function findServers(opts: FindOptions): Promise<FoundServer[]> {
       socket.setBroadcast(true);
       socket.setMulticastTTL(1);
     } catch { /* sends to those addresses will fail, and others still go */ }
-    return await new Promise<FoundServer[]>((resolve) => {
+    const ignoredOpen = new Set<string>();
+    return await new Promise<FindResult>((resolve) => {
       let settle: ReturnType<typeof setTimeout> | null = null;
-      const finish = () => resolve([...found.values()]);
+      const finish = () => resolve({ servers: [...found.values()], ignoredOpen: ignoredOpen.size });
       socket.on("message", (msg: Uint8Array, rinfo: dgram.RemoteInfo) => {
         if (msg.length > MAX_ANSWER_BYTES) return;
         const answer = decodeAnswer(msg);
         if (answer === null || !sameBytes(answer.nonce, nonce)) return;
+        const to = connectAddress(answer, rinfo.address);
+        if (to === null) return;
         const key = `${answer.name}\n${answer.port}\n${[...answer.addresses].sort().join(",")}`;
+        if (answer.open && opts.withCode) {
+          if (ignoredOpen.size < 64) ignoredOpen.add(key);
+          return;
+        }
         if (found.has(key) || found.size >= 64) return;
         found.set(key, {
           name: answer.name,
           addresses: answer.addresses,
           port: answer.port,
           from: rinfo.address,
-          to: connectAddress(answer, rinfo.address),
+          to,
+          open: answer.open,
         });
         if (settle === null) {
           settle = setTimeout(finish, settleMs);

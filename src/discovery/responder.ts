@@ -17,8 +17,8 @@ export interface ResponderOptions {
   port: number;
   /** Address to listen on: "0.0.0.0" to hear broadcasts, or a loopback address. */
   host: string;
-  /** What to answer: name, addresses, TCP port, and whether it listens on all addresses. */
-  answer: () => { name: string; addresses: string[]; port: number; any: boolean };
+  /** What to answer: name, addresses, TCP port, whether it listens on all addresses, whether open. */
+  answer: () => { name: string; addresses: string[]; port: number; any: boolean; open: boolean };
   /** Join the multicast group on these interface addresses (IPv4; undefined: the default one). */
   multicastInterfaces?: (string | undefined)[];
 }

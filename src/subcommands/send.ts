@@ -4,7 +4,7 @@ import { DiscoveryError, FerryError, UsageError } from "../cli/errors.ts";
 import { escapeName } from "../cli/escape.ts";
 import { Excluder } from "../cli/glob.ts";
 import { chooseMode, type Mode, writeText } from "../cli/output.ts";
-import { canAsk, choose } from "../cli/prompt.ts";
+import { askSecret, canAsk, choose } from "../cli/prompt.ts";
 import { SendReporter } from "../cli/send_report.ts";
 import { send as runSend } from "../client/send_session.ts";
 import { DIGEST_NAMES, isDigestName } from "../protocol/digests.ts";
@@ -17,7 +17,7 @@ import {
   type FoundServer,
 } from "../discovery/finder.ts";
 import { type Address, DEFAULT_PORT, formatAddress } from "../transport/tcp.ts";
-import { normalizeCode } from "../transport/code.ts";
+import { CODE_ENV, normalizeCode } from "../transport/code.ts";
 import { SOFTWARE } from "../version.ts";
 import { SEND_HELP } from "./help.ts";
 
@@ -54,12 +54,20 @@ export async function send(args: string[]): Promise<number> {
   const timeout = values.timeout === undefined ? 60_000 : parseSeconds(values.timeout, "--timeout");
   const retries = values.retries === undefined ? 5 : parseCount(values.retries, "--retries", 0);
   const quiet = values.quiet ?? false;
-  const codeGiven = values.code ?? Deno.env.get("FERRY_CODE");
-  const code = codeGiven === undefined ? null : normalizeCode(codeGiven);
+  // An empty FERRY_CODE is no code.
+  const codeGiven = values.code ?? (Deno.env.get(CODE_ENV) || undefined);
+  let code = codeGiven === undefined ? null : normalizeCode(codeGiven);
   if (codeGiven !== undefined && code === null) {
     throw new UsageError(
       "the code must be 1 to 128 characters",
-      "e.g. --code 4821-crane-lotus-oyster",
+      `e.g. ${CODE_ENV}=4821-crane-lotus-oyster ferry send PATH... --to HOST`,
+    );
+  }
+  if (values.plaintext && code !== null) {
+    throw new UsageError(
+      "--plaintext sends without the code's protection, so it cannot be used with a code",
+      `leave out --plaintext (and --code, and unset ${CODE_ENV} only for a receiver started with ` +
+        "'serve --open --plaintext')",
     );
   }
   if (values.digest !== undefined && !isDigestName(values.digest)) {
@@ -82,11 +90,17 @@ export async function send(args: string[]): Promise<number> {
   if (given !== null) {
     to = given;
   } else {
-    found = await discover(mode, !stdinUsed && mode !== "json" && canAsk());
+    found = await discover(mode, !stdinUsed && mode !== "json" && canAsk(), code !== null);
     to = found.to;
   }
 
   const reporter = new SendReporter(mode, quiet);
+  if (values.code !== undefined) {
+    reporter.warning(
+      `--code shows the code to every user of this machine (in the process list); set ${CODE_ENV} ` +
+        "instead, or leave it out to be asked for it",
+    );
+  }
   const where = formatAddress(to);
   reporter.start({
     to: where,
@@ -107,21 +121,34 @@ export async function send(args: string[]): Promise<number> {
     Deno.exit(130);
   };
   if (mode === "live") Deno.addSignalListener("SIGINT", interrupted);
+  // The code is asked for only when the receiver turns out to need one, and only of a person.
+  const mayAsk = code === null && !values.plaintext && !stdinUsed && mode !== "json" && canAsk();
   try {
-    const result = await runSend({
-      to,
-      sources,
-      connectTimeoutMs: Math.min(timeout, 15_000),
-      idleTimeoutMs: timeout,
-      retries,
-      code,
-      plaintext: values.plaintext ?? false,
-      digests,
-      software: SOFTWARE,
-      onEvent: (event) => reporter.event(event),
-    });
-    reporter.summary(result, where);
-    return result.failed > 0 ? 1 : 0;
+    for (;;) {
+      try {
+        const result = await runSend({
+          to,
+          sources,
+          connectTimeoutMs: Math.min(timeout, 15_000),
+          idleTimeoutMs: timeout,
+          retries,
+          code,
+          plaintext: values.plaintext ?? false,
+          digests,
+          software: SOFTWARE,
+          onEvent: (event) => reporter.event(event),
+        });
+        reporter.summary(result, where);
+        return result.failed > 0 ? 1 : 0;
+      } catch (err) {
+        if (
+          !(mayAsk && code === null && err instanceof FerryError && err.code === "code-required")
+        ) {
+          throw err;
+        }
+        code = await askCode(where, reporter);
+      }
+    }
   } finally {
     counting.abort();
     reporter.close();
@@ -129,27 +156,56 @@ export async function send(args: string[]): Promise<number> {
   }
 }
 
+/** Asks the person at the terminal for the receiver's code (not echoed); gives up on an empty answer. */
+async function askCode(where: string, reporter: SendReporter): Promise<string> {
+  reporter.pause();
+  let answer: string | null;
+  try {
+    answer = await askSecret(`ferry: ${where} needs its code (shown where 'ferry serve' runs): `);
+  } finally {
+    reporter.resume();
+  }
+  const code = answer === null ? null : normalizeCode(answer);
+  if (code === null) {
+    throw new FerryError(`${where} needs its code, and none was given`, {
+      code: "code-required",
+      hint: `type the code 'ferry serve' shows, or set ${CODE_ENV}`,
+    });
+  }
+  return code;
+}
+
 /** How a found server is shown: its name and the `--to` that reaches it. */
 function describe(server: FoundServer): string {
   return `${escapeName(server.name)}  --to ${formatAddress(server.to)}`;
 }
 
-/** Finds the one server to send to, asking the person at the terminal if several answer. */
-async function discover(mode: Mode, interactive: boolean): Promise<FoundServer> {
+/**
+ * Finds the one server to send to, asking the person at the terminal if
+ * several answer. A sender with a code never picks a server that says it is
+ * open (and the key exchange refuses one that lies about it).
+ */
+async function discover(mode: Mode, interactive: boolean, withCode: boolean): Promise<FoundServer> {
   const targets = defaultTargets();
   if (mode === "live") {
     writeText("stdout", "ferry: looking for ferry servers on the local network…");
   }
   let servers: FoundServer[];
+  let ignoredOpen: number;
   try {
-    servers = await findServers({ targets });
+    ({ servers, ignoredOpen } = await findServers({ targets, withCode }));
   } finally {
     if (mode === "live") writeText("stdout", "\r\x1b[K");
   }
   const example = `ferry send PATH... --to ${servers[0] ? formatAddress(servers[0].to) : "HOST"}`;
   if (servers.length === 0) {
+    const open = ignoredOpen === 0
+      ? ""
+      : ` (${ignoredOpen} open one${ignoredOpen === 1 ? "" : "s"} did, left out because a code ` +
+        "was given)";
     throw new DiscoveryError(
-      `no ferry server answered on the local network within ${DISCOVERY_TIMEOUT_MS / 1000} s`,
+      `no ferry server${ignoredOpen === 0 ? "" : " that asks for a code"} answered on the ` +
+        `local network within ${DISCOVERY_TIMEOUT_MS / 1000} s${open}`,
       "no-server",
       `give the receiver's address with --to HOST[:PORT], as 'ferry serve' prints it, e.g. ` +
         `ferry send PATH... --to 192.168.1.20; if it is running, its firewall must let in ` +

@@ -24,7 +24,13 @@ import { CONFLICT_POLICIES, type ConflictPolicy } from "../server/inbox.ts";
 import { FerryServer } from "../server/server.ts";
 import { DEFAULT_LIMITS, type ServerLimits } from "../server/server_limits.ts";
 import { DEFAULT_PORT } from "../transport/tcp.ts";
-import { generateCode, normalizeCode } from "../transport/code.ts";
+import { CODE_BITS, CODE_ENV, generateCode, normalizeCode } from "../transport/code.ts";
+import {
+  estimateGuesses,
+  formatGuesses,
+  REFUSE_BELOW_GUESSES,
+  WARN_BELOW_GUESSES,
+} from "../cli/code_strength.ts";
 import { SOFTWARE } from "../version.ts";
 import { SERVE_HELP } from "./help.ts";
 
@@ -114,7 +120,9 @@ export async function serve(args: string[]): Promise<number> {
   ) {
     throw new UsageError("--max-message must be at least 4096 bytes", "e.g. --max-message 64K");
   }
-  const code = serverCode(values.code, values.open ?? false);
+  const warnings: string[] = [];
+  const served = serverCode(values.code, values.open ?? false, warnings);
+  const code = served.code;
   const plaintext = values.plaintext ?? false;
   if (plaintext && code !== null) {
     throw new UsageError(
@@ -147,11 +155,10 @@ export async function serve(args: string[]): Promise<number> {
     software: SOFTWARE,
     onEvent: (event) => reporter.event(event),
   });
-  const warnings: string[] = [];
   let responder: DiscoveryResponder | null = null;
   if (discovery) {
     try {
-      responder = await startResponder(host, discoveryPort, server.port);
+      responder = await startResponder(host, discoveryPort, server.port, code === null);
     } catch (err) {
       warnings.push(
         `discovery is off: cannot listen on UDP port ${discoveryPort}: ${
@@ -173,13 +180,14 @@ export async function serve(args: string[]): Promise<number> {
       host,
       port: server.port,
       addresses: reachableAddresses(host),
-      code,
+      code: served.from === "environment" ? null : code,
+      codeRequired: code !== null,
       discoveryPort: responder?.port ?? null,
     });
   } else {
     writeText(
       "stdout",
-      `${banner(server.inbox.root, host, server.port, code, responder?.port ?? null)}\n`,
+      `${banner(server.inbox.root, host, server.port, served, responder?.port ?? null)}\n`,
     );
   }
   if (plaintext) {
@@ -224,6 +232,7 @@ async function startResponder(
   host: string,
   port: number,
   tcpPort: number,
+  open: boolean,
 ): Promise<DiscoveryResponder> {
   const loopback = isLoopback(host);
   const name = answerName(hostName());
@@ -232,7 +241,7 @@ async function startResponder(
     port,
     host: loopback ? (host.includes(":") ? "127.0.0.1" : host) : "0.0.0.0",
     multicastInterfaces: loopback ? [] : multicastInterfaces(),
-    answer: () => ({ name, addresses, port: tcpPort, any: isWildcard(host) }),
+    answer: () => ({ name, addresses, port: tcpPort, any: isWildcard(host), open }),
   });
 }
 
@@ -278,31 +287,62 @@ function isLoopback(address: string): boolean {
   return address.startsWith("127.") || address === "::1";
 }
 
-/** The code senders need: --code, else FERRY_CODE, else a new one; null with --open. */
-function serverCode(flag: string | undefined, open: boolean): string | null {
+/** The code senders need, and where it came from (a code from the environment is never shown). */
+interface ServerCode {
+  code: string | null;
+  from: "generated" | "environment" | "command line" | "open";
+}
+
+/**
+ * --code, else FERRY_CODE, else a new one; null with --open. A code a person
+ * chose is refused when it is too easy to guess, with a warning when it is
+ * weaker than a generated one should be.
+ */
+function serverCode(flag: string | undefined, open: boolean, warnings: string[]): ServerCode {
   if (open) {
     if (flag !== undefined) {
       throw new UsageError("--open and --code exclude each other", "run 'ferry serve --help'");
     }
-    return null;
+    return { code: null, from: "open" };
   }
-  const given = flag ?? Deno.env.get("FERRY_CODE");
-  if (given === undefined) return generateCode();
+  const fromEnv = Deno.env.get(CODE_ENV) || undefined; // an empty FERRY_CODE is no code
+  const given = flag ?? fromEnv;
+  if (given === undefined) return { code: generateCode(), from: "generated" };
+  const from = flag !== undefined ? "command line" : "environment";
+  const where = flag !== undefined ? "--code" : CODE_ENV;
+  const hint =
+    `leave out --code and ${CODE_ENV} for a generated code such as 4821-crane-lotus-oyster`;
   const code = normalizeCode(given);
-  if (code === null) {
+  if (code === null) throw new UsageError(`${where}: the code must be 1 to 128 characters`, hint);
+  const guesses = estimateGuesses(code);
+  if (guesses < REFUSE_BELOW_GUESSES) {
     throw new UsageError(
-      "the code must be 1 to 128 characters",
-      "e.g. --code 4821-crane-lotus-oyster",
+      `${where}: the code is too easy to guess (${formatGuesses(guesses)} guesses would find it)`,
+      hint,
     );
   }
-  return code;
+  if (guesses < WARN_BELOW_GUESSES) {
+    warnings.push(
+      `${where}: the code is weak (${formatGuesses(guesses)} guesses would find it; a generated ` +
+        `one takes ${
+          formatGuesses(2 ** CODE_BITS)
+        }); the lockouts slow guessing down, they do not stop it`,
+    );
+  }
+  if (flag !== undefined) {
+    warnings.push(
+      `--code shows the code to every user of this machine (in the process list); set ${CODE_ENV} ` +
+        "instead",
+    );
+  }
+  return { code, from };
 }
 
 function banner(
   root: string,
   host: string,
   port: number,
-  code: string | null,
+  code: ServerCode,
   discoveryPort: number | null,
 ): string {
   const lines = [
@@ -312,7 +352,17 @@ function banner(
   for (const address of reachableAddresses(host)) {
     const shown = address.includes(":") ? `[${address}]` : address;
     const target = port === DEFAULT_PORT ? shown : `${shown}:${port}`;
-    lines.push(`  ferry send PATH... --to ${target}${code === null ? "" : ` --code ${code}`}`);
+    lines.push(`  ferry send PATH... --to ${target}`);
+  }
+  // The code once, and never inside a command: a command line is seen by every local user.
+  if (code.from === "open") {
+    lines.push("no code: this server is open to anyone who can reach it");
+  } else if (code.from === "environment") {
+    lines.push(
+      `the code: the one in ${CODE_ENV} (not shown); send asks for it, or reads ${CODE_ENV}`,
+    );
+  } else {
+    lines.push(`the code: ${code.code}   (send asks for it, or reads ${CODE_ENV})`);
   }
   if (discoveryPort !== null) {
     lines.push(

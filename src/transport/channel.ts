@@ -20,7 +20,7 @@
  * before any record flows, so a wrong code (or a tampered handshake) fails
  * here, on both sides, before anything is sent.
  */
-import { concat } from "@std/bytes";
+import { concatBytes } from "@noble/hashes/utils.js";
 import { ProtocolError } from "../protocol/errors.ts";
 import { FrameType, type FrameTypeCode } from "../protocol/frame.ts";
 import { decodeError, encodeJson } from "../protocol/messages.ts";
@@ -69,6 +69,22 @@ export class CodeRequired extends Error {
     this.name = "CodeRequired";
   }
 }
+
+/**
+ * The receiver answered in open mode to a sender that has a code. The sender
+ * never runs the key exchange then: an open receiver proves nothing, and
+ * whoever answers can claim to be open (a spoofed discovery answer, a
+ * mistyped host, a man in the middle).
+ */
+export class ReceiverOpen extends Error {
+  constructor() {
+    super("the receiver asks for no code");
+    this.name = "ReceiverOpen";
+  }
+}
+
+/** What a sender with a code tells an open receiver before it closes (PROTOCOL.md §4.1). */
+export const CODE_EXPECTED = "code-expected";
 
 /** An ERROR frame the peer sent during the handshake. */
 export class PeerRefused extends Error {
@@ -179,8 +195,10 @@ export function senderOpen(): { nonce: Uint8Array; payload: Uint8Array } {
 
 /**
  * The sender's side, after both preambles and its own CHANNEL_OPEN went
- * out. Returns the record keys; throws WrongCode, CodeRequired, PeerRefused
- * or ProtocolError.
+ * out. Returns the record keys; throws WrongCode, CodeRequired, ReceiverOpen,
+ * PeerRefused or ProtocolError. A sender with a code continues only in code
+ * mode (ReceiverOpen otherwise), so nothing it sends afterwards reaches a
+ * peer that has not proved the code.
  */
 export async function senderKeyExchange(
   reader: FrameReader,
@@ -201,13 +219,25 @@ export async function senderKeyExchange(
     throw new ProtocolError("bad-frame", `unknown channel mode ${mode}`);
   }
   if (mode === ChannelMode.code && opts.code === null) throw new CodeRequired();
-  const code = mode === ChannelMode.open ? null : opts.code;
-  const sid = concat([opts.nonce, open.subarray(1)]);
+  if (mode === ChannelMode.open && opts.code !== null) {
+    // The sender's own expectation decides, not the receiver's claim: no key share, no name.
+    await writer.frame(
+      FrameType.ERROR,
+      encodeJson({
+        code: CODE_EXPECTED,
+        message: "this sender sends only to a receiver with a code",
+      }),
+    );
+    await writer.flush().catch(() => {});
+    throw new ReceiverOpen();
+  }
+  const code = opts.code;
+  const sid = concatBytes(opts.nonce, open.subarray(1));
   const ci = channelId(opts.senderPreamble, opts.receiverPreamble, mode);
   const offer = opts.suites ?? fastSuites();
   const ad = senderAd(offer);
   const start = cpaceStart({ prs: password(code), ci, sid, ad, role: "initiator" });
-  await writer.frame(FrameType.KEY_SHARE, concat([start.message, ad]));
+  await writer.frame(FrameType.KEY_SHARE, concatBytes(start.message, ad));
   await writer.flush();
   const share = (await expect(reader, FrameType.KEY_SHARE, "KEY_SHARE")).payload;
   if (share.length < SHARE_BYTES + TAG_BYTES) {
@@ -264,7 +294,7 @@ export async function receiverKeyExchange(
   await opts.admit();
   const mode = opts.code === null ? ChannelMode.open : ChannelMode.code;
   const ours = crypto.getRandomValues(new Uint8Array(NONCE_BYTES));
-  await writer.frame(FrameType.CHANNEL_OPEN, concat([Uint8Array.of(mode), ours]));
+  await writer.frame(FrameType.CHANNEL_OPEN, concatBytes(Uint8Array.of(mode), ours));
   await writer.flush();
   const share = (await expect(reader, FrameType.KEY_SHARE, "KEY_SHARE")).payload;
   if (share.length < SHARE_BYTES) throw new ProtocolError("bad-frame", "KEY_SHARE size");
@@ -274,7 +304,7 @@ export async function receiverKeyExchange(
     throw new ProtocolError("bad-key-share", "the sender offers no record suite we support");
   }
   await opts.pace();
-  const sid = concat([nonce, ours]);
+  const sid = concatBytes(nonce, ours);
   const ci = channelId(opts.senderPreamble, opts.receiverPreamble, mode);
   const ad = receiverAd(suite);
   const start = cpaceStart({ prs: password(opts.code), ci, sid, ad, role: "responder" });
@@ -287,7 +317,7 @@ export async function receiverKeyExchange(
   }
   await writer.frame(
     FrameType.KEY_SHARE,
-    concat([start.message, ownConfirmation(keys, "responder"), ad]),
+    concatBytes(start.message, ownConfirmation(keys, "responder"), ad),
   );
   await writer.flush();
   // From here the sender can tell whether its code was right: whatever it does next but

@@ -22,9 +22,9 @@
  * §4.3.2 encode, and `ristretto255_hasher.deriveToCurve` the §4.3.4 element
  * derivation from 64 uniform bytes.
  */
-import { concat } from "@std/bytes";
 import { ristretto255, ristretto255_hasher } from "@noble/curves/ed25519.js";
 import { sha512 } from "@noble/hashes/sha2.js";
+import { concatBytes } from "@noble/hashes/utils.js";
 
 type RistrettoPoint = InstanceType<typeof ristretto255.Point>;
 
@@ -75,7 +75,7 @@ export function prependLen(data: Uint8Array): Uint8Array {
 
 /** lv_cat(a0, a1, ...): the concatenation of prepend_len(ai) (§6.3, Appendix A.1.3). */
 export function lvCat(...args: Uint8Array[]): Uint8Array {
-  return concat(args.map(prependLen));
+  return concatBytes(...args.map(prependLen));
 }
 
 /** transcript_ir(Ya, ADa, Yb, ADb) = lv_cat(Ya, ADa) || lv_cat(Yb, ADb) (§6.3, Appendix A.3.4). */
@@ -85,7 +85,7 @@ export function transcriptIr(
   yb: Uint8Array,
   adb: Uint8Array,
 ): Uint8Array {
-  return concat([lvCat(ya, ada), lvCat(yb, adb)]);
+  return concatBytes(lvCat(ya, ada), lvCat(yb, adb));
 }
 
 /**
@@ -298,7 +298,7 @@ export function cpaceFinish(
   const ada = initiator ? state.ownAd : peerAd.slice();
   const yb = initiator ? peerShare : state.ownShare;
   const adb = initiator ? peerAd.slice() : state.ownAd;
-  const isk = sha512(concat([lvCat(DSI_ISK, state.sid, k), transcriptIr(ya, ada, yb, adb)]));
+  const isk = sha512(concatBytes(lvCat(DSI_ISK, state.sid, k), transcriptIr(ya, ada, yb, adb)));
   k.fill(0);
   return { isk, sid: state.sid, ya, ada, yb, adb };
 }
