@@ -7,6 +7,7 @@ import {
   assert,
   assertEquals,
   assertInstanceOf,
+  assertMatch,
   assertStringIncludes,
   assertThrows,
 } from "@std/assert";
@@ -19,11 +20,13 @@ import {
   syncDirs,
   WRITE_PIECE_BYTES,
 } from "../src/server/inbox.ts";
+import { openFolders } from "../src/server/folders.ts";
+import { FOLDER_FDS } from "../src/server/beneath.ts";
 import { statfs } from "node:fs/promises";
 import { FsyncPace } from "../src/server/fsync_pace.ts";
 import { LIBC_PATHS } from "../src/native/libc.ts";
 import { loadNativeFs, type NativeFs } from "../src/server/native_fs.ts";
-import { randomBytes, tempDir } from "./_harness.ts";
+import { listTree, randomBytes, tempDir } from "./_harness.ts";
 
 const native = loadNativeFs();
 const linux = Deno.build.os === "linux";
@@ -136,7 +139,7 @@ Deno.test({
 for (const [engine, calls] of [["C library", native], ["Deno API", null]] as const) {
   Deno.test({
     name:
-      `Inbox.place() through the ${engine}: a taken name gets a number, or is skipped or refused`,
+      `Folders.place() through the ${engine}: a taken name gets a number, or is skipped or refused`,
     ignore: engine === "C library" && native === null,
     async fn() {
       await withDir(async (dir) => {
@@ -149,27 +152,30 @@ for (const [engine, calls] of [["C library", native], ["Deno API", null]] as con
           file.close();
           return path;
         };
-        const dirty = new Set<string>();
+        const folders = openFolders(inbox);
         const first = await staged("one");
-        assertEquals(await inbox.place(first, dir, "a.txt", "rename", dirty), "a (1).txt");
+        assertEquals(await folders.place(first, dir, "a.txt", "rename"), "a (1).txt");
         const second = await staged("two");
-        assertEquals(await inbox.place(second, dir, "a.txt", "rename", dirty), "a (2).txt");
+        assertEquals(await folders.place(second, dir, "a.txt", "rename"), "a (2).txt");
         const skipped = await staged("three");
-        assertEquals(await inbox.place(skipped, dir, "a.txt", "skip", dirty), null);
+        assertEquals(await folders.place(skipped, dir, "a.txt", "skip"), null);
         assertEquals(await Deno.readTextFile(skipped), "three", "a skipped file stays staged");
         await Deno.remove(skipped);
         const refused = await staged("four");
-        const err = await inbox.place(refused, dir, "a.txt", "fail", dirty).catch((e) => e);
+        const err = await folders.place(refused, dir, "a.txt", "fail").catch((e) => e);
         assertInstanceOf(err, Refusal);
         await Deno.remove(refused);
         const fresh = await staged("five");
-        assertEquals(await inbox.place(fresh, dir, "b.txt", "fail", dirty), "b.txt");
+        assertEquals(await folders.place(fresh, dir, "b.txt", "fail"), "b.txt");
         assertEquals(await Deno.readTextFile(join(dir, "a.txt")), "old");
         assertEquals(await Deno.readTextFile(join(dir, "a (1).txt")), "one");
         assertEquals(await Deno.readTextFile(join(dir, "a (2).txt")), "two");
         assertEquals(await Deno.readTextFile(join(dir, "b.txt")), "five");
         assertEquals([...Deno.readDirSync(inbox.staging)], [], "nothing left in staging");
-        assert(dirty.has(dir));
+        assertEquals(folders.dirty, 1, "DIR's entries changed: it is to be fsynced");
+        await folders.sync();
+        assertEquals(folders.dirty, 0);
+        folders.close();
       });
     },
   });
@@ -225,5 +231,265 @@ Deno.test({
     } finally {
       await Deno.remove(disk, { recursive: true });
     }
+  },
+});
+
+/**
+ * How many descriptors below 1024 this process has open: those statx
+ * answers for (/proc/self/fd needs more permissions than the tests have).
+ */
+function openFds(): number {
+  const fs = lib();
+  let open = 0;
+  for (let fd = 0; fd < 1024; fd++) {
+    try {
+      fs.identify("", fd);
+      open++;
+    } catch { /* EBADF: not open */ }
+  }
+  return open;
+}
+
+Deno.test({
+  name: "NativeFs.openFolder() never follows a link; makeFolder() and identify() act in the folder",
+  ignore: native === null,
+  async fn() {
+    await withDir((dir) => {
+      const fs = lib();
+      Deno.mkdirSync(join(dir, "a"));
+      Deno.symlinkSync(join(dir, "a"), join(dir, "link"));
+      Deno.writeTextFileSync(join(dir, "f"), "x");
+      const root = fs.openFolder(dir);
+      const a = fs.openFolder("a", root);
+      try {
+        // A link is never followed, even to a folder: the kernel says it is no folder.
+        assertInstanceOf(
+          assertThrows(() => fs.openFolder("link", root)),
+          Deno.errors.NotADirectory,
+        );
+        assertInstanceOf(assertThrows(() => fs.openFolder("f", root)), Deno.errors.NotADirectory);
+        assertInstanceOf(assertThrows(() => fs.openFolder("none", root)), Deno.errors.NotFound);
+        fs.makeFolder("b", root);
+        assert(Deno.lstatSync(join(dir, "b")).isDirectory);
+        assertInstanceOf(assertThrows(() => fs.makeFolder("b", root)), Deno.errors.AlreadyExists);
+        assertInstanceOf(
+          assertThrows(() => fs.makeFolder("link", root)),
+          Deno.errors.AlreadyExists,
+        );
+        fs.makeFolder("c", a);
+        assert(Deno.lstatSync(join(dir, "a", "c")).isDirectory, "made in the folder opened");
+
+        assertEquals(fs.identify("link", root)?.kind, "link");
+        assertEquals(fs.identify("f", root)?.kind, "file");
+        assertEquals(fs.identify("a", root)?.kind, "dir");
+        assertEquals(fs.identify("none", root), null);
+        assertEquals(fs.identify(new TextEncoder().encode("a/c\0"), root)?.kind, "dir");
+        const id = fs.identify("", a)!;
+        assert(id.same(fs.identify("a", root)!), "the descriptor is the folder at its name");
+        assert(!id.same(fs.identify("b", root)!));
+        assert(id.sameAs(Deno.statSync(join(dir, "a"))), "the same folder as Deno's stat sees");
+        assert(!id.sameAs(Deno.statSync(join(dir, "b"))));
+        // A descriptor follows its folder when it is moved: its name now holds something else.
+        Deno.renameSync(join(dir, "a"), join(dir, "moved"));
+        Deno.mkdirSync(join(dir, "a"));
+        assert(fs.identify("", a)!.same(fs.identify("moved", root)!));
+        assert(!fs.identify("", a)!.same(fs.identify("a", root)!));
+      } finally {
+        fs.close(a);
+        fs.close(root);
+      }
+    });
+  },
+});
+
+Deno.test({
+  name: "NativeFs names, links and removes files between folder descriptors, never through a link",
+  ignore: native === null,
+  async fn() {
+    await withDir((dir) => {
+      const fs = lib();
+      const outside = join(dir, "outside");
+      Deno.mkdirSync(outside);
+      Deno.mkdirSync(join(dir, "from"));
+      Deno.mkdirSync(join(dir, "to"));
+      const from = fs.openFolder(join(dir, "from"));
+      const to = fs.openFolder(join(dir, "to"));
+      try {
+        // The folder the descriptor holds is moved, and a link to outside takes its name.
+        Deno.renameSync(join(dir, "to"), join(dir, "to-moved"));
+        Deno.symlinkSync(outside, join(dir, "to"));
+        const fd = fs.createExclusive("t", 0o600, from);
+        fs.write(fd, new TextEncoder().encode("data"));
+        fs.setMode(fd, 0o640);
+        fs.close(fd);
+        assertEquals(Deno.statSync(join(dir, "from", "t")).mode! & 0o777, 0o640);
+        assertInstanceOf(
+          assertThrows(() => fs.createExclusive("t", 0o600, from)),
+          Deno.errors.AlreadyExists,
+        );
+        assertEquals(fs.renameNoReplace("t", "x", from, to), "renamed");
+        assertEquals(Deno.readTextFileSync(join(dir, "to-moved", "x")), "data");
+        Deno.writeTextFileSync(join(dir, "from", "u"), "other");
+        assertEquals(fs.renameNoReplace("u", "x", from, to), "exists");
+        assertEquals(fs.link("u", "x", from, to), false, "a link never replaces");
+        assertEquals(fs.link("u", "y", from, to), true);
+        assertEquals(Deno.readTextFileSync(join(dir, "to-moved", "y")), "other");
+        fs.unlink("u", from);
+        fs.rename("y", "x", to, to);
+        assertEquals(Deno.readTextFileSync(join(dir, "to-moved", "x")), "other", "replaced");
+        fs.unlink("x", to);
+        assertInstanceOf(assertThrows(() => fs.unlink("x", to)), Deno.errors.NotFound);
+        assertEquals([...Deno.readDirSync(outside)], [], "nothing went through the link");
+        assertEquals([...Deno.readDirSync(join(dir, "to-moved"))], []);
+      } finally {
+        fs.close(from);
+        fs.close(to);
+      }
+    });
+  },
+});
+
+/** A staged file in `inbox`'s staging folder holding `text`. */
+async function stage(inbox: Inbox, text: string): Promise<string> {
+  const { path, file } = await inbox.createTemp();
+  await file.write(new TextEncoder().encode(text));
+  file.close();
+  return path;
+}
+
+Deno.test({
+  name: "BeneathFolders keeps at most FOLDER_FDS folders open, and closes them all at the end",
+  ignore: native === null,
+  async fn() {
+    await withDir(async (dir) => {
+      const inbox = await Inbox.open(dir, lib());
+      const before = openFds();
+      const folders = openFolders(inbox);
+      let most = 0;
+      for (let i = 0; i < 3 * FOLDER_FDS; i++) {
+        const sub = await folders.ensure([`d${i}`, "e"]);
+        assertEquals(await folders.place(await stage(inbox, `${i}`), sub, "f", "fail"), "f");
+        most = Math.max(most, openFds() - before);
+      }
+      // DIR, its staging folder, and the cached folders; the test's own staging is closed.
+      assert(most <= FOLDER_FDS + 2, `${most} descriptors open`);
+      await folders.sync();
+      assertEquals(folders.dirty, 0);
+      for (let i = 0; i < 3 * FOLDER_FDS; i++) {
+        assertEquals(await Deno.readTextFile(join(dir, `d${i}`, "e", "f")), `${i}`);
+      }
+      folders.close();
+      assertEquals(openFds(), before, "every descriptor is closed");
+    });
+  },
+});
+
+Deno.test({
+  name: "BeneathFolders refuses a file whose folder was moved, replaced or linked after ensure()",
+  ignore: native === null,
+  async fn() {
+    await withDir(async (dir) => {
+      const inbox = await Inbox.open(dir, lib());
+      const folders = openFolders(inbox);
+      const elsewhere = await tempDir();
+      try {
+        const moved = await folders.ensure(["moved"]);
+        const replaced = await folders.ensure(["replaced"]);
+        const deep = await folders.ensure(["top", "deep"]);
+        const linked = await folders.ensure(["linked"]);
+        Deno.renameSync(moved, join(elsewhere, "moved"));
+        Deno.renameSync(replaced, join(elsewhere, "replaced"));
+        Deno.mkdirSync(replaced);
+        // The top of the path moved out and a link to it put in its place: the name still
+        // reaches the same folder, but through a link.
+        Deno.renameSync(join(dir, "top"), join(elsewhere, "top"));
+        Deno.symlinkSync(join(elsewhere, "top"), join(dir, "top"));
+        Deno.removeSync(linked);
+        Deno.symlinkSync(elsewhere, linked);
+        const cases: [string, RegExp][] = [
+          [moved, /moved or removed/],
+          [replaced, /replaced or moved/],
+          [deep, /symbolic link/],
+          [linked, /symbolic link/],
+        ];
+        for (const [folder, reason] of cases) {
+          const temp = await stage(inbox, "secret");
+          const err = await folders.place(temp, folder, "f", "rename").catch((e) => e);
+          assertInstanceOf(err, Refusal, folder);
+          assertMatch(err.message, reason);
+          assertEquals(await Deno.readTextFile(temp), "secret", "still staged, for the caller");
+          await Deno.remove(temp);
+        }
+        assertEquals((await listTree(elsewhere)).sort(), ["moved", "replaced", "top", "top/deep"]);
+        assertEquals([...Deno.readDirSync(replaced)], [], "not the new folder either");
+        // A folder put back in its place is walked to again, and the file lands.
+        Deno.removeSync(join(dir, "top"));
+        Deno.renameSync(join(elsewhere, "top"), join(dir, "top"));
+        assertEquals(await folders.place(await stage(inbox, "ok"), deep, "f", "fail"), "f");
+        assertEquals(await Deno.readTextFile(join(deep, "f")), "ok");
+        await folders.sync();
+      } finally {
+        folders.close();
+        await Deno.remove(elsewhere, { recursive: true });
+      }
+    });
+  },
+});
+
+Deno.test({
+  name: "BeneathFolders fsyncs folders on the thread pool where fsyncs are slow, and sets metadata",
+  ignore: native === null,
+  async fn() {
+    await withDir(async (dir) => {
+      const inbox = await Inbox.open(dir, lib());
+      (inbox as { fsyncPace: FsyncPace }).fsyncPace = new class extends FsyncPace {
+        override inline(): boolean {
+          return false;
+        }
+      }();
+      const folders = openFolders(inbox);
+      const a = await folders.ensure(["a"]);
+      const b = await folders.ensure(["b"]);
+      await folders.place(await stage(inbox, "1"), a, "f", "fail");
+      await folders.place(await stage(inbox, "2"), b, "f", "fail");
+      await folders.setMetadata(a, 0o750, 1_600_000_000_000);
+      assertEquals(Deno.statSync(a).mode! & 0o777, 0o750);
+      assertEquals(Deno.statSync(a).mtime?.getTime(), 1_600_000_000_000);
+      // b's name now holds another folder: its own is fsynced through its descriptor.
+      Deno.renameSync(b, join(dir, "b-old"));
+      Deno.mkdirSync(b);
+      assertEquals(folders.dirty, 3, "DIR, a and b");
+      await folders.sync();
+      assertEquals(folders.dirty, 0);
+      folders.close();
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "PathFolders (Deno's API) removes a file that landed outside DIR through a link swapped in after its check",
+  ignore: Deno.build.os === "windows",
+  async fn() {
+    await withDir(async (dir) => {
+      const inbox = await Inbox.open(dir, null);
+      const folders = openFolders(inbox);
+      const outside = await tempDir();
+      try {
+        const sub = await folders.ensure(["sub"]);
+        const temp = await stage(inbox, "secret");
+        Deno.removeSync(sub);
+        Deno.symlinkSync(outside, sub);
+        // The link comes right after the check before placing: the check sees a folder.
+        inbox.existing = () => "dir";
+        const err = await folders.place(temp, sub, "f", "rename").catch((e) => e);
+        assertInstanceOf(err, Refusal);
+        assertMatch(err.message, /removed again/);
+        assertEquals([...Deno.readDirSync(outside)], [], "what landed outside is removed");
+        assertEquals(await Deno.readTextFile(temp), "secret", "still staged, for the caller");
+      } finally {
+        await Deno.remove(outside, { recursive: true });
+      }
+    });
   },
 });

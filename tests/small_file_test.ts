@@ -6,6 +6,7 @@
 import { assertEquals } from "@std/assert";
 import { loadDigest } from "../src/protocol/digests.ts";
 import { Inbox } from "../src/server/inbox.ts";
+import { openFolders } from "../src/server/folders.ts";
 import { SmallFile } from "../src/server/small_file.ts";
 import { loadNativeFs, type NativeFs } from "../src/server/native_fs.ts";
 import { randomBytes, tempDir } from "./_harness.ts";
@@ -40,7 +41,9 @@ async function stagedMode(mode: number, native: NativeFs | null): Promise<number
     small.add(data);
     const xxh128 = await loadDigest("xxh128");
     const end = { id: 0, length: data.length, digest: xxh128.of(data) };
-    const staged = small.stage(end, inbox, xxh128);
+    const folders = openFolders(inbox);
+    const staged = small.stage(end, folders, xxh128);
+    folders.close();
     try {
       assertEquals(await Deno.readFile(staged.path), data);
       // The C library's path leaves it synced and closed; Deno's keeps it open for its fsync.
@@ -122,6 +125,7 @@ Deno.test("SmallFile.stage() asks the fsync pace once per file, whichever calls 
           }
         }();
         (inbox as { fsyncPace: FsyncPace }).fsyncPace = pace;
+        const folders = openFolders(inbox);
         const sha256 = await loadDigest("sha256");
         for (let i = 0; i < 3; i++) {
           const data = randomBytes(100 + i);
@@ -137,18 +141,18 @@ Deno.test("SmallFile.stage() asks the fsync pace once per file, whichever calls 
           small.add(data);
           const staged = small.stage(
             { id: i, length: data.length, digest: sha256.of(data) },
-            inbox,
+            folders,
             sha256,
           );
           const name = await staged.place(
-            inbox,
+            folders,
             dir,
             `f${i}-${inline}-${calls !== null}`,
             "fail",
-            new Set(),
           );
           assertEquals(await Deno.readFile(join(dir, name!)), data);
         }
+        folders.close();
         assertEquals(asked, 3, `inline ${inline}, ${calls === null ? "Deno API" : "C library"}`);
       }
     }

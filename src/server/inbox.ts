@@ -2,12 +2,14 @@
  * The receiving directory and its storage rules:
  *
  * - every name is checked by `checkName` before it touches the disk;
- * - directories are created one component at a time, and a symbolic link
- *   found on the way is refused, never followed;
+ * - folders are created one component at a time, and a symbolic link found
+ *   on the way is refused, never followed: through folder descriptors on
+ *   Linux (beneath.ts), by path with checks before and after elsewhere
+ *   (path_folders.ts); folders.ts is what a session sees of either;
  * - data is staged in DIR/.ferry/tmp and reaches its final name only by an
  *   atomic rename that never replaces (renameat2 on Linux; elsewhere, or on
  *   a file system without it, a link then an unlink) or, for
- *   `--on-conflict overwrite`, a plain rename;
+ *   `--on-conflict overwrite`, a plain rename (`nameByPolicy`);
  * - directories whose entries changed are fsynced before anything in them
  *   is acknowledged.
  */
@@ -32,9 +34,21 @@ export class Refusal extends Error {
   }
 }
 
+/** Why a folder on a file's path is not the one that was checked: a Refusal's reason. */
+export function replacedReason(found: "link" | "file" | "other" | "dir" | "none"): string {
+  switch (found) {
+    case "link":
+      return "a folder on its path was replaced by a symbolic link";
+    case "none":
+      return "a folder on its path was moved or removed";
+    case "dir":
+      return "a folder on its path was replaced or moved";
+    default:
+      return "a folder on its path was replaced by a file";
+  }
+}
+
 const IS_WINDOWS = Deno.build.os === "windows";
-/** How many verified directories to remember before starting over. */
-const DIR_CACHE_LIMIT = 4096;
 /** How many `name (N).ext` variants to try before giving up. */
 const MAX_RENAME_TRIES = 9999;
 
@@ -67,8 +81,11 @@ const STALE_TEMP_MS = 10 * 60 * 1000;
 const FREE_SPACE_MARGIN = 16 * 1024 * 1024;
 
 export class Inbox {
-  /** Targets being placed by the non-atomic fallback right now (see linkNoReplace). */
-  #placing = new Set<string>();
+  /**
+   * Targets being placed by the non-atomic way right now, where a file
+   * system has neither renameat2 nor hard links (see path_folders.ts).
+   */
+  readonly placing = new Set<string>();
   /** Partial keys being written by a session right now (one writer per partial). */
   #busy = new Set<string>();
   /** Bytes accepted by running sessions and not yet written. */
@@ -88,8 +105,6 @@ export class Inbox {
 
   /** Permission bits that file creation masks out here; null where there are none (Windows). */
   #maskedBits: number | null = null;
-  /** Set once renameat2 said this file system cannot rename without replacing. */
-  #noRenameNoReplace = false;
 
   private constructor(
     readonly root: string,
@@ -166,53 +181,6 @@ export class Inbox {
     return check.parts;
   }
 
-  /**
-   * Makes sure `parts` exists as a directory under root, creating what is
-   * missing, one component at a time, refusing links and files in the way.
-   * Adds the parent of each directory it creates to `dirty`, and the
-   * directory itself to `created`. `known` caches directories already
-   * checked by this session (per session: a directory another session
-   * created is not durable until that session syncs it).
-   *
-   * Its calls are metadata calls that never wait on file data, so they run
-   * in place: a thread-pool hop each cost more than the call, up to a
-   * millisecond while both cores were busy (10,000 files in 100 folders:
-   * about 90 ms of the receiver's time).
-   */
-  ensureDir(
-    parts: string[],
-    dirty: Set<string>,
-    known: Set<string>,
-    created?: Set<string>,
-  ): string {
-    let path = this.root;
-    for (const part of parts) {
-      const parent = path;
-      path = childPath(path, part);
-      if (known.has(path)) continue;
-      const existing = this.existing(path);
-      if (existing === "none") {
-        try {
-          Deno.mkdirSync(path);
-          dirty.add(parent);
-          if (created && created.size < DIR_CACHE_LIMIT * 16) created.add(path);
-        } catch (err) {
-          if (!(err instanceof Deno.errors.AlreadyExists)) throw storageRefusal(err);
-          if (this.existing(path) !== "dir") {
-            throw new Refusal("a file or link is in the way of a directory");
-          }
-        }
-      } else if (existing === "other") {
-        throw new Refusal("the path goes through a symbolic link or special file on the receiver");
-      } else if (existing === "file") {
-        throw new Refusal("a file is in the way of a directory");
-      }
-      if (known.size >= DIR_CACHE_LIMIT) known.clear();
-      known.add(path);
-    }
-    return path;
-  }
-
   /** What is at `path`, without following a link (a metadata call: in place). */
   existing(path: string): Existing {
     try {
@@ -241,18 +209,14 @@ export class Inbox {
     const path = join(this.staging, `${crypto.randomUUID()}.tmp`);
     const wanted = mode | 0o600;
     const file = Deno.openSync(path, { write: true, createNew: true, mode: wanted });
-    return { path, file, chmod: this.#needsChmod(wanted) };
+    return { path, file, chmod: this.needsChmod(wanted) };
   }
 
-  /** `createTempSync` through the C library (`native` is set): a descriptor instead of a file. */
-  createTempNative(native: NativeFs, mode: number): { path: string; fd: number; chmod: boolean } {
-    const path = join(this.staging, `${crypto.randomUUID()}.tmp`);
-    const wanted = mode | 0o600;
-    const fd = native.createExclusive(path, wanted);
-    return { path, fd, chmod: this.#needsChmod(wanted) };
-  }
-
-  #needsChmod(mode: number): boolean {
+  /**
+   * Whether a file created with `mode` (owner read and write at least)
+   * needs a chmod afterwards: file creation masked some of it out.
+   */
+  needsChmod(mode: number): boolean {
     return this.#maskedBits !== null && (mode & this.#maskedBits) !== 0;
   }
 
@@ -360,63 +324,10 @@ export class Inbox {
       return null;
     }
   }
-
-  /**
-   * Gives a verified, synced temp file its final name in `dir` (absolute,
-   * from `ensureDir`) according to `policy`. Returns the name used, or null
-   * when it was skipped because the name is taken. Adds `dir` to `dirty`.
-   */
-  async place(
-    temp: string,
-    dir: string,
-    name: string,
-    policy: ConflictPolicy,
-    dirty: Set<string>,
-  ): Promise<string | null> {
-    const target = join(dir, name);
-    if (policy === "overwrite") {
-      if (this.existing(target) === "dir") {
-        throw new Refusal("a directory is in the way");
-      }
-      await Deno.rename(temp, target).catch((err) => {
-        throw storageRefusal(err);
-      });
-      dirty.add(dir);
-      return name;
-    }
-    const tries = policy === "rename" ? MAX_RENAME_TRIES : 0;
-    for (let n = 0; n <= tries; n++) {
-      const candidate = n === 0 ? name : numberedName(name, n);
-      const path = join(dir, candidate);
-      const renamed = this.#renameNoReplace(temp, path);
-      if (renamed === false) continue;
-      if (renamed === true || await linkNoReplace(temp, path, this.#placing)) {
-        if (renamed === null) Deno.removeSync(temp);
-        dirty.add(dir);
-        return candidate;
-      }
-    }
-    if (policy === "skip") return null;
-    if (policy === "fail") throw new Refusal("already exists on the receiver");
-    throw new Refusal("no free name: too many copies already exist");
-  }
-
-  /**
-   * renameat2(RENAME_NOREPLACE) where there is one: true when `temp` now
-   * has the name `target`, false when `target` exists, null when there is
-   * none here (not Linux, a file system without it) or it failed (a target
-   * on another mount): link instead, which also gives the error to report.
-   */
-  #renameNoReplace(temp: string, target: string): boolean | null {
-    if (this.native === null || this.#noRenameNoReplace) return null;
-    const result = this.native.renameNoReplace(temp, target);
-    if (result === "unsupported") this.#noRenameNoReplace = true;
-    return result === "renamed" ? true : result === "exists" ? false : null;
-  }
 }
 
 /**
- * `join(dir, name)` for an absolute, normalized `dir` (from `ensureDir`) and
+ * `join(dir, name)` for an absolute, normalized `dir` (from `Folders.ensure`) and
  * a checked component `name` (no separator, not "." or ".."): the same
  * string without join's normalizing pass, which cost a few microseconds a
  * file on trees of many small files.
@@ -433,42 +344,33 @@ export function numberedName(name: string, n: number): string {
 }
 
 /**
- * Creates `target` as a new name for `temp`, failing if `target` exists:
- * atomic, never replaces. Where hard links are unsupported (FAT, some
- * network shares) it falls back to check-then-rename, serialized per target
- * within this process through `placing` (another process writing the same
- * name at the same instant could still be replaced there).
+ * Gives a file its final name `name` in a folder according to `policy`,
+ * through `noReplace` (names it `candidate` unless that name is taken:
+ * false then) and `replace` (names it, replacing a file there). Returns the
+ * name used, or null when it was skipped because the name is taken.
  */
-async function linkNoReplace(temp: string, target: string, placing: Set<string>): Promise<boolean> {
-  try {
-    // A metadata call that never waits on data: done in place, cheaper than a thread-pool hop.
-    Deno.linkSync(temp, target);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.AlreadyExists) return false;
-    if (!isLinkUnsupported(err)) throw storageRefusal(err);
+export function nameByPolicy(
+  name: string,
+  policy: ConflictPolicy,
+  noReplace: (candidate: string) => boolean,
+  replace: (name: string) => void,
+): string | null {
+  if (policy === "overwrite") {
+    replace(name);
+    return name;
   }
-  if (placing.has(target)) return false;
-  placing.add(target);
-  try {
-    try {
-      await Deno.lstat(target);
-      return false;
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw storageRefusal(err);
-    }
-    await Deno.rename(temp, target).catch((err) => {
-      throw storageRefusal(err);
-    });
-  } finally {
-    placing.delete(target);
+  const tries = policy === "rename" ? MAX_RENAME_TRIES : 0;
+  for (let n = 0; n <= tries; n++) {
+    const candidate = n === 0 ? name : numberedName(name, n);
+    if (noReplace(candidate)) return candidate;
   }
-  // The fallback moved the file; leave an empty stand-in for the caller's remove().
-  await Deno.writeFile(temp, new Uint8Array(0)).catch(() => {});
-  return true;
+  if (policy === "skip") return null;
+  if (policy === "fail") throw new Refusal("already exists on the receiver");
+  throw new Refusal("no free name: too many copies already exist");
 }
 
-function isLinkUnsupported(err: unknown): boolean {
+/** Whether a failed link means this file system has no hard links (FAT, some network shares). */
+export function isLinkUnsupported(err: unknown): boolean {
   return err instanceof Deno.errors.PermissionDenied && !(err instanceof Deno.errors.NotCapable) ||
     (err instanceof Error && /not supported|operation not permitted/i.test(err.message));
 }

@@ -19,6 +19,7 @@ import {
   storageRefusal,
   WRITE_PIECE_BYTES,
 } from "./inbox.ts";
+import type { Folders } from "./folders.ts";
 
 /** Writes all of `data` to `file`, at most `piece` bytes per call. */
 export async function writeInPieces(
@@ -189,13 +190,13 @@ export class IncomingFile {
 
   /**
    * Checks the end against what arrived, applies mtime and mode, fsyncs,
-   * and places the file. Returns the final name, or null if skipped.
+   * and places the file in its folder (through `folders`, which checks
+   * the folder again). Returns the final name, or null if skipped.
    */
   async finish(
     end: FileEnd,
-    inbox: Inbox,
+    folders: Folders,
     policy: ConflictPolicy,
-    dirty: Set<string>,
   ): Promise<string | null> {
     const { entry } = this;
     await this.#settle();
@@ -222,7 +223,7 @@ export class IncomingFile {
       throw storageRefusal(err);
     }
     this.#close();
-    return await inbox.place(this.path, this.dir, this.name, policy, dirty);
+    return await folders.place(this.path, this.dir, this.name, policy);
   }
 
   /**

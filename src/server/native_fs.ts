@@ -1,8 +1,14 @@
 /**
  * The receiver's file calls made straight into the C library (Linux,
  * through Deno's FFI), for the path where their cost is per call, not per
- * byte: small files (small_file.ts) and giving a staged file its final name.
+ * byte (small files, small_file.ts), and for placing files beneath DIR
+ * through folder descriptors (beneath.ts), which Deno's API cannot do.
  *
+ * - Every call that names a file takes a folder descriptor and a name in
+ *   it (openat, mkdirat, renameat2, linkat, unlinkat, statx), so that what
+ *   it acts on is the folder that was opened, never a path that a symbolic
+ *   link swapped in meanwhile could send elsewhere. Folders are opened with
+ *   O_NOFOLLOW, and statx never follows a link.
  * - `renameNoReplace` is renameat2(RENAME_NOREPLACE): one atomic call that
  *   names a file without ever replacing one, where Deno's API needs link +
  *   lstat + unlink for the same promise.
@@ -11,41 +17,48 @@
  *   10,000 files of 4 KiB on tmpfs, 25 µs a file against 47.
  *
  * The library comes from src/native/libc.ts (Linux, with ffi permission for
- * it); without it (other systems, or `deno run` without that permission)
- * `loadNativeFs()` is null and the receiver uses Deno's API, with the same
- * results. Errors are thrown as Deno's API would throw them, so that
- * storageRefusal() reads them the same way.
+ * it, glibc 2.28 or later for statx and renameat2); without it (other
+ * systems, or `deno run` without that permission) `loadNativeFs()` is null
+ * and the receiver uses Deno's API (path_folders.ts). Errors are thrown as
+ * Deno's API would throw them, so that storageRefusal() reads them the same
+ * way.
  */
-
 import {
+  AT_EMPTY_PATH,
   AT_FDCWD,
+  AT_SYMLINK_NOFOLLOW,
   EEXIST,
   EINTR,
   EINVAL,
+  ENOENT,
   ENOSYS,
   EOPNOTSUPP,
   Errno,
   ERRNO_SYMBOLS,
   O_CLOEXEC,
   O_CREAT,
+  O_DIRECTORY,
   O_EXCL,
+  O_NOFOLLOW,
+  O_RDONLY,
   O_WRONLY,
   openLibc,
 } from "../native/libc.ts";
 
 const SYMBOLS = {
-  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
+  mkdirat: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   futimens: { parameters: ["i32", "buffer"], result: "i32" },
+  fchmod: { parameters: ["i32", "u32"], result: "i32" },
   fsync: { parameters: ["i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
-  // glibc 2.28 and later (older ones: "unsupported", and placing links instead).
-  renameat2: {
-    parameters: ["i32", "buffer", "i32", "buffer", "u32"],
-    result: "i32",
-    optional: true,
-  },
-  unlink: { parameters: ["buffer"], result: "i32" },
+  // statx and renameat2: glibc 2.28 and later (older ones: no native calls, Deno's API instead).
+  statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
+  renameat2: { parameters: ["i32", "buffer", "i32", "buffer", "u32"], result: "i32" },
+  renameat: { parameters: ["i32", "buffer", "i32", "buffer"], result: "i32" },
+  linkat: { parameters: ["i32", "buffer", "i32", "buffer", "i32"], result: "i32" },
+  unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
   ...ERRNO_SYMBOLS,
 } as const;
 
@@ -53,26 +66,129 @@ type Lib = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
 const RENAME_NOREPLACE = 1;
 
-/** Synchronous file calls by path and descriptor; each throws as Deno's API would. */
+const STATX_TYPE = 0x1;
+const STATX_INO = 0x100;
+/** struct statx (linux/stat.h, the same on every architecture): where its fields are. */
+const STATX_BYTES = 256;
+const STX_MODE = 28;
+const STX_INO = 32;
+const STX_DEV_MAJOR = 136;
+const STX_DEV_MINOR = 140;
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+const S_IFLNK = 0o120000;
+
+/** What statx saw at a name, without following a link: its kind and which file it is. */
+export class FileId {
+  constructor(
+    readonly kind: "dir" | "file" | "link" | "other",
+    readonly devMajor: number,
+    readonly devMinor: number,
+    /** The inode number, in two halves (a u64 does not fit a number). */
+    readonly inoHigh: number,
+    readonly inoLow: number,
+  ) {}
+
+  /** The same file (device and inode): a folder renamed is still the same, one replaced is not. */
+  same(other: FileId): boolean {
+    return this.inoLow === other.inoLow && this.inoHigh === other.inoHigh &&
+      this.devMinor === other.devMinor && this.devMajor === other.devMajor;
+  }
+
+  /**
+   * The same file as one that Deno's stat describes (`dev` is st_dev, which
+   * glibc packs from major and minor as gnu_dev_makedev does).
+   */
+  sameAs(info: { dev: number; ino: number | null }): boolean {
+    const major = BigInt(this.devMajor);
+    const minor = BigInt(this.devMinor);
+    const dev = ((major & 0xfffff000n) << 32n) | ((major & 0xfffn) << 8n) |
+      ((minor & 0xffffff00n) << 12n) | (minor & 0xffn);
+    const ino = (BigInt(this.inoHigh) << 32n) | BigInt(this.inoLow);
+    return info.dev === Number(dev) && info.ino === Number(ino);
+  }
+}
+
+/** Synchronous file calls by folder descriptor and name; each throws as Deno's API would. */
 export class NativeFs {
   readonly #lib: Lib;
   readonly #errno: Errno;
   readonly #times = new BigInt64Array(4);
+  readonly #statx = new Uint8Array(STATX_BYTES);
+  readonly #view = new DataView(this.#statx.buffer);
 
   constructor(lib: Lib) {
     this.#lib = lib;
     this.#errno = new Errno(lib);
   }
 
-  /** Creates `path`, which must not exist, for writing; `mode` goes through the umask. Returns the descriptor. */
-  createExclusive(path: string, mode: number): number {
-    const fd = this.#lib.open(
-      this.#errno.cString(path),
-      O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-      mode,
+  /**
+   * Creates `name` in folder `dir` (or the path `name`, by default), which
+   * must not exist, for writing; `mode` goes through the umask. A link at
+   * `name` counts as existing (O_EXCL). Returns the descriptor.
+   */
+  createExclusive(name: string, mode: number, dir = AT_FDCWD): number {
+    const path = this.#errno.cString(name);
+    for (;;) {
+      const fd = this.#lib.openat(dir, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+      if (fd >= 0) return fd;
+      const errno = this.#errno.get();
+      if (errno !== EINTR) throw this.#errno.error("open", name, errno);
+    }
+  }
+
+  /**
+   * Opens folder `name` in folder `dir` (a path, with AT_FDCWD) for
+   * reading, never through a symbolic link: a link there fails with ELOOP
+   * (an Error "(os error 40)"), a file with NotADirectory.
+   */
+  openFolder(name: string, dir = AT_FDCWD): number {
+    const path = this.#errno.cString(name);
+    for (;;) {
+      const fd = this.#lib.openat(dir, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+      if (fd >= 0) return fd;
+      const errno = this.#errno.get();
+      if (errno !== EINTR) throw this.#errno.error("open", name, errno);
+    }
+  }
+
+  /** Creates folder `name` in folder `dir`, with the umask's mode; AlreadyExists if the name is taken. */
+  makeFolder(name: string, dir: number): void {
+    if (this.#lib.mkdirat(dir, this.#errno.cString(name), 0o777) !== 0) {
+      throw this.#errno.error("mkdir", name);
+    }
+  }
+
+  /**
+   * What is at `name` in folder `dir`, without following a link, or null if
+   * nothing is; `name` "" is `dir` itself. Also takes `name` as a C string
+   * (from `cString`), for callers that ask about the same name often.
+   */
+  identify(name: string | Uint8Array, dir: number): FileId | null {
+    const path = typeof name === "string" ? this.#errno.cString(name) : name;
+    const flags = AT_SYMLINK_NOFOLLOW | (path.length === 1 ? AT_EMPTY_PATH : 0);
+    if (this.#lib.statx(dir, path, flags, STATX_TYPE | STATX_INO, this.#statx) !== 0) {
+      const errno = this.#errno.get();
+      if (errno === ENOENT) return null;
+      throw this.#errno.error("statx", typeof name === "string" ? name : undefined, errno);
+    }
+    const view = this.#view;
+    const type = view.getUint16(STX_MODE, true) & S_IFMT;
+    const kind = type === S_IFDIR
+      ? "dir"
+      : type === S_IFREG
+      ? "file"
+      : type === S_IFLNK
+      ? "link"
+      : "other";
+    return new FileId(
+      kind,
+      view.getUint32(STX_DEV_MAJOR, true),
+      view.getUint32(STX_DEV_MINOR, true),
+      view.getUint32(STX_INO + 4, true),
+      view.getUint32(STX_INO, true),
     );
-    if (fd < 0) throw this.#errno.error("open", path);
-    return fd;
   }
 
   /** Writes all of `data` at the descriptor's position. */
@@ -101,6 +217,11 @@ export class NativeFs {
     if (this.#lib.futimens(fd, this.#times) !== 0) throw this.#errno.error("futimens");
   }
 
+  /** Sets the permission bits of the open file or folder (no umask). */
+  setMode(fd: number, mode: number): void {
+    if (this.#lib.fchmod(fd, mode) !== 0) throw this.#errno.error("fchmod");
+  }
+
   fsync(fd: number): void {
     if (this.#lib.fsync(fd) !== 0) throw this.#errno.error("fsync");
   }
@@ -110,21 +231,25 @@ export class NativeFs {
   }
 
   /**
-   * Gives `from` the name `to`, atomically, unless `to` exists (a file, a
-   * directory or a link): "renamed", or "exists". Where nothing happened
-   * and the caller should use another way: "unsupported" when this system
-   * or file system cannot rename without replacing, "failed" for any other
-   * error (another mount, which the kernel reports before a read-only one;
-   * a sandbox that refuses the call): the other way gives the error to
-   * report, if there is one.
+   * Gives `from` (in folder `fromDir`) the name `to` (in folder `toDir`),
+   * atomically, unless `to` exists (a file, a folder or a link): "renamed",
+   * or "exists". Where nothing happened and the caller should use another
+   * way: "unsupported" when this file system cannot rename without
+   * replacing, "failed" for any other error (another mount, which the
+   * kernel reports before a read-only one; a sandbox that refuses the
+   * call): the other way gives the error to report, if there is one.
+   * Without folders, `from` and `to` are paths.
    */
-  renameNoReplace(from: string, to: string): "renamed" | "exists" | "unsupported" | "failed" {
-    const renameat2 = this.#lib.renameat2;
-    if (renameat2 === null) return "unsupported";
-    const result = renameat2(
-      AT_FDCWD,
+  renameNoReplace(
+    from: string,
+    to: string,
+    fromDir = AT_FDCWD,
+    toDir = AT_FDCWD,
+  ): "renamed" | "exists" | "unsupported" | "failed" {
+    const result = this.#lib.renameat2(
+      fromDir,
       this.#errno.cString(from),
-      AT_FDCWD,
+      toDir,
       this.#errno.cString(to),
       RENAME_NOREPLACE,
     );
@@ -135,8 +260,40 @@ export class NativeFs {
     return "failed";
   }
 
-  unlink(path: string): void {
-    if (this.#lib.unlink(this.#errno.cString(path)) !== 0) throw this.#errno.error("unlink", path);
+  /** Gives `from` (in `fromDir`) the name `to` (in `toDir`), replacing a file there. */
+  rename(from: string, to: string, fromDir: number, toDir: number): void {
+    const result = this.#lib.renameat(
+      fromDir,
+      this.#errno.cString(from),
+      toDir,
+      this.#errno.cString(to),
+    );
+    if (result !== 0) throw this.#errno.error("rename", to);
+  }
+
+  /**
+   * Makes `to` (in `toDir`) a new name of `from` (in `fromDir`): true, or
+   * false if `to` exists. Never follows a link at `from`.
+   */
+  link(from: string, to: string, fromDir: number, toDir: number): boolean {
+    const result = this.#lib.linkat(
+      fromDir,
+      this.#errno.cString(from),
+      toDir,
+      this.#errno.cString(to),
+      0,
+    );
+    if (result === 0) return true;
+    const errno = this.#errno.get();
+    if (errno === EEXIST) return false;
+    throw this.#errno.error("link", to, errno);
+  }
+
+  /** Removes the file `name` in folder `dir` (or the path `name`, by default). */
+  unlink(name: string, dir = AT_FDCWD): void {
+    if (this.#lib.unlinkat(dir, this.#errno.cString(name), 0) !== 0) {
+      throw this.#errno.error("unlink", name);
+    }
   }
 }
 
@@ -156,5 +313,11 @@ export function loadNativeFs(paths?: readonly string[]): NativeFs | null {
 
 function load(paths?: readonly string[]): NativeFs | null {
   const lib = openLibc(SYMBOLS, paths);
-  return lib === null ? null : new NativeFs(lib);
+  if (lib === null) return null;
+  // A sandbox may refuse statx (EPERM, where glibc falls back to fstatat only on ENOSYS): then
+  // no placement could be checked, so Deno's calls are used instead.
+  const probe = new Uint8Array(STATX_BYTES);
+  return lib.statx(AT_FDCWD, new TextEncoder().encode("/\0"), 0, STATX_TYPE, probe) === 0
+    ? new NativeFs(lib)
+    : null;
 }

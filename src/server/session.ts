@@ -44,14 +44,8 @@ import { PeerRefused, receiverKeyExchange } from "../transport/channel.ts";
 import { SecureStream } from "../transport/secure_stream.ts";
 import { opensslSha256 } from "../transport/sha256_openssl.ts";
 import type { CodeGuard, GuessAttempt } from "./code_guard.ts";
-import {
-  childPath,
-  type ConflictPolicy,
-  type Inbox,
-  type Partial,
-  Refusal,
-  syncDirs,
-} from "./inbox.ts";
+import { childPath, type ConflictPolicy, type Inbox, type Partial, Refusal } from "./inbox.ts";
+import { type Folders, openFolders } from "./folders.ts";
 import { DamagedData, IncomingFile, KEPT_MODE_BITS, type Resume } from "./incoming_file.ts";
 import { SMALL_FILE_MAX, SmallFile, StagedFile } from "./small_file.ts";
 import { DEFAULT_PRE_AUTH, type ServerLimits } from "./server_limits.ts";
@@ -206,8 +200,8 @@ export class Session {
   #currentFailed: Refusal | null = null;
   #acks: Ack[] = [];
   #ackBytes = 0;
-  #dirty = new Set<string>();
-  #known = new Set<string>();
+  /** DIR's folders as this session sees them: created, placed into, fsynced (folders.ts). */
+  #folders: Folders;
   /** Directories this session created, until their own entry sets their metadata. */
   #created = new Set<string>();
   #files = 0;
@@ -248,6 +242,7 @@ export class Session {
     this.#reader = new FrameReader(conn, touch);
     this.#reader.maxControl = opts.limits.maxMessage;
     this.#writer = new FrameWriter(conn, touch);
+    this.#folders = openFolders(opts.inbox);
   }
 
   /** Runs the frames over `stream` from now on (after the key exchange). */
@@ -328,6 +323,7 @@ export class Session {
       clearTimeout(this.#deadline);
       this.#watchdog?.stop();
       await this.#release(clean);
+      this.#folders.close();
       this.#closeNow();
     }
     return error;
@@ -780,7 +776,7 @@ export class Session {
     try {
       const parts = inbox.parse(entry.path, limits);
       if (entry.kind === "dir") {
-        const dir = inbox.ensureDir(parts, this.#dirty, this.#known, this.#created);
+        const dir = await this.#folders.ensure(parts, this.#created);
         this.#enqueue({ entry, dir, name: "", partial: null, offer: null, reserved: 0 });
         return { id: entry.id, action: "accept" };
       }
@@ -790,12 +786,7 @@ export class Session {
       if (this.#announcedBytes + (entry.size ?? 0) > limits.maxTotal) {
         return refuse(`over the receiver's limit of ${limits.maxTotal} bytes per session`);
       }
-      const dir = inbox.ensureDir(
-        parts.slice(0, -1),
-        this.#dirty,
-        this.#known,
-        this.#created,
-      );
+      const dir = await this.#folders.ensure(parts.slice(0, -1), this.#created);
       const name = parts[parts.length - 1];
       const target = childPath(dir, name);
       // No UTF-16 unit takes more than 3 UTF-8 bytes: most paths need no encoding to check.
@@ -875,13 +866,8 @@ export class Session {
       if (this.#staged.length > 0) await this.#placeStaged();
       if (!this.#created.delete(item.dir) && !(await this.#bornInTransfer(item.dir))) continue;
       try {
-        // Metadata calls, in place (see Inbox.ensureDir).
-        if (Deno.build.os !== "windows") {
-          Deno.chmodSync(item.dir, (item.entry.mode & KEPT_MODE_BITS) | 0o700);
-        }
-        const mtime = new Date(item.entry.mtime);
-        Deno.utimeSync(item.dir, mtime, mtime);
-        this.#dirty.add(item.dir);
+        const mode = (item.entry.mode & KEPT_MODE_BITS) | 0o700;
+        await this.#folders.setMetadata(item.dir, mode, item.entry.mtime);
       } catch { /* metadata of a directory is best effort */ }
     }
   }
@@ -1019,12 +1005,12 @@ export class Session {
     this.#stopIfClosed();
     if (this.#isSmall(head)) {
       if (this.#small.entry !== head.entry) this.#beginSmall(head); // an empty file has no DATA
-      return this.#small.stage(end, this.opts.inbox, this.#digest!);
+      return this.#small.stage(end, this.#folders, this.#digest!);
     }
     await this.#ensureOpen(head, "FILE_END");
     if (this.#currentFailed !== null) throw this.#currentFailed;
     const file = this.#current!;
-    const name = await file.finish(end, this.opts.inbox, this.opts.onConflict, this.#dirty);
+    const name = await file.finish(end, this.#folders, this.opts.onConflict);
     return { name, bytes: file.received - file.resumed, resumed: file.resumed };
   }
 
@@ -1075,7 +1061,7 @@ export class Session {
   async #placeStaged(): Promise<void> {
     const staged = this.#staged;
     this.#staged = [];
-    const { inbox, onConflict } = this.opts;
+    const { onConflict } = this.opts;
     for (const { head, file, failure: failed } of staged) {
       if (file === null) {
         this.#acknowledge(head, failed, null);
@@ -1085,7 +1071,7 @@ export class Session {
       let name: string | null = null;
       try {
         this.#stopIfClosed();
-        name = await file.place(inbox, head.dir, head.name, onConflict, this.#dirty);
+        name = await file.place(this.#folders, head.dir, head.name, onConflict);
       } catch (err) {
         if (!(err instanceof Refusal)) throw err;
         failure = err;
@@ -1133,10 +1119,7 @@ export class Session {
   /** Places staged files, fsyncs touched directories, then sends the waiting acknowledgements. */
   async #flushAcks(flush = true): Promise<void> {
     if (this.#staged.length > 0) await this.#placeStaged();
-    if (this.#dirty.size > 0) {
-      await syncDirs(this.#dirty, this.opts.inbox.fsyncPace);
-      this.#dirty.clear();
-    }
+    if (this.#folders.dirty > 0) await this.#folders.sync();
     if (this.#acks.length > 0) {
       await this.#writer.frame(FrameType.ACK, encodeJson({ acks: this.#acks }));
       this.#acks = [];

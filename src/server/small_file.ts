@@ -9,16 +9,18 @@
  * and where it waits on a disk, the fsyncs of several files run side by side
  * on the thread pool (fsync_pace.ts). While fsyncs run in place, on Linux,
  * the calls go straight to the C library (native_fs.ts), at about half the
- * cost of Deno's.
+ * cost of Deno's, and the staging file is created through the staging
+ * folder's descriptor (beneath.ts).
  */
 import { MAX_FRAME_PAYLOAD } from "../protocol/limits.ts";
 import type { FileEnd } from "../protocol/frame.ts";
 import type { Digest } from "../protocol/digests.ts";
 import type { Entry } from "../protocol/messages.ts";
-import { type ConflictPolicy, type Inbox, storageRefusal } from "./inbox.ts";
+import { type ConflictPolicy, storageRefusal } from "./inbox.ts";
 import { type FsyncPace, fsyncPaced } from "./fsync_pace.ts";
 import { DamagedData, KEPT_MODE_BITS, writeAllSync } from "./incoming_file.ts";
-import type { NativeFs } from "./native_fs.ts";
+import { BeneathFolders } from "./beneath.ts";
+import type { Folders } from "./folders.ts";
 
 /** Largest file taken by the short path: one DATA frame. */
 export const SMALL_FILE_MAX = MAX_FRAME_PAYLOAD;
@@ -58,7 +60,7 @@ export class SmallFile {
    * pool, where the fsyncs of several small files overlap (fsync_pace.ts).
    * It is awaited before the file is placed (StagedFile).
    */
-  stage(end: FileEnd, inbox: Inbox, digest: Digest): StagedFile {
+  stage(end: FileEnd, folders: Folders, digest: Digest): StagedFile {
     const entry = this.entry!;
     this.entry = null;
     const data = this.#buf.subarray(0, this.#length);
@@ -75,10 +77,13 @@ export class SmallFile {
       throw new DamagedData("digest mismatch: the data was altered in transit");
     }
     const mode = (entry.mode & KEPT_MODE_BITS) | 0o600;
-    const { native, fsyncPace } = inbox;
+    const { inbox } = folders;
+    const { fsyncPace } = inbox;
     // The C library's calls where fsyncs run in place (native_fs.ts); Deno's where they may not.
     const inline = fsyncPace.inline();
-    if (native !== null && inline) return stageNative(data, entry, mode, inbox, native);
+    if (folders instanceof BeneathFolders && inline) {
+      return stageNative(data, entry, mode, folders);
+    }
     let temp: { path: string; file: Deno.FsFile } | null = null;
     try {
       const created = inbox.createTempSync(mode);
@@ -100,12 +105,13 @@ function stageNative(
   data: Uint8Array,
   entry: Entry,
   mode: number,
-  inbox: Inbox,
-  native: NativeFs,
+  folders: BeneathFolders,
 ): StagedFile {
+  const { inbox } = folders;
+  const native = inbox.native!;
   let created: { path: string; fd: number; chmod: boolean };
   try {
-    created = inbox.createTempNative(native, mode);
+    created = folders.createTemp(mode);
   } catch (err) {
     throw storageRefusal(err);
   }
@@ -115,7 +121,7 @@ function stageNative(
     for (let at = 0; at < data.length; at += inbox.writePiece) {
       native.write(fd, data.subarray(at, at + inbox.writePiece));
     }
-    if (created.chmod) Deno.chmodSync(path, mode);
+    if (created.chmod) native.setMode(fd, mode);
     native.setTimes(fd, entry.mtime);
     const started = performance.now();
     try {
@@ -133,7 +139,7 @@ function stageNative(
       } catch { /* closed anyway */ }
     }
     try {
-      native.unlink(path);
+      folders.removeTemp(path);
     } catch { /* gone */ }
     throw storageRefusal(err);
   }
@@ -162,18 +168,20 @@ export class StagedFile {
     this.#syncing.catch(() => {}); // awaited in place()
   }
 
-  /** Waits for its fsync, then gives it its final name. Returns the name, or null if skipped. */
+  /**
+   * Waits for its fsync, then gives it its final name in `dir` (from
+   * `folders.ensure`). Returns the name, or null if skipped.
+   */
   async place(
-    inbox: Inbox,
+    folders: Folders,
     dir: string,
     name: string,
     policy: ConflictPolicy,
-    dirty: Set<string>,
   ): Promise<string | null> {
     try {
       await this.#syncing;
       this.#close();
-      const placed = await inbox.place(this.path, dir, name, policy, dirty);
+      const placed = await folders.place(this.path, dir, name, policy);
       if (placed === null) this.drop();
       return placed;
     } catch (err) {

@@ -1,0 +1,534 @@
+/**
+ * A session's folders beneath DIR through folder descriptors (Linux, with
+ * the C library's calls from native_fs.ts). See folders.ts for why.
+ *
+ * - A folder is reached from a descriptor of DIR one component at a time,
+ *   each opened with O_NOFOLLOW | O_DIRECTORY relative to the one above it
+ *   (and created there with mkdirat where it is missing), so no symbolic
+ *   link is ever followed, whatever replaced what before.
+ * - A file is placed by renameat2(RENAME_NOREPLACE), or linkat then
+ *   unlinkat, from the staging folder's descriptor to its folder's: it lands
+ *   in the folder that was opened, even if a name on its path was swapped
+ *   for a link meanwhile. Its folder's fsync, mode and times go through the
+ *   same descriptor.
+ * - The descriptors stay open in a small cache per session (at most
+ *   FOLDER_FDS, closed when evicted and when the session ends), so a tree
+ *   is not walked again for every file. An open descriptor follows its
+ *   folder if the folder is moved: so right before each placement, every
+ *   folder from DIR down is looked up again by name (statx, not following
+ *   links) and must still be the one that was opened (device and inode).
+ *   If not, that file is refused.
+ *
+ * What remains: a folder moved away (a rename, not a link) in the moment
+ * between that check and the rename still receives the file. Only a user
+ * who may write both where the folder was and where it went can move it, so
+ * the file can land only where that user could write anyway; and the file
+ * is then not under its name beneath DIR.
+ */
+import {
+  childPath,
+  type ConflictPolicy,
+  type Inbox,
+  isLinkUnsupported,
+  nameByPolicy,
+  Refusal,
+  replacedReason,
+  storageRefusal,
+} from "./inbox.ts";
+import { FileId, type NativeFs } from "./native_fs.ts";
+import type { Folders } from "./folders.ts";
+import { fsyncPaced } from "./fsync_pace.ts";
+
+/**
+ * Folder descriptors a session keeps open at most, besides DIR's and the
+ * staging folders': with the server's 64 sessions, a few thousand in all.
+ * Files arrive folder by folder, so a few recent folders serve most of them.
+ */
+export const FOLDER_FDS = 32;
+
+/** How many folders are fsynced on the thread pool at once. */
+const SYNC_AT_ONCE = 64;
+
+/** Folders created per session that are remembered as such (see Folders.ensure). */
+const CREATED_LIMIT = 65536;
+
+/** What `#identify` says of a name that a file on its way hides. */
+const A_FILE = new FileId("file", 0, 0, 0, 0);
+
+/** An open folder beneath DIR. */
+class Folder {
+  /** Entries changed in it that are not fsynced yet. */
+  dirty = false;
+
+  constructor(
+    /** Its path relative to DIR ("a/b"; "" for DIR). */
+    readonly key: string,
+    /** Its absolute path. */
+    readonly path: string,
+    readonly fd: number,
+    /** The relative path of each folder from DIR's child down to it, as C strings. */
+    readonly prefixes: Uint8Array[],
+    /** Which folder each of those was when it was opened; the last is this one. */
+    readonly ids: FileId[],
+  ) {}
+}
+
+export class BeneathFolders implements Folders {
+  readonly #native: NativeFs;
+  #root: Folder | null = null;
+  #rootId: FileId | null = null;
+  /** Open folders by their relative path, least recently used first. */
+  #cache = new Map<string, Folder>();
+  /** Descriptors of the staging folders (DIR/.ferry/tmp and /partial) by absolute path. */
+  #sources = new Map<string, number>();
+  /** Set once renameat2 said this file system cannot rename without replacing. */
+  #noRenameNoReplace = false;
+  readonly #encoder = new TextEncoder();
+
+  constructor(readonly inbox: Inbox, native: NativeFs) {
+    this.#native = native;
+  }
+
+  async ensure(parts: string[], created?: Set<string>): Promise<string> {
+    return (await this.#folder(parts.join("/"), parts, created ?? null)).path;
+  }
+
+  async place(
+    temp: string,
+    dir: string,
+    name: string,
+    policy: ConflictPolicy,
+  ): Promise<string | null> {
+    const native = this.#native;
+    const folder = await this.#folder(this.#keyOf(dir), null, null);
+    const source = this.#source(temp);
+    // From here to the rename, nothing waits: the check is as close to the rename as it gets.
+    this.#verify(folder);
+    const placed = nameByPolicy(
+      name,
+      policy,
+      (candidate) => this.#nameNoReplace(source, folder, candidate),
+      (target) => {
+        if (this.#identify(target, folder.fd)?.kind === "dir") {
+          throw new Refusal("a directory is in the way");
+        }
+        try {
+          native.rename(source.name, target, source.fd, folder.fd);
+        } catch (err) {
+          throw storageRefusal(err);
+        }
+      },
+    );
+    if (placed !== null) folder.dirty = true;
+    return placed;
+  }
+
+  async setMetadata(dir: string, mode: number, mtimeMs: number): Promise<void> {
+    const folder = await this.#folder(this.#keyOf(dir), null, null);
+    this.#verify(folder);
+    this.#native.setMode(folder.fd, mode);
+    this.#native.setTimes(folder.fd, mtimeMs);
+    folder.dirty = true;
+  }
+
+  get dirty(): number {
+    let n = this.#root?.dirty ? 1 : 0;
+    for (const folder of this.#cache.values()) if (folder.dirty) n++;
+    return n;
+  }
+
+  /**
+   * Fsyncs the dirty folders through their descriptors: in place while
+   * fsyncs are fast, else side by side on the thread pool, as the inbox's
+   * pace says (fsync_pace.ts).
+   */
+  async sync(): Promise<void> {
+    const pace = this.inbox.fsyncPace;
+    const later: Folder[] = [];
+    const dirty = this.#root?.dirty ? [this.#root] : [];
+    for (const folder of this.#cache.values()) if (folder.dirty) dirty.push(folder);
+    for (const folder of dirty) {
+      if (!pace.inline()) {
+        later.push(folder);
+        continue;
+      }
+      const started = performance.now();
+      try {
+        this.#native.fsync(folder.fd);
+      } finally {
+        pace.record(performance.now() - started);
+      }
+      folder.dirty = false;
+    }
+    for (let at = 0; at < later.length; at += SYNC_AT_ONCE) {
+      await this.#syncOnThreadPool(later.slice(at, at + SYNC_AT_ONCE));
+    }
+  }
+
+  close(): void {
+    const fds = [...this.#sources.values()];
+    for (const folder of this.#cache.values()) fds.push(folder.fd);
+    if (this.#root !== null) fds.push(this.#root.fd);
+    this.#sources.clear();
+    this.#cache.clear();
+    this.#root = null;
+    for (const fd of fds) this.#closeQuietly(fd);
+  }
+
+  /**
+   * A new, empty, private temporary file in the staging folder, created
+   * through its descriptor, with `mode` (owner read and write at least):
+   * `chmod` says whether file creation masked some of it out.
+   */
+  createTemp(mode: number): { path: string; fd: number; chmod: boolean } {
+    const { staging } = this.inbox;
+    const dir = this.#sourceFd(staging);
+    const name = `${crypto.randomUUID()}.tmp`;
+    const wanted = mode | 0o600;
+    const fd = this.#native.createExclusive(name, wanted, dir);
+    return { path: childPath(staging, name), fd, chmod: this.inbox.needsChmod(wanted) };
+  }
+
+  /** Removes a temporary file that `createTemp` made. */
+  removeTemp(path: string): void {
+    const { fd, name } = this.#source(path);
+    this.#native.unlink(name, fd);
+  }
+
+  /** The relative path of `dir`, an absolute path beneath DIR from `ensure`. */
+  #keyOf(dir: string): string {
+    const { root } = this.inbox;
+    if (dir === root) return "";
+    const prefix = root.endsWith("/") ? root : `${root}/`;
+    if (!dir.startsWith(prefix)) throw new Error(`not beneath the receiving folder: ${dir}`);
+    return dir.slice(prefix.length);
+  }
+
+  #rootFolder(): Folder {
+    if (this.#root !== null) return this.#root;
+    // DIR as it was resolved when the server started (no link in it then); the descriptor stays.
+    const fd = this.#native.openFolder(this.inbox.root);
+    this.#root = new Folder("", this.inbox.root, fd, [], []);
+    try {
+      this.#rootId = this.#native.identify("", fd);
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+    return this.#root;
+  }
+
+  /**
+   * The open folder at `key`: from the cache, or walked to from DIR (and,
+   * given `parts`, created where missing, each created one added to
+   * `created`).
+   */
+  async #folder(key: string, parts: string[] | null, created: Set<string> | null): Promise<Folder> {
+    const root = this.#rootFolder();
+    if (key === "") return root;
+    const hit = this.#cache.get(key);
+    if (hit !== undefined) {
+      this.#cache.delete(key);
+      this.#cache.set(key, hit);
+      return hit;
+    }
+    const folder = this.#walk(key, parts, created);
+    this.#keep(folder);
+    if (this.#cache.size > FOLDER_FDS) {
+      // Every folder kept is dirty: sync them all, then they may go.
+      await this.sync();
+      this.#evict(folder);
+    }
+    return folder;
+  }
+
+  /** Adds `folder` to the cache, closing the least recently used clean folders past the bound. */
+  #keep(folder: Folder): void {
+    const old = this.#cache.get(folder.key);
+    if (old !== undefined) this.#forget(old);
+    this.#cache.set(folder.key, folder);
+    this.#evict(folder);
+  }
+
+  /** Closes the least recently used clean folders past the bound, never `keep`. */
+  #evict(keep: Folder): void {
+    for (const folder of this.#cache.values()) {
+      if (this.#cache.size <= FOLDER_FDS) return;
+      if (!folder.dirty && folder !== keep) this.#forget(folder);
+    }
+  }
+
+  /** Drops `folder` from the cache and closes it (fsynced first if entries in it changed). */
+  #forget(folder: Folder): void {
+    if (this.#cache.get(folder.key) === folder) this.#cache.delete(folder.key);
+    if (folder.dirty) {
+      try {
+        this.#native.fsync(folder.fd);
+      } catch { /* the folder was replaced: what is in it is no longer at its name */ }
+    }
+    this.#closeQuietly(folder.fd);
+  }
+
+  /**
+   * Opens the folder at `key` from DIR down, one component at a time, never
+   * through a link. With `parts` (the components of `key`), creates what is
+   * missing; without, a folder missing now was removed or moved since it
+   * was announced.
+   */
+  #walk(key: string, parts: string[] | null, created: Set<string> | null): Folder {
+    const native = this.#native;
+    const root = this.#root!;
+    const create = parts !== null;
+    const names = parts ?? key.split("/");
+    const prefixes: Uint8Array[] = [];
+    const ids: FileId[] = [];
+    let fd = root.fd;
+    /** Whether `fd` is this walk's to close (not DIR's, not handed to the cache). */
+    let owned = false;
+    let path = root.path;
+    let prefix = "";
+    try {
+      for (const name of names) {
+        const parent = { fd, path, key: prefix };
+        path = childPath(path, name);
+        prefix = prefix === "" ? name : `${prefix}/${name}`;
+        let next: number;
+        try {
+          next = native.openFolder(name, fd);
+        } catch (err) {
+          if (!create || !(err instanceof Deno.errors.NotFound)) {
+            throw this.#refusal(name, fd, err, create);
+          }
+          let made = false;
+          try {
+            native.makeFolder(name, fd);
+            made = true;
+          } catch (err) {
+            if (!(err instanceof Deno.errors.AlreadyExists)) throw storageRefusal(err);
+          }
+          try {
+            next = native.openFolder(name, fd);
+          } catch (err) {
+            throw this.#refusal(name, fd, err, create);
+          }
+          if (made) {
+            if (created !== null && created.size < CREATED_LIMIT) created.add(path);
+            // Its parent's new entry is durable only once the parent is fsynced: keep it open.
+            if (this.#markDirty(parent, prefixes, ids, owned)) owned = false;
+          }
+        }
+        if (owned) native.close(fd);
+        fd = next;
+        owned = true;
+        prefixes.push(this.#encoder.encode(`${prefix}\0`));
+        ids.push(native.identify("", fd)!);
+      }
+    } catch (err) {
+      if (owned) this.#closeQuietly(fd);
+      throw err;
+    }
+    return new Folder(key, path, fd, prefixes, ids);
+  }
+
+  /**
+   * Marks the folder the walk is in (`parent`, with the walk's `prefixes`
+   * and `ids` so far) dirty. True when the walk's descriptor was handed to
+   * the cache for that (the walk must not close it then).
+   */
+  #markDirty(
+    parent: { fd: number; path: string; key: string },
+    prefixes: Uint8Array[],
+    ids: FileId[],
+    owned: boolean,
+  ): boolean {
+    if (parent.key === "") {
+      this.#root!.dirty = true;
+      return false;
+    }
+    const cached = this.#cache.get(parent.key);
+    if (cached !== undefined && cached.ids.at(-1)!.same(ids.at(-1)!)) {
+      cached.dirty = true;
+      return false;
+    }
+    if (!owned) return false;
+    const folder = new Folder(parent.key, parent.path, parent.fd, [...prefixes], [...ids]);
+    folder.dirty = true;
+    this.#keep(folder);
+    return true;
+  }
+
+  /**
+   * Checks, right before a placement, that every folder from DIR down to
+   * `folder` is still the folder that was opened, at its name and not a
+   * link. If not, the folder is dropped from the cache and the file refused.
+   */
+  #verify(folder: Folder): void {
+    const root = this.#root!.fd;
+    for (let i = 0; i < folder.ids.length; i++) {
+      const found = this.#identify(folder.prefixes[i], root);
+      if (found !== null && found.kind === "dir" && found.same(folder.ids[i])) continue;
+      this.#forget(folder);
+      throw new Refusal(replacedReason(found === null ? "none" : found.kind));
+    }
+  }
+
+  /** `identify`, where a file in place of a folder on the way reads as that file. */
+  #identify(name: string | Uint8Array, dir: number): FileId | null {
+    try {
+      return this.#native.identify(name, dir);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotADirectory) return A_FILE;
+      throw storageRefusal(err);
+    }
+  }
+
+  /** Why `name` in folder `dir` could not be opened as a folder. */
+  #refusal(name: string, dir: number, err: unknown, announcing: boolean): Error {
+    const found = this.#identify(name, dir);
+    if (found === null) {
+      return announcing ? storageRefusal(err) : new Refusal(replacedReason("none"));
+    }
+    if (found.kind === "dir") return storageRefusal(err);
+    if (!announcing) return new Refusal(replacedReason(found.kind));
+    return new Refusal(
+      found.kind === "file"
+        ? "a file is in the way of a directory"
+        : "the path goes through a symbolic link or special file on the receiver",
+    );
+  }
+
+  /**
+   * The descriptor of the staging folder holding `temp` (DIR/.ferry/tmp or
+   * DIR/.ferry/partial), opened once per session without following links,
+   * and `temp`'s name in it.
+   */
+  #source(temp: string): { fd: number; name: string } {
+    const slash = temp.lastIndexOf("/");
+    return { fd: this.#sourceFd(temp.slice(0, slash)), name: temp.slice(slash + 1) };
+  }
+
+  #sourceFd(dir: string): number {
+    let fd = this.#sources.get(dir);
+    if (fd === undefined) {
+      const { staging, partials } = this.inbox;
+      if (dir !== staging && dir !== partials) throw new Error(`not a staging folder: ${dir}`);
+      fd = this.#openStaging(this.#keyOf(dir).split("/"));
+      this.#sources.set(dir, fd);
+    }
+    return fd;
+  }
+
+  #openStaging(names: string[]): number {
+    const native = this.#native;
+    let fd = this.#rootFolder().fd;
+    let owned = false;
+    try {
+      for (const name of names) {
+        let next: number;
+        try {
+          next = native.openFolder(name, fd);
+        } catch (err) {
+          throw new Refusal(
+            `ferry's staging folder cannot be opened: ${storageRefusal(err).message}`,
+          );
+        }
+        if (owned) native.close(fd);
+        fd = next;
+        owned = true;
+      }
+    } catch (err) {
+      if (owned) this.#closeQuietly(fd);
+      throw err;
+    }
+    return fd;
+  }
+
+  /**
+   * Names the staged file `candidate` in `folder` unless that name is taken:
+   * renameat2(RENAME_NOREPLACE), or where the file system has none, a link
+   * then an unlink, or where it has no links either, a check then a rename
+   * (serialized per target in this process through Inbox.placing).
+   */
+  #nameNoReplace(
+    source: { fd: number; name: string },
+    folder: Folder,
+    candidate: string,
+  ): boolean {
+    const native = this.#native;
+    if (!this.#noRenameNoReplace) {
+      const result = native.renameNoReplace(source.name, candidate, source.fd, folder.fd);
+      if (result === "renamed") return true;
+      if (result === "exists") return false;
+      if (result === "unsupported") this.#noRenameNoReplace = true;
+    }
+    try {
+      if (!native.link(source.name, candidate, source.fd, folder.fd)) return false;
+      native.unlink(source.name, source.fd);
+      return true;
+    } catch (err) {
+      if (!isLinkUnsupported(err)) throw storageRefusal(err);
+    }
+    const { placing } = this.inbox;
+    const target = childPath(folder.path, candidate);
+    if (placing.has(target)) return false;
+    placing.add(target);
+    try {
+      if (this.#identify(candidate, folder.fd) !== null) return false;
+      native.rename(source.name, candidate, source.fd, folder.fd);
+      return true;
+    } catch (err) {
+      throw storageRefusal(err);
+    } finally {
+      placing.delete(target);
+    }
+  }
+
+  /**
+   * Fsyncs `folders` side by side on the thread pool. Deno's calls take a
+   * path, so each is opened by its path and used only if it is the folder
+   * the descriptor holds; one that is not (replaced meanwhile) is fsynced
+   * through the descriptor, in place.
+   */
+  async #syncOnThreadPool(folders: Folder[]): Promise<void> {
+    const pace = this.inbox.fsyncPace;
+    const handles: Deno.FsFile[] = [];
+    const syncs: Promise<void>[] = [];
+    let failed: { err: unknown } | null = null;
+    for (const folder of folders) {
+      try {
+        const id = folder === this.#root ? this.#rootId! : folder.ids.at(-1)!;
+        let handle: Deno.FsFile | null = null;
+        try {
+          handle = Deno.openSync(folder.path, { read: true });
+          if (!id.sameAs(handle.statSync())) {
+            handle.close();
+            handle = null;
+          }
+        } catch { /* not there by its path: through the descriptor */ }
+        if (handle === null) {
+          this.#native.fsync(folder.fd);
+          continue;
+        }
+        handles.push(handle);
+        syncs.push(fsyncPaced(handle, pace, false));
+      } catch (err) {
+        failed = { err };
+        break;
+      }
+    }
+    // Every fsync ends (and its failure is seen) before its handle closes, even when one failed.
+    const results = await Promise.allSettled(syncs);
+    for (const handle of handles) handle.close();
+    if (failed !== null) throw failed.err;
+    for (const result of results) {
+      if (result.status === "rejected") throw result.reason;
+    }
+    for (const folder of folders) folder.dirty = false;
+  }
+
+  #closeQuietly(fd: number): void {
+    try {
+      this.#native.close(fd);
+    } catch { /* closed anyway */ }
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * What a session sees of DIR's folders: it makes sure the folders of the
+ * names it accepts exist, places verified files in them, sets the metadata
+ * of the folders it created, and fsyncs the folders whose entries changed.
+ *
+ * Nothing may be written outside DIR, even while a local user changes DIR
+ * underneath: a folder checked when its batch was announced may be a
+ * symbolic link by the time its file's data has arrived. So placing never
+ * trusts that earlier check:
+ *
+ * - on Linux with the C library (beneath.ts), folders are opened without
+ *   following links, from a descriptor of DIR, and kept open; a file is
+ *   named by renameat2 between the staging folder's descriptor and its
+ *   folder's, right after checking that the folder is still the one at its
+ *   name beneath DIR;
+ * - elsewhere (path_folders.ts), every folder on the path is checked again
+ *   right before placing, and the placed file's folder is checked to be
+ *   beneath DIR right after: if it is not, the file is removed again.
+ *
+ * Either way a folder found replaced refuses that one file (a Refusal with
+ * a reason from inbox.ts's `replacedReason`), and the session goes on.
+ */
+import type { ConflictPolicy, Inbox } from "./inbox.ts";
+import { BeneathFolders } from "./beneath.ts";
+import { PathFolders } from "./path_folders.ts";
+
+export interface Folders {
+  readonly inbox: Inbox;
+
+  /**
+   * Makes sure `parts` exists as a folder beneath DIR, creating what is
+   * missing, one component at a time, refusing links and files in the way.
+   * Adds each folder it creates to `created`. Returns its absolute path,
+   * which names it to the calls below.
+   */
+  ensure(parts: string[], created?: Set<string>): Promise<string>;
+
+  /**
+   * Gives a verified, synced staged file `temp` (in DIR/.ferry) its final
+   * name in folder `dir` (from `ensure`) according to `policy`. Returns the
+   * name used, or null when it was skipped because the name is taken.
+   */
+  place(temp: string, dir: string, name: string, policy: ConflictPolicy): Promise<string | null>;
+
+  /** Gives folder `dir` (from `ensure`) the sender's mode and modification time. */
+  setMetadata(dir: string, mode: number, mtimeMs: number): Promise<void>;
+
+  /** How many folders have entries not yet fsynced. */
+  readonly dirty: number;
+
+  /** Fsyncs the folders whose entries changed, so that what was placed in them is durable. */
+  sync(): Promise<void>;
+
+  /** Lets go of what it holds open (the session ended). */
+  close(): void;
+}
+
+/** A session's view of `inbox`'s folders: through descriptors where the C library is there. */
+export function openFolders(inbox: Inbox): Folders {
+  return inbox.native === null ? new PathFolders(inbox) : new BeneathFolders(inbox, inbox.native);
+}
