@@ -65,7 +65,7 @@ Deno.test("serve shows a generated code once, in no command line", async () => {
   });
   const { stdout } = await serve.stop("SIGINT");
   const code = stdout.match(/the code: (\S+)/)?.[1];
-  assert(code !== undefined, stdout);
+  if (code === undefined) throw new Error(`no code in the banner:\n${stdout}`);
   assertEquals(normalizeCode(code), code);
   assertEquals(stdout.split(code).length - 1, 1, `shown once:\n${stdout}`);
   for (const line of stdout.split("\n").filter((l) => l.includes("ferry send"))) {

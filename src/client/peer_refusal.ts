@@ -1,7 +1,8 @@
 /**
  * What a receiver's ERROR means, in the sender's own words. An ERROR sent
  * before the key exchange is a plain frame anyone on the path can forge, so
- * of it only the code is shown (as a token, never the peer's text); ERRORs
+ * of it only the code is shown (decodeError lets only a token through, never
+ * the peer's text); ERRORs
  * inside records come from the receiver that proved the code and keep their
  * message, escaped where it is printed.
  */
@@ -22,20 +23,14 @@ const CLEAR_CODES: Readonly<Record<string, string>> = {
   "internal": "it failed for a reason of its own (see its log)",
 };
 
-/** Only a short token of letters, digits and hyphens is shown as a code; anything else: unknown. */
-export function codeToken(code: string): string {
-  return /^[a-z0-9][a-z0-9-]{0,63}$/.test(code) ? code : "unknown";
-}
-
 /** "HOST refused the session: <our explanation> (<code>)", for an ERROR in the clear. */
 export function clearRefusal(where: string, code: string): string {
-  const token = codeToken(code);
   return `${where} refused the session: ${
-    CLEAR_CODES[token] ?? "it gave no reason we know"
-  } (${token})`;
+    CLEAR_CODES[code] ?? "it gave no reason we know"
+  } (${code})`;
 }
 
 /** The same for an ERROR from the authenticated receiver: its own message, escaped. */
 export function authenticatedRefusal(where: string, code: string, message: string): string {
-  return `${where} refused the session: ${escapeName(message)} (${codeToken(code)})`;
+  return `${where} refused the session: ${escapeName(message)} (${code})`;
 }

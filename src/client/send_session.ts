@@ -57,7 +57,7 @@ import {
 } from "../transport/channel.ts";
 import { SecureStream } from "../transport/secure_stream.ts";
 import { opensslSha256 } from "../transport/sha256_openssl.ts";
-import { authenticatedRefusal, clearRefusal, codeToken } from "./peer_refusal.ts";
+import { authenticatedRefusal, clearRefusal } from "./peer_refusal.ts";
 import { escapeName } from "../cli/escape.ts";
 import { FileChanged, loadNativeReader, type NativeReader } from "./native_read.ts";
 import type { Suite } from "../transport/aead.ts";
@@ -521,9 +521,7 @@ class SendSession {
             const e = decodeError(frame.payload);
             const message = e.code === "shutting-down"
               ? `${this.#where} is shutting down`
-              : `${this.#where} stopped the transfer: ${escapeName(e.message)} (${
-                codeToken(e.code)
-              })`;
+              : `${this.#where} stopped the transfer: ${escapeName(e.message)} (${e.code})`;
             throw e.code === "shutting-down"
               ? new ConnectionLost(message)
               : new FerryError(message);

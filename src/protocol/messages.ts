@@ -327,6 +327,9 @@ export function decodeBye(payload: Uint8Array): Bye {
   return { files: m.files, bytes: m.bytes as number, failed: m.failed as number };
 }
 
+/** What an ERROR's code may be: 1 to 64 of a–z, 0–9 and "-", starting with a letter or digit. */
+const ERROR_CODE_TOKEN = /^[a-z0-9][a-z0-9-]{0,63}$/;
+
 export function decodeError(payload: Uint8Array): ErrorMessage {
   let m: Record<string, unknown>;
   try {
@@ -335,7 +338,8 @@ export function decodeError(payload: Uint8Array): ErrorMessage {
     return { code: "unknown", message: "the peer sent an unreadable error" };
   }
   return {
-    code: shortString(m.code, 64) ? m.code : "unknown",
+    // A code is shown to people and logged: only a token passes, anything else is "unknown".
+    code: typeof m.code === "string" && ERROR_CODE_TOKEN.test(m.code) ? m.code : "unknown",
     message: shortString(m.message, 2000) ? m.message : "(no message)",
   };
 }

@@ -40,7 +40,7 @@ import {
 import { type ByteStream, closeGracefully } from "../transport/byte_stream.ts";
 import { type Frame, FrameReader, FrameWriter } from "../transport/frame_io.ts";
 import { Watchdog } from "../transport/watchdog.ts";
-import { PeerRefused, receiverKeyExchange } from "../transport/channel.ts";
+import { CODE_EXPECTED, PeerRefused, receiverKeyExchange } from "../transport/channel.ts";
 import { SecureStream } from "../transport/secure_stream.ts";
 import { opensslSha256 } from "../transport/sha256_openssl.ts";
 import type { CodeGuard, GuessAttempt } from "./code_guard.ts";
@@ -627,7 +627,13 @@ export class Session {
         throw new ProtocolError("wrong-code", "wrong code");
       }
       if (err instanceof PeerRefused) {
-        throw new ProtocolError("peer-error", `the sender stopped: ${err.message} (${err.code})`);
+        // A plain frame, from a sender that proved nothing: its code only, never its text.
+        throw new ProtocolError(
+          "peer-error",
+          err.code === CODE_EXPECTED
+            ? "the sender has a code and sends nothing to an open receiver (code-expected)"
+            : `the sender stopped before the key exchange (${err.code})`,
+        );
       }
       throw err;
     } finally {

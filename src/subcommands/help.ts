@@ -36,7 +36,9 @@ Options:
       --keep-partial AGE  keep data of interrupted transfers for resuming this
                           long (default 24h; e.g. 90m, 7d)
       --code CODE         the code senders must give (default: FERRY_CODE, or
-                          a new one, shown at start)
+                          a new one, shown at start); other users see a
+                          command line, so prefer FERRY_CODE. Codes that
+                          are easy to guess are refused
       --open              accept senders without a code (still encrypted)
       --plaintext         with --open, also accept unencrypted senders
                           (benchmarks on a trusted link only)
@@ -88,7 +90,11 @@ several do, you are asked which (on a terminal) or they are listed (exit 1).
 Options:
   -t, --to HOST[:PORT]    the receiver (port 4455 if not given)
   -c, --code CODE         the receiver's code, as 'ferry serve' shows it
-                          (default: FERRY_CODE)
+                          (default: FERRY_CODE; on a terminal ferry asks
+                          for it when the receiver needs one). Other users
+                          see a command line, so prefer those two. With a
+                          code, ferry sends only to a receiver that proves
+                          it (never to 'serve --open')
       --plaintext         no encryption (the receiver must run --open
                           --plaintext); for benchmarks on a trusted link only
       --digest NAME       each file's end-to-end check: sha256 (default;
@@ -118,7 +124,8 @@ Environment:
                            addresses: IPv4[:PORT],... e.g. 192.168.1.255
 
 Examples:
-  ferry send notes.txt --to 192.168.1.20
+  ferry send notes.txt --to 192.168.1.20   (asks for the code on a terminal)
+  FERRY_CODE=4821-crane-lotus-oyster ferry send backup.tar --to nas
   ferry send notes.txt                     (no --to: finds the server)
   ferry send photos/ videos/ --to nas.local:5000
   ferry send project/ --exclude node_modules --exclude '*.o' --to laptop
