@@ -21,6 +21,7 @@ import { SMALL_FILE_MAX } from "../src/server/small_file.ts";
 import { loadNativeFs } from "../src/server/native_fs.ts";
 import {
   freePort,
+  listTree,
   MAIN,
   randomBytes,
   RawClient,
@@ -218,6 +219,77 @@ for (const receiver of ["descriptors", "paths"] as const) {
         `(placed through ${receiver}), which never lands in the moved folder`,
       ignore,
       fn: () => raceCase({ size, folder: "existed", receiver, swap: "move" }),
+    });
+  }
+}
+
+/**
+ * DIR/.ferry (ferry's staging folders) swapped for a link to a folder
+ * outside DIR after the plan: a large file, staged by path as its data
+ * arrives (in .ferry/tmp, or as a resumable partial in .ferry/partial),
+ * must not be written there. (Deno's API opens the staging file by path:
+ * it is created through the link, empty, found out and removed again
+ * before any data is written, so the folders' times outside may change.)
+ */
+async function stagingRace(
+  base: string,
+  receiver: Case["receiver"],
+  staging: "tmp" | "partial",
+): Promise<void> {
+  const dir = join(base, "inbox");
+  const outside = join(base, "outside");
+  await Deno.mkdir(dir);
+  await Deno.mkdir(join(outside, "tmp"), { recursive: true });
+  await Deno.mkdir(join(outside, "partial"));
+  await Deno.mkdir(join(outside, "transfers"));
+  const data = randomBytes(3 * SMALL_FILE_MAX);
+  const server = receiver === "descriptors" ? await inProcess(dir) : await withoutFfi(dir);
+  const client = await RawClient.connect(server.port);
+  try {
+    const hello = staging === "partial"
+      ? { features: ["resume"], transfer: "0123456789abcdef0123456789abcdef" }
+      : {};
+    assertEquals((await client.handshake(undefined, hello))?.type, FrameType.WELCOME);
+    await client.json(FrameType.ANNOUNCE, {
+      batch: 0,
+      entries: [fileEntry(1, "big.bin", data.length)],
+    });
+    const plan = await expectFrame(client, FrameType.PLAN);
+    assertEquals((plan.decisions as Decision[]).map((d) => d.action), ["accept"]);
+    const before = await listTree(outside);
+    await Deno.rename(join(dir, ".ferry"), join(base, "ferry-aside"));
+    await Deno.symlink(outside, join(dir, ".ferry"));
+    // The first part of the data, then a pause while the file would be staged.
+    await client.send(FrameType.DATA, data.subarray(0, SMALL_FILE_MAX));
+    await new Promise((r) => setTimeout(r, 200));
+    assertEquals(await listTree(outside), before, "nothing staged outside DIR");
+    await sendFile(client, 1, data.subarray(SMALL_FILE_MAX));
+    const [ack] = await readAcks(client, 1);
+    assertEquals([ack.id, ack.ok], [1, false]);
+    assertMatch(ack.reason ?? "", /staging folder/);
+    await client.send(FrameType.DONE, new Uint8Array(0));
+    await expectFrame(client, FrameType.BYE);
+    assertEquals(await listTree(outside), before, "nothing written outside DIR");
+  } finally {
+    client.close();
+    await server.close();
+  }
+}
+
+for (const receiver of ["descriptors", "paths"] as const) {
+  for (const staging of ["tmp", "partial"] as const) {
+    Deno.test({
+      name: `ferry's staging folders swapped for a link after the plan: a large file staged in ` +
+        `.ferry/${staging} (placed through ${receiver}) is refused, not written outside DIR`,
+      ignore: Deno.build.os === "windows" || (receiver === "descriptors" && !native),
+      async fn() {
+        const base = await tempDir("ferry-race-");
+        try {
+          await stagingRace(base, receiver, staging);
+        } finally {
+          await Deno.remove(base, { recursive: true });
+        }
+      },
     });
   }
 }

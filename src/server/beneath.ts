@@ -33,6 +33,7 @@ import {
   nameByPolicy,
   Refusal,
   replacedReason,
+  STAGING_REPLACED,
   storageRefusal,
 } from "./inbox.ts";
 import { FileId, type NativeFs } from "./native_fs.ts";
@@ -121,6 +122,14 @@ export class BeneathFolders implements Folders {
     );
     if (placed !== null) folder.dirty = true;
     return placed;
+  }
+
+  checkStaged(path: string, info: Deno.FileInfo): void {
+    const { fd, name } = this.#source(path);
+    const found = this.#identify(name, fd);
+    if (found === null || found.kind !== "file" || !found.sameAs(info)) {
+      throw new Refusal(STAGING_REPLACED);
+    }
   }
 
   async setMetadata(dir: string, mode: number, mtimeMs: number): Promise<void> {

@@ -42,6 +42,13 @@ export interface Folders {
    */
   place(temp: string, dir: string, name: string, policy: ConflictPolicy): Promise<string | null>;
 
+  /**
+   * Refuses a staging file that Deno's API opened at `path` (in
+   * DIR/.ferry/tmp or /partial), whose stat is `info`, unless it is the
+   * file at that name in ferry's staging folder, reached without a link.
+   */
+  checkStaged(path: string, info: Deno.FileInfo): void;
+
   /** Gives folder `dir` (from `ensure`) the sender's mode and modification time. */
   setMetadata(dir: string, mode: number, mtimeMs: number): Promise<void>;
 

@@ -48,6 +48,9 @@ export function replacedReason(found: "link" | "file" | "other" | "dir" | "none"
   }
 }
 
+/** Why a staging file that did not open in ferry's staging folder (a link swapped in) is refused. */
+export const STAGING_REPLACED = "ferry's staging folder in DIR was replaced or moved";
+
 const IS_WINDOWS = Deno.build.os === "windows";
 /** How many `name (N).ext` variants to try before giving up. */
 const MAX_RENAME_TRIES = 9999;

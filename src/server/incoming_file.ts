@@ -13,7 +13,6 @@ import type { Entry } from "../protocol/messages.ts";
 import type { FileEnd } from "../protocol/frame.ts";
 import {
   type ConflictPolicy,
-  type Inbox,
   type Partial,
   Refusal,
   storageRefusal,
@@ -89,10 +88,13 @@ export class IncomingFile {
 
   /**
    * Opens the staging file: the claimed partial (continuing at `resume`, or
-   * from scratch), or a fresh temp file when there is no partial.
+   * from scratch), or a fresh temp file when there is no partial. Deno's
+   * calls open it by path, so before anything is written to it (or cut from
+   * it) `folders` checks that it is the file at its name in ferry's staging
+   * folder, reached without a link: one that went elsewhere is refused.
    */
   static async create(
-    inbox: Inbox,
+    folders: Folders,
     entry: Entry,
     dir: string,
     name: string,
@@ -100,9 +102,11 @@ export class IncomingFile {
     partial: Partial | null,
     resume: Resume | null,
   ): Promise<IncomingFile> {
+    const { inbox } = folders;
     try {
       if (partial === null) {
         const temp = await inbox.createTemp();
+        await checkStaged(folders, temp.path, temp.file, true);
         return new IncomingFile(
           entry,
           dir,
@@ -115,13 +119,11 @@ export class IncomingFile {
           inbox.writePiece,
         );
       }
-      const file = await Deno.open(partial.path, {
-        write: true,
-        create: true,
-        truncate: resume === null,
-        mode: 0o600,
-      });
-      if (resume !== null) {
+      const { file, created } = await openPartial(partial.path);
+      await checkStaged(folders, partial.path, file, created);
+      if (resume === null) {
+        await file.truncate(0);
+      } else {
         await file.truncate(resume.offset);
         await file.seek(resume.offset, Deno.SeekMode.Start);
       }
@@ -245,6 +247,46 @@ export class IncomingFile {
     if (this.#closed) return;
     this.#closed = true;
     this.file.close();
+  }
+}
+
+/**
+ * Opens a partial for writing: a new one (O_EXCL, which never follows a
+ * link), or the one there if it is a plain file. Not truncated: that waits
+ * for `checkStaged`.
+ */
+async function openPartial(path: string): Promise<{ file: Deno.FsFile; created: boolean }> {
+  try {
+    return {
+      file: await Deno.open(path, { write: true, createNew: true, mode: 0o600 }),
+      created: true,
+    };
+  } catch (err) {
+    if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+  }
+  if (!(await Deno.lstat(path)).isFile) {
+    throw new Refusal("ferry's staging folder holds something else than a partial file");
+  }
+  return { file: await Deno.open(path, { write: true }), created: false };
+}
+
+/**
+ * Closes and refuses `file`, opened at `path`, unless it is the file at its
+ * name in ferry's staging folder; one that this open `created` elsewhere is
+ * removed again.
+ */
+async function checkStaged(
+  folders: Folders,
+  path: string,
+  file: Deno.FsFile,
+  created: boolean,
+): Promise<void> {
+  try {
+    folders.checkStaged(path, await file.stat());
+  } catch (err) {
+    file.close();
+    if (created) await Deno.remove(path).catch(() => {});
+    throw err;
   }
 }
 

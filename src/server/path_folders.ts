@@ -11,7 +11,7 @@
  * again. What remains is a short window in which the file exists outside
  * DIR; beneath.ts has none.
  */
-import { join, sep } from "node:path";
+import { dirname, join, sep } from "node:path";
 import {
   childPath,
   type ConflictPolicy,
@@ -21,6 +21,7 @@ import {
   nameByPolicy,
   Refusal,
   replacedReason,
+  STAGING_REPLACED,
   storageRefusal,
   syncDirs,
 } from "./inbox.ts";
@@ -109,6 +110,23 @@ export class PathFolders implements Folders {
     if (linked) Deno.removeSync(temp);
     this.#dirty.add(dir);
     return placed;
+  }
+
+  checkStaged(path: string, info: Deno.FileInfo): void {
+    const { root } = this.inbox;
+    const folder = dirname(path);
+    let found: Deno.FileInfo | null = null;
+    try {
+      if (this.#firstNotFolder(folder) === null && Deno.realPathSync(folder) === folder) {
+        found = Deno.lstatSync(path);
+      }
+    } catch { /* not there by its path */ }
+    if (
+      found === null || !found.isFile || found.ino !== info.ino || found.dev !== info.dev ||
+      !folder.startsWith(root)
+    ) {
+      throw new Refusal(STAGING_REPLACED);
+    }
   }
 
   setMetadata(dir: string, mode: number, mtimeMs: number): Promise<void> {

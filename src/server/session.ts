@@ -923,7 +923,7 @@ export class Session {
     });
     try {
       this.#current = await IncomingFile.create(
-        this.opts.inbox,
+        this.#folders,
         head.entry,
         head.dir,
         head.name,

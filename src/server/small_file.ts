@@ -88,6 +88,8 @@ export class SmallFile {
     try {
       const created = inbox.createTempSync(mode);
       temp = created;
+      // Created by path: it must be in ferry's staging folder, not through a link (folders.ts).
+      folders.checkStaged(temp.path, temp.file.statSync());
       writeAllSync(temp.file, data, inbox.writePiece);
       if (created.chmod) Deno.chmodSync(temp.path, mode);
       const mtime = new Date(entry.mtime);
