@@ -418,3 +418,29 @@ export async function waitFor(check: () => boolean | Promise<boolean>, ms = 5000
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/**
+ * Connects as a sender would (preamble, CHANNEL_OPEN), reads the receiver's
+ * preamble and first frame, and returns that frame's ERROR code and message:
+ * what a receiver that turns a sender away (busy, locked out) says, which
+ * ferry's sender does not show, since it is unauthenticated. Null if the
+ * first frame is not an ERROR.
+ */
+export async function readTurnAway(
+  port: number,
+): Promise<{ code: string; message: string } | null> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    const writer = new FrameWriter(conn);
+    await writer.raw(encodePreamble({ version: PROTOCOL_VERSION, channel: Channel.cpace }));
+    await writer.frame(FrameType.CHANNEL_OPEN, crypto.getRandomValues(new Uint8Array(16)));
+    await writer.flush();
+    const reader = new FrameReader(conn);
+    await reader.readRaw(8);
+    const frame = await reader.next();
+    if (frame?.type !== FrameType.ERROR) return null;
+    return JSON.parse(new TextDecoder().decode(frame.payload));
+  } finally {
+    conn.close();
+  }
+}

@@ -12,6 +12,7 @@ import { FerryError } from "../src/cli/errors.ts";
 import type { ServerEvent } from "../src/server/session.ts";
 import {
   type CliResult,
+  readTurnAway,
   sendInProcess,
   snapshot,
   spawnServe,
@@ -126,7 +127,10 @@ Deno.test({
             () => sendInProcess(server.port, [join(base, "small.txt")]),
             FerryError,
           );
-          assertStringIncludes(busy.message, "1 of its 1 connection slots wait on its disk");
+          // The sender explains the unauthenticated ERROR by its code; the receiver says why.
+          assertStringIncludes(busy.message, "it is busy (too many senders at once) (busy)");
+          const said = await readTurnAway(server.port);
+          assertStringIncludes(said?.message ?? "", "1 of its 1 connection slots wait on its disk");
         });
         // The stuck call returns; the dropped session lets go of what it held.
         await waitFor("the stuck call to return", () => server.server.stalled === 0);

@@ -13,15 +13,7 @@ import { FerryError, UsageError } from "../src/cli/errors.ts";
 import { jsonLine } from "../src/cli/output.ts";
 import { ConnectionLost } from "../src/client/send_session.ts";
 import { ProtocolError } from "../src/protocol/errors.ts";
-import {
-  freePort,
-  randomBytes,
-  runCli,
-  snapshot,
-  spawnServe,
-  tempDir,
-  TEST_CODE,
-} from "./_harness.ts";
+import { freePort, randomBytes, runCli, snapshot, spawnServe, tempDir } from "./_harness.ts";
 
 type Json = Record<string, unknown> & { type: string };
 
@@ -207,10 +199,8 @@ Deno.test("ferry send --json reports a wrong code as the error code wrong-code",
       join(base, "a.txt"),
       "--to",
       `127.0.0.1:${serve.port}`,
-      "--code",
-      "9999-not-the-code",
       "--json",
-    ]);
+    ], { env: { FERRY_CODE: "9999-not-the-code" } });
     assertEquals(result.code, 1);
     assertEquals(result.stderr, "");
     const objects = parseNdjson(result.stdout, SEND_TYPES);
@@ -279,7 +269,8 @@ Deno.test("ferry serve --json prints start, each session's objects and summary, 
     assertEquals(first.type, "start");
     assertEquals(first.command, "serve");
     assertEquals(first.port, serve.port);
-    assertEquals(first.code, TEST_CODE);
+    // A code from FERRY_CODE is never echoed, not even to the operator's JSON.
+    assertEquals(first.code, null);
     assertEquals(first.codeRequired, true);
     assertEquals(first.discoveryPort, null);
     assertEquals(first.addresses, ["127.0.0.1"]);

@@ -17,6 +17,7 @@ import { FrameType } from "../src/protocol/frame.ts";
 import { Channel, encodePreamble, PROTOCOL_VERSION } from "../src/protocol/preamble.ts";
 import {
   RawClient,
+  readTurnAway,
   runCli,
   sendInProcess,
   snapshot,
@@ -40,10 +41,12 @@ Deno.test("connections over --max-connections are told the receiver is busy", as
       () => sendPaths(server.port, [join(base, "a.txt")]),
       FerryError,
     );
-    assertStringIncludes(
-      err.message,
-      "the receiver is busy: 1 senders are connected; try again shortly (busy)",
-    );
+    assertStringIncludes(err.message, "it is busy (too many senders at once) (busy)");
+    const said = await readTurnAway(server.port);
+    assertEquals(said, {
+      code: "busy",
+      message: "the receiver is busy: 1 senders are connected; try again shortly",
+    });
     holder.close();
     await new Promise((r) => setTimeout(r, 100));
     assertEquals((await sendPaths(server.port, [join(base, "a.txt")])).files, 1);

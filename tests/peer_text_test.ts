@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { encodeFrame, FrameType } from "../src/protocol/frame.ts";
 import { Channel, encodePreamble, PREAMBLE_BYTES } from "../src/protocol/preamble.ts";
 import { FrameReader } from "../src/transport/frame_io.ts";
-import { runCli, spawnServe, TEST_CODE, tempDir, waitFor } from "./_harness.ts";
+import { runCli, spawnServe, tempDir, TEST_CODE, waitFor } from "./_harness.ts";
 import { shippedPermissions } from "./_permissions.ts";
 
 const HOSTILE = "\x1b]0;owned\x07\x1b[2J\x1b[32mall files received\x1b[0m\u202e\x9b2J";

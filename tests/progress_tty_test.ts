@@ -364,7 +364,7 @@ Deno.test({
       await term.start(["send", join(base, "a.txt"), "--to", `127.0.0.1:${serve.port}`], {
         FERRY_CODE: "",
       });
-      const [prompt] = (await term.watch((s) => /needs its code.*: $/m.test(s) || EXITED.test(s)))
+      const [prompt] = (await term.watch((s) => /needs its code.*:\s*$/m.test(s) || EXITED.test(s)))
         .slice(-1);
       assertStringIncludes(prompt, `127.0.0.1:${serve.port} needs its code`);
       await term.keys("-l", TEST_CODE.toUpperCase());

@@ -16,6 +16,7 @@ import { type SendEvent } from "../src/client/send_session.ts";
 import { FaultProxy } from "./fault_proxy.ts";
 import {
   randomBytes,
+  readTurnAway,
   runCli,
   sendInProcess,
   snapshot,
@@ -52,9 +53,10 @@ Deno.test("a wrong code fails fast with 'wrong code' on both sides and nothing i
       env: { FERRY_CODE: "9999-wrong-code-here" },
     });
     assertEquals(sent.code, 1);
+    // The code is not echoed back.
     assertEquals(
       sent.stderr.trim(),
-      `ferry: wrong code: 127.0.0.1:${serve.port} did not accept '9999-wrong-code-here'`,
+      `ferry: wrong code: 127.0.0.1:${serve.port} did not accept it`,
     );
     assert(Date.now() - started < 5000, "fails fast");
     assertEquals(Object.keys(await snapshot(inbox)), []);
@@ -74,10 +76,9 @@ Deno.test("a sender without a code is told the receiver needs one", async () => 
       () => sendWith(server.port, [join(base, "a.txt")], { code: null }),
       FerryError,
     );
-    assertEquals(
-      err.message,
-      `127.0.0.1:${server.port} needs its code: add --code CODE (as 'ferry serve' shows it there)`,
-    );
+    assertEquals(err.message, `127.0.0.1:${server.port} needs its code`);
+    assertEquals(err.code, "code-required");
+    assertStringIncludes(err.hint ?? "", "FERRY_CODE");
   } finally {
     await server.close();
   }
@@ -128,10 +129,16 @@ Deno.test("repeated wrong codes from one address are slowed down, then locked ou
       true,
     ]);
     const err = await assertRejects(() => sendWith(server.port, [join(base, "a.txt")]), FerryError);
+    // The sender explains the unauthenticated ERROR by its code; the receiver says how long.
     assertStringIncludes(
       err.message,
-      "too many wrong codes from 127.0.0.1; try again in 1 min (locked-out)",
+      "too many wrong codes came from this address; it refuses it until its lockout ends",
     );
+    assertStringIncludes(err.message, "(locked-out)");
+    assertEquals(await readTurnAway(server.port), {
+      code: "locked-out",
+      message: "too many wrong codes from 127.0.0.1; try again in 1 min",
+    });
     assertEquals(Object.keys(await snapshot(join(base, "inbox"))), []);
   } finally {
     await server.close();
@@ -342,7 +349,7 @@ Deno.test("--plaintext works only when both sides ask for it, and serve needs --
       "--to",
       `127.0.0.1:${open.port}`,
       "--plaintext",
-    ]);
+    ], { env: { FERRY_CODE: "" } });
     assertEquals(ok.code, 0, ok.stderr);
     assertEquals(await Deno.readTextFile(join(base, "open/a.txt")), "plain");
     const refused = await runCli([
@@ -351,7 +358,7 @@ Deno.test("--plaintext works only when both sides ask for it, and serve needs --
       "--to",
       `127.0.0.1:${strict.port}`,
       "--plaintext",
-    ]);
+    ], { env: { FERRY_CODE: "" } });
     assertEquals(refused.code, 1);
     assertStringIncludes(refused.stderr, "requires the encrypted channel");
   } finally {

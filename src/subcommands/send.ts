@@ -95,18 +95,18 @@ export async function send(args: string[]): Promise<number> {
   }
 
   const reporter = new SendReporter(mode, quiet);
-  if (values.code !== undefined) {
-    reporter.warning(
-      `--code shows the code to every user of this machine (in the process list); set ${CODE_ENV} ` +
-        "instead, or leave it out to be asked for it",
-    );
-  }
   const where = formatAddress(to);
   reporter.start({
     to: where,
     found: found && { name: found.name, addresses: found.addresses, port: found.port },
     sources: positionals,
   });
+  if (values.code !== undefined) {
+    reporter.warning(
+      `--code shows the code to every user of this machine (in the process list); set ${CODE_ENV} ` +
+        "instead, or leave it out to be asked for it",
+    );
+  }
   // Totals for the progress display: counted by a second, streaming walk, alongside the transfer.
   const counting = new AbortController();
   if (reporter.wantsTotals) {
