@@ -53,9 +53,20 @@ export const STAGING_REPLACED = "ferry's staging folder in DIR was replaced or m
 
 const IS_WINDOWS = Deno.build.os === "windows";
 /** How many `name (N).ext` variants to try before giving up. */
-const MAX_RENAME_TRIES = 9999;
+export const MAX_RENAME_TRIES = 9999;
 
 export type Existing = "none" | "file" | "dir" | "other";
+
+/** When a transfer this session resumes first started (`Inbox.beginTransfer`). */
+export interface TransferStart {
+  /** By this machine's clock, in milliseconds. */
+  since: number;
+  /**
+   * By the receiving file system's clock: its marker's birth time (ms), or
+   * null where the file system keeps none.
+   */
+  born: number | null;
+}
 
 /** What the receiver holds of a file from an interrupted transfer. */
 export interface Partial {
@@ -287,9 +298,9 @@ export class Inbox {
   /**
    * Records that transfer `id` has started. Returns null for a new transfer,
    * or, when it had started before and not finished (this session resumes
-   * it), the time it first started.
+   * it), when it first started.
    */
-  async beginTransfer(id: string): Promise<number | null> {
+  async beginTransfer(id: string): Promise<TransferStart | null> {
     const marker = join(this.transfers, id);
     try {
       await Deno.writeTextFile(marker, String(Date.now()), { createNew: true });
@@ -297,10 +308,27 @@ export class Inbox {
     } catch (err) {
       if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
     }
+    const born = (await Deno.lstat(marker).catch(() => null))?.birthtime?.getTime() ?? null;
     const now = new Date();
     await Deno.utime(marker, now, now).catch(() => {});
     const since = Number(await Deno.readTextFile(marker).catch(() => ""));
-    return Number.isFinite(since) && since > 0 ? since : 0;
+    return { since: Number.isFinite(since) && since > 0 ? since : 0, born };
+  }
+
+  /**
+   * Removes what is held of `entry` in DIR/.ferry/partial, unless a session
+   * is writing it: the receiver will not take this file (PROTOCOL.md §7).
+   */
+  async dropPartial(entry: Entry): Promise<void> {
+    const partial = this.claimPartial(entry);
+    if (partial === null) return;
+    try {
+      await Deno.remove(partial.path);
+    } catch {
+      /* nothing held */
+    } finally {
+      this.releasePartial(partial);
+    }
   }
 
   /** Forgets transfer `id`: it completed, so a new run of it is a new copy. */
@@ -337,6 +365,25 @@ export class Inbox {
  */
 export function childPath(dir: string, name: string): string {
   return dir.endsWith(sep) ? dir + name : dir + sep + name;
+}
+
+/**
+ * Whether the file `info` describes was put in place by the transfer that
+ * started at `start`, rather than being there before it (PROTOCOL.md §7):
+ * born after the transfer's marker, where the file system keeps birth
+ * times (a file this transfer stored was created in the staging folder
+ * after the marker). Elsewhere: changed since the transfer started (placing
+ * a file changes it); Deno gives that time in whole seconds, so a file
+ * changed within the second the transfer started counts as its own.
+ * Where neither time is known, only the quick check (size and mtime)
+ * decides.
+ */
+export function placedSince(info: Deno.FileInfo, start: TransferStart): boolean {
+  const born = info.birthtime?.getTime();
+  if (start.born !== null && born !== undefined) return born >= start.born;
+  const changed = info.ctime?.getTime();
+  if (changed !== undefined) return changed >= Math.floor(start.since / 1000) * 1000;
+  return true;
 }
 
 /** `report.pdf` → `report (1).pdf`; `.bashrc` → `.bashrc (1)`; `a.tar.gz` → `a.tar (1).gz`. */

@@ -44,7 +44,17 @@ import { CODE_EXPECTED, PeerRefused, receiverKeyExchange } from "../transport/ch
 import { SecureStream } from "../transport/secure_stream.ts";
 import { opensslSha256 } from "../transport/sha256_openssl.ts";
 import type { CodeGuard, GuessAttempt } from "./code_guard.ts";
-import { childPath, type ConflictPolicy, type Inbox, type Partial, Refusal } from "./inbox.ts";
+import {
+  childPath,
+  type ConflictPolicy,
+  type Inbox,
+  MAX_RENAME_TRIES,
+  numberedName,
+  type Partial,
+  placedSince,
+  Refusal,
+  type TransferStart,
+} from "./inbox.ts";
 import { type Folders, openFolders } from "./folders.ts";
 import { DamagedData, IncomingFile, KEPT_MODE_BITS, type Resume } from "./incoming_file.ts";
 import { SMALL_FILE_MAX, SmallFile, StagedFile } from "./small_file.ts";
@@ -172,10 +182,10 @@ export class Session {
   #digest: Digest | null = null;
   #resumable = false;
   #transfer: string | null = null;
-  /** This session continues an interrupted transfer: files already here are "have". */
+  /** This session continues an interrupted transfer: files it already stored are "have". */
   #resuming = false;
-  /** When the resumed transfer first started (ms), or null. */
-  #resumedSince: number | null = null;
+  /** When the resumed transfer first started, or null. */
+  #resumedSince: TransferStart | null = null;
   /** Files accepted so far, for progress totals. */
   #acceptedFiles = 0;
   /** Bytes of streamed (size unknown) files so far, counted against --max-total. */
@@ -803,10 +813,12 @@ export class Session {
       }
       // Under "rename" a name in use is found when placing the file; look now only if it matters.
       const existing = onConflict === "rename" && !this.#resuming ? "none" : inbox.existing(target);
-      if (existing === "file" && this.#resuming && sameFile(target, entry)) {
+      if (existing === "file" && this.#resuming && this.#storedHere(dir, name, entry) !== null) {
         return { id: entry.id, action: "have" };
       }
       if (existing !== "none" && onConflict !== "rename") {
+        // Not taken here: what an interrupted run of it left in a partial is not wanted either.
+        if (onConflict !== "overwrite") await this.#dropPartial(entry);
         if (onConflict === "skip") {
           return { id: entry.id, action: "skip", reason: "already exists" };
         }
@@ -817,6 +829,36 @@ export class Session {
     } catch (err) {
       if (err instanceof Refusal) return refuse(err.message);
       throw err;
+    }
+  }
+
+  /**
+   * In a resuming session, the name under which this transfer already stored
+   * `entry` in `dir` (PROTOCOL.md §7): `name`, or under "rename" one of its
+   * numbered copies up to the first free one, holding a regular file of the
+   * announced size and mtime that this transfer put there (a file that was
+   * there before it started is not one of its copies). Null if none.
+   */
+  #storedHere(dir: string, name: string, entry: Entry): string | null {
+    const start = this.#resumedSince!;
+    const tries = this.opts.onConflict === "rename" ? MAX_RENAME_TRIES : 0;
+    for (let n = 0; n <= tries; n++) {
+      const candidate = n === 0 ? name : numberedName(name, n);
+      let info: Deno.FileInfo;
+      try {
+        info = Deno.lstatSync(childPath(dir, candidate));
+      } catch {
+        return null; // the first free name: no copy was placed beyond it
+      }
+      if (sameFile(info, entry) && placedSince(info, start)) return candidate;
+    }
+    return null;
+  }
+
+  /** Deletes the partial held for a file of a resume-capable sender that will not be stored. */
+  async #dropPartial(entry: Entry): Promise<void> {
+    if (this.#resumable && entry.size !== null && entry.size > SMALL_FILE_MAX) {
+      await this.opts.inbox.dropPartial(entry);
     }
   }
 
@@ -882,7 +924,7 @@ export class Session {
   async #bornInTransfer(dir: string): Promise<boolean> {
     if (this.#resumedSince === null) return false;
     const born = (await Deno.lstat(dir).catch(() => null))?.birthtime?.getTime();
-    return born !== undefined && born >= this.#resumedSince - 1000;
+    return born !== undefined && born >= this.#resumedSince.since - 1000;
   }
 
   /** The file whose data comes next; `id`, when given, must be its id. */
@@ -1135,17 +1177,12 @@ export class Session {
   }
 }
 
-/** The quick check of a resumed transfer: same size and modification time. */
-function sameFile(path: string, entry: Entry): boolean {
-  try {
-    const info = Deno.lstatSync(path);
-    const mtime = info.mtime?.getTime();
-    // File systems keep mtimes at different precisions: within a millisecond is the same.
-    return info.isFile && info.size === entry.size && mtime !== undefined &&
-      Math.abs(mtime - entry.mtime) < 1;
-  } catch {
-    return false;
-  }
+/** The quick check of a resumed transfer: a regular file of the same size and modification time. */
+function sameFile(info: Deno.FileInfo, entry: Entry): boolean {
+  const mtime = info.mtime?.getTime();
+  // File systems keep mtimes at different precisions: within a millisecond is the same.
+  return info.isFile && info.size === entry.size && mtime !== undefined &&
+    Math.abs(mtime - entry.mtime) < 1;
 }
 
 function isConnectionError(err: unknown): boolean {
