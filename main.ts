@@ -7,6 +7,8 @@
 import { ExitCode, FerryError, UsageError } from "./src/cli/errors.ts";
 import { escapeName } from "./src/cli/escape.ts";
 import { loadNativeThenRevoke } from "./src/cli/ffi_permission.ts";
+import { LAUNCHER_ENV } from "./src/cli/launcher.ts";
+import { missingPermissions, PERMISSION_SET_NAME } from "./src/cli/permission_set.ts";
 import { emitJson, errorObject, wantsJson } from "./src/cli/output.ts";
 import { helpFor, MAIN_HELP } from "./src/subcommands/help.ts";
 import { send } from "./src/subcommands/send.ts";
@@ -42,11 +44,34 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
+/**
+ * Before serve or send: every permission of the shipped set is there (or
+ * denied on purpose), and under `deno task` paths are the user's: the task
+ * runs in the repository, so ferry moves to the folder it was started from
+ * (INIT_CWD).
+ */
+function startUp(): void {
+  const missing = missingPermissions();
+  if (missing.length > 0) {
+    throw new FerryError(`started without permission for ${missing.join(", ")}`, {
+      code: "permission",
+      hint: `run the installed 'ferry', 'deno task serve' or 'deno task send', or ` +
+        `'deno run -P=${PERMISSION_SET_NAME} main.ts ...'; to do without one on purpose, deny it ` +
+        `(e.g. --deny-ffi)`,
+    });
+  }
+  const cwd = Deno.env.get(LAUNCHER_ENV) === "task" ? Deno.env.get("INIT_CWD") : undefined;
+  if (cwd !== undefined && cwd !== "") Deno.chdir(cwd);
+}
+
 if (import.meta.main) {
   let code: number;
   try {
     const command = Deno.args[0];
-    if (command === "serve" || command === "send") loadNativeThenRevoke(command);
+    if (command === "serve" || command === "send") {
+      startUp();
+      loadNativeThenRevoke(command);
+    }
     code = await main(Deno.args);
   } catch (err) {
     const json = ["serve", "send"].includes(Deno.args[0]) && wantsJson(Deno.args.slice(1));

@@ -18,6 +18,7 @@ import type { ByteStream } from "../src/transport/byte_stream.ts";
 import { DEFAULT_LIMITS, type ServerLimits } from "../src/server/server_limits.ts";
 import { send, type SendEvent, type SendResult } from "../src/client/send_session.ts";
 import { resolveSources } from "../src/client/walk.ts";
+import { SHIPPED_PERMISSIONS } from "./_permissions.ts";
 
 export const MAIN = new URL("../main.ts", import.meta.url).pathname;
 /** The code test servers are started with. */
@@ -71,8 +72,8 @@ export interface CliResult {
 }
 
 /**
- * Runs the real CLI (`deno run main.ts ...`) to completion, with every permission
- * unless `permissions` lists the flags to run it with.
+ * Runs the real CLI (`deno run main.ts ...`) to completion, with the shipped
+ * permission set unless `permissions` lists the flags to run it with.
  */
 export async function runCli(
   args: string[],
@@ -84,7 +85,7 @@ export async function runCli(
   } = {},
 ): Promise<CliResult> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", ...(opts.permissions ?? ["--allow-all"]), MAIN, ...args],
+    args: ["run", "--quiet", ...(opts.permissions ?? SHIPPED_PERMISSIONS), MAIN, ...args],
     stdin: opts.stdin ? "piped" : "null",
     stdout: "piped",
     stderr: "piped",
@@ -126,7 +127,7 @@ export async function spawnServe(
     args: [
       "run",
       "--quiet",
-      "--allow-all",
+      ...SHIPPED_PERMISSIONS,
       MAIN,
       "serve",
       dir,

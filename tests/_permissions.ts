@@ -1,15 +1,20 @@
 /**
- * The permission set the project ships, read from deno.json's tasks, so that
- * end-to-end tests run the CLI exactly as `deno task serve` / `deno task
- * send` do (never with --allow-all).
+ * The permission set the project ships (deno.json `permissions.ferry`), as
+ * the flags that run the CLI exactly as `deno task serve` / `deno task send`
+ * and the installed `ferry` do: the set, and never a prompt. End-to-end tests
+ * use these, never --allow-all, so a permission the code needs and the set
+ * lacks fails a test.
  */
-const config = JSON.parse(
-  await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
-) as { tasks: Record<string, string> };
+const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 
-/** The `--allow-*` flags of `deno task <task>` (serve or send). */
-export function shippedPermissions(task: "serve" | "send"): string[] {
-  const line = config.tasks[task];
-  if (line === undefined) throw new Error(`deno.json has no task '${task}'`);
-  return line.split(/\s+/).filter((word) => word.startsWith("--allow-") || word === "--no-prompt");
+export const SHIPPED_PERMISSIONS: readonly string[] = [
+  "--config",
+  CONFIG,
+  "-P=ferry",
+  "--no-prompt",
+];
+
+/** The flags of `deno task <task>`'s permission set (serve and send share one). */
+export function shippedPermissions(_task: "serve" | "send"): string[] {
+  return [...SHIPPED_PERMISSIONS];
 }

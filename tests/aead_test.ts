@@ -195,12 +195,16 @@ Deno.test("passesKnownAnswer() rejects an engine that gets the vector wrong or a
   }
 });
 
-Deno.test("deno.json's serve, send and test tasks grant ffi for exactly FFI_PATHS (libcrypto and libc)", async () => {
+Deno.test("the permission set and the test task grant ffi for exactly FFI_PATHS (libcrypto and libc)", async () => {
   const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
-  for (const task of ["serve", "send", "test"]) {
-    const flags = (config.tasks[task] as string).split(/\s+/).filter((f) =>
-      f.startsWith("--allow-ffi")
-    );
-    assertEquals(flags, [ALLOW_FFI_FLAG], task);
+  assertEquals(`--allow-ffi=${config.permissions.ferry.ffi.join(",")}`, ALLOW_FFI_FLAG);
+  for (const task of ["serve", "send"]) {
+    assertEquals((config.tasks[task] as string).split(/\s+/).filter((f) => f === "-P=ferry"), [
+      "-P=ferry",
+    ], task);
   }
+  const flags = (config.tasks.test as string).split(/\s+/).filter((f) =>
+    f.startsWith("--allow-ffi")
+  );
+  assertEquals(flags, [ALLOW_FFI_FLAG], "test");
 });

@@ -328,7 +328,11 @@ Deno.test("serve prints its directory, addresses and the send command, and refus
   const stopped = await serve.stop("SIGINT");
   assertEquals(stopped.code, 0);
   assertStringIncludes(stopped.stdout, `receiving into ${await Deno.realPath(join(base, "in"))}`);
-  assertStringIncludes(stopped.stdout, `ferry send PATH... --to 127.0.0.1:${serve.port}\n`);
+  // Started with `deno run` on the source: the command that runs the same way elsewhere.
+  assertStringIncludes(
+    stopped.stdout,
+    `deno run -P=ferry main.ts send PATH... --to 127.0.0.1:${serve.port}\n`,
+  );
   // The code from FERRY_CODE is not echoed; no command line carries a code.
   assert(!stopped.stdout.includes(TEST_CODE), stopped.stdout);
   assertStringIncludes(stopped.stdout, "the code: the one in FERRY_CODE (not shown)");

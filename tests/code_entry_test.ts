@@ -68,7 +68,9 @@ Deno.test("serve shows a generated code once, in no command line", async () => {
   if (code === undefined) throw new Error(`no code in the banner:\n${stdout}`);
   assertEquals(normalizeCode(code), code);
   assertEquals(stdout.split(code).length - 1, 1, `shown once:\n${stdout}`);
-  for (const line of stdout.split("\n").filter((l) => l.includes("ferry send"))) {
+  const commands = stdout.split("\n").filter((l) => l.includes(" send PATH... --to "));
+  assertEquals(commands.length, 1, stdout);
+  for (const line of commands) {
     assert(!line.includes(code), line);
   }
   await Deno.remove(base, { recursive: true });

@@ -97,6 +97,7 @@ async function withoutFfi(dir: string): Promise<Receiver> {
       "--allow-write",
       "--allow-sys",
       "--allow-env",
+      "--deny-ffi", // on purpose: ferry then runs without the C library
       MAIN,
       "serve",
       dir,

@@ -21,6 +21,7 @@ import {
   shortenLeft,
 } from "../src/cli/progress.ts";
 import { MAIN, spawnServe, TEST_CODE } from "./_harness.ts";
+import { SHIPPED_PERMISSIONS } from "./_permissions.ts";
 
 Deno.test("formatDuration() and formatRate() read like a clock and a speed", () => {
   assertEquals(formatDuration(0), "0:00");
@@ -149,7 +150,8 @@ class Terminal {
       "env -u NO_COLOR",
       ...assignments,
       quote(Deno.execPath()),
-      "run --quiet --allow-all",
+      "run --quiet",
+      ...SHIPPED_PERMISSIONS.map(quote),
       quote(MAIN),
       ...args.map(quote),
       "; echo EXIT=$?; sleep 120",

@@ -24,6 +24,7 @@ import {
   tempDir,
   waitFor,
 } from "./_harness.ts";
+import { SHIPPED_PERMISSIONS } from "./_permissions.ts";
 
 /** A source tree in base/src: one 3 MB file (sent first) and a folder of small files. */
 async function makeSources(base: string): Promise<string[]> {
@@ -300,7 +301,7 @@ Deno.test("killing send at random moments 20 times, then rerunning it, ends with
         args: [
           "run",
           "--quiet",
-          "--allow-all",
+          ...SHIPPED_PERMISSIONS,
           new URL("../main.ts", import.meta.url).pathname,
           "send",
           src,

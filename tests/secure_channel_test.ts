@@ -381,7 +381,15 @@ function connectedCipher(stdout: string): unknown {
 
 Deno.test("a sender on the node:crypto cipher engine and a receiver on OpenSSL's agree on ChaCha20-Poly1305 and exchange a tree byte for byte", async () => {
   // Without --allow-ffi ferry cannot load libcrypto and falls back to node:crypto.
-  const noFfi = ["--allow-net", "--allow-read", "--allow-write", "--allow-sys", "--allow-env"];
+  // Denied on purpose (a missing permission would stop ferry at start).
+  const noFfi = [
+    "--allow-net",
+    "--allow-read",
+    "--allow-write",
+    "--allow-sys",
+    "--allow-env",
+    "--deny-ffi",
+  ];
   const probeFile = join(await tempDir(), "engine.ts");
   await Deno.writeTextFile(
     probeFile,

@@ -11,6 +11,7 @@
 import { assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
 import { MAIN, randomBytes, snapshot, tempDir, TEST_CODE } from "./_harness.ts";
+import { SHIPPED_PERMISSIONS } from "./_permissions.ts";
 
 const NS_A = `ferry-a-${Deno.pid}`;
 const NS_B = `ferry-b-${Deno.pid}`;
@@ -135,7 +136,7 @@ Deno.test({
       // Host A: `ferry serve DIR`, default port, default listening address (0.0.0.0).
       serve = new Deno.Command(IP, {
         args: ["netns", "exec", NS_A, Deno.execPath(), "run", "--quiet", "--cached-only"]
-          .concat(["--allow-all", MAIN, "serve", inbox]),
+          .concat([...SHIPPED_PERMISSIONS, MAIN, "serve", inbox]),
         env: { NO_COLOR: "1", FERRY_CODE: TEST_CODE },
         stdin: "null",
         stdout: "piped",
@@ -157,7 +158,9 @@ Deno.test({
       assertMatch(
         output,
         new RegExp(
-          `^\\s*ferry send PATH\\.\\.\\. --to ${ADDR_A.replaceAll(".", "\\.")}$`,
+          `^\\s*deno run -P=ferry main\\.ts send PATH\\.\\.\\. --to ${
+            ADDR_A.replaceAll(".", "\\.")
+          }$`,
           "m",
         ),
       );
@@ -167,7 +170,7 @@ Deno.test({
         run(
           IP,
           ["netns", "exec", NS_B, Deno.execPath(), "run", "--quiet", "--cached-only"]
-            .concat(["--allow-all", MAIN, "send", ...args]),
+            .concat([...SHIPPED_PERMISSIONS, MAIN, "send", ...args]),
         );
 
       // Host B: `ferry send PATH --to 198.18.0.1`.

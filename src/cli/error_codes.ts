@@ -41,6 +41,8 @@ export const ERROR_CODES = {
   "no-server": "no ferry server answered on the local network",
   /** `send` without --to: several servers answered and none was chosen. */
   "several-servers": "several ferry servers answered",
+  /** ferry was started without a permission of its set (deno.json `permissions.ferry`). */
+  "permission": "a permission ferry needs was not granted",
   /** Any other expected failure; the message says what happened. */
   "failed": "the command failed",
   /** A bug: please report it. */

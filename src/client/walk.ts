@@ -78,20 +78,22 @@ export async function resolveSources(
       continue;
     }
     let info: Deno.FileInfo;
+    // Errors name the absolute path tried, so a path taken from the wrong folder shows which.
+    const tried = resolve(arg);
     try {
       info = await Deno.lstat(arg);
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) {
-        throw new FerryError(`${arg}: no such file or directory`);
+        throw new FerryError(`${tried}: no such file or directory`);
       }
       if (err instanceof Deno.errors.PermissionDenied) {
-        throw new FerryError(`${arg}: permission denied`);
+        throw new FerryError(`${tried}: permission denied`);
       }
       throw err;
     }
-    const name = basename(resolve(arg));
+    const name = basename(tried);
     if (name === "") {
-      throw new FerryError(`${arg}: cannot send a file system root; name a folder in it`);
+      throw new FerryError(`${tried}: cannot send a file system root; name a folder in it`);
     }
     sources.push({ arg, name, info, exclude });
   }

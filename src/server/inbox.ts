@@ -16,7 +16,7 @@
 import { createHash } from "node:crypto";
 import { type Digest, type Hasher, PrefixHash } from "../protocol/digests.ts";
 import { statfs } from "node:fs/promises";
-import { join, sep } from "node:path";
+import { join, resolve, sep } from "node:path";
 import { FsyncPace, fsyncPaced } from "./fsync_pace.ts";
 import { loadNativeFs, type NativeFs } from "./native_fs.ts";
 import { checkName, STAGING_DIR_NAME } from "./safe_path.ts";
@@ -133,7 +133,8 @@ export class Inbox {
    * Opens DIR for receiving: creates it and the staging folder, and checks
    * it is writable. `native` overrides the C library's calls (tests).
    */
-  static async open(dir: string, native: NativeFs | null = loadNativeFs()): Promise<Inbox> {
+  static async open(given: string, native: NativeFs | null = loadNativeFs()): Promise<Inbox> {
+    const dir = resolve(given); // errors name the absolute path tried
     try {
       await Deno.mkdir(dir, { recursive: true });
       const root = await Deno.realPath(dir);

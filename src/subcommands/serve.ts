@@ -33,6 +33,7 @@ import {
 } from "../cli/code_strength.ts";
 import { SOFTWARE } from "../version.ts";
 import { SERVE_HELP } from "./help.ts";
+import { sendCommand } from "../cli/launcher.ts";
 
 const FLAGS = {
   port: { type: "string", short: "p" },
@@ -352,7 +353,7 @@ function banner(
   for (const address of reachableAddresses(host)) {
     const shown = address.includes(":") ? `[${address}]` : address;
     const target = port === DEFAULT_PORT ? shown : `${shown}:${port}`;
-    lines.push(`  ferry send PATH... --to ${target}`);
+    lines.push(`  ${sendCommand()} PATH... --to ${target}`);
   }
   // The code once, and never inside a command: a command line is seen by every local user.
   if (code.from === "open") {
