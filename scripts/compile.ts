@@ -16,29 +16,15 @@ import { createHash } from "node:crypto";
 import { basename, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { V8_FLAGS } from "../src/cli/v8_flags.ts";
-import { ALLOW_FFI_FLAG } from "../src/cli/ffi_permission.ts";
+import { permissionFlags } from "../src/cli/permission_set.ts";
 import { VERSION } from "../src/version.ts";
 
 /**
- * The permissions baked into every binary: exactly what ferry uses, and nothing more.
- * net: listen (serve) and connect (send); read/write: the files sent and the receiving folder;
- * sys=networkInterfaces: the addresses the serve banner lists; sys=hostname: part of the
- * sender's transfer id (src/client/send_session.ts), so that two machines sending the same paths
- * to one receiver are not taken for one transfer to resume; sys=uid: a native library not owned
- * by root is loaded only when it is ours (src/native/dlopen_permitted.ts); env=FERRY_CODE: the code;
- * ffi, scoped to the usual paths of OpenSSL 3's libcrypto and of the GNU C library
- * (src/cli/ffi_permission.ts): the faster AEAD engine (src/transport/aead_openssl.ts) and the
- * receiver's per-file calls on Linux (src/server/native_fs.ts), each used when it is there.
- * No --allow-run, no other native library, no other environment variables, no --include.
+ * The permissions baked into every binary: the one set ferry ships (deno.json
+ * `permissions.ferry`, src/cli/permission_set.ts), as flags, and no prompt. What each
+ * permission is for is said there; no --allow-run, no other native library, no --include.
  */
-export const PERMISSIONS: readonly string[] = [
-  ALLOW_FFI_FLAG,
-  "--allow-net",
-  "--allow-read",
-  "--allow-write",
-  "--allow-sys=networkInterfaces,hostname,uid",
-  "--allow-env=FERRY_CODE,FERRY_DISCOVERY_ADDRESS",
-];
+export const PERMISSIONS: readonly string[] = [...permissionFlags(), "--no-prompt"];
 
 /** Every target `deno task compile` builds, in the order it builds them (this machine's first). */
 export const TARGETS = [

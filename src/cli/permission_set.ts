@@ -10,6 +10,17 @@
  * the free-space check off without a word). A permission the person denied
  * on purpose (`--deny-ffi`, say) is respected: ferry then does without it,
  * as documented for each.
+ *
+ * What each is for: net, to listen (serve) and connect (send); read and
+ * write, the files sent and the receiving folder; env FERRY_CODE (the code),
+ * FERRY_DISCOVERY_ADDRESS (where to look for servers), FERRY_LAUNCHER and
+ * INIT_CWD (how ferry was started, and the user's folder under `deno task`);
+ * sys networkInterfaces (the addresses the banner lists), hostname (the
+ * discovery answer's name, and part of the sender's transfer id so that two
+ * machines sending the same paths are not taken for one transfer), uid (a
+ * native library not owned by root is loaded only when it is ours) and
+ * statfs (the free-space check, and tmpfs detection); ffi, the usual paths
+ * of OpenSSL 3's libcrypto and of the GNU C library (src/cli/ffi_permission.ts).
  */
 import config from "../../deno.json" with { type: "json" };
 
