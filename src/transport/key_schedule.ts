@@ -47,7 +47,7 @@ export const PROTOCOL_LABEL = "ferry/1";
 
 const encoder = new TextEncoder();
 
-/** The labels, each the `info` prefix of one HKDF-Expand (or of TH). Documented in docs/SECURITY-DESIGN-NOTES.md. */
+/** The labels, each the `info` prefix of one HKDF-Expand (or of TH). Documented in docs/SECURITY.md ("Design of the secure channel"). */
 export const LABELS = {
   transcript: `${PROTOCOL_LABEL} transcript`,
   keyC2s: `${PROTOCOL_LABEL} key c2s`,
