@@ -9,10 +9,10 @@
  * - OpenSSL's libcrypto through Deno's FFI (aead_openssl.ts), when the system
  *   has OpenSSL 3 at a known path and ferry was given ffi permission for it.
  *   It encrypts straight into the caller's buffer and decrypts in place: no
- *   allocation per record. Measured here on 1 MiB records: AES-256-GCM about
- *   3.0 GB/s, ChaCha20-Poly1305 1.96 GB/s.
+ *   allocation per record.
  * - node:crypto (aead_node.ts), always available: the fallback. Its
- *   ChaCha20-Poly1305 runs at about 1.1 GB/s here, its AES-GCM at 0.1–0.25.
+ *   ChaCha20-Poly1305 is about half OpenSSL's speed, its AES-GCM an order of
+ *   magnitude slower (docs/PERFORMANCE.md).
  *
  * So a side offers AES-256-GCM only when it has OpenSSL (`fastSuites`), and
  * the handshake picks it only when both sides do. An engine is used only
@@ -21,62 +21,8 @@
 import { nodeAead } from "./aead_node.ts";
 import { loadOpensslAead } from "./aead_openssl.ts";
 
-/** The record suites, in ferry's order of preference. */
-export const SUITES = ["aes-256-gcm", "chacha20-poly1305"] as const;
-export type Suite = typeof SUITES[number];
-/** The suite every peer supports, and the one a peer that names none means. */
-export const BASELINE_SUITE: Suite = "chacha20-poly1305";
-
-export function isSuite(name: string): name is Suite {
-  return (SUITES as readonly string[]).includes(name);
-}
-
-export interface Aead {
-  /** Which algorithm this is. */
-  readonly suite: Suite;
-  /** Which implementation this is: "openssl" or "node:crypto". */
-  readonly engine: string;
-  /**
-   * Encrypts the concatenation of `plaintext` into `out`, followed by the
-   * 16-byte tag over `aad` and the ciphertext. `out` is exactly the
-   * plaintext's total length + 16 and must not overlap the plaintext.
-   * `key` is 32 bytes, `nonce` 12.
-   */
-  seal(
-    key: Uint8Array,
-    nonce: Uint8Array,
-    aad: Uint8Array,
-    plaintext: readonly Uint8Array[],
-    out: Uint8Array,
-  ): void;
-  /**
-   * Verifies `tag` over `aad` and `ciphertext` and returns the plaintext, or
-   * null when authentication fails. The plaintext may be `ciphertext` itself,
-   * decrypted in place; either way nothing unverified is returned, and the
-   * caller must treat `ciphertext` as consumed.
-   */
-  open(
-    key: Uint8Array,
-    nonce: Uint8Array,
-    aad: Uint8Array,
-    ciphertext: Uint8Array,
-    tag: Uint8Array,
-  ): Uint8Array | null;
-  /**
-   * `open`, writing the plaintext into the pieces of `out` in turn (their
-   * total length is the ciphertext's), not in place. Returns whether the tag
-   * verified; when it did not, `out` holds unverified bytes the caller must
-   * discard.
-   */
-  openInto(
-    key: Uint8Array,
-    nonce: Uint8Array,
-    aad: Uint8Array,
-    ciphertext: Uint8Array,
-    tag: Uint8Array,
-    out: readonly Uint8Array[],
-  ): boolean;
-}
+export { type Aead, BASELINE_SUITE, isSuite, type Suite, SUITES } from "./aead_suite.ts";
+import { type Aead, BASELINE_SUITE, type Suite } from "./aead_suite.ts";
 
 interface Vector {
   source: string;

@@ -4,7 +4,7 @@
  * the OpenSSL engine is preferred where it can be loaded.
  */
 import { createCipheriv, createDecipheriv } from "node:crypto";
-import type { Aead, Suite } from "./aead.ts";
+import type { Aead, Suite } from "./aead_suite.ts";
 
 const TAG_BYTES = 16;
 

@@ -9,7 +9,7 @@
  * granted). Without it, ferry uses node:crypto; the wire format is the same
  * either way.
  */
-import type { Aead, Suite } from "./aead.ts";
+import type { Aead, Suite } from "./aead_suite.ts";
 import { type Libcrypto as Lib, loadLibcrypto } from "../native/libcrypto.ts";
 
 /** EVP_CTRL_AEAD_GET_TAG and EVP_CTRL_AEAD_SET_TAG (openssl/evp.h). */
