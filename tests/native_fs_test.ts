@@ -20,7 +20,7 @@ import {
   syncDirs,
   WRITE_PIECE_BYTES,
 } from "../src/server/inbox.ts";
-import { openFolders } from "../src/server/folders.ts";
+import { openFolders } from "../src/server/open_folders.ts";
 import { FOLDER_FDS } from "../src/server/beneath.ts";
 import { statfs } from "node:fs/promises";
 import { FsyncPace } from "../src/server/fsync_pace.ts";

@@ -6,7 +6,7 @@
 import { assertEquals } from "@std/assert";
 import { loadDigest } from "../src/protocol/digests.ts";
 import { Inbox } from "../src/server/inbox.ts";
-import { openFolders } from "../src/server/folders.ts";
+import { openFolders } from "../src/server/open_folders.ts";
 import { SmallFile } from "../src/server/small_file.ts";
 import { loadNativeFs, type NativeFs } from "../src/server/native_fs.ts";
 import { randomBytes, tempDir } from "./_harness.ts";

@@ -17,12 +17,10 @@
  *   right before placing, and the placed file's folder is checked to be
  *   beneath DIR right after: if it is not, the file is removed again.
  *
- * Either way a folder found replaced refuses that one file (a Refusal with
+ * open_folders.ts picks one. Either way a folder found replaced refuses that one file (a Refusal with
  * a reason from inbox.ts's `replacedReason`), and the session goes on.
  */
 import type { ConflictPolicy, Inbox } from "./inbox.ts";
-import { BeneathFolders } from "./beneath.ts";
-import { PathFolders } from "./path_folders.ts";
 
 export interface Folders {
   readonly inbox: Inbox;
@@ -60,9 +58,4 @@ export interface Folders {
 
   /** Lets go of what it holds open (the session ended). */
   close(): void;
-}
-
-/** A session's view of `inbox`'s folders: through descriptors where the C library is there. */
-export function openFolders(inbox: Inbox): Folders {
-  return inbox.native === null ? new PathFolders(inbox) : new BeneathFolders(inbox, inbox.native);
 }

@@ -55,7 +55,8 @@ import {
   Refusal,
   type TransferStart,
 } from "./inbox.ts";
-import { type Folders, openFolders } from "./folders.ts";
+import type { Folders } from "./folders.ts";
+import { openFolders } from "./open_folders.ts";
 import { DamagedData, IncomingFile, KEPT_MODE_BITS, type Resume } from "./incoming_file.ts";
 import { SMALL_FILE_MAX, SmallFile, StagedFile } from "./small_file.ts";
 import { DEFAULT_PRE_AUTH, type ServerLimits } from "./server_limits.ts";
