@@ -10,6 +10,7 @@ import { loadNativeThenRevoke } from "./src/cli/ffi_permission.ts";
 import { LAUNCHER_ENV } from "./src/cli/launcher.ts";
 import { missingPermissions, PERMISSION_SET_NAME } from "./src/cli/permission_set.ts";
 import { emitJson, errorObject, wantsJson } from "./src/cli/output.ts";
+import { didYouMean } from "./src/cli/suggest.ts";
 import { helpFor, MAIN_HELP } from "./src/subcommands/help.ts";
 import { send } from "./src/subcommands/send.ts";
 import { serve } from "./src/subcommands/serve.ts";
@@ -39,8 +40,13 @@ export async function main(args: string[]): Promise<number> {
     case undefined:
       console.error(MAIN_HELP);
       return ExitCode.usage;
-    default:
-      throw new UsageError(`unknown command '${command}'`, "run 'ferry help'");
+    default: {
+      const guess = didYouMean(command, ["serve", "send", "help", "--version"], (c) => `'${c}'`);
+      throw new UsageError(
+        `unknown command '${command}'`,
+        guess === null ? "run 'ferry help'" : `${guess} 'ferry help' lists the commands`,
+      );
+    }
   }
 }
 

@@ -1,57 +1,44 @@
 /**
- * Argument parsing shared by the subcommands: strict flags (an unknown one
- * is a usage error), ports and `HOST[:PORT]` targets.
+ * The values of options, as the subcommands check them: ports, `HOST[:PORT]`
+ * targets, counts, durations, seconds and sizes. The options themselves are
+ * parsed by flags.ts (`parseFlags`, re-exported here for the subcommands).
  */
-import { parseArgs, type ParseArgsConfig } from "node:util";
 import { UsageError } from "./errors.ts";
 import { type Address, DEFAULT_PORT } from "../transport/tcp.ts";
 
-type Options = NonNullable<ParseArgsConfig["options"]>;
+export { parseFlags } from "./flags.ts";
 
-/** Parses `args` for `command`; every mistake becomes a UsageError with a hint. */
-export function parseFlags<O extends Options>(command: string, args: string[], options: O) {
-  try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    const message = err instanceof Error ? err.message.split("\n")[0] : String(err);
-    throw new UsageError(
-      message.replace(/\. To specify a positional argument.*$/, "")
-        .replace(/^Unknown option/, "unknown option")
-        .replace(/^Option '(?:-\w, )?(--[\w-]+) <value>' argument missing$/, "$1 needs a value")
-        .replace(/^Option '(?:-\w, )?(--[\w-]+)' does not take an argument$/, "$1 takes no value"),
-      `run 'ferry ${command} --help'`,
-    );
-  }
-}
-
-export function parsePort(value: string, flag = "--port"): number {
+/** Parses a TCP or UDP port; `hint` shows how to give it (by default `FLAG 4455`). */
+export function parsePort(value: string, flag = "--port", hint = `e.g. ${flag} 4455`): number {
   const port = Number(value);
   if (!/^\d+$/.test(value) || port < 1 || port > 65535) {
-    throw new UsageError(
-      `${flag} must be a port number from 1 to 65535, not '${value}'`,
-      "e.g. --port 4455",
-    );
+    throw new UsageError(`${flag} must be a port number from 1 to 65535, not '${value}'`, hint);
   }
   return port;
 }
 
-/** Parses `HOST`, `HOST:PORT`, `[IPv6]`, `[IPv6]:PORT` or a bare IPv6 address. */
+/**
+ * Parses `HOST`, `HOST:PORT`, `[IPv6]`, `[IPv6]:PORT` or a bare IPv6 address.
+ * The hints show the port inside --to: `send` has no --port.
+ */
 export function parseTarget(value: string): Address {
-  const hint = "e.g. --to 192.168.1.20 or --to myhost:4455";
+  const hint = "e.g. --to 192.168.1.20 or --to 192.168.1.20:4455";
+  const portHint = "e.g. --to 192.168.1.20:4455, that is --to HOST:PORT";
+  const port = (text: string) => parsePort(text, "the port in --to", portHint);
   if (value === "") throw new UsageError("--to needs a host", hint);
   const bracketed = /^\[([^\]]+)\](?::(.*))?$/.exec(value);
   if (bracketed) {
     return {
       host: bracketed[1],
-      port: bracketed[2] === undefined ? DEFAULT_PORT : parsePort(bracketed[2], "the port in --to"),
+      port: bracketed[2] === undefined ? DEFAULT_PORT : port(bracketed[2]),
     };
   }
   const colons = value.split(":").length - 1;
   if (colons === 0) return { host: value, port: DEFAULT_PORT };
   if (colons > 1) return { host: value, port: DEFAULT_PORT }; // a bare IPv6 address
-  const [host, port] = value.split(":");
-  if (host === "") throw new UsageError(`--to needs a host before ':${port}'`, hint);
-  return { host, port: parsePort(port, "the port in --to") };
+  const [host, after] = value.split(":");
+  if (host === "") throw new UsageError(`--to needs a host before ':${after}'`, hint);
+  return { host, port: port(after) };
 }
 
 /** Parses a whole number from `min` up, for count flags. */

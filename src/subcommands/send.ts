@@ -44,11 +44,12 @@ export async function send(args: string[]): Promise<number> {
   const hint = "e.g. ferry send photos/ --to 192.168.1.20";
   if (positionals.length === 0) throw new UsageError("send needs at least one PATH", hint);
   const stdinUsed = positionals.includes(STDIN_SOURCE);
+  const stdinHint = "e.g. tar c dir | ferry send - --name dir.tar --to HOST";
   if (positionals.filter((p) => p === STDIN_SOURCE).length > 1) {
-    throw new UsageError("standard input ('-') can be sent only once", hint);
+    throw new UsageError("standard input ('-') can be sent only once", stdinHint);
   }
   if (values.name !== undefined && !stdinUsed) {
-    throw new UsageError("--name names standard input; add '-' to the paths", hint);
+    throw new UsageError("--name names standard input; add '-' to the paths", stdinHint);
   }
   const given = values.to === undefined ? null : parseTarget(values.to);
   const timeout = values.timeout === undefined ? 60_000 : parseSeconds(values.timeout, "--timeout");
