@@ -20,7 +20,8 @@ import {
   RateMeter,
   shortenLeft,
 } from "../src/cli/progress.ts";
-import { MAIN, spawnServe, TEST_CODE } from "./_harness.ts";
+import { FaultProxy } from "./fault_proxy.ts";
+import { MAIN, spawnServe, startServer, TEST_CODE } from "./_harness.ts";
 import { SHIPPED_PERMISSIONS } from "./_permissions.ts";
 
 Deno.test("formatDuration() and formatRate() read like a clock and a speed", () => {
@@ -52,6 +53,31 @@ Deno.test("RateMeter.rate() follows the recent bytes, not resumed ones or the di
     meter.sample(base + (t - 10_000) * 1_000);
   }
   assertEquals(Math.round(meter.rate()! / 1e6), 1);
+});
+
+Deno.test("RateMeter.reset() starts over: a pause (reconnecting) is not in the rate", () => {
+  let now = 0;
+  const meter = new RateMeter(5000, () => now);
+  // 10 MB/s for 2 s, then 3 s with nothing moving (the connection dropped)...
+  for (let t = 0; t <= 2000; t += 100) {
+    now = t;
+    meter.sample(t * 10_000);
+  }
+  now = 5000;
+  const total = 2000 * 10_000;
+  meter.reset(total);
+  assertEquals(meter.rate(), null, "nothing to tell yet after a reset");
+  // ...then 4 MB/s on the new connection: from its first bytes, the rate is 4 MB/s.
+  for (let t = 5000; t <= 5400; t += 100) {
+    now = t;
+    meter.sample(total + (t - 5000) * 4_000);
+  }
+  assertEquals(Math.round(meter.rate()! / 1e6), 4);
+  for (let t = 5500; t <= 7000; t += 100) {
+    now = t;
+    meter.sample(total + (t - 5000) * 4_000);
+  }
+  assertEquals(Math.round(meter.rate()! / 1e6), 4);
 });
 
 Deno.test("progressLine() shows bytes and files out of the totals, the rate, the ETA and the file", () => {
@@ -379,6 +405,103 @@ Deno.test({
     } finally {
       await term.close();
       await serve.stop();
+      await Deno.remove(base, { recursive: true });
+    }
+  },
+});
+
+/** A folder in a fast temp dir with one file of `bytes` zeros (sparse). */
+async function oneBigFile(base: string, bytes: number): Promise<string> {
+  const path = join(base, "big.bin");
+  const file = await Deno.open(path, { write: true, create: true });
+  await file.truncate(bytes);
+  file.close();
+  return path;
+}
+
+const UNITS: Record<string, number> = { B: 1, kB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12 };
+
+/** The bytes done and the total of the progress line on `screen`, if there is one. */
+function doneOfTotal(screen: string): [number, number] | null {
+  const m = /^([\d.]+) ([kMGT]?B) \/ ([\d.]+) ([kMGT]?B)/m.exec(screen);
+  return m && [Number(m[1]) * UNITS[m[2]], Number(m[3]) * UNITS[m[4]]];
+}
+
+Deno.test({
+  name: "ferry send on a terminal says it is reconnecting instead of a decaying rate, then goes on",
+  ignore: NO_TMUX,
+  async fn() {
+    const base = await fastTempDir();
+    const file = await oneBigFile(base, 32 * 1024 * 1024);
+    const server = await startServer(join(base, "inbox"));
+    // The first connection is cut a third of the way through; the second goes through.
+    const proxy = new FaultProxy(
+      server.port,
+      (n) =>
+        n === 1
+          ? { bytesPerSecond: 8_000_000, cutAfter: 12_000_000 }
+          : { bytesPerSecond: 8_000_000 },
+    );
+    const term = new Terminal();
+    try {
+      await term.start(["send", file, "--to", `127.0.0.1:${proxy.port}`]);
+      const screens = await term.watch((s) => EXITED.test(s));
+      const reconnecting = new RegExp(
+        `^reconnecting to 127\\.0\\.0\\.1:${proxy.port} \\(attempt 2 of 6\\)…$`,
+        "m",
+      );
+      const during = screens.filter((s) => reconnecting.test(s));
+      assert(during.length > 0, `no reconnecting line in:\n${screens.join("\n---\n")}`);
+      for (const screen of during) {
+        assert(
+          !PROGRESS.test(screen) && !screen.includes("ETA"),
+          `a rate or ETA shown:\n${screen}`,
+        );
+        assertStringIncludes(screen, "retrying in 1 s (attempt 2)");
+      }
+      // Afterwards the progress line is back, and never counts a byte twice.
+      const after = screens.slice(screens.indexOf(during.at(-1)!) + 1);
+      assert(after.some((s) => PROGRESS.test(s)), `no progress after:\n${after.join("\n---\n")}`);
+      for (const screen of screens) {
+        const numbers = doneOfTotal(screen);
+        if (numbers) assert(numbers[0] <= numbers[1], `more done than the total:\n${screen}`);
+      }
+      const final = await term.screen();
+      assertStringIncludes(final, "EXIT=0");
+      assert(!reconnecting.test(final) && !PROGRESS.test(final), `leftover line:\n${final}`);
+      assertEquals(proxy.connections, 2);
+    } finally {
+      await term.close();
+      await proxy.close();
+      await server.close();
+      await Deno.remove(base, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "Ctrl+C on ferry send on a terminal ends the progress line and says to run it again",
+  ignore: NO_TMUX,
+  async fn() {
+    const base = await fastTempDir();
+    const file = await oneBigFile(base, 32 * 1024 * 1024);
+    const server = await startServer(join(base, "inbox"));
+    const proxy = new FaultProxy(server.port, { bytesPerSecond: 4_000_000 });
+    const term = new Terminal();
+    try {
+      await term.start(["send", file, "--to", `127.0.0.1:${proxy.port}`]);
+      await term.watch((s) => PROGRESS.test(s) || EXITED.test(s));
+      await term.keys("C-c");
+      await term.watch((s) => EXITED.test(s));
+      const final = await term.screen();
+      const lines = final.split("\n").filter((l) => l !== "");
+      assertEquals(lines.at(-1), "EXIT=130");
+      assertEquals(lines.at(-2), "ferry: interrupted; run the same command again to resume");
+      assert(!PROGRESS.test(final) && !final.includes("B/s"), `leftover progress:\n${final}`);
+    } finally {
+      await term.close();
+      await proxy.close();
+      await server.close();
       await Deno.remove(base, { recursive: true });
     }
   },

@@ -27,6 +27,8 @@ export const ERROR_CODES = {
   "timeout": "no answer in time",
   /** The connection dropped, and reconnecting (--retries) did not help. */
   "connection-lost": "the connection was lost",
+  /** `send` was stopped (Ctrl+C, SIGINT; exit 130): running it again resumes. */
+  "interrupted": "interrupted; running the same command again resumes",
   /** The receiver refused the session or stopped it (busy, a limit, shutting down). */
   "refused": "the receiver refused the session",
   /** The receiver needs a code and none was given (--code or FERRY_CODE). */

@@ -17,6 +17,8 @@ export const PROGRESS_INTERVAL_MS = 100;
 export class RateMeter {
   #samples: { t: number; bytes: number }[] = [];
   #first: { t: number; bytes: number } | null = null;
+  /** The running total at the last reset: the rate counts only what moved since. */
+  #base = 0;
 
   constructor(
     readonly windowMs = 5000,
@@ -26,7 +28,7 @@ export class RateMeter {
   /** Records that `bytes` (a running total) had moved by now. */
   sample(bytes: number): void {
     const t = this.now();
-    this.#first ??= { t, bytes: 0 };
+    this.#first ??= { t, bytes: this.#base };
     const last = this.#samples.at(-1);
     if (last && t - last.t < PROGRESS_INTERVAL_MS / 2) last.bytes = bytes;
     else this.#samples.push({ t, bytes });
@@ -44,7 +46,17 @@ export class RateMeter {
     if (span >= 500) return Math.max(0, (last.bytes - oldest.bytes) / (span / 1000));
     // Early on: the average since the first byte.
     const since = this.now() - this.#first.t;
-    return since >= 200 ? last.bytes / (since / 1000) : null;
+    return since >= 200 ? (last.bytes - this.#first.bytes) / (since / 1000) : null;
+  }
+
+  /**
+   * Starts over from `bytes` (the running total now), forgetting the past:
+   * after a pause (reconnecting), the rate is that of the new connection.
+   */
+  reset(bytes: number): void {
+    this.#samples = [];
+    this.#first = null;
+    this.#base = bytes;
   }
 }
 

@@ -27,6 +27,8 @@ export interface SendStart {
   found?: { name: string; addresses: string[]; port: number } | null;
   /** The sources as given on the command line. */
   sources: string[];
+  /** Reconnections allowed (--retries), for "attempt N of M" while reconnecting. */
+  retries?: number;
 }
 
 export class SendReporter {
@@ -37,6 +39,10 @@ export class SendReporter {
   #sent = 0;
   /** Bytes the receiver already had, for the files started so far. */
   #resumed = 0;
+  /** Bytes counted as done for the files started on this connection and not finished yet. */
+  #open = new Map<string, number>();
+  /** Bytes of files a dropped connection left unfinished: done again once resent or resumed. */
+  #dropped = 0;
   #files = 0;
   #totals: Totals | null = null;
   #current: string | null = null;
@@ -46,6 +52,10 @@ export class SendReporter {
   /** Where to, until connected (the live line says it is connecting). */
   #to = "";
   #connected = false;
+  /** Connections tried at most (1 + --retries), if known. */
+  #attempts: number | null = null;
+  /** The connection being tried after one dropped, until it is made ("retry" to "connected"). */
+  #reconnecting: number | null = null;
 
   constructor(readonly mode: Mode, readonly quiet: boolean) {
     this.#live = mode === "live" ? new LiveArea() : null;
@@ -58,6 +68,7 @@ export class SendReporter {
 
   start(info: SendStart): void {
     this.#to = info.to;
+    this.#attempts = info.retries === undefined ? null : info.retries + 1;
     if (this.mode === "json") {
       emitJson({
         type: "start",
@@ -86,6 +97,13 @@ export class SendReporter {
     switch (event.type) {
       case "connected":
         this.#connected = true;
+        if (this.#reconnecting !== null) {
+          // The pause does not count in the rate: it starts over with the new connection.
+          this.#reconnecting = null;
+          this.#meter.reset(this.#sent);
+          for (const bytes of this.#open.values()) this.#dropped += bytes;
+          this.#open.clear();
+        }
         if (this.mode === "json") {
           emitJson({
             type: "connected",
@@ -100,6 +118,7 @@ export class SendReporter {
       case "file-start":
         this.#current = event.path;
         this.#resumed += event.resumed;
+        this.#count(event.path, event.resumed);
         if (this.mode === "json") {
           emitJson({
             type: "file-start",
@@ -111,6 +130,7 @@ export class SendReporter {
         return;
       case "progress":
         this.#sent += event.bytes;
+        if (this.#current !== null) this.#count(this.#current, event.bytes);
         return;
       case "already":
         // Counted as done (not in the rate): the receiver kept it from an interrupted run.
@@ -122,6 +142,7 @@ export class SendReporter {
         return;
       case "file-done":
         this.#files++;
+        this.#open.delete(event.path);
         if (this.mode === "json") {
           emitJson({
             type: "file-done",
@@ -160,6 +181,7 @@ export class SendReporter {
         else this.#print("stderr", `ferry: ${escapeName(event.message)}`);
         return;
       case "retry":
+        this.#reconnecting = event.attempt + 1;
         if (this.mode === "json") {
           emitJson({
             type: "retry",
@@ -177,6 +199,7 @@ export class SendReporter {
         }
         return;
       case "file-failed":
+        this.#open.delete(event.path);
         if (this.mode === "json") {
           emitJson({ type: "file-failed", path: event.path, reason: event.reason });
         } else {
@@ -245,7 +268,7 @@ export class SendReporter {
   /** The numbers now. */
   state(): ProgressState {
     return {
-      done: this.#sent + this.#resumed,
+      done: this.#sent + this.#resumed - this.#dropped,
       totalBytes: this.#totals?.bytes ?? null,
       files: this.#files,
       totalFiles: this.#totals?.files ?? null,
@@ -257,6 +280,12 @@ export class SendReporter {
   #tick(): void {
     if (!this.#connected) {
       this.#live?.update([`connecting to ${this.#to}…`]);
+      return;
+    }
+    if (this.#reconnecting !== null) {
+      // Nothing moves meanwhile: no rate, no time left, no `progress` object (`retry` said it).
+      const of = this.#attempts === null ? "" : ` of ${this.#attempts}`;
+      this.#live?.update([`reconnecting to ${this.#to} (attempt ${this.#reconnecting}${of})…`]);
       return;
     }
     this.#meter.sample(this.#sent);
@@ -280,6 +309,11 @@ export class SendReporter {
       eta: eta === null ? null : Math.round(eta),
       current: this.#current,
     });
+  }
+
+  /** Bytes now counted as done for `path`, until it is finished or its connection drops. */
+  #count(path: string, bytes: number): void {
+    this.#open.set(path, (this.#open.get(path) ?? 0) + bytes);
   }
 
   #print(stream: "stdout" | "stderr", text: string): void {

@@ -454,8 +454,12 @@ class SendSession {
         );
       }
       if (err instanceof WrongCode) {
+        // Accepted before the connection dropped: the receiver is likely a new one, with a new code.
+        const restarted = "the receiver may have restarted with a new code: ask for the code it " +
+          "shows now";
         throw new FerryError(`wrong code: ${this.#where} did not accept it`, {
           code: "wrong-code",
+          hint: this.attempt > 1 ? restarted : undefined,
         });
       }
       if (err instanceof PeerRefused) {

@@ -3,7 +3,7 @@ import { parseCount, parseFlags, parseSeconds, parseTarget } from "../cli/args.t
 import { DiscoveryError, FerryError, UsageError } from "../cli/errors.ts";
 import { escapeName } from "../cli/escape.ts";
 import { Excluder } from "../cli/glob.ts";
-import { chooseMode, type Mode, writeText } from "../cli/output.ts";
+import { chooseMode, emitJson, errorObject, type Mode, writeText } from "../cli/output.ts";
 import { askSecret, canAsk, choose } from "../cli/prompt.ts";
 import { SendReporter } from "../cli/send_report.ts";
 import { send as runSend } from "../client/send_session.ts";
@@ -20,6 +20,10 @@ import { type Address, DEFAULT_PORT, formatAddress } from "../transport/tcp.ts";
 import { CODE_ENV, normalizeCode } from "../transport/code.ts";
 import { SOFTWARE } from "../version.ts";
 import { SEND_HELP } from "./help.ts";
+
+/** What Ctrl+C on `send` says, and its exit code (128 + SIGINT, as shells report it). */
+const INTERRUPTED = "interrupted; run the same command again to resume";
+const INTERRUPTED_EXIT = 130;
 
 const FLAGS = {
   to: { type: "string", short: "t" },
@@ -101,6 +105,7 @@ export async function send(args: string[]): Promise<number> {
     to: where,
     found: found && { name: found.name, addresses: found.addresses, port: found.port },
     sources: positionals,
+    retries,
   });
   if (values.code !== undefined) {
     reporter.warning(
@@ -116,12 +121,15 @@ export async function send(args: string[]): Promise<number> {
       () => reporter.totals(null),
     );
   }
+  // Ctrl+C: whatever arrived stays, and unfinished files are kept for resuming; say so.
   const interrupted = () => {
     reporter.close();
-    writeText("stderr", "ferry: interrupted\n");
-    Deno.exit(130);
+    const err = new FerryError(INTERRUPTED, { code: "interrupted" });
+    if (mode === "json") emitJson(errorObject(err));
+    else writeText("stderr", `ferry: ${err.message}\n`);
+    Deno.exit(INTERRUPTED_EXIT);
   };
-  if (mode === "live") Deno.addSignalListener("SIGINT", interrupted);
+  Deno.addSignalListener("SIGINT", interrupted);
   // The code is asked for only when the receiver turns out to need one, and only of a person.
   const mayAsk = code === null && !values.plaintext && !stdinUsed && mode !== "json" && canAsk();
   try {
@@ -153,7 +161,7 @@ export async function send(args: string[]): Promise<number> {
   } finally {
     counting.abort();
     reporter.close();
-    if (mode === "live") Deno.removeSignalListener("SIGINT", interrupted);
+    Deno.removeSignalListener("SIGINT", interrupted);
   }
 }
 

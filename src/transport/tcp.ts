@@ -30,7 +30,10 @@ export async function connect(to: Address, timeoutMs: number): Promise<Deno.TcpC
       );
     }
     if (signal.aborted || err instanceof Deno.errors.TimedOut) {
-      throw new FerryError(`could not connect to ${where}: no answer within ${timeoutMs / 1000} s`);
+      throw new FerryError(
+        `could not connect to ${where}: no answer within ${timeoutMs / 1000} s (is 'ferry serve' ` +
+          `running there, and TCP port ${to.port} open in its firewall?)`,
+      );
     }
     if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
       throw new FerryError(`could not connect to ${where}: ${(err as Error).message}`);
