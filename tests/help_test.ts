@@ -3,7 +3,7 @@
  * help text on purpose, rewrite the snapshots with
  * `UPDATE_SNAPSHOTS=1 deno task test tests/help_test.ts` and review the diff.
  */
-import { assertEquals, assertStringIncludes } from "@std/assert";
+import { assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { runCli } from "./_harness.ts";
 
 const SNAPSHOTS = new URL("./snapshots/", import.meta.url);
@@ -64,6 +64,14 @@ Deno.test("ferry help, serve --help and send --help have examples and document t
   }
   for (const flag of ["--json", "--exclude", "--to", "FERRY_DISCOVERY_ADDRESS", "UDP"]) {
     assertStringIncludes(send, flag);
+  }
+});
+
+Deno.test("serve --help and send --help each show the code given through FERRY_CODE", async () => {
+  for (const command of ["serve", "send"]) {
+    const { stdout } = await runCli([command, "--help"]);
+    const examples = stdout.slice(stdout.indexOf("Examples:"));
+    assertMatch(examples, new RegExp(`^  FERRY_CODE=.+ ferry ${command} `, "m"), command);
   }
 });
 

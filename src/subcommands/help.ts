@@ -67,6 +67,8 @@ Examples:
   ferry serve                       receive into ./inbox on port 4455
   ferry serve /srv/drop --port 5000
   ferry serve ~/in --on-conflict skip
+  FERRY_CODE="$(cat /etc/ferry/code)" ferry serve /srv/drop
+                                    a fixed code of your own, not shown
   ferry serve --json > serve.log    machine-readable events
   ferry serve --no-discovery        only senders that know the address
 
