@@ -37,6 +37,7 @@ const SERVE_TYPES = [
   "file-start",
   "progress",
   "file-done",
+  "already",
   "refused",
   "file-failed",
   "summary",
@@ -295,13 +296,21 @@ Deno.test("ferry serve --json prints start, each session's objects and summary, 
     assertEquals(summary.skipped, 0);
     assertEquals(summary.ok, true);
     assertEquals(summary.error, null);
+    assertEquals(summary.cause, null);
+    assertEquals(summary.already, 0);
     const session = summary.session;
     const done = objects.filter((o) => o.type === "file-done" && o.session === session);
     assertEquals(done.length, tree.files);
     assert(objects.some((o) => o.type === "session-start" && o.session === session));
+    // The sender's totals came with its first batch, before any data: every progress has them.
+    for (const p of objects.filter((o) => o.type === "progress" && o.session === session)) {
+      assertEquals([p.totalFiles, p.totalBytes], [tree.files, tree.bytes]);
+    }
   }
-  // The second copy was renamed, and says where it went.
-  assert(objects.some((o) => o.type === "file-done" && o.name === "tree/big (1).bin"));
+  // The second copy was renamed, and says where it went (path and name), and what it was sent as.
+  const renamed = objects.find((o) => o.type === "file-done" && o.name === "tree/big (1).bin");
+  assertEquals(renamed?.path, "tree/big (1).bin");
+  assertEquals(renamed?.announced, "tree/big.bin");
   await Deno.remove(base, { recursive: true });
 });
 

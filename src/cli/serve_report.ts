@@ -1,14 +1,23 @@
 /**
  * What `ferry serve` shows while it runs: in `plain` mode a line per
- * finished session and one per problem; in `live` mode also a progress line
- * per running session, redrawn at the bottom of the terminal; in `json`
- * mode NDJSON objects on stdout (docs/JSON.md).
+ * finished session, one per file stored under another name than the
+ * sender's, and one per problem; in `live` mode also a progress line per
+ * running session, redrawn at the bottom of the terminal; in `json` mode
+ * NDJSON objects on stdout (docs/JSON.md).
  */
-import type { ServerEvent } from "../server/session.ts";
+import type { EndCause, ServerEvent } from "../server/session.ts";
 import { escapeName } from "./escape.ts";
 import { formatBytes, formatSeconds, plural } from "./format.ts";
-import { emitJson, type Mode, writeText } from "./output.ts";
-import { LiveArea, PROGRESS_INTERVAL_MS, progressLine, RateMeter } from "./progress.ts";
+import { jsonLine, type Mode, writeText } from "./output.ts";
+import {
+  etaSeconds,
+  LiveArea,
+  PROGRESS_INTERVAL_MS,
+  progressLine,
+  type ProgressState,
+  RateMeter,
+  terminalColumns,
+} from "./progress.ts";
 
 export interface ServeStart {
   dir: string;
@@ -28,33 +37,46 @@ interface SessionView {
   /** Bytes received in this session (resumed bytes not included). */
   bytes: number;
   resumed: number;
+  /** Files stored in this session. */
   files: number;
+  /** Files an earlier session of the transfer had stored (`have`), and their bytes. */
+  already: number;
+  alreadyBytes: number;
   skipped: number;
   current: string | null;
   meter: RateMeter;
   /** What the last `progress` object said. */
   lastJson: string;
-  /** What the sender has announced so far (null until its first batch). */
+  /** The whole transfer's totals, once the sender tells them (null: unknown). */
   totalFiles: number | null;
   totalBytes: number | null;
 }
+
+/** Session ends that are about a sender's code, said in one line of their own. */
+const CODE_ENDS: ReadonlySet<EndCause> = new Set(["no-code", "wrong-code", "locked-out", "busy"]);
 
 export class ServeReporter {
   #sessions = new Map<number, SessionView>();
   #live: LiveArea | null;
   #timer: ReturnType<typeof setInterval> | null = null;
 
-  constructor(readonly mode: Mode, readonly quiet: boolean) {
-    this.#live = mode === "live" ? new LiveArea() : null;
+  /** `write` and `columns` are where output goes and the terminal's width (tests give their own). */
+  constructor(
+    readonly mode: Mode,
+    readonly quiet: boolean,
+    readonly write: (stream: "stdout" | "stderr", text: string) => void = writeText,
+    columns: () => number = terminalColumns,
+  ) {
+    this.#live = mode === "live" ? new LiveArea(write, columns) : null;
     if (mode !== "plain") {
-      this.#timer = setInterval(() => this.#tick(), PROGRESS_INTERVAL_MS);
+      this.#timer = setInterval(() => this.tick(), PROGRESS_INTERVAL_MS);
       Deno.unrefTimer(this.#timer);
     }
   }
 
   start(info: ServeStart): void {
     if (this.mode !== "json") return; // serve.ts prints the banner
-    emitJson({
+    this.#emit({
       type: "start",
       command: "serve",
       dir: info.dir,
@@ -68,28 +90,34 @@ export class ServeReporter {
   }
 
   warning(message: string): void {
-    if (this.mode === "json") emitJson({ type: "warning", message });
+    if (this.mode === "json") this.#emit({ type: "warning", message });
     else this.#print("stderr", `ferry: warning: ${message}`);
   }
 
   event(event: ServerEvent): void {
     const json = this.mode === "json";
     switch (event.type) {
-      case "session-start":
-        this.#sessions.set(event.session, {
+      case "session-start": {
+        const view: SessionView = {
           peer: event.peer,
           bytes: 0,
           resumed: 0,
           files: 0,
+          already: 0,
+          alreadyBytes: 0,
           skipped: 0,
           current: null,
           meter: new RateMeter(),
           lastJson: "",
           totalFiles: null,
           totalBytes: null,
-        });
-        if (json) emitJson({ type: "session-start", session: event.session, peer: event.peer });
+        };
+        // Nothing has moved yet: no `progress` object until something does.
+        view.lastJson = progressKey(view);
+        this.#sessions.set(event.session, view);
+        if (json) this.#emit({ type: "session-start", session: event.session, peer: event.peer });
         return;
+      }
       case "guess-slowdown":
         // Many addresses guessing together: the operator should know why every sender waits.
         this.warning(
@@ -104,7 +132,7 @@ export class ServeReporter {
           view.resumed += event.resumed;
         }
         if (json) {
-          emitJson({
+          this.#emit({
             type: "file-start",
             session: event.session,
             path: event.path,
@@ -119,7 +147,7 @@ export class ServeReporter {
         if (view) view.bytes += event.bytes;
         return;
       }
-      case "announced": {
+      case "totals": {
         const view = this.#sessions.get(event.session);
         if (view) {
           view.totalFiles = event.files;
@@ -131,12 +159,39 @@ export class ServeReporter {
         const view = this.#sessions.get(event.session);
         if (view) view.files++;
         if (json) {
-          emitJson({
+          this.#emit({
             type: "file-done",
             session: event.session,
+            path: event.name,
             name: event.name,
+            announced: event.path,
             bytes: event.bytes,
             resumed: event.resumed,
+          });
+        } else if (event.name !== event.path && !this.quiet) {
+          // Stored under another name (the sender's was taken): the log says where it is.
+          this.#print(
+            "stdout",
+            `ferry: [${event.session}] ${escapeName(event.path)} → ${escapeName(event.name)} (${
+              formatBytes(event.bytes + event.resumed)
+            })`,
+          );
+        }
+        return;
+      }
+      case "already": {
+        const view = this.#sessions.get(event.session);
+        if (view) {
+          view.already++;
+          view.alreadyBytes += event.bytes;
+        }
+        if (json) {
+          this.#emit({
+            type: "already",
+            session: event.session,
+            path: event.name,
+            announced: event.path,
+            bytes: event.bytes,
           });
         }
         return;
@@ -146,7 +201,7 @@ export class ServeReporter {
         const view = this.#sessions.get(event.session);
         if (view && event.type === "refused" && event.reason.startsWith("skipped")) view.skipped++;
         if (json) {
-          emitJson({
+          this.#emit({
             type: event.type,
             session: event.session,
             path: event.path,
@@ -164,18 +219,20 @@ export class ServeReporter {
         const view = this.#sessions.get(event.session);
         this.#sessions.delete(event.session);
         if (json) {
-          emitJson({
+          this.#emit({
             type: "summary",
             session: event.session,
             peer: event.peer,
             files: event.files,
             bytes: event.bytes,
             resumedBytes: event.resumedBytes,
+            already: event.already,
             skipped: view?.skipped ?? 0,
             failed: event.failed,
             seconds: Math.round(event.seconds * 1000) / 1000,
             ok: event.error === undefined && event.failed === 0,
             error: event.error ?? null,
+            cause: event.cause ?? null,
           });
           return;
         }
@@ -183,18 +240,25 @@ export class ServeReporter {
           ? `, ${formatBytes(event.resumedBytes)} resumed`
           : "";
         const what = `${plural(event.files, "file")} (${formatBytes(event.bytes)}${resumed})`;
+        const already = event.already > 0 ? `, ${event.already} already there` : "";
         const failed = event.failed > 0 ? `, ${event.failed} failed` : "";
-        if (event.error) {
+        if (event.error && event.cause && CODE_ENDS.has(event.cause)) {
+          // Nothing was received: no counts, just who it was and what happened.
+          this.#print(
+            "stderr",
+            `ferry: [${event.session}] ${escapeName(event.peer)}: ${escapeName(event.error)}`,
+          );
+        } else if (event.error) {
           this.#print(
             "stderr",
             `ferry: [${event.session}] ${
               escapeName(event.peer)
-            }: ended early after ${what}${failed}: ${escapeName(event.error)}`,
+            }: ended early after ${what}${already}${failed}: ${escapeName(event.error)}`,
           );
         } else if (!this.quiet || event.failed > 0) {
           this.#print(
             "stdout",
-            `ferry: [${event.session}] received ${what}${failed} from ${
+            `ferry: [${event.session}] received ${what}${already}${failed} from ${
               escapeName(event.peer)
             } in ${formatSeconds(event.seconds)}`,
           );
@@ -207,8 +271,8 @@ export class ServeReporter {
   /** The server stopped: erase the progress lines and say so. */
   stopped(): void {
     this.close();
-    if (this.mode === "json") emitJson({ type: "stopped" });
-    else if (!this.quiet) writeText("stdout", "ferry: stopped\n");
+    if (this.mode === "json") this.#emit({ type: "stopped" });
+    else if (!this.quiet) this.write("stdout", "ferry: stopped\n");
   }
 
   close(): void {
@@ -218,51 +282,74 @@ export class ServeReporter {
     this.#live = null;
   }
 
-  #tick(): void {
+  /** Samples the rates, and sends `progress` objects or redraws the progress lines (the timer's work). */
+  tick(): void {
     for (const [id, view] of this.#sessions) {
       view.meter.sample(view.bytes);
       if (this.mode !== "json") continue;
-      const moved = `${view.bytes} ${view.files} ${view.current}`;
+      const moved = progressKey(view);
       if (moved === view.lastJson) continue;
       view.lastJson = moved;
-      const rate = view.meter.rate();
-      emitJson({
+      const s = state(view);
+      const eta = etaSeconds(s);
+      this.#emit({
         type: "progress",
         session: id,
-        bytes: view.bytes + view.resumed,
+        bytes: s.done,
         receivedBytes: view.bytes,
-        files: view.files,
-        rate: rate === null ? null : Math.round(rate),
+        files: s.files,
+        totalBytes: s.totalBytes,
+        totalFiles: s.totalFiles,
+        rate: s.rate === null ? null : Math.round(s.rate),
+        eta: eta === null ? null : Math.round(eta),
         current: view.current,
       });
     }
     this.#redraw();
   }
 
-  /** One line per running session: `[2] 192.168.1.7:50312  12.5 MB / ?  files 3/?  25.0 MB/s  a.jpg`. */
+  /**
+   * One line per running session:
+   * `[2] 192.168.1.7:50312  12.5 MB / 200 MB (6%)  files 3/120  25.0 MB/s  ETA 0:07  a.jpg`,
+   * with `?` for totals the sender has not told (yet).
+   */
   #redraw(): void {
     if (!this.#live) return;
     const width = this.#live.columns() - 1;
     this.#live.update(
       [...this.#sessions].map(([id, view]) =>
-        progressLine(
-          {
-            done: view.bytes + view.resumed,
-            totalBytes: null,
-            files: view.files,
-            totalFiles: null,
-            rate: view.meter.rate(),
-            current: view.current === null ? null : escapeName(view.current),
-          },
-          width,
-          `[${id}] ${escapeName(view.peer)}  `,
-        )
+        progressLine(state(view), width, `[${id}] ${escapeName(view.peer)}  `)
       ),
     );
   }
 
+  #emit(value: Record<string, unknown> & { type: string }): void {
+    this.write("stdout", jsonLine(value));
+  }
+
   #print(stream: "stdout" | "stderr", text: string): void {
     if (this.#live) this.#live.print(stream, text);
-    else writeText(stream, `${text}\n`);
+    else this.write(stream, `${text}\n`);
   }
+}
+
+/** What a `progress` object would say that moves (the rate aside). */
+function progressKey(view: SessionView): string {
+  const s = state(view);
+  return JSON.stringify([s.done, s.files, s.totalBytes, s.totalFiles, view.current]);
+}
+
+/**
+ * A session's numbers now: bytes and files done (received, resumed, and those an earlier session
+ * of the transfer stored) out of the sender's totals.
+ */
+function state(view: SessionView): ProgressState {
+  return {
+    done: view.bytes + view.resumed + view.alreadyBytes,
+    totalBytes: view.totalBytes,
+    files: view.files + view.already,
+    totalFiles: view.totalFiles,
+    rate: view.meter.rate(),
+    current: view.current === null ? null : escapeName(view.current),
+  };
 }

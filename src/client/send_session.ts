@@ -35,6 +35,7 @@ import {
   type Entry,
   Feature,
   type Plan,
+  type Totals,
   type Welcome,
 } from "../protocol/messages.ts";
 import {
@@ -78,6 +79,8 @@ export interface SendOptions {
   retryDelayMs?: number;
   /** The digests to offer, best first (default: DIGEST_NAMES, sha256 first). */
   digests?: readonly DigestName[];
+  /** The sources' totals once counted (send.ts's second walk), else null; told to the receiver. */
+  totals?: () => Totals | null;
   software: string;
   onEvent: (event: SendEvent) => void;
 }
@@ -263,6 +266,11 @@ class SendSession {
   #nextBatch = 0;
   /** Files that arrived damaged, to send once more. */
   #resends: Numbered[] = [];
+  /** What this session's walk yielded so far, and whether it has ended (then these are the totals). */
+  #walked: Totals = { files: 0, bytes: 0 };
+  #walkEnded = false;
+  /** An ANNOUNCE of this session carried the totals. */
+  #totalsSent = false;
   readonly tally: SendResult = noResult();
 
   constructor(
@@ -637,11 +645,29 @@ class SendSession {
       const waiting = deferred<Plan>();
       this.#plans.set(batch, waiting);
       outstanding.push({ batch, entries, plan: waiting.promise });
-      await this.#writer.frame(FrameType.ANNOUNCE, encodeJson({ batch, entries: wire }));
+      await this.#writer.frame(FrameType.ANNOUNCE, this.#announce(batch, wire));
       announced = true;
     }
     if (announced) await this.#writer.flush();
     return more;
+  }
+
+  /**
+   * An ANNOUNCE's payload: with the totals (PROTOCOL.md §5.4) on the first
+   * one after they are known (counted, or this walk has ended), if they fit.
+   */
+  #announce(batch: number, entries: Entry[]): Uint8Array {
+    const totals = this.#totalsSent
+      ? null
+      : this.opts.totals?.() ?? (this.#walkEnded ? this.#walked : null);
+    if (totals !== null) {
+      const payload = encodeJson({ batch, entries, totals });
+      if (payload.length <= this.#maxFrame) {
+        this.#totalsSent = true;
+        return payload;
+      }
+    }
+    return encodeJson({ batch, entries });
   }
 
   async #pipeline(): Promise<void> {
@@ -649,9 +675,21 @@ class SendSession {
     const fromWalk = async (): Promise<Numbered | null> => {
       for (;;) {
         const next: IteratorResult<WalkItem> = await items.next();
-        if (next.done) return null;
+        if (next.done) {
+          this.#walkEnded = true;
+          return null;
+        }
         const item = next.value;
-        if (item.type === "entry") return { ...item.entry, id: this.#nextId++ };
+        if (item.type === "entry") {
+          if (item.entry.kind === "file") {
+            const { bytes } = this.#walked;
+            this.#walked.files++;
+            this.#walked.bytes = bytes === null || item.entry.size === null
+              ? null
+              : bytes + item.entry.size;
+          }
+          return { ...item.entry, id: this.#nextId++ };
+        }
         if (item.type === "skipped") {
           this.tally.skipped++;
           this.opts.onEvent({ type: "skipped", path: item.path, reason: item.reason });

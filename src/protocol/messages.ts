@@ -60,9 +60,17 @@ export interface Welcome {
   features: string[];
 }
 
+/** What a sender's sources hold in all: file entries, and their bytes (null: some size unknown). */
+export interface Totals {
+  files: number;
+  bytes: number | null;
+}
+
 export interface Announce {
   batch: number;
   entries: Entry[];
+  /** Optional: the whole transfer's totals, once the sender knows them (informative). */
+  totals?: Totals;
 }
 
 /**
@@ -201,7 +209,9 @@ export function decodeWelcome(payload: Uint8Array): Welcome {
  * Decodes an ANNOUNCE frame. The envelope must be right (fatal otherwise);
  * the entries are returned unchecked, for `checkEntry`.
  */
-export function decodeAnnounce(payload: Uint8Array): { batch: number; entries: unknown[] } {
+export function decodeAnnounce(
+  payload: Uint8Array,
+): { batch: number; entries: unknown[]; totals?: Totals } {
   const m = decodeJson(payload, "ANNOUNCE");
   if (!isUint(m.batch, MAX_ENTRY_ID)) bad("ANNOUNCE.batch must be a u32");
   if (!Array.isArray(m.entries) || m.entries.length === 0) {
@@ -213,7 +223,19 @@ export function decodeAnnounce(payload: Uint8Array): { batch: number; entries: u
       `ANNOUNCE has ${m.entries.length} entries; the limit is ${MAX_BATCH_ENTRIES}`,
     );
   }
-  return { batch: m.batch, entries: m.entries };
+  if (m.totals === undefined) return { batch: m.batch, entries: m.entries };
+  const t = m.totals as Record<string, unknown> | null;
+  if (
+    typeof t !== "object" || t === null || !isUint(t.files, MAX_FILE_SIZE) ||
+    (t.bytes !== null && !isUint(t.bytes, MAX_FILE_SIZE))
+  ) {
+    bad("ANNOUNCE.totals is malformed");
+  }
+  return {
+    batch: m.batch,
+    entries: m.entries,
+    totals: { files: t.files as number, bytes: t.bytes as number | null },
+  };
 }
 
 /** Extracts an entry's id; an entry without a valid id is fatal. */

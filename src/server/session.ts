@@ -44,6 +44,7 @@ import { CODE_EXPECTED, PeerRefused, receiverKeyExchange } from "../transport/ch
 import { SecureStream } from "../transport/secure_stream.ts";
 import { opensslSha256 } from "../transport/sha256_openssl.ts";
 import type { CodeGuard, GuessAttempt } from "./code_guard.ts";
+import { addressGroup } from "./address_group.ts";
 import {
   childPath,
   type ConflictPolicy,
@@ -116,11 +117,17 @@ export type ServerEvent =
     delayMs: number;
   }
   | { type: "file-start"; session: number; path: string; size: number | null; resumed: number }
-  /** Running totals of what the sender has announced (and the receiver accepted) so far. */
-  | { type: "announced"; session: number; files: number; bytes: number }
+  /**
+   * The whole transfer's totals, as the sender told them (ANNOUNCE `totals`): its files and
+   * their bytes (null: some size is unknown, standard input).
+   */
+  | { type: "totals"; session: number; files: number; bytes: number | null }
   /** `bytes` more of the current file arrived. */
   | { type: "progress"; session: number; bytes: number }
-  | { type: "file"; session: number; name: string; bytes: number; resumed: number }
+  /** A file stored: `path` as the sender announced it, `name` the path it was stored under. */
+  | { type: "file"; session: number; path: string; name: string; bytes: number; resumed: number }
+  /** An earlier session of this transfer stored this file as `name` (`have`): not sent again. */
+  | { type: "already"; session: number; path: string; name: string; bytes: number }
   | { type: "file-failed"; session: number; path: string; reason: string }
   | { type: "refused"; session: number; path: string; reason: string }
   | {
@@ -130,10 +137,40 @@ export type ServerEvent =
     files: number;
     bytes: number;
     resumedBytes: number;
+    /** Files an earlier session of the transfer had stored (`have`). */
+    already: number;
     failed: number;
     seconds: number;
+    /** Why it ended early (absent: it ended normally), for people, and as a cause. */
     error?: string;
+    cause?: EndCause;
   };
+
+/** Why a session ended early. */
+export type EndCause =
+  /** The connection ended before DONE; a resume-capable sender's transfer can resume. */
+  | "disconnected"
+  /** A sender without the code left when the receiver asked for it. */
+  | "no-code"
+  | "wrong-code"
+  /** Its address is locked out after too many wrong codes. */
+  | "locked-out"
+  | "busy"
+  /** The sender stopped the session with an ERROR. */
+  | "sender-error"
+  /** The receiver is stopping. */
+  | "stopped"
+  /** A newer session of the same transfer took over. */
+  | "superseded"
+  | "timeout"
+  | "protocol"
+  | "internal";
+
+/** How a session ended early: for people, and as a cause. */
+interface EndedEarly {
+  error: string;
+  cause: EndCause;
+}
 
 /** An accepted entry waiting for its turn in the data stream. */
 interface Queued {
@@ -187,8 +224,6 @@ export class Session {
   #resuming = false;
   /** When the resumed transfer first started, or null. */
   #resumedSince: TransferStart | null = null;
-  /** Files accepted so far, for progress totals. */
-  #acceptedFiles = 0;
   /** Bytes of streamed (size unknown) files so far, counted against --max-total. */
   #streamed = 0;
   #nextBatch = 0;
@@ -218,9 +253,16 @@ export class Session {
   #files = 0;
   #bytes = 0;
   #resumedBytes = 0;
+  #already = 0;
   #failed = 0;
+  /** The sender's totals as last told (ANNOUNCE `totals`). */
+  #totals: { files: number; bytes: number | null } | null = null;
   #startedAt = performance.now();
   #aborted: string | null = null;
+  /** The ERROR code abort() was given. */
+  #abortCode: string | null = null;
+  /** The sender left when asked for the code, having none (a ferry sender without it). */
+  #leftWithoutCode = false;
   /** Whether our preamble went into the writer (by the handshake, or by abort() before it). */
   #preambleSent = false;
   /** abort()'s reply to the sender, under way or done. */
@@ -276,9 +318,12 @@ export class Session {
     const dropped = new Promise<string>((resolve) => this.#drop = resolve);
     const work = this.#work();
     this.#settled = work.then(() => {}, () => {}).finally(() => this.#hasSettled = true);
-    let error: string | undefined;
+    let ended: EndedEarly | undefined;
     try {
-      error = await Promise.race([work, dropped]);
+      ended = await Promise.race([
+        work,
+        dropped.then((error) => ({ error, cause: this.#outsideCause() ?? "stopped" })),
+      ]);
     } finally {
       clearTimeout(this.#dropTimer);
       this.#drop = null;
@@ -291,9 +336,10 @@ export class Session {
       files: this.#files,
       bytes: this.#bytes,
       resumedBytes: this.#resumedBytes,
+      already: this.#already,
       failed: this.#failed,
       seconds: (performance.now() - this.#startedAt) / 1000,
-      error,
+      ...ended,
     });
   }
 
@@ -313,10 +359,10 @@ export class Session {
     return this.#ended && !this.#hasSettled && !this.#claiming;
   }
 
-  /** The session itself: handshake, frames, and letting go of what it holds. The error, if any. */
-  async #work(): Promise<string | undefined> {
+  /** The session itself: handshake, frames, and letting go of what it holds; how it ended early. */
+  async #work(): Promise<EndedEarly | undefined> {
     const { opts } = this;
-    let error: string | undefined;
+    let ended: EndedEarly | undefined;
     let clean = false;
     this.#armDeadline(opts.limits.handshakeTimeoutMs);
     try {
@@ -328,7 +374,7 @@ export class Session {
         clean = true;
       }
     } catch (err) {
-      error = this.#describe(err);
+      ended = this.#describe(err);
       await this.#sendError(err);
     } finally {
       clearTimeout(this.#deadline);
@@ -337,7 +383,7 @@ export class Session {
       this.#folders.close();
       this.#closeNow();
     }
-    return error;
+    return ended;
   }
 
   /** Starts (or resumes) the handshake's fixed deadline, `ms` from now. */
@@ -356,6 +402,7 @@ export class Session {
    */
   async abort(code: string, message: string): Promise<void> {
     this.#aborted = message;
+    this.#abortCode = code;
     this.#abortReply = this.#tellAborted(code, message);
     await this.#abortReply;
     this.#closeFromOutside();
@@ -453,16 +500,60 @@ export class Session {
     return null;
   }
 
-  #describe(err: unknown): string {
+  /** The cause of an end from outside, if the session was ended from outside. */
+  #outsideCause(): EndCause | null {
+    if (this.#aborted !== null) return this.#abortCode === "superseded" ? "superseded" : "stopped";
+    if (this.#silentExpired || this.#handshakeExpired || this.#watchdog?.expired) return "timeout";
+    return null;
+  }
+
+  /** How the session ended early, said as what it is. */
+  #describe(err: unknown): EndedEarly {
     const outside = this.#endedFromOutside();
-    if (outside !== null) return outside;
-    if (err instanceof ProtocolError) {
-      if (err.code === "wrong-code") return `wrong code from ${this.host}`;
-      if (err.code === "peer-error" || err.code === "busy") return err.message;
-      return `protocol error: ${err.message}`;
+    if (outside !== null) return { error: outside, cause: this.#outsideCause()! };
+    if (this.#leftWithoutCode) {
+      return {
+        error: "a sender without the code tried to connect (it left when asked for the code)",
+        cause: "no-code",
+      };
     }
-    if (isConnectionError(err)) return "the sender disconnected";
-    return `internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}`;
+    if (err instanceof ProtocolError) {
+      if (err.code === "wrong-code") return { error: err.message, cause: "wrong-code" };
+      if (err.code === "locked-out") return { error: this.#lockedOut(), cause: "locked-out" };
+      if (err.code === "busy") return { error: err.message, cause: "busy" };
+      if (err.code === "peer-error") return { error: err.message, cause: "sender-error" };
+    }
+    if (isConnectionError(err)) {
+      return {
+        error: this.#transfer === null
+          ? "the sender disconnected"
+          : "the sender disconnected (its transfer can resume)",
+        cause: "disconnected",
+      };
+    }
+    if (err instanceof ProtocolError) {
+      return { error: `protocol error: ${err.message}`, cause: "protocol" };
+    }
+    return {
+      error: `internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}`,
+      cause: "internal",
+    };
+  }
+
+  /** What the sender's address group's lockout is: until when, or why it is refused already. */
+  #lockedOut(): string {
+    const { guard } = this.opts;
+    const { lockAfter, windowMs } = guard.policy;
+    const group = addressGroup(this.host);
+    const left = guard.lockedFor(this.host);
+    if (left > 0) {
+      const minutes = Math.ceil(left / 60_000);
+      return `${group} is locked out after ${lockAfter} wrong codes until ${
+        clockTime(guard.now() + left)
+      } (${minutes} minute${minutes === 1 ? "" : "s"})`;
+    }
+    return `${group} has used its ${lockAfter} code guesses of ${windowMs / 60_000} minutes ` +
+      "(some still being checked): refused until they are decided";
   }
 
   /** Tells the sender why the session ends, when there is someone to tell. */
@@ -635,7 +726,20 @@ export class Session {
             delayMs: globalDelayMs,
           });
         }
-        throw new ProtocolError("wrong-code", "wrong code");
+        const { lockAfter, windowMs } = guard.policy;
+        throw new ProtocolError(
+          "wrong-code",
+          locked
+            ? `wrong code from ${this.host}: ${this.#lockedOut()}`
+            : `wrong code from ${this.host} (${failures} of the ${lockAfter} allowed in ${
+              windowMs / 60_000
+            } minutes)`,
+        );
+      }
+      // Asked for the code (our CHANNEL_OPEN said so), the sender left: ferry's sender does that
+      // when it has none (a person is then asked for it, and it connects again).
+      if (attempt !== null && !shared && this.opts.code != null && isConnectionError(err)) {
+        this.#leftWithoutCode = true;
       }
       if (err instanceof PeerRefused) {
         // A plain frame, from a sender that proved nothing: its code only, never its text.
@@ -731,12 +835,19 @@ export class Session {
 
   /** Checks one ANNOUNCE batch and answers with its PLAN. */
   async #announce(payload: Uint8Array): Promise<void> {
-    const { batch, entries } = decodeAnnounce(payload);
+    const { batch, entries, totals } = decodeAnnounce(payload);
     const { limits } = this.opts;
     if (batch !== this.#nextBatch) {
       throw new ProtocolError("bad-sequence", `expected batch ${this.#nextBatch}, got ${batch}`);
     }
     this.#nextBatch++;
+    if (
+      totals !== undefined &&
+      (totals.files !== this.#totals?.files || totals.bytes !== this.#totals?.bytes)
+    ) {
+      this.#totals = totals;
+      this.#event({ type: "totals", session: this.id, ...totals });
+    }
     if (entries.length > limits.maxBatchEntries) {
       throw new ProtocolError(
         "too-many-entries",
@@ -772,12 +883,6 @@ export class Session {
     }
     await this.#writer.frame(FrameType.PLAN, encodeJson({ batch, decisions }));
     await this.#writer.flush();
-    this.#event({
-      type: "announced",
-      session: this.id,
-      files: this.#acceptedFiles,
-      bytes: this.#announcedBytes,
-    });
     await this.#advance();
   }
 
@@ -814,7 +919,18 @@ export class Session {
       }
       // Under "rename" a name in use is found when placing the file; look now only if it matters.
       const existing = onConflict === "rename" && !this.#resuming ? "none" : inbox.existing(target);
-      if (existing === "file" && this.#resuming && this.#storedHere(dir, name, entry) !== null) {
+      const stored = existing === "file" && this.#resuming
+        ? this.#storedHere(dir, name, entry)
+        : null;
+      if (stored !== null) {
+        this.#already++;
+        this.#event({
+          type: "already",
+          session: this.id,
+          path: entry.path,
+          name: [...parts.slice(0, -1), stored].join("/"),
+          bytes: entry.size ?? 0,
+        });
         return { id: entry.id, action: "have" };
       }
       if (existing !== "none" && onConflict !== "rename") {
@@ -885,7 +1001,6 @@ export class Session {
     }
     inbox.reserved += need;
     this.#announcedBytes += entry.size ?? 0;
-    this.#acceptedFiles++;
     this.#enqueue({ entry, dir, name, partial, offer, reserved: need });
     if (offer === null) return { id: entry.id, action: "accept", offset: 0 };
     return { id: entry.id, action: "accept", offset: offer.offset, prefix: offer.prefix };
@@ -1156,6 +1271,7 @@ export class Session {
       this.#event({
         type: "file",
         session: this.id,
+        path,
         name: stored,
         bytes: done.bytes,
         resumed: done.resumed,
@@ -1176,6 +1292,12 @@ export class Session {
     }
     if (flush) await this.#writer.flush();
   }
+}
+
+/** `14:05`: the local time of day `ms` (since the epoch) falls at. */
+function clockTime(ms: number): string {
+  const at = new Date(ms);
+  return `${String(at.getHours()).padStart(2, "0")}:${String(at.getMinutes()).padStart(2, "0")}`;
 }
 
 /** The quick check of a resumed transfer: a regular file of the same size and modification time. */

@@ -8,7 +8,7 @@ import { askSecret, canAsk, choose } from "../cli/prompt.ts";
 import { SendReporter } from "../cli/send_report.ts";
 import { send as runSend } from "../client/send_session.ts";
 import { DIGEST_NAMES, isDigestName } from "../protocol/digests.ts";
-import { countSources, resolveSources, STDIN_SOURCE } from "../client/walk.ts";
+import { countSources, resolveSources, STDIN_SOURCE, type Totals } from "../client/walk.ts";
 import { DISCOVERY_PORT } from "../discovery/discovery_protocol.ts";
 import {
   defaultTargets,
@@ -113,11 +113,13 @@ export async function send(args: string[]): Promise<number> {
         "instead, or leave it out to be asked for it",
     );
   }
-  // Totals for the progress display: counted by a second, streaming walk, alongside the transfer.
+  // Totals for the progress display (and the receiver's): counted by a second, streaming walk,
+  // alongside the transfer.
   const counting = new AbortController();
+  let counted: Totals | null = null;
   if (reporter.wantsTotals) {
     countSources(sources, counting.signal).then(
-      (totals) => reporter.totals(totals),
+      (totals) => reporter.totals(counted = totals),
       () => reporter.totals(null),
     );
   }
@@ -144,6 +146,7 @@ export async function send(args: string[]): Promise<number> {
           code,
           plaintext: values.plaintext ?? false,
           digests,
+          totals: () => counted,
           software: SOFTWARE,
           onEvent: (event) => reporter.event(event),
         });
