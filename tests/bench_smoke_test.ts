@@ -1,16 +1,52 @@
 /**
- * Smoke test of scripts/bench.ts on tiny data (ferry only, on disk, no apt),
- * so that the benchmark cannot rot while ferry changes.
+ * Smoke test of the benchmark (scripts/bench/) on tiny data (ferry, and
+ * magic-wormhole where it is installed; on disk, no apt), so that it cannot
+ * rot while ferry changes.
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { join } from "node:path";
-import { busyCpuSeconds, parseBusyCpuSeconds } from "../scripts/bench.ts";
+import { busyCpuSeconds, parseBusyCpuSeconds } from "../scripts/bench/processes.ts";
+import { defaultOutDir } from "../scripts/bench/options.ts";
+import type { CaseSummary } from "../scripts/bench/measure.ts";
+import { markdownTable } from "../scripts/bench/report.ts";
+import { makeWorkload } from "../scripts/bench/workloads.ts";
 
-const BENCH = new URL("../scripts/bench.ts", import.meta.url).pathname;
+const BENCH = new URL("../scripts/bench/main.ts", import.meta.url).pathname;
+
+/** Runs the bench on tiny data, on disk, without apt-get, writing its JSON to `out`. */
+async function quickBench(out: string, ...args: string[]) {
+  const run = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--quiet",
+      "--allow-all",
+      BENCH,
+      "--quick",
+      "--runs",
+      "1",
+      "--placements",
+      "disk",
+      "--no-install",
+      "--out",
+      out,
+      ...args,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  return {
+    code: run.code,
+    stdout: new TextDecoder().decode(run.stdout),
+    stderr: new TextDecoder().decode(run.stderr),
+  };
+}
 
 interface BenchJson {
   results: {
     tool: string;
+    class: string;
     workload: string;
     placement: string;
     ok: number;
@@ -21,34 +57,12 @@ interface BenchJson {
   startupSeconds: { median: number | null };
 }
 
-Deno.test("bench.ts --quick runs every workload for ferry and writes JSON", async () => {
+Deno.test("the bench --quick runs every workload for ferry and writes JSON", async () => {
   const out = await Deno.makeTempDir({ prefix: "ferry-bench-smoke-" });
   try {
-    const run = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--quiet",
-        "--allow-all",
-        BENCH,
-        "--quick",
-        "--runs",
-        "1",
-        "--tools",
-        "ferry",
-        "--placements",
-        "disk",
-        "--no-install",
-        "--out",
-        out,
-      ],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).output();
-    const stdout = new TextDecoder().decode(run.stdout);
-    const stderr = new TextDecoder().decode(run.stderr);
-    assertEquals(run.code, 0, `stdout:\n${stdout}\nstderr:\n${stderr}`);
+    const { code, stdout, stderr } = await quickBench(out, "--tools", "ferry");
+    assertEquals(code, 0, `stdout:\n${stdout}\nstderr:\n${stderr}`);
+    assertMatch(stdout, /^Encrypted: /m);
     assertMatch(stdout, /^\| tool \| workload \| placement \| .* \| vs ferry \| CPU s \|/m);
     for (const workload of ["big", "small", "mixed"]) {
       // runs ok, median s, MB/s, vs ferry, then the CPU seconds.
@@ -61,6 +75,7 @@ Deno.test("bench.ts --quick runs every workload for ferry and writes JSON", asyn
       );
     }
     assertMatch(stdout, /ferry --version` start-up .*: \d+\.\d+ s/);
+    assertMatch(stdout, new RegExp(`^JSON: ${out}/.*\\.json$`, "m"));
 
     const files = [...Deno.readDirSync(out)].map((e) => e.name).filter((n) => n.endsWith(".json"));
     assertEquals(files.length, 1, `JSON files in ${out}: ${files}`);
@@ -75,9 +90,103 @@ Deno.test("bench.ts --quick runs every workload for ferry and writes JSON", asyn
     assert(report.results.every((r) => (r.medianCpuSeconds ?? 0) > 0), JSON.stringify(report));
     assert(report.machine.cpus > 0 && report.machine.kernel !== "");
     assert((report.startupSeconds.median ?? 0) > 0);
+    assertEquals(report.results.map((r) => r.class), ["encrypted", "encrypted", "encrypted"]);
   } finally {
     await Deno.remove(out, { recursive: true });
   }
+});
+
+Deno.test("the bench runs magic-wormhole on loopback, or says why it skipped it", async () => {
+  const out = await Deno.makeTempDir({ prefix: "ferry-bench-smoke-" });
+  try {
+    const { code, stdout, stderr } = await quickBench(
+      out,
+      "--tools",
+      "ferry,magic-wormhole",
+      "--workloads",
+      "big,small",
+    );
+    assertEquals(code, 0, `stdout:\n${stdout}\nstderr:\n${stderr}`);
+    const skipped = /^skipped magic-wormhole: (.*)$/m.exec(stdout);
+    if (skipped !== null) {
+      // Not installed here (the bench installs it only as root, without --no-install).
+      assertMatch(skipped[1], /^needs magic-wormhole, .*: not installed \(--no-install\)$/);
+      console.log(`magic-wormhole skipped: ${skipped[1]}`);
+      return;
+    }
+    const encrypted = stdout.slice(stdout.indexOf("Encrypted: "));
+    for (const workload of ["big", "small"]) {
+      assertMatch(
+        encrypted,
+        new RegExp(`^\\| magic-wormhole \\| ${workload} \\| disk \\| 1/1 \\| \\d[^|]*\\|`, "m"),
+      );
+    }
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("the table groups tools by class: encrypted first, then plain", () => {
+  const workloads = [makeWorkload("big", true), makeWorkload("small", true)];
+  const summary =
+    (tool: CaseSummary["tool"], label: string, cls: CaseSummary["class"]) =>
+    (workload: "big" | "small"): CaseSummary => ({
+      tool,
+      label,
+      class: cls,
+      workload,
+      placement: "tmpfs",
+      runs: 1,
+      ok: 1,
+      medianSeconds: 1,
+      mbPerSecond: 8.4,
+      medianCpuSeconds: 1.5,
+      speedVsFerry: 1,
+      senderPeakRssMB: null,
+      receiverPeakRssMB: null,
+      seconds: [1],
+      errors: [],
+    });
+  // In the order of TOOLS, as summarize() gives them.
+  const summaries = [
+    summary("ferry", "ferry", "encrypted")("big"),
+    summary("nc", "nc", "plain")("big"),
+    summary("rsync", "rsync", "plain")("big"),
+    summary("magic-wormhole", "magic-wormhole", "encrypted")("big"),
+    summary("ferry", "ferry", "encrypted")("small"),
+    summary("nc", "tar | nc", "plain")("small"),
+    summary("rsync", "rsync", "plain")("small"),
+    summary("magic-wormhole", "magic-wormhole", "encrypted")("small"),
+  ];
+  const table = markdownTable(summaries, workloads, [0.1], []);
+  const rows = table.split("\n").filter((l) => /^\| [a-z]/.test(l) && !l.startsWith("| tool "));
+  assertEquals(rows.map((r) => r.split(" | ").slice(0, 2).join(" ")), [
+    "| ferry big",
+    "| magic-wormhole big",
+    "| ferry small",
+    "| magic-wormhole small",
+    "| rsync big",
+    "| nc big",
+    "| rsync small",
+    "| tar \\| nc small",
+  ]);
+  assert(table.indexOf("Encrypted: ") < table.indexOf("Plain, no encryption: "));
+  assert(rows.every((r) => r.includes(" | 1.50 | ")), "every row has its CPU seconds");
+});
+
+Deno.test("the JSON goes outside the checkout by default: the XDG state folder", () => {
+  const env = (vars: Record<string, string>) => (name: string) => vars[name];
+  assertEquals(
+    defaultOutDir(env({ XDG_STATE_HOME: "/s", HOME: "/h" })),
+    "/s/ferry-bench",
+  );
+  assertEquals(defaultOutDir(env({ HOME: "/h" })), "/h/.local/state/ferry-bench");
+  assertEquals(
+    defaultOutDir(env({ XDG_STATE_HOME: "relative", HOME: "/h" })),
+    "/h/.local/state/ferry-bench",
+  );
+  assertEquals(defaultOutDir(env({ TMPDIR: "/t" })), "/t/ferry-bench");
+  assertEquals(defaultOutDir(env({})), "/tmp/ferry-bench");
 });
 
 Deno.test("parseBusyCpuSeconds() adds user, nice, system, irq and softirq, in seconds", () => {
