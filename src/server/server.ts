@@ -7,7 +7,7 @@ import { encodeFrame, FrameType } from "../protocol/frame.ts";
 import { encodeJson } from "../protocol/messages.ts";
 import { Channel, encodePreamble, PROTOCOL_VERSION } from "../protocol/preamble.ts";
 import { closeGracefully, writeAll } from "../transport/byte_stream.ts";
-import { formatAddress, listen } from "../transport/tcp.ts";
+import { formatAddress, isAnyAddress, listen, listenAll, unmapIpv4 } from "../transport/tcp.ts";
 import { Inbox } from "./inbox.ts";
 import { addressGroup } from "./address_group.ts";
 import { CodeGuard, type GuardPolicy } from "./code_guard.ts";
@@ -49,7 +49,8 @@ export class FerryServer {
 
   private constructor(
     readonly inbox: Inbox,
-    readonly listener: Deno.TcpListener,
+    /** One listener, or two where IPv6 sockets do not take IPv4 (listenAll). */
+    readonly listeners: Deno.TcpListener[],
     readonly opts: ServerOptions,
   ) {
     this.#guard = new CodeGuard(opts.guardPolicy);
@@ -60,18 +61,21 @@ export class FerryServer {
       Math.max(1000, Math.min(CLEANUP_INTERVAL_MS, keep / 4)),
     );
     Deno.unrefTimer(Number(this.#cleanup));
-    this.#done = this.#acceptLoop();
+    this.#done = Promise.all(listeners.map((listener) => this.#acceptLoop(listener)))
+      .then(() => Promise.all(this.#sessions.values())).then(() => {});
   }
 
   static async start(opts: ServerOptions): Promise<FerryServer> {
     const inbox = await Inbox.open(opts.dir);
     await inbox.cleanUp(opts.limits.keepPartialMs);
-    const listener = listen({ host: opts.host, port: opts.port });
-    return new FerryServer(inbox, listener, opts);
+    const listeners = isAnyAddress(opts.host)
+      ? listenAll(opts.port)
+      : [listen({ host: opts.host, port: opts.port })];
+    return new FerryServer(inbox, listeners, opts);
   }
 
   get port(): number {
-    return this.listener.addr.port;
+    return this.listeners[0]!.addr.port;
   }
 
   /** Sessions dropped while a storage call of theirs has not returned yet. */
@@ -84,11 +88,11 @@ export class FerryServer {
     return this.#done;
   }
 
-  async #acceptLoop(): Promise<void> {
+  async #acceptLoop(listener: Deno.TcpListener): Promise<void> {
     while (!this.#closed) {
       let conn: Deno.TcpConn;
       try {
-        conn = await this.listener.accept();
+        conn = await listener.accept();
       } catch (err) {
         if (this.#closed || err instanceof Deno.errors.BadResource) break;
         // Out of file descriptors and the like: wait, then keep serving.
@@ -106,7 +110,9 @@ export class FerryServer {
         );
         continue;
       }
-      const group = addressGroup(conn.remoteAddr.hostname);
+      // An IPv4 sender on a dual-stack socket shows as ::ffff:a.b.c.d: shown and counted as a.b.c.d.
+      const host = unmapIpv4(conn.remoteAddr.hostname);
+      const group = addressGroup(host);
       const unproven = this.#unproven.get(group) ?? 0;
       if (unproven >= this.#preAuth.perAddress) {
         turnAway(conn, `${unproven} connections from ${group} have not finished their handshake`);
@@ -121,11 +127,8 @@ export class FerryServer {
         if (left === 0) this.#unproven.delete(group);
         else this.#unproven.set(group, left);
       };
-      const peer = formatAddress({
-        host: conn.remoteAddr.hostname,
-        port: conn.remoteAddr.port,
-      });
-      const session = new Session(this.#nextSession++, conn, conn.remoteAddr.hostname, peer, {
+      const peer = formatAddress({ host, port: conn.remoteAddr.port });
+      const session = new Session(this.#nextSession++, conn, host, peer, {
         ...this.opts,
         inbox: this.inbox,
         guard: this.#guard,
@@ -148,7 +151,6 @@ export class FerryServer {
       });
       this.#sessions.set(session, running);
     }
-    await Promise.all(this.#sessions.values());
   }
 
   /**
@@ -185,9 +187,11 @@ export class FerryServer {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#cleanup);
-    try {
-      this.listener.close();
-    } catch { /* already closed */ }
+    for (const listener of this.listeners) {
+      try {
+        listener.close();
+      } catch { /* already closed */ }
+    }
     for (const session of this.#sessions.keys()) {
       session.abort("shutting-down", "the receiver is shutting down");
     }

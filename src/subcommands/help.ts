@@ -30,7 +30,8 @@ overwritten unless you ask: by default a new copy is kept as 'name (1).ext'.
 
 Options:
   -p, --port PORT         port to listen on (default 4455)
-      --host ADDRESS      address to listen on (default 0.0.0.0: all IPv4)
+      --host ADDRESS      address to listen on (default ::, every address,
+                          IPv6 and IPv4; 0.0.0.0 for IPv4 only)
       --on-conflict MODE  when a name exists: rename (default), overwrite,
                           skip or fail
       --keep-partial AGE  keep data of interrupted transfers for resuming this

@@ -23,7 +23,7 @@ import {
 import { CONFLICT_POLICIES, type ConflictPolicy } from "../server/inbox.ts";
 import { FerryServer } from "../server/server.ts";
 import { DEFAULT_LIMITS, type ServerLimits } from "../server/server_limits.ts";
-import { DEFAULT_PORT } from "../transport/tcp.ts";
+import { ANY_ADDRESS, DEFAULT_PORT } from "../transport/tcp.ts";
 import { CODE_BITS, CODE_ENV, generateCode, normalizeCode } from "../transport/code.ts";
 import {
   estimateGuesses,
@@ -132,7 +132,7 @@ export async function serve(args: string[]): Promise<number> {
     );
   }
   const port = values.port === undefined ? DEFAULT_PORT : parsePort(values.port);
-  const host = values.host ?? "0.0.0.0";
+  const host = values.host ?? ANY_ADDRESS;
   const quiet = values.quiet ?? false;
   const discovery = !(values["no-discovery"] ?? false);
   const discoveryPort = values["discovery-port"] === undefined

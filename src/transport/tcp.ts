@@ -53,6 +53,41 @@ export async function connect(to: Address, timeoutMs: number): Promise<Deno.TcpC
 }
 
 /** Listens on `at`, with a clear error when the port is taken or not allowed. */
+/** The address that means "every address of this machine, IPv6 and IPv4" (`serve`'s default). */
+export const ANY_ADDRESS = "::";
+
+/** Whether `host` means every address: `::` (IPv6 and IPv4) or `0.0.0.0` (IPv4 only). */
+export function isAnyAddress(host: string): boolean {
+  return host === ANY_ADDRESS;
+}
+
+/** `::ffff:a.b.c.d` (an IPv4 peer on an IPv6 socket) as `a.b.c.d`; any other address as it is. */
+export function unmapIpv4(host: string): string {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(host);
+  return mapped ? mapped[1]! : host;
+}
+
+/**
+ * Listens on every address, IPv6 and IPv4, where the system allows it: one
+ * IPv6 socket takes both where it is dual-stack (Linux by default); where it
+ * takes IPv6 only (Windows, the BSDs, or bindv6only), a second socket on
+ * 0.0.0.0 takes IPv4 on the same port; without IPv6, 0.0.0.0 alone.
+ */
+export function listenAll(port: number): Deno.TcpListener[] {
+  let v6: Deno.TcpListener;
+  try {
+    v6 = Deno.listen({ hostname: ANY_ADDRESS, port, transport: "tcp" });
+  } catch (err) {
+    if (err instanceof Deno.errors.AddrInUse) return [listen({ host: ANY_ADDRESS, port })];
+    return [listen({ host: "0.0.0.0", port })]; // no IPv6 here
+  }
+  try {
+    return [v6, Deno.listen({ hostname: "0.0.0.0", port: v6.addr.port, transport: "tcp" })];
+  } catch {
+    return [v6]; // dual-stack: the IPv6 socket already takes IPv4
+  }
+}
+
 export function listen(at: Address): Deno.TcpListener {
   try {
     return Deno.listen({ hostname: at.host, port: at.port, transport: "tcp" });
