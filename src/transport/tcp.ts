@@ -56,7 +56,7 @@ export async function connect(to: Address, timeoutMs: number): Promise<Deno.TcpC
 /** The address that means "every address of this machine, IPv6 and IPv4" (`serve`'s default). */
 export const ANY_ADDRESS = "::";
 
-/** Whether `host` means every address: `::` (IPv6 and IPv4) or `0.0.0.0` (IPv4 only). */
+/** Whether `host` is ANY_ADDRESS, which `serve` takes to mean every address, IPv6 and IPv4. */
 export function isAnyAddress(host: string): boolean {
   return host === ANY_ADDRESS;
 }
