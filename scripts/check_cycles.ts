@@ -9,7 +9,13 @@ import { relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const ENTRIES = ["main.ts", "scripts/compile.ts", "scripts/check_cycles.ts"];
+const ENTRIES = [
+  "main.ts",
+  "scripts/compile.ts",
+  "scripts/check_cycles.ts",
+  "scripts/bench/main.ts",
+  "scripts/install.ts",
+];
 
 interface InfoModule {
   specifier: string;

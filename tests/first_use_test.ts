@@ -7,7 +7,7 @@
 import { assert, assertEquals, assertLess, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
 import { PERMISSION_SET, permissionFlags } from "../src/cli/permission_set.ts";
-import { freePort, MAIN, runCli, spawnServe, tempDir, TEST_CODE, waitFor } from "./_harness.ts";
+import { freePort, runCli, spawnServe, tempDir, TEST_CODE, waitFor } from "./_harness.ts";
 import { assertRan, mount, umount } from "./_mounts.ts";
 
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;
@@ -92,12 +92,12 @@ Deno.test("deno task serve and send take paths from the user's folder, with noth
   }
 });
 
-async function canMount(): Promise<string | null> {
+function canMount(): string | null {
   if (Deno.build.os !== "linux") return "needs Linux tmpfs mounts";
   if (Deno.uid() !== 0) return "needs root to mount a small tmpfs";
   return null;
 }
-const noMount = await canMount();
+const noMount = canMount();
 
 Deno.test({
   name: "serve under the shipped permissions refuses a file larger than its free space up front",

@@ -9,7 +9,7 @@ import { freePort, MAIN, runCli, tempDir, TEST_CODE, waitFor } from "./_harness.
 import { SHIPPED_PERMISSIONS } from "./_permissions.ts";
 
 /** Whether this machine has an IPv6 loopback to connect to. */
-async function hasIpv6Loopback(): Promise<boolean> {
+function hasIpv6Loopback(): boolean {
   try {
     const probe = Deno.listen({ hostname: "::1", port: 0 });
     probe.close();
@@ -18,7 +18,7 @@ async function hasIpv6Loopback(): Promise<boolean> {
     return false;
   }
 }
-const IPV6 = await hasIpv6Loopback();
+const IPV6 = hasIpv6Loopback();
 
 Deno.test("unmapIpv4() shows an IPv4-mapped address as IPv4, anything else as it is", () => {
   assertEquals(unmapIpv4("::ffff:127.0.0.1"), "127.0.0.1");

@@ -5,7 +5,7 @@
 import { assert, assertEquals } from "@std/assert";
 import { fileURLToPath } from "node:url";
 import { compileArgs } from "../scripts/compile.ts";
-import { denoArgs } from "../scripts/bench.ts";
+import { denoArgs } from "../scripts/bench/peers.ts";
 import { V8_FLAGS } from "../src/cli/v8_flags.ts";
 
 Deno.test("deno.json's serve and send tasks run main.ts with V8_FLAGS", async () => {

@@ -1,7 +1,7 @@
 /**
  * The V8 flags ferry runs with: in the `serve` and `send` tasks (deno.json),
  * baked into every compiled binary (scripts/compile.ts), and used by the
- * benchmark (scripts/bench.ts), so all three run the same engine settings.
+ * benchmark (scripts/bench/), so all three run the same engine settings.
  *
  * `--optimize-for-size` makes V8 grow its heap more slowly. ferry's live
  * heap stays small (about 15–20 MB on 100,000 files), but with V8's default
