@@ -308,6 +308,9 @@ class Terminal {
 
   async close(): Promise<void> {
     await this.tmux("kill-server");
+    // tmux leaves its socket behind.
+    const dir = Deno.env.get("TMUX_TMPDIR") ?? "/tmp";
+    await Deno.remove(join(dir, `tmux-${Deno.uid()}`, this.socket)).catch(() => {});
   }
 }
 
