@@ -34,15 +34,22 @@ Deno.test("serve and send stop at start, with one line, when a permission of the
   await Deno.remove(base, { recursive: true });
 });
 
-/** `deno task -q TASK ARGS...` of this repository, started from `cwd` (the user's folder). */
+/**
+ * `deno task -q TASK ARGS...` of this repository, started from `cwd` (the user's folder), as a
+ * person starts it from a shell: without the INIT_CWD that npx or npm set for this test run
+ * (deno task keeps an INIT_CWD it inherits, as npm does).
+ */
 function task(cwd: string, name: string, args: string[], env: Record<string, string> = {}) {
+  const inherited = Deno.env.toObject();
+  delete inherited.INIT_CWD;
   return new Deno.Command(Deno.execPath(), {
     args: ["task", "-q", "--config", CONFIG, name, ...args],
     cwd,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1", ...env },
+    clearEnv: true,
+    env: { ...inherited, NO_COLOR: "1", ...env },
   });
 }
 
