@@ -2,8 +2,7 @@
  * The sender's reads of small files made straight into the C library
  * (Linux, through src/native/libc.ts): open, read, statx and close, where
  * Deno's open and stat cost most of a small file's time on the sending side
- * (measured while sending 10,000 files of 4 KiB: open 21–23 µs and stat
- * 13–15 µs a file, of about 60).
+ * (docs/PERFORMANCE.md).
  *
  * `loadNativeReader()` is null where the library or its permission is
  * missing, and the sender uses Deno's API. Errors are thrown as Deno's API

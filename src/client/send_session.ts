@@ -142,8 +142,8 @@ const BATCH_ENTRIES = 512;
 /**
  * Batches open at once, the one being sent included: one more is announced
  * while a batch streams. The protocol allows ANNOUNCE_WINDOW (4); 2 keeps
- * fewer entries alive (the receiver peaked about 5 MiB lower on 100,000
- * files) at a cost in speed within this VM's noise (docs/PERFORMANCE.md).
+ * fewer entries alive, at a cost in speed within the bench's noise
+ * (docs/PERFORMANCE.md).
  */
 const OPEN_BATCHES = Math.min(2, ANNOUNCE_WINDOW);
 /** Batches are cut at this many bytes of JSON (or the receiver's frame bound less 64). */

@@ -5,8 +5,8 @@
  * - `sha256` is SHA-256 from node:crypto: the default, mandatory, and
  *   cryptographic end to end; a resume prefix is always checked with it.
  * - `xxh128` is XXH3-128 (xxHash 0.8, the `xxh128sum` value), from the
- *   WebAssembly of the npm package hash-wasm: about 3 GB/s here against
- *   1.4 for SHA-256, on each side (`send --digest xxh128`). It is not
+ *   WebAssembly of the npm package hash-wasm: about twice SHA-256's speed
+ *   (docs/PERFORMANCE.md), on each side (`send --digest xxh128`). It is not
  *   collision resistant: against an attacker the encrypted channel's
  *   records authenticate every byte, and the digest checks the path from
  *   the sender's read to the receiver's write (rsync's whole-file check is

@@ -3,9 +3,9 @@
  *
  * On a filesystem where fsync returns at once (tmpfs, or a disk whose cache
  * the kernel trusts), the thread-pool hop of an asynchronous fsync costs far
- * more than the fsync: on 10,000 files of 4 KiB on tmpfs it was a third of
- * the receiver's time. Where fsync waits on a device (about 0.5 ms here),
- * running it in place would stall the session, and many fsyncs in flight
+ * more than the fsync, a large share of the receiver's time on many small
+ * files (docs/PERFORMANCE.md). Where fsync waits on a device, running it in
+ * place would stall the session, and many fsyncs in flight
  * at once do better. So fsyncs run in place while they are fast; a few
  * slow ones (or one very slow one) move them to the thread pool, and every
  * PROBE_EVERY files one runs in place again to see whether that still holds

@@ -78,14 +78,13 @@ export interface Partial {
 
 /**
  * The most one write() to a staging file on disk takes. A larger write lets
- * the kernel fill the page cache with large folios, and on this VM (a memory
- * balloon that hands freed memory back to the host) each of their pages
- * then faults on the host when first touched: 1 GiB written to ext4 in
- * 1 MiB writes took 1.8–2.5 s of kernel time after a pause, in writes of
- * 512 KiB or less about 0.3 s. On tmpfs (small pages) there is nothing to
- * gain, and each extra asynchronous write costs a thread-pool hop (about
- * 0.35 s of receiver CPU per GiB for 256 KiB pieces), so there the whole
- * chunk goes in one write (`Inbox.writePiece`).
+ * the kernel fill the page cache with large folios, and on a VM whose memory
+ * balloon hands freed memory back to the host each of their pages then
+ * faults on the host when first touched, which made large writes several
+ * times slower in kernel time (docs/PERFORMANCE.md). On tmpfs (small pages)
+ * there is nothing to gain, and each extra asynchronous write costs a
+ * thread-pool hop, so there the whole chunk goes in one write
+ * (`Inbox.writePiece`).
  */
 export const WRITE_PIECE_BYTES = 512 * 1024;
 
@@ -111,9 +110,8 @@ export class Inbox {
    * The most one write() to a staging file takes: WRITE_PIECE_BYTES on
    * disk, no limit on tmpfs and ramfs (WRITE_PIECE_BYTES says why). With no
    * limit, a large file's writes also run in place instead of on the thread
-   * pool (IncomingFile.write): on this 2-core VM, the encrypted 1 GiB file to
-   * tmpfs took 1.95–2.41 s (median 2.11) against 2.24–2.53 (2.39), the
-   * receiver's CPU 1.90 s against 2.15 (7 runs each, alternating).
+   * pool (IncomingFile.write): a copy costs less than the hop there and back
+   * (docs/PERFORMANCE.md).
    */
   writePiece: number = WRITE_PIECE_BYTES;
 
@@ -497,9 +495,7 @@ const SYNC_DIRS_AT_ONCE = 64;
 /**
  * Fsyncs each directory, so the names just created in them are durable:
  * in place while fsyncs are fast, else side by side on the thread pool, as
- * `pace` says (fsync_pace.ts), up to SYNC_DIRS_AT_ONCE at a time. On tmpfs,
- * two thread-pool hops per folder (open, fsync) cost about 0.6 ms each while
- * both cores were busy.
+ * `pace` says (fsync_pace.ts), up to SYNC_DIRS_AT_ONCE at a time.
  */
 export async function syncDirs(dirs: Iterable<string>, pace: FsyncPace): Promise<void> {
   if (IS_WINDOWS) return; // directories cannot be opened for fsync there

@@ -13,8 +13,7 @@
  *   names a file without ever replacing one, where Deno's API needs link +
  *   lstat + unlink for the same promise.
  * - create (O_EXCL), write, futimens, fsync and close cost about half of
- *   what Deno's synchronous calls do here: measured in the receiver on
- *   10,000 files of 4 KiB on tmpfs, 25 µs a file against 47.
+ *   what Deno's synchronous calls do for a small file (docs/PERFORMANCE.md).
  *
  * The library comes from src/native/libc.ts (Linux, with ffi permission for
  * it, glibc 2.28 or later for statx and renameat2); without it (other

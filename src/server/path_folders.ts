@@ -39,9 +39,8 @@ export class PathFolders implements Folders {
 
   /**
    * Its calls are metadata calls that never wait on file data, so they run
-   * in place: a thread-pool hop each cost more than the call, up to a
-   * millisecond while both cores were busy (10,000 files in 100 folders:
-   * about 90 ms of the receiver's time).
+   * in place: a thread-pool hop costs more than the call
+   * (docs/PERFORMANCE.md).
    */
   ensure(parts: string[], created?: Set<string>): Promise<string> {
     return settled(() => this.#ensure(parts, created));

@@ -1,9 +1,8 @@
 /**
  * The AEAD suites from the system's OpenSSL 3 libcrypto, called through
  * Deno's FFI (EVP interface). It writes ciphertext into the caller's buffer
- * and decrypts in place, so records cost no allocation. Measured here on
- * 1 MiB records: AES-256-GCM about 3.0 GB/s, ChaCha20-Poly1305 1.96 GB/s
- * (node:crypto: 0.1–0.25 and 1.1–1.2).
+ * and decrypts in place, so records cost no allocation, and it is faster
+ * than node:crypto for both suites (docs/PERFORMANCE.md).
  *
  * The library comes from src/native/libcrypto.ts (only where ffi permission for it was
  * granted). Without it, ferry uses node:crypto; the wire format is the same

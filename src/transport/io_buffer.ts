@@ -1,10 +1,10 @@
 /**
  * Buffers for large reads and writes (files and sockets).
  *
- * Measured on this project's Linux VM (AMD EPYC, Deno 2.9.6): reading 1 GiB
- * into a 1 MiB buffer whose view starts within the first 16 bytes of its
- * ArrayBuffer took 0.9–1.1 s of kernel copying; starting 16 or more bytes in,
- * 0.3 s. So every large I/O buffer starts IO_BUFFER_OFFSET bytes into its
+ * On some CPUs (an AMD EPYC here) the kernel copies into a buffer several
+ * times slower when its view starts within the first few bytes of its
+ * ArrayBuffer, an alignment effect of `rep movsb` (docs/PERFORMANCE.md). So
+ * every large I/O buffer starts IO_BUFFER_OFFSET bytes into its
  * allocation. It costs 64 bytes a buffer, and nothing where the effect is absent.
  */
 
