@@ -4,7 +4,7 @@
  * and an exit code (0 ok, 1 failure, 2 usage); with --json, into an `error`
  * object on stdout (docs/JSON.md).
  */
-import { ExitCode, FerryError, UsageError } from "./src/cli/errors.ts";
+import { ExitCode, FerryError, UsageError } from "./src/errors.ts";
 import { escapeName } from "./src/cli/escape.ts";
 import { loadNativeThenRevoke } from "./src/cli/ffi_permission.ts";
 import { LAUNCHER_ENV } from "./src/cli/launcher.ts";
@@ -59,8 +59,7 @@ export async function main(args: string[]): Promise<number> {
 function startUp(): void {
   const missing = missingPermissions();
   if (missing.length > 0) {
-    throw new FerryError(`started without permission for ${missing.join(", ")}`, {
-      code: "permission",
+    throw new FerryError("permission", `started without permission for ${missing.join(", ")}`, {
       hint: `run the installed 'ferry', 'deno task serve' or 'deno task send', or ` +
         `'deno run -P=${PERMISSION_SET_NAME} main.ts ...'; to do without one on purpose, deny it ` +
         `(e.g. --deny-ffi)`,

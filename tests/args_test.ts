@@ -7,7 +7,7 @@
  */
 import { assertEquals, assertMatch, assertThrows } from "@std/assert";
 import { parseCount, parseFlags, parsePort, parseTarget } from "../src/cli/args.ts";
-import { UsageError } from "../src/cli/errors.ts";
+import { UsageError } from "../src/errors.ts";
 import { didYouMean, editDistance, suggest } from "../src/cli/suggest.ts";
 import { runCli } from "./_harness.ts";
 

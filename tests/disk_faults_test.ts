@@ -11,7 +11,8 @@ import {
   assertStringIncludes,
 } from "@std/assert";
 import { join } from "node:path";
-import { ConnectionLost, type SendEvent } from "../src/client/send_session.ts";
+import type { SendEvent } from "../src/client/send_session.ts";
+import { ConnectionLost } from "../src/errors.ts";
 import { Inbox } from "../src/server/inbox.ts";
 import { FaultProxy } from "./fault_proxy.ts";
 import {

@@ -8,7 +8,7 @@
  */
 import { assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
-import { FerryError } from "../src/cli/errors.ts";
+import { FerryError } from "../src/errors.ts";
 import type { ServerEvent } from "../src/server/session.ts";
 import {
   type CliResult,

@@ -8,11 +8,21 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
 import { compileGlob, Excluder } from "../src/cli/glob.ts";
+import { parseTarget } from "../src/cli/args.ts";
 import { errorCode } from "../src/cli/error_codes.ts";
-import { FerryError, UsageError } from "../src/cli/errors.ts";
+import {
+  ConnectFailed,
+  ConnectionLost,
+  DiscoveryError,
+  FerryError,
+  UsageError,
+} from "../src/errors.ts";
 import { jsonLine } from "../src/cli/output.ts";
-import { ConnectionLost } from "../src/client/send_session.ts";
+import { resolveSources } from "../src/client/walk.ts";
+import { parseTargets } from "../src/discovery/finder.ts";
 import { ProtocolError } from "../src/protocol/errors.ts";
+import { Inbox } from "../src/server/inbox.ts";
+import { connect, connectFailure, listen } from "../src/transport/tcp.ts";
 import { freePort, randomBytes, runCli, snapshot, spawnServe, tempDir } from "./_harness.ts";
 
 type Json = Record<string, unknown> & { type: string };
@@ -217,29 +227,110 @@ Deno.test("ferry send --json reports a wrong code as the error code wrong-code",
   await Deno.remove(base, { recursive: true });
 });
 
-Deno.test("errorCode() maps error classes and ferry's messages to stable codes", () => {
+Deno.test("errorCode() is the code the error carries; a protocol error is protocol; else internal", () => {
   const cases: [unknown, string][] = [
     [new UsageError("x", "y"), "usage"],
-    [new FerryError("anything", { code: "wrong-code" }), "wrong-code"],
+    [new FerryError("wrong-code", "anything"), "wrong-code"],
+    [new DiscoveryError("no-server", "x", "y"), "no-server"],
+    [new ConnectFailed("unreachable", "x"), "unreachable"],
+    [new ConnectionLost("timeout", "x"), "timeout"],
     [new ProtocolError("bad-message", "x"), "protocol"],
-    [new ConnectionLost("the connection to h:1 was lost"), "connection-lost"],
-    [new ConnectionLost("h:1 stopped responding for 60 s"), "timeout"],
-    [new ConnectionLost("h:1 refused the session: busy (busy)"), "refused"],
-    [new FerryError("could not connect to h:1: connection refused (is ...)"), "connect-refused"],
-    [new FerryError("could not connect to h:1: unknown host 'h'"), "unknown-host"],
-    [new FerryError("could not connect to h:1: no answer within 15 s"), "timeout"],
-    [new FerryError("could not connect to h:1: no route to that host"), "unreachable"],
-    [new FerryError("wrong code: h:1 did not accept 'x'"), "wrong-code"],
-    [new FerryError("h:1 needs its code: add --code CODE"), "code-required"],
-    [new FerryError("protocol error with h:1: bad frame"), "protocol"],
-    [new FerryError("h:1 is not a ferry server"), "protocol"],
-    [new FerryError("port 4455 is already in use on 0.0.0.0; choose another"), "address-in-use"],
-    [new FerryError("/x is not a directory"), "io"],
-    [new FerryError("something else entirely"), "failed"],
+    // Deno's own errors, should one reach the top: by their class.
+    [new Deno.errors.NotFound("x"), "io"],
+    [new Deno.errors.PermissionDenied("x"), "io"],
+    [new Deno.errors.AddrInUse("x"), "address-in-use"],
     [new TypeError("a bug"), "internal"],
     ["not even an error", "internal"],
   ];
   for (const [err, code] of cases) assertEquals(errorCode(err), code, String(err));
+  // The exit code goes with the code (docs/JSON.md's table).
+  assertEquals(new UsageError("x", "y").exitCode, 2);
+  assertEquals(new FerryError("interrupted", "x").exitCode, 130);
+  assertEquals(new ConnectionLost("refused", "x").exitCode, 1);
+});
+
+/** What `run` throws (it must throw). */
+async function thrown(run: () => unknown): Promise<unknown> {
+  try {
+    await run();
+  } catch (err) {
+    return err;
+  }
+  throw new Error("it did not throw");
+}
+
+Deno.test("errors thrown through ferry's code paths carry their codes and messages", async () => {
+  const base = await tempDir();
+  try {
+    // Connecting: a port nobody listens on, and what Deno throws for the other failures.
+    const port = freePort();
+    const to = { host: "127.0.0.1", port };
+    const refused = await thrown(() => connect(to, 5000));
+    assert(refused instanceof ConnectFailed);
+    assertEquals(errorCode(refused), "connect-refused");
+    assertMatch(
+      (refused as Error).message,
+      /^could not connect to 127\.0\.0\.1:\d+: connection refused \(/,
+    );
+    const failures: [unknown, boolean, string, RegExp][] = [
+      [new Deno.errors.TimedOut("x"), false, "timeout", /: no answer within 15 s \(/],
+      [new Error("aborted"), true, "timeout", /: no answer within 15 s \(/],
+      // Deno's words for a failed name lookup (it gives no class or code).
+      [
+        new Error("failed to lookup address information: Name or service not known"),
+        false,
+        "unknown-host",
+        /: unknown host '127\.0\.0\.1'$/,
+      ],
+      [
+        Object.assign(new Error("No route to host (os error 113)"), { code: "EHOSTUNREACH" }),
+        false,
+        "unreachable",
+        /: no route to that host \(is the address right\?\)$/,
+      ],
+      [new Deno.errors.NetworkUnreachable("x"), false, "unreachable", /: no route to that host/],
+      [new Deno.errors.NotCapable("no net"), false, "failed", /^could not connect to .*: no net$/],
+    ];
+    for (const [cause, aborted, code, message] of failures) {
+      const err = connectFailure(cause, to, 15_000, aborted);
+      assert(err instanceof ConnectFailed, String(cause));
+      assertEquals(errorCode(err), code, String(cause));
+      assertMatch((err as Error).message, message);
+    }
+    const other = new TypeError("not a connection failure");
+    assertEquals(connectFailure(other, to, 15_000, false), other);
+
+    // Listening on a port that is taken.
+    const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    try {
+      const err = await thrown(() =>
+        listen({ host: "127.0.0.1", port: (taken.addr as Deno.NetAddr).port })
+      );
+      assertEquals(errorCode(err), "address-in-use");
+      assertMatch((err as Error).message, /^port \d+ is already in use on 127\.0\.0\.1; /);
+    } finally {
+      taken.close();
+    }
+
+    // The receiving folder is a file; a source is missing; a source is the root.
+    await Deno.writeTextFile(join(base, "file"), "x");
+    const notDir = await thrown(() => Inbox.open(join(base, "file")));
+    assertEquals(errorCode(notDir), "io");
+    assertEquals((notDir as Error).message, `${join(base, "file")} is not a directory`);
+    const missing = await thrown(() => resolveSources([join(base, "missing")], "stdin"));
+    assertEquals(errorCode(missing), "io");
+    assertEquals((missing as Error).message, `${join(base, "missing")}: no such file or directory`);
+    const root = await thrown(() => resolveSources(["/"], "stdin"));
+    assertEquals(errorCode(root), "failed");
+    assertStringIncludes((root as Error).message, "cannot send a file system root");
+
+    // Usage mistakes, wherever they are found.
+    assertEquals(errorCode(await thrown(() => parseTarget(""))), "usage");
+    assertEquals(errorCode(await thrown(() => compileGlob("["))), "usage");
+    assertEquals(errorCode(await thrown(() => parseTargets("not-an-address"))), "usage");
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
 });
 
 Deno.test("jsonLine() escapes control and bidi characters, and the value round-trips", () => {

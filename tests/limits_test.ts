@@ -10,7 +10,7 @@ import {
   assertStringIncludes,
 } from "@std/assert";
 import { join } from "node:path";
-import { FerryError } from "../src/cli/errors.ts";
+import { FerryError } from "../src/errors.ts";
 import { type SendEvent } from "../src/client/send_session.ts";
 import { decodeError } from "../src/protocol/messages.ts";
 import { FrameType } from "../src/protocol/frame.ts";

@@ -106,6 +106,7 @@ Deno.test({
       assertEquals(storageRefusal(notDir).message, "a file is in the way of a directory");
       const badFd = assertThrows(() => fs.write(-1, new Uint8Array(1)));
       assertStringIncludes((badFd as Error).message, "(os error 9)");
+      assertEquals((badFd as Error & { code?: string }).code, "EBADF");
       assertInstanceOf(assertThrows(() => fs.unlink(join(dir, "nothing"))), Deno.errors.NotFound);
     });
   },

@@ -78,6 +78,7 @@ Deno.test({
         const err = assertThrows(() => fs.read(fd, new Uint8Array(16)));
         assertInstanceOf(err, Deno.errors.IsADirectory);
         assertStringIncludes((err as Error).message, "(os error 21)");
+        assertEquals((err as Error & { code?: string }).code, "EISDIR");
       } finally {
         fs.close(fd);
       }

@@ -11,7 +11,8 @@ import {
   assertStringIncludes,
 } from "@std/assert";
 import { join } from "node:path";
-import { ConnectionLost, type SendEvent, type SendResult } from "../src/client/send_session.ts";
+import type { SendEvent, SendResult } from "../src/client/send_session.ts";
+import { ConnectionLost } from "../src/errors.ts";
 import { DIGEST_NAMES, type DigestName } from "../src/protocol/digests.ts";
 import { FaultProxy } from "./fault_proxy.ts";
 import {

@@ -11,7 +11,7 @@ import {
   assertStringIncludes,
 } from "@std/assert";
 import { join } from "node:path";
-import { FerryError } from "../src/cli/errors.ts";
+import { FerryError } from "../src/errors.ts";
 import { type SendEvent } from "../src/client/send_session.ts";
 import { FaultProxy } from "./fault_proxy.ts";
 import {

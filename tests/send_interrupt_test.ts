@@ -8,7 +8,7 @@
 import { assert, assertEquals, assertInstanceOf, assertMatch } from "@std/assert";
 import { join } from "node:path";
 import { errorCode } from "../src/cli/error_codes.ts";
-import { FerryError } from "../src/cli/errors.ts";
+import { FerryError } from "../src/errors.ts";
 import { connect } from "../src/transport/tcp.ts";
 import { FaultProxy } from "./fault_proxy.ts";
 import {

@@ -2,10 +2,10 @@
  * The sender against peers that are not (quite) ferry servers: it must fail
  * with one clear line, never hang or crash.
  */
-import { assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
+import { assert, assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
-import { FerryError } from "../src/cli/errors.ts";
-import { send } from "../src/client/send_session.ts";
+import { ConnectFailed, ConnectionLost, FerryError } from "../src/errors.ts";
+import { send, type SendEvent } from "../src/client/send_session.ts";
 import { resolveSources } from "../src/client/walk.ts";
 import { encodeFrame, FrameType } from "../src/protocol/frame.ts";
 import { encodeJson } from "../src/protocol/messages.ts";
@@ -34,7 +34,13 @@ async function fakeServer(reply: Uint8Array, run: (port: number) => Promise<void
 async function sendOne(
   port: number,
   timeoutMs = 5000,
-  extra: { plaintext?: boolean; digests?: DigestName[] } = {},
+  extra: {
+    plaintext?: boolean;
+    digests?: DigestName[];
+    retries?: number;
+    retryDelayMs?: number;
+    onEvent?: (event: SendEvent) => void;
+  } = {},
 ) {
   const dir = await tempDir();
   await Deno.writeTextFile(join(dir, "a.txt"), "hello");
@@ -68,6 +74,7 @@ Deno.test("send() names both protocol versions when the server speaks another", 
       err.message,
       `127.0.0.1:${port} speaks ferry protocol version 9, this ferry speaks 1: use matching ferry versions`,
     );
+    assertEquals(err.code, "protocol");
   });
 });
 
@@ -75,6 +82,7 @@ Deno.test("send() says so when the peer is not a ferry server", async () => {
   await fakeServer(new TextEncoder().encode("HTTP/1.1 400 Bad Request\r\n\r\n"), async (port) => {
     const err = await assertRejects(() => sendOne(port), FerryError);
     assertEquals(err.message, `127.0.0.1:${port} is not a ferry server`);
+    assertEquals(err.code, "protocol");
   });
 });
 
@@ -90,6 +98,9 @@ Deno.test("send() reports a server's refusal during the handshake in its own wor
       err.message,
       `127.0.0.1:${port} refused the session: it is busy (too many senders at once) (busy)`,
     );
+    // Busy: worth trying again (send did, --retries 0 times), reported as refused.
+    assert(err instanceof ConnectionLost);
+    assertEquals(err.code, "refused");
   });
 });
 
@@ -105,9 +116,50 @@ Deno.test("send() gives up on a silent server after its timeout", async () => {
       err.message,
       `127.0.0.1:${(listener.addr as Deno.NetAddr).port} stopped responding for 0.3 s`,
     );
+    assert(err instanceof ConnectionLost);
+    assertEquals(err.code, "timeout");
   } finally {
     (await accepted).close();
     listener.close();
+  }
+});
+
+Deno.test("send() retries by the error's class: a lost connection, then a failed reconnection", async () => {
+  // Nothing listens: the first connection's failure is reported at once, never retried.
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const nobody = (closed.addr as Deno.NetAddr).port;
+  closed.close();
+  const first: SendEvent[] = [];
+  const refused = await assertRejects(
+    () => sendOne(nobody, 5000, { retries: 3, retryDelayMs: 10, onEvent: (e) => first.push(e) }),
+    ConnectFailed,
+  );
+  assertEquals(refused.code, "connect-refused");
+  assertEquals(first.filter((e) => e.type === "retry").length, 0);
+  // A receiver that drops the connection and is gone when the sender comes back (restarting).
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const dropping = (async () => {
+    const conn = await listener.accept();
+    listener.close();
+    conn.close();
+  })();
+  const events: SendEvent[] = [];
+  try {
+    const err = await assertRejects(
+      () => sendOne(port, 5000, { retries: 2, retryDelayMs: 10, onEvent: (e) => events.push(e) }),
+      ConnectFailed,
+    );
+    assertEquals(err.code, "connect-refused");
+    const retries = events.filter((e) => e.type === "retry");
+    assertEquals(retries.length, 2);
+    assertStringIncludes(retries[0].type === "retry" ? retries[0].reason : "", `127.0.0.1:${port}`);
+    assertStringIncludes(
+      retries[1].type === "retry" ? retries[1].reason : "",
+      "connection refused",
+    );
+  } finally {
+    await dropping;
   }
 });
 
@@ -128,6 +180,7 @@ Deno.test("send() refuses a WELCOME that names a digest it did not offer", async
       FerryError,
     );
     assertStringIncludes(err.message, "the receiver chose digest xxh128, not offered");
+    assertEquals(err.code, "protocol");
   });
 });
 

@@ -14,7 +14,8 @@ import {
 import { join } from "node:path";
 import type { Mode } from "../src/cli/output.ts";
 import { ServeReporter } from "../src/cli/serve_report.ts";
-import { ConnectionLost, send } from "../src/client/send_session.ts";
+import { send } from "../src/client/send_session.ts";
+import { ConnectionLost } from "../src/errors.ts";
 import { resolveSources } from "../src/client/walk.ts";
 import { ProtocolError } from "../src/protocol/errors.ts";
 import { FrameType } from "../src/protocol/frame.ts";

@@ -230,19 +230,47 @@ Deno.test("writeAllSync() writes every byte in order through short writes and in
 });
 
 Deno.test("storageRefusal() names a full disk, an exceeded quota and a file too large, and passes other errors on", () => {
-  const refusal = (message: string) => storageRefusal(new Error(message));
+  // Errors as Deno throws them: ENOSPC and EROFS with their `code`; EDQUOT and EFBIG, which Deno
+  // names neither by class nor by code, with only their number in the message.
+  const osError = (message: string, code?: string) =>
+    code === undefined ? new Error(message) : Object.assign(new Error(message), { code });
+  const refusal = (message: string, code?: string) => storageRefusal(osError(message, code));
   assertEquals(
-    refusal("No space left on device (os error 28)").message,
+    refusal("No space left on device (os error 28)", "ENOSPC").message,
     "the receiver's disk is full",
   );
+  const edquot = Deno.build.os === "linux" ? 122 : 69;
   assertEquals(
-    refusal("Disk quota exceeded (os error 122)").message,
+    refusal(`Disk quota exceeded (os error ${edquot})`).message,
     "the receiver's disk quota is exceeded",
   );
   assertEquals(
     refusal("File too large (os error 27)").message,
     "too large for the receiver's file system",
   );
-  const other = new Error("Input/output error (os error 5)");
+  assertEquals(
+    refusal("Read-only file system (os error 30): open 'x'", "EROFS").message,
+    "the receiver's file system is read-only",
+  );
+  const other = osError("Input/output error (os error 5)", "EIO");
   assertEquals(storageRefusal(other), other);
+  // The wording alone decides nothing.
+  const worded = new Error("No space left on device");
+  assertEquals(storageRefusal(worded), worded);
+});
+
+Deno.test("storageRefusal() reads Deno's own error for a name too long", async () => {
+  // (A full disk, Deno's real ENOSPC, is disk_faults_test.ts's.)
+  const dir = await tempDir();
+  try {
+    let err: unknown = null;
+    try {
+      await Deno.writeTextFile(join(dir, "n".repeat(300)), "x");
+    } catch (e) {
+      err = e;
+    }
+    assertEquals(storageRefusal(err).message, "name too long for the receiver's file system");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -3,7 +3,7 @@
  * targets, counts, durations, seconds and sizes. The options themselves are
  * parsed by flags.ts (`parseFlags`, re-exported here for the subcommands).
  */
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../errors.ts";
 import { type Address, DEFAULT_PORT } from "../transport/tcp.ts";
 
 export { parseFlags } from "./flags.ts";

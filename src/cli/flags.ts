@@ -14,7 +14,7 @@
  * - a boolean option takes no value (`--json=1` is refused);
  * - an option given twice is refused, unless it is `multiple`.
  */
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../errors.ts";
 import { didYouMean } from "./suggest.ts";
 
 /** One option of a command: `--NAME`, with a value or not, `-X` for short. */

@@ -5,7 +5,7 @@
  * (one character of a set), and `\x` (x itself). A pattern that ends with
  * `/` matches folders only.
  */
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../errors.ts";
 
 export interface Glob {
   pattern: string;

@@ -7,8 +7,8 @@
  *   lines redrawn in place at the bottom, messages printed above them;
  * - `plain`: lines only, never redrawn, no colours (a pipe, a file, a log).
  */
-import { ERROR_CODES, errorCode } from "./error_codes.ts";
-import { DiscoveryError, FerryError } from "./errors.ts";
+import { DiscoveryError, ERROR_CODES, FerryError } from "../errors.ts";
+import { errorCode } from "./error_codes.ts";
 
 export type Mode = "json" | "live" | "plain";
 

@@ -9,7 +9,8 @@
  * what it already has and where partial files resume.
  */
 import { createHash } from "node:crypto";
-import { FerryError } from "../cli/errors.ts";
+import { ConnectFailed, ConnectionLost, FerryError } from "../errors.ts";
+import { osCode } from "../os_errors.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { encodeFileAbort, encodeFileEnd, encodeFileStart, FrameType } from "../protocol/frame.ts";
 import { ANNOUNCE_WINDOW, MAX_FRAME_PAYLOAD } from "../protocol/limits.ts";
@@ -47,6 +48,7 @@ import {
 } from "../protocol/preamble.ts";
 import { FrameReader, FrameWriter } from "../transport/frame_io.ts";
 import { type Address, connect, formatAddress } from "../transport/tcp.ts";
+import { isConnectionError } from "../transport/connection_errors.ts";
 import { Watchdog } from "../transport/watchdog.ts";
 import {
   CodeRequired,
@@ -126,9 +128,6 @@ function noResult(): SendResult {
   return { files: 0, bytes: 0, resumedBytes: 0, already: 0, skipped: 0, failed: 0, seconds: 0 };
 }
 
-/** A session ended in a way that reconnecting can fix (dropped, timed out, receiver restarting). */
-export class ConnectionLost extends FerryError {}
-
 const encoder = new TextEncoder();
 
 /**
@@ -181,8 +180,7 @@ export async function send(opts: SendOptions): Promise<SendResult> {
       }
       // A first connection that fails is reported at once; later ones may be a restarting receiver.
       const retryable = err instanceof ConnectionLost ||
-        (attempt > 1 && err instanceof FerryError &&
-          /could not connect/.test(err.message));
+        (attempt > 1 && err instanceof ConnectFailed);
       if (!retryable || attempt > opts.retries) throw err;
       opts.onEvent({ type: "retry", attempt, delayMs: delay, reason: (err as Error).message });
       await new Promise((r) => setTimeout(r, delay));
@@ -334,15 +332,16 @@ class SendSession {
     if (this.#failure) return this.#failure;
     if (this.#watchdog.expired) {
       return new ConnectionLost(
+        "timeout",
         `${this.#where} stopped responding for ${this.opts.idleTimeoutMs / 1000} s`,
       );
     }
     if (isConnectionError(err)) {
-      return new ConnectionLost(`the connection to ${this.#where} was lost`);
+      return new ConnectionLost("connection-lost", `the connection to ${this.#where} was lost`);
     }
     if (err instanceof ProtocolError) {
       await this.#sendError(err);
-      return new FerryError(`protocol error with ${this.#where}: ${err.message}`);
+      return new FerryError("protocol", `protocol error with ${this.#where}: ${err.message}`);
     }
     return err;
   }
@@ -372,16 +371,20 @@ class SendSession {
     await this.#writer.flush();
     const raw = await this.#reader.readRaw(PREAMBLE_BYTES);
     if (raw === null) {
-      throw new ConnectionLost(`${this.#where} closed the connection during the handshake`);
+      throw new ConnectionLost(
+        "connection-lost",
+        `${this.#where} closed the connection during the handshake`,
+      );
     }
     let theirs;
     try {
       theirs = decodePreamble(raw);
     } catch {
-      throw new FerryError(`${this.#where} is not a ferry server`);
+      throw new FerryError("protocol", `${this.#where} is not a ferry server`);
     }
     if (theirs.version !== PROTOCOL_VERSION) {
       throw new FerryError(
+        "protocol",
         `${this.#where} speaks ferry protocol version ${theirs.version}, this ferry speaks ${PROTOCOL_VERSION}: use matching ferry versions`,
       );
     }
@@ -444,18 +447,17 @@ class SendSession {
       });
     } catch (err) {
       if (err instanceof CodeRequired) {
-        throw new FerryError(`${this.#where} needs its code`, {
-          code: "code-required",
+        throw new FerryError("code-required", `${this.#where} needs its code`, {
           hint: "set FERRY_CODE to the code 'ferry serve' shows there, or run send on a terminal " +
             "to be asked for it",
         });
       }
       if (err instanceof ReceiverOpen) {
         throw new FerryError(
+          "receiver-open",
           `${this.#where} asks for no code (it is open to anyone, or it is not the receiver ` +
             "you meant): nothing was sent, because a code was given",
           {
-            code: "receiver-open",
             hint: "to send to an open receiver ('ferry serve --open'), give no code " +
               "(unset FERRY_CODE, leave out --code)",
           },
@@ -465,8 +467,7 @@ class SendSession {
         // Accepted before the connection dropped: the receiver is likely a new one, with a new code.
         const restarted = "the receiver may have restarted with a new code: ask for the code it " +
           "shows now";
-        throw new FerryError(`wrong code: ${this.#where} did not accept it`, {
-          code: "wrong-code",
+        throw new FerryError("wrong-code", `wrong code: ${this.#where} did not accept it`, {
           hint: this.attempt > 1 ? restarted : undefined,
         });
       }
@@ -474,8 +475,8 @@ class SendSession {
         // A plain frame: anyone on the path could have sent it, so only its code is shown.
         const message = clearRefusal(this.#where, err.code);
         throw err.code === "busy" || err.code === "shutting-down"
-          ? new ConnectionLost(message)
-          : new FerryError(message, { code: "refused" });
+          ? new ConnectionLost("refused", message)
+          : new FerryError("refused", message);
       }
       throw err;
     }
@@ -498,8 +499,10 @@ class SendSession {
   #serverError(payload: Uint8Array): FerryError {
     const e = decodeError(payload);
     const message = authenticatedRefusal(this.#where, e.code, e.message);
-    if (e.code === "busy" || e.code === "shutting-down") return new ConnectionLost(message);
-    return new FerryError(message);
+    if (e.code === "busy" || e.code === "shutting-down") {
+      return new ConnectionLost("refused", message);
+    }
+    return new FerryError("refused", message);
   }
 
   /** Reads PLAN, ACK and BYE frames until the server closes. */
@@ -509,6 +512,7 @@ class SendSession {
         const frame = await this.#reader.next();
         if (frame === null) {
           throw new ConnectionLost(
+            "connection-lost",
             `${this.#where} closed the connection before the transfer ended`,
           );
         }
@@ -535,8 +539,8 @@ class SendSession {
               ? `${this.#where} is shutting down`
               : `${this.#where} stopped the transfer: ${escapeName(e.message)} (${e.code})`;
             throw e.code === "shutting-down"
-              ? new ConnectionLost(message)
-              : new FerryError(message);
+              ? new ConnectionLost("refused", message)
+              : new FerryError("refused", message);
           }
           default:
             throw new ProtocolError(
@@ -551,12 +555,13 @@ class SendSession {
         if (err instanceof ProtocolError && !isConnectionError(err)) await this.#sendError(err);
         failure = this.#watchdog.expired
           ? new ConnectionLost(
+            "timeout",
             `${this.#where} stopped responding for ${this.opts.idleTimeoutMs / 1000} s`,
           )
           : isConnectionError(err)
-          ? new ConnectionLost(`the connection to ${this.#where} was lost`)
+          ? new ConnectionLost("connection-lost", `the connection to ${this.#where} was lost`)
           : err instanceof ProtocolError
-          ? new FerryError(`protocol error with ${this.#where}: ${err.message}`)
+          ? new FerryError("protocol", `protocol error with ${this.#where}: ${err.message}`)
           : err;
       }
       this.#failure = failure instanceof Error ? failure : new Error(String(failure));
@@ -973,16 +978,11 @@ function readWholeNative(
   }
 }
 
-function isConnectionError(err: unknown): boolean {
-  return err instanceof Deno.errors.ConnectionReset || err instanceof Deno.errors.BrokenPipe ||
-    err instanceof Deno.errors.BadResource || err instanceof Deno.errors.UnexpectedEof ||
-    err instanceof Deno.errors.ConnectionAborted || err instanceof Deno.errors.Interrupted ||
-    (err instanceof ProtocolError && err.code === "truncated");
-}
-
+/** A local file could not be read (it is refused, not the session): by Deno's class or errno name. */
 function isReadError(err: unknown): boolean {
+  const code = osCode(err);
   return err instanceof Deno.errors.PermissionDenied || err instanceof Deno.errors.NotFound ||
-    (err instanceof Error && /os error (5|21)\b|input\/output/i.test(err.message));
+    err instanceof Deno.errors.IsADirectory || code === "EIO" || code === "EISDIR";
 }
 
 function describeReadError(err: unknown): string {

@@ -12,7 +12,7 @@
  */
 import { basename, dirname, join, resolve } from "node:path";
 import type { Entry } from "../protocol/messages.ts";
-import { FerryError } from "../cli/errors.ts";
+import { FerryError } from "../errors.ts";
 import type { Excluder } from "../cli/glob.ts";
 
 /** An entry to announce, and where its bytes come from. */
@@ -84,16 +84,19 @@ export async function resolveSources(
       info = await Deno.lstat(arg);
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) {
-        throw new FerryError(`${tried}: no such file or directory`);
+        throw new FerryError("io", `${tried}: no such file or directory`);
       }
       if (err instanceof Deno.errors.PermissionDenied) {
-        throw new FerryError(`${tried}: permission denied`);
+        throw new FerryError("io", `${tried}: permission denied`);
       }
       throw err;
     }
     const name = basename(tried);
     if (name === "") {
-      throw new FerryError(`${tried}: cannot send a file system root; name a folder in it`);
+      throw new FerryError(
+        "failed",
+        `${tried}: cannot send a file system root; name a folder in it`,
+      );
     }
     sources.push({ arg, name, info, exclude });
   }

@@ -6,7 +6,7 @@
  */
 import dgram from "node:dgram";
 import { Buffer } from "node:buffer";
-import { UsageError } from "../cli/errors.ts";
+import { UsageError } from "../errors.ts";
 import type { Address } from "../transport/tcp.ts";
 import {
   type Answer,

@@ -68,6 +68,31 @@ export function openLibc<S extends Deno.ForeignLibraryInterface>(
   return Deno.build.os === "linux" ? dlopenPermitted(paths, symbols) : null;
 }
 
+/**
+ * The `code` Deno's API gives an OS error, by errno (Linux's numbers), for
+ * the errnos ferry's calls meet; like Deno's table (libuv's names), it has
+ * none for EDQUOT or EFBIG, which callers tell by the message's number.
+ */
+export const ERRNO_NAMES: Readonly<Record<number, string>> = {
+  1: "EPERM",
+  2: "ENOENT",
+  5: "EIO",
+  9: "EBADF",
+  13: "EACCES",
+  17: "EEXIST",
+  18: "EXDEV",
+  20: "ENOTDIR",
+  21: "EISDIR",
+  22: "EINVAL",
+  24: "EMFILE",
+  28: "ENOSPC",
+  30: "EROFS",
+  36: "ENAMETOOLONG",
+  39: "ENOTEMPTY",
+  40: "ELOOP",
+  95: "ENOTSUP",
+};
+
 /** errno after a failed call, and the error Deno's API would throw for it. */
 export class Errno {
   readonly #calls: ErrnoCalls;
@@ -86,10 +111,17 @@ export class Errno {
 
   /**
    * The error for `errno`: the Deno.errors class Deno's API throws, or an
-   * Error whose message ends in "(os error N)" as Deno's does, so that the
-   * same checks read both.
+   * Error, with the `code` Deno gives it (ERRNO_NAMES) and a message that
+   * ends in "(os error N)" as Deno's does, so that the same checks read both.
    */
   error(call: string, path?: string, errno = this.get()): Error {
+    const err = this.#error(call, path, errno);
+    const code = ERRNO_NAMES[errno];
+    if (code !== undefined) Object.assign(err, { code });
+    return err;
+  }
+
+  #error(call: string, path: string | undefined, errno: number): Error {
     const text = new Uint8Array(256);
     const reason = this.#calls.__xpg_strerror_r(errno, text, BigInt(text.length)) === 0
       ? new TextDecoder().decode(text.subarray(0, text.indexOf(0)))

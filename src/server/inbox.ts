@@ -20,7 +20,8 @@ import { join, resolve, sep } from "node:path";
 import { FsyncPace, fsyncPaced } from "./fsync_pace.ts";
 import { loadNativeFs, type NativeFs } from "./native_fs.ts";
 import { checkName, STAGING_DIR_NAME } from "./safe_path.ts";
-import { FerryError } from "../cli/errors.ts";
+import { FerryError } from "../errors.ts";
+import { osCode, osErrno } from "../os_errors.ts";
 import type { Entry } from "../protocol/messages.ts";
 
 export type ConflictPolicy = "rename" | "overwrite" | "skip" | "fail";
@@ -137,23 +138,23 @@ export class Inbox {
       await Deno.mkdir(dir, { recursive: true });
       const root = await Deno.realPath(dir);
       const info = await Deno.stat(root);
-      if (!info.isDirectory) throw new FerryError(`${dir} is not a directory`);
+      if (!info.isDirectory) throw new FerryError("io", `${dir} is not a directory`);
       const hidden = join(root, STAGING_DIR_NAME);
       await mkdirIfMissing(hidden);
       if (!(await Deno.lstat(hidden)).isDirectory) {
-        throw new FerryError(`${hidden} must be a directory (ferry's staging folder)`);
+        throw new FerryError("failed", `${hidden} must be a directory (ferry's staging folder)`);
       }
       const staging = join(hidden, "tmp");
       await mkdirIfMissing(staging);
       if (!(await Deno.lstat(staging)).isDirectory) {
-        throw new FerryError(`${staging} must be a directory (ferry's staging folder)`);
+        throw new FerryError("failed", `${staging} must be a directory (ferry's staging folder)`);
       }
       const partials = join(hidden, "partial");
       const transfers = join(hidden, "transfers");
       for (const dir of [partials, transfers]) {
         await mkdirIfMissing(dir);
         if (!(await Deno.lstat(dir)).isDirectory) {
-          throw new FerryError(`${dir} must be a directory (ferry's staging folder)`);
+          throw new FerryError("failed", `${dir} must be a directory (ferry's staging folder)`);
         }
       }
       const probe = join(staging, `probe-${crypto.randomUUID()}`);
@@ -170,13 +171,13 @@ export class Inbox {
     } catch (err) {
       if (err instanceof FerryError) throw err;
       if (err instanceof Deno.errors.PermissionDenied || err instanceof Deno.errors.NotCapable) {
-        throw new FerryError(`cannot write to ${dir}: permission denied`);
+        throw new FerryError("io", `cannot write to ${dir}: permission denied`);
       }
-      if (err instanceof Error && /read-only/i.test(err.message)) {
-        throw new FerryError(`cannot write to ${dir}: read-only file system`);
+      if (osCode(err) === "EROFS") {
+        throw new FerryError("io", `cannot write to ${dir}: read-only file system`);
       }
       if (err instanceof Deno.errors.NotADirectory || err instanceof Deno.errors.AlreadyExists) {
-        throw new FerryError(`${dir} is not a directory`);
+        throw new FerryError("io", `${dir} is not a directory`);
       }
       throw err;
     }
@@ -420,8 +421,9 @@ export function nameByPolicy(
 
 /** Whether a failed link means this file system has no hard links (FAT, some network shares). */
 export function isLinkUnsupported(err: unknown): boolean {
+  const code = osCode(err);
   return err instanceof Deno.errors.PermissionDenied && !(err instanceof Deno.errors.NotCapable) ||
-    (err instanceof Error && /not supported|operation not permitted/i.test(err.message));
+    code === "ENOTSUP" || code === "EOPNOTSUPP" || code === "EPERM";
 }
 
 /** Removes the files in `dir` not modified for `ageMs` that `removable` allows. */
@@ -461,6 +463,13 @@ async function mkdirIfMissing(path: string): Promise<void> {
   }
 }
 
+/**
+ * EDQUOT and EFBIG, the errnos Deno gives only by number (os_errors.ts):
+ * Linux's, and the BSDs' and macOS's; Windows has neither.
+ */
+const EDQUOT = IS_WINDOWS ? null : Deno.build.os === "linux" ? 122 : 69;
+const EFBIG = IS_WINDOWS ? null : 27;
+
 /** Turns a storage error into a per-entry refusal with a plain reason. */
 export function storageRefusal(err: unknown): Error {
   if (err instanceof Refusal) return err;
@@ -471,21 +480,14 @@ export function storageRefusal(err: unknown): Error {
     return new Refusal("a file is in the way of a directory");
   }
   if (err instanceof Deno.errors.IsADirectory) return new Refusal("a directory is in the way");
-  if (err instanceof Error && /no space left|ENOSPC|os error 28/i.test(err.message)) {
-    return new Refusal("the receiver's disk is full");
-  }
-  if (err instanceof Error && /quota exceeded|EDQUOT|os error 122/i.test(err.message)) {
-    return new Refusal("the receiver's disk quota is exceeded");
-  }
-  if (err instanceof Error && /file too large|EFBIG|os error 27\b/i.test(err.message)) {
-    return new Refusal("too large for the receiver's file system");
-  }
-  if (err instanceof Error && /read-only/i.test(err.message)) {
-    return new Refusal("the receiver's file system is read-only");
-  }
-  if (err instanceof Error && /name too long|os error 36/i.test(err.message)) {
-    return new Refusal("name too long for the receiver's file system");
-  }
+  const code = osCode(err);
+  if (code === "ENOSPC") return new Refusal("the receiver's disk is full");
+  // Deno names neither EDQUOT nor EFBIG (os_errors.ts): by their numbers.
+  const errno = osErrno(err);
+  if (errno === EDQUOT) return new Refusal("the receiver's disk quota is exceeded");
+  if (errno === EFBIG) return new Refusal("too large for the receiver's file system");
+  if (code === "EROFS") return new Refusal("the receiver's file system is read-only");
+  if (code === "ENAMETOOLONG") return new Refusal("name too long for the receiver's file system");
   return err instanceof Error ? err : new Error(String(err));
 }
 

@@ -198,7 +198,9 @@ export class NativeFs {
         if (this.#errno.get() === EINTR) continue;
         throw this.#errno.error("write");
       }
-      if (n === 0) throw new Error("write wrote nothing (os error 5): write");
+      if (n === 0) {
+        throw Object.assign(new Error("write wrote nothing (os error 5): write"), { code: "EIO" });
+      }
       done += n;
     }
   }

@@ -38,6 +38,7 @@ import {
   PROTOCOL_VERSION,
 } from "../protocol/preamble.ts";
 import { type ByteStream, closeGracefully } from "../transport/byte_stream.ts";
+import { isConnectionError } from "../transport/connection_errors.ts";
 import { type Frame, FrameReader, FrameWriter } from "../transport/frame_io.ts";
 import { Watchdog } from "../transport/watchdog.ts";
 import { CODE_EXPECTED, PeerRefused, receiverKeyExchange } from "../transport/channel.ts";
@@ -1306,11 +1307,4 @@ function sameFile(info: Deno.FileInfo, entry: Entry): boolean {
   // File systems keep mtimes at different precisions: within a millisecond is the same.
   return info.isFile && info.size === entry.size && mtime !== undefined &&
     Math.abs(mtime - entry.mtime) < 1;
-}
-
-function isConnectionError(err: unknown): boolean {
-  return err instanceof Deno.errors.BadResource || err instanceof Deno.errors.ConnectionReset ||
-    err instanceof Deno.errors.BrokenPipe || err instanceof Deno.errors.UnexpectedEof ||
-    err instanceof Deno.errors.Interrupted || err instanceof Deno.errors.ConnectionAborted ||
-    (err instanceof ProtocolError && err.code === "truncated");
 }

@@ -1,6 +1,6 @@
 /** `ferry send PATH... [--to HOST[:PORT]]`: send files, trees and standard input. */
 import { parseCount, parseFlags, parseSeconds, parseTarget } from "../cli/args.ts";
-import { DiscoveryError, FerryError, UsageError } from "../cli/errors.ts";
+import { DiscoveryError, FerryError, UsageError } from "../errors.ts";
 import { escapeName } from "../cli/escape.ts";
 import { Excluder } from "../cli/glob.ts";
 import { chooseMode, emitJson, errorObject, type Mode, writeText } from "../cli/output.ts";
@@ -21,9 +21,8 @@ import { CODE_ENV, normalizeCode } from "../transport/code.ts";
 import { SOFTWARE } from "../version.ts";
 import { SEND_HELP } from "./help.ts";
 
-/** What Ctrl+C on `send` says, and its exit code (128 + SIGINT, as shells report it). */
+/** What Ctrl+C on `send` says (it exits 130, 128 + SIGINT, as shells report it). */
 const INTERRUPTED = "interrupted; run the same command again to resume";
-const INTERRUPTED_EXIT = 130;
 
 const FLAGS = {
   to: { type: "string", short: "t" },
@@ -126,10 +125,10 @@ export async function send(args: string[]): Promise<number> {
   // Ctrl+C: whatever arrived stays, and unfinished files are kept for resuming; say so.
   const interrupted = () => {
     reporter.close();
-    const err = new FerryError(INTERRUPTED, { code: "interrupted" });
+    const err = new FerryError("interrupted", INTERRUPTED);
     if (mode === "json") emitJson(errorObject(err));
     else writeText("stderr", `ferry: ${err.message}\n`);
-    Deno.exit(INTERRUPTED_EXIT);
+    Deno.exit(err.exitCode);
   };
   Deno.addSignalListener("SIGINT", interrupted);
   // The code is asked for only when the receiver turns out to need one, and only of a person.
@@ -179,8 +178,7 @@ async function askCode(where: string, reporter: SendReporter): Promise<string> {
   }
   const code = answer === null ? null : normalizeCode(answer);
   if (code === null) {
-    throw new FerryError(`${where} needs its code, and none was given`, {
-      code: "code-required",
+    throw new FerryError("code-required", `${where} needs its code, and none was given`, {
       hint: `type the code 'ferry serve' shows, or set ${CODE_ENV}`,
     });
   }
@@ -216,9 +214,9 @@ async function discover(mode: Mode, interactive: boolean, withCode: boolean): Pr
       : ` (${ignoredOpen} open one${ignoredOpen === 1 ? "" : "s"} did, left out because a code ` +
         "was given)";
     throw new DiscoveryError(
+      "no-server",
       `no ferry server${ignoredOpen === 0 ? "" : " that asks for a code"} answered on the ` +
         `local network within ${DISCOVERY_TIMEOUT_MS / 1000} s${open}`,
-      "no-server",
       `give the receiver's address with --to HOST[:PORT], as 'ferry serve' prints it, e.g. ` +
         `ferry send PATH... --to 192.168.1.20; if it is running, its firewall must let in ` +
         `UDP port ${DISCOVERY_PORT} (discovery) and TCP port ${DEFAULT_PORT} (or its --port)`,
@@ -231,13 +229,13 @@ async function discover(mode: Mode, interactive: boolean, withCode: boolean): Pr
       servers.map(describe),
     );
     if (index !== null) return servers[index];
-    throw new FerryError("no server chosen", { code: "several-servers" });
+    throw new FerryError("several-servers", "no server chosen");
   }
   throw new DiscoveryError(
+    "several-servers",
     `${servers.length} ferry servers answered; choose one with --to:\n${
       servers.map((s) => `  ${describe(s)}`).join("\n")
     }`,
-    "several-servers",
     `e.g. ${example}`,
     servers.map((s) => ({ name: s.name, to: formatAddress(s.to), addresses: s.addresses })),
   );

@@ -8,7 +8,7 @@ import {
   parseSize,
 } from "../cli/args.ts";
 import { join } from "node:path";
-import { UsageError } from "../cli/errors.ts";
+import { UsageError } from "../errors.ts";
 import { chooseMode, writeText } from "../cli/output.ts";
 import { ServeReporter } from "../cli/serve_report.ts";
 import { answerName, DISCOVERY_PORT } from "../discovery/discovery_protocol.ts";

@@ -1,7 +1,8 @@
 /**
  * TCP endpoints: connecting with a deadline and clear errors, and listening.
  */
-import { FerryError } from "../cli/errors.ts";
+import { ConnectFailed, FerryError } from "../errors.ts";
+import { osCode } from "../os_errors.ts";
 
 export const DEFAULT_PORT = 4455;
 
@@ -17,39 +18,65 @@ export function formatAddress(a: Address): string {
 
 /** Connects to `to` within `timeoutMs`, turning the errors people meet into one clear line. */
 export async function connect(to: Address, timeoutMs: number): Promise<Deno.TcpConn> {
-  const where = formatAddress(to);
   const signal = AbortSignal.timeout(timeoutMs);
   try {
     const conn = await Deno.connect({ hostname: to.host, port: to.port, signal });
     conn.setNoDelay(true);
     return conn;
   } catch (err) {
-    if (err instanceof Deno.errors.ConnectionRefused) {
-      throw new FerryError(
-        `could not connect to ${where}: connection refused (is 'ferry serve' running there, and the port open?)`,
-      );
-    }
-    if (signal.aborted || err instanceof Deno.errors.TimedOut) {
-      throw new FerryError(
-        `could not connect to ${where}: no answer within ${timeoutMs / 1000} s (is 'ferry serve' ` +
-          `running there, and TCP port ${to.port} open in its firewall?)`,
-      );
-    }
-    if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
-      throw new FerryError(`could not connect to ${where}: ${(err as Error).message}`);
-    }
-    if (err instanceof Error && /lookup|resolve|name or service|nodename/i.test(err.message)) {
-      throw new FerryError(`could not connect to ${where}: unknown host '${to.host}'`);
-    }
-    if (
-      err instanceof Error && /unreachable|no route to host|os error (101|113)\b/i.test(err.message)
-    ) {
-      throw new FerryError(
-        `could not connect to ${where}: no route to that host (is the address right?)`,
-      );
-    }
-    throw err;
+    throw connectFailure(err, to, timeoutMs, signal.aborted);
   }
+}
+
+/**
+ * The error `connect()` throws for `err`, Deno's error from connecting to
+ * `to` (`aborted`: the `timeoutMs` deadline passed): a ConnectFailed with
+ * its code, chosen by Deno's error class or errno name, or `err` itself.
+ */
+export function connectFailure(
+  err: unknown,
+  to: Address,
+  timeoutMs: number,
+  aborted: boolean,
+): unknown {
+  const where = formatAddress(to);
+  if (err instanceof Deno.errors.ConnectionRefused) {
+    return new ConnectFailed(
+      "connect-refused",
+      `could not connect to ${where}: connection refused (is 'ferry serve' running there, and the port open?)`,
+    );
+  }
+  if (aborted || err instanceof Deno.errors.TimedOut) {
+    return new ConnectFailed(
+      "timeout",
+      `could not connect to ${where}: no answer within ${timeoutMs / 1000} s (is 'ferry serve' ` +
+        `running there, and TCP port ${to.port} open in its firewall?)`,
+    );
+  }
+  if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
+    return new ConnectFailed("failed", `could not connect to ${where}: ${(err as Error).message}`);
+  }
+  if (
+    err instanceof Error && osCode(err) === undefined &&
+    // error-text: Deno gives a failed name lookup no class and no code, only this message.
+    /lookup|resolve|name or service|nodename/i.test(err.message)
+  ) {
+    return new ConnectFailed(
+      "unknown-host",
+      `could not connect to ${where}: unknown host '${to.host}'`,
+    );
+  }
+  const code = osCode(err);
+  if (
+    err instanceof Deno.errors.NetworkUnreachable || code === "ENETUNREACH" ||
+    code === "EHOSTUNREACH"
+  ) {
+    return new ConnectFailed(
+      "unreachable",
+      `could not connect to ${where}: no route to that host (is the address right?)`,
+    );
+  }
+  return err;
 }
 
 /** Listens on `at`, with a clear error when the port is taken or not allowed. */
@@ -94,13 +121,17 @@ export function listen(at: Address): Deno.TcpListener {
   } catch (err) {
     if (err instanceof Deno.errors.AddrInUse) {
       throw new FerryError(
+        "address-in-use",
         `port ${at.port} is already in use on ${at.host}; choose another with --port`,
       );
     }
     if (
       err instanceof Deno.errors.PermissionDenied || err instanceof Deno.errors.AddrNotAvailable
     ) {
-      throw new FerryError(`cannot listen on ${formatAddress(at)}: ${(err as Error).message}`);
+      throw new FerryError(
+        "io",
+        `cannot listen on ${formatAddress(at)}: ${(err as Error).message}`,
+      );
     }
     throw err;
   }
