@@ -5,7 +5,7 @@
  * object on stdout (docs/JSON.md).
  */
 import { ExitCode, FerryError, UsageError } from "./src/errors.ts";
-import { escapeName } from "./src/cli/escape.ts";
+import { escapeName } from "./src/escape.ts";
 import { loadNativeThenRevoke } from "./src/cli/ffi_permission.ts";
 import { LAUNCHER_ENV } from "./src/cli/launcher.ts";
 import { missingPermissions, PERMISSION_SET_NAME } from "./src/cli/permission_set.ts";

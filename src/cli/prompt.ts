@@ -1,5 +1,5 @@
 /** Asking the person at the terminal. */
-import { escapeName } from "./escape.ts";
+import { escapeName } from "../escape.ts";
 import { writeText } from "./output.ts";
 
 /** Whether there is a person to ask: standard input and standard error are terminals. */

@@ -7,7 +7,7 @@
  */
 import type { SendEvent, SendResult } from "../client/send_session.ts";
 import type { Totals } from "../client/walk.ts";
-import { escapeName } from "./escape.ts";
+import { escapeName } from "../escape.ts";
 import { formatBytes, formatSeconds, plural } from "./format.ts";
 import { emitJson, type Mode, writeText } from "./output.ts";
 import {

@@ -6,7 +6,7 @@
  * NDJSON objects on stdout (docs/JSON.md).
  */
 import type { EndCause, ServerEvent } from "../server/session.ts";
-import { escapeName } from "./escape.ts";
+import { escapeName } from "../escape.ts";
 import { formatBytes, formatSeconds, plural } from "./format.ts";
 import { jsonLine, type Mode, writeText } from "./output.ts";
 import {

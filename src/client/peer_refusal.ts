@@ -6,7 +6,7 @@
  * inside records come from the receiver that proved the code and keep their
  * message, escaped where it is printed.
  */
-import { escapeName } from "../cli/escape.ts";
+import { escapeName } from "../escape.ts";
 
 /** The codes a receiver sends in the clear (PROTOCOL.md §10.3), explained locally. */
 const CLEAR_CODES: Readonly<Record<string, string>> = {

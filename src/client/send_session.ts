@@ -61,7 +61,7 @@ import {
 import { SecureStream } from "../transport/secure_stream.ts";
 import { opensslSha256 } from "../transport/sha256_openssl.ts";
 import { authenticatedRefusal, clearRefusal } from "./peer_refusal.ts";
-import { escapeName } from "../cli/escape.ts";
+import { escapeName } from "../escape.ts";
 import { FileChanged, loadNativeReader, type NativeReader } from "./native_read.ts";
 import type { Suite } from "../transport/aead.ts";
 import { type LocalEntry, type Source, walk, type WalkItem } from "./walk.ts";

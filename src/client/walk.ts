@@ -13,7 +13,6 @@
 import { basename, dirname, join, resolve } from "node:path";
 import type { Entry } from "../protocol/messages.ts";
 import { FerryError } from "../errors.ts";
-import type { Excluder } from "../cli/glob.ts";
 
 /** An entry to announce, and where its bytes come from. */
 export interface LocalEntry extends Omit<Entry, "id"> {
@@ -30,6 +29,12 @@ export type WalkItem =
 
 export const STDIN_SOURCE = "-";
 
+/** What `send --exclude` leaves out (src/cli/glob.ts's Excluder). */
+export interface Exclusion {
+  /** Whether the entry at `path` (`within` its source; a folder if `isDir`) is left out. */
+  excludes(path: string, within: string, isDir: boolean): boolean;
+}
+
 export interface Source {
   /** As given on the command line. */
   arg: string;
@@ -37,7 +42,7 @@ export interface Source {
   name: string;
   info: Deno.FileInfo | null;
   /** What to leave out (`send --exclude`). */
-  exclude?: Excluder;
+  exclude?: Exclusion;
 }
 
 /** The name of a receiving folder's staging area (as src/server/safe_path.ts names it). */
@@ -69,7 +74,7 @@ async function inStaging(abs: string): Promise<boolean> {
 export async function resolveSources(
   args: string[],
   stdinName: string,
-  exclude?: Excluder,
+  exclude?: Exclusion,
 ): Promise<Source[]> {
   const sources: Source[] = [];
   for (const arg of args) {
@@ -181,7 +186,7 @@ async function* walkDir(
   abs: string,
   rel: string,
   info: Deno.FileInfo,
-  exclude: Excluder | undefined,
+  exclude: Exclusion | undefined,
 ): AsyncGenerator<WalkItem> {
   const open = (abs: string, rel: string, within: string, info: Deno.FileInfo): Level => ({
     abs,

@@ -1,7 +1,7 @@
 /** `ferry send PATH... [--to HOST[:PORT]]`: send files, trees and standard input. */
 import { parseCount, parseFlags, parseSeconds, parseTarget } from "../cli/args.ts";
 import { DiscoveryError, FerryError, UsageError } from "../errors.ts";
-import { escapeName } from "../cli/escape.ts";
+import { escapeName } from "../escape.ts";
 import { Excluder } from "../cli/glob.ts";
 import { chooseMode, emitJson, errorObject, type Mode, writeText } from "../cli/output.ts";
 import { askSecret, canAsk, choose } from "../cli/prompt.ts";
