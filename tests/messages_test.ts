@@ -5,10 +5,11 @@ import {
   decodeAnnounce,
   decodeHello,
   decodePlan,
+  decodeWelcome,
   encodeJson,
 } from "../src/protocol/messages.ts";
 import { ProtocolError } from "../src/protocol/errors.ts";
-import { MAX_BATCH_ENTRIES } from "../src/protocol/limits.ts";
+import { MAX_BATCH_ENTRIES, MAX_PATH_BYTES } from "../src/protocol/limits.ts";
 
 const good = { id: 3, path: "a.txt", kind: "file", size: 5, mtime: 1_700_000_000_000, mode: 0o644 };
 
@@ -94,4 +95,124 @@ Deno.test("decodePlan() and decodeAcks() check every decision and acknowledgemen
     decodeAcks(encodeJson({ acks: [{ id: 1, ok: true, name: "a" }] })).acks[0].name,
     "a",
   );
+});
+
+const utf8 = (text: string) => new TextEncoder().encode(text);
+const HELLO = { software: "x", digests: ["sha256"] };
+
+Deno.test("decodeJson() refuses a byte order mark (PROTOCOL.md §5.1)", () => {
+  const bom = Uint8Array.of(0xef, 0xbb, 0xbf);
+  const hello = encodeJson(HELLO);
+  assertEquals(code(() => decodeHello(Uint8Array.from([...bom, ...hello]))), "bad-message");
+  // Inside a string a U+FEFF is just a character.
+  assertEquals(decodeHello(encodeJson({ ...HELLO, software: "\ufeffx" })).software, "\ufeffx");
+});
+
+Deno.test("decodeJson() refuses an object that names a key twice, at any depth (§5.1)", () => {
+  for (
+    const text of [
+      '{"software":"x","digests":["sha256"],"software":"y"}',
+      '{"software":"x","digests":["sha256"],"digests":["sha256"]}',
+      // The same key after unescaping.
+      '{"software":"x","digests":["sha256"],"\\u0073oftware":"y"}',
+      // Nested objects, and objects inside arrays.
+      '{"software":"x","digests":["sha256"],"extra":{"a":1,"b":{"c":1},"a":2}}',
+      '{"software":"x","digests":["sha256"],"extra":[{"k":1},{"k":1,"k":2}]}',
+    ]
+  ) {
+    assertEquals(code(() => decodeHello(utf8(text))), "bad-message", text);
+  }
+  // Not duplicates: the same key in different objects, keys that only look alike, a key's
+  // text inside a string value, escaped quotes and backslashes in keys and values.
+  for (
+    const text of [
+      '{"software":"x","digests":["sha256"],"extra":[{"k":1},{"k":2}],"k":3}',
+      '{"software":"x","digests":["sha256"],"a":1,"A":2,"a ":3,"\\"a":4,"a\\\\":5}',
+      '{"software":"\\"software\\":","digests":["sha256"],"x":"\\\\","y":{"x":"}"}}',
+    ]
+  ) {
+    assertEquals(decodeHello(utf8(text)).digests, ["sha256"], text);
+  }
+});
+
+Deno.test("decoders take null for absent nowhere but in the fields whose type says so (§5.1)", () => {
+  // Optional fields: absent is fine, null is ill-typed.
+  assertEquals(decodeHello(encodeJson(HELLO)).features, []);
+  assertEquals(code(() => decodeHello(encodeJson({ ...HELLO, features: null }))), "bad-message");
+  assertEquals(code(() => decodeHello(encodeJson({ ...HELLO, transfer: null }))), "bad-message");
+  const welcome = {
+    software: "x",
+    digest: "sha256",
+    limits: { maxBatchEntries: 1, maxFrame: 4096, maxPathBytes: 1 },
+  };
+  assertEquals(decodeWelcome(encodeJson(welcome)).features, []);
+  assertEquals(
+    code(() => decodeWelcome(encodeJson({ ...welcome, features: null }))),
+    "bad-message",
+  );
+  assertEquals(
+    code(() => decodeAnnounce(encodeJson({ batch: 0, entries: [good], totals: null }))),
+    "bad-message",
+  );
+  for (const field of ["reason", "offset", "prefix"]) {
+    const decisions = [{ id: 1, action: "accept", [field]: null }];
+    assertEquals(code(() => decodePlan(encodeJson({ batch: 0, decisions }))), "bad-message");
+  }
+  for (const field of ["name", "reason", "retry", "skipped"]) {
+    const acks = [{ id: 1, ok: true, [field]: null }];
+    assertEquals(code(() => decodeAcks(encodeJson({ acks }))), "bad-message", field);
+  }
+  // Where null is a value of the type: an unknown size, unknown total bytes.
+  assertEquals(checkEntry({ ...good, size: null }).ok, true);
+  assertEquals(
+    checkEntry({ id: 4, path: "d", kind: "dir", size: null, mtime: 0, mode: 0 }).ok,
+    true,
+  );
+  assertEquals(
+    decodeAnnounce(encodeJson({ batch: 0, entries: [good], totals: { files: 1, bytes: null } }))
+      .totals,
+    { files: 1, bytes: null },
+  );
+});
+
+Deno.test("checkEntry() requires path, kind, mtime and mode, and size on files (§5.4)", () => {
+  for (const field of ["path", "kind", "size", "mtime", "mode"]) {
+    const entry: Record<string, unknown> = { ...good };
+    delete entry[field];
+    assertEquals(checkEntry(entry).ok, false, field);
+  }
+  const dir = { id: 4, path: "d", kind: "dir", mtime: 0, mode: 0o755 };
+  for (const field of ["path", "kind", "mtime", "mode"]) {
+    const entry: Record<string, unknown> = { ...dir };
+    delete entry[field];
+    assertEquals(checkEntry(entry).ok, false, field);
+  }
+});
+
+Deno.test("checkEntry() cuts a fractional mtime toward zero, to whole milliseconds (§5.4)", () => {
+  const mtimeOf = (mtime: number) => {
+    const check = checkEntry({ ...good, mtime });
+    if (!check.ok) throw new Error(check.reason);
+    return check.entry.mtime;
+  };
+  assertEquals(mtimeOf(1_700_000_000_123), 1_700_000_000_123);
+  assertEquals(mtimeOf(1_700_000_000_123.999), 1_700_000_000_123);
+  assertEquals(mtimeOf(-1_500.5), -1_500);
+  assertEquals(Object.is(mtimeOf(-0.5), 0), true, "never -0");
+  assertEquals(mtimeOf(8.64e15), 8.64e15);
+  assertEquals(checkEntry({ ...good, mtime: 8.64e15 + 2 }).ok, false);
+});
+
+Deno.test("decodeWelcome() takes maxPathBytes from 1 to MAX_PATH_BYTES only (§5.3)", () => {
+  const welcome = (maxPathBytes: unknown) =>
+    encodeJson({
+      software: "x",
+      digest: "sha256",
+      limits: { maxBatchEntries: 4096, maxFrame: 1 << 20, maxPathBytes },
+    });
+  assertEquals(decodeWelcome(welcome(1)).limits.maxPathBytes, 1);
+  assertEquals(decodeWelcome(welcome(MAX_PATH_BYTES)).limits.maxPathBytes, MAX_PATH_BYTES);
+  for (const bad of [0, MAX_PATH_BYTES + 1, 2 ** 32, -1, 1.5, null, "4096"]) {
+    assertEquals(code(() => decodeWelcome(welcome(bad))), "bad-message", String(bad));
+  }
 });

@@ -7,7 +7,13 @@
  * (see `checkEntry`).
  */
 import { ProtocolError } from "./errors.ts";
-import { MAX_BATCH_ENTRIES, MAX_ENTRY_ID, MAX_FILE_SIZE, MAX_FRAME_PAYLOAD } from "./limits.ts";
+import {
+  MAX_BATCH_ENTRIES,
+  MAX_ENTRY_ID,
+  MAX_FILE_SIZE,
+  MAX_FRAME_PAYLOAD,
+  MAX_PATH_BYTES,
+} from "./limits.ts";
 
 export type EntryKind = "file" | "dir";
 
@@ -20,7 +26,10 @@ export interface Entry {
   kind: EntryKind;
   /** File size in bytes, or null when unknown in advance (standard input). */
   size: number | null;
-  /** Modification time, milliseconds since the Unix epoch. */
+  /**
+   * Modification time, whole milliseconds since the Unix epoch. The wire allows a
+   * fraction; `checkEntry` truncates it toward zero (PROTOCOL.md §5.4).
+   */
   mtime: number;
   /** POSIX permission bits (0..0o7777). */
   mode: number;
@@ -128,24 +137,95 @@ export interface ErrorMessage {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a byte order mark stays in the text (as U+FEFF), so it is refused below rather
+// than silently dropped (PROTOCOL.md §5.1).
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 export function encodeJson(value: unknown): Uint8Array {
   return encoder.encode(JSON.stringify(value));
 }
 
-/** Parses a JSON object payload; throws `bad-message` if it is not one. */
+/**
+ * Parses a JSON object payload; throws `bad-message` if it is not one: not
+ * UTF-8, a byte order mark, not JSON, not an object, or an object (at any
+ * depth) that names a key twice (PROTOCOL.md §5.1).
+ */
 export function decodeJson(payload: Uint8Array, what: string): Record<string, unknown> {
+  let text: string;
   let value: unknown;
   try {
-    value = JSON.parse(decoder.decode(payload));
+    text = decoder.decode(payload);
   } catch {
-    throw new ProtocolError("bad-message", `${what} is not valid UTF-8 JSON`);
+    throw new ProtocolError("bad-message", `${what} is not valid UTF-8`);
+  }
+  if (text.charCodeAt(0) === 0xfeff) {
+    throw new ProtocolError("bad-message", `${what} starts with a byte order mark`);
+  }
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ProtocolError("bad-message", `${what} is not valid JSON`);
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new ProtocolError("bad-message", `${what} is not a JSON object`);
   }
+  const duplicate = duplicateKey(text);
+  if (duplicate !== null) {
+    throw new ProtocolError(
+      "bad-message",
+      `${what} names the key ${JSON.stringify(duplicate)} twice`,
+    );
+  }
   return value as Record<string, unknown>;
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/**
+ * The first key that an object of `text` names twice (compared after
+ * unescaping, so `"a"` and `"\u0061"` are the same key), or null. `text` must
+ * be valid JSON (JSON.parse took it): JSON.parse itself keeps the last value
+ * of a repeated key without a word.
+ */
+function duplicateKey(text: string): string | null {
+  // One entry per open container: the keys seen so far of an object, null for an array.
+  const open: (Set<string> | null)[] = [];
+  let keyNext = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
+      // The closing quote: the next one not escaped (preceded by an even run of backslashes).
+      let end = text.indexOf('"', i + 1);
+      for (;;) {
+        let slashes = 0;
+        for (let j = end - 1; text.charCodeAt(j) === BACKSLASH; j--) slashes++;
+        if (slashes % 2 === 0) break;
+        end = text.indexOf('"', end + 1);
+      }
+      if (keyNext) {
+        const raw = text.slice(i + 1, end);
+        const key: string = raw.includes("\\") ? JSON.parse(text.slice(i, end + 1)) : raw;
+        const keys = open[open.length - 1]!;
+        if (keys.has(key)) return key;
+        keys.add(key);
+        keyNext = false;
+      }
+      i = end;
+    } else if (c === 0x7b) { // {
+      open.push(new Set());
+      keyNext = true;
+    } else if (c === 0x5b) { // [
+      open.push(null);
+      keyNext = false;
+    } else if (c === 0x7d || c === 0x5d) { // } ]
+      open.pop();
+      keyNext = false;
+    } else if (c === 0x2c) { // ,
+      keyNext = open[open.length - 1] != null;
+    }
+  }
+  return null;
 }
 
 function bad(what: string): never {
@@ -168,7 +248,8 @@ export function decodeHello(payload: Uint8Array): Hello {
   const m = decodeJson(payload, "HELLO");
   if (!shortString(m.software, 200)) bad("HELLO.software must be a short string");
   if (!isNameList(m.digests)) bad("HELLO.digests must be a list of digest names");
-  const features = m.features ?? [];
+  // Absent is []; null is not absent (§5.1): it is ill-typed, like any other non-list.
+  const features = m.features === undefined ? [] : m.features;
   if (!isNameList(features)) bad("HELLO.features must be a list of names");
   if (
     m.transfer !== undefined &&
@@ -187,11 +268,11 @@ export function decodeWelcome(payload: Uint8Array): Welcome {
   if (
     typeof l !== "object" || l === null || !isUint(l.maxBatchEntries, MAX_BATCH_ENTRIES) ||
     l.maxBatchEntries < 1 || !isUint(l.maxFrame, MAX_FRAME_PAYLOAD) || l.maxFrame < 4096 ||
-    !isUint(l.maxPathBytes, 2 ** 32)
+    !isUint(l.maxPathBytes, MAX_PATH_BYTES) || l.maxPathBytes < 1
   ) {
     bad("WELCOME.limits is malformed");
   }
-  const features = m.features ?? [];
+  const features = m.features === undefined ? [] : m.features;
   if (!isNameList(features)) bad("WELCOME.features must be a list of names");
   return {
     software: m.software,
@@ -272,9 +353,12 @@ export function checkEntry(raw: unknown): EntryCheck {
     return refuse("mtime must be a finite time in milliseconds");
   }
   if (!isUint(e.mode, 0o7777)) return refuse("mode must be permission bits from 0 to 0o7777");
+  // The protocol's precision is the millisecond: a fraction is cut toward zero, as a Date
+  // would (§5.4), so every path that applies or compares the time sees the same integer.
+  const mtime = Math.trunc(e.mtime) + 0; // + 0: no -0
   return {
     ok: true,
-    entry: { id, path: e.path, kind: e.kind, size, mtime: e.mtime, mode: e.mode },
+    entry: { id, path: e.path, kind: e.kind, size, mtime, mode: e.mode },
   };
 }
 
