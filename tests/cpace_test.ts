@@ -348,3 +348,181 @@ Deno.test("HKDF-SHA-256 from @noble/hashes matches RFC 5869 Appendix A.1", () =>
     "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865",
   );
 });
+
+// ---------------------------------------------------------------------------
+// Which shares are refused: RFC 9496 §4.3.1, class by class (PROTOCOL.md §4.3)
+
+const P = 2n ** 255n - 19n;
+const mod = (a: bigint) => ((a % P) + P) % P;
+function pow(b: bigint, e: bigint): bigint {
+  let r = 1n;
+  b = mod(b);
+  for (; e > 0n; e >>= 1n, b = mod(b * b)) if (e & 1n) r = mod(r * b);
+  return r;
+}
+const isNegative = (x: bigint) => (mod(x) & 1n) === 1n;
+const abs = (x: bigint) => (isNegative(x) ? mod(-x) : mod(x));
+const D = mod(-121665n * pow(121666n, P - 2n));
+const SQRT_M1 = abs(pow(2n, (P - 1n) / 4n));
+
+/** SQRT_RATIO_M1 (RFC 9496 §4.2). */
+function sqrtRatioM1(u: bigint, v: bigint): [boolean, bigint] {
+  const v3 = mod(v * v * v);
+  let r = mod(u * v3 * pow(u * v3 * v3 * v, (P - 5n) / 8n));
+  const check = mod(v * r * r);
+  const correct = check === mod(u);
+  const flipped = check === mod(-u);
+  const flippedI = check === mod(-u * SQRT_M1);
+  if (flipped || flippedI) r = mod(r * SQRT_M1);
+  return [correct || flipped, abs(r)];
+}
+
+type DecodeResult =
+  | "ok"
+  | "non-canonical"
+  | "negative"
+  | "non-square"
+  | "negative xy"
+  | "y = 0";
+
+/**
+ * RFC 9496 §4.3.1 decode, written out on its own (not @noble/curves): which
+ * check, if any, refuses `bytes`.
+ */
+function rfcDecode(bytes: Uint8Array): DecodeResult {
+  let s = 0n;
+  for (let i = 31; i >= 0; i--) s = (s << 8n) | BigInt(bytes[i]);
+  if (s >= P) return "non-canonical"; // bit 255 set, or 2^255 - 19 <= s < 2^255
+  if (isNegative(s)) return "negative";
+  const ss = mod(s * s);
+  const u1 = mod(1n - ss);
+  const u2 = mod(1n + ss);
+  const u2Sqr = mod(u2 * u2);
+  const v = mod(-(D * u1 * u1) - u2Sqr);
+  const [wasSquare, invsqrt] = sqrtRatioM1(1n, mod(v * u2Sqr));
+  const denX = mod(invsqrt * u2);
+  const denY = mod(invsqrt * denX * v);
+  const x = abs(2n * s * denX);
+  const y = mod(u1 * denY);
+  const t = mod(x * y);
+  if (!wasSquare) return "non-square";
+  if (isNegative(t)) return "negative xy";
+  if (y === 0n) return "y = 0";
+  return "ok";
+}
+
+/** RFC 9496 Appendix A.2, the invalid encodings, by the check that refuses them. */
+const BAD_ENCODINGS: Record<Exclude<DecodeResult, "ok">, string[]> = {
+  "non-canonical": [
+    "00ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+    "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "f3ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+  ],
+  "negative": [
+    "0100000000000000000000000000000000000000000000000000000000000000",
+    "01ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "ed57ffd8c914fb201471d1c3d245ce3c746fcbe63a3679d51b6a516ebebe0e20",
+    "c34c4e1826e5d403b78e246e88aa051c36ccf0aafebffe137d148a2bf9104562",
+    "c940e5a4404157cfb1628b108db051a8d439e1a421394ec4ebccb9ec92a8ac78",
+    "47cfc5497c53dc8e61c91d17fd626ffb1c49e2bca94eed052281b510b1117a24",
+    "f1c6165d33367351b0da8f6e4511010c68174a03b6581212c71c0e1d026c3c72",
+    "87260f7a2f12495118360f02c26a470f450dadf34a413d21042b43b9d93e1309",
+  ],
+  "non-square": [
+    "26948d35ca62e643e26a83177332e6b6afeb9d08e4268b650f1f5bbd8d81d371",
+    "4eac077a713c57b4f4397629a4145982c661f48044dd3f96427d40b147d9742f",
+    "de6a7b00deadc788eb6b6c8d20c0ae96c2f2019078fa604fee5b87d6e989ad7b",
+    "bcab477be20861e01e4a0e295284146a510150d9817763caf1a6f4b422d67042",
+    "2a292df7e32cababbd9de088d1d1abec9fc0440f637ed2fba145094dc14bea08",
+    "f4a9e534fc0d216c44b218fa0c42d99635a0127ee2e53c712f70609649fdff22",
+    "8268436f8c4126196cf64b3c7ddbda90746a378625f9813dd9b8457077256731",
+    "2810e5cbc2cc4d4eece54f61c6f69758e289aa7ab440b3cbeaa21995c2f4232b",
+  ],
+  "negative xy": [
+    "3eb858e78f5a7254d8c9731174a94f76755fd3941c0ac93735c07ba14579630e",
+    "a45fdc55c76448c049a1ab33f17023edfb2be3581e9c7aade8a6125215e04220",
+    "d483fe813c6ba647ebbfd3ec41adca1c6130c2beeee9d9bf065c8d151c5f396e",
+    "8a2e1d30050198c65a54483123960ccc38aef6848e1ec8f5f780e8523769ba32",
+    "32888462f8b486c68ad7dd9610be5192bbeaf3b443951ac1a8118419d9fa097b",
+    "227142501b9d4355ccba290404bde41575b037693cef1f438c47f8fbf35d1165",
+    "5c37cc491da847cfeb9281d407efc41e15144c876e0170b499a96a22ed31e01e",
+    "445425117cb8c90edcbc7c1cc0e74f747f2c1efa5630a967c64f287792a48a4b",
+  ],
+  // s = -1
+  "y = 0": ["ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"],
+};
+
+/** RFC 9496 Appendix A.1: encodings of B, 2B and 3B (valid, not the identity). */
+const MULTIPLES_OF_B = [
+  "e2f2ae0a6abc4e71a884a961c500515f58e30b6aa582dd8db6a65945e08d2d76",
+  "6a493210f7499cd17fecb510ae0cea23a110e8d5b901f8acadd3095c73a3b919",
+  "94741f5d5d52755ece4f23f044ee27d5d1ea1e2bd196b462166b16152a9d0259",
+];
+
+Deno.test("the reference decoder sorts RFC 9496's invalid encodings into their classes", () => {
+  assertEquals(SQRT_M1 * SQRT_M1 % P, P - 1n);
+  for (const [why, list] of Object.entries(BAD_ENCODINGS)) {
+    for (const encoding of list) assertEquals(rfcDecode(hex(encoding)), why, encoding);
+  }
+  for (const encoding of [...MULTIPLES_OF_B, toHex(IDENTITY)]) {
+    assertEquals(rfcDecode(hex(encoding)), "ok", encoding);
+  }
+});
+
+Deno.test("cpaceFinish() refuses every class of RFC 9496 §4.3.1 invalid encoding", () => {
+  for (const [why, list] of Object.entries(BAD_ENCODINGS)) {
+    for (const encoding of list) {
+      assertEquals(scalarMultVfy(TV.s, hex(encoding)), IDENTITY, `${why}: ${encoding}`);
+      assertAborts(hex(encoding));
+    }
+  }
+});
+
+Deno.test("cpaceFinish() refuses a valid element's aliases: bit 255 set, or s + p", () => {
+  // Decoders that ignore bit 255 (libsodium 1.0.18's ristretto255_frombytes among them)
+  // take each of these as B, 2B, 3B; RFC 9496 and ferry refuse them.
+  for (const encoding of MULTIPLES_OF_B) {
+    const alias = hex(encoding);
+    alias[31] |= 0x80;
+    assertEquals(rfcDecode(alias), "non-canonical");
+    assertAborts(alias);
+    // The original is fine: only the alias is refused.
+    const { state } = cpaceStart({
+      prs: TV.prs,
+      ci: TV.ci,
+      sid: TV.sid,
+      ad: TV.ada,
+      role: "initiator",
+    });
+    cpaceFinish(state, hex(encoding), TV.adb);
+  }
+  // s + p for s < 19: the only values of the field with two encodings below 2^255. s = 0 gives
+  // the identity's alias, edff...7f (listed above); the others are refused as s >= p too.
+  for (let s = 0; s < 19; s++) {
+    const alias = hex("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f");
+    alias[0] += s;
+    assertEquals(rfcDecode(alias), "non-canonical");
+    assertAborts(alias);
+  }
+});
+
+Deno.test("cpaceFinish() refuses the identity, which decodes (s = 0)", () => {
+  assertEquals(rfcDecode(IDENTITY), "ok");
+  assertAborts(IDENTITY);
+});
+
+Deno.test("cpaceFinish() takes exactly the shares the reference decoder takes (random input)", () => {
+  const bytes = new Uint8Array(32);
+  let accepted = 0;
+  for (let i = 0; i < 3000; i++) {
+    crypto.getRandomValues(bytes);
+    bytes[31] &= i % 3 === 0 ? 0xff : 0x7f; // a third with bit 255 possibly set
+    if (i % 2 === 0) bytes[0] &= 0xfe; // half of them even, so the later checks are reached
+    const ok = rfcDecode(bytes) === "ok" && bytes.some((b) => b !== 0);
+    const vfy = scalarMultVfy(TV.s, bytes);
+    assertEquals(vfy.some((b) => b !== 0), ok, toHex(bytes));
+    if (ok) accepted++;
+  }
+  assert(accepted > 100, `only ${accepted} random encodings decoded`);
+});

@@ -4,6 +4,7 @@ import { concat } from "@std/bytes";
 import { ProtocolError } from "../src/protocol/errors.ts";
 import { encodeFrame, FrameType, parseHeader } from "../src/protocol/frame.ts";
 import { FRAME_HEADER_BYTES } from "../src/protocol/limits.ts";
+import { Channel, encodePreamble, PROTOCOL_VERSION } from "../src/protocol/preamble.ts";
 import type { Suite } from "../src/transport/aead.ts";
 import type { ByteStream } from "../src/transport/byte_stream.ts";
 import {
@@ -49,6 +50,35 @@ Deno.test("parseOffer() refuses associated data that is not ferry's, from an old
     assertEquals(err.code, "bad-key-share");
   }
   assertThrows(() => parseOffer(utf8(`ferry/1 sender ${"x,".repeat(60)}`)), ProtocolError);
+});
+
+Deno.test("parseOffer() refuses a suite list outside the grammar of PROTOCOL.md §4.1", () => {
+  for (
+    const list of [
+      "", // no name at all
+      "aes-256-gcm,", // an empty name
+      ",chacha20-poly1305",
+      "aes-256-gcm,,chacha20-poly1305",
+      "aes-256-gcm, chacha20-poly1305", // spaces
+      " chacha20-poly1305",
+      "chacha20-poly1305 ",
+      "chacha20-poly1305,chacha20-poly1305", // a name twice
+      "rot13,chacha20-poly1305,rot13", // unknown names too
+      "AES-256-GCM,chacha20-poly1305", // uppercase
+      "chacha20-poly1305;aes-256-gcm", // another separator
+      "chacha20_poly1305,chacha20-poly1305",
+    ]
+  ) {
+    const err = assertThrows(
+      () => parseOffer(utf8(`ferry/1 sender ${list}`)),
+      ProtocolError,
+      undefined,
+      JSON.stringify(list),
+    );
+    assertEquals(err.code, "bad-key-share");
+  }
+  // Well-formed names it does not know are left out, wherever they stand.
+  assertEquals(parseOffer(utf8("ferry/1 sender x,aes-256-gcm,9-y,chacha20-poly1305")), BOTH);
 });
 
 Deno.test("parseChoice() accepts only an offered suite, and refuses an older ferry's bare label", () => {
@@ -142,14 +172,16 @@ function endpoint(incoming: Pipe, outgoing: Pipe, rewrite?: Rewrite): ByteStream
   };
 }
 
-const PREAMBLE_S = utf8("FERRYs01");
-const PREAMBLE_R = utf8("FERRYr01");
+const PREAMBLE_S = encodePreamble({ version: PROTOCOL_VERSION, channel: Channel.cpace });
+const PREAMBLE_R = encodePreamble({ version: PROTOCOL_VERSION, channel: Channel.cpace });
 
 async function handshake(opts: {
   sender: Suite[];
   receiver: Suite[];
   fromSender?: Rewrite;
   fromReceiver?: Rewrite;
+  /** Called where the receiver would count a guess (right before its key share). */
+  pace?: () => void;
 }): Promise<[PromiseSettledResult<ChannelKeys>, PromiseSettledResult<ChannelKeys>]> {
   const toReceiver = new Pipe();
   const toSender = new Pipe();
@@ -174,7 +206,10 @@ async function handshake(opts: {
     receiverPreamble: PREAMBLE_R,
     code: "4821-crane-lotus-oyster",
     admit: () => Promise.resolve(),
-    pace: () => Promise.resolve(),
+    pace: () => {
+      opts.pace?.();
+      return Promise.resolve();
+    },
     suites: opts.receiver,
   }).finally(() => r.close());
   const [sent, received] = await Promise.allSettled([sender, receiver]);
@@ -224,4 +259,24 @@ Deno.test("a man in the middle who changes the offer or the choice makes the han
     await assertRejects(() => Promise.reject(s.status === "rejected" && s.reason), WrongCode);
     await assertRejects(() => Promise.reject(r.status === "rejected" && r.reason), WrongCode);
   }
+});
+
+Deno.test("a receiver refuses a malformed suite list before its key share: not a guess", async () => {
+  const duplicate: Rewrite = (type, payload) =>
+    type === FrameType.KEY_SHARE
+      ? concat([
+        payload.subarray(0, 32),
+        utf8("ferry/1 sender chacha20-poly1305,chacha20-poly1305"),
+      ])
+      : payload;
+  let paced = false;
+  const [s, r] = await handshake({
+    sender: CHACHA,
+    receiver: BOTH,
+    fromSender: duplicate,
+    pace: () => paced = true,
+  });
+  assertEquals(s.status, "rejected");
+  assertEquals(r.status === "rejected" && (r.reason as ProtocolError).code, "bad-key-share");
+  assertEquals(paced, false, "refused before the receiver's share, so no guess was counted");
 });

@@ -23,8 +23,16 @@
 import { concatBytes } from "@noble/hashes/utils.js";
 import { ProtocolError } from "../protocol/errors.ts";
 import { FrameType, type FrameTypeCode } from "../protocol/frame.ts";
+import { Channel } from "../protocol/preamble.ts";
 import { decodeError, encodeJson } from "../protocol/messages.ts";
-import { CpaceError, cpaceFinish, type CpaceRole, cpaceStart, lvCat } from "./cpace.ts";
+import {
+  CpaceError,
+  cpaceFinish,
+  type CpaceRole,
+  cpaceStart,
+  lvCat,
+  scalarMultVfy,
+} from "./cpace.ts";
 import type { Frame, FrameReader, FrameWriter } from "./frame_io.ts";
 import {
   deriveSessionKeys,
@@ -53,6 +61,8 @@ const AD_RECEIVER = "ferry/1 receiver";
 /** The longest AD either side accepts (PROTOCOL.md §4.1). */
 const MAX_AD_BYTES = 96;
 const CI_LABEL = encoder.encode("ferry/1 ci");
+/** Where the preamble carries its channel (PROTOCOL.md §2). */
+const CHANNEL_BYTE = 6;
 
 /** The code did not match: the key confirmation failed. */
 export class WrongCode extends Error {
@@ -118,10 +128,15 @@ function adText(ad: Uint8Array): string {
   return String.fromCharCode(...ad);
 }
 
+/** A suite name in an offer (PROTOCOL.md §4.1): lowercase letters, digits and "-". */
+const SUITE_NAME = /^[a-z0-9-]+$/;
+
 /**
  * The suites a sender's ADa offers, in its order, unknown names left out.
- * Anything but ferry's label and a list (the bare label is a ferry from before
- * the negotiation, whose keys differ): bad-key-share.
+ * Anything but ferry's label and a list as PROTOCOL.md §4.1 has it (names of
+ * `a`–`z`, `0`–`9` and `-`, separated by single commas, none empty, none
+ * twice, no spaces) is refused with bad-key-share, as is the bare label (a
+ * ferry from before the negotiation, whose keys differ).
  */
 export function parseOffer(ad: Uint8Array): Suite[] {
   const text = adText(ad);
@@ -134,7 +149,14 @@ export function parseOffer(ad: Uint8Array): Suite[] {
   if (!text.startsWith(`${AD_SENDER} `)) {
     throw new ProtocolError("bad-key-share", "the sender's associated data is not ferry's");
   }
-  return text.slice(AD_SENDER.length + 1).split(",").filter(isSuite);
+  const names = text.slice(AD_SENDER.length + 1).split(",");
+  if (!names.every((name) => SUITE_NAME.test(name)) || new Set(names).size !== names.length) {
+    throw new ProtocolError(
+      "bad-key-share",
+      "the sender's suite list is malformed (an empty, repeated or ill-formed name)",
+    );
+  }
+  return names.filter(isSuite);
 }
 
 /**
@@ -179,6 +201,18 @@ async function expect(reader: FrameReader, type: FrameTypeCode, name: string): P
   return { type: frame.type, payload: frame.payload.slice() };
 }
 
+const ONE = new Uint8Array(SHARE_BYTES);
+ONE[0] = 1;
+
+/**
+ * Whether `share` is the canonical encoding of a ristretto255 element other
+ * than the identity (PROTOCOL.md §4.3): 1 · decode(share) is the identity
+ * encoding exactly when the share does not decode or is the identity.
+ */
+function validShare(share: Uint8Array): boolean {
+  return scalarMultVfy(ONE, share).some((b) => b !== 0);
+}
+
 function channelId(senderPreamble: Uint8Array, receiverPreamble: Uint8Array, mode: number) {
   return lvCat(CI_LABEL, senderPreamble, receiverPreamble, Uint8Array.of(mode));
 }
@@ -213,6 +247,14 @@ export async function senderKeyExchange(
   },
 ): Promise<ChannelKeys> {
   const open = (await expect(reader, FrameType.CHANNEL_OPEN, "CHANNEL_OPEN")).payload;
+  // The channel byte is judged once the frame behind the preamble is known not to be an
+  // ERROR (a refusal may come behind any channel byte), and before anything else is sent.
+  if (opts.receiverPreamble[CHANNEL_BYTE] !== Channel.cpace) {
+    throw new ProtocolError(
+      "unsupported-channel",
+      `the receiver chose channel ${opts.receiverPreamble[CHANNEL_BYTE]}`,
+    );
+  }
   if (open.length !== 1 + NONCE_BYTES) throw new ProtocolError("bad-frame", "CHANNEL_OPEN size");
   const mode = open[0];
   if (mode !== ChannelMode.code && mode !== ChannelMode.open) {
@@ -302,6 +344,11 @@ export async function receiverKeyExchange(
   const suite = chooseSuite(opts.suites ?? fastSuites(), parseOffer(theirAd));
   if (suite === null) {
     throw new ProtocolError("bad-key-share", "the sender offers no record suite we support");
+  }
+  // Checked before our share goes out: a share that cannot give a key tells us nothing about
+  // the code and learns nothing of it, so it is refused in the clear, not counted as a guess.
+  if (!validShare(share.subarray(0, SHARE_BYTES))) {
+    throw new ProtocolError("bad-key-share", "invalid key share");
   }
   await opts.pace();
   const sid = concatBytes(nonce, ours);
