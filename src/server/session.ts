@@ -255,7 +255,10 @@ export class Session {
   #bytes = 0;
   #resumedBytes = 0;
   #already = 0;
+  /** BYE's `failed`: refused entries and failed files, less damaged files sent again (§5.12). */
   #failed = 0;
+  /** Files that arrived damaged (Ack `retry`), by `resendKey`, until announced again. */
+  #damaged = new Map<string, number>();
   /** The sender's totals as last told (ANNOUNCE `totals`). */
   #totals: { files: number; bytes: number | null } | null = null;
   #startedAt = performance.now();
@@ -867,6 +870,7 @@ export class Session {
         throw new ProtocolError("bad-sequence", `entry id ${id} does not increase`);
       }
       this.#lastId = id;
+      this.#resent(raw);
       const decision = await this.#decide(raw, free);
       decisions.push(decision);
       if (decision.action === "skip" || decision.action === "refuse") {
@@ -885,6 +889,22 @@ export class Session {
     await this.#writer.frame(FrameType.PLAN, encodeJson({ batch, decisions }));
     await this.#writer.flush();
     await this.#advance();
+  }
+
+  /**
+   * A file that arrived damaged stops counting as failed once the sender announces it again
+   * (the same path, size and mtime): the resend's own outcome counts instead (PROTOCOL.md §5.12).
+   */
+  #resent(raw: unknown): void {
+    if (this.#damaged.size === 0) return;
+    const check = checkEntry(raw);
+    if (!check.ok || check.entry.kind !== "file") return;
+    const key = resendKey(check.entry);
+    const count = this.#damaged.get(key);
+    if (count === undefined) return;
+    if (count > 1) this.#damaged.set(key, count - 1);
+    else this.#damaged.delete(key);
+    this.#failed--;
   }
 
   async #decide(raw: unknown, free: number | null): Promise<Decision> {
@@ -1252,7 +1272,11 @@ export class Session {
     if (failure !== null || done === null) {
       const reason = failure?.message ?? "not sent";
       ack = { id: head.entry.id, ok: false, reason };
-      if (failure instanceof DamagedData) ack.retry = true;
+      if (failure instanceof DamagedData) {
+        ack.retry = true;
+        const key = resendKey(head.entry);
+        this.#damaged.set(key, (this.#damaged.get(key) ?? 0) + 1);
+      }
       this.#failed++;
       this.#event({ type: "file-failed", session: this.id, path, reason });
     } else if (done.name === null) {
@@ -1299,6 +1323,11 @@ export class Session {
 function clockTime(ms: number): string {
   const at = new Date(ms);
   return `${String(at.getHours()).padStart(2, "0")}:${String(at.getMinutes()).padStart(2, "0")}`;
+}
+
+/** What names a file across its resend: path, size and mtime, as the sender announced them. */
+function resendKey(entry: Entry): string {
+  return JSON.stringify([entry.path, entry.size, entry.mtime]);
 }
 
 /** The quick check of a resumed transfer: a regular file of the same size and modification time. */
