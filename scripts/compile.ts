@@ -149,9 +149,10 @@ export async function updateSums(outDir: string, digests: Map<string, string>): 
   try {
     for (const line of (await Deno.readTextFile(path)).split("\n")) {
       const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(line.trim());
-      if (m === null || basename(m[2]) !== m[2]) continue;
+      const [, digest, file] = m ?? [];
+      if (digest === undefined || file === undefined || basename(file) !== file) continue;
       try {
-        if ((await Deno.stat(join(outDir, m[2]))).isFile) lines.set(m[2], m[1]);
+        if ((await Deno.stat(join(outDir, file))).isFile) lines.set(file, digest);
       } catch { /* the file is gone: drop its line */ }
     }
   } catch (err) {
@@ -172,7 +173,7 @@ function parseArgs(args: string[]): { targets: Target[]; out: string } {
   let target: string | undefined;
   let out: string | undefined;
   for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
+    const arg = args[i]!; // i < args.length
     const eq = arg.indexOf("=");
     const name = arg.startsWith("--") && eq > 0 ? arg.slice(0, eq) : arg;
     if (name === "--target" || name === "--out") {

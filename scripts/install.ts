@@ -123,7 +123,7 @@ function env(name: string): string | undefined {
 export function parseArgs(args: string[]): { prefix: string; explicit: boolean } {
   let given: string | undefined;
   for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
+    const arg = args[i]!; // i < args.length
     if (arg === "--prefix" || arg.startsWith("--prefix=")) {
       const value = arg === "--prefix" ? args[++i] : arg.slice("--prefix=".length);
       if (value === undefined || value === "") throw new Usage(`--prefix needs a folder; ${USAGE}`);

@@ -18,7 +18,7 @@ async function isListening(port: number): Promise<boolean> {
     for (const line of text.split("\n").slice(1)) {
       const fields = line.trim().split(/\s+/);
       if (fields.length < 4 || fields[3] !== "0A") continue;
-      if (parseInt(fields[1].split(":")[1], 16) === port) return true;
+      if (parseInt(fields[1]?.split(":")[1] ?? "", 16) === port) return true;
     }
   }
   return false;

@@ -204,8 +204,8 @@ export async function timeProcesses(start: () => Proc[], timeoutMs: number): Pro
   }
   const failed = statuses.findIndex((s) => !s.success);
   if (failed === -1) return { seconds, error: null, cpuSeconds };
-  const output = procs[failed].output.trim().split("\n").slice(-3).join(" / ");
-  return { seconds, error: `exit code ${statuses[failed].code}: ${output}`, cpuSeconds };
+  const output = procs[failed]!.output.trim().split("\n").slice(-3).join(" / ");
+  return { seconds, error: `exit code ${statuses[failed]!.code}: ${output}`, cpuSeconds };
 }
 
 /** USER_HZ: the unit of /proc/stat's times, 100 on every Linux architecture ferry builds for. */
@@ -230,8 +230,9 @@ export function parseBusyCpuSeconds(stat: string): number | null {
   const end = stat.indexOf("\n");
   const fields = (end === -1 ? stat : stat.slice(0, end)).trim().split(/\s+/);
   if (fields[0] !== "cpu" || fields.length < 8) return null;
-  const [user, nice, system, , , irq, softirq] = fields.slice(1, 8).map(Number);
-  const busy = user + nice + system + irq + softirq;
+  // fields has at least 8 entries (checked above).
+  const [user, nice, system, , , irq, softirq] = fields.slice(1, 8).map(Number) as number[];
+  const busy = user! + nice! + system! + irq! + softirq!;
   return Number.isFinite(busy) ? busy / CLOCK_TICKS_PER_SECOND : null;
 }
 

@@ -45,7 +45,7 @@ export function makeWorkload(name: WorkloadName, quick: boolean): Workload {
 
 /** Whether the workload is one file sent by its name (not a folder). */
 export function isSingleFile(workload: Workload): boolean {
-  return workload.files.length === 1 && workload.files[0].path === workload.entry;
+  return workload.files.length === 1 && workload.files[0]!.path === workload.entry;
 }
 
 function describe(name: WorkloadName, entry: string, files: FileSpec[]): Workload {

@@ -29,14 +29,14 @@ export function parseTarget(value: string): Address {
   const bracketed = /^\[([^\]]+)\](?::(.*))?$/.exec(value);
   if (bracketed) {
     return {
-      host: bracketed[1],
+      host: bracketed[1]!,
       port: bracketed[2] === undefined ? DEFAULT_PORT : port(bracketed[2]),
     };
   }
   const colons = value.split(":").length - 1;
   if (colons === 0) return { host: value, port: DEFAULT_PORT };
   if (colons > 1) return { host: value, port: DEFAULT_PORT }; // a bare IPv6 address
-  const [host, after] = value.split(":");
+  const [host = "", after = ""] = value.split(":");
   if (host === "") throw new UsageError(`--to needs a host before ':${after}'`, hint);
   return { host, port: port(after) };
 }
@@ -99,7 +99,7 @@ const SIZE_UNITS: Record<string, number> = {
 /** Parses a size like `500M`, `2GiB` or `1000000`, in bytes. */
 export function parseSize(value: string, flag: string): number {
   const match = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(value.trim());
-  const unit = match ? SIZE_UNITS[match[2].toLowerCase()] : undefined;
+  const unit = match ? SIZE_UNITS[match[2]!.toLowerCase()] : undefined;
   const bytes = match && unit ? Math.floor(Number(match[1]) * unit) : NaN;
   if (!Number.isSafeInteger(bytes) || bytes < 0) {
     throw new UsageError(

@@ -79,8 +79,8 @@ function partGuesses(part: string): number {
   if (chars.some((c) => c < "0" || (c > "9" && c < "a") || (c > "z" && c <= "\x7f"))) pool += 33;
   if (chars.some((c) => c > "\x7f")) pool += 100;
   let guesses = 1;
-  for (let i = 0; i < chars.length; i++) {
-    const step = i === 0 ? NaN : chars[i].codePointAt(0)! - chars[i - 1].codePointAt(0)!;
+  for (const [i, char] of chars.entries()) {
+    const step = i === 0 ? NaN : char.codePointAt(0)! - chars[i - 1]!.codePointAt(0)!;
     // A repeat or a step of one from the character before: about one choice in three.
     guesses *= Math.abs(step) <= 1 ? 3 : pool;
   }

@@ -50,7 +50,7 @@ export function parseFlags<O extends FlagSpecs>(
   const names = Object.keys(options);
   const byShort = new Map<string, string>();
   for (const name of names) {
-    const short = options[name].short;
+    const short = options[name]!.short;
     if (short !== undefined) byShort.set(short, name);
   }
   const values: Record<string, string | boolean | (string | boolean)[]> = {};
@@ -65,7 +65,7 @@ export function parseFlags<O extends FlagSpecs>(
     );
   };
   const set = (name: string, value: string | boolean) => {
-    if (options[name].multiple) {
+    if (options[name]!.multiple) {
       const list = values[name];
       if (Array.isArray(list)) list.push(value);
       else values[name] = [value];
@@ -82,7 +82,7 @@ export function parseFlags<O extends FlagSpecs>(
       const eq = arg.indexOf("=");
       return Object.hasOwn(options, arg.slice(2, eq === -1 ? undefined : eq));
     }
-    return arg.length === 2 && arg[0] === "-" && byShort.has(arg[1]);
+    return arg.length === 2 && arg[0] === "-" && byShort.has(arg[1]!);
   };
   /** The value of string option `name` from the argument after index `i`. */
   const next = (name: string, i: number): string => {
@@ -94,7 +94,7 @@ export function parseFlags<O extends FlagSpecs>(
   };
 
   for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
+    const arg = args[i]!; // i < args.length
     if (arg === "--") {
       positionals.push(...args.slice(i + 1));
       break;
@@ -107,7 +107,7 @@ export function parseFlags<O extends FlagSpecs>(
       const eq = arg.indexOf("=");
       const name = arg.slice(2, eq === -1 ? undefined : eq);
       if (!Object.hasOwn(options, name)) throw unknown(name === "" ? arg : `--${name}`, name);
-      if (options[name].type === "boolean") {
+      if (options[name]!.type === "boolean") {
         if (eq !== -1) throw new UsageError(`--${name} takes no value`, help);
         set(name, true);
       } else if (eq !== -1) {
@@ -128,9 +128,10 @@ export function parseFlags<O extends FlagSpecs>(
     // One or more short options: `-q`, `-qh`, `-x value`, `-xvalue`.
     const chars = [...arg.slice(1)];
     for (let j = 0; j < chars.length; j++) {
-      const name = byShort.get(chars[j]);
-      if (name === undefined) throw unknown(`-${chars[j]}`, null);
-      if (options[name].type === "boolean") {
+      const char = chars[j]!; // j < chars.length
+      const name = byShort.get(char);
+      if (name === undefined) throw unknown(`-${char}`, null);
+      if (options[name]!.type === "boolean") {
         if (chars[j + 1] === "=") throw new UsageError(`--${name} takes no value`, help);
         set(name, true);
         continue;

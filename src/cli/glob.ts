@@ -45,7 +45,7 @@ function globSource(body: string, bad: (why: string) => Error): string {
   let out = "";
   let i = 0;
   while (i < body.length) {
-    const c = body[i];
+    const c = body[i]!;
     if (c === "*") {
       if (body[i + 1] === "*") {
         const atStart = i === 0 || body[i - 1] === "/";
@@ -72,7 +72,7 @@ function globSource(body: string, bad: (why: string) => Error): string {
       i = end + 1;
     } else if (c === "\\") {
       if (i + 1 >= body.length) throw bad("a trailing '\\'");
-      out += escapeChar(body[i + 1]);
+      out += escapeChar(body[i + 1]!);
       i += 2;
     } else {
       out += escapeChar(c);
@@ -103,8 +103,8 @@ function classRegex(inner: string): string {
   }
   let set = "";
   for (; i < inner.length; i++) {
-    let c = inner[i];
-    if (c === "\\" && i + 1 < inner.length) c = inner[++i];
+    let c = inner[i]!;
+    if (c === "\\" && i + 1 < inner.length) c = inner[++i]!;
     if (c === "-" && set !== "" && i + 1 < inner.length) {
       set += "-";
       continue;

@@ -56,7 +56,8 @@ function descriptors(set: PermissionSet): [string, Deno.PermissionDescriptor][] 
   if (set.net) out.push(["net", { name: "net" }]);
   for (const variable of set.env) out.push([`env ${variable}`, { name: "env", variable }]);
   for (const kind of set.sys) {
-    out.push([`sys ${kind}`, { name: "sys", kind: kind as Deno.SysPermissionDescriptor["kind"] }]);
+    const descriptor = { name: "sys", kind } as Deno.SysPermissionDescriptor;
+    out.push([`sys ${kind}`, descriptor]);
   }
   for (const path of set.ffi) out.push([`ffi ${path}`, { name: "ffi", path }]);
   return out;

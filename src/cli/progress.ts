@@ -32,7 +32,7 @@ export class RateMeter {
     const last = this.#samples.at(-1);
     if (last && t - last.t < PROGRESS_INTERVAL_MS / 2) last.bytes = bytes;
     else this.#samples.push({ t, bytes });
-    while (this.#samples.length > 2 && t - this.#samples[1].t >= this.windowMs) {
+    while (this.#samples.length > 2 && t - this.#samples[1]!.t >= this.windowMs) {
       this.#samples.shift();
     }
   }
@@ -40,8 +40,8 @@ export class RateMeter {
   /** Bytes a second, or null before there is enough to tell. */
   rate(): number | null {
     const last = this.#samples.at(-1);
-    if (!last || !this.#first) return null;
     const oldest = this.#samples[0];
+    if (!last || !oldest || !this.#first) return null;
     const span = last.t - oldest.t;
     if (span >= 500) return Math.max(0, (last.bytes - oldest.bytes) / (span / 1000));
     // Early on: the average since the first byte.
@@ -138,7 +138,7 @@ export function shortenLeft(text: string, width: number): string {
   let out = "";
   let used = 1;
   for (let i = chars.length - 1; i >= 0; i--) {
-    const w = charWidth(chars[i].codePointAt(0)!);
+    const w = charWidth(chars[i]!.codePointAt(0)!);
     if (used + w > width) break;
     out = chars[i] + out;
     used += w;

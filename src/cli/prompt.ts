@@ -22,7 +22,7 @@ export async function readLine(max = 1024): Promise<string | null> {
     }
     if (n === 0) continue;
     if (buf[0] === 0x0a) break;
-    if (bytes.length < max) bytes.push(buf[0]);
+    if (bytes.length < max) bytes.push(buf[0]!);
   }
   return new TextDecoder().decode(new Uint8Array(bytes)).replace(/\r$/, "");
 }

@@ -10,23 +10,24 @@
 export function editDistance(a: string, b: string): number {
   const x = [...a];
   const y = [...b];
-  // rows[i][j]: the distance between the first i characters of x and the first j of y.
-  const rows: number[][] = [];
-  for (let i = 0; i <= x.length; i++) {
-    rows.push([i]);
-    for (let j = 1; j <= y.length; j++) rows[i].push(i === 0 ? j : 0);
-  }
+  // d(i, j): the distance between the first i characters of x and the first j of y, kept in
+  // one flat table of (x.length + 1) × (y.length + 1) cells.
+  const width = y.length + 1;
+  const table = new Array<number>((x.length + 1) * width).fill(0);
+  const d = (i: number, j: number) => table[i * width + j]!;
+  for (let i = 0; i <= x.length; i++) table[i * width] = i;
+  for (let j = 0; j <= y.length; j++) table[j] = j;
   for (let i = 1; i <= x.length; i++) {
     for (let j = 1; j <= y.length; j++) {
       const cost = x[i - 1] === y[j - 1] ? 0 : 1;
-      let best = Math.min(rows[i - 1][j] + 1, rows[i][j - 1] + 1, rows[i - 1][j - 1] + cost);
+      let best = Math.min(d(i - 1, j) + 1, d(i, j - 1) + 1, d(i - 1, j - 1) + cost);
       if (i > 1 && j > 1 && x[i - 1] === y[j - 2] && x[i - 2] === y[j - 1]) {
-        best = Math.min(best, rows[i - 2][j - 2] + 1);
+        best = Math.min(best, d(i - 2, j - 2) + 1);
       }
-      rows[i][j] = best;
+      table[i * width + j] = best;
     }
   }
-  return rows[x.length][y.length];
+  return d(x.length, y.length);
 }
 
 /** Suggestions offered at most. */

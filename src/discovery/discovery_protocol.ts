@@ -48,6 +48,9 @@ export const MAX_ADDRESSES = 8;
 /** The largest answer: header, port, name, addresses. */
 export const MAX_ANSWER_BYTES = 16 + 2 + 1 + MAX_NAME_BYTES + 1 + MAX_ADDRESSES * 17;
 
+export { formatIp, parseIp } from "../transport/ip_address.ts";
+import { formatIp, parseIp } from "../transport/ip_address.ts";
+
 const MAGIC = [0x46, 0x52, 0x59, 0x44]; // "FRYD"
 const KIND_QUERY = 1;
 const KIND_ANSWER = 2;
@@ -151,11 +154,12 @@ export function encodeAnswer(a: Answer): Uint8Array {
 export function decodeAnswer(bytes: Uint8Array): Answer | null {
   if (bytes.length < 21 || bytes.length > MAX_ANSWER_BYTES) return null;
   if (!hasHeader(bytes, KIND_ANSWER)) return null;
-  const flags = bytes[6];
+  // The length was checked above: bytes 0..20 are there.
+  const flags = bytes[6]!;
   if ((flags & ~(FLAG_ANY | FLAG_OPEN)) !== 0 || bytes[7] !== 0) return null;
-  const port = (bytes[16] << 8) | bytes[17];
+  const port = (bytes[16]! << 8) | bytes[17]!;
   if (port === 0) return null;
-  const nameLength = bytes[18];
+  const nameLength = bytes[18]!;
   if (nameLength < 1 || nameLength > MAX_NAME_BYTES || 19 + nameLength + 1 > bytes.length) {
     return null;
   }
@@ -169,7 +173,7 @@ export function decodeAnswer(bytes: Uint8Array): Answer | null {
   }
   if (CONTROL.test(name)) return null;
   let at = 19 + nameLength;
-  const count = bytes[at++];
+  const count = bytes[at++]!; // 19 + nameLength + 1 <= bytes.length, checked above
   if (count > MAX_ADDRESSES) return null;
   const addresses: string[] = [];
   for (let i = 0; i < count; i++) {
@@ -188,83 +192,4 @@ export function decodeAnswer(bytes: Uint8Array): Answer | null {
     any: (flags & FLAG_ANY) !== 0,
     open: (flags & FLAG_OPEN) !== 0,
   };
-}
-
-/** Parses an IPv4 (dotted quad) or IPv6 address into 4 or 16 bytes; null if it is neither. */
-export function parseIp(text: string): Uint8Array | null {
-  if (text.includes(":")) return parseIpv6(text);
-  return parseIpv4(text);
-}
-
-function parseIpv4(text: string): Uint8Array | null {
-  const parts = text.split(".");
-  if (parts.length !== 4) return null;
-  const out = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    if (!/^(0|[1-9]\d{0,2})$/.test(parts[i])) return null;
-    const n = Number(parts[i]);
-    if (n > 255) return null;
-    out[i] = n;
-  }
-  return out;
-}
-
-function parseIpv6(text: string): Uint8Array | null {
-  if (text.length > 45) return null;
-  const halves = text.split("::");
-  if (halves.length > 2) return null;
-  const groups = (s: string): number[] | null => {
-    if (s === "") return [];
-    const out: number[] = [];
-    const parts = s.split(":");
-    for (let i = 0; i < parts.length; i++) {
-      const part = parts[i];
-      if (i === parts.length - 1 && part.includes(".")) {
-        const v4 = parseIpv4(part);
-        if (v4 === null) return null;
-        out.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
-      } else {
-        if (!/^[0-9a-fA-F]{1,4}$/.test(part)) return null;
-        out.push(parseInt(part, 16));
-      }
-    }
-    return out;
-  };
-  const head = groups(halves[0]);
-  const tail = halves.length === 2 ? groups(halves[1]) : [];
-  if (head === null || tail === null) return null;
-  const missing = 8 - head.length - tail.length;
-  if (halves.length === 2 ? missing < 1 : missing !== 0) return null;
-  const all = [...head, ...new Array(missing).fill(0), ...tail];
-  const out = new Uint8Array(16);
-  all.forEach((g, i) => {
-    out[i * 2] = g >> 8;
-    out[i * 2 + 1] = g & 0xff;
-  });
-  return out;
-}
-
-/** Formats 4 or 16 bytes as an address (IPv6 as RFC 5952 says: lower case, longest zero run as ::). */
-export function formatIp(raw: Uint8Array): string {
-  if (raw.length === 4) return raw.join(".");
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((raw[i] << 8) | raw[i + 1]);
-  let best = -1;
-  let bestLength = 1;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength) {
-      best = i;
-      bestLength = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (best < 0) return hex.join(":");
-  return `${hex.slice(0, best).join(":")}::${hex.slice(best + bestLength).join(":")}`;
 }

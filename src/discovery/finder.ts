@@ -72,7 +72,7 @@ export function parseTargets(value: string, port = DISCOVERY_PORT): Address[] {
   const hint = `e.g. ${DISCOVERY_ENV}=192.168.1.255 or ${DISCOVERY_ENV}=127.0.0.1:4455`;
   const targets: Address[] = [];
   for (const item of value.split(",").map((s) => s.trim()).filter((s) => s !== "")) {
-    const [host, portText, ...rest] = item.split(":");
+    const [host = "", portText, ...rest] = item.split(":");
     const p = portText === undefined ? port : Number(portText);
     const raw = parseIp(host);
     if (
@@ -99,7 +99,7 @@ function directedBroadcasts(): string[] {
       const m = parseIp(i.netmask);
       if (a === null || m === null || a.length !== 4 || m.length !== 4) continue;
       if (m.every((b) => b === 255)) continue;
-      out.push(a.map((b, k) => (b | (~m[k] & 0xff))).join("."));
+      out.push(a.map((b, k) => (b | (~m[k]! & 0xff))).join("."));
     }
     return [...new Set(out)];
   } catch {

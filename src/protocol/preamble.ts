@@ -38,5 +38,5 @@ export function decodePreamble(bytes: Uint8Array): Preamble {
   if (bytes.length !== PREAMBLE_BYTES || !MAGIC.every((b, i) => bytes[i] === b)) {
     throw new ProtocolError("not-ferry", "the peer does not speak the ferry protocol");
   }
-  return { version: bytes[5], channel: bytes[6] };
+  return { version: bytes[5]!, channel: bytes[6]! }; // PREAMBLE_BYTES long, checked above
 }

@@ -183,7 +183,9 @@ export class CodeGuard {
   /** Whether more than globalSlowAfter failures fell within the window. */
   get globalSlowdown(): boolean {
     const { globalSlowAfter, windowMs } = this.policy;
-    return this.#recent.length > globalSlowAfter && this.#recent[0] > this.now() - windowMs;
+    const oldest = this.#recent[0];
+    return this.#recent.length > globalSlowAfter && oldest !== undefined &&
+      oldest > this.now() - windowMs;
   }
 
   /** The group's entry with what has expired dropped, or undefined. */
@@ -194,7 +196,7 @@ export class CodeGuard {
     if (entry.lockedUntil <= now) entry.lockedUntil = 0;
     const since = now - this.policy.windowMs;
     let expired = 0;
-    while (expired < entry.failures.length && entry.failures[expired] <= since) expired++;
+    while (expired < entry.failures.length && entry.failures[expired]! <= since) expired++;
     if (expired > 0) entry.failures.splice(0, expired);
     return entry;
   }

@@ -139,7 +139,7 @@ function scalarFromBytes(bytes: Uint8Array): bigint {
     throw new CpaceError(`a scalar is ${FIELD_SIZE_BYTES} bytes, got ${bytes.length}`);
   }
   let y = 0n;
-  for (let i = bytes.length - 1; i >= 0; i--) y = (y << 8n) | BigInt(bytes[i]);
+  for (let i = bytes.length - 1; i >= 0; i--) y = (y << 8n) | BigInt(bytes[i]!);
   if (y === 0n || y >= GROUP_ORDER) {
     throw new CpaceError("scalar out of range: expected 1 <= y < group_order");
   }
@@ -155,9 +155,9 @@ function sampleScalar(): bigint {
   const bytes = new Uint8Array(FIELD_SIZE_BYTES);
   while (true) {
     crypto.getRandomValues(bytes);
-    bytes[FIELD_SIZE_BYTES - 1] &= 0x0f; // keep bits 248..251, clear 252..255
+    bytes[FIELD_SIZE_BYTES - 1]! &= 0x0f; // keep bits 248..251, clear 252..255
     let y = 0n;
-    for (let i = bytes.length - 1; i >= 0; i--) y = (y << 8n) | BigInt(bytes[i]);
+    for (let i = bytes.length - 1; i >= 0; i--) y = (y << 8n) | BigInt(bytes[i]!);
     bytes.fill(0);
     if (y !== 0n) return y;
   }

@@ -87,7 +87,7 @@ export function parseRecordHeader(bytes: Uint8Array): number {
   if (bytes.length < RECORD_HEADER_BYTES) {
     throw new RecordError("malformed", "record header is 4 bytes");
   }
-  const length = ((bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3]) >>> 0;
+  const length = new DataView(bytes.buffer, bytes.byteOffset, RECORD_HEADER_BYTES).getUint32(0);
   if (length > MAX_RECORD_BODY) {
     throw new RecordError(
       "oversize",
@@ -376,7 +376,8 @@ export class RecordOpener {
       record.subarray(ctEnd),
     );
     if (plain === null) this.#authFailed();
-    return this.#typed(plain[0], plain.length - 1) === null
+    // A record body is at least the type byte and the tag (parseRecordHeader), so plain[0] is there.
+    return this.#typed(plain[0]!, plain.length - 1) === null
       ? null
       : new Uint8Array(plain.buffer, plain.byteOffset + 1, plain.byteLength - 1);
   }
@@ -394,7 +395,7 @@ export class RecordOpener {
       [this.#type, payload],
     );
     if (!ok) this.#authFailed();
-    return this.#typed(this.#type[0], payload.length) === null ? null : payload.length;
+    return this.#typed(this.#type[0]!, payload.length) === null ? null : payload.length;
   }
 }
 
