@@ -79,7 +79,8 @@ if (import.meta.main) {
     }
     code = await main(Deno.args);
   } catch (err) {
-    const json = ["serve", "send"].includes(Deno.args[0]) && wantsJson(Deno.args.slice(1));
+    const command = Deno.args[0] ?? "";
+    const json = ["serve", "send"].includes(command) && wantsJson(Deno.args.slice(1));
     if (json) {
       emitJson(errorObject(err));
       if (!(err instanceof FerryError)) console.error(err); // a bug: keep its stack trace

@@ -13,8 +13,8 @@ import { errorCode } from "./error_codes.ts";
 export type Mode = "json" | "live" | "plain";
 
 export interface ModeFlags {
-  json?: boolean;
-  quiet?: boolean;
+  json?: boolean | undefined;
+  quiet?: boolean | undefined;
 }
 
 /** Whether stdout is a terminal and colours and redraws are welcome. */

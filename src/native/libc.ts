@@ -106,7 +106,7 @@ export class Errno {
   /** The calling thread's errno: read it right after the call that failed. */
   get(): number {
     this.#calls.memcpy(this.#copy, this.#calls.__errno_location(), 4n);
-    return this.#copy[0];
+    return this.#copy[0]!;
   }
 
   /**

@@ -87,7 +87,7 @@ export function parseHeader(bytes: Uint8Array, maxControl = MAX_FRAME_PAYLOAD): 
   if (bytes.length < FRAME_HEADER_BYTES) {
     throw new ProtocolError("bad-frame", "truncated frame header");
   }
-  const type = bytes[0];
+  const type = bytes[0]!; // the header's length was checked above
   const typeMax = MAX_PAYLOAD[type];
   if (typeMax === undefined) {
     throw new ProtocolError("bad-frame", `unknown frame type 0x${type.toString(16)}`);
@@ -162,7 +162,7 @@ export function decodeFileEnd(payload: Uint8Array): FileEnd {
   const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
   const id = view.getUint32(0);
   const length = readU64(view, 4, "FILE_END length");
-  const digestLength = payload[12];
+  const digestLength = payload[12]!; // at least 13 bytes, checked above
   if (digestLength > MAX_DIGEST_BYTES || payload.length !== 13 + digestLength) {
     throw new ProtocolError("bad-frame", "FILE_END digest length does not match the frame");
   }

@@ -51,7 +51,7 @@ export interface Hello {
    * Identifies this transfer across reconnections and reruns (hex, up to 64
    * characters), so a receiver can tell a resumed transfer from a new one.
    */
-  transfer?: string;
+  transfer?: string | undefined;
 }
 
 export interface ReceiverLimits {
@@ -93,14 +93,14 @@ export interface Decision {
   id: number;
   action: Action;
   /** Why a skip or refusal; shown to the person sending. */
-  reason?: string;
+  reason?: string | undefined;
   /**
    * Resume offer (only to senders with the "resume" feature): the receiver
    * holds the first `offset` bytes, whose digest is `prefix` (hex). The
    * sender confirms or declines it with FILE_START.
    */
-  offset?: number;
-  prefix?: string;
+  offset?: number | undefined;
+  prefix?: string | undefined;
 }
 
 export interface Plan {
@@ -112,13 +112,13 @@ export interface Ack {
   id: number;
   ok: boolean;
   /** The name it was stored under, relative to the receiver's directory (when ok). */
-  name?: string;
+  name?: string | undefined;
   /** Why it failed (when not ok). */
-  reason?: string;
+  reason?: string | undefined;
   /** The data arrived damaged (length or digest): sending it again may succeed. */
-  retry?: boolean;
+  retry?: boolean | undefined;
   /** Not stored because the name exists (conflict policy "skip"); not a failure. */
-  skipped?: boolean;
+  skipped?: boolean | undefined;
 }
 
 export interface Acks {

@@ -79,9 +79,10 @@ export function checkName(name: unknown, rules: NameRules): NameCheck {
   if (utf8Length(name) > maxPathBytes) return refuse(`path longer than ${maxPathBytes} bytes`);
 
   const parts = name.split("/");
+  const top = parts[0]!; // split() returns at least one part
   if (parts.length > maxDepth) return refuse(`path deeper than ${maxDepth} levels`);
-  if (DRIVE_LETTER.test(parts[0])) return refuse("drive letter");
-  if (parts[0].toLowerCase() === STAGING_DIR_NAME) {
+  if (DRIVE_LETTER.test(top)) return refuse("drive letter");
+  if (top.toLowerCase() === STAGING_DIR_NAME) {
     return refuse("reserved for ferry's staging folder");
   }
   for (const part of parts) {

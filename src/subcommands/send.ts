@@ -222,13 +222,15 @@ async function discover(mode: Mode, interactive: boolean, withCode: boolean): Pr
         `UDP port ${DISCOVERY_PORT} (discovery) and TCP port ${DEFAULT_PORT} (or its --port)`,
     );
   }
-  if (servers.length === 1) return servers[0];
+  const [only] = servers;
+  if (servers.length === 1 && only !== undefined) return only;
   if (interactive) {
     const index = await choose(
       `ferry: ${servers.length} ferry servers answered; send to which one?`,
       servers.map(describe),
     );
-    if (index !== null) return servers[index];
+    const chosen = index === null ? undefined : servers[index];
+    if (chosen !== undefined) return chosen;
     throw new FerryError("several-servers", "no server chosen");
   }
   throw new DiscoveryError(

@@ -18,7 +18,8 @@ function randomBelow(n: number): number {
   const word = new Uint32Array(1);
   for (;;) {
     crypto.getRandomValues(word);
-    if (word[0] < limit) return word[0] % n;
+    const value = word[0]!;
+    if (value < limit) return value % n;
   }
 }
 
