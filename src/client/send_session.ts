@@ -9,7 +9,7 @@
  * what it already has and where partial files resume.
  */
 import { createHash } from "node:crypto";
-import { ConnectFailed, ConnectionLost, FerryError } from "../errors.ts";
+import { FerryError } from "../errors.ts";
 import { osCode } from "../os_errors.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { encodeFileAbort, encodeFileEnd, encodeFileStart, FrameType } from "../protocol/frame.ts";
@@ -29,7 +29,6 @@ import {
   type Decision,
   decodeAcks,
   decodeBye,
-  decodeError,
   decodePlan,
   decodeWelcome,
   encodeJson,
@@ -50,18 +49,11 @@ import { FrameReader, FrameWriter } from "../transport/frame_io.ts";
 import { type Address, connect, formatAddress } from "../transport/tcp.ts";
 import { isConnectionError } from "../transport/connection_errors.ts";
 import { Watchdog } from "../transport/watchdog.ts";
-import {
-  CodeRequired,
-  PeerRefused,
-  ReceiverOpen,
-  senderKeyExchange,
-  senderOpen,
-  WrongCode,
-} from "../transport/channel.ts";
+import { senderKeyExchange, senderOpen } from "../transport/channel.ts";
 import { SecureStream } from "../transport/secure_stream.ts";
 import { opensslSha256 } from "../transport/sha256_openssl.ts";
-import { authenticatedRefusal, clearRefusal } from "./peer_refusal.ts";
-import { escapeName } from "../escape.ts";
+import { withReconnects } from "./reconnect.ts";
+import { SendErrors } from "./send_errors.ts";
 import { FileChanged, loadNativeReader, type NativeReader } from "./native_read.ts";
 import type { Suite } from "../transport/aead.ts";
 import { type LocalEntry, type Source, walk, type WalkItem } from "./walk.ts";
@@ -156,8 +148,13 @@ export async function send(opts: SendOptions): Promise<SendResult> {
   const started = performance.now();
   const total = noResult();
   const transfer = await transferId(opts);
-  let delay = opts.retryDelayMs ?? 1000;
-  for (let attempt = 1;; attempt++) {
+  const reconnects = {
+    retries: opts.retries,
+    firstDelayMs: opts.retryDelayMs,
+    onRetry: (attempt: number, delayMs: number, reason: string) =>
+      opts.onEvent({ type: "retry", attempt, delayMs, reason }),
+  };
+  return await withReconnects(reconnects, async (attempt) => {
     let session: SendSession | null = null;
     try {
       const conn = await connect(opts.to, opts.connectTimeoutMs);
@@ -178,17 +175,11 @@ export async function send(opts: SendOptions): Promise<SendResult> {
         total.bytes += tally.bytes;
         total.resumedBytes += tally.resumedBytes;
       }
-      // A first connection that fails is reported at once; later ones may be a restarting receiver.
-      const retryable = err instanceof ConnectionLost ||
-        (attempt > 1 && err instanceof ConnectFailed);
-      if (!retryable || attempt > opts.retries) throw err;
-      opts.onEvent({ type: "retry", attempt, delayMs: delay, reason: (err as Error).message });
-      await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, 30_000);
+      throw err;
     } finally {
       session?.stop();
     }
-  }
+  });
 }
 
 /**
@@ -241,7 +232,7 @@ class SendSession {
   #watchdog: Watchdog;
   #reader: FrameReader;
   #writer: FrameWriter;
-  #where: string;
+  #errors: SendErrors;
   /** Plans the reader task has not handed over yet, by batch number. */
   #plans = new Map<number, ReturnType<typeof deferred<Plan>>>();
   /** Accepted files awaiting their acknowledgement. */
@@ -277,7 +268,7 @@ class SendSession {
     readonly transfer: string,
     readonly attempt: number,
   ) {
-    this.#where = formatAddress(opts.to);
+    this.#errors = new SendErrors(formatAddress(opts.to), opts.idleTimeoutMs, attempt);
     this.#watchdog = new Watchdog(opts.idleTimeoutMs, () => this.#close());
     const touch = () => this.#watchdog.touch();
     this.#reader = new FrameReader(conn, touch);
@@ -300,7 +291,7 @@ class SendSession {
       const welcome = await this.#handshake();
       this.opts.onEvent({
         type: "connected",
-        to: this.#where,
+        to: this.#errors.where,
         server: welcome.software,
         attempt: this.attempt,
         cipher: this.#cipher,
@@ -329,21 +320,14 @@ class SendSession {
       // A write failed; the receiver may have said why just before closing. Give the reader a moment.
       await Promise.race([this.#reading, new Promise((r) => setTimeout(r, 500))]);
     }
-    if (this.#failure) return this.#failure;
-    if (this.#watchdog.expired) {
-      return new ConnectionLost(
-        "timeout",
-        `${this.#where} stopped responding for ${this.opts.idleTimeoutMs / 1000} s`,
-      );
-    }
-    if (isConnectionError(err)) {
-      return new ConnectionLost("connection-lost", `the connection to ${this.#where} was lost`);
-    }
-    if (err instanceof ProtocolError) {
-      await this.#sendError(err);
-      return new FerryError("protocol", `protocol error with ${this.#where}: ${err.message}`);
-    }
-    return err;
+    return this.#failure ?? await this.#explainFailure(err);
+  }
+
+  /** A failure in words (SendErrors.explain); the receiver hears of its protocol error first. */
+  async #explainFailure(err: unknown): Promise<unknown> {
+    const expired = this.#watchdog.expired;
+    if (SendErrors.tellsReceiver(err, expired)) await this.#sendError(err);
+    return this.#errors.explain(err, expired);
   }
 
   /** Tells the receiver about its protocol error before closing. */
@@ -370,27 +354,19 @@ class SendSession {
     else await this.#writer.frame(FrameType.CHANNEL_OPEN, open.payload);
     await this.#writer.flush();
     const raw = await this.#reader.readRaw(PREAMBLE_BYTES);
-    if (raw === null) {
-      throw new ConnectionLost(
-        "connection-lost",
-        `${this.#where} closed the connection during the handshake`,
-      );
-    }
+    if (raw === null) throw this.#errors.closedInHandshake();
     let theirs;
     try {
       theirs = decodePreamble(raw);
     } catch {
-      throw new FerryError("protocol", `${this.#where} is not a ferry server`);
+      throw this.#errors.notFerry();
     }
     if (theirs.version !== PROTOCOL_VERSION) {
-      throw new FerryError(
-        "protocol",
-        `${this.#where} speaks ferry protocol version ${theirs.version}, this ferry speaks ${PROTOCOL_VERSION}: use matching ferry versions`,
-      );
+      throw this.#errors.otherVersion(theirs.version, PROTOCOL_VERSION);
     }
     if (!plain) await this.#keyExchange(ours, raw, open.nonce);
     const frame = await this.#reader.next();
-    if (frame?.type === FrameType.ERROR) throw this.#serverError(frame.payload);
+    if (frame?.type === FrameType.ERROR) throw this.#errors.refused(frame.payload);
     if (theirs.channel !== (plain ? Channel.plain : Channel.cpace)) {
       throw new ProtocolError(
         "unsupported-channel",
@@ -446,39 +422,7 @@ class SendSession {
         code,
       });
     } catch (err) {
-      if (err instanceof CodeRequired) {
-        throw new FerryError("code-required", `${this.#where} needs its code`, {
-          hint: "set FERRY_CODE to the code 'ferry serve' shows there, or run send on a terminal " +
-            "to be asked for it",
-        });
-      }
-      if (err instanceof ReceiverOpen) {
-        throw new FerryError(
-          "receiver-open",
-          `${this.#where} asks for no code (it is open to anyone, or it is not the receiver ` +
-            "you meant): nothing was sent, because a code was given",
-          {
-            hint: "to send to an open receiver ('ferry serve --open'), give no code " +
-              "(unset FERRY_CODE, leave out --code)",
-          },
-        );
-      }
-      if (err instanceof WrongCode) {
-        // Accepted before the connection dropped: the receiver is likely a new one, with a new code.
-        const restarted = "the receiver may have restarted with a new code: ask for the code it " +
-          "shows now";
-        throw new FerryError("wrong-code", `wrong code: ${this.#where} did not accept it`, {
-          hint: this.attempt > 1 ? restarted : undefined,
-        });
-      }
-      if (err instanceof PeerRefused) {
-        // A plain frame: anyone on the path could have sent it, so only its code is shown.
-        const message = clearRefusal(this.#where, err.code);
-        throw err.code === "busy" || err.code === "shutting-down"
-          ? new ConnectionLost("refused", message)
-          : new FerryError("refused", message);
-      }
-      throw err;
+      throw this.#errors.keyExchange(err);
     }
     this.#cipher = keys.suite;
     const stream = new SecureStream(
@@ -496,26 +440,12 @@ class SendSession {
     await this.#writer.flush();
   }
 
-  #serverError(payload: Uint8Array): FerryError {
-    const e = decodeError(payload);
-    const message = authenticatedRefusal(this.#where, e.code, e.message);
-    if (e.code === "busy" || e.code === "shutting-down") {
-      return new ConnectionLost("refused", message);
-    }
-    return new FerryError("refused", message);
-  }
-
   /** Reads PLAN, ACK and BYE frames until the server closes. */
   async #readLoop(): Promise<void> {
     try {
       for (;;) {
         const frame = await this.#reader.next();
-        if (frame === null) {
-          throw new ConnectionLost(
-            "connection-lost",
-            `${this.#where} closed the connection before the transfer ended`,
-          );
-        }
+        if (frame === null) throw this.#errors.closedEarly();
         switch (frame.type) {
           case FrameType.PLAN: {
             const plan = decodePlan(frame.payload);
@@ -533,15 +463,8 @@ class SendSession {
           case FrameType.BYE:
             this.#bye.resolve(decodeBye(frame.payload));
             return;
-          case FrameType.ERROR: {
-            const e = decodeError(frame.payload);
-            const message = e.code === "shutting-down"
-              ? `${this.#where} is shutting down`
-              : `${this.#where} stopped the transfer: ${escapeName(e.message)} (${e.code})`;
-            throw e.code === "shutting-down"
-              ? new ConnectionLost("refused", message)
-              : new FerryError("refused", message);
-          }
+          case FrameType.ERROR:
+            throw this.#errors.stopped(frame.payload);
           default:
             throw new ProtocolError(
               "unexpected-frame",
@@ -550,20 +473,7 @@ class SendSession {
         }
       }
     } catch (err) {
-      let failure = err;
-      if (!(err instanceof FerryError)) {
-        if (err instanceof ProtocolError && !isConnectionError(err)) await this.#sendError(err);
-        failure = this.#watchdog.expired
-          ? new ConnectionLost(
-            "timeout",
-            `${this.#where} stopped responding for ${this.opts.idleTimeoutMs / 1000} s`,
-          )
-          : isConnectionError(err)
-          ? new ConnectionLost("connection-lost", `the connection to ${this.#where} was lost`)
-          : err instanceof ProtocolError
-          ? new FerryError("protocol", `protocol error with ${this.#where}: ${err.message}`)
-          : err;
-      }
+      const failure = err instanceof FerryError ? err : await this.#explainFailure(err);
       this.#failure = failure instanceof Error ? failure : new Error(String(failure));
       for (const waiting of this.#plans.values()) waiting.reject(this.#failure);
       this.#ackSignal.reject(this.#failure);
