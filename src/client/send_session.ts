@@ -10,18 +10,15 @@
  */
 import { createHash } from "node:crypto";
 import { FerryError } from "../errors.ts";
-import { osCode } from "../os_errors.ts";
 import { ProtocolError } from "../protocol/errors.ts";
-import { encodeFileAbort, encodeFileEnd, encodeFileStart, FrameType } from "../protocol/frame.ts";
+import { FrameType } from "../protocol/frame.ts";
 import { ANNOUNCE_WINDOW, MAX_FRAME_PAYLOAD } from "../protocol/limits.ts";
 import {
   type Digest,
   DIGEST_NAMES,
   type DigestName,
-  type Hasher,
   loadDigest,
   MANDATORY_DIGEST,
-  PrefixHash,
 } from "../protocol/digests.ts";
 import {
   type Ack,
@@ -54,9 +51,12 @@ import { SecureStream } from "../transport/secure_stream.ts";
 import { opensslSha256 } from "../transport/sha256_openssl.ts";
 import { withReconnects } from "./reconnect.ts";
 import { SendErrors } from "./send_errors.ts";
-import { FileChanged, loadNativeReader, type NativeReader } from "./native_read.ts";
 import type { Suite } from "../transport/aead.ts";
-import { type LocalEntry, type Source, walk, type WalkItem } from "./walk.ts";
+import { FileSender } from "./file_sender.ts";
+import { noResult, type Numbered, type SendEvent, type SendResult } from "./send_types.ts";
+import { type Source, walk, type WalkItem } from "./walk.ts";
+
+export type { SendEvent, SendResult } from "./send_types.ts";
 
 export interface SendOptions {
   to: Address;
@@ -77,47 +77,6 @@ export interface SendOptions {
   totals?: () => Totals | null;
   software: string;
   onEvent: (event: SendEvent) => void;
-}
-
-export type SendEvent =
-  | {
-    type: "connected";
-    to: string;
-    server: string;
-    attempt: number;
-    /** The record suite of the encrypted channel, or null on the plain channel. */
-    cipher: Suite | null;
-    /** The digest the receiver chose for every FILE_END. */
-    digest: DigestName;
-  }
-  | { type: "skipped"; path: string; reason: string }
-  /** A file's data starts (after any resumed prefix). */
-  | { type: "file-start"; path: string; size: number | null; resumed: number }
-  /** `bytes` more of the current file went out (counts only bytes sent in this run). */
-  | { type: "progress"; bytes: number }
-  | { type: "file-done"; path: string; name: string; bytes: number; resumed: number }
-  /** The receiver already has this file from an interrupted run of this transfer: not sent. */
-  | { type: "already"; path: string; bytes: number }
-  | { type: "file-failed"; path: string; reason: string }
-  | { type: "warning"; message: string }
-  | { type: "retry"; attempt: number; delayMs: number; reason: string };
-
-export interface SendResult {
-  /** Files delivered and verified by this run. */
-  files: number;
-  /** Bytes sent by this run (resumed bytes not included). */
-  bytes: number;
-  /** Bytes the receiver already held from an interrupted run, not sent again. */
-  resumedBytes: number;
-  /** Files the receiver already had from an interrupted run of this transfer. */
-  already: number;
-  skipped: number;
-  failed: number;
-  seconds: number;
-}
-
-function noResult(): SendResult {
-  return { files: 0, bytes: 0, resumedBytes: 0, already: 0, skipped: 0, failed: 0, seconds: 0 };
 }
 
 const encoder = new TextEncoder();
@@ -203,14 +162,6 @@ async function transferId(opts: SendOptions): Promise<string> {
     .slice(0, 32);
 }
 
-interface Numbered extends LocalEntry {
-  id: number;
-  /** This is the second try of a file that arrived damaged. */
-  resend?: boolean;
-  /** Bytes the receiver already held (a resumed file). */
-  resumed?: number;
-}
-
 interface Batch {
   batch: number;
   entries: Numbered[];
@@ -245,6 +196,8 @@ class SendSession {
   #digest: Digest | null = null;
   /** The encrypted channel's record suite; null on the plain channel. */
   #cipher: Suite | null = null;
+  /** Sends each accepted file; made once the handshake has settled the digest. */
+  #files: FileSender | null = null;
   #resume = false;
   #batchEntries = BATCH_ENTRIES;
   #batchBytes = BATCH_BYTES;
@@ -297,6 +250,12 @@ class SendSession {
         cipher: this.#cipher,
         digest: this.#digest!.name,
       });
+      this.#files = new FileSender(
+        this.#writer,
+        this.#digest!,
+        this.opts.onEvent,
+        () => this.#failure !== null,
+      );
       this.#reading = this.#readLoop();
       await this.#pipeline();
       await this.#writer.frame(FrameType.DONE, new Uint8Array(0));
@@ -684,219 +643,6 @@ class SendSession {
       await this.#ackSignal.promise;
     }
     this.#unacked.set(entry.id, entry);
-    await this.#stream(entry, offset, decision.prefix);
+    await this.#files!.send(entry, offset, decision.prefix);
   }
-
-  /**
-   * A file of one frame at most (never offered a resume): read straight into
-   * the outgoing buffer with in-place calls (short reads from the page cache
-   * are cheaper than a thread-pool hop each), through the C library on Linux
-   * (native_read.ts), then framed and hashed.
-   */
-  async #streamSmall(entry: Numbered, source: string, size: number): Promise<void> {
-    const room = await this.#writer.reserveExactly(size);
-    let reason: string | null = null;
-    let file: Deno.FsFile | null = null;
-    const native = loadNativeReader();
-    try {
-      if (native !== null) {
-        reason = readWholeNative(native, source, room, entry);
-      } else {
-        file = Deno.openSync(source, { read: true });
-        for (let done = 0; reason === null && done < size;) {
-          const n = file.readSync(room.subarray(done));
-          if (n === null) reason = "it shrank while being sent";
-          else done += n;
-        }
-        // One check after the read covers both a change since the listing and one during it.
-        if (reason === null && !unchanged(file.statSync(), entry)) {
-          reason = "it changed after it was listed";
-        }
-      }
-    } catch (err) {
-      reason = `cannot read it: ${describeReadError(err)}`;
-    } finally {
-      file?.close();
-    }
-    if (reason !== null) {
-      await this.#writer.frame(FrameType.FILE_ABORT, encodeFileAbort({ id: entry.id, reason }));
-      return;
-    }
-    this.opts.onEvent({ type: "file-start", path: entry.path, size, resumed: 0 });
-    const digest = this.#digest!.of(room);
-    if (size > 0) {
-      this.#writer.commit(FrameType.DATA, size);
-      this.opts.onEvent({ type: "progress", bytes: size });
-    }
-    await this.#writer.frame(
-      FrameType.FILE_END,
-      encodeFileEnd({ id: entry.id, length: size, digest }),
-    );
-  }
-
-  /**
-   * Sends one file's bytes, then FILE_END, or FILE_ABORT if it could not be
-   * read whole. With a resume offer, it first hashes the offered prefix and
-   * sends only the rest if the receiver's prefix digest matches.
-   */
-  async #stream(entry: Numbered, offer: number, prefix: string | undefined): Promise<void> {
-    if (entry.source !== null && entry.size !== null && entry.size <= MAX_FRAME_PAYLOAD) {
-      // Not worth resuming: decline an offer, if one came, and send it whole.
-      if (offer > 0) {
-        await this.#writer.frame(
-          FrameType.FILE_START,
-          encodeFileStart({ id: entry.id, offset: 0 }),
-        );
-      }
-      return await this.#streamSmall(entry, entry.source, entry.size);
-    }
-    const abort = async (reason: string) => {
-      await this.#writer.frame(FrameType.FILE_ABORT, encodeFileAbort({ id: entry.id, reason }));
-    };
-    let file: { read(p: Uint8Array): Promise<number | null> };
-    let opened: Deno.FsFile | null = null;
-    if (entry.source === null) {
-      file = Deno.stdin;
-    } else {
-      try {
-        opened = await Deno.open(entry.source, { read: true });
-        if (!unchanged(await opened.stat(), entry)) {
-          opened.close();
-          return await abort("it changed after it was listed");
-        }
-      } catch (err) {
-        opened?.close();
-        return await abort(`cannot read it: ${describeReadError(err)}`);
-      }
-      file = opened;
-    }
-    let hash = this.#digest!.hasher();
-    let sent = 0;
-    try {
-      if (offer > 0 && opened) {
-        const resumed = await resumePoint(opened, this.#digest!, offer, prefix!);
-        if (resumed === null) await opened.seek(0, Deno.SeekMode.Start);
-        else hash = resumed.hash;
-        sent = resumed?.offset ?? 0;
-        await this.#writer.frame(
-          FrameType.FILE_START,
-          encodeFileStart({ id: entry.id, offset: sent }),
-        );
-        entry.resumed = sent;
-      }
-      this.opts.onEvent({
-        type: "file-start",
-        path: entry.path,
-        size: entry.size,
-        resumed: entry.resumed ?? 0,
-      });
-      for (;;) {
-        const want = entry.size === null
-          ? MAX_FRAME_PAYLOAD
-          : Math.min(MAX_FRAME_PAYLOAD, entry.size - sent);
-        if (want === 0) break;
-        const room = await this.#writer.reserve(want);
-        const n = await file.read(room);
-        if (n === null) {
-          if (entry.size !== null) return await abort("it shrank while being sent");
-          break;
-        }
-        hash.update(room.subarray(0, n));
-        this.#writer.commit(FrameType.DATA, n);
-        sent += n;
-        this.opts.onEvent({ type: "progress", bytes: n });
-      }
-      if (opened && !unchanged(await opened.stat(), entry)) {
-        return await abort("it changed while being sent");
-      }
-    } catch (err) {
-      if (this.#failure || isConnectionError(err) || !isReadError(err)) throw err;
-      return await abort(`cannot read it: ${describeReadError(err)}`);
-    } finally {
-      opened?.close();
-    }
-    if (entry.size === null) entry.size = sent;
-    await this.#writer.frame(
-      FrameType.FILE_END,
-      encodeFileEnd({ id: entry.id, length: sent, digest: hash.digest() }),
-    );
-  }
-}
-
-/**
- * Hashes the first `offer` bytes of `file`; if their SHA-256 is the
- * receiver's `prefix`, returns `offer` and the session digest's hasher over
- * them (to go on over the rest), else null (send it all). The prefix is
- * always SHA-256 (PROTOCOL.md §7): the held bytes may come from another
- * sender, and only a cryptographic digest proves they are ours.
- */
-async function resumePoint(
-  file: Deno.FsFile,
-  digest: Digest,
-  offer: number,
-  prefix: string,
-): Promise<{ offset: number; hash: Hasher } | null> {
-  const hashing = new PrefixHash(digest);
-  const buf = new Uint8Array(1024 * 1024);
-  let done = 0;
-  while (done < offer) {
-    const n = await file.read(buf.subarray(0, Math.min(buf.length, offer - done)));
-    if (n === null) return null;
-    hashing.update(buf.subarray(0, n));
-    done += n;
-  }
-  const { hash, proof } = hashing.finish();
-  return proof === prefix ? { offset: offer, hash } : null;
-}
-
-function unchanged(info: Deno.FileInfo, entry: LocalEntry): boolean {
-  return info.size === entry.size && (info.mtime?.getTime() ?? entry.mtime) === entry.mtime;
-}
-
-/**
- * `#streamSmall`'s read through the C library (native_read.ts): all of
- * `source` into `room`, then the same check as `unchanged`. Null when it
- * was read whole and unchanged, else why not; throws what Deno's calls would.
- */
-function readWholeNative(
-  native: NativeReader,
-  source: string,
-  room: Uint8Array,
-  entry: LocalEntry,
-): string | null {
-  let fd: number;
-  try {
-    fd = native.open(source);
-  } catch (err) {
-    if (err instanceof FileChanged) return err.message;
-    throw err;
-  }
-  try {
-    for (let done = 0; done < room.length;) {
-      const n = native.read(fd, room.subarray(done));
-      if (n === 0) return "it shrank while being sent";
-      done += n;
-    }
-    const info = native.stat(fd);
-    return info.size === entry.size && info.mtime === entry.mtime
-      ? null
-      : "it changed after it was listed";
-  } finally {
-    try {
-      native.close(fd);
-    } catch { /* read-only: what the read found stands */ }
-  }
-}
-
-/** A local file could not be read (it is refused, not the session): by Deno's class or errno name. */
-function isReadError(err: unknown): boolean {
-  const code = osCode(err);
-  return err instanceof Deno.errors.PermissionDenied || err instanceof Deno.errors.NotFound ||
-    err instanceof Deno.errors.IsADirectory || code === "EIO" || code === "EISDIR";
-}
-
-function describeReadError(err: unknown): string {
-  if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
-  if (err instanceof Deno.errors.NotFound) return "it vanished";
-  return err instanceof Error ? err.message : String(err);
 }

@@ -1,0 +1,252 @@
+/**
+ * Sends one accepted file (PROTOCOL.md §5.6–5.9, §7): FILE_START when the
+ * receiver offered a resume, its DATA, then FILE_END with its length and
+ * digest, or FILE_ABORT when it could not be read whole and unchanged. A
+ * file that fits one frame is read straight into the outgoing buffer; a
+ * larger one (or standard input) streams in frames, hashing as it goes, and
+ * resumes where the receiver's held prefix is provably its own.
+ */
+import { type Digest, type Hasher, PrefixHash } from "../protocol/digests.ts";
+import { encodeFileAbort, encodeFileEnd, encodeFileStart, FrameType } from "../protocol/frame.ts";
+import { MAX_FRAME_PAYLOAD } from "../protocol/limits.ts";
+import { osCode } from "../os_errors.ts";
+import { isConnectionError } from "../transport/connection_errors.ts";
+import type { FrameWriter } from "../transport/frame_io.ts";
+import { FileChanged, loadNativeReader, type NativeReader } from "./native_read.ts";
+import type { Numbered, SendEvent } from "./send_types.ts";
+import type { LocalEntry } from "./walk.ts";
+
+/** Where a file's bytes come from when it has no path (standard input, or a test's source). */
+export interface Readable {
+  read(p: Uint8Array): Promise<number | null>;
+}
+
+export class FileSender {
+  constructor(
+    readonly writer: FrameWriter,
+    /** The session's digest (WELCOME's). */
+    readonly digest: Digest,
+    readonly emit: (event: SendEvent) => void,
+    /** Whether the session has already failed (a read error is then not the file's fault). */
+    readonly failed: () => boolean = () => false,
+    /** What an entry without a source reads. */
+    readonly stdin: Readable = Deno.stdin,
+  ) {}
+
+  /**
+   * Sends one file's bytes, then FILE_END, or FILE_ABORT if it could not be
+   * read whole. With a resume offer, it first hashes the offered prefix and
+   * sends only the rest if the receiver's prefix digest matches.
+   */
+  async send(entry: Numbered, offer: number, prefix: string | undefined): Promise<void> {
+    if (entry.source !== null && entry.size !== null && entry.size <= MAX_FRAME_PAYLOAD) {
+      // Not worth resuming: decline an offer, if one came, and send it whole.
+      if (offer > 0) {
+        await this.writer.frame(
+          FrameType.FILE_START,
+          encodeFileStart({ id: entry.id, offset: 0 }),
+        );
+      }
+      return await this.#sendSmall(entry, entry.source, entry.size);
+    }
+    return await this.#stream(entry, offer, prefix);
+  }
+
+  #abort(entry: Numbered, reason: string): Promise<void> {
+    return this.writer.frame(FrameType.FILE_ABORT, encodeFileAbort({ id: entry.id, reason }));
+  }
+
+  /**
+   * A file of one frame at most (never offered a resume): read straight into
+   * the outgoing buffer with in-place calls (short reads from the page cache
+   * are cheaper than a thread-pool hop each), through the C library on Linux
+   * (native_read.ts), then framed and hashed.
+   */
+  async #sendSmall(entry: Numbered, source: string, size: number): Promise<void> {
+    const room = await this.writer.reserveExactly(size);
+    let reason: string | null = null;
+    let file: Deno.FsFile | null = null;
+    const native = loadNativeReader();
+    try {
+      if (native !== null) {
+        reason = readWholeNative(native, source, room, entry);
+      } else {
+        file = Deno.openSync(source, { read: true });
+        for (let done = 0; reason === null && done < size;) {
+          const n = file.readSync(room.subarray(done));
+          if (n === null) reason = "it shrank while being sent";
+          else done += n;
+        }
+        // One check after the read covers both a change since the listing and one during it.
+        if (reason === null && !unchanged(file.statSync(), entry)) {
+          reason = "it changed after it was listed";
+        }
+      }
+    } catch (err) {
+      reason = `cannot read it: ${describeReadError(err)}`;
+    } finally {
+      file?.close();
+    }
+    if (reason !== null) return await this.#abort(entry, reason);
+    this.emit({ type: "file-start", path: entry.path, size, resumed: 0 });
+    const digest = this.digest.of(room);
+    if (size > 0) {
+      this.writer.commit(FrameType.DATA, size);
+      this.emit({ type: "progress", bytes: size });
+    }
+    await this.writer.frame(
+      FrameType.FILE_END,
+      encodeFileEnd({ id: entry.id, length: size, digest }),
+    );
+  }
+
+  /** A larger file, or standard input: in frames, from the resume point if the offer holds. */
+  async #stream(entry: Numbered, offer: number, prefix: string | undefined): Promise<void> {
+    let file: Readable;
+    let opened: Deno.FsFile | null = null;
+    if (entry.source === null) {
+      file = this.stdin;
+    } else {
+      try {
+        opened = await Deno.open(entry.source, { read: true });
+        if (!unchanged(await opened.stat(), entry)) {
+          opened.close();
+          return await this.#abort(entry, "it changed after it was listed");
+        }
+      } catch (err) {
+        opened?.close();
+        return await this.#abort(entry, `cannot read it: ${describeReadError(err)}`);
+      }
+      file = opened;
+    }
+    let hash = this.digest.hasher();
+    let sent = 0;
+    try {
+      if (offer > 0 && opened) {
+        const resumed = await resumePoint(opened, this.digest, offer, prefix!);
+        if (resumed === null) await opened.seek(0, Deno.SeekMode.Start);
+        else hash = resumed.hash;
+        sent = resumed?.offset ?? 0;
+        await this.writer.frame(
+          FrameType.FILE_START,
+          encodeFileStart({ id: entry.id, offset: sent }),
+        );
+        entry.resumed = sent;
+      }
+      this.emit({
+        type: "file-start",
+        path: entry.path,
+        size: entry.size,
+        resumed: entry.resumed ?? 0,
+      });
+      for (;;) {
+        const want = entry.size === null
+          ? MAX_FRAME_PAYLOAD
+          : Math.min(MAX_FRAME_PAYLOAD, entry.size - sent);
+        if (want === 0) break;
+        const room = await this.writer.reserve(want);
+        const n = await file.read(room);
+        if (n === null) {
+          if (entry.size !== null) return await this.#abort(entry, "it shrank while being sent");
+          break;
+        }
+        hash.update(room.subarray(0, n));
+        this.writer.commit(FrameType.DATA, n);
+        sent += n;
+        this.emit({ type: "progress", bytes: n });
+      }
+      if (opened && !unchanged(await opened.stat(), entry)) {
+        return await this.#abort(entry, "it changed while being sent");
+      }
+    } catch (err) {
+      if (this.failed() || isConnectionError(err) || !isReadError(err)) throw err;
+      return await this.#abort(entry, `cannot read it: ${describeReadError(err)}`);
+    } finally {
+      opened?.close();
+    }
+    if (entry.size === null) entry.size = sent;
+    await this.writer.frame(
+      FrameType.FILE_END,
+      encodeFileEnd({ id: entry.id, length: sent, digest: hash.digest() }),
+    );
+  }
+}
+
+/**
+ * Hashes the first `offer` bytes of `file`; if their SHA-256 is the
+ * receiver's `prefix`, returns `offer` and the session digest's hasher over
+ * them (to go on over the rest), else null (send it all). The prefix is
+ * always SHA-256 (PROTOCOL.md §7): the held bytes may come from another
+ * sender, and only a cryptographic digest proves they are ours.
+ */
+async function resumePoint(
+  file: Deno.FsFile,
+  digest: Digest,
+  offer: number,
+  prefix: string,
+): Promise<{ offset: number; hash: Hasher } | null> {
+  const hashing = new PrefixHash(digest);
+  const buf = new Uint8Array(1024 * 1024);
+  let done = 0;
+  while (done < offer) {
+    const n = await file.read(buf.subarray(0, Math.min(buf.length, offer - done)));
+    if (n === null) return null;
+    hashing.update(buf.subarray(0, n));
+    done += n;
+  }
+  const { hash, proof } = hashing.finish();
+  return proof === prefix ? { offset: offer, hash } : null;
+}
+
+/** The file is as listed: the same size and modification time. */
+function unchanged(info: Deno.FileInfo, entry: LocalEntry): boolean {
+  return info.size === entry.size && (info.mtime?.getTime() ?? entry.mtime) === entry.mtime;
+}
+
+/**
+ * `#sendSmall`'s read through the C library (native_read.ts): all of
+ * `source` into `room`, then the same check as `unchanged`. Null when it
+ * was read whole and unchanged, else why not; throws what Deno's calls would.
+ */
+function readWholeNative(
+  native: NativeReader,
+  source: string,
+  room: Uint8Array,
+  entry: LocalEntry,
+): string | null {
+  let fd: number;
+  try {
+    fd = native.open(source);
+  } catch (err) {
+    if (err instanceof FileChanged) return err.message;
+    throw err;
+  }
+  try {
+    for (let done = 0; done < room.length;) {
+      const n = native.read(fd, room.subarray(done));
+      if (n === 0) return "it shrank while being sent";
+      done += n;
+    }
+    const info = native.stat(fd);
+    return info.size === entry.size && info.mtime === entry.mtime
+      ? null
+      : "it changed after it was listed";
+  } finally {
+    try {
+      native.close(fd);
+    } catch { /* read-only: what the read found stands */ }
+  }
+}
+
+/** A local file could not be read (it is refused, not the session): by Deno's class or errno name. */
+function isReadError(err: unknown): boolean {
+  const code = osCode(err);
+  return err instanceof Deno.errors.PermissionDenied || err instanceof Deno.errors.NotFound ||
+    err instanceof Deno.errors.IsADirectory || code === "EIO" || code === "EISDIR";
+}
+
+function describeReadError(err: unknown): string {
+  if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (err instanceof Deno.errors.NotFound) return "it vanished";
+  return err instanceof Error ? err.message : String(err);
+}

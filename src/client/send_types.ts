@@ -1,0 +1,58 @@
+/**
+ * What the sender's pieces share: the events `send()` reports and the result
+ * it adds up to (the public types, re-exported by send_session.ts), and the
+ * numbered entry that goes from the walk through a batch to the file sender.
+ */
+import type { DigestName } from "../protocol/digests.ts";
+import type { Suite } from "../transport/aead.ts";
+import type { LocalEntry } from "./walk.ts";
+
+export type SendEvent =
+  | {
+    type: "connected";
+    to: string;
+    server: string;
+    attempt: number;
+    /** The record suite of the encrypted channel, or null on the plain channel. */
+    cipher: Suite | null;
+    /** The digest the receiver chose for every FILE_END. */
+    digest: DigestName;
+  }
+  | { type: "skipped"; path: string; reason: string }
+  /** A file's data starts (after any resumed prefix). */
+  | { type: "file-start"; path: string; size: number | null; resumed: number }
+  /** `bytes` more of the current file went out (counts only bytes sent in this run). */
+  | { type: "progress"; bytes: number }
+  | { type: "file-done"; path: string; name: string; bytes: number; resumed: number }
+  /** The receiver already has this file from an interrupted run of this transfer: not sent. */
+  | { type: "already"; path: string; bytes: number }
+  | { type: "file-failed"; path: string; reason: string }
+  | { type: "warning"; message: string }
+  | { type: "retry"; attempt: number; delayMs: number; reason: string };
+
+export interface SendResult {
+  /** Files delivered and verified by this run. */
+  files: number;
+  /** Bytes sent by this run (resumed bytes not included). */
+  bytes: number;
+  /** Bytes the receiver already held from an interrupted run, not sent again. */
+  resumedBytes: number;
+  /** Files the receiver already had from an interrupted run of this transfer. */
+  already: number;
+  skipped: number;
+  failed: number;
+  seconds: number;
+}
+
+export function noResult(): SendResult {
+  return { files: 0, bytes: 0, resumedBytes: 0, already: 0, skipped: 0, failed: 0, seconds: 0 };
+}
+
+/** An entry of this session, numbered for the wire. */
+export interface Numbered extends LocalEntry {
+  id: number;
+  /** This is the second try of a file that arrived damaged. */
+  resend?: boolean;
+  /** Bytes the receiver already held (a resumed file). */
+  resumed?: number;
+}
