@@ -13,13 +13,7 @@ import { FerryError } from "../errors.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { FrameType } from "../protocol/frame.ts";
 import { ANNOUNCE_WINDOW, MAX_FRAME_PAYLOAD } from "../protocol/limits.ts";
-import {
-  type Digest,
-  DIGEST_NAMES,
-  type DigestName,
-  loadDigest,
-  MANDATORY_DIGEST,
-} from "../protocol/digests.ts";
+import type { Digest, DigestName } from "../protocol/digests.ts";
 import {
   type Ack,
   type Bye,
@@ -27,31 +21,18 @@ import {
   decodeAcks,
   decodeBye,
   decodePlan,
-  decodeWelcome,
   encodeJson,
   type Entry,
-  Feature,
   type Plan,
   type Totals,
-  type Welcome,
 } from "../protocol/messages.ts";
-import {
-  Channel,
-  decodePreamble,
-  encodePreamble,
-  PREAMBLE_BYTES,
-  PROTOCOL_VERSION,
-} from "../protocol/preamble.ts";
-import { FrameReader, FrameWriter } from "../transport/frame_io.ts";
+import { FramedLink } from "../transport/framed_link.ts";
 import { type Address, connect, formatAddress } from "../transport/tcp.ts";
 import { isConnectionError } from "../transport/connection_errors.ts";
 import { Watchdog } from "../transport/watchdog.ts";
-import { senderKeyExchange, senderOpen } from "../transport/channel.ts";
-import { SecureStream } from "../transport/secure_stream.ts";
-import { opensslSha256 } from "../transport/sha256_openssl.ts";
+import { handshake } from "./handshake.ts";
 import { withReconnects } from "./reconnect.ts";
 import { SendErrors } from "./send_errors.ts";
-import type { Suite } from "../transport/aead.ts";
 import { FileSender } from "./file_sender.ts";
 import { noResult, type Numbered, type SendEvent, type SendResult } from "./send_types.ts";
 import { type Source, walk, type WalkItem } from "./walk.ts";
@@ -181,8 +162,8 @@ function deferred<T>() {
 
 class SendSession {
   #watchdog: Watchdog;
-  #reader: FrameReader;
-  #writer: FrameWriter;
+  /** The connection's frames: plain, then (channel 1) inside the secure channel's records. */
+  #link: FramedLink;
   #errors: SendErrors;
   /** Plans the reader task has not handed over yet, by batch number. */
   #plans = new Map<number, ReturnType<typeof deferred<Plan>>>();
@@ -194,8 +175,6 @@ class SendSession {
   #reading: Promise<void> = Promise.resolve();
   /** The digest WELCOME chose; set before any file. */
   #digest: Digest | null = null;
-  /** The encrypted channel's record suite; null on the plain channel. */
-  #cipher: Suite | null = null;
   /** Sends each accepted file; made once the handshake has settled the digest. */
   #files: FileSender | null = null;
   #resume = false;
@@ -223,9 +202,7 @@ class SendSession {
   ) {
     this.#errors = new SendErrors(formatAddress(opts.to), opts.idleTimeoutMs, attempt);
     this.#watchdog = new Watchdog(opts.idleTimeoutMs, () => this.#close());
-    const touch = () => this.#watchdog.touch();
-    this.#reader = new FrameReader(conn, touch);
-    this.#writer = new FrameWriter(conn, touch);
+    this.#link = new FramedLink(conn, () => this.#watchdog.touch());
   }
 
   stop(): void {
@@ -241,29 +218,41 @@ class SendSession {
 
   async run(): Promise<SendResult> {
     try {
-      const welcome = await this.#handshake();
+      const agreed = await handshake(this.#link, {
+        software: this.opts.software,
+        transfer: this.transfer,
+        code: this.opts.code ?? null,
+        plaintext: this.opts.plaintext === true,
+        digests: this.opts.digests,
+      }, this.#errors);
+      const { limits } = agreed.welcome;
+      this.#digest = agreed.digest;
+      this.#resume = agreed.resume;
+      this.#batchEntries = Math.min(BATCH_ENTRIES, limits.maxBatchEntries);
+      this.#maxFrame = limits.maxFrame;
+      this.#batchBytes = Math.min(BATCH_BYTES, limits.maxFrame - 64);
       this.opts.onEvent({
         type: "connected",
         to: this.#errors.where,
-        server: welcome.software,
+        server: agreed.welcome.software,
         attempt: this.attempt,
-        cipher: this.#cipher,
-        digest: this.#digest!.name,
+        cipher: agreed.cipher,
+        digest: agreed.digest.name,
       });
       this.#files = new FileSender(
-        this.#writer,
+        this.#link.writer,
         this.#digest!,
         this.opts.onEvent,
         () => this.#failure !== null,
       );
       this.#reading = this.#readLoop();
       await this.#pipeline();
-      await this.#writer.frame(FrameType.DONE, new Uint8Array(0));
-      await this.#writer.flush();
+      await this.#link.writer.frame(FrameType.DONE, new Uint8Array(0));
+      await this.#link.writer.flush();
       await this.#bye.promise;
       await this.#reading;
       // End our direction with the channel's authenticated close record (best effort: all is done).
-      await this.#writer.stream.closeWrite?.().catch(() => {});
+      await this.#link.stream.closeWrite?.().catch(() => {});
       for (const entry of this.#unacked.values()) {
         this.#fail(entry.path, "the receiver never acknowledged it");
       }
@@ -291,119 +280,21 @@ class SendSession {
 
   /** Tells the receiver about its protocol error before closing. */
   async #sendError(err: ProtocolError): Promise<void> {
-    if (this.#writer.busy) return;
+    if (this.#link.writer.busy) return;
     try {
-      await this.#writer.frame(
+      await this.#link.writer.frame(
         FrameType.ERROR,
         encodeJson({ code: err.code, message: err.message }),
       );
-      await this.#writer.flush();
+      await this.#link.writer.flush();
     } catch { /* gone already */ }
-  }
-
-  async #handshake(): Promise<Welcome> {
-    const plain = this.opts.plaintext === true;
-    const ours = encodePreamble({
-      version: PROTOCOL_VERSION,
-      channel: plain ? Channel.plain : Channel.cpace,
-    });
-    await this.#writer.raw(ours);
-    const open = senderOpen();
-    if (plain) await this.#sendHello();
-    else await this.#writer.frame(FrameType.CHANNEL_OPEN, open.payload);
-    await this.#writer.flush();
-    const raw = await this.#reader.readRaw(PREAMBLE_BYTES);
-    if (raw === null) throw this.#errors.closedInHandshake();
-    let theirs;
-    try {
-      theirs = decodePreamble(raw);
-    } catch {
-      throw this.#errors.notFerry();
-    }
-    if (theirs.version !== PROTOCOL_VERSION) {
-      throw this.#errors.otherVersion(theirs.version, PROTOCOL_VERSION);
-    }
-    if (!plain) await this.#keyExchange(ours, raw, open.nonce);
-    const frame = await this.#reader.next();
-    if (frame?.type === FrameType.ERROR) throw this.#errors.refused(frame.payload);
-    if (theirs.channel !== (plain ? Channel.plain : Channel.cpace)) {
-      throw new ProtocolError(
-        "unsupported-channel",
-        `the receiver chose channel ${theirs.channel}`,
-      );
-    }
-    if (frame?.type !== FrameType.WELCOME) {
-      throw new ProtocolError("unexpected-frame", "expected WELCOME");
-    }
-    const welcome = decodeWelcome(frame.payload);
-    const chosen = this.#offeredDigests.find((name) => name === welcome.digest);
-    if (chosen === undefined) {
-      throw new ProtocolError(
-        "bad-message",
-        `the receiver chose digest ${welcome.digest}, not offered`,
-      );
-    }
-    this.#digest = await loadDigest(chosen, opensslSha256());
-    this.#resume = welcome.features.includes(Feature.resume);
-    this.#batchEntries = Math.min(BATCH_ENTRIES, welcome.limits.maxBatchEntries);
-    this.#maxFrame = welcome.limits.maxFrame;
-    this.#batchBytes = Math.min(BATCH_BYTES, welcome.limits.maxFrame - 64);
-    return welcome;
-  }
-
-  /** What HELLO offers: the chosen digests, best first; sha256 always among them (§8). */
-  get #offeredDigests(): readonly DigestName[] {
-    const wanted = this.opts.digests ?? DIGEST_NAMES;
-    return wanted.includes(MANDATORY_DIGEST) ? wanted : [...wanted, MANDATORY_DIGEST];
-  }
-
-  async #sendHello(): Promise<void> {
-    await this.#writer.frame(
-      FrameType.HELLO,
-      encodeJson({
-        software: this.opts.software,
-        digests: this.#offeredDigests,
-        features: [Feature.resume],
-        transfer: this.transfer,
-      }),
-    );
-  }
-
-  /** CPace on the code; then the frames run inside records, starting with HELLO. */
-  async #keyExchange(ours: Uint8Array, theirs: Uint8Array, nonce: Uint8Array): Promise<void> {
-    const code = this.opts.code ?? null;
-    let keys;
-    try {
-      keys = await senderKeyExchange(this.#reader, this.#writer, {
-        senderPreamble: ours,
-        receiverPreamble: theirs,
-        nonce,
-        code,
-      });
-    } catch (err) {
-      throw this.#errors.keyExchange(err);
-    }
-    this.#cipher = keys.suite;
-    const stream = new SecureStream(
-      this.conn,
-      keys.sealer,
-      keys.opener,
-      this.#reader.takeBuffered(),
-    );
-    const touch = () => this.#watchdog.touch();
-    const pending = this.#writer;
-    this.#reader = new FrameReader(stream, touch);
-    this.#writer = new FrameWriter(stream, touch);
-    await pending.flush(); // KEY_CONFIRM, in the clear, before the first record
-    await this.#sendHello();
-    await this.#writer.flush();
   }
 
   /** Reads PLAN, ACK and BYE frames until the server closes. */
   async #readLoop(): Promise<void> {
     try {
       for (;;) {
-        const frame = await this.#reader.next();
+        const frame = await this.#link.reader.next();
         if (frame === null) throw this.#errors.closedEarly();
         switch (frame.type) {
           case FrameType.PLAN: {
@@ -519,10 +410,10 @@ class SendSession {
       const waiting = deferred<Plan>();
       this.#plans.set(batch, waiting);
       outstanding.push({ batch, entries, plan: waiting.promise });
-      await this.#writer.frame(FrameType.ANNOUNCE, this.#announce(batch, wire));
+      await this.#link.writer.frame(FrameType.ANNOUNCE, this.#announce(batch, wire));
       announced = true;
     }
-    if (announced) await this.#writer.flush();
+    if (announced) await this.#link.writer.flush();
     return more;
   }
 
@@ -588,7 +479,7 @@ class SendSession {
     let more = await this.#fill(outstanding, take);
     while (outstanding.length > 0) {
       const { batch, entries, plan: planned } = outstanding[0];
-      await this.#writer.flush();
+      await this.#link.writer.flush();
       const plan = await planned;
       if (plan.decisions.length !== entries.length) {
         throw new ProtocolError("bad-message", `plan ${batch} does not match its batch`);
@@ -610,7 +501,7 @@ class SendSession {
 
   async #allAcknowledged(): Promise<void> {
     while (this.#unacked.size > 0) {
-      await this.#writer.flush();
+      await this.#link.writer.flush();
       await this.#ackSignal.promise;
     }
   }
@@ -639,7 +530,7 @@ class SendSession {
       throw new ProtocolError("bad-message", "the receiver offered a resume that cannot be");
     }
     while (this.#unacked.size >= MAX_UNACKED) {
-      await this.#writer.flush();
+      await this.#link.writer.flush();
       await this.#ackSignal.promise;
     }
     this.#unacked.set(entry.id, entry);

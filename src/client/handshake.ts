@@ -1,0 +1,143 @@
+/**
+ * The sender's handshake (PROTOCOL.md §2, §4, §5.2–5.3): the preambles, the
+ * key exchange on the code (channel 1) and the switch of the link to the
+ * secure channel, then HELLO and the receiver's WELCOME, which settles the
+ * digest, the features and the limits of the session.
+ */
+import { ProtocolError } from "../protocol/errors.ts";
+import { FrameType } from "../protocol/frame.ts";
+import {
+  type Digest,
+  DIGEST_NAMES,
+  type DigestName,
+  loadDigest,
+  MANDATORY_DIGEST,
+} from "../protocol/digests.ts";
+import { decodeWelcome, encodeJson, Feature, type Welcome } from "../protocol/messages.ts";
+import {
+  Channel,
+  decodePreamble,
+  encodePreamble,
+  PREAMBLE_BYTES,
+  PROTOCOL_VERSION,
+} from "../protocol/preamble.ts";
+import type { Suite } from "../transport/aead.ts";
+import { senderKeyExchange, senderOpen } from "../transport/channel.ts";
+import type { FramedLink } from "../transport/framed_link.ts";
+import { opensslSha256 } from "../transport/sha256_openssl.ts";
+import type { SendErrors } from "./send_errors.ts";
+
+export interface HandshakeOptions {
+  /** HELLO's `software`. */
+  software: string;
+  /** HELLO's `transfer` (§7). */
+  transfer: string;
+  /** The receiver's code, or null. */
+  code: string | null;
+  /** Channel 0: no code, no encryption. */
+  plaintext: boolean;
+  /** The digests to offer, best first (default: DIGEST_NAMES). */
+  digests?: readonly DigestName[];
+}
+
+/** What the handshake settled. */
+export interface Agreement {
+  welcome: Welcome;
+  /** The digest WELCOME chose, for every FILE_END. */
+  digest: Digest;
+  /** The encrypted channel's record suite; null on the plain channel. */
+  cipher: Suite | null;
+  /** Both sides named the resume feature. */
+  resume: boolean;
+}
+
+/** What HELLO offers: the chosen digests, best first; sha256 always among them (§8). */
+export function offeredDigests(
+  wanted: readonly DigestName[] = DIGEST_NAMES,
+): readonly DigestName[] {
+  return wanted.includes(MANDATORY_DIGEST) ? wanted : [...wanted, MANDATORY_DIGEST];
+}
+
+/** Runs the handshake on `link`; on channel 1 the link is secure when it returns. */
+export async function handshake(
+  link: FramedLink,
+  opts: HandshakeOptions,
+  errors: SendErrors,
+): Promise<Agreement> {
+  const plain = opts.plaintext;
+  const offered = offeredDigests(opts.digests);
+  const hello = () =>
+    link.writer.frame(
+      FrameType.HELLO,
+      encodeJson({
+        software: opts.software,
+        digests: offered,
+        features: [Feature.resume],
+        transfer: opts.transfer,
+      }),
+    );
+  const ours = encodePreamble({
+    version: PROTOCOL_VERSION,
+    channel: plain ? Channel.plain : Channel.cpace,
+  });
+  await link.writer.raw(ours);
+  const open = senderOpen();
+  if (plain) await hello();
+  else await link.writer.frame(FrameType.CHANNEL_OPEN, open.payload);
+  await link.writer.flush();
+  const raw = await link.reader.readRaw(PREAMBLE_BYTES);
+  if (raw === null) throw errors.closedInHandshake();
+  let theirs;
+  try {
+    theirs = decodePreamble(raw);
+  } catch {
+    throw errors.notFerry();
+  }
+  if (theirs.version !== PROTOCOL_VERSION) {
+    throw errors.otherVersion(theirs.version, PROTOCOL_VERSION);
+  }
+  let cipher: Suite | null = null;
+  if (!plain) {
+    // CPace on the code; then the frames run inside records, starting with HELLO.
+    let keys;
+    try {
+      keys = await senderKeyExchange(link.reader, link.writer, {
+        senderPreamble: ours,
+        receiverPreamble: raw,
+        nonce: open.nonce,
+        code: opts.code,
+      });
+    } catch (err) {
+      throw errors.keyExchange(err);
+    }
+    cipher = keys.suite;
+    await link.secure(keys); // KEY_CONFIRM goes out in the clear, before the first record
+    await hello();
+    await link.writer.flush();
+  }
+  const frame = await link.reader.next();
+  if (frame?.type === FrameType.ERROR) throw errors.refused(frame.payload);
+  if (theirs.channel !== (plain ? Channel.plain : Channel.cpace)) {
+    throw new ProtocolError(
+      "unsupported-channel",
+      `the receiver chose channel ${theirs.channel}`,
+    );
+  }
+  if (frame?.type !== FrameType.WELCOME) {
+    throw new ProtocolError("unexpected-frame", "expected WELCOME");
+  }
+  const welcome = decodeWelcome(frame.payload);
+  const chosen = offered.find((name) => name === welcome.digest);
+  if (chosen === undefined) {
+    throw new ProtocolError(
+      "bad-message",
+      `the receiver chose digest ${welcome.digest}, not offered`,
+    );
+  }
+  return {
+    welcome,
+    digest: await loadDigest(chosen, opensslSha256()),
+    cipher,
+    resume: welcome.features.includes(Feature.resume),
+  };
+}
