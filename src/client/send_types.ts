@@ -1,7 +1,8 @@
 /**
  * What the sender's pieces share: the events `send()` reports and the result
- * it adds up to (the public types, re-exported by send_session.ts), and the
- * numbered entry that goes from the walk through a batch to the file sender.
+ * it adds up to (the public types, re-exported by send_session.ts), the
+ * numbered entry that goes from the walk through a batch to the file sender,
+ * and Outcomes, the one place a file's fate becomes both an event and a count.
  */
 import type { DigestName } from "../protocol/digests.ts";
 import type { Suite } from "../transport/aead.ts";
@@ -55,4 +56,35 @@ export interface Numbered extends LocalEntry {
   resend?: boolean;
   /** Bytes the receiver already held (a resumed file). */
   resumed?: number;
+}
+
+/** A session's counts, and the events that go with them: one call per outcome. */
+export class Outcomes {
+  readonly tally: SendResult = noResult();
+
+  constructor(readonly emit: (event: SendEvent) => void) {}
+
+  /** Stored and verified by the receiver (its Ack said ok). */
+  delivered(path: string, name: string, bytes: number, resumed: number): void {
+    this.tally.files++;
+    this.tally.bytes += bytes;
+    this.tally.resumedBytes += resumed;
+    this.emit({ type: "file-done", path, name, bytes, resumed });
+  }
+
+  /** The receiver has it from an interrupted run of this transfer. */
+  already(path: string, bytes: number): void {
+    this.tally.already++;
+    this.emit({ type: "already", path, bytes });
+  }
+
+  skipped(path: string, reason: string): void {
+    this.tally.skipped++;
+    this.emit({ type: "skipped", path, reason });
+  }
+
+  failed(path: string, reason: string): void {
+    this.tally.failed++;
+    this.emit({ type: "file-failed", path, reason });
+  }
 }

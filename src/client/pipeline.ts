@@ -1,0 +1,198 @@
+/**
+ * The transfer phase of a session, along the data: the walk's entries are
+ * numbered and announced in batches (batcher.ts); each batch's plan says
+ * what to do with each entry, and accepted files go to the file sender back
+ * to back, without waiting for a round trip; the receiver's ACKs (read by
+ * reply_reader.ts) settle each file, and files that arrived damaged are
+ * announced and sent once more at the end.
+ */
+import { ProtocolError } from "../protocol/errors.ts";
+import type { Ack, Decision, Totals } from "../protocol/messages.ts";
+import { type AnnounceWriter, Batcher, type Take } from "./batcher.ts";
+import type { FileSender } from "./file_sender.ts";
+import type { Plans } from "./reply_reader.ts";
+import type { Numbered, Outcomes } from "./send_types.ts";
+import type { WalkItem } from "./walk.ts";
+
+/** Files sent but not yet acknowledged before the sender waits (4 × the receiver's ACK batch). */
+export const MAX_UNACKED = 2048;
+/** Damaged files kept for a second try; beyond this they are reported failed. */
+export const MAX_RESENDS = 10_000;
+
+/** What the pipeline waits on: plans, and the next ACK (a ReplyReader). */
+export interface Replies extends Plans {
+  nextAck(): Promise<void>;
+}
+
+/** What sends one accepted file (a FileSender). */
+export type Files = Pick<FileSender, "send">;
+
+export interface PipelineOptions {
+  /** WELCOME's limits. */
+  limits: { maxBatchEntries: number; maxFrame: number };
+  /** Both sides named the resume feature: offers may come. */
+  resume: boolean;
+  /** The sources' totals once counted elsewhere, else null. */
+  totals?: () => Totals | null;
+}
+
+export class Pipeline {
+  /** Accepted files awaiting their acknowledgement, by id. */
+  #unacked = new Map<number, Numbered>();
+  /** Files that arrived damaged, to send once more. */
+  #resends: Numbered[] = [];
+  #nextId = 0;
+  /** What this session's walk yielded so far, and whether it has ended (then these are the totals). */
+  #walked: Totals = { files: 0, bytes: 0 };
+  #walkEnded = false;
+  #batches: Batcher;
+  #resume: boolean;
+
+  constructor(
+    readonly writer: AnnounceWriter,
+    readonly replies: Replies,
+    readonly files: Files,
+    readonly outcomes: Outcomes,
+    opts: PipelineOptions,
+  ) {
+    this.#resume = opts.resume;
+    const counted = opts.totals ?? (() => null);
+    this.#batches = new Batcher(
+      writer,
+      replies,
+      opts.limits,
+      outcomes,
+      () => counted() ?? (this.#walkEnded ? this.#walked : null),
+    );
+  }
+
+  /** Accepted files the receiver has not acknowledged (yet). */
+  get unacknowledged(): Iterable<Numbered> {
+    return this.#unacked.values();
+  }
+
+  /** Sends everything `items` (a walk) yields, then the damaged files again; returns once all is acknowledged. */
+  async run(items: AsyncIterator<WalkItem>): Promise<void> {
+    const fromWalk = async (): Promise<Numbered | null> => {
+      for (;;) {
+        const next: IteratorResult<WalkItem> = await items.next();
+        if (next.done) {
+          this.#walkEnded = true;
+          return null;
+        }
+        const item = next.value;
+        if (item.type === "entry") {
+          if (item.entry.kind === "file") {
+            const { bytes } = this.#walked;
+            this.#walked.files++;
+            this.#walked.bytes = bytes === null || item.entry.size === null
+              ? null
+              : bytes + item.entry.size;
+          }
+          return { ...item.entry, id: this.#nextId++ };
+        }
+        if (item.type === "skipped") this.outcomes.skipped(item.path, item.reason);
+        else this.outcomes.failed(item.path, item.reason);
+      }
+    };
+    await this.#send(fromWalk);
+    // Files that arrived damaged get one more try, once all acknowledgements are in.
+    while (true) {
+      await this.#allAcknowledged();
+      if (this.#resends.length === 0) break;
+      const again = this.#resends.splice(0).map((e) => ({ ...e, id: this.#nextId++ }));
+      await this.#send(() => Promise.resolve(again.shift() ?? null));
+    }
+  }
+
+  /** Announces everything `take` yields and sends the accepted files. */
+  async #send(take: Take): Promise<void> {
+    const batches = this.#batches;
+    let more = await batches.fill(take);
+    for (let open = batches.oldest; open !== undefined; open = batches.oldest) {
+      const { batch, entries, plan: planned } = open;
+      await this.writer.flush();
+      const plan = await planned;
+      if (plan.decisions.length !== entries.length) {
+        throw new ProtocolError("bad-message", `plan ${batch} does not match its batch`);
+      }
+      for (let i = 0; i < entries.length; i++) {
+        if (plan.decisions[i].id !== entries[i].id) {
+          throw new ProtocolError("bad-message", `plan ${batch} is out of order`);
+        }
+        await this.#follow(entries[i], plan.decisions[i]);
+        // Keep the receiver's plans coming while this batch streams.
+        if (more && !batches.full) more = await batches.fill(take);
+      }
+      batches.sent();
+      if (more) more = await batches.fill(take);
+    }
+  }
+
+  async #allAcknowledged(): Promise<void> {
+    while (this.#unacked.size > 0) {
+      await this.writer.flush();
+      await this.replies.nextAck();
+    }
+  }
+
+  async #follow(entry: Numbered, decision: Decision): Promise<void> {
+    switch (decision.action) {
+      case "have":
+        this.outcomes.already(entry.path, entry.size ?? 0);
+        return;
+      case "skip":
+        this.outcomes.skipped(
+          entry.path,
+          `skipped by the receiver: ${decision.reason ?? "no reason given"}`,
+        );
+        return;
+      case "refuse":
+        this.outcomes.failed(
+          entry.path,
+          `refused by the receiver: ${decision.reason ?? "no reason given"}`,
+        );
+        return;
+    }
+    if (entry.kind === "dir") return;
+    const offset = decision.offset ?? 0;
+    if (offset > 0 && (!this.#resume || entry.size === null || offset > entry.size)) {
+      throw new ProtocolError("bad-message", "the receiver offered a resume that cannot be");
+    }
+    while (this.#unacked.size >= MAX_UNACKED) {
+      await this.writer.flush();
+      await this.replies.nextAck();
+    }
+    this.#unacked.set(entry.id, entry);
+    await this.files.send(entry, offset, decision.prefix);
+  }
+
+  /** What one Ack says of a file sent; an Ack for no file sent is a protocol error. */
+  acknowledged(ack: Ack): void {
+    const entry = this.#unacked.get(ack.id);
+    if (!entry) throw new ProtocolError("bad-sequence", `ACK for unknown id ${ack.id}`);
+    this.#unacked.delete(ack.id);
+    if (ack.ok) {
+      const resumed = entry.resumed ?? 0;
+      this.outcomes.delivered(
+        entry.path,
+        ack.name ?? entry.path,
+        (entry.size ?? 0) - resumed,
+        resumed,
+      );
+    } else if (ack.skipped) {
+      this.outcomes.skipped(
+        entry.path,
+        `skipped by the receiver: ${ack.reason ?? "already exists"}`,
+      );
+    } else if (ack.retry && !entry.resend && this.#resends.length < MAX_RESENDS) {
+      this.outcomes.emit({
+        type: "warning",
+        message: `${entry.path} arrived damaged (${ack.reason}); sending it again`,
+      });
+      this.#resends.push({ ...entry, resend: true });
+    } else {
+      this.outcomes.failed(entry.path, ack.reason ?? "failed on the receiver");
+    }
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * The sender's reading task (PROTOCOL.md §6.2: a sender must keep reading
+ * while it writes): it reads what the receiver sends during the transfer,
+ * PLAN, ACK, BYE or ERROR, and hands each to whoever waits for it. A plan
+ * is awaited by its batch number, acknowledgements go to a handler as they
+ * come, BYE ends the task. When the task fails, every waiter is rejected
+ * with the failure, so the writing side stops at its next wait.
+ */
+import { FerryError } from "../errors.ts";
+import { ProtocolError } from "../protocol/errors.ts";
+import { FrameType } from "../protocol/frame.ts";
+import {
+  type Ack,
+  type Bye,
+  decodeAcks,
+  decodeBye,
+  decodePlan,
+  type Plan,
+} from "../protocol/messages.ts";
+import type { Frame } from "../transport/frame_io.ts";
+import type { SendErrors } from "./send_errors.ts";
+
+export interface Deferred<T> {
+  promise: Promise<T>;
+  resolve: (value: T) => void;
+  reject: (err: unknown) => void;
+}
+
+export function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {}); // rejections are observed where awaited
+  return { promise, resolve, reject };
+}
+
+/** Where the replies are read from (a FrameReader). */
+export interface ReplySource {
+  next(): Promise<Frame | null>;
+}
+
+/** What a batch waits on: its plan, by batch number. */
+export interface Plans {
+  /** The plan of `batch`, to be announced now; rejected if the session fails first. */
+  expect(batch: number): Promise<Plan>;
+}
+
+export interface ReplyHandlers {
+  /** One Ack, in order; throwing fails the session (an Ack for no file sent). */
+  acknowledged(ack: Ack): void;
+  /**
+   * Puts a failure of the task into words (SendErrors.explain, after telling
+   * the receiver of its protocol error); FerryErrors are not passed to it.
+   */
+  explain(err: unknown): Promise<unknown>;
+  /** Closes the connection once the task failed (unblocks a pending write). */
+  close(): void;
+}
+
+export class ReplyReader implements Plans {
+  /** Plans not handed over yet, by batch number. */
+  #plans = new Map<number, Deferred<Plan>>();
+  #ackSignal = deferred<void>();
+  #bye = deferred<Bye>();
+  #failure: Error | null = null;
+  #reading: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly source: ReplySource,
+    readonly errors: SendErrors,
+    readonly handlers: ReplyHandlers,
+  ) {}
+
+  /** Starts the reading task. */
+  start(): void {
+    this.#reading = this.#read();
+  }
+
+  /** The task: resolves once it has ended, with BYE or a failure (never rejects). */
+  get reading(): Promise<void> {
+    return this.#reading;
+  }
+
+  /** Why the task failed, in the sender's words; null while it has not. */
+  get failure(): Error | null {
+    return this.#failure;
+  }
+
+  expect(batch: number): Promise<Plan> {
+    const waiting = deferred<Plan>();
+    if (this.#failure) waiting.reject(this.#failure);
+    else this.#plans.set(batch, waiting);
+    return waiting.promise;
+  }
+
+  /** Resolves at the next ACK frame. */
+  nextAck(): Promise<void> {
+    return this.#ackSignal.promise;
+  }
+
+  /** Resolves with BYE. */
+  bye(): Promise<Bye> {
+    return this.#bye.promise;
+  }
+
+  async #read(): Promise<void> {
+    try {
+      for (;;) {
+        const frame = await this.source.next();
+        if (frame === null) throw this.errors.closedEarly();
+        switch (frame.type) {
+          case FrameType.PLAN: {
+            const plan = decodePlan(frame.payload);
+            const waiting = this.#plans.get(plan.batch);
+            if (!waiting) throw new ProtocolError("bad-sequence", `unexpected plan ${plan.batch}`);
+            this.#plans.delete(plan.batch);
+            waiting.resolve(plan);
+            break;
+          }
+          case FrameType.ACK:
+            for (const ack of decodeAcks(frame.payload).acks) this.handlers.acknowledged(ack);
+            this.#ackSignal.resolve();
+            this.#ackSignal = deferred();
+            break;
+          case FrameType.BYE:
+            this.#bye.resolve(decodeBye(frame.payload));
+            return;
+          case FrameType.ERROR:
+            throw this.errors.stopped(frame.payload);
+          default:
+            throw new ProtocolError(
+              "unexpected-frame",
+              `frame 0x${frame.type.toString(16)} is not expected from a receiver`,
+            );
+        }
+      }
+    } catch (err) {
+      const failure = err instanceof FerryError ? err : await this.handlers.explain(err);
+      this.#failure = failure instanceof Error ? failure : new Error(String(failure));
+      for (const waiting of this.#plans.values()) waiting.reject(this.#failure);
+      this.#ackSignal.reject(this.#failure);
+      this.#bye.reject(this.#failure);
+      this.handlers.close();
+    }
+  }
+}
