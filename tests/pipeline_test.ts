@@ -26,7 +26,7 @@ interface Script {
 function receiver(script: Script = {}) {
   const plans = new Map<number, Deferred<Plan>>();
   const announced: { batch: number; entries: Entry[]; totals?: Totals }[] = [];
-  const sent: { id: number; path: string; offset: number; prefix?: string }[] = [];
+  const sent: { id: number; path: string; offset: number; prefix?: string | undefined }[] = [];
   const tries = new Map<string, number>();
   let pending: Ack[] = [];
   let ackSignal = deferred<void>();

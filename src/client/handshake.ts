@@ -37,7 +37,7 @@ export interface HandshakeOptions {
   /** Channel 0: no code, no encryption. */
   plaintext: boolean;
   /** The digests to offer, best first (default: DIGEST_NAMES). */
-  digests?: readonly DigestName[];
+  digests?: readonly DigestName[] | undefined;
 }
 
 /** What the handshake settled. */

@@ -33,7 +33,7 @@ export interface PipelineOptions {
   /** Both sides named the resume feature: offers may come. */
   resume: boolean;
   /** The sources' totals once counted elsewhere, else null. */
-  totals?: () => Totals | null;
+  totals?: (() => Totals | null) | undefined;
 }
 
 export class Pipeline {
@@ -117,10 +117,13 @@ export class Pipeline {
         throw new ProtocolError("bad-message", `plan ${batch} does not match its batch`);
       }
       for (let i = 0; i < entries.length; i++) {
-        if (plan.decisions[i].id !== entries[i].id) {
+        // Both are entries.length long (checked above).
+        const entry = entries[i]!;
+        const decision = plan.decisions[i]!;
+        if (decision.id !== entry.id) {
           throw new ProtocolError("bad-message", `plan ${batch} is out of order`);
         }
-        await this.#follow(entries[i], plan.decisions[i]);
+        await this.#follow(entry, decision);
         // Keep the receiver's plans coming while this batch streams.
         if (more && !batches.full) more = await batches.fill(take);
       }

@@ -26,7 +26,7 @@ export interface ReconnectOptions {
   /** Reconnections allowed after the first connection. */
   retries: number;
   /** The first wait; it doubles after each, up to MAX_RETRY_DELAY_MS. */
-  firstDelayMs?: number;
+  firstDelayMs?: number | undefined;
   /** Told before each wait, with the failure's message. */
   onRetry(attempt: number, delayMs: number, reason: string): void;
   /** Waits `ms` (a fake clock in tests). */

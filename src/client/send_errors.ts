@@ -102,9 +102,11 @@ export class SendErrors {
       // Accepted before the connection dropped: the receiver is likely a new one, with a new code.
       const restarted = "the receiver may have restarted with a new code: ask for the code it " +
         "shows now";
-      return new FerryError("wrong-code", `wrong code: ${this.where} did not accept it`, {
-        hint: this.attempt > 1 ? restarted : undefined,
-      });
+      return new FerryError(
+        "wrong-code",
+        `wrong code: ${this.where} did not accept it`,
+        this.attempt > 1 ? { hint: restarted } : {},
+      );
     }
     if (err instanceof PeerRefused) {
       // A plain frame: anyone on the path could have sent it, so only its code is shown.
