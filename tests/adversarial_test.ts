@@ -100,7 +100,8 @@ async function inArena(
   attack: (arena: Arena) => Promise<string[]>,
   options: ArenaOptions = {},
 ): Promise<void> {
-  const base = await tempDir("ferry-adversarial-");
+  await using baseDir = await tempDir("ferry-adversarial-");
+  const base = baseDir.path;
   const dir = join(base, "inbox");
   const outside = join(base, "outside");
   const clients: RawClient[] = [];
@@ -146,7 +147,6 @@ async function inArena(
   } finally {
     closeClients();
     await srv?.close();
-    await Deno.remove(base, { recursive: true });
   }
 }
 
@@ -174,41 +174,42 @@ async function stagedFiles(dir: string): Promise<string[]> {
 /** Waits until every session the server started has ended. */
 async function sessionsEnded(srv: TestServer): Promise<void> {
   const count = (type: string) => srv.events.filter((e) => e.type === type).length;
-  await waitFor(() => count("session-end") === count("session-start"), 10_000);
+  await waitFor(
+    "every session to end",
+    () => count("session-end") === count("session-start"),
+    10_000,
+  );
 }
 
 /** A good client (the real sender) sends a small file; it must arrive byte-exact. */
 async function assertStillServes(port: number, dir: string): Promise<void> {
-  const source = await tempDir("ferry-good-client-");
-  try {
-    const data = randomBytes(700); // under every maxSize a test sets
-    const path = join(source, "good.bin");
-    await Deno.writeFile(path, data);
-    const events: SendEvent[] = [];
-    const options = {
-      to: { host: "127.0.0.1", port },
-      sources: await resolveSources([path], "stdin"),
-      connectTimeoutMs: 5_000,
-      idleTimeoutMs: 10_000,
-      retries: 0,
-      code: TEST_CODE,
-      software: "ferry/good-client",
-      onEvent: (e: SendEvent) => events.push(e),
-    };
-    const result = await send(options as Parameters<typeof send>[0]);
-    assertEquals(
-      result.files,
-      1,
-      `a good client must still get through: ${JSON.stringify(events)}`,
-    );
-    assertEquals(result.failed, 0);
-    const done = events.find((e) => e.type === "file-done");
-    assertEquals(done?.type === "file-done" ? done.name : undefined, "good.bin");
-    assertEquals(await Deno.readFile(join(dir, "good.bin")), data);
-    await Deno.remove(join(dir, "good.bin"));
-  } finally {
-    await Deno.remove(source, { recursive: true });
-  }
+  await using sourceDir = await tempDir("ferry-good-client-");
+  const source = sourceDir.path;
+  const data = randomBytes(700); // under every maxSize a test sets
+  const path = join(source, "good.bin");
+  await Deno.writeFile(path, data);
+  const events: SendEvent[] = [];
+  const options = {
+    to: { host: "127.0.0.1", port },
+    sources: await resolveSources([path], "stdin"),
+    connectTimeoutMs: 5_000,
+    idleTimeoutMs: 10_000,
+    retries: 0,
+    code: TEST_CODE,
+    software: "ferry/good-client",
+    onEvent: (e: SendEvent) => events.push(e),
+  };
+  const result = await send(options as Parameters<typeof send>[0]);
+  assertEquals(
+    result.files,
+    1,
+    `a good client must still get through: ${JSON.stringify(events)}`,
+  );
+  assertEquals(result.failed, 0);
+  const done = events.find((e) => e.type === "file-done");
+  assertEquals(done?.type === "file-done" ? done.name : undefined, "good.bin");
+  assertEquals(await Deno.readFile(join(dir, "good.bin")), data);
+  await Deno.remove(join(dir, "good.bin"));
 }
 
 // ---------------------------------------------------------------------------
@@ -357,7 +358,7 @@ async function expectSilentOrError(client: RawClient, code: string): Promise<voi
 
 /** Waits until the session has staged a partial file. */
 async function waitForStaged(dir: string, n = 1): Promise<void> {
-  await waitFor(async () => (await stagedFiles(dir)).length === n);
+  await waitFor("the staged files", async () => (await stagedFiles(dir)).length === n);
 }
 
 function hasControlCharacter(s: string): boolean {
@@ -761,7 +762,7 @@ Deno.test("a resume offer's prefix is the held bytes' SHA-256 even in an xxh128 
     assertEquals((await first.handshake(undefined, hello))?.type, FrameType.WELCOME);
     assertEquals((await announce(first, 0, [file(1, "big.bin", data.length)]))[0].offset, 0);
     await sendData(first, data.subarray(0, held), MAX_FRAME_PAYLOAD);
-    await waitFor(async () => {
+    await waitFor("the partial to hold what was sent", async () => {
       for await (const e of Deno.readDir(join(arena.dir, ".ferry", "partial"))) {
         if ((await Deno.stat(join(arena.dir, ".ferry", "partial", e.name))).size === held) {
           return true;

@@ -12,32 +12,31 @@ import {
   spawnServe,
   tempDir,
   TEST_CODE,
+  type TreeSpec,
+  writeTree,
 } from "./_harness.ts";
 
-async function writeTree(root: string): Promise<void> {
-  await Deno.mkdir(join(root, "nested/deeper/deepest"), { recursive: true });
-  await Deno.mkdir(join(root, "empty"));
-  await Deno.mkdir(join(root, "nested/also empty"));
-  await Deno.writeFile(join(root, "zero.bin"), new Uint8Array(0));
-  await Deno.writeTextFile(join(root, "nested/ünïcødé — 日本語 🎉.txt"), "grüße\n");
-  await Deno.writeFile(join(root, "nested/deeper/deepest/random.bin"), randomBytes(300_000));
-  await Deno.writeTextFile(join(root, ".hidden"), "dot file");
-  await Deno.writeFile(join(root, "run.sh"), new TextEncoder().encode("#!/bin/sh\necho hi\n"), {
-    mode: 0o755,
-  });
-  await Deno.chmod(join(root, "run.sh"), 0o755);
-  // Distinct, old mtimes so that "kept" is distinguishable from "now".
-  await Deno.utime(join(root, "zero.bin"), 1_000_000, 1_000_000);
-  await Deno.utime(
-    join(root, "nested/deeper/deepest/random.bin"),
-    1_500_000_000.123,
-    1_500_000_000.123,
-  );
-  await Deno.utime(join(root, "nested/deeper"), 1_400_000_000, 1_400_000_000);
+/**
+ * A tree with nested and empty folders, an empty file, a dot file, an executable, a
+ * non-ASCII name, and distinct old modification times, so that "kept" is distinguishable
+ * from "now".
+ */
+function sampleTree(): TreeSpec {
+  return {
+    "nested/deeper": { dir: true, mtime: 1_400_000_000 },
+    "nested/deeper/deepest/random.bin": { data: randomBytes(300_000), mtime: 1_500_000_000.123 },
+    "nested/also empty": { dir: true },
+    "nested/ünïcødé — 日本語 🎉.txt": "grüße\n",
+    "empty": { dir: true },
+    "zero.bin": { data: new Uint8Array(0), mtime: 1_000_000 },
+    ".hidden": "dot file",
+    "run.sh": { data: "#!/bin/sh\necho hi\n", mode: 0o755 },
+  };
 }
 
 Deno.test("send delivers the original 5 KB project.txt whole, and both sides report success", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const inbox = join(base, "inbox");
   const data = randomBytes(5 * 1024);
   await Deno.writeFile(join(base, "project.txt"), data);
@@ -57,14 +56,14 @@ Deno.test("send delivers the original 5 KB project.txt whole, and both sides rep
     assertEquals(stopped.code, 0);
     assertStringIncludes(stopped.stdout, "received 1 file (5.12 kB)");
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("send reproduces a tree exactly: nested and empty directories, 0-byte and non-ASCII files, mtimes, modes", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const src = join(base, "tree");
   const inbox = join(base, "inbox");
-  await writeTree(src);
+  await writeTree(src, sampleTree());
   await Deno.symlink("zero.bin", join(src, "link-to-zero"));
   const serve = await spawnServe(inbox);
   try {
@@ -79,14 +78,14 @@ Deno.test("send reproduces a tree exactly: nested and empty directories, 0-byte 
   } finally {
     await serve.stop();
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("sending the same tree again keeps both copies", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const src = join(base, "tree");
   const inbox = join(base, "inbox");
-  await writeTree(src);
+  await writeTree(src, sampleTree());
   const serve = await spawnServe(inbox);
   try {
     const first = await runCli(["send", src, "--to", `127.0.0.1:${serve.port}`]);
@@ -107,11 +106,11 @@ Deno.test("sending the same tree again keeps both copies", async () => {
   } finally {
     await serve.stop();
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("a 100 MB file arrives byte for byte", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const inbox = join(base, "inbox");
   const big = join(base, "big.bin");
   const file = await Deno.open(big, { write: true, create: true });
@@ -129,11 +128,11 @@ Deno.test("a 100 MB file arrives byte for byte", async () => {
   } finally {
     await serve.stop();
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("2,500 small files span several batches and the sender's unacknowledged limit, and arrive whole", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const src = join(base, "many");
   const inbox = join(base, "inbox");
   for (let d = 0; d < 5; d++) await Deno.mkdir(join(src, `d${d}`), { recursive: true });
@@ -149,11 +148,11 @@ Deno.test("2,500 small files span several batches and the sender's unacknowledge
   } finally {
     await serve.stop();
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("send - takes standard input under --name", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const inbox = join(base, "inbox");
   const data = randomBytes(2_500_000);
   const serve = await spawnServe(inbox);
@@ -173,12 +172,12 @@ Deno.test("send - takes standard input under --name", async () => {
   } finally {
     await serve.stop();
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("the receiver drops setuid, setgid, sticky and group/other write bits", async () => {
   if (Deno.build.os === "windows") return;
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const inbox = join(base, "inbox");
   const path = join(base, "tool");
   await Deno.writeTextFile(path, "x");
@@ -191,11 +190,11 @@ Deno.test("the receiver drops setuid, setgid, sticky and group/other write bits"
   } finally {
     await serve.stop();
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("serve --on-conflict overwrite, skip and fail", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   await Deno.writeTextFile(join(base, "a.txt"), "new");
   for (
     const [policy, code, content, message] of [
@@ -218,12 +217,12 @@ Deno.test("serve --on-conflict overwrite, skip and fail", async () => {
       await serve.stop();
     }
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("a name the receiver refuses fails that file with the reason, exit 1, and the rest arrive", async () => {
   if (Deno.build.os === "windows") return;
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const src = join(base, "src");
   const inbox = join(base, "inbox");
   await Deno.mkdir(src);
@@ -243,11 +242,11 @@ Deno.test("a name the receiver refuses fails that file with the reason, exit 1, 
   } finally {
     await serve.stop();
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("a refused connection is one clear line and exit 1", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   await Deno.writeTextFile(join(base, "a.txt"), "x");
   const port = freePort();
   const sent = await runCli(["send", join(base, "a.txt"), "--to", `127.0.0.1:${port}`]);
@@ -256,11 +255,11 @@ Deno.test("a refused connection is one clear line and exit 1", async () => {
     sent.stderr.trim(),
     `ferry: could not connect to 127.0.0.1:${port}: connection refused (is 'ferry serve' running there, and the port open?)`,
   );
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("an unknown host and a missing source are one clear line and exit 1", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   await Deno.writeTextFile(join(base, "a.txt"), "x");
   const unknown = await runCli(["send", join(base, "a.txt"), "--to", "no-such-host.invalid"]);
   assertEquals(unknown.code, 1);
@@ -274,7 +273,6 @@ Deno.test("an unknown host and a missing source are one clear line and exit 1", 
     missing.stderr.trim(),
     `ferry: ${join(base, "nope.txt")}: no such file or directory`,
   );
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("usage errors exit 2 with one line and a hint", async () => {
@@ -323,7 +321,8 @@ Deno.test("--version and help print and exit 0", async () => {
 });
 
 Deno.test("serve prints its directory, addresses and the send command, and refuses a file as DIR", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const serve = await spawnServe(join(base, "in"));
   const stopped = await serve.stop("SIGINT");
   assertEquals(stopped.code, 0);
@@ -341,5 +340,4 @@ Deno.test("serve prints its directory, addresses and the send command, and refus
   assertEquals(bad.code, 1);
   assertEquals(bad.stderr.trim(), `ferry: ${join(base, "file")} is not a directory`);
   assert(!bad.stderr.includes("    at "), "no stack trace");
-  await Deno.remove(base, { recursive: true });
 });

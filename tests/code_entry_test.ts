@@ -41,7 +41,8 @@ Deno.test("estimateGuesses() counts generated codes exactly and sees through eas
 });
 
 Deno.test("a code that differs only by case and Unicode form works end to end (Greek final sigma)", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   await Deno.writeTextFile(join(base, "a.txt"), "sigma");
   const server = await startServer(join(base, "in"), {
     code: normalizeCode("ΣΟΦΟΣ-λόγος-4821-crane")!,
@@ -54,14 +55,14 @@ Deno.test("a code that differs only by case and Unicode form works end to end (G
     assertEquals(await listTree(join(base, "in")), ["a.txt"]);
   } finally {
     await server.close();
-    await Deno.remove(base, { recursive: true });
   }
 });
 
 Deno.test("serve shows a generated code once, in no command line", async () => {
-  const base = await tempDir();
-  const serve = await spawnServe(join(base, "in"), ["--no-discovery"], undefined, {
-    FERRY_CODE: "",
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
+  const serve = await spawnServe(join(base, "in"), ["--no-discovery"], {
+    env: { FERRY_CODE: "" },
   });
   const { stdout } = await serve.stop("SIGINT");
   const code = stdout.match(/the code: (\S+)/)?.[1];
@@ -73,32 +74,31 @@ Deno.test("serve shows a generated code once, in no command line", async () => {
   for (const line of commands) {
     assert(!line.includes(code), line);
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("serve never echoes a code from FERRY_CODE, in the banner or its JSON", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const secret = "7305-orbit-lunar-violin";
-  const plain = await spawnServe(join(base, "a"), ["--no-discovery"], undefined, {
-    FERRY_CODE: secret,
+  const plain = await spawnServe(join(base, "a"), ["--no-discovery"], {
+    env: { FERRY_CODE: secret },
   });
   const text = await plain.stop("SIGINT");
   assert(!text.stdout.includes(secret) && !text.stderr.includes(secret), text.stdout);
   const json = await spawnServe(
     join(base, "b"),
     ["--no-discovery", "--json"],
-    (out) => out.includes('"type":"start"'),
-    { FERRY_CODE: secret },
+    { ready: (out) => out.includes('"type":"start"'), env: { FERRY_CODE: secret } },
   );
   const out = await json.stop("SIGINT");
   assert(!out.stdout.includes(secret), out.stdout);
   const start = JSON.parse(out.stdout.split("\n")[0]);
   assertEquals([start.code, start.codeRequired], [null, true]);
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("serve refuses a chosen code that is easy to guess, and warns about a weak one", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   for (
     const [how, env, args] of [
       ["FERRY_CODE", { FERRY_CODE: "123456" }, []],
@@ -110,10 +110,9 @@ Deno.test("serve refuses a chosen code that is easy to guess, and warns about a 
     assertStringIncludes(result.stderr, "too easy to guess");
     assertStringIncludes(result.stderr, "guesses would find it");
   }
-  const weak = await spawnServe(join(base, "in"), ["--no-discovery"], undefined, {
-    FERRY_CODE: "my-long-secret",
+  const weak = await spawnServe(join(base, "in"), ["--no-discovery"], {
+    env: { FERRY_CODE: "my-long-secret" },
   });
   const stopped = await weak.stop("SIGINT");
   assertStringIncludes(stopped.stderr, "the code is weak");
-  await Deno.remove(base, { recursive: true });
 });

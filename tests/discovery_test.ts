@@ -24,29 +24,7 @@ import {
 } from "../src/discovery/discovery_protocol.ts";
 import { DiscoveryResponder, RateLimit } from "../src/discovery/responder.ts";
 import { connectAddress, findServers, parseTargets } from "../src/discovery/finder.ts";
-import { randomBytes, runCli, spawnServe, tempDir } from "./_harness.ts";
-
-/** A UDP port of 127.0.0.1 that was free a moment ago. */
-async function freeUdpPort(): Promise<number> {
-  const socket = dgram.createSocket("udp4");
-  await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", () => resolve()));
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
-}
-
-/** A deterministic generator for the fuzz tests (xorshift32). */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 0x1_0000_0000;
-  };
-}
+import { freeUdpPort, randomBytes, Rng, runCli, spawnServe, tempDir } from "./_harness.ts";
 
 const SAMPLE: Answer = {
   nonce: new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]),
@@ -168,21 +146,21 @@ Deno.test("parseIp() and formatIp() parse IPv4 and IPv6 strictly and print them 
 });
 
 Deno.test("decodeQuery() and decodeAnswer() never throw on fuzzed and mutated datagrams", () => {
-  const random = rng(0xd15c);
+  const random = new Rng(0xd15c);
   const valid = [encodeQuery({ nonce: newNonce() }), encodeAnswer(SAMPLE)];
   for (let i = 0; i < 20_000; i++) {
     let bytes: Uint8Array;
     if (i % 2 === 0) {
-      bytes = new Uint8Array(Math.floor(random() * 300));
-      for (let j = 0; j < bytes.length; j++) bytes[j] = Math.floor(random() * 256);
-      if (bytes.length >= 6 && random() < 0.5) bytes.set([0x46, 0x52, 0x59, 0x44, 1, 2], 0);
+      bytes = new Uint8Array(Math.floor(random.next() * 300));
+      for (let j = 0; j < bytes.length; j++) bytes[j] = Math.floor(random.next() * 256);
+      if (bytes.length >= 6 && random.next() < 0.5) bytes.set([0x46, 0x52, 0x59, 0x44, 1, 2], 0);
     } else {
       bytes = valid[i % 4 === 1 ? 0 : 1].slice();
-      const flips = 1 + Math.floor(random() * 4);
+      const flips = 1 + Math.floor(random.next() * 4);
       for (let k = 0; k < flips; k++) {
-        bytes[Math.floor(random() * bytes.length)] = Math.floor(random() * 256);
+        bytes[Math.floor(random.next() * bytes.length)] = Math.floor(random.next() * 256);
       }
-      if (random() < 0.2) bytes = bytes.subarray(0, Math.floor(random() * bytes.length));
+      if (random.next() < 0.2) bytes = bytes.subarray(0, Math.floor(random.next() * bytes.length));
     }
     const query = decodeQuery(bytes);
     const answer = decodeAnswer(bytes);
@@ -341,7 +319,8 @@ Deno.test("findServers() collects each answering server once, and nothing after 
 // End to end: two processes on this machine.
 
 Deno.test("ferry send without --to finds the one ferry serve on this machine and sends to it", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const inbox = join(base, "inbox");
   const data = randomBytes(100_000);
   await Deno.writeFile(join(base, "found.bin"), data);
@@ -359,11 +338,11 @@ Deno.test("ferry send without --to finds the one ferry serve on this machine and
   } finally {
     await serve.stop();
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("ferry send without --to lists the servers and exits 1 when several answer and nobody can choose", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   await Deno.writeTextFile(join(base, "a.txt"), "x");
   const [udp1, udp2] = [await freeUdpPort(), await freeUdpPort()];
   const first = await spawnServe(join(base, "one"), ["--discovery-port", String(udp1)]);
@@ -390,11 +369,11 @@ Deno.test("ferry send without --to lists the servers and exits 1 when several an
     await first.stop();
     await second.stop();
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("ferry send without --to says how to give --to and which ports to open when nobody answers", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   await Deno.writeTextFile(join(base, "a.txt"), "x");
   const udp = await freeUdpPort();
   // A server started with --no-discovery does not answer, even on the port asked.
@@ -417,11 +396,11 @@ Deno.test("ferry send without --to says how to give --to and which ports to open
   } finally {
     await quiet.stop();
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("ferry serve --no-discovery does not answer", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const udp = await freeUdpPort();
   await Deno.writeTextFile(join(base, "a.txt"), "x");
   // --no-discovery with a port makes no sense: a usage error.
@@ -437,5 +416,4 @@ Deno.test("ferry serve --no-discovery does not answer", async () => {
   } finally {
     await serve.stop();
   }
-  await Deno.remove(base, { recursive: true });
 });

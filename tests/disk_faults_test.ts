@@ -31,14 +31,10 @@ import { assertRan, mount, umount } from "./_mounts.ts";
 async function canMount(): Promise<string | null> {
   if (Deno.build.os !== "linux") return "needs Linux tmpfs mounts";
   if (Deno.uid() !== 0) return "needs root to mount a small tmpfs";
-  const dir = await Deno.makeTempDir();
-  try {
-    const ok = (await mount(["-t", "tmpfs", "-o", "size=1m", "tmpfs", dir])).success;
-    if (ok) await umount(dir);
-    return ok ? null : "mount -t tmpfs failed here";
-  } finally {
-    await Deno.remove(dir).catch(() => {});
-  }
+  await using dir = await tempDir("ferry-tmpfs-");
+  const ok = (await mount(["-t", "tmpfs", "-o", "size=1m", "tmpfs", dir.path])).success;
+  if (ok) await umount(dir.path);
+  return ok ? null : "mount -t tmpfs failed here";
 }
 
 const skip = await canMount();
@@ -46,18 +42,14 @@ if (skip) console.log(`disk_faults_test: skipped: ${skip}`);
 
 /** Runs `fn` with `dir` mounted as a tmpfs of `size`, unmounting afterwards. */
 async function withTmpfs(size: string, fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "ferry-tmpfs-" });
+  await using mountPoint = await tempDir("ferry-tmpfs-");
+  const dir = mountPoint.path;
   assertRan(await mount(["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir]));
   try {
     await fn(dir);
   } finally {
     await umount(dir);
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
-}
-
-function sendPaths(port: number, paths: string[], events: SendEvent[] = []) {
-  return sendInProcess(port, paths, { events });
 }
 
 Deno.test({
@@ -65,7 +57,8 @@ Deno.test({
     "a file of several frames received into a tmpfs DIR (written in place) arrives byte for byte",
   ignore: skip !== null,
   async fn() {
-    const base = await tempDir();
+    await using baseDir = await tempDir();
+    const base = baseDir.path;
     const data = randomBytes(5 * 1024 * 1024 + 12_345);
     await Deno.writeFile(join(base, "big.bin"), data);
     await withTmpfs("64m", async (inbox) => {
@@ -73,13 +66,12 @@ Deno.test({
       assertEquals((await Inbox.open(inbox)).writePiece, Infinity);
       const server = await startServer(inbox);
       try {
-        assertEquals((await sendPaths(server.port, [join(base, "big.bin")])).files, 1);
+        assertEquals((await sendInProcess(server.port, [join(base, "big.bin")])).files, 1);
         assertEquals(await Deno.readFile(join(inbox, "big.bin")), data);
       } finally {
         await server.close();
       }
     });
-    await Deno.remove(base, { recursive: true });
   },
 });
 
@@ -88,16 +80,23 @@ Deno.test({
     "a transfer into a tmpfs DIR cut mid-file resumes from the partial and arrives byte for byte",
   ignore: skip !== null,
   async fn() {
-    const base = await tempDir();
+    await using baseDir = await tempDir();
+    const base = baseDir.path;
     const data = randomBytes(5 * 1024 * 1024 + 999);
     await Deno.writeFile(join(base, "big.bin"), data);
     await withTmpfs("64m", async (inbox) => {
       const server = await startServer(inbox);
       const proxy = new FaultProxy(server.port, { cutAfter: 3_500_000 });
       try {
-        await assertRejects(() => sendPaths(proxy.port, [join(base, "big.bin")]), ConnectionLost);
-        await waitFor(() => server.events.some((e) => e.type === "session-end"));
-        const rerun = await sendPaths(server.port, [join(base, "big.bin")]);
+        await assertRejects(
+          () => sendInProcess(proxy.port, [join(base, "big.bin")]),
+          ConnectionLost,
+        );
+        await waitFor(
+          "the session's end",
+          () => server.events.some((e) => e.type === "session-end"),
+        );
+        const rerun = await sendInProcess(server.port, [join(base, "big.bin")]);
         assertEquals(rerun.files, 1);
         assertGreater(rerun.resumedBytes, 0, "the rerun resumes the partial written in place");
         assertEquals(await Deno.readFile(join(inbox, "big.bin")), data);
@@ -106,7 +105,6 @@ Deno.test({
         await server.close();
       }
     });
-    await Deno.remove(base, { recursive: true });
   },
 });
 
@@ -114,7 +112,8 @@ Deno.test({
   name: "a file larger than the free space is refused before any of its data moves",
   ignore: skip !== null,
   async fn() {
-    const base = await tempDir();
+    await using baseDir = await tempDir();
+    const base = baseDir.path;
     const big = join(base, "big.bin");
     await Deno.writeFile(big, new Uint8Array(100_000_000));
     await withTmpfs("64m", async (inbox) => {
@@ -122,7 +121,7 @@ Deno.test({
       const proxy = new FaultProxy(server.port, {});
       const events: SendEvent[] = [];
       try {
-        const result = await sendPaths(proxy.port, [big], events);
+        const result = await sendInProcess(proxy.port, [big], { events });
         assertEquals(result.failed, 1);
         const failure = events.find((e) => e.type === "file-failed");
         if (failure?.type !== "file-failed") throw new Error("no failure reported");
@@ -134,7 +133,6 @@ Deno.test({
         await server.close();
       }
     });
-    await Deno.remove(base, { recursive: true });
   },
 });
 
@@ -143,7 +141,8 @@ Deno.test({
     "a disk that fills up mid-file fails that file with a clear error, exit 1, and the server keeps serving",
   ignore: skip !== null,
   async fn() {
-    const base = await tempDir();
+    await using baseDir = await tempDir();
+    const base = baseDir.path;
     await Deno.writeTextFile(join(base, "small.txt"), "still fits");
     await withTmpfs("24m", async (inbox) => {
       const serve = await spawnServe(inbox);
@@ -169,7 +168,6 @@ Deno.test({
         await serve.stop();
       }
     });
-    await Deno.remove(base, { recursive: true });
   },
 });
 
@@ -190,7 +188,8 @@ Deno.test({
   name: "a read-only folder inside DIR fails the files for it with a clear reason; the rest arrive",
   ignore: skip !== null,
   async fn() {
-    const base = await tempDir();
+    await using baseDir = await tempDir();
+    const base = baseDir.path;
     const src = join(base, "src");
     await Deno.mkdir(join(src, "locked"), { recursive: true });
     await Deno.writeTextFile(join(src, "locked/x.txt"), "x");
@@ -203,7 +202,7 @@ Deno.test({
       const server = await startServer(inbox);
       const events: SendEvent[] = [];
       try {
-        const result = await sendPaths(server.port, [src], events);
+        const result = await sendInProcess(server.port, [src], { events });
         assertEquals(result.files, 1);
         assertEquals(result.failed, 1);
         const failure = events.find((e) => e.type === "file-failed");
@@ -216,6 +215,5 @@ Deno.test({
         await umount(join(inbox, "src/locked"));
       }
     });
-    await Deno.remove(base, { recursive: true });
   },
 });

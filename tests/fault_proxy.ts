@@ -1,7 +1,8 @@
 /**
  * A small TCP proxy on 127.0.0.1 that injects faults into the sender →
  * receiver direction: cut after N bytes, stall, flip a byte, split writes
- * into 1-byte pieces, reset. The other direction passes untouched.
+ * into 1-byte pieces, reset, slow down, or tamper with one record of the
+ * secure channel. The other direction passes untouched.
  */
 
 export interface Faults {
@@ -21,7 +22,16 @@ export interface Faults {
   resetAfter?: number;
   /** Forward upstream at most this many bytes per second. */
   bytesPerSecond?: number;
+  /**
+   * Read upstream as the sender's stream (preamble, three handshake frames,
+   * then the secure channel's records) and tamper with record `index` (0:
+   * the first record): flip a bit in it, drop it, send it twice, or send it
+   * after the next one. The other faults do not apply then.
+   */
+  tamperRecord?: { tamper: RecordTamper; index: number };
 }
+
+export type RecordTamper = "flip" | "drop" | "duplicate" | "reorder";
 
 export class FaultProxy {
   #listener: Deno.TcpListener;
@@ -92,7 +102,9 @@ export class FaultProxy {
         this.#conns.delete(c);
       }
     };
-    const up = this.#upstream(client, server, faults, closeBoth);
+    const up = faults.tamperRecord
+      ? tamperRecords(client, server, faults.tamperRecord)
+      : this.#upstream(client, server, faults, closeBoth);
     const down = pipe(server, client, this.#capture ? this.captured.down : null);
     await Promise.race([up, down]);
     closeBoth();
@@ -160,6 +172,60 @@ export class FaultProxy {
     }
     await Promise.allSettled([...this.#tasks]);
   }
+}
+
+/** Forwards the sender's stream unit by unit, tampering with one record (Faults.tamperRecord). */
+async function tamperRecords(
+  from: Deno.TcpConn,
+  to: Deno.TcpConn,
+  { tamper, index }: { tamper: RecordTamper; index: number },
+): Promise<void> {
+  let pending = new Uint8Array(0);
+  let units = 0; // preamble, 3 handshake frames, then records
+  let record = 0;
+  let held: Uint8Array | null = null;
+  const buf = new Uint8Array(65536);
+  const emit = (unit: Uint8Array) => writeChunk(to, unit, false);
+  try {
+    for (let n; (n = await from.read(buf)) !== null;) {
+      pending = new Uint8Array([...pending, ...buf.subarray(0, n)]);
+      for (;;) {
+        let size: number;
+        if (units === 0) size = 8;
+        else if (units <= 3) {
+          if (pending.length < 5) break;
+          size = 5 + new DataView(pending.buffer, pending.byteOffset + 1, 4).getUint32(0);
+        } else {
+          if (pending.length < 4) break;
+          size = 4 + new DataView(pending.buffer, pending.byteOffset, 4).getUint32(0);
+        }
+        if (pending.length < size) break;
+        const unit = pending.slice(0, size);
+        pending = pending.slice(size);
+        const isRecord = units > 3;
+        units++;
+        if (!isRecord) {
+          await emit(unit);
+          continue;
+        }
+        const i = record++;
+        if (held !== null) {
+          await emit(unit);
+          await emit(held);
+          held = null;
+        } else if (i !== index) await emit(unit);
+        else if (tamper === "flip") {
+          unit[unit.length - 20] ^= 0x40;
+          await emit(unit);
+        } else if (tamper === "duplicate") {
+          await emit(unit);
+          await emit(unit);
+        } else if (tamper === "reorder") held = unit;
+        // "drop": nothing
+      }
+    }
+    await to.closeWrite().catch(() => {});
+  } catch { /* a side closed */ }
 }
 
 async function writeChunk(to: Deno.TcpConn, chunk: Uint8Array, split: boolean): Promise<void> {

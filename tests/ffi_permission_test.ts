@@ -21,7 +21,8 @@ Deno.test({
   name: "loadNativeThenRevoke() keeps what it loaded and leaves no way to load more",
   ignore: Deno.build.os !== "linux" || libc === undefined,
   async fn() {
-    const dir = await tempDir();
+    await using tmp = await tempDir();
+    const dir = tmp.path;
     const probe = join(dir, "probe.ts");
     const src = (path: string) => JSON.stringify(new URL(`../src/${path}`, import.meta.url).href);
     await Deno.writeTextFile(
@@ -55,18 +56,14 @@ console.log(JSON.stringify({ before, after, bound, fs: fs !== null, made: fs !==
       assertEquals(out.code, 0);
       return JSON.parse(new TextDecoder().decode(out.stdout));
     };
-    try {
-      const serve = await run("serve");
-      assertEquals(serve.before, "granted");
-      assertEquals(serve.after, "prompt");
-      assertEquals(serve.bound, "NotCapable");
-      assertEquals([serve.fs, serve.made], [true, true], "the file calls loaded first still work");
-      const send = await run("send");
-      assertEquals([send.after, send.bound, send.fs], ["prompt", "NotCapable", false]);
-      assertEquals([serve.reader, send.reader], [false, true], "each loads what it uses");
-      assertEquals(send.crypto, serve.crypto);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    const serve = await run("serve");
+    assertEquals(serve.before, "granted");
+    assertEquals(serve.after, "prompt");
+    assertEquals(serve.bound, "NotCapable");
+    assertEquals([serve.fs, serve.made], [true, true], "the file calls loaded first still work");
+    const send = await run("send");
+    assertEquals([send.after, send.bound, send.fs], ["prompt", "NotCapable", false]);
+    assertEquals([serve.reader, send.reader], [false, true], "each loads what it uses");
+    assertEquals(send.crypto, serve.crypto);
   },
 });

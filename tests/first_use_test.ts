@@ -13,7 +13,8 @@ import { assertRan, mount, umount } from "./_mounts.ts";
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 
 Deno.test("serve and send stop at start, with one line, when a permission of the set is missing", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const withoutStatfs = permissionFlags({
     ...PERMISSION_SET,
     sys: PERMISSION_SET.sys.filter((kind) => kind !== "statfs"),
@@ -31,7 +32,6 @@ Deno.test("serve and send stop at start, with one line, when a permission of the
     permissions: ["--no-prompt", "--deny-ffi", ...permissionFlags({ ...PERMISSION_SET, ffi: [] })],
   });
   assertEquals(denied.code, 0, denied.stderr);
-  await Deno.remove(base, { recursive: true });
 });
 
 /**
@@ -54,7 +54,8 @@ function task(cwd: string, name: string, args: string[], env: Record<string, str
 }
 
 Deno.test("deno task serve and send take paths from the user's folder, with nothing on stderr", async () => {
-  const home = await tempDir();
+  await using homeDir = await tempDir();
+  const home = homeDir.path;
   const there = join(home, "receiver");
   const here = join(home, "sender");
   await Deno.mkdir(there);
@@ -69,7 +70,7 @@ Deno.test("deno task serve and send take paths from the user's folder, with noth
     for await (const chunk of serve.stdout.pipeThrough(new TextDecoderStream())) out += chunk;
   })();
   try {
-    await waitFor(() => out.includes("listening on port"), 20_000);
+    await waitFor("serve's banner", () => out.includes("listening on port"), 20_000);
     // The task runs in the repository; DIR is still the user's ./inbox.
     assertStringIncludes(out, `receiving into ${await Deno.realPath(there)}/inbox`);
     assertStringIncludes(out, `task -q send PATH... --to 127.0.0.1:${port}`);
@@ -95,7 +96,6 @@ Deno.test("deno task serve and send take paths from the user's folder, with noth
     serve.kill("SIGTERM");
     await serve.status;
     await reading;
-    await Deno.remove(home, { recursive: true });
   }
 });
 
@@ -110,8 +110,10 @@ Deno.test({
   name: "serve under the shipped permissions refuses a file larger than its free space up front",
   ignore: noMount !== null,
   async fn() {
-    const base = await tempDir();
-    const inbox = await Deno.makeTempDir({ prefix: "ferry-tmpfs-" });
+    await using baseDir = await tempDir();
+    const base = baseDir.path;
+    await using inboxDir = await tempDir("ferry-tmpfs-");
+    const inbox = inboxDir.path;
     assertRan(await mount(["-t", "tmpfs", "-o", "size=20m", "tmpfs", inbox]));
     const big = join(base, "big.bin");
     const file = await Deno.open(big, { write: true, create: true });
@@ -132,8 +134,6 @@ Deno.test({
     } finally {
       await serve.stop();
       await umount(inbox);
-      await Deno.remove(inbox, { recursive: true }).catch(() => {});
-      await Deno.remove(base, { recursive: true });
     }
   },
 });

@@ -76,7 +76,8 @@ Deno.test("FsyncPace comes back in place after a fast probe", () => {
 });
 
 Deno.test("fsyncPaced() syncs in place or not, and reports a failing fsync as a rejection", async () => {
-  const dir = await tempDir();
+  await using tmp = await tempDir();
+  const dir = tmp.path;
   const file = await Deno.open(join(dir, "f"), { write: true, create: true });
   await file.write(new Uint8Array(100));
   const fast = new FsyncPace();
@@ -87,5 +88,4 @@ Deno.test("fsyncPaced() syncs in place or not, and reports a failing fsync as a 
   file.close();
   await assertRejects(() => fsyncPaced(file, fast)); // a closed file: no throw, a rejection
   await assertRejects(() => fsyncPaced(file, slow));
-  await Deno.remove(dir, { recursive: true });
 });

@@ -65,6 +65,7 @@ import {
 } from "../src/protocol/preamble.ts";
 import type { ServerEvent } from "../src/server/session.ts";
 import { sha256, snapshot, startServer, tempDir, type TestServer, waitFor } from "./_harness.ts";
+import { Rng } from "./_random.ts";
 
 // ---------------------------------------------------------------------------
 // Settings and the seeded random source
@@ -85,58 +86,6 @@ const SECONDS = envNumber("FERRY_FUZZ_SECONDS", 15);
 const CONCURRENCY = 4;
 /** Our own deadline per connection; the server's timeouts are shorter. */
 const CONNECTION_DEADLINE_MS = 3000;
-
-/** mulberry32: a small, fast, seedable PRNG (not for cryptography). */
-class Rng {
-  #state: number;
-
-  constructor(seed: number) {
-    this.#state = seed >>> 0;
-  }
-
-  /** A float in [0, 1). */
-  next(): number {
-    this.#state = (this.#state + 0x6d2b79f5) >>> 0;
-    let t = this.#state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-
-  /** An integer in [0, n). */
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-
-  /** An integer in [lo, hi]. */
-  range(lo: number, hi: number): number {
-    return lo + this.int(hi - lo + 1);
-  }
-
-  u32(): number {
-    return this.int(2 ** 32);
-  }
-
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)];
-  }
-
-  /** A length up to `max`, small ones much more likely (log-uniform). */
-  size(max: number): number {
-    const bits = this.int(Math.ceil(Math.log2(max + 1)) + 1);
-    return Math.min(max, this.int(2 ** bits));
-  }
-
-  bytes(n: number): Uint8Array {
-    const out = new Uint8Array(n);
-    for (let i = 0; i < n; i++) out[i] = this.int(256);
-    return out;
-  }
-}
 
 function hex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -841,8 +790,10 @@ Deno.test(
       }
       return streams;
     };
-    const base = await tempDir("ferry-fuzz-");
-    const sources = await tempDir("ferry-fuzz-src-");
+    await using baseDir = await tempDir("ferry-fuzz-");
+    const base = baseDir.path;
+    await using sourcesDir = await tempDir("ferry-fuzz-src-");
+    const sources = sourcesDir.path;
     const dir = join(base, "inbox");
     const unexpected: string[] = [];
     const consoleError = console.error;
@@ -890,7 +841,7 @@ Deno.test(
       const starts = () => server.events.filter((e) => e.type === "session-start").length;
       const ends = () => server.events.filter((e) => e.type === "session-end").length;
       try {
-        await waitFor(() => starts() === ends(), 10_000);
+        await waitFor("every session to end", () => starts() === ends(), 10_000);
       } catch {
         throw new Error(`sessions still running 10 s after the last stream: ${starts() - ends()}`);
       }
@@ -954,7 +905,7 @@ Deno.test(
         return names;
       };
       try {
-        await waitFor(async () => (await staged()).length === 0, 5000);
+        await waitFor("DIR/.ferry/tmp to empty", async () => (await staged()).length === 0, 5000);
       } catch {
         throw new Error(`temp files left in DIR/.ferry/tmp: ${(await staged()).join(", ")}`);
       }
@@ -1026,8 +977,6 @@ Deno.test(
     } finally {
       console.error = consoleError;
       await srv?.close();
-      await Deno.remove(base, { recursive: true });
-      await Deno.remove(sources, { recursive: true });
     }
   },
 );

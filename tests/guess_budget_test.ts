@@ -44,13 +44,13 @@ async function withServer(
   opts: Parameters<typeof startServer>[1],
   body: (server: TestServer) => Promise<void>,
 ): Promise<void> {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const server = await startServer(join(base, "inbox"), opts);
   try {
     await body(server);
   } finally {
     await server.close();
-    await Deno.remove(base, { recursive: true });
   }
 }
 
@@ -82,7 +82,10 @@ Deno.test("with no bound on concurrency, pending guesses alone hold 30 parallel 
   }, async (server) => {
     const outcomes = await Promise.all(Array.from({ length: 30 }, () => guess(server.port)));
     assertEquals(tally(outcomes), { "key-share": 10, "locked-out": 20 });
-    await waitFor(() => server.events.filter((e) => e.type === "session-end").length === 30);
+    await waitFor(
+      "30 sessions to end",
+      () => server.events.filter((e) => e.type === "session-end").length === 30,
+    );
     const wrong = server.events.filter((e) => e.type === "wrong-code");
     assertEquals(wrong.length, 10);
     assertEquals(wrong.filter((e) => e.type === "wrong-code" && e.locked).length, 1);
@@ -138,10 +141,16 @@ Deno.test("failures over the global budget slow every key share, and the server 
     };
     for (let i = 0; i < 3; i++) assertLess(await timed(), 800);
     await timed(); // the 4th failure is over the budget
-    await waitFor(() => server.events.some((e) => e.type === "guess-slowdown"));
+    await waitFor(
+      "the guess-slowdown notice",
+      () => server.events.some((e) => e.type === "guess-slowdown"),
+    );
     assertGreaterOrEqual(await timed(), 1000);
     await timed();
-    await waitFor(() => server.events.filter((e) => e.type === "session-end").length === 6);
+    await waitFor(
+      "6 sessions to end",
+      () => server.events.filter((e) => e.type === "session-end").length === 6,
+    );
     const notices = server.events.filter((e) => e.type === "guess-slowdown");
     assertEquals(notices.length, 1);
     assertEquals(notices[0], {
@@ -202,7 +211,10 @@ Deno.test("silent connections are closed after the first-frame deadline, and one
       silent(server.port),
       silent(server.port),
     ]);
-    await waitFor(() => server.events.filter((e) => e.type === "session-start").length === 3);
+    await waitFor(
+      "3 sessions to start",
+      () => server.events.filter((e) => e.type === "session-start").length === 3,
+    );
     assertEquals(await firstAnswer(server.port), "busy", "a fourth from the same address");
     for (const { closed } of quiet) {
       const { ms, received } = await closed;
@@ -211,7 +223,10 @@ Deno.test("silent connections are closed after the first-frame deadline, and one
       assertLess(ms, 3000);
       assertEquals(received.length, 0, "nothing is sent to a peer that never spoke");
     }
-    await waitFor(() => server.events.filter((e) => e.type === "session-end").length === 3);
+    await waitFor(
+      "3 sessions to end",
+      () => server.events.filter((e) => e.type === "session-end").length === 3,
+    );
     const ends = server.events.filter((e) => e.type === "session-end");
     for (const end of ends) {
       assert(end.type === "session-end" && end.error === "timed out: the sender sent nothing");
@@ -240,7 +255,10 @@ Deno.test({
       { host: "::", preAuth: { perAddress: 2, firstFrameMs: 5_000 } },
       async (server) => {
         const quiet = [await silent(server.port), await silent(server.port)];
-        await waitFor(() => server.events.filter((e) => e.type === "session-start").length === 2);
+        await waitFor(
+          "2 sessions to start",
+          () => server.events.filter((e) => e.type === "session-start").length === 2,
+        );
         assertEquals(await firstAnswer(server.port, "127.0.0.1"), "busy");
         assertEquals(await firstAnswer(server.port, "::1"), "channel-open");
         for (const { conn } of quiet) conn.close();

@@ -18,6 +18,7 @@ import {
   spawnServe,
   startServer,
   tempDir,
+  waitFor,
 } from "./_harness.ts";
 import { assertRan, freeze, missingTools, mount, runTool, thaw, umount } from "./_mounts.ts";
 
@@ -32,7 +33,8 @@ if (skip) console.log(`hung_disk_test: skipped: ${skip}`);
 
 /** Runs `fn` on a fresh 64 MiB ext4 mounted at a temporary folder, which it may freeze. */
 async function withFreezableDisk(fn: (dir: string) => Promise<void>): Promise<void> {
-  const base = await Deno.makeTempDir({ prefix: "ferry-ext4-" });
+  await using baseDir = await tempDir("ferry-ext4-");
+  const base = baseDir.path;
   const image = join(base, "disk.img");
   const dir = join(base, "mnt");
   await Deno.mkdir(dir);
@@ -61,15 +63,6 @@ async function withFreezableDisk(fn: (dir: string) => Promise<void>): Promise<vo
     } catch { /* already ended */ }
     await safety.status;
     await umount(dir);
-    await Deno.remove(base, { recursive: true }).catch(() => {});
-  }
-}
-
-async function waitFor(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
   }
 }
 
@@ -100,7 +93,8 @@ Deno.test({
     "a session stuck on a hung disk is dropped and reported; its slot comes back when the disk answers",
   ignore: skip !== null,
   async fn() {
-    const base = await tempDir();
+    await using baseDir = await tempDir();
+    const base = baseDir.path;
     const big = join(base, "big.bin");
     await Deno.writeFile(big, new Uint8Array(8 * 1024 * 1024).fill(7));
     await Deno.writeTextFile(join(base, "small.txt"), "after the thaw");
@@ -148,7 +142,6 @@ Deno.test({
         await server.close();
       }
     });
-    await Deno.remove(base, { recursive: true });
   },
 });
 
@@ -156,7 +149,8 @@ Deno.test({
   name: "a sender that reconnects while its earlier session is stuck on a hung disk is told busy",
   ignore: skip !== null,
   async fn() {
-    const base = await tempDir();
+    await using baseDir = await tempDir();
+    const base = baseDir.path;
     const big = join(base, "big.bin");
     const data = new Uint8Array(8 * 1024 * 1024).map((_, i) => i * 7);
     await Deno.writeFile(big, data);
@@ -185,7 +179,6 @@ Deno.test({
         await server.close();
       }
     });
-    await Deno.remove(base, { recursive: true });
   },
 });
 
@@ -193,7 +186,8 @@ Deno.test({
   name: "the wait for a superseded session stuck on a hung disk is not the sender's handshake time",
   ignore: skip !== null,
   async fn() {
-    const base = await tempDir();
+    await using baseDir = await tempDir();
+    const base = baseDir.path;
     const big = join(base, "big.bin");
     await Deno.writeFile(big, new Uint8Array(8 * 1024 * 1024).fill(3));
     await withFreezableDisk(async (dir) => {
@@ -237,7 +231,6 @@ Deno.test({
         await server.close();
       }
     });
-    await Deno.remove(base, { recursive: true });
   },
 });
 
@@ -245,7 +238,8 @@ Deno.test({
   name: "serve stops on a signal while a session is stuck on a hung disk",
   ignore: skip !== null,
   async fn() {
-    const base = await tempDir();
+    await using baseDir = await tempDir();
+    const base = baseDir.path;
     const big = join(base, "big.bin");
     await Deno.writeFile(big, new Uint8Array(8 * 1024 * 1024).fill(9));
     await withFreezableDisk(async (dir) => {
@@ -272,7 +266,6 @@ Deno.test({
       }
       await waitFor("the stuck call to return", () => server.server.stalled === 0);
     });
-    await Deno.remove(base, { recursive: true });
   },
 });
 
@@ -280,7 +273,8 @@ Deno.test({
   name: "ferry serve stops on SIGTERM with a session stuck on a hung disk, and says so",
   ignore: skip !== null,
   async fn() {
-    const base = await tempDir();
+    await using baseDir = await tempDir();
+    const base = baseDir.path;
     const big = join(base, "big.bin");
     await Deno.writeFile(big, new Uint8Array(8 * 1024 * 1024).fill(5));
     await withFreezableDisk(async (dir) => {
@@ -315,6 +309,5 @@ Deno.test({
         assertEquals(result.code, 0, result.stderr);
       }
     });
-    await Deno.remove(base, { recursive: true });
   },
 });

@@ -20,6 +20,9 @@ import {
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { isOurWrapper, layout, MARKER, shQuote, wrapperScript } from "../scripts/install.ts";
+import { freePort } from "./_net.ts";
+import { waitFor } from "./_wait.ts";
+import { NO_TMUX, Terminal } from "./_terminal.ts";
 import { VERSION } from "../src/version.ts";
 
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;
@@ -74,21 +77,6 @@ const USER_ENV: Record<string, string> = {
   NO_COLOR: "1",
 };
 
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
-async function waitFor(check: () => boolean, ms: number, what: () => string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting; ${what()}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /** Fresh folders for one test: the receiver's and the sender's (with a file to send). */
 async function folders(name: string, bytes: Uint8Array) {
   const root = await Deno.makeTempDir({ dir: BASE, prefix: "case-" });
@@ -140,9 +128,9 @@ async function serveInstalled(receiver: string) {
   };
   try {
     await waitFor(
+      () => `serve's banner; it printed:\n${stdout}\n${stderr}`,
       () => stdout.includes("press Ctrl+C to stop"),
       30_000,
-      () => `serve printed:\n${stdout}\n${stderr}`,
     );
   } catch (err) {
     await stop();
@@ -247,71 +235,25 @@ Deno.test("the send command the installed serve prints works as typed, the code 
   }
 });
 
-async function hasTmux(): Promise<boolean> {
-  try {
-    const { success } = await new Deno.Command("tmux", { args: ["-V"], stdout: "null" }).output();
-    return success;
-  } catch {
-    return false;
-  }
-}
-const NO_TMUX = !(await hasTmux());
-
-/** A tmux server of our own (its own socket), with one 120×30 window running a shell command. */
-class Terminal {
-  readonly socket = `ferry-install-test-${crypto.randomUUID().slice(0, 8)}`;
-
-  async tmux(...args: string[]): Promise<string> {
-    const out = await new Deno.Command("tmux", {
-      args: ["-L", this.socket, ...args],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    return decode(out.stdout);
-  }
-
-  /**
-   * Runs `command` with /bin/sh in `cwd`, in `env` only (and the terminal's TERM), then prints
-   * `EXIT=<code>` and waits.
-   */
-  async start(command: string, cwd: string, env: Record<string, string>): Promise<void> {
-    const assignments = Object.entries(env).map(([k, v]) => `${k}=${shQuote(v)}`);
-    const line = [
+/**
+ * Runs `command` in `term` with /bin/sh in `cwd`, in `env` only (and the terminal's TERM).
+ */
+async function startShell(
+  term: Terminal,
+  command: string,
+  cwd: string,
+  env: Record<string, string>,
+): Promise<void> {
+  const assignments = Object.entries(env).map(([k, v]) => `${k}=${shQuote(v)}`);
+  await term.start(
+    [
       `cd ${shQuote(cwd)} &&`,
       'env -i TERM="$TERM"',
       ...assignments,
       "/bin/sh -c",
       shQuote(command),
-      "; echo EXIT=$?; sleep 120",
-    ].join(" ");
-    await this.tmux("new-session", "-d", "-s", "t", "-x", "120", "-y", "30", line);
-  }
-
-  /** The screen's text, trailing empty lines removed. */
-  async screen(): Promise<string> {
-    return (await this.tmux("capture-pane", "-p", "-t", "t")).replace(/\n+$/, "");
-  }
-
-  async waitFor(done: (screen: string) => boolean, ms = 60_000): Promise<string> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const screen = await this.screen();
-      if (done(screen)) return screen;
-      if (Date.now() > deadline) throw new Error(`timed out; the screen:\n${screen}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-
-  async keys(...keys: string[]): Promise<void> {
-    await this.tmux("send-keys", "-t", "t", ...keys);
-  }
-
-  async close(): Promise<void> {
-    await this.tmux("kill-server");
-    // tmux leaves its socket behind.
-    const dir = Deno.env.get("TMUX_TMPDIR") ?? "/tmp";
-    await Deno.remove(join(dir, `tmux-${Deno.uid()}`, this.socket)).catch(() => {});
-  }
+    ].join(" "),
+  );
 }
 
 Deno.test({
@@ -325,11 +267,11 @@ Deno.test({
     const term = new Terminal();
     try {
       const typed = serve.command.replace("PATH...", "notes.txt");
-      await term.start(typed, sender, USER_ENV);
-      await term.waitFor((s) => s.includes("needs its code") || /^EXIT=/m.test(s));
+      await startShell(term, typed, sender, USER_ENV);
+      await term.watch((s) => s.includes("needs its code") || /^EXIT=/m.test(s));
       await term.keys("-l", serve.code);
       await term.keys("Enter");
-      const screen = await term.waitFor((s) => /^EXIT=\d+$/m.test(s));
+      const screen = (await term.watch((s) => /^EXIT=\d+$/m.test(s))).at(-1)!;
       assertMatch(screen, /^EXIT=0$/m, screen);
       assertMatch(screen, /^ferry: sent 1 file \(.+\) to 127\.0\.0\.1:\d+ in [\d.]+ s$/m);
       assert(!screen.includes(serve.code), `the code was echoed:\n${screen}`);

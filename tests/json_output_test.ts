@@ -23,67 +23,35 @@ import { parseTargets } from "../src/discovery/finder.ts";
 import { ProtocolError } from "../src/protocol/errors.ts";
 import { Inbox } from "../src/server/inbox.ts";
 import { connect, connectFailure, listen } from "../src/transport/tcp.ts";
-import { freePort, randomBytes, runCli, snapshot, spawnServe, tempDir } from "./_harness.ts";
+import { parseNdjson, SEND_TYPES, SERVE_TYPES } from "./_ndjson.ts";
+import {
+  freePort,
+  randomBytes,
+  runCli,
+  snapshot,
+  spawnServe,
+  tempDir,
+  type TreeSpec,
+  writeTree,
+} from "./_harness.ts";
 
-type Json = Record<string, unknown> & { type: string };
-
-const SEND_TYPES = [
-  "start",
-  "connected",
-  "file-start",
-  "progress",
-  "file-done",
-  "skipped",
-  "file-failed",
-  "warning",
-  "retry",
-  "summary",
-  "error",
-];
-const SERVE_TYPES = [
-  "start",
-  "warning",
-  "session-start",
-  "file-start",
-  "progress",
-  "file-done",
-  "already",
-  "refused",
-  "file-failed",
-  "summary",
-  "stopped",
-  "error",
-];
-
-/** Parses NDJSON strictly: every line one object with a known type, nothing else. */
-function parseNdjson(stdout: string, types: string[]): Json[] {
-  assert(stdout.endsWith("\n"), "ends with a newline");
-  return stdout.slice(0, -1).split("\n").map((line) => {
-    const value = JSON.parse(line);
-    assertEquals(typeof value, "object", line);
-    assert(types.includes(value.type), `unknown type in ${line}`);
-    return value as Json;
-  });
-}
-
-async function writeTree(root: string): Promise<{ files: number; bytes: number }> {
-  await Deno.mkdir(join(root, "sub/deeper"), { recursive: true });
-  await Deno.mkdir(join(root, "empty"));
-  const files: [string, Uint8Array][] = [
-    ["big.bin", randomBytes(12_000_000)],
-    ["zero.bin", new Uint8Array(0)],
-    ["sub/a.txt", new TextEncoder().encode("a\n")],
-    ["sub/deeper/b.bin", randomBytes(70_000)],
-  ];
-  for (const [path, data] of files) await Deno.writeFile(join(root, path), data);
-  return { files: files.length, bytes: files.reduce((n, [, d]) => n + d.length, 0) };
+/** A tree with a large file, an empty one, nested folders and an empty folder. */
+function sampleTree(): TreeSpec {
+  return {
+    "big.bin": randomBytes(12_000_000),
+    "zero.bin": new Uint8Array(0),
+    "sub/a.txt": "a\n",
+    "sub/deeper/b.bin": randomBytes(70_000),
+    "empty": { dir: true },
+  };
 }
 
 Deno.test("ferry send --json prints only NDJSON, and its summary matches the tree", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const src = join(base, "tree");
   const inbox = join(base, "inbox");
-  const tree = await writeTree(src);
+  const tree = await writeTree(src, sampleTree());
   const serve = await spawnServe(inbox);
   try {
     const started = performance.now();
@@ -136,11 +104,11 @@ Deno.test("ferry send --json prints only NDJSON, and its summary matches the tre
   } finally {
     await serve.stop();
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("ferry send reports the digest in connected: sha256 by default, xxh128 with --digest xxh128", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const serve = await spawnServe(join(base, "inbox"));
   try {
     for (
@@ -162,11 +130,11 @@ Deno.test("ferry send reports the digest in connected: sha256 by default, xxh128
   } finally {
     await serve.stop();
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("ferry send --json turns errors into one error object with a stable code, exit codes unchanged", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   await Deno.writeTextFile(join(base, "a.txt"), "x");
   const port = freePort();
   for (
@@ -197,11 +165,11 @@ Deno.test("ferry send --json turns errors into one error object with a stable co
       assertMatch(error.hint as string, /^run 'ferry send --help'$|^e\.g\./);
     }
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("ferry send --json reports a wrong code as the error code wrong-code", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   await Deno.writeTextFile(join(base, "a.txt"), "x");
   const serve = await spawnServe(join(base, "inbox"));
   try {
@@ -224,7 +192,6 @@ Deno.test("ferry send --json reports a wrong code as the error code wrong-code",
   } finally {
     await serve.stop();
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("errorCode() is the code the error carries; a protocol error is protocol; else internal", () => {
@@ -260,77 +227,74 @@ async function thrown(run: () => unknown): Promise<unknown> {
 }
 
 Deno.test("errors thrown through ferry's code paths carry their codes and messages", async () => {
-  const base = await tempDir();
-  try {
-    // Connecting: a port nobody listens on, and what Deno throws for the other failures.
-    const port = freePort();
-    const to = { host: "127.0.0.1", port };
-    const refused = await thrown(() => connect(to, 5000));
-    assert(refused instanceof ConnectFailed);
-    assertEquals(errorCode(refused), "connect-refused");
-    assertMatch(
-      (refused as Error).message,
-      /^could not connect to 127\.0\.0\.1:\d+: connection refused \(/,
-    );
-    const failures: [unknown, boolean, string, RegExp][] = [
-      [new Deno.errors.TimedOut("x"), false, "timeout", /: no answer within 15 s \(/],
-      [new Error("aborted"), true, "timeout", /: no answer within 15 s \(/],
-      // Deno's words for a failed name lookup (it gives no class or code).
-      [
-        new Error("failed to lookup address information: Name or service not known"),
-        false,
-        "unknown-host",
-        /: unknown host '127\.0\.0\.1'$/,
-      ],
-      [
-        Object.assign(new Error("No route to host (os error 113)"), { code: "EHOSTUNREACH" }),
-        false,
-        "unreachable",
-        /: no route to that host \(is the address right\?\)$/,
-      ],
-      [new Deno.errors.NetworkUnreachable("x"), false, "unreachable", /: no route to that host/],
-      [new Deno.errors.NotCapable("no net"), false, "failed", /^could not connect to .*: no net$/],
-    ];
-    for (const [cause, aborted, code, message] of failures) {
-      const err = connectFailure(cause, to, 15_000, aborted);
-      assert(err instanceof ConnectFailed, String(cause));
-      assertEquals(errorCode(err), code, String(cause));
-      assertMatch((err as Error).message, message);
-    }
-    const other = new TypeError("not a connection failure");
-    assertEquals(connectFailure(other, to, 15_000, false), other);
-
-    // Listening on a port that is taken.
-    const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    try {
-      const err = await thrown(() =>
-        listen({ host: "127.0.0.1", port: (taken.addr as Deno.NetAddr).port })
-      );
-      assertEquals(errorCode(err), "address-in-use");
-      assertMatch((err as Error).message, /^port \d+ is already in use on 127\.0\.0\.1; /);
-    } finally {
-      taken.close();
-    }
-
-    // The receiving folder is a file; a source is missing; a source is the root.
-    await Deno.writeTextFile(join(base, "file"), "x");
-    const notDir = await thrown(() => Inbox.open(join(base, "file")));
-    assertEquals(errorCode(notDir), "io");
-    assertEquals((notDir as Error).message, `${join(base, "file")} is not a directory`);
-    const missing = await thrown(() => resolveSources([join(base, "missing")], "stdin"));
-    assertEquals(errorCode(missing), "io");
-    assertEquals((missing as Error).message, `${join(base, "missing")}: no such file or directory`);
-    const root = await thrown(() => resolveSources(["/"], "stdin"));
-    assertEquals(errorCode(root), "failed");
-    assertStringIncludes((root as Error).message, "cannot send a file system root");
-
-    // Usage mistakes, wherever they are found.
-    assertEquals(errorCode(await thrown(() => parseTarget(""))), "usage");
-    assertEquals(errorCode(await thrown(() => compileGlob("["))), "usage");
-    assertEquals(errorCode(await thrown(() => parseTargets("not-an-address"))), "usage");
-  } finally {
-    await Deno.remove(base, { recursive: true });
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
+  // Connecting: a port nobody listens on, and what Deno throws for the other failures.
+  const port = freePort();
+  const to = { host: "127.0.0.1", port };
+  const refused = await thrown(() => connect(to, 5000));
+  assert(refused instanceof ConnectFailed);
+  assertEquals(errorCode(refused), "connect-refused");
+  assertMatch(
+    (refused as Error).message,
+    /^could not connect to 127\.0\.0\.1:\d+: connection refused \(/,
+  );
+  const failures: [unknown, boolean, string, RegExp][] = [
+    [new Deno.errors.TimedOut("x"), false, "timeout", /: no answer within 15 s \(/],
+    [new Error("aborted"), true, "timeout", /: no answer within 15 s \(/],
+    // Deno's words for a failed name lookup (it gives no class or code).
+    [
+      new Error("failed to lookup address information: Name or service not known"),
+      false,
+      "unknown-host",
+      /: unknown host '127\.0\.0\.1'$/,
+    ],
+    [
+      Object.assign(new Error("No route to host (os error 113)"), { code: "EHOSTUNREACH" }),
+      false,
+      "unreachable",
+      /: no route to that host \(is the address right\?\)$/,
+    ],
+    [new Deno.errors.NetworkUnreachable("x"), false, "unreachable", /: no route to that host/],
+    [new Deno.errors.NotCapable("no net"), false, "failed", /^could not connect to .*: no net$/],
+  ];
+  for (const [cause, aborted, code, message] of failures) {
+    const err = connectFailure(cause, to, 15_000, aborted);
+    assert(err instanceof ConnectFailed, String(cause));
+    assertEquals(errorCode(err), code, String(cause));
+    assertMatch((err as Error).message, message);
   }
+  const other = new TypeError("not a connection failure");
+  assertEquals(connectFailure(other, to, 15_000, false), other);
+
+  // Listening on a port that is taken.
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const err = await thrown(() =>
+      listen({ host: "127.0.0.1", port: (taken.addr as Deno.NetAddr).port })
+    );
+    assertEquals(errorCode(err), "address-in-use");
+    assertMatch((err as Error).message, /^port \d+ is already in use on 127\.0\.0\.1; /);
+  } finally {
+    taken.close();
+  }
+
+  // The receiving folder is a file; a source is missing; a source is the root.
+  await Deno.writeTextFile(join(base, "file"), "x");
+  const notDir = await thrown(() => Inbox.open(join(base, "file")));
+  assertEquals(errorCode(notDir), "io");
+  assertEquals((notDir as Error).message, `${join(base, "file")} is not a directory`);
+  const missing = await thrown(() => resolveSources([join(base, "missing")], "stdin"));
+  assertEquals(errorCode(missing), "io");
+  assertEquals((missing as Error).message, `${join(base, "missing")}: no such file or directory`);
+  const root = await thrown(() => resolveSources(["/"], "stdin"));
+  assertEquals(errorCode(root), "failed");
+  assertStringIncludes((root as Error).message, "cannot send a file system root");
+
+  // Usage mistakes, wherever they are found.
+  assertEquals(errorCode(await thrown(() => parseTarget(""))), "usage");
+  assertEquals(errorCode(await thrown(() => compileGlob("["))), "usage");
+  assertEquals(errorCode(await thrown(() => parseTargets("not-an-address"))), "usage");
 });
 
 Deno.test("jsonLine() escapes control and bidi characters, and the value round-trips", () => {
@@ -347,13 +311,16 @@ Deno.test("jsonLine() escapes control and bidi characters, and the value round-t
 
 /** Starts `ferry serve --json`; it is up once its first object (start) is out. */
 function spawnJsonServe(dir: string, extra: string[] = []) {
-  return spawnServe(dir, ["--json", "--no-discovery", ...extra], (out) => out.includes("\n"));
+  return spawnServe(dir, ["--json", "--no-discovery", ...extra], {
+    ready: (out) => out.includes("\n"),
+  });
 }
 
 Deno.test("ferry serve --json prints start, each session's objects and summary, then stopped", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const src = join(base, "tree");
-  const tree = await writeTree(src);
+  const tree = await writeTree(src, sampleTree());
   const serve = await spawnJsonServe(join(base, "inbox"));
   let stopped;
   try {
@@ -402,11 +369,11 @@ Deno.test("ferry serve --json prints start, each session's objects and summary, 
   const renamed = objects.find((o) => o.type === "file-done" && o.name === "tree/big (1).bin");
   assertEquals(renamed?.path, "tree/big (1).bin");
   assertEquals(renamed?.announced, "tree/big.bin");
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("ferry serve --json reports a failure to start as an error object", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   await Deno.writeTextFile(join(base, "file"), "x");
   const result = await runCli([
     "serve",
@@ -423,7 +390,6 @@ Deno.test("ferry serve --json reports a failure to start as an error object", as
     code: "io",
     message: `${join(base, "file")} is not a directory`,
   });
-  await Deno.remove(base, { recursive: true });
 });
 
 // What is sent: --exclude, and never the staging folder.
@@ -493,7 +459,8 @@ Deno.test("Excluder.excludes() matches names anywhere, paths from the top or ins
 });
 
 Deno.test("ferry send --exclude leaves out what matches: it neither arrives nor is announced", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const src = join(base, "proj");
   const inbox = join(base, "inbox");
   for (const dir of ["src", "node_modules/pkg", "build/out", "docs"]) {
@@ -551,11 +518,11 @@ Deno.test("ferry send --exclude leaves out what matches: it neither arrives nor 
   } finally {
     await serve.stop();
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("ferry send never sends a receiving folder's staging area (.ferry with tmp or partial)", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const first = join(base, "first");
   const second = join(base, "second");
   const serveFirst = await spawnServe(first);
@@ -609,5 +576,4 @@ Deno.test("ferry send never sends a receiving folder's staging area (.ferry with
     await serveFirst.stop();
     await serveSecond.stop();
   }
-  await Deno.remove(base, { recursive: true });
 });

@@ -27,18 +27,15 @@ import {
   waitFor,
 } from "./_harness.ts";
 
-function sendPaths(port: number, paths: string[], events: SendEvent[] = []) {
-  return sendInProcess(port, paths, { events });
-}
-
 Deno.test("connections over --max-connections are told the receiver is busy", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const server = await startServer(join(base, "inbox"), { limits: { maxConnections: 1 } });
   const holder = await RawClient.open(server.port);
   try {
     await Deno.writeTextFile(join(base, "a.txt"), "x");
     const err = await assertRejects(
-      () => sendPaths(server.port, [join(base, "a.txt")]),
+      () => sendInProcess(server.port, [join(base, "a.txt")]),
       FerryError,
     );
     assertStringIncludes(err.message, "it is busy (too many senders at once) (busy)");
@@ -49,20 +46,23 @@ Deno.test("connections over --max-connections are told the receiver is busy", as
     });
     holder.close();
     await new Promise((r) => setTimeout(r, 100));
-    assertEquals((await sendPaths(server.port, [join(base, "a.txt")])).files, 1);
+    assertEquals((await sendInProcess(server.port, [join(base, "a.txt")])).files, 1);
   } finally {
     holder.close();
     await server.close();
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("a server that stops before a sender's preamble arrives answers with its preamble and ERROR 'shutting-down'", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const server = await startServer(join(base, "inbox"));
   const client = await RawClient.connect(server.port);
   try {
-    await waitFor(() => server.events.some((e) => e.type === "session-start"));
+    await waitFor(
+      "the session to start",
+      () => server.events.some((e) => e.type === "session-start"),
+    );
     const closing = server.close();
     // A sender reads the receiver's preamble before anything else (PROTOCOL.md §2): an ERROR
     // without one in front would read as "not ferry".
@@ -82,11 +82,11 @@ Deno.test("a server that stops before a sender's preamble arrives answers with i
     client.close();
     await server.close();
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("a server that stops between its KEY_SHARE and the sender's KEY_CONFIRM closes without a plain ERROR", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const server = await startServer(join(base, "inbox"));
   const client = await RawClient.connect(server.port);
   try {
@@ -100,11 +100,11 @@ Deno.test("a server that stops between its KEY_SHARE and the sender's KEY_CONFIR
     client.close();
     await server.close();
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("a control message over --max-message ends the session with 'frame-too-large'", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const server = await startServer(join(base, "inbox"), { limits: { maxMessage: 4096 } });
   const client = await RawClient.open(server.port);
   try {
@@ -124,11 +124,11 @@ Deno.test("a control message over --max-message ends the session with 'frame-too
     client.close();
     await server.close();
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("the sender honours the receiver's batch and message limits from WELCOME", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const src = join(base, "src");
   await Deno.mkdir(src);
   for (let i = 0; i < 40; i++) {
@@ -142,18 +142,18 @@ Deno.test("the sender honours the receiver's batch and message limits from WELCO
     limits: { maxBatchEntries: 3, maxMessage: 4096 },
   });
   try {
-    const result = await sendPaths(server.port, [src]);
+    const result = await sendInProcess(server.port, [src]);
     assertEquals(result.failed, 0);
     assertEquals(result.files, 41);
     assertEquals(await snapshot(join(base, "inbox/src")), await snapshot(src));
   } finally {
     await server.close();
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("--max-size, --max-total and --max-entries refuse entries with a reason; the rest arrive", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const src = join(base, "src");
   await Deno.mkdir(src);
   await Deno.writeFile(join(src, "big.bin"), new Uint8Array(5000));
@@ -169,7 +169,7 @@ Deno.test("--max-size, --max-total and --max-entries refuse entries with a reaso
     const server = await startServer(inbox, { limits });
     const events: SendEvent[] = [];
     try {
-      const result = await sendPaths(server.port, [src], events);
+      const result = await sendInProcess(server.port, [src], { events });
       assertEquals(result.failed, failed, JSON.stringify(limits));
       const failures = events.filter((e) => e.type === "file-failed");
       assert(
@@ -182,11 +182,11 @@ Deno.test("--max-size, --max-total and --max-entries refuse entries with a reaso
       await server.close();
     }
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("partial files and transfer records older than --keep-partial are removed; newer ones stay", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const inbox = join(base, "inbox");
   for (const dir of ["partial", "transfers"]) {
     await Deno.mkdir(join(inbox, ".ferry", dir), { recursive: true });
@@ -206,7 +206,6 @@ Deno.test("partial files and transfer records older than --keep-partial are remo
   } finally {
     await server.close();
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("serve limit flags are checked: bad values exit 2 with one line", async () => {
@@ -232,7 +231,8 @@ Deno.test("serve limit flags are checked: bad values exit 2 with one line", asyn
 });
 
 Deno.test("serve --max-size refuses a larger file through the CLI with the reason on the sender", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   await Deno.writeFile(join(base, "big.bin"), new Uint8Array(2048));
   const serve = await spawnServe(join(base, "inbox"), ["--max-size", "1K"]);
   try {
@@ -245,5 +245,4 @@ Deno.test("serve --max-size refuses a larger file through the CLI with the reaso
   } finally {
     await serve.stop();
   }
-  await Deno.remove(base, { recursive: true });
 });

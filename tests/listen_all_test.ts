@@ -5,8 +5,7 @@
 import { assertEquals, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
 import { listenAll, unmapIpv4 } from "../src/transport/tcp.ts";
-import { freePort, MAIN, runCli, tempDir, TEST_CODE, waitFor } from "./_harness.ts";
-import { SHIPPED_PERMISSIONS } from "./_permissions.ts";
+import { freePort, runCli, spawnCli, tempDir, waitFor } from "./_harness.ts";
 
 /** Whether this machine has an IPv6 loopback to connect to. */
 function hasIpv6Loopback(): boolean {
@@ -44,37 +43,29 @@ Deno.test("listenAll() takes IPv4 and IPv6 connections on one port", async () =>
 });
 
 Deno.test("ferry serve with no --host takes senders over IPv4 and IPv6 and logs IPv4 as IPv4", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   await Deno.writeTextFile(join(base, "a.txt"), "both families");
   const port = freePort();
-  const serve = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", ...SHIPPED_PERMISSIONS, MAIN, "serve", join(base, "in"), "--port"]
-      .concat([String(port), "--no-discovery"]),
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1", FERRY_CODE: TEST_CODE },
-  }).spawn();
-  let out = "";
-  const pump = (stream: ReadableStream<Uint8Array>) =>
-    (async () => {
-      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) out += chunk;
-    })();
-  const pumping = Promise.all([pump(serve.stdout), pump(serve.stderr)]);
+  // Not spawnServe: that one listens on 127.0.0.1 only.
+  const serve = spawnCli(["serve", join(base, "in"), "--port", String(port), "--no-discovery"]);
+  const out = () => serve.output();
   try {
-    await waitFor(() => out.includes("listening on port"), 15_000);
+    await waitFor("serve's banner", () => out().includes("listening on port"), 15_000);
     const targets = IPV6 ? [`127.0.0.1:${port}`, `[::1]:${port}`] : [`127.0.0.1:${port}`];
     for (const to of targets) {
       const sent = await runCli(["send", join(base, "a.txt"), "--to", to]);
       assertEquals(sent.code, 0, `${to}: ${sent.stderr}`);
     }
-    await waitFor(() => out.split("received").length - 1 >= targets.length, 10_000);
-    assertStringIncludes(out, "from 127.0.0.1:");
-    assertEquals(out.includes("::ffff:"), false, out);
+    await waitFor(
+      "a line per file received",
+      () => out().split("received").length - 1 >= targets.length,
+      10_000,
+    );
+    assertStringIncludes(out(), "from 127.0.0.1:");
+    assertEquals(out().includes("::ffff:"), false, out());
   } finally {
-    serve.kill("SIGTERM");
-    await serve.status;
-    await pumping;
-    await Deno.remove(base, { recursive: true });
+    serve.child.kill("SIGTERM");
+    await serve.done();
   }
 });

@@ -32,12 +32,9 @@ const native = loadNativeFs();
 const linux = Deno.build.os === "linux";
 
 async function withDir(fn: (dir: string) => Promise<void> | void): Promise<void> {
-  const dir = await tempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  await fn(dir);
 }
 
 /** `native`, or a failed assertion: where the test task grants libc, it must load. */
@@ -216,21 +213,14 @@ Deno.test({
     const typeOf = async (path: string) => Number((await statfs(path)).type);
     const shm = "/dev/shm";
     const onTmpfs = await typeOf(shm).then((t) => t === 0x01021994).catch(() => false);
-    const disk = await tempDir();
-    try {
-      if (onTmpfs) {
-        const dir = await Deno.makeTempDir({ dir: shm });
-        try {
-          assertEquals((await Inbox.open(dir)).writePiece, Infinity);
-        } finally {
-          await Deno.remove(dir, { recursive: true });
-        }
-      }
-      if (await typeOf(disk) !== 0x01021994) {
-        assertEquals((await Inbox.open(disk)).writePiece, WRITE_PIECE_BYTES);
-      }
-    } finally {
-      await Deno.remove(disk, { recursive: true });
+    await using diskDir = await tempDir();
+    const disk = diskDir.path;
+    if (onTmpfs) {
+      await using inMemory = await tempDir("ferry-test-", { dir: shm });
+      assertEquals((await Inbox.open(inMemory.path)).writePiece, Infinity);
+    }
+    if (await typeOf(disk) !== 0x01021994) {
+      assertEquals((await Inbox.open(disk)).writePiece, WRITE_PIECE_BYTES);
     }
   },
 });
@@ -392,7 +382,8 @@ Deno.test({
     await withDir(async (dir) => {
       const inbox = await Inbox.open(dir, lib());
       const folders = openFolders(inbox);
-      const elsewhere = await tempDir();
+      await using elsewhereDir = await tempDir();
+      const elsewhere = elsewhereDir.path;
       try {
         const moved = await folders.ensure(["moved"]);
         const replaced = await folders.ensure(["replaced"]);
@@ -431,7 +422,6 @@ Deno.test({
         await folders.sync();
       } finally {
         folders.close();
-        await Deno.remove(elsewhere, { recursive: true });
       }
     });
   },
@@ -475,22 +465,19 @@ Deno.test({
     await withDir(async (dir) => {
       const inbox = await Inbox.open(dir, null);
       const folders = openFolders(inbox);
-      const outside = await tempDir();
-      try {
-        const sub = await folders.ensure(["sub"]);
-        const temp = await stage(inbox, "secret");
-        Deno.removeSync(sub);
-        Deno.symlinkSync(outside, sub);
-        // The link comes right after the check before placing: the check sees a folder.
-        inbox.existing = () => "dir";
-        const err = await folders.place(temp, sub, "f", "rename").catch((e) => e);
-        assertInstanceOf(err, Refusal);
-        assertMatch(err.message, /removed again/);
-        assertEquals([...Deno.readDirSync(outside)], [], "what landed outside is removed");
-        assertEquals(await Deno.readTextFile(temp), "secret", "still staged, for the caller");
-      } finally {
-        await Deno.remove(outside, { recursive: true });
-      }
+      await using outsideDir = await tempDir();
+      const outside = outsideDir.path;
+      const sub = await folders.ensure(["sub"]);
+      const temp = await stage(inbox, "secret");
+      Deno.removeSync(sub);
+      Deno.symlinkSync(outside, sub);
+      // The link comes right after the check before placing: the check sees a folder.
+      inbox.existing = () => "dir";
+      const err = await folders.place(temp, sub, "f", "rename").catch((e) => e);
+      assertInstanceOf(err, Refusal);
+      assertMatch(err.message, /removed again/);
+      assertEquals([...Deno.readDirSync(outside)], [], "what landed outside is removed");
+      assertEquals(await Deno.readTextFile(temp), "secret", "still staged, for the caller");
     });
   },
 });

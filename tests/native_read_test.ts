@@ -29,38 +29,35 @@ Deno.test({
   name: "NativeReader reads a file whole, and stats it as Deno does, nanoseconds and all",
   ignore: native === null,
   async fn() {
-    const dir = await tempDir();
-    try {
-      const fs = reader();
-      const path = join(dir, "f");
-      const data = randomBytes(5000);
-      await Deno.writeFile(path, data);
-      const stamps = [
-        "2023-11-14 22:13:20.123999999", // just under the next millisecond
-        "2020-01-01 00:00:00.000900000",
-        "1969-12-31 23:59:58.250500000", // before 1970: toward zero, as Deno
-        "1969-12-31 23:59:59.999999999",
-        "1970-01-01 00:00:00",
-        "1901-12-14 20:45:52.5",
-      ];
-      for (const stamp of stamps) {
-        const touched = await new Deno.Command("touch", { args: ["-d", `${stamp} UTC`, path] })
-          .output();
-        assertEquals(touched.code, 0, stamp);
-        const fd = fs.open(path);
-        try {
-          const into = new Uint8Array(8192);
-          let done = 0;
-          for (let n; (n = fs.read(fd, into.subarray(done))) > 0;) done += n;
-          assertEquals(into.subarray(0, done), data);
-          const info = Deno.statSync(path);
-          assertEquals(fs.stat(fd), { size: info.size, mtime: info.mtime!.getTime() }, stamp);
-        } finally {
-          fs.close(fd);
-        }
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    const fs = reader();
+    const path = join(dir, "f");
+    const data = randomBytes(5000);
+    await Deno.writeFile(path, data);
+    const stamps = [
+      "2023-11-14 22:13:20.123999999", // just under the next millisecond
+      "2020-01-01 00:00:00.000900000",
+      "1969-12-31 23:59:58.250500000", // before 1970: toward zero, as Deno
+      "1969-12-31 23:59:59.999999999",
+      "1970-01-01 00:00:00",
+      "1901-12-14 20:45:52.5",
+    ];
+    for (const stamp of stamps) {
+      const touched = await new Deno.Command("touch", { args: ["-d", `${stamp} UTC`, path] })
+        .output();
+      assertEquals(touched.code, 0, stamp);
+      const fd = fs.open(path);
+      try {
+        const into = new Uint8Array(8192);
+        let done = 0;
+        for (let n; (n = fs.read(fd, into.subarray(done))) > 0;) done += n;
+        assertEquals(into.subarray(0, done), data);
+        const info = Deno.statSync(path);
+        assertEquals(fs.stat(fd), { size: info.size, mtime: info.mtime!.getTime() }, stamp);
+      } finally {
+        fs.close(fd);
       }
-    } finally {
-      await Deno.remove(dir, { recursive: true });
     }
   },
 });
@@ -69,21 +66,18 @@ Deno.test({
   name: "NativeReader throws what Deno's calls would: a vanished file, a folder",
   ignore: native === null,
   async fn() {
-    const dir = await tempDir();
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    const fs = reader();
+    assertInstanceOf(assertThrows(() => fs.open(join(dir, "gone"))), Deno.errors.NotFound);
+    const fd = fs.open(dir);
     try {
-      const fs = reader();
-      assertInstanceOf(assertThrows(() => fs.open(join(dir, "gone"))), Deno.errors.NotFound);
-      const fd = fs.open(dir);
-      try {
-        const err = assertThrows(() => fs.read(fd, new Uint8Array(16)));
-        assertInstanceOf(err, Deno.errors.IsADirectory);
-        assertStringIncludes((err as Error).message, "(os error 21)");
-        assertEquals((err as Error & { code?: string }).code, "EISDIR");
-      } finally {
-        fs.close(fd);
-      }
+      const err = assertThrows(() => fs.read(fd, new Uint8Array(16)));
+      assertInstanceOf(err, Deno.errors.IsADirectory);
+      assertStringIncludes((err as Error).message, "(os error 21)");
+      assertEquals((err as Error & { code?: string }).code, "EISDIR");
     } finally {
-      await Deno.remove(dir, { recursive: true });
+      fs.close(fd);
     }
   },
 });
@@ -93,15 +87,12 @@ Deno.test({
     "NativeReader.open() never goes through a symbolic link: the file was replaced since listed",
   ignore: native === null,
   async fn() {
-    const dir = await tempDir();
-    try {
-      await Deno.writeTextFile(join(dir, "target"), "secret");
-      await Deno.symlink(join(dir, "target"), join(dir, "link"));
-      const err = assertThrows(() => reader().open(join(dir, "link")));
-      assertInstanceOf(err, FileChanged);
-      assertEquals(err.message, "it changed after it was listed");
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    await Deno.writeTextFile(join(dir, "target"), "secret");
+    await Deno.symlink(join(dir, "target"), join(dir, "link"));
+    const err = assertThrows(() => reader().open(join(dir, "link")));
+    assertInstanceOf(err, FileChanged);
+    assertEquals(err.message, "it changed after it was listed");
   },
 });

@@ -15,7 +15,8 @@ import { shippedPermissions } from "./_permissions.ts";
 const HOSTILE = "\x1b]0;owned\x07\x1b[2J\x1b[32mall files received\x1b[0m\u202e\x9b2J";
 
 Deno.test("serve logs only the code of a sender's ERROR before the key exchange", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const serve = await spawnServe(join(base, "in"), ["--no-discovery"]);
   try {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: serve.port });
@@ -31,7 +32,10 @@ Deno.test("serve logs only the code of a sender's ERROR before the key exchange"
     await conn.write(encodeFrame(FrameType.ERROR, new TextEncoder().encode(error)));
     await reader.next().catch(() => null);
     conn.close();
-    await waitFor(() => serve.output().includes("stopped before the key exchange"));
+    await waitFor(
+      "serve's line on the sender's ERROR",
+      () => serve.output().includes("stopped before the key exchange"),
+    );
   } finally {
     const { stdout, stderr } = await serve.stop();
     const out = stdout + stderr;
@@ -39,12 +43,12 @@ Deno.test("serve logs only the code of a sender's ERROR before the key exchange"
     for (const bad of ["\x1b", "\x07", "\x9b", "\u202e", "owned", "all files received"]) {
       assertFalse(out.includes(bad), `${JSON.stringify(bad)} reached the log: ${out}`);
     }
-    await Deno.remove(base, { recursive: true });
   }
 });
 
 Deno.test("serve --open logs a sender that has a code and refused it", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   await Deno.writeTextFile(join(base, "a.txt"), "x");
   const serve = await spawnServe(join(base, "in"), ["--open", "--no-discovery"]);
   try {
@@ -53,10 +57,12 @@ Deno.test("serve --open logs a sender that has a code and refused it", async () 
       env: { FERRY_CODE: TEST_CODE },
     });
     assertStringIncludes(sent.stderr, "asks for no code");
-    await waitFor(() => serve.output().includes("code-expected"));
+    await waitFor(
+      "serve's line naming code-expected",
+      () => serve.output().includes("code-expected"),
+    );
   } finally {
     const { stdout, stderr } = await serve.stop();
     assertStringIncludes(stdout + stderr, "sends nothing to an open receiver (code-expected)");
-    await Deno.remove(base, { recursive: true });
   }
 });

@@ -20,17 +20,14 @@ import type { Ack, Decision } from "../src/protocol/messages.ts";
 import { SMALL_FILE_MAX } from "../src/server/small_file.ts";
 import { loadNativeFs } from "../src/server/native_fs.ts";
 import {
-  freePort,
   listTree,
-  MAIN,
   randomBytes,
   RawClient,
   sha256,
   snapshot,
+  spawnServe,
   startServer,
   tempDir,
-  TEST_CODE,
-  waitFor,
 } from "./_harness.ts";
 
 const MTIME = 1_700_000_000_000;
@@ -87,52 +84,20 @@ async function inProcess(dir: string): Promise<Receiver> {
  * not loaded there, so it places files through Deno's API.
  */
 async function withoutFfi(dir: string): Promise<Receiver> {
-  const port = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
+  const serve = await spawnServe(dir, ["--no-discovery"], {
+    permissions: [
       "--allow-net",
       "--allow-read",
       "--allow-write",
       "--allow-sys",
       "--allow-env",
       "--deny-ffi", // on purpose: ferry then runs without the C library
-      MAIN,
-      "serve",
-      dir,
-      "--port",
-      String(port),
-      "--host",
-      "127.0.0.1",
-      "--no-discovery",
     ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-    env: { NO_COLOR: "1", FERRY_CODE: TEST_CODE },
-  }).spawn();
-  const stderr = new Response(child.stderr).text();
-  try {
-    await waitFor(async () => {
-      try {
-        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-        return true;
-      } catch {
-        return false;
-      }
-    }, 15_000);
-  } catch (err) {
-    child.kill();
-    await child.status;
-    throw new Error(`serve did not start: ${await stderr}`, { cause: err });
-  }
+  });
   return {
-    port,
+    port: serve.port,
     async close() {
-      child.kill("SIGTERM");
-      await child.status;
-      await stderr;
+      await serve.stop();
     },
   };
 }
@@ -146,12 +111,9 @@ interface Case {
 }
 
 async function raceCase(c: Case): Promise<void> {
-  const base = await tempDir("ferry-race-");
-  try {
-    await race(base, c);
-  } finally {
-    await Deno.remove(base, { recursive: true });
-  }
+  await using baseDir = await tempDir("ferry-race-");
+  const base = baseDir.path;
+  await race(base, c);
 }
 
 async function race(base: string, { size, folder, receiver, swap }: Case): Promise<void> {
@@ -284,12 +246,9 @@ for (const receiver of ["descriptors", "paths"] as const) {
         `.ferry/${staging} (placed through ${receiver}) is refused, not written outside DIR`,
       ignore: Deno.build.os === "windows" || (receiver === "descriptors" && !native),
       async fn() {
-        const base = await tempDir("ferry-race-");
-        try {
-          await stagingRace(base, receiver, staging);
-        } finally {
-          await Deno.remove(base, { recursive: true });
-        }
+        await using baseDir = await tempDir("ferry-race-");
+        const base = baseDir.path;
+        await stagingRace(base, receiver, staging);
       },
     });
   }

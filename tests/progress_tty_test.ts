@@ -7,7 +7,6 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
-import dgram from "node:dgram";
 import {
   charWidth,
   displayWidth,
@@ -21,8 +20,15 @@ import {
   shortenLeft,
 } from "../src/cli/progress.ts";
 import { FaultProxy } from "./fault_proxy.ts";
-import { MAIN, spawnServe, startServer, TEST_CODE } from "./_harness.ts";
-import { SHIPPED_PERMISSIONS } from "./_permissions.ts";
+import {
+  denoArgs,
+  freeUdpPort,
+  memoryTempDir,
+  spawnServe,
+  startServer,
+  TEST_CODE,
+} from "./_harness.ts";
+import { NO_TMUX, shQuote, Terminal } from "./_terminal.ts";
 
 Deno.test("formatDuration() and formatRate() read like a clock and a speed", () => {
   assertEquals(formatDuration(0), "0:00");
@@ -138,87 +144,27 @@ Deno.test("LiveArea.update() redraws its lines in place and print() writes above
   ]);
 });
 
-// A real terminal: tmux.
-
-async function hasTmux(): Promise<boolean> {
-  try {
-    const { success } = await new Deno.Command("tmux", { args: ["-V"], stdout: "null" }).output();
-    return success;
-  } catch {
-    return false;
-  }
-}
-const NO_TMUX = !(await hasTmux());
-
-function quote(arg: string): string {
-  return `'${arg.replaceAll("'", `'\\''`)}'`;
-}
-
-/** A tmux server of our own (its own socket), with one 120×30 window running a command. */
-class Terminal {
-  readonly socket = `ferry-test-${crypto.randomUUID().slice(0, 8)}`;
-
-  async tmux(...args: string[]): Promise<string> {
-    const out = await new Deno.Command("tmux", {
-      args: ["-L", this.socket, ...args],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    return new TextDecoder().decode(out.stdout);
-  }
-
-  /** Runs `ferry ARGS...` in the terminal, then prints `EXIT=<code>` and waits. */
-  async start(args: string[], env: Record<string, string> = {}, delay = 0): Promise<void> {
-    const assignments = Object.entries({ FERRY_CODE: TEST_CODE, ...env })
-      .map(([k, v]) => `${k}=${quote(v)}`);
-    const command = [
+/**
+ * Runs `ferry ARGS...` (the shipped permissions) in `term`, with FERRY_CODE (and `env`) set and
+ * NO_COLOR unset, after `delay` seconds.
+ */
+async function startFerry(
+  term: Terminal,
+  args: string[],
+  env: Record<string, string> = {},
+  delay = 0,
+): Promise<void> {
+  const assignments = Object.entries({ FERRY_CODE: TEST_CODE, ...env })
+    .map(([k, v]) => `${k}=${shQuote(v)}`);
+  await term.start(
+    [
       delay > 0 ? `sleep ${delay};` : "",
       "env -u NO_COLOR",
       ...assignments,
-      quote(Deno.execPath()),
-      "run --quiet",
-      ...SHIPPED_PERMISSIONS.map(quote),
-      quote(MAIN),
-      ...args.map(quote),
-      "; echo EXIT=$?; sleep 120",
-    ].join(" ");
-    await this.tmux("new-session", "-d", "-s", "t", "-x", "120", "-y", "30", command);
-  }
-
-  /** The screen's text, trailing empty lines removed. */
-  async screen(): Promise<string> {
-    return (await this.tmux("capture-pane", "-p", "-t", "t")).replace(/\n+$/, "");
-  }
-
-  /** Polls the screen until `done` says so; returns every distinct screen seen. */
-  async watch(done: (screen: string) => boolean, ms = 60_000): Promise<string[]> {
-    const seen: string[] = [];
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const screen = await this.screen();
-      if (seen.at(-1) !== screen) seen.push(screen);
-      if (done(screen)) return seen;
-      if (Date.now() > deadline) throw new Error(`timed out; the screen:\n${screen}`);
-      await new Promise((r) => setTimeout(r, 40));
-    }
-  }
-
-  async keys(...keys: string[]): Promise<void> {
-    await this.tmux("send-keys", "-t", "t", ...keys);
-  }
-
-  async close(): Promise<void> {
-    await this.tmux("kill-server");
-  }
-}
-
-/** A folder in memory if there is /dev/shm (the big file need not touch a disk). */
-async function fastTempDir(): Promise<string> {
-  try {
-    return await Deno.makeTempDir({ dir: "/dev/shm", prefix: "ferry-tty-" });
-  } catch {
-    return await Deno.makeTempDir({ prefix: "ferry-tty-" });
-  }
+      shQuote(Deno.execPath()),
+      ...denoArgs(args).map(shQuote),
+    ].join(" "),
+  );
 }
 
 /** A folder with a 256 MB file (sparse: quick to make, read as zeros) and three small ones. */
@@ -240,12 +186,13 @@ Deno.test({
   name: "ferry send on a terminal shows a progress line and ends it cleanly before the summary",
   ignore: NO_TMUX,
   async fn() {
-    const base = await fastTempDir();
+    await using baseDir = await memoryTempDir("ferry-tty-");
+    const base = baseDir.path;
     const src = await bigTree(base);
     const serve = await spawnServe(join(base, "inbox"), ["--no-discovery"]);
     const term = new Terminal();
     try {
-      await term.start(["send", src, "--to", `127.0.0.1:${serve.port}`]);
+      await startFerry(term, ["send", src, "--to", `127.0.0.1:${serve.port}`]);
       const screens = await term.watch((s) => EXITED.test(s));
       const progress = screens.filter((s) => PROGRESS.test(s));
       assert(progress.length > 0, `no progress line was seen in:\n${screens.join("\n---\n")}`);
@@ -268,7 +215,6 @@ Deno.test({
     } finally {
       await term.close();
       await serve.stop();
-      await Deno.remove(base, { recursive: true });
     }
   },
 });
@@ -277,12 +223,13 @@ Deno.test({
   name: "ferry send on a terminal ends the progress line cleanly when the transfer fails",
   ignore: NO_TMUX,
   async fn() {
-    const base = await fastTempDir();
+    await using baseDir = await memoryTempDir("ferry-tty-");
+    const base = baseDir.path;
     const src = await bigTree(base);
     const serve = await spawnServe(join(base, "inbox"), ["--no-discovery"]);
     const term = new Terminal();
     try {
-      await term.start(["send", src, "--to", `127.0.0.1:${serve.port}`, "--retries", "0"]);
+      await startFerry(term, ["send", src, "--to", `127.0.0.1:${serve.port}`, "--retries", "0"]);
       await term.watch((s) => PROGRESS.test(s) || EXITED.test(s));
       await serve.stop(); // the receiver goes away mid-transfer
       await term.watch((s) => EXITED.test(s));
@@ -294,7 +241,6 @@ Deno.test({
     } finally {
       await term.close();
       await serve.stop();
-      await Deno.remove(base, { recursive: true });
     }
   },
 });
@@ -303,7 +249,8 @@ Deno.test({
   name: "ferry send on a terminal with NO_COLOR prints plain lines, never redraws",
   ignore: NO_TMUX,
   async fn() {
-    const base = await fastTempDir();
+    await using baseDir = await memoryTempDir("ferry-tty-");
+    const base = baseDir.path;
     const src = join(base, "src");
     await Deno.mkdir(src);
     for (const name of ["a.txt", "b.txt"]) await Deno.writeTextFile(join(src, name), name);
@@ -312,8 +259,13 @@ Deno.test({
     const raw = join(base, "raw.out");
     try {
       // Starts a second later, so that the raw output is recorded from its first byte.
-      await term.start(["send", src, "--to", `127.0.0.1:${serve.port}`], { NO_COLOR: "1" }, 1);
-      await term.tmux("pipe-pane", "-t", "t", `cat >> ${quote(raw)}`);
+      await startFerry(
+        term,
+        ["send", src, "--to", `127.0.0.1:${serve.port}`],
+        { NO_COLOR: "1" },
+        1,
+      );
+      await term.tmux("pipe-pane", "-t", "t", `cat >> ${shQuote(raw)}`);
       await term.watch((s) => EXITED.test(s));
       const final = await term.screen();
       assertStringIncludes(final, "sent src/a.txt (5 B)");
@@ -326,31 +278,23 @@ Deno.test({
     } finally {
       await term.close();
       await serve.stop();
-      await Deno.remove(base, { recursive: true });
     }
   },
 });
-
-async function freeUdpPort(): Promise<number> {
-  const socket = dgram.createSocket("udp4");
-  await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", () => resolve()));
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
-}
 
 Deno.test({
   name: "ferry send on a terminal asks which server when several answer, and sends to that one",
   ignore: NO_TMUX,
   async fn() {
-    const base = await fastTempDir();
+    await using baseDir = await memoryTempDir("ferry-tty-");
+    const base = baseDir.path;
     await Deno.writeTextFile(join(base, "a.txt"), "for the second");
     const [udp1, udp2] = [await freeUdpPort(), await freeUdpPort()];
     const first = await spawnServe(join(base, "one"), ["--discovery-port", String(udp1)]);
     const second = await spawnServe(join(base, "two"), ["--discovery-port", String(udp2)]);
     const term = new Terminal();
     try {
-      await term.start(["send", join(base, "a.txt")], {
+      await startFerry(term, ["send", join(base, "a.txt")], {
         FERRY_DISCOVERY_ADDRESS: `127.0.0.1:${udp1},127.0.0.1:${udp2}`,
       });
       const [prompt] = (await term.watch((s) => /Number \(1-2/.test(s) || EXITED.test(s))).slice(
@@ -375,7 +319,6 @@ Deno.test({
       await term.close();
       await first.stop();
       await second.stop();
-      await Deno.remove(base, { recursive: true });
     }
   },
 });
@@ -384,12 +327,13 @@ Deno.test({
   name: "ferry send on a terminal asks for the code a receiver needs, without echoing it",
   ignore: NO_TMUX,
   async fn() {
-    const base = await fastTempDir();
+    await using baseDir = await memoryTempDir("ferry-tty-");
+    const base = baseDir.path;
     await Deno.writeTextFile(join(base, "a.txt"), "asked for the code");
     const serve = await spawnServe(join(base, "in"), ["--no-discovery"]);
     const term = new Terminal();
     try {
-      await term.start(["send", join(base, "a.txt"), "--to", `127.0.0.1:${serve.port}`], {
+      await startFerry(term, ["send", join(base, "a.txt"), "--to", `127.0.0.1:${serve.port}`], {
         FERRY_CODE: "",
       });
       const [prompt] = (await term.watch((s) => /needs its code.*:\s*$/m.test(s) || EXITED.test(s)))
@@ -405,7 +349,6 @@ Deno.test({
     } finally {
       await term.close();
       await serve.stop();
-      await Deno.remove(base, { recursive: true });
     }
   },
 });
@@ -431,7 +374,8 @@ Deno.test({
   name: "ferry send on a terminal says it is reconnecting instead of a decaying rate, then goes on",
   ignore: NO_TMUX,
   async fn() {
-    const base = await fastTempDir();
+    await using baseDir = await memoryTempDir("ferry-tty-");
+    const base = baseDir.path;
     const file = await oneBigFile(base, 32 * 1024 * 1024);
     const server = await startServer(join(base, "inbox"));
     // The first connection is cut a third of the way through; the second goes through.
@@ -444,7 +388,7 @@ Deno.test({
     );
     const term = new Terminal();
     try {
-      await term.start(["send", file, "--to", `127.0.0.1:${proxy.port}`]);
+      await startFerry(term, ["send", file, "--to", `127.0.0.1:${proxy.port}`]);
       const screens = await term.watch((s) => EXITED.test(s));
       const reconnecting = new RegExp(
         `^reconnecting to 127\\.0\\.0\\.1:${proxy.port} \\(attempt 2 of 6\\)…$`,
@@ -474,7 +418,6 @@ Deno.test({
       await term.close();
       await proxy.close();
       await server.close();
-      await Deno.remove(base, { recursive: true });
     }
   },
 });
@@ -483,13 +426,14 @@ Deno.test({
   name: "Ctrl+C on ferry send on a terminal ends the progress line and says to run it again",
   ignore: NO_TMUX,
   async fn() {
-    const base = await fastTempDir();
+    await using baseDir = await memoryTempDir("ferry-tty-");
+    const base = baseDir.path;
     const file = await oneBigFile(base, 32 * 1024 * 1024);
     const server = await startServer(join(base, "inbox"));
     const proxy = new FaultProxy(server.port, { bytesPerSecond: 4_000_000 });
     const term = new Terminal();
     try {
-      await term.start(["send", file, "--to", `127.0.0.1:${proxy.port}`]);
+      await startFerry(term, ["send", file, "--to", `127.0.0.1:${proxy.port}`]);
       await term.watch((s) => PROGRESS.test(s) || EXITED.test(s));
       await term.keys("C-c");
       await term.watch((s) => EXITED.test(s));
@@ -502,7 +446,6 @@ Deno.test({
       await term.close();
       await proxy.close();
       await server.close();
-      await Deno.remove(base, { recursive: true });
     }
   },
 });

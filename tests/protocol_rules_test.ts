@@ -30,14 +30,14 @@ const MTIME = 1_700_000_000_000;
 const TRANSFER = "0123456789abcdef0123456789abcdef";
 
 async function withServer(test: (srv: TestServer, dir: string) => Promise<void>): Promise<void> {
-  const base = await tempDir("ferry-rules-");
+  await using baseDir = await tempDir("ferry-rules-");
+  const base = baseDir.path;
   const dir = join(base, "inbox");
   const srv = await startServer(dir);
   try {
     await test(srv, dir);
   } finally {
     await srv.close();
-    await Deno.remove(base, { recursive: true });
   }
 }
 
@@ -80,7 +80,7 @@ async function expectError(client: RawClient, code: string): Promise<void> {
 }
 
 async function sessionEnd(srv: TestServer): Promise<Json> {
-  await waitFor(() => srv.events.some((e) => e.type === "session-end"));
+  await waitFor("the session's end", () => srv.events.some((e) => e.type === "session-end"));
   return srv.events.find((e) => e.type === "session-end") as unknown as Json;
 }
 
@@ -88,7 +88,8 @@ async function sessionEnd(srv: TestServer): Promise<Json> {
 // §2: the sender judges the receiver's channel byte before the key exchange
 
 Deno.test("a sender refuses a receiver preamble of another channel before sending its key share", async () => {
-  const base = await tempDir("ferry-rules-");
+  await using baseDir = await tempDir("ferry-rules-");
+  const base = baseDir.path;
   const path = join(base, "a.txt");
   await Deno.writeTextFile(path, "hello");
   // Channel 0 in the preamble, then a CHANNEL_OPEN (not an ERROR): a receiver that got the
@@ -109,7 +110,6 @@ Deno.test("a sender refuses a receiver preamble of another channel before sendin
     assertEquals(error.code, "unsupported-channel");
   } finally {
     fake.close();
-    await Deno.remove(base, { recursive: true });
   }
 });
 
@@ -149,7 +149,10 @@ Deno.test("a receiver answers a share that does not decode with bad-key-share, a
       } finally {
         client.close();
       }
-      await waitFor(() => srv.events.filter((e) => e.type === "session-end").length > 0);
+      await waitFor(
+        "the session's end",
+        () => srv.events.filter((e) => e.type === "session-end").length > 0,
+      );
       assertEquals(srv.events.filter((e) => e.type === "wrong-code"), [], what);
       srv.events.length = 0;
     }

@@ -16,10 +16,17 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { ConflictPolicy } from "../src/server/inbox.ts";
 import { FaultProxy } from "./fault_proxy.ts";
-import { SHIPPED_PERMISSIONS } from "./_permissions.ts";
+import {
+  type CliResult,
+  freePort,
+  randomBytes,
+  runCli,
+  type ServeProcess,
+  spawnServe,
+  tempDir,
+  waitFor,
+} from "./_harness.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const CODE = "1234-rerun-code-word";
 /** A large file: several DATA frames, so the receiver keeps a partial of it. */
 const SIZE = 12_000_000;
 /** The link stalls here, mid-file, until serve has been stopped (unless a scenario says). */
@@ -27,112 +34,17 @@ const STALL_AT = 4_000_000;
 /** An old modification time, as a copy made earlier keeps it. */
 const MTIME = new Date("2024-03-01T12:00:00Z");
 
-interface Output {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** `ferry serve DIR` on 127.0.0.1:`port`, up once it says it is listening. */
-async function serve(dir: string, port: number, policy: ConflictPolicy) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      ...SHIPPED_PERMISSIONS,
-      MAIN,
-      "serve",
-      dir,
-      "--port",
-      String(port),
-      "--host",
-      "127.0.0.1",
-      "--on-conflict",
-      policy,
-      "--no-discovery",
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1", FERRY_CODE: CODE },
-  }).spawn();
-  const out = collect(child);
-  const deadline = Date.now() + 20_000;
-  while (!out.stdout().includes("listening on port")) {
-    if (Date.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new Error(`serve did not start:\n${out.stdout()}\n${out.stderr()}`);
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return {
-    async stop(): Promise<Output> {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone already */ }
-      return await out.done;
-    },
-  };
+function serve(dir: string, port: number, policy: ConflictPolicy): Promise<ServeProcess> {
+  return spawnServe(dir, ["--on-conflict", policy, "--no-discovery"], { port, startMs: 20_000 });
 }
 
-/** `ferry send ARGS...`, running. */
-function send(args: string[]): Promise<Output> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", ...SHIPPED_PERMISSIONS, MAIN, "send", ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1", FERRY_CODE: CODE },
-  }).spawn();
-  return collect(child).done;
+/** `ferry send ARGS...`, to its end. */
+function send(args: string[]): Promise<CliResult> {
+  return runCli(["send", ...args]);
 }
 
-function collect(child: Deno.ChildProcess) {
-  let stdout = "";
-  let stderr = "";
-  const decoder = () => new TextDecoder();
-  const pump = async (stream: ReadableStream<Uint8Array>, add: (s: string) => void) => {
-    const d = decoder();
-    for await (const chunk of stream) add(d.decode(chunk, { stream: true }));
-  };
-  const pumping = Promise.all([
-    pump(child.stdout, (s) => stdout += s),
-    pump(child.stderr, (s) => stderr += s),
-  ]);
-  return {
-    stdout: () => stdout,
-    stderr: () => stderr,
-    done: (async () => {
-      const { code } = await child.status;
-      await pumping;
-      return { code, stdout, stderr };
-    })(),
-  };
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
-async function waitFor(what: string, check: () => boolean, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-function randomBytes(n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i += 65536) {
-    crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
-  }
-  return out;
-}
-
+/** SHA-256 of the file at `path`, in hex. */
 function sha256(path: string): string {
   return createHash("sha256").update(Deno.readFileSync(path)).digest("hex");
 }
@@ -187,7 +99,7 @@ interface Ran {
   base: string;
   src: string;
   dir: string;
-  rerun: Output;
+  rerun: CliResult;
   /** Inode and SHA-256 of each copy DIR held, before the first run. */
   before: Map<string, { ino: number | null; sha: string }>;
 }
@@ -195,10 +107,10 @@ interface Ran {
 /**
  * Runs a scenario: DIR holds `copies` of src/c.bin; `ferry send` of `sources` is cut by a
  * SIGTERM to serve mid-file (a partial of more than 1 MiB is kept), serve is started again
- * on the same DIR and port, and the same command runs again, through the same proxy.
+ * on the same DIR and port, and the same command runs again, through the same proxy. All of
+ * it in `base`.
  */
-async function run(s: Scenario): Promise<Ran> {
-  const base = await Deno.makeTempDir({ prefix: "ferry-rerun-" });
+async function run(base: string, s: Scenario): Promise<Ran> {
   const src = join(base, "src");
   const dir = join(base, "inbox");
   await Deno.mkdir(src);
@@ -221,8 +133,8 @@ async function run(s: Scenario): Promise<Ran> {
   ];
   try {
     const first = await serve(dir, port, s.first);
-    let stopped: Output;
-    let cut: Output;
+    let stopped: CliResult;
+    let cut: CliResult;
     try {
       const sending = send(args);
       await waitFor("the link to stall", () => proxy.forwarded >= stallAt);
@@ -241,7 +153,7 @@ async function run(s: Scenario): Promise<Ran> {
     assertEquals(cut.code, 1, `the first run was not cut:\n${cut.stdout}${cut.stderr}`);
     assertEquals(partials(dir).count, 1, "the cut run left its partial");
     const again = await serve(dir, port, s.then);
-    let rerun: Output;
+    let rerun: CliResult;
     try {
       rerun = await send(args);
     } finally {
@@ -264,7 +176,8 @@ function assertUntouched(ran: Ran): void {
 
 Deno.test("rename: the rerun of an interrupted send resumes the partial into a new numbered copy", async () => {
   // The report: DIR held c.bin and c (1).bin, unchanged copies of the source.
-  const ran = await run({
+  await using tmp = await tempDir("ferry-rerun-");
+  const ran = await run(tmp.path, {
     first: "rename",
     then: "rename",
     sources: ["c.bin"],
@@ -281,11 +194,11 @@ Deno.test("rename: the rerun of an interrupted send resumes the partial into a n
   assertEquals(Deno.statSync(join(dir, "c (2).bin")).mtime, MTIME);
   assertUntouched(ran);
   assertEquals(partials(dir), { count: 0, bytes: 0 });
-  await Deno.remove(ran.base, { recursive: true });
 });
 
 Deno.test("overwrite: the rerun of an interrupted send resumes the partial and replaces the file", async () => {
-  const ran = await run({
+  await using tmp = await tempDir("ferry-rerun-");
+  const ran = await run(tmp.path, {
     first: "overwrite",
     then: "overwrite",
     sources: ["c.bin"],
@@ -301,7 +214,6 @@ Deno.test("overwrite: the rerun of an interrupted send resumes the partial and r
   assertNotEquals(Deno.statSync(join(dir, "c.bin")).ino, ran.before.get("c.bin")!.ino);
   assertEquals(sha256(join(dir, "c.bin")), sha256(join(src, "c.bin")));
   assertEquals(partials(dir), { count: 0, bytes: 0 });
-  await Deno.remove(ran.base, { recursive: true });
 });
 
 for (const policy of ["skip", "fail"] as const) {
@@ -309,7 +221,8 @@ for (const policy of ["skip", "fail"] as const) {
 
   Deno.test(`${policy}: in the rerun of an interrupted send, the file DIR held ${outcome}, the rest resumes`, async () => {
     // c.bin is not sent (it exists); d.bin is cut mid-file.
-    const ran = await run({
+    await using tmp = await tempDir("ferry-rerun-");
+    const ran = await run(tmp.path, {
       first: policy,
       then: policy,
       sources: ["c.bin", "d.bin"],
@@ -335,12 +248,12 @@ for (const policy of ["skip", "fail"] as const) {
     assertEquals(sha256(join(dir, "d.bin")), sha256(join(src, "d.bin")));
     assertUntouched(ran);
     assertEquals(partials(dir), { count: 0, bytes: 0 });
-    await Deno.remove(ran.base, { recursive: true });
   });
 
   Deno.test(`${policy}: restarted with --on-conflict ${policy}, the rerun leaves no partial of the file it does not take`, async () => {
     // The first serve took a new copy (rename) and was cut mid-file; the second keeps DIR's.
-    const ran = await run({
+    await using tmp = await tempDir("ferry-rerun-");
+    const ran = await run(tmp.path, {
       first: "rename",
       then: policy,
       sources: ["c.bin"],
@@ -363,7 +276,6 @@ for (const policy of ["skip", "fail"] as const) {
     assertEquals(names(dir), ["c.bin"]);
     assertUntouched(ran);
     assertEquals(partials(dir), { count: 0, bytes: 0 });
-    await Deno.remove(ran.base, { recursive: true });
   });
 }
 
@@ -372,7 +284,8 @@ for (const policy of ["rename", "overwrite"] as const) {
 
   Deno.test(`${policy}: a file the interrupted run stored (as ${stored}) is already there in the rerun`, async () => {
     // c.bin arrives whole (a new copy, or replacing DIR's), then d.bin is cut mid-file.
-    const ran = await run({
+    await using tmp = await tempDir("ferry-rerun-");
+    const ran = await run(tmp.path, {
       first: policy,
       then: policy,
       sources: ["c.bin", "d.bin"],
@@ -398,13 +311,13 @@ for (const policy of ["rename", "overwrite"] as const) {
     assertEquals(sha256(join(dir, "d.bin")), sha256(join(src, "d.bin")));
     if (policy === "rename") assertUntouched(ran);
     assertEquals(partials(dir), { count: 0, bytes: 0 });
-    await Deno.remove(ran.base, { recursive: true });
   });
 }
 
 Deno.test("a completed transfer run again is a new copy, also when DIR held the file before", async () => {
   // Unchanged behaviour (README: a transfer that completed is done): no interruption, two runs.
-  const base = await Deno.makeTempDir({ prefix: "ferry-rerun-" });
+  await using tmp = await tempDir("ferry-rerun-");
+  const base = tmp.path;
   const src = join(base, "src");
   const dir = join(base, "inbox");
   await Deno.mkdir(src);
@@ -424,5 +337,4 @@ Deno.test("a completed transfer run again is a new copy, also when DIR held the 
   }
   assertEquals(names(dir), ["c (1).bin", "c (2).bin", "c.bin"]);
   assertGreater(Deno.statSync(join(dir, "c (2).bin")).size, 0);
-  await Deno.remove(base, { recursive: true });
 });

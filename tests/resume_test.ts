@@ -11,21 +11,22 @@ import {
   assertStringIncludes,
 } from "@std/assert";
 import { join } from "node:path";
-import type { SendEvent, SendResult } from "../src/client/send_session.ts";
+import type { SendEvent } from "../src/client/send_session.ts";
 import { ConnectionLost } from "../src/errors.ts";
-import { DIGEST_NAMES, type DigestName } from "../src/protocol/digests.ts";
+import { DIGEST_NAMES } from "../src/protocol/digests.ts";
 import { FaultProxy } from "./fault_proxy.ts";
 import {
   randomBytes,
+  Rng,
   runCli,
   sendInProcess,
   snapshot,
+  spawnCli,
   spawnServe,
   startServer,
   tempDir,
   waitFor,
 } from "./_harness.ts";
-import { SHIPPED_PERMISSIONS } from "./_permissions.ts";
 
 /** A source tree in base/src: one 3 MB file (sent first) and a folder of small files. */
 async function makeSources(base: string): Promise<string[]> {
@@ -52,15 +53,6 @@ function partialBytes(folder: string): number {
   }
 }
 
-function sendTo(
-  port: number,
-  paths: string[],
-  opts: { retries?: number; events?: SendEvent[]; plaintext?: boolean; digests?: DigestName[] } =
-    {},
-): Promise<SendResult> {
-  return sendInProcess(port, paths, opts);
-}
-
 /** What the sources (made by makeSources) look like on the receiver. */
 async function expected(base: string): Promise<Record<string, unknown>> {
   return await snapshot(join(base, "src"));
@@ -76,13 +68,14 @@ async function assertOnlyVerified(src: string, dir: string): Promise<void> {
 }
 
 Deno.test("a transfer cut at any point shows only verified files, and the rerun completes byte-exact", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const paths = await makeSources(base);
   // A clean run through the proxy measures the upstream byte count.
   const probeDir = join(base, "probe");
   const probe = await startServer(probeDir);
   const counter = new FaultProxy(probe.port, {});
-  await sendTo(counter.port, paths);
+  await sendInProcess(counter.port, paths);
   const total = counter.forwarded;
   await counter.close();
   await probe.close();
@@ -103,9 +96,9 @@ Deno.test("a transfer cut at any point shows only verified files, and the rerun 
     const server = await startServer(dir);
     const proxy = new FaultProxy(server.port, { cutAfter: cut });
     try {
-      await assertRejects(() => sendTo(proxy.port, paths), ConnectionLost);
+      await assertRejects(() => sendInProcess(proxy.port, paths), ConnectionLost);
       await assertOnlyVerified(join(base, "src"), dir);
-      const rerun = await sendTo(server.port, paths);
+      const rerun = await sendInProcess(server.port, paths);
       assertEquals(rerun.failed, 0, `cut at ${cut}`);
       assertEquals(await snapshot(dir), await expected(base), `cut at ${cut}`);
       // Data is kept per whole DATA frame (1 MiB): a cut past the first one leaves a prefix to resume.
@@ -118,19 +111,23 @@ Deno.test("a transfer cut at any point shows only verified files, and the rerun 
       await server.close();
     }
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 for (const digest of DIGEST_NAMES) {
   Deno.test(`send retries by itself after a dropped connection and resumes the partial file (${digest})`, async () => {
-    const base = await tempDir();
+    await using baseDir = await tempDir();
+    const base = baseDir.path;
     const paths = await makeSources(base);
     const dir = join(base, "inbox");
     const server = await startServer(dir);
     const proxy = new FaultProxy(server.port, (n) => n <= 2 ? { cutAfter: 1_000_000 * n } : {});
     const events: SendEvent[] = [];
     try {
-      const result = await sendTo(proxy.port, paths, { retries: 3, events, digests: [digest] });
+      const result = await sendInProcess(proxy.port, paths, {
+        retries: 3,
+        events,
+        digests: [digest],
+      });
       const connected = events.filter((e) => e.type === "connected");
       assertEquals(connected.map((e) => e.type === "connected" && e.digest), [
         digest,
@@ -148,14 +145,14 @@ for (const digest of DIGEST_NAMES) {
       await proxy.close();
       await server.close();
     }
-    await Deno.remove(base, { recursive: true });
   });
 }
 
 // On the (default) encrypted channel a flipped byte fails the record's authentication and ends the
 // session (tests/secure_channel_test.ts). On the plain channel the file digest is what catches it.
 Deno.test("on the plain channel a flipped byte is detected by the digest, the file is resent once, and a second failure is reported", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const file = join(base, "pattern.bin");
   await Deno.writeFile(file, new Uint8Array(200_000).fill(0xaa));
   for (const [flips, ok] of [[[2000], true], [[2000, 250_000], false]] as const) {
@@ -164,7 +161,7 @@ Deno.test("on the plain channel a flipped byte is detected by the digest, the fi
     const proxy = new FaultProxy(server.port, { flipAt: [...flips], flipValue: 0xaa });
     const events: SendEvent[] = [];
     try {
-      const result = await sendTo(proxy.port, [file], { events, plaintext: true });
+      const result = await sendInProcess(proxy.port, [file], { events, plaintext: true });
       const warning = events.find((e) => e.type === "warning");
       assert(
         warning?.type === "warning" && /arrived damaged.*digest mismatch/.test(warning.message),
@@ -184,28 +181,28 @@ Deno.test("on the plain channel a flipped byte is detected by the digest, the fi
       await server.close();
     }
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("data split into 1-byte writes arrives intact", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const file = join(base, "a.bin");
   await Deno.writeFile(file, randomBytes(20_000));
   const server = await startServer(join(base, "inbox"));
   const proxy = new FaultProxy(server.port, { split: true });
   try {
-    const result = await sendTo(proxy.port, [file]);
+    const result = await sendInProcess(proxy.port, [file]);
     assertEquals(result.files, 1);
     assertEquals(await Deno.readFile(join(base, "inbox/a.bin")), await Deno.readFile(file));
   } finally {
     await proxy.close();
     await server.close();
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("a source file that changes while being sent fails with a clear message and the rest go on", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const paths = await makeSources(base);
   // Larger than the socket buffers between sender and receiver, so the sender is still reading it.
   await Deno.writeFile(paths[0], randomBytes(40_000_000));
@@ -214,8 +211,8 @@ Deno.test("a source file that changes while being sent fails with a clear messag
   const proxy = new FaultProxy(server.port, { stallAfter: 500_000 });
   const events: SendEvent[] = [];
   try {
-    const sending = sendTo(proxy.port, paths, { events });
-    await waitFor(() => proxy.forwarded >= 500_000);
+    const sending = sendInProcess(proxy.port, paths, { events });
+    await waitFor("500 kB to go through", () => proxy.forwarded >= 500_000);
     const f = await Deno.open(paths[0], { append: true });
     await f.write(new Uint8Array(10));
     f.close();
@@ -234,20 +231,24 @@ Deno.test("a source file that changes while being sent fails with a clear messag
     await proxy.close();
     await server.close();
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("SIGTERM on serve tells the sender, keeps only the resumable partial, exits 0, and the rerun resumes", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const paths = await makeSources(base);
   const dir = join(base, "inbox");
   const serve = await spawnServe(dir);
   const proxy = new FaultProxy(serve.port, { stallAfter: 1_500_000 });
   try {
     const sending = runCli(["send", ...paths, "--to", `127.0.0.1:${proxy.port}`, "--retries", "0"]);
-    await waitFor(() => proxy.forwarded >= 1_500_000, 20_000);
+    await waitFor("1.5 MB to go through", () => proxy.forwarded >= 1_500_000, 20_000);
     // The first 1 MiB of big.bin has been received and written (not only forwarded).
-    await waitFor(() => partialBytes(join(dir, ".ferry/partial")) > 1_000_000, 20_000);
+    await waitFor(
+      "a partial over 1 MB",
+      () => partialBytes(join(dir, ".ferry/partial")) > 1_000_000,
+      20_000,
+    );
     const stopped = await serve.stop("SIGTERM");
     assertEquals(stopped.code, 0);
     assertStringIncludes(stopped.stdout, "ferry: stopped");
@@ -272,11 +273,11 @@ Deno.test("SIGTERM on serve tells the sender, keeps only the resumable partial, 
   } finally {
     await again.stop();
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("killing send at random moments 20 times, then rerunning it, ends with a byte-exact tree", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const src = join(base, "tree");
   await Deno.mkdir(join(src, "a/b"), { recursive: true });
   await Deno.writeFile(join(src, "large.bin"), randomBytes(24_000_000));
@@ -288,36 +289,16 @@ Deno.test("killing send at random moments 20 times, then rerunning it, ends with
   // Slow enough (1 MB/s) that the killed runs (under 0.8 s each) cannot finish the 24.6 MB between
   // them: a finished run would make the next one a new transfer (a second copy, by design).
   const proxy = new FaultProxy(serve.port, { bytesPerSecond: 1_000_000 });
-  // Seeded (mulberry32), so a failure can be replayed.
-  let seed = 20261123;
-  const random = () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  // Seeded, so a failure can be replayed.
+  const random = new Rng(20261123);
   try {
     for (let i = 0; i < 20; i++) {
-      const child = new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "--quiet",
-          ...SHIPPED_PERMISSIONS,
-          new URL("../main.ts", import.meta.url).pathname,
-          "send",
-          src,
-          "--to",
-          `127.0.0.1:${proxy.port}`,
-          "--quiet",
-        ],
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
-      await new Promise((r) => setTimeout(r, 100 + random() * 700));
+      const running = spawnCli(["send", src, "--to", `127.0.0.1:${proxy.port}`, "--quiet"]);
+      await new Promise((r) => setTimeout(r, 100 + random.next() * 700));
       try {
-        child.kill("SIGKILL");
+        running.child.kill("SIGKILL");
       } catch { /* it finished first */ }
-      await child.status;
+      await running.done();
       if (await Deno.lstat(join(dir, "tree")).catch(() => null)) {
         await assertOnlyVerified(src, join(dir, "tree"));
       }
@@ -331,18 +312,18 @@ Deno.test("killing send at random moments 20 times, then rerunning it, ends with
     await proxy.close();
     await serve.stop();
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("a connection reset mid-file is retried and the transfer completes byte-exact", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const paths = await makeSources(base);
   const dir = join(base, "inbox");
   const server = await startServer(dir);
   const proxy = new FaultProxy(server.port, (n) => n === 1 ? { resetAfter: 2_200_000 } : {});
   const events: SendEvent[] = [];
   try {
-    const result = await sendTo(proxy.port, paths, { retries: 2, events });
+    const result = await sendInProcess(proxy.port, paths, { retries: 2, events });
     assertEquals(result.failed, 0);
     assertEquals(events.filter((e) => e.type === "retry").length, 1);
     assertGreater(result.resumedBytes, 0);
@@ -351,5 +332,4 @@ Deno.test("a connection reset mid-file is retried and the transfer completes byt
     await proxy.close();
     await server.close();
   }
-  await Deno.remove(base, { recursive: true });
 });

@@ -12,7 +12,6 @@ import {
 } from "@std/assert";
 import { join } from "node:path";
 import { FerryError } from "../src/errors.ts";
-import { type SendEvent } from "../src/client/send_session.ts";
 import { FaultProxy } from "./fault_proxy.ts";
 import {
   randomBytes,
@@ -24,26 +23,20 @@ import {
   startServer,
   tempDir,
   type TestServer,
+  waitFor,
 } from "./_harness.ts";
 
-function sendWith(
-  port: number,
-  paths: string[],
-  opts: { code?: string | null; events?: SendEvent[]; plaintext?: boolean } = {},
-) {
-  return sendInProcess(port, paths, opts);
-}
-
+/** Waits until `count` sessions have ended. */
 async function ended(server: TestServer, count: number): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (server.events.filter((e) => e.type === "session-end").length < count) {
-    if (Date.now() > deadline) throw new Error("sessions did not end");
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await waitFor(
+    `${count} sessions to end`,
+    () => server.events.filter((e) => e.type === "session-end").length >= count,
+  );
 }
 
 Deno.test("a wrong code fails fast with 'wrong code' on both sides and nothing is written", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const inbox = join(base, "inbox");
   await Deno.writeTextFile(join(base, "a.txt"), "secret");
   const serve = await spawnServe(inbox);
@@ -64,16 +57,16 @@ Deno.test("a wrong code fails fast with 'wrong code' on both sides and nothing i
     const stopped = await serve.stop();
     assertStringIncludes(stopped.stderr, "wrong code from 127.0.0.1");
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("a sender without a code is told the receiver needs one", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   await Deno.writeTextFile(join(base, "a.txt"), "x");
   const server = await startServer(join(base, "inbox"));
   try {
     const err = await assertRejects(
-      () => sendWith(server.port, [join(base, "a.txt")], { code: null }),
+      () => sendInProcess(server.port, [join(base, "a.txt")], { code: null }),
       FerryError,
     );
     assertEquals(err.message, `127.0.0.1:${server.port} needs its code`);
@@ -82,27 +75,33 @@ Deno.test("a sender without a code is told the receiver needs one", async () => 
   } finally {
     await server.close();
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("an open receiver takes senders without a code, and a sender with a code refuses it", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   await Deno.writeTextFile(join(base, "a.txt"), "open");
   const server = await startServer(join(base, "inbox"), { code: null });
   try {
-    assertEquals((await sendWith(server.port, [join(base, "a.txt")], { code: null })).files, 1);
+    assertEquals(
+      (await sendInProcess(server.port, [join(base, "a.txt")], { code: null })).files,
+      1,
+    );
     // A sender that has a code sends nothing to a receiver that proves none.
-    const err = await assertRejects(() => sendWith(server.port, [join(base, "a.txt")]), FerryError);
+    const err = await assertRejects(
+      () => sendInProcess(server.port, [join(base, "a.txt")]),
+      FerryError,
+    );
     assertEquals(err.code, "receiver-open");
     assertEquals(Object.keys(await snapshot(join(base, "inbox"))).sort(), ["a.txt"]);
   } finally {
     await server.close();
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("repeated wrong codes from one address are slowed down, then locked out even for the right code", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   await Deno.writeTextFile(join(base, "a.txt"), "x");
   const server = await startServer(join(base, "inbox"), {
     guardPolicy: { slowAfter: 2, lockAfter: 4, windowMs: 60_000, lockMs: 60_000, maxDelayMs: 300 },
@@ -112,7 +111,7 @@ Deno.test("repeated wrong codes from one address are slowed down, then locked ou
     for (let i = 0; i < 4; i++) {
       const started = performance.now();
       const err = await assertRejects(
-        () => sendWith(server.port, [join(base, "a.txt")], { code: `guess-${i}` }),
+        () => sendInProcess(server.port, [join(base, "a.txt")], { code: `guess-${i}` }),
         FerryError,
       );
       took.push(performance.now() - started);
@@ -128,7 +127,10 @@ Deno.test("repeated wrong codes from one address are slowed down, then locked ou
       false,
       true,
     ]);
-    const err = await assertRejects(() => sendWith(server.port, [join(base, "a.txt")]), FerryError);
+    const err = await assertRejects(
+      () => sendInProcess(server.port, [join(base, "a.txt")]),
+      FerryError,
+    );
     // The sender explains the unauthenticated ERROR by its code; the receiver says how long.
     assertStringIncludes(
       err.message,
@@ -143,125 +145,14 @@ Deno.test("repeated wrong codes from one address are slowed down, then locked ou
   } finally {
     await server.close();
   }
-  await Deno.remove(base, { recursive: true });
 });
-
-type Tamper = "flip" | "drop" | "duplicate" | "reorder";
-
-/**
- * A proxy that understands the sender's stream (preamble, three handshake
- * frames, then records) and tampers with record `index` of the first
- * connection.
- */
-class RecordTamperer {
-  #listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  #tasks: Promise<void>[] = [];
-  #conns: Deno.TcpConn[] = [];
-
-  constructor(readonly target: number, readonly tamper: Tamper, readonly index: number) {
-    this.#tasks.push(this.#accept());
-  }
-
-  get port(): number {
-    return (this.#listener.addr as Deno.NetAddr).port;
-  }
-
-  async #accept(): Promise<void> {
-    let first = true;
-    for (;;) {
-      let client: Deno.TcpConn;
-      try {
-        client = await this.#listener.accept();
-      } catch {
-        return;
-      }
-      const server = await Deno.connect({ hostname: "127.0.0.1", port: this.target });
-      this.#conns.push(client, server);
-      this.#tasks.push(this.#up(client, server, first), this.#down(server, client));
-      first = false;
-    }
-  }
-
-  async #down(from: Deno.TcpConn, to: Deno.TcpConn): Promise<void> {
-    const buf = new Uint8Array(65536);
-    try {
-      for (let n; (n = await from.read(buf)) !== null;) await to.write(buf.slice(0, n));
-    } catch { /* closed */ }
-    this.#closeAll(from, to);
-  }
-
-  async #up(from: Deno.TcpConn, to: Deno.TcpConn, tamper: boolean): Promise<void> {
-    let pending = new Uint8Array(0);
-    let units = 0; // preamble, 3 handshake frames, then records
-    let record = 0;
-    let held: Uint8Array | null = null;
-    const buf = new Uint8Array(65536);
-    const emit = async (unit: Uint8Array) => {
-      let done = 0;
-      while (done < unit.length) done += await to.write(unit.subarray(done));
-    };
-    try {
-      for (let n; (n = await from.read(buf)) !== null;) {
-        pending = new Uint8Array([...pending, ...buf.subarray(0, n)]);
-        for (;;) {
-          let size: number;
-          if (units === 0) size = 8;
-          else if (units <= 3) {
-            if (pending.length < 5) break;
-            size = 5 + new DataView(pending.buffer, pending.byteOffset + 1, 4).getUint32(0);
-          } else {
-            if (pending.length < 4) break;
-            size = 4 + new DataView(pending.buffer, pending.byteOffset, 4).getUint32(0);
-          }
-          if (pending.length < size) break;
-          const unit = pending.slice(0, size);
-          pending = pending.slice(size);
-          const isRecord = units > 3;
-          units++;
-          if (!isRecord || !tamper) {
-            await emit(unit);
-            continue;
-          }
-          const i = record++;
-          if (held !== null) {
-            await emit(unit);
-            await emit(held);
-            held = null;
-          } else if (i !== this.index) await emit(unit);
-          else if (this.tamper === "flip") {
-            unit[unit.length - 20] ^= 0x40;
-            await emit(unit);
-          } else if (this.tamper === "duplicate") {
-            await emit(unit);
-            await emit(unit);
-          } else if (this.tamper === "reorder") held = unit;
-          // "drop": nothing
-        }
-      }
-    } catch { /* closed */ }
-    this.#closeAll(from, to);
-  }
-
-  #closeAll(...conns: Deno.TcpConn[]): void {
-    for (const c of conns) {
-      try {
-        c.close();
-      } catch { /* closed */ }
-    }
-  }
-
-  async close(): Promise<void> {
-    this.#listener.close();
-    this.#closeAll(...this.#conns);
-    await Promise.allSettled(this.#tasks);
-  }
-}
 
 for (const tamper of ["flip", "drop", "duplicate", "reorder"] as const) {
   const done =
     { flip: "flipped", drop: "dropped", duplicate: "duplicated", reorder: "reordered" }[tamper];
   Deno.test(`a ${done} record aborts the session and nothing unverified is stored`, async () => {
-    const base = await tempDir();
+    await using baseDir = await tempDir();
+    const base = baseDir.path;
     const src = join(base, "src");
     await Deno.mkdir(src);
     // Large enough for several data records, so a dropped or reordered one is followed by another.
@@ -271,13 +162,13 @@ for (const tamper of ["flip", "drop", "duplicate", "reorder"] as const) {
     const inbox = join(base, "inbox");
     const server = await startServer(inbox);
     // Record 0 carries HELLO, record 1 the first ANNOUNCE, then data.
-    const proxy = new RecordTamperer(
+    const index = tamper === "flip" || tamper === "duplicate" ? 1 : 2;
+    const proxy = new FaultProxy(
       server.port,
-      tamper,
-      tamper === "flip" || tamper === "duplicate" ? 1 : 2,
+      (n) => n === 1 ? { tamperRecord: { tamper, index } } : {},
     );
     try {
-      await assertRejects(() => sendWith(proxy.port, [src]));
+      await assertRejects(() => sendInProcess(proxy.port, [src]));
       await ended(server, 1);
       const end = server.events.find((e) => e.type === "session-end");
       if (end?.type !== "session-end") throw new Error("no session-end event");
@@ -287,18 +178,18 @@ for (const tamper of ["flip", "drop", "duplicate", "reorder"] as const) {
       assertEquals(stored, []);
       assertEquals([...Deno.readDirSync(join(inbox, ".ferry/tmp"))], []);
       // The same transfer, untouched, goes through.
-      assertEquals((await sendWith(server.port, [src])).files, 3);
+      assertEquals((await sendInProcess(server.port, [src])).files, 3);
       assertEquals(await snapshot(join(inbox, "src")), await snapshot(src));
     } finally {
       await proxy.close();
       await server.close();
     }
-    await Deno.remove(base, { recursive: true });
   });
 }
 
 Deno.test("the bytes on the wire never contain a file's content or name", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const src = join(base, "src");
   await Deno.mkdir(src);
   const name = "marker-name-7f3a9c.txt";
@@ -317,7 +208,7 @@ Deno.test("the bytes on the wire never contain a file's content or name", async 
     const server = await startServer(join(base, `inbox-${plaintext}`), { plaintext });
     const proxy = new FaultProxy(server.port, {}, { capture: true });
     try {
-      assertEquals((await sendWith(proxy.port, [join(src, name)], { plaintext })).files, 1);
+      assertEquals((await sendInProcess(proxy.port, [join(src, name)], { plaintext })).files, 1);
       const wire = [...proxy.captured.up, ...proxy.captured.down];
       // On the plain channel (the control) the markers are there to be found.
       assertEquals(find(wire, "FERRY-CONTENT-MARKER-5e1b2d"), plaintext);
@@ -328,11 +219,11 @@ Deno.test("the bytes on the wire never contain a file's content or name", async 
       await server.close();
     }
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("--plaintext works only when both sides ask for it, and serve needs --open for it", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   await Deno.writeTextFile(join(base, "a.txt"), "plain");
   const usage = await runCli(["serve", join(base, "x"), "--plaintext"]);
   assertEquals(usage.code, 2);
@@ -369,7 +260,6 @@ Deno.test("--plaintext works only when both sides ask for it, and serve needs --
     );
     await strict.stop();
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 /** The `cipher` of `send --json`'s connected object. */
@@ -390,7 +280,8 @@ Deno.test("a sender on the node:crypto cipher engine and a receiver on OpenSSL's
     "--allow-env",
     "--deny-ffi",
   ];
-  const probeFile = join(await tempDir(), "engine.ts");
+  await using probeDir = await tempDir();
+  const probeFile = join(probeDir.path, "engine.ts");
   await Deno.writeTextFile(
     probeFile,
     `import { defaultAead, fastSuites } from ${
@@ -405,8 +296,10 @@ Deno.test("a sender on the node:crypto cipher engine and a receiver on OpenSSL's
   // node:crypto's AES-GCM is slow, so a side without OpenSSL offers only ChaCha20-Poly1305.
   assertEquals(new TextDecoder().decode(probe.stdout).trim(), "node:crypto chacha20-poly1305");
 
-  const src = await tempDir();
-  const inbox = await tempDir();
+  await using srcDir = await tempDir();
+  const src = srcDir.path;
+  await using inboxDir = await tempDir();
+  const inbox = inboxDir.path;
   await Deno.mkdir(join(src, "tree", "sub"), { recursive: true });
   await Deno.writeFile(join(src, "tree", "big.bin"), randomBytes(3 * 1024 * 1024 + 17));
   await Deno.writeFile(join(src, "tree", "sub", "small.txt"), new TextEncoder().encode("hello"));
@@ -428,8 +321,10 @@ Deno.test({
   name: "two sides with OpenSSL agree on AES-256-GCM and exchange a tree byte for byte",
   ignore: !fastSuites().includes("aes-256-gcm"), // no OpenSSL 3 libcrypto at a known path here
   async fn() {
-    const src = await tempDir();
-    const inbox = await tempDir();
+    await using srcDir = await tempDir();
+    const src = srcDir.path;
+    await using inboxDir = await tempDir();
+    const inbox = inboxDir.path;
     await Deno.mkdir(join(src, "tree", "sub"), { recursive: true });
     await Deno.writeFile(join(src, "tree", "big.bin"), randomBytes(5 * 1024 * 1024 + 3));
     await Deno.writeFile(join(src, "tree", "sub", "small.txt"), new TextEncoder().encode("hi"));

@@ -13,59 +13,21 @@ import { connect } from "../src/transport/tcp.ts";
 import { FaultProxy } from "./fault_proxy.ts";
 import {
   freePort,
-  MAIN,
   randomBytes,
   runCli,
   sendInProcess,
+  spawnCli,
   startServer,
   tempDir,
-  TEST_CODE,
   waitFor,
 } from "./_harness.ts";
-import { shippedPermissions } from "./_permissions.ts";
 
 const INTERRUPTED = "interrupted; run the same command again to resume";
 
-interface Running {
-  child: Deno.ChildProcess;
-  stdout(): string;
-  /** Waits for the end: the exit status and everything printed. */
-  done(): Promise<{ status: Deno.CommandStatus; stdout: string; stderr: string }>;
-}
-
-/** Starts `ferry ARGS...` (with the shipped permissions) without waiting for it to end. */
-function spawnCli(args: string[]): Running {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", ...shippedPermissions("send"), MAIN, ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1", FERRY_CODE: TEST_CODE },
-  }).spawn();
-  let stdout = "";
-  let stderr = "";
-  const decoder = new TextDecoder();
-  const pump = async (stream: ReadableStream<Uint8Array>, add: (s: string) => void) => {
-    for await (const chunk of stream) add(decoder.decode(chunk, { stream: true }));
-  };
-  const pumping = Promise.all([
-    pump(child.stdout, (s) => stdout += s),
-    pump(child.stderr, (s) => stderr += s),
-  ]);
-  return {
-    child,
-    stdout: () => stdout,
-    async done() {
-      const status = await child.status;
-      await pumping;
-      return { status, stdout, stderr };
-    },
-  };
-}
-
 for (const json of [false, true]) {
   Deno.test(`Ctrl+C on ferry send${json ? " --json" : ""} says to run it again, exit 130; again resumes`, async () => {
-    const base = await tempDir();
+    await using baseDir = await tempDir();
+    const base = baseDir.path;
     const data = randomBytes(8_000_000);
     const file = join(base, "big.bin");
     await Deno.writeFile(file, data);
@@ -75,11 +37,11 @@ for (const json of [false, true]) {
     try {
       const extra = json ? ["--json"] : [];
       const running = spawnCli(["send", file, "--to", `127.0.0.1:${proxy.port}`, ...extra]);
-      await waitFor(() => proxy.forwarded > 3_000_000, 20_000);
+      await waitFor("3 MB to go through", () => proxy.forwarded > 3_000_000, 20_000);
       running.child.kill("SIGINT");
-      const { status, stdout, stderr } = await running.done();
-      assertEquals(status.signal, null, "ferry handled SIGINT itself");
-      assertEquals(status.code, 130, stderr);
+      const { code, signal, stdout, stderr } = await running.done();
+      assertEquals(signal, null, "ferry handled SIGINT itself");
+      assertEquals(code, 130, stderr);
       if (json) {
         assertEquals(stderr, "");
         const lines = stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
@@ -89,7 +51,11 @@ for (const json of [false, true]) {
         assertEquals(stderr, `ferry: ${INTERRUPTED}\n`);
       }
       // As it says: the same command again sends only what is missing.
-      await waitFor(() => server.events.some((e) => e.type === "session-end"), 10_000);
+      await waitFor(
+        "the session's end",
+        () => server.events.some((e) => e.type === "session-end"),
+        10_000,
+      );
       const again = await runCli(["send", file, "--to", `127.0.0.1:${server.port}`]);
       assertEquals(again.code, 0, again.stderr);
       assertMatch(again.stdout, /^ferry: sent 1 file \([\d.]+ MB, [\d.]+ MB resumed\)/m);
@@ -97,13 +63,13 @@ for (const json of [false, true]) {
     } finally {
       await proxy.close();
       await server.close();
-      await Deno.remove(base, { recursive: true });
     }
   });
 }
 
 Deno.test("a wrong code on reconnecting says the receiver may have restarted with a new code", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const file = join(base, "big.bin");
   await Deno.writeFile(file, randomBytes(6_000_000));
   const port = freePort();
@@ -118,7 +84,7 @@ Deno.test("a wrong code on reconnecting says the receiver may have restarted wit
     assertEquals(first.hint, undefined);
     // Mid-transfer, the receiver stops and comes back with another code.
     const sending = sendInProcess(proxy.port, [file], { retries: 5 }).then(() => null, (e) => e);
-    await waitFor(() => proxy.forwarded > 1_000_000, 20_000);
+    await waitFor("1 MB to go through", () => proxy.forwarded > 1_000_000, 20_000);
     await server.close();
     server = await startServer(join(base, "inbox"), { port, code: "5678-other-code-word" });
     const err = await sending;
@@ -132,7 +98,6 @@ Deno.test("a wrong code on reconnecting says the receiver may have restarted wit
   } finally {
     await proxy.close();
     await server.close();
-    await Deno.remove(base, { recursive: true });
   }
 });
 
@@ -177,7 +142,8 @@ Deno.test("a connection that gets no answer names the firewall and the TCP port"
     );
     assertEquals(errorCode(err), "timeout");
     // The CLI says it in one line, and --json reports it as a timeout.
-    const base = await tempDir();
+    await using baseDir = await tempDir();
+    const base = baseDir.path;
     await Deno.writeTextFile(join(base, "a.txt"), "x");
     const to = `127.0.0.1:${silent.port}`;
     const sent = await runCli(["send", join(base, "a.txt"), "--to", to, "--timeout", "1"]);
@@ -197,14 +163,14 @@ Deno.test("a connection that gets no answer names the firewall and the TCP port"
       "--json",
     ]);
     assertEquals(JSON.parse(json.stdout.trimEnd().split("\n").at(-1)!).code, "timeout");
-    await Deno.remove(base, { recursive: true });
   } finally {
     silent.close();
   }
 });
 
 Deno.test("ferry send --json on a slow link reports progress objects while the file moves", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const file = join(base, "slow.bin");
   const size = 12_000_000;
   await Deno.writeFile(file, randomBytes(size));
@@ -235,6 +201,5 @@ Deno.test("ferry send --json on a slow link reports progress objects while the f
   } finally {
     await proxy.close();
     await server.close();
-    await Deno.remove(base, { recursive: true });
   }
 });

@@ -42,22 +42,19 @@ async function sendOne(
     onEvent?: (event: SendEvent) => void;
   } = {},
 ) {
-  const dir = await tempDir();
+  await using tmp = await tempDir();
+  const dir = tmp.path;
   await Deno.writeTextFile(join(dir, "a.txt"), "hello");
-  try {
-    return await send({
-      to: { host: "127.0.0.1", port },
-      sources: await resolveSources([join(dir, "a.txt")], "stdin"),
-      connectTimeoutMs: timeoutMs,
-      idleTimeoutMs: timeoutMs,
-      retries: 0,
-      software: "ferry/test",
-      onEvent: () => {},
-      ...extra,
-    });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  return await send({
+    to: { host: "127.0.0.1", port },
+    sources: await resolveSources([join(dir, "a.txt")], "stdin"),
+    connectTimeoutMs: timeoutMs,
+    idleTimeoutMs: timeoutMs,
+    retries: 0,
+    software: "ferry/test",
+    onEvent: () => {},
+    ...extra,
+  });
 }
 
 Deno.test("send() names both protocol versions when the server speaks another", async () => {
@@ -185,7 +182,8 @@ Deno.test("send() refuses a WELCOME that names a digest it did not offer", async
 });
 
 Deno.test("send() keeps two batches open while it waits for their plans", async () => {
-  const dir = await tempDir();
+  await using tmp = await tempDir();
+  const dir = tmp.path;
   for (let i = 0; i < 10; i++) await Deno.writeTextFile(join(dir, `f${i}.txt`), "x");
   const welcome = {
     software: "fake",
@@ -235,6 +233,5 @@ Deno.test("send() keeps two batches open while it waits for their plans", async 
     assertEquals(announced, 2);
   } finally {
     listener.close();
-    await Deno.remove(dir, { recursive: true });
   }
 });

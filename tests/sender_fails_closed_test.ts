@@ -21,7 +21,8 @@ async function secretFile(base: string): Promise<string> {
 }
 
 Deno.test("a sender with a code sends nothing but a refusal to a receiver that claims to be open", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const file = await secretFile(base);
   const fake = fakeReceiver(openModeReply());
   try {
@@ -41,12 +42,12 @@ Deno.test("a sender with a code sends nothing but a refusal to a receiver that c
     assertFalse(everything.includes("secret-data"), "the file's data never left");
   } finally {
     fake.close();
-    await Deno.remove(base, { recursive: true });
   }
 });
 
 Deno.test("a sender with a code refuses a real 'serve --open' and says how to send to it", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const file = await secretFile(base);
   const inbox = join(base, "inbox");
   const serve = await spawnServe(inbox, ["--open", "--no-discovery"]);
@@ -68,12 +69,12 @@ Deno.test("a sender with a code refuses a real 'serve --open' and says how to se
     assertEquals(await listTree(inbox), ["secret-name-7f3a.txt"]);
   } finally {
     await serve.stop();
-    await Deno.remove(base, { recursive: true });
   }
 });
 
 Deno.test("a plain ERROR before the key exchange shows only its code, never the peer's text", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const file = await secretFile(base);
   const hostile = "\x1b]0;owned\x07\x1b[2J\x1b[32mtransfer complete\x1b[0m\u202e\x9b2J";
   for (const [code, shown] of [["locked-out", "(locked-out)"], ["busy\x1b[2J", "(unknown)"]]) {
@@ -94,11 +95,11 @@ Deno.test("a plain ERROR before the key exchange shows only its code, never the 
       await fake.frames.catch(() => {});
     }
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("--plaintext with a code is a usage error, from --code or FERRY_CODE", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const file = await secretFile(base);
   for (
     const [args, env] of [
@@ -114,11 +115,11 @@ Deno.test("--plaintext with a code is a usage error, from --code or FERRY_CODE",
     assertStringIncludes(result.stderr, "--plaintext");
     assertStringIncludes(result.stderr, "cannot be used with a code");
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("send --code works and warns that the process list shows it", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const file = await secretFile(base);
   const inbox = join(base, "inbox");
   const serve = await spawnServe(inbox, ["--no-discovery"]);
@@ -132,6 +133,5 @@ Deno.test("send --code works and warns that the process list shows it", async ()
     assert(!result.stdout.includes(TEST_CODE) && !result.stderr.includes(TEST_CODE));
   } finally {
     await serve.stop();
-    await Deno.remove(base, { recursive: true });
   }
 });

@@ -257,7 +257,8 @@ async function sendWithTotals(
 }
 
 Deno.test("the sender tells the receiver its totals: counted, or once its walk has ended", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const paths = await twoFiles(base);
   const server = await startServer(join(base, "inbox"));
   try {
@@ -280,11 +281,11 @@ Deno.test("the sender tells the receiver its totals: counted, or once its walk h
     const of = server.events.filter((e) => "session" in e && e.session === session);
     assert(of.findIndex((e) => e.type === "totals") < of.findIndex((e) => e.type === "file-start"));
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("an ANNOUNCE with malformed totals ends the session (bad-message)", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const server = await startServer(join(base, "inbox"));
   const client = await RawClient.open(server.port);
   try {
@@ -300,7 +301,6 @@ Deno.test("an ANNOUNCE with malformed totals ends the session (bad-message)", as
     client.close();
     await server.close();
   }
-  await Deno.remove(base, { recursive: true });
 });
 
 function ends(events: ServerEvent[]) {
@@ -310,21 +310,22 @@ function ends(events: ServerEvent[]) {
 }
 
 Deno.test("a sender cut off mid-file is 'the sender disconnected (its transfer can resume)', and a rerun's files already stored are reported", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   const paths = await twoFiles(base);
   const server = await startServer(join(base, "inbox"));
   // a.bin arrives whole (placed on its FILE_END: it is over 1 MiB), b.bin is cut.
   const proxy = new FaultProxy(server.port, { cutAfter: 4_000_000 });
   try {
     await assertRejects(() => sendInProcess(proxy.port, paths), ConnectionLost);
-    await waitFor(() => ends(server.events).length === 1);
+    await waitFor("the first session to end", () => ends(server.events).length === 1);
     const cut = ends(server.events)[0];
     assertEquals(cut.error, "the sender disconnected (its transfer can resume)");
     assertEquals(cut.cause, "disconnected");
     assertEquals(cut.files, 1);
     const rerun = await sendInProcess(server.port, paths);
     assertEquals(rerun.already, 1);
-    await waitFor(() => ends(server.events).length === 2);
+    await waitFor("the second session to end", () => ends(server.events).length === 2);
   } finally {
     await proxy.close();
     await server.close();
@@ -335,11 +336,11 @@ Deno.test("a sender cut off mid-file is 'the sender disconnected (its transfer c
   ]);
   const done = ends(server.events)[1];
   assertEquals([done.already, done.files, done.error, done.cause], [1, 1, undefined, undefined]);
-  await Deno.remove(base, { recursive: true });
 });
 
 Deno.test("a sender without the code, and an address locked out, are logged as such", async () => {
-  const base = await tempDir();
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
   await Deno.writeTextFile(join(base, "a.txt"), "x");
   const server = await startServer(join(base, "inbox"), {
     guardPolicy: { slowAfter: 10, lockAfter: 2, windowMs: 600_000, lockMs: 600_000, maxDelayMs: 0 },
@@ -350,7 +351,7 @@ Deno.test("a sender without the code, and an address locked out, are logged as s
     await assertRejects(() => sendInProcess(server.port, a, { code: "9999-wrong-code-here" }));
     await assertRejects(() => sendInProcess(server.port, a, { code: "9999-wrong-code-here" }));
     await assertRejects(() => sendInProcess(server.port, a));
-    await waitFor(() => ends(server.events).length === 4);
+    await waitFor("4 sessions to end", () => ends(server.events).length === 4);
   } finally {
     await server.close();
   }
@@ -372,5 +373,4 @@ Deno.test("a sender without the code, and an address locked out, are logged as s
     locked.error!,
     /^127\.0\.0\.1 is locked out after 2 wrong codes until \d\d:\d\d \(10 minutes\)$/,
   );
-  await Deno.remove(base, { recursive: true });
 });

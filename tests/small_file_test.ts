@@ -32,28 +32,25 @@ async function withUmask<T>(mask: number, fn: () => Promise<T>): Promise<T> {
  * library's calls or Deno's (`native` null); returns its mode on disk.
  */
 async function stagedMode(mode: number, native: NativeFs | null): Promise<number> {
-  const dir = await tempDir();
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  const inbox = await Inbox.open(dir, native);
+  const data = randomBytes(3000);
+  const small = new SmallFile();
+  small.begin({ id: 0, path: "f", kind: "file", size: data.length, mtime: 0, mode });
+  small.add(data);
+  const xxh128 = await loadDigest("xxh128");
+  const end = { id: 0, length: data.length, digest: xxh128.of(data) };
+  const folders = openFolders(inbox);
+  const staged = small.stage(end, folders, xxh128);
+  folders.close();
   try {
-    const inbox = await Inbox.open(dir, native);
-    const data = randomBytes(3000);
-    const small = new SmallFile();
-    small.begin({ id: 0, path: "f", kind: "file", size: data.length, mtime: 0, mode });
-    small.add(data);
-    const xxh128 = await loadDigest("xxh128");
-    const end = { id: 0, length: data.length, digest: xxh128.of(data) };
-    const folders = openFolders(inbox);
-    const staged = small.stage(end, folders, xxh128);
-    folders.close();
-    try {
-      assertEquals(await Deno.readFile(staged.path), data);
-      // The C library's path leaves it synced and closed; Deno's keeps it open for its fsync.
-      assertEquals(staged.file === null, native !== null);
-      return (await Deno.stat(staged.path)).mode! & 0o7777;
-    } finally {
-      staged.drop();
-    }
+    assertEquals(await Deno.readFile(staged.path), data);
+    // The C library's path leaves it synced and closed; Deno's keeps it open for its fsync.
+    assertEquals(staged.file === null, native !== null);
+    return (await Deno.stat(staged.path)).mode! & 0o7777;
   } finally {
-    await Deno.remove(dir, { recursive: true });
+    staged.drop();
   }
 }
 
@@ -83,81 +80,75 @@ Deno.test({
   name: "Inbox.createTempSync() asks for a chmod only where the umask took bits away",
   ignore: !posix,
   fn: async () => {
-    const dir = await tempDir();
-    try {
-      for (
-        const [mask, mode, chmod] of [
-          [0o022, 0o755, false],
-          [0o022, 0o644, false],
-          [0o077, 0o644, true],
-          [0o077, 0o600, false],
-          [0o027, 0o750, false],
-          [0o027, 0o755, true],
-        ] as const
-      ) {
-        await withUmask(mask, async () => {
-          const inbox = await Inbox.open(dir);
-          const temp = inbox.createTempSync(mode);
-          temp.file.close();
-          assertEquals(temp.chmod, chmod, `umask ${mask.toString(8)}, mode ${mode.toString(8)}`);
-          if (!chmod) assertEquals((await Deno.stat(temp.path)).mode! & 0o777, mode);
-          await Deno.remove(temp.path);
-        });
-      }
-    } finally {
-      await Deno.remove(dir, { recursive: true });
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    for (
+      const [mask, mode, chmod] of [
+        [0o022, 0o755, false],
+        [0o022, 0o644, false],
+        [0o077, 0o644, true],
+        [0o077, 0o600, false],
+        [0o027, 0o750, false],
+        [0o027, 0o755, true],
+      ] as const
+    ) {
+      await withUmask(mask, async () => {
+        const inbox = await Inbox.open(dir);
+        const temp = inbox.createTempSync(mode);
+        temp.file.close();
+        assertEquals(temp.chmod, chmod, `umask ${mask.toString(8)}, mode ${mode.toString(8)}`);
+        if (!chmod) assertEquals((await Deno.stat(temp.path)).mode! & 0o777, mode);
+        await Deno.remove(temp.path);
+      });
     }
   },
 });
 
 Deno.test("SmallFile.stage() asks the fsync pace once per file, whichever calls it makes", async () => {
-  const dir = await tempDir();
-  try {
-    const native = loadNativeFs();
-    for (const calls of native === null ? [null] : [native, null]) {
-      for (const inline of [true, false]) {
-        const inbox = await Inbox.open(dir, calls);
-        let asked = 0;
-        const pace = new class extends FsyncPace {
-          override inline(): boolean {
-            asked++;
-            return inline;
-          }
-        }();
-        (inbox as { fsyncPace: FsyncPace }).fsyncPace = pace;
-        const folders = openFolders(inbox);
-        const sha256 = await loadDigest("sha256");
-        for (let i = 0; i < 3; i++) {
-          const data = randomBytes(100 + i);
-          const small = new SmallFile();
-          small.begin({
-            id: i,
-            path: `f${i}`,
-            kind: "file",
-            size: data.length,
-            mtime: 0,
-            mode: 0o644,
-          });
-          small.add(data);
-          const staged = small.stage(
-            { id: i, length: data.length, digest: sha256.of(data) },
-            folders,
-            sha256,
-          );
-          const name = await staged.place(
-            folders,
-            dir,
-            `f${i}-${inline}-${calls !== null}`,
-            "fail",
-          );
-          assertEquals(await Deno.readFile(join(dir, name!)), data);
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  const native = loadNativeFs();
+  for (const calls of native === null ? [null] : [native, null]) {
+    for (const inline of [true, false]) {
+      const inbox = await Inbox.open(dir, calls);
+      let asked = 0;
+      const pace = new class extends FsyncPace {
+        override inline(): boolean {
+          asked++;
+          return inline;
         }
-        folders.close();
-        assertEquals(asked, 3, `inline ${inline}, ${calls === null ? "Deno API" : "C library"}`);
+      }();
+      (inbox as { fsyncPace: FsyncPace }).fsyncPace = pace;
+      const folders = openFolders(inbox);
+      const sha256 = await loadDigest("sha256");
+      for (let i = 0; i < 3; i++) {
+        const data = randomBytes(100 + i);
+        const small = new SmallFile();
+        small.begin({
+          id: i,
+          path: `f${i}`,
+          kind: "file",
+          size: data.length,
+          mtime: 0,
+          mode: 0o644,
+        });
+        small.add(data);
+        const staged = small.stage(
+          { id: i, length: data.length, digest: sha256.of(data) },
+          folders,
+          sha256,
+        );
+        const name = await staged.place(
+          folders,
+          dir,
+          `f${i}-${inline}-${calls !== null}`,
+          "fail",
+        );
+        assertEquals(await Deno.readFile(join(dir, name!)), data);
       }
+      folders.close();
+      assertEquals(asked, 3, `inline ${inline}, ${calls === null ? "Deno API" : "C library"}`);
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
   }
 });
 
@@ -261,16 +252,13 @@ Deno.test("storageRefusal() names a full disk, an exceeded quota and a file too 
 
 Deno.test("storageRefusal() reads Deno's own error for a name too long", async () => {
   // (A full disk, Deno's real ENOSPC, is disk_faults_test.ts's.)
-  const dir = await tempDir();
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  let err: unknown = null;
   try {
-    let err: unknown = null;
-    try {
-      await Deno.writeTextFile(join(dir, "n".repeat(300)), "x");
-    } catch (e) {
-      err = e;
-    }
-    assertEquals(storageRefusal(err).message, "name too long for the receiver's file system");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
+    await Deno.writeTextFile(join(dir, "n".repeat(300)), "x");
+  } catch (e) {
+    err = e;
   }
+  assertEquals(storageRefusal(err).message, "name too long for the receiver's file system");
 });

@@ -10,7 +10,15 @@
  */
 import { assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
-import { MAIN, randomBytes, snapshot, tempDir, TEST_CODE } from "./_harness.ts";
+import {
+  contents,
+  MAIN,
+  randomBytes,
+  snapshot,
+  tempDir,
+  TEST_CODE,
+  writeTree,
+} from "./_harness.ts";
 import { SHIPPED_PERMISSIONS } from "./_permissions.ts";
 
 const NS_A = `ferry-a-${Deno.pid}`;
@@ -71,33 +79,26 @@ async function ip(...args: string[]): Promise<void> {
   if (out.code !== 0) throw new Error(`ip ${args.join(" ")}: ${out.stderr.trim()}`);
 }
 
-async function writeTree(root: string): Promise<void> {
-  await Deno.mkdir(join(root, "docs/2024/q1"), { recursive: true });
-  await Deno.mkdir(join(root, "empty"));
-  await Deno.writeFile(join(root, "zero.bin"), new Uint8Array(0));
-  await Deno.writeTextFile(join(root, "docs/readme — ünïcødé.txt"), "grüße\n");
-  await Deno.writeFile(join(root, "docs/2024/q1/big.bin"), randomBytes(3 * 1024 * 1024 + 17));
-  for (let i = 0; i < 20; i++) {
-    await Deno.writeFile(join(root, `docs/2024/small-${i}.bin`), randomBytes(i * 97));
-  }
-}
-
-/** Content only: kind, size and SHA-256 of every entry. */
-function contents(tree: Awaited<ReturnType<typeof snapshot>>) {
-  return Object.fromEntries(
-    Object.entries(tree).map(([path, e]) => [path, { kind: e.kind, size: e.size, sha: e.sha256 }]),
-  );
-}
-
 Deno.test({
   name:
     `two hosts (namespaces, veth, ${ADDR_A} ← ${ADDR_B}): serve on the default port, send a tree`,
   ignore: IP === "",
   async fn() {
-    const base = await tempDir();
+    await using baseDir = await tempDir();
+    const base = baseDir.path;
     const src = join(base, "tree");
     const inbox = join(base, "inbox");
-    await writeTree(src);
+    const smalls = Array.from(
+      { length: 20 },
+      (_, i) => [`docs/2024/small-${i}.bin`, randomBytes(i * 97)],
+    );
+    await writeTree(src, {
+      "docs/2024/q1/big.bin": randomBytes(3 * 1024 * 1024 + 17),
+      "docs/readme — ünïcødé.txt": "grüße\n",
+      ...Object.fromEntries(smalls),
+      "empty": { dir: true },
+      "zero.bin": new Uint8Array(0),
+    });
     // The namespaces have no route out: have every module in the cache before entering them.
     const cached = await run(Deno.execPath(), ["cache", "--quiet", MAIN]);
     assertEquals(cached.code, 0, cached.stderr);
@@ -204,7 +205,6 @@ Deno.test({
       for (const ns of created) {
         await run(IP, ["netns", "del", ns], 10_000).catch(() => {});
       }
-      await Deno.remove(base, { recursive: true });
     }
   },
 });
