@@ -42,7 +42,7 @@ export interface Source {
   name: string;
   info: Deno.FileInfo | null;
   /** What to leave out (`send --exclude`). */
-  exclude?: Exclusion;
+  exclude?: Exclusion | undefined;
 }
 
 /** The name of a receiving folder's staging area (as src/server/safe_path.ts names it). */
@@ -197,8 +197,7 @@ async function* walkDir(
     failed: false,
   });
   const stack: Level[] = [open(abs, rel, "", info)];
-  while (stack.length > 0) {
-    const top = stack[stack.length - 1];
+  for (let top = stack.at(-1); top !== undefined; top = stack.at(-1)) {
     let next: IteratorResult<Deno.DirEntry>;
     try {
       next = await top.entries.next();
