@@ -47,7 +47,7 @@ export interface SendOptions {
   /** First backoff before reconnecting; doubles each time, up to 30 s. */
   retryDelayMs?: number;
   /** The digests to offer, best first (default: DIGEST_NAMES, sha256 first). */
-  digests?: readonly DigestName[];
+  digests?: readonly DigestName[] | undefined;
   /** The sources' totals once counted (send.ts's second walk), else null; told to the receiver. */
   totals?: () => Totals | null;
   software: string;
