@@ -76,7 +76,7 @@ export function startOptions({ onConflict, ...limits }: Settings = {}): StartOpt
 }
 
 export interface ArenaOptions {
-  server?: Settings;
+  server?: Settings | undefined;
   /** Runs before the server starts and before BASE is snapshotted. */
   prepare?: (paths: { dir: string; outside: string }) => Promise<void>;
 }
@@ -379,7 +379,7 @@ export async function assertNamesRefused(
   const okId = names.length + 1;
   const decisions = await announce(client, 0, [...entries, file(okId, "ok.txt", 3)]);
   for (const [i, name] of names.entries()) {
-    const d = decisions[i];
+    const d = decisions[i]!; // announce() checked one decision per entry
     assertEquals(d.action, "refuse", `${JSON.stringify(name)} must be refused`);
     assert(
       typeof d.reason === "string" && d.reason.length > 0,

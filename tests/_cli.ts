@@ -52,7 +52,7 @@ export function spawnCli(args: readonly string[], opts: CliOptions = {}): Runnin
     stdin: opts.stdin ? "piped" : "null",
     stdout: "piped",
     stderr: "piped",
-    cwd: opts.cwd,
+    ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }),
     env: { NO_COLOR: "1", FERRY_CODE: TEST_CODE, ...opts.env },
   }).spawn();
   const writing = opts.stdin ? writeAll(child.stdin, opts.stdin) : Promise.resolve();

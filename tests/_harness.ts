@@ -8,6 +8,7 @@
  * - _random.ts: random bytes, and a seeded generator
  * - _wait.ts: waiting for a condition, named
  * - _net.ts: free TCP and UDP ports
+ * - _expect.ts: defined(), a check that narrows (the untyped assert() does not)
  * Others, imported on their own: fault_proxy.ts (a TCP proxy that injects
  * faults), _terminal.ts (tmux), _ndjson.ts (--json output), _mounts.ts.
  */
@@ -19,3 +20,4 @@ export * from "./_tree.ts";
 export * from "./_random.ts";
 export * from "./_wait.ts";
 export * from "./_net.ts";
+export * from "./_expect.ts";

@@ -75,7 +75,7 @@ export async function sendInProcess(
     retryDelayMs: 20,
     software: "ferry/test",
     code: opts.code === undefined ? TEST_CODE : opts.code,
-    plaintext: opts.plaintext,
+    ...(opts.plaintext === undefined ? {} : { plaintext: opts.plaintext }),
     digests: opts.digests,
     onEvent: (e) => opts.events?.push(e),
   });

@@ -48,7 +48,8 @@ export class Rng {
   }
 
   pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)];
+    if (items.length === 0) throw new Error("pick from an empty list");
+    return items[this.int(items.length)]!;
   }
 
   /** A length up to `max`, small ones much more likely (log-uniform). */

@@ -63,7 +63,7 @@ export class RawClient {
    * sent goes inside records. False if the server closed before its preamble.
    */
   async channel(
-    opts: { version?: number; code?: string | null; preamble?: Uint8Array } = {},
+    opts: { version?: number; code?: string | null | undefined; preamble?: Uint8Array } = {},
   ): Promise<boolean> {
     const keys = await this.exchangeKeys(opts);
     if (keys === null) return false;
@@ -86,7 +86,7 @@ export class RawClient {
    * preamble.
    */
   async exchangeKeys(
-    opts: { version?: number; code?: string | null; preamble?: Uint8Array } = {},
+    opts: { version?: number; code?: string | null | undefined; preamble?: Uint8Array } = {},
   ): Promise<ChannelKeys | null> {
     const ours = opts.preamble ??
       encodePreamble({ version: opts.version ?? PROTOCOL_VERSION, channel: Channel.cpace });

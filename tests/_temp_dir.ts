@@ -21,7 +21,10 @@ export async function tempDir(
   prefix = "ferry-test-",
   opts: { dir?: string } = {},
 ): Promise<TempDir> {
-  const path = await Deno.makeTempDir({ prefix, dir: opts.dir });
+  const path = await Deno.makeTempDir({
+    prefix,
+    ...(opts.dir === undefined ? {} : { dir: opts.dir }),
+  });
   return {
     path,
     join: (...parts) => join(path, ...parts),

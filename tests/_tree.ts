@@ -61,10 +61,10 @@ export async function writeTree(
 export interface TreeEntry {
   kind: "file" | "dir" | "link";
   /** SHA-256 of a file's content. */
-  sha256?: string;
-  size?: number;
-  mtime?: number;
-  mode?: number;
+  sha256?: string | undefined;
+  size?: number | undefined;
+  mtime?: number | undefined;
+  mode?: number | undefined;
 }
 
 /** Every entry below `root` (relative path → what it is), skipping ferry's staging folder. */
@@ -102,7 +102,7 @@ export async function snapshot(
 /** Content only: the kind, size and SHA-256 of every entry (metadata is other tests' business). */
 export function contents(
   tree: Record<string, TreeEntry>,
-): Record<string, { kind: string; size?: number; sha?: string }> {
+): Record<string, { kind: string; size?: number | undefined; sha?: string | undefined }> {
   return Object.fromEntries(
     Object.entries(tree).map(([path, e]) => [path, { kind: e.kind, size: e.size, sha: e.sha256 }]),
   );

@@ -9,7 +9,7 @@ export interface Faults {
   /** Close both sides once this many bytes went upstream. */
   cutAfter?: number;
   /** Stop forwarding upstream (both ways stay open) after this many bytes, until `release()`. */
-  stallAfter?: number;
+  stallAfter?: number | undefined;
   /**
    * Flip the first byte equal to `flipValue` (default: any byte) at or after
    * each of these upstream offsets.
@@ -130,8 +130,8 @@ export class FaultProxy {
         }
         const whole = buf.subarray(0, n);
         for (let i = 0; i < whole.length && flips.length > 0; i++) {
-          if (offset + i >= flips[0] && (faults.flipValue ?? whole[i]) === whole[i]) {
-            whole[i] ^= 0x01;
+          if (offset + i >= flips[0]! && (faults.flipValue ?? whole[i]) === whole[i]) {
+            whole[i]! ^= 0x01;
             flips.shift();
           }
         }
@@ -215,7 +215,7 @@ async function tamperRecords(
           held = null;
         } else if (i !== index) await emit(unit);
         else if (tamper === "flip") {
-          unit[unit.length - 20] ^= 0x40;
+          unit[unit.length - 20]! ^= 0x40; // a record: its header and tag are 20 bytes
           await emit(unit);
         } else if (tamper === "duplicate") {
           await emit(unit);
