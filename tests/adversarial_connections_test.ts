@@ -143,11 +143,11 @@ Deno.test("server keeps concurrent honest senders of the same name apart", async
     // Interleave their data, then finish them all at once.
     for (let off = 0; off < 10_000; off += 2_500) {
       for (const [i, c] of clients.entries()) {
-        await c.send(FrameType.DATA, data[i].subarray(off, off + 2_500));
+        await c.send(FrameType.DATA, data[i]!.subarray(off, off + 2_500));
       }
     }
-    await Promise.all(clients.map((c, i) => c.send(FrameType.FILE_END, fileEnd(1, data[i]))));
-    const names = await Promise.all(clients.map(async (c) => (await readAcks(c, 1))[0].name!));
+    await Promise.all(clients.map((c, i) => c.send(FrameType.FILE_END, fileEnd(1, data[i]!))));
+    const names = await Promise.all(clients.map(async (c) => (await readAcks(c, 1))[0]!.name!));
     await Promise.all(clients.map((c) => finish(c)));
     const expected = ["same.bin", ...[1, 2, 3, 4].map((n) => `same (${n}).bin`)];
     assertEquals([...names].sort(), [...expected].sort());

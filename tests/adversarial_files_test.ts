@@ -48,7 +48,7 @@ interface LieCase {
 Deno.test("server rejects files whose size, length or digest lies, and stores the honest one", async () => {
   const twenty = randomBytes(20);
   const flipped = sha256(twenty);
-  flipped[0] ^= 1;
+  flipped[0]! ^= 1;
   const cases: LieCase[] = [
     { what: "sends 20 bytes, announced 10", size: 10, data: twenty, end: {} },
     { what: "sends 50 bytes, announced 100", size: 100, data: randomBytes(50), end: {} },
@@ -98,7 +98,7 @@ Deno.test("server rejects files whose size, length or digest lies, and stores th
       } else {
         await sendFile(client, id, c.data, c.end);
       }
-      const [ack] = await readAcks(client, 1);
+      const ack = (await readAcks(client, 1))[0]!;
       assertEquals([ack.id, ack.ok], [id, false], c.what);
       assertEquals(ack.name, undefined, c.what);
       assertMatch(ack.reason ?? "", c.reason ?? /./, c.what);
@@ -118,7 +118,7 @@ Deno.test("server rejects files whose size, length or digest lies, and stores th
 Deno.test("ACKs come in the order the files ended, small files held for placing among them", async () => {
   await inArena(async (arena) => {
     const client = await arena.open();
-    const small = [randomBytes(10), randomBytes(20), randomBytes(30)];
+    const small = [randomBytes(10), randomBytes(20), randomBytes(30)] as const;
     const large = randomBytes(MAX_FRAME_PAYLOAD + 4096); // past the short path for small files
     const entries = [
       file(1, "a.bin", small[0].length),
@@ -171,7 +171,7 @@ Deno.test("a resume offer's prefix is the held bytes' SHA-256 even in an xxh128 
     // First session: two whole DATA frames, then the connection drops: a partial is kept.
     const first = await arena.connect();
     assertEquals((await first.handshake(undefined, hello))?.type, FrameType.WELCOME);
-    assertEquals((await announce(first, 0, [file(1, "big.bin", data.length)]))[0].offset, 0);
+    assertEquals((await announce(first, 0, [file(1, "big.bin", data.length)]))[0]!.offset, 0);
     await sendData(first, data.subarray(0, held), MAX_FRAME_PAYLOAD);
     await waitFor("the partial to hold what was sent", async () => {
       for await (const e of Deno.readDir(join(arena.dir, ".ferry", "partial"))) {
@@ -186,7 +186,7 @@ Deno.test("a resume offer's prefix is the held bytes' SHA-256 even in an xxh128 
     // Second session: offered the held bytes, named by their SHA-256.
     const second = await arena.connect();
     assertEquals((await second.handshake(undefined, hello))?.type, FrameType.WELCOME);
-    const [decision] = await announce(second, 0, [file(1, "big.bin", data.length)]);
+    const decision = (await announce(second, 0, [file(1, "big.bin", data.length)]))[0]!;
     assertEquals(decision.offset, held);
     const hex = Array.from(sha256(data.subarray(0, held)), (b) => b.toString(16).padStart(2, "0"));
     assertEquals(decision.prefix, hex.join(""));
@@ -232,7 +232,7 @@ Deno.test("server holds an xxh128 session to xxh128: a SHA-256 or altered digest
     const big = randomBytes(3 * 1024 * 1024 + 5); // several DATA frames: the streaming path
     const small = randomBytes(3000); // one frame: the small-file path
     const flipped = xxh128.of(small);
-    flipped[15] ^= 0x80;
+    flipped[15]! ^= 0x80;
     const entries = [
       file(1, "big.bin", big.length),
       file(2, "small.bin", small.length),
@@ -264,7 +264,7 @@ Deno.test("server stores a streamed (size null) file whose length and digest mat
   await inArena(async (arena) => {
     const client = await arena.open();
     const data = randomBytes(200_000);
-    assertEquals((await announce(client, 0, [file(7, "piped.bin", null)]))[0].action, "accept");
+    assertEquals((await announce(client, 0, [file(7, "piped.bin", null)]))[0]!.action, "accept");
     await sendFile(client, 7, data);
     assertEquals(await readAcks(client, 1), [{ id: 7, ok: true, name: "piped.bin" }]);
     await finish(client);
@@ -282,7 +282,7 @@ Deno.test("server strips setuid, setgid, sticky and group/other write bits, and 
     ]);
     assertEquals(decisions.map((d) => d.action), ["accept", "accept"]);
     await sendFile(client, 1, new Uint8Array([1]));
-    assertEquals((await readAcks(client, 1))[0].ok, true);
+    assertEquals((await readAcks(client, 1))[0]!.ok, true);
     await finish(client);
     assertEquals((await Deno.stat(join(arena.dir, "d/suid.bin"))).mode! & 0o7777, 0o755);
     assertEquals((await Deno.stat(join(arena.dir, "d"))).mode! & 0o7777, 0o755);

@@ -70,7 +70,7 @@ Deno.test("server survives random frames after the handshake", async () => {
   await inArena(async (arena) => {
     for (let i = 0; i < 30; i++) {
       const client = await arena.open();
-      const type = types[i % types.length];
+      const type = types[i % types.length]!;
       const payload = type === FrameType.DONE ? new Uint8Array(0) : randomBytes(1 + (i * 31) % 77);
       await client.send(type, payload);
       try {

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { FrameType } from "../src/protocol/frame.ts";
 import { MAX_BATCH_ENTRIES, MAX_FRAME_PAYLOAD } from "../src/protocol/limits.ts";
 import type { Decision } from "../src/protocol/messages.ts";
+import { defined } from "./_expect.ts";
 import { randomBytes } from "./_harness.ts";
 import {
   announce,
@@ -37,8 +38,9 @@ Deno.test("server refuses entries with a negative, fractional, huge or non-numer
     const okId = sizes.length + 1;
     const decisions = await announce(client, 0, [...entries, file(okId, "ok.bin", 2)]);
     for (const [i, size] of sizes.entries()) {
-      assertEquals(decisions[i].action, "refuse", `size ${JSON.stringify(size)}`);
-      assertMatch(decisions[i].reason ?? "", /size/);
+      const decision = decisions[i]!; // announce() checked one decision per entry
+      assertEquals(decision.action, "refuse", `size ${JSON.stringify(size)}`);
+      assertMatch(decision.reason ?? "", /size/);
     }
     assertEquals(decisions.at(-1)?.action, "accept");
     const data = encoder.encode("ok");
@@ -77,13 +79,13 @@ Deno.test("server with maxSize 1000 refuses size 1001 and a streamed file that g
       file(3, "streamed.bin", null),
     ]);
     assertEquals(decisions.map((d) => d.action), ["refuse", "accept", "accept"]);
-    assertMatch(decisions[0].reason ?? "", /1000/);
+    assertMatch(decisions[0]!.reason ?? "", /1000/);
     const exact = randomBytes(1000);
     await sendFile(client, 2, exact);
     assertEquals(await readAcks(client, 1), [{ id: 2, ok: true, name: "exact.bin" }]);
     const tooMuch = randomBytes(1001);
     await sendFile(client, 3, tooMuch);
-    const [ack] = await readAcks(client, 1);
+    const ack = (await readAcks(client, 1))[0]!;
     assertEquals([ack.id, ack.ok], [3, false]);
     assertMatch(ack.reason ?? "", /1000/);
     await finish(client);
@@ -189,7 +191,7 @@ Deno.test("server keeps both copies of a path announced in two batches", async (
     for (const batch of [0, 1]) {
       const plan = await expectFrame(client, FrameType.PLAN);
       assertEquals(plan.batch, batch);
-      assertEquals((plan.decisions as Decision[])[0].action, "accept");
+      assertEquals(defined((plan.decisions as Decision[])[0], "a decision").action, "accept");
     }
     await sendFile(client, 1, first);
     assertEquals(await readAcks(client, 1), [{ id: 1, ok: true, name: "a.txt" }]);

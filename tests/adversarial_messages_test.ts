@@ -71,7 +71,7 @@ const VIOLATIONS: Violation[] = [
     what: "DATA for an entry that was refused",
     code: "bad-sequence",
     act: async (c) => {
-      assertEquals((await announce(c, 0, [file(1, "../x", 3)]))[0].action, "refuse");
+      assertEquals((await announce(c, 0, [file(1, "../x", 3)]))[0]!.action, "refuse");
       await c.send(FrameType.DATA, encoder.encode("abc"));
     },
   },
@@ -82,7 +82,7 @@ const VIOLATIONS: Violation[] = [
     keep: ["exists.txt"],
     act: async (c, arena) => {
       await Deno.writeFile(join(arena.dir, "exists.txt"), encoder.encode("x"));
-      assertEquals((await announce(c, 0, [file(1, "exists.txt", 3)]))[0].action, "skip");
+      assertEquals((await announce(c, 0, [file(1, "exists.txt", 3)]))[0]!.action, "skip");
       await c.send(FrameType.DATA, encoder.encode("abc"));
     },
   },
@@ -322,7 +322,7 @@ Deno.test("server ignores unknown JSON fields, including '__proto__', and the re
     const plan = await expectFrame(client, FrameType.PLAN);
     const decisions = plan.decisions as Decision[];
     assertEquals(decisions.map((d) => d.action), ["accept", "refuse"]);
-    assertMatch(decisions[1].reason ?? "", /path/);
+    assertMatch(decisions[1]!.reason ?? "", /path/);
     await sendFile(client, 1, encoder.encode("hi"));
     assertEquals(await readAcks(client, 1), [{ id: 1, ok: true, name: "kept.txt" }]);
     await finish(client);
@@ -337,7 +337,7 @@ Deno.test("server accepts an ANNOUNCE between two DATA frames of one file", asyn
     const two = randomBytes(10);
     await announce(client, 0, [file(1, "one.bin", 1000)]);
     await client.send(FrameType.DATA, one.subarray(0, 400));
-    assertEquals((await announce(client, 1, [file(2, "two.bin", 10)]))[0].action, "accept");
+    assertEquals((await announce(client, 1, [file(2, "two.bin", 10)]))[0]!.action, "accept");
     await client.send(FrameType.DATA, one.subarray(400));
     await client.send(FrameType.FILE_END, fileEnd(1, one));
     await sendFile(client, 2, two);

@@ -104,7 +104,7 @@ Deno.test("server refuses, with a reason, a renamed copy whose name would grow t
     await sendFile(client, 1, first);
     assertEquals(await readAcks(client, 1), [{ id: 1, ok: true, name }]);
     await sendFile(client, 2, randomBytes(10));
-    const [ack] = await readAcks(client, 1);
+    const ack = (await readAcks(client, 1))[0]!;
     assertEquals([ack.id, ack.ok], [2, false]);
     assertMatch(ack.reason ?? "", /too long/);
     await sendFile(client, 3, randomBytes(10));
@@ -173,7 +173,7 @@ Deno.test("server never writes through a symbolic link named like the file (rena
     const data = names.map(() => randomBytes(64));
     const decisions = await announce(client, 0, names.map((n, i) => file(i + 1, n, 64)));
     assertEquals(decisions.map((d) => d.action), ["accept", "accept", "accept"]);
-    for (const [i] of names.entries()) await sendFile(client, i + 1, data[i]);
+    for (const [i] of names.entries()) await sendFile(client, i + 1, data[i]!);
     const acks = await readAcks(client, names.length);
     assertEquals(acks.map((a) => a.name), ["f (1).txt", "link (1)", "dangling (1)"]);
     await finish(client);
@@ -189,7 +189,7 @@ Deno.test("server replaces a symbolic link, not its target, with the overwrite p
   await inArena(async (arena) => {
     const client = await arena.open();
     const data = randomBytes(64);
-    assertEquals((await announce(client, 0, [file(1, "f.txt", 64)]))[0].action, "accept");
+    assertEquals((await announce(client, 0, [file(1, "f.txt", 64)]))[0]!.action, "accept");
     await sendFile(client, 1, data);
     assertEquals(await readAcks(client, 1), [{ id: 1, ok: true, name: "f.txt" }]);
     await finish(client);
@@ -204,8 +204,8 @@ Deno.test("server refuses to overwrite a symbolic link to a directory with a dir
   await inArena(async (arena) => {
     const client = await arena.open();
     const decisions = await announce(client, 0, [file(1, "real", 3), file(2, "link", 3)]);
-    assertEquals(decisions[0].action, "refuse", "a directory is in the way");
-    assertEquals(decisions[1].action, "accept", "a link is replaced, not followed");
+    assertEquals(decisions[0]!.action, "refuse", "a directory is in the way");
+    assertEquals(decisions[1]!.action, "accept", "a link is replaced, not followed");
     await sendFile(client, 2, encoder.encode("new"));
     assertEquals(await readAcks(client, 1), [{ id: 2, ok: true, name: "link" }]);
     await finish(client);
@@ -219,7 +219,7 @@ Deno.test("server replaces a hard link to a file outside DIR, not the file, with
   await inArena(async (arena) => {
     const client = await arena.open();
     const data = randomBytes(64);
-    assertEquals((await announce(client, 0, [file(1, "hard.txt", 64)]))[0].action, "accept");
+    assertEquals((await announce(client, 0, [file(1, "hard.txt", 64)]))[0]!.action, "accept");
     await sendFile(client, 1, data);
     assertEquals(await readAcks(client, 1), [{ id: 1, ok: true, name: "hard.txt" }]);
     await finish(client);

@@ -79,7 +79,7 @@ Deno.test("the bench --quick runs every workload for ferry and writes JSON", asy
 
     const files = [...Deno.readDirSync(out)].map((e) => e.name).filter((n) => n.endsWith(".json"));
     assertEquals(files.length, 1, `JSON files in ${out}: ${files}`);
-    const report: BenchJson = JSON.parse(await Deno.readTextFile(join(out, files[0])));
+    const report: BenchJson = JSON.parse(await Deno.readTextFile(join(out, files[0]!)));
     assertEquals(report.results.map((r) => `${r.tool}/${r.workload}/${r.placement}`), [
       "ferry/big/disk",
       "ferry/small/disk",

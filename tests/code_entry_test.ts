@@ -92,7 +92,7 @@ Deno.test("serve never echoes a code from FERRY_CODE, in the banner or its JSON"
   );
   const out = await json.stop("SIGINT");
   assert(!out.stdout.includes(secret), out.stdout);
-  const start = JSON.parse(out.stdout.split("\n")[0]);
+  const start = JSON.parse(out.stdout.split("\n")[0]!);
   assertEquals([start.code, start.codeRequired], [null, true]);
 });
 

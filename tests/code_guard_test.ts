@@ -53,10 +53,10 @@ Deno.test("CodeGuard credits a confirmed guess back", () => {
   const { guard } = guardAt();
   const attempts = Array.from({ length: 5 }, () => guard.admit("10.0.0.9"));
   for (const a of attempts) a.reserve();
-  attempts[0].confirm();
-  attempts[0].release();
-  attempts[1].confirm();
-  attempts[1].release();
+  attempts[0]!.confirm();
+  attempts[0]!.release();
+  attempts[1]!.confirm();
+  attempts[1]!.release();
   assertEquals(guard.delayFor("10.0.0.9"), 1000, "3 guesses left pending");
   assertEquals(guard.admit("10.0.0.9").reserve(), 1000);
   for (const a of attempts.slice(2)) assertEquals(a.fail().locked, false);

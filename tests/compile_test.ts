@@ -94,9 +94,9 @@ async function run(
 ): Promise<Result> {
   const out = await new Deno.Command(command, {
     args,
-    cwd: opts.cwd,
+    ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }),
     env: { NO_COLOR: "1", ...opts.env },
-    clearEnv: opts.clearEnv,
+    ...(opts.clearEnv === undefined ? {} : { clearEnv: opts.clearEnv }),
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

@@ -391,7 +391,7 @@ type DecodeResult =
  */
 function rfcDecode(bytes: Uint8Array): DecodeResult {
   let s = 0n;
-  for (let i = 31; i >= 0; i--) s = (s << 8n) | BigInt(bytes[i]);
+  for (let i = 31; i >= 0; i--) s = (s << 8n) | BigInt(bytes[i]!);
   if (s >= P) return "non-canonical"; // bit 255 set, or 2^255 - 19 <= s < 2^255
   if (isNegative(s)) return "negative";
   const ss = mod(s * s);
@@ -484,7 +484,7 @@ Deno.test("cpaceFinish() refuses a valid element's aliases: bit 255 set, or s + 
   // take each of these as B, 2B, 3B; RFC 9496 and ferry refuse them.
   for (const encoding of MULTIPLES_OF_B) {
     const alias = hex(encoding);
-    alias[31] |= 0x80;
+    alias[31]! |= 0x80;
     assertEquals(rfcDecode(alias), "non-canonical");
     assertAborts(alias);
     // The original is fine: only the alias is refused.
@@ -501,7 +501,7 @@ Deno.test("cpaceFinish() refuses a valid element's aliases: bit 255 set, or s + 
   // the identity's alias, edff...7f (listed above); the others are refused as s >= p too.
   for (let s = 0; s < 19; s++) {
     const alias = hex("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f");
-    alias[0] += s;
+    alias[0]! += s;
     assertEquals(rfcDecode(alias), "non-canonical");
     assertAborts(alias);
   }
@@ -517,8 +517,8 @@ Deno.test("cpaceFinish() takes exactly the shares the reference decoder takes (r
   let accepted = 0;
   for (let i = 0; i < 3000; i++) {
     crypto.getRandomValues(bytes);
-    bytes[31] &= i % 3 === 0 ? 0xff : 0x7f; // a third with bit 255 possibly set
-    if (i % 2 === 0) bytes[0] &= 0xfe; // half of them even, so the later checks are reached
+    bytes[31]! &= i % 3 === 0 ? 0xff : 0x7f; // a third with bit 255 possibly set
+    if (i % 2 === 0) bytes[0]! &= 0xfe; // half of them even, so the later checks are reached
     const ok = rfcDecode(bytes) === "ok" && bytes.some((b) => b !== 0);
     const vfy = scalarMultVfy(TV.s, bytes);
     assertEquals(vfy.some((b) => b !== 0), ok, toHex(bytes));

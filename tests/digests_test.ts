@@ -25,8 +25,11 @@ const text = (s: string) => new TextEncoder().encode(s);
 /** 100,000 bytes, byte i = (31 i + 7) mod 251: long enough for XXH3's long-input path. */
 const PATTERN = Uint8Array.from({ length: 100_000 }, (_, i) => (i * 31 + 7) % 251);
 
-/** Computed with xxhsum 0.8 (`xxhsum -H2`) and sha256sum. */
-const KNOWN: Record<DigestName, [Uint8Array, string][]> = {
+/** An input and its digest in hex. */
+type Known = [data: Uint8Array, hex: string];
+
+/** Computed with xxhsum 0.8 (`xxhsum -H2`) and sha256sum: of "", "abc" and PATTERN. */
+const KNOWN: Record<DigestName, [empty: Known, abc: Known, pattern: Known]> = {
   xxh128: [
     [text(""), "99aa06d3014798d86001c324468d497f"],
     [text("abc"), "06b05ab6733a618578af5f94892f3950"],

@@ -119,7 +119,7 @@ Deno.test("parseIp() and formatIp() parse IPv4 and IPv6 strictly and print them 
       ["::ffff:192.0.2.1", "::ffff:c000:201"],
       ["1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8"],
       ["1:0:0:2:0:0:0:3", "1:0:0:2::3"],
-    ]
+    ] as const
   ) {
     const raw = parseIp(text);
     assert(raw !== null, text);
@@ -155,7 +155,7 @@ Deno.test("decodeQuery() and decodeAnswer() never throw on fuzzed and mutated da
       for (let j = 0; j < bytes.length; j++) bytes[j] = Math.floor(random.next() * 256);
       if (bytes.length >= 6 && random.next() < 0.5) bytes.set([0x46, 0x52, 0x59, 0x44, 1, 2], 0);
     } else {
-      bytes = valid[i % 4 === 1 ? 0 : 1].slice();
+      bytes = valid[i % 4 === 1 ? 0 : 1]!.slice();
       const flips = 1 + Math.floor(random.next() * 4);
       for (let k = 0; k < flips; k++) {
         bytes[Math.floor(random.next() * bytes.length)] = Math.floor(random.next() * 256);

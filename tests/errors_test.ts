@@ -30,7 +30,7 @@ async function sources(): Promise<[string, string][]> {
 function thrownCodes(text: string): string[] {
   const codes = [...text.matchAll(
     /new (?:FerryError|ConnectionLost|ConnectFailed|DiscoveryError)\(\s*"([a-z-]+)"/g,
-  )].map((m) => m[1]);
+  )].map((m) => m[1]!); // the group is not optional
   if (/new UsageError\(/.test(text)) codes.push("usage");
   return codes;
 }
@@ -53,7 +53,7 @@ Deno.test("docs/JSON.md gives each error code the exit code ferry exits with", a
   const rows = [...errors.matchAll(/^\| `([a-z-]+)` +\| (\d+) +\|/gm)];
   assert(rows.length >= 15, `only ${rows.length} rows found in JSON.md's table of errors`);
   for (const [, code, exit] of rows) {
-    assert(isErrorCode(code), `JSON.md lists '${code}', which is not in ERROR_CODES`);
+    assert(isErrorCode(code!), `JSON.md lists '${code}', which is not in ERROR_CODES`);
     if (code === "internal") assertEquals(Number(exit), 1);
     else assertEquals(exitCodeOf(code as FailureCode), Number(exit), code);
   }

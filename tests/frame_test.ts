@@ -178,7 +178,7 @@ Deno.test("FrameReader.takeBuffered() refuses while a payload is held", async ()
   assertThrows(() => reader.takeBuffered(), Error, "held");
   assertEquals(frame!.payload, payloads[0]);
   release();
-  assertEquals(reader.takeBuffered(), encodeFrame(FrameType.DATA, payloads[1]));
+  assertEquals(reader.takeBuffered(), encodeFrame(FrameType.DATA, payloads[1]!));
 });
 
 Deno.test("FrameReader reports a stream that ends inside a frame as truncated", async () => {
@@ -201,7 +201,7 @@ Deno.test("FrameWriter packs small frames into one write and reserve()/commit() 
   await writer.frame(FrameType.DONE, new Uint8Array(0));
   await writer.flush();
   assertEquals(stream.written.length, 1);
-  assertEquals([...stream.written[0]], [
+  assertEquals([...stream.written[0]!], [
     0x01,
     0,
     0,

@@ -432,7 +432,7 @@ function framesOf(bytes: Uint8Array): FrameAt[] {
   while (at + 5 <= bytes.length) {
     const length = view.getUint32(at + 1);
     const whole = at + 5 + length <= bytes.length;
-    out.push({ at, type: bytes[at], length, whole });
+    out.push({ at, type: bytes[at]!, length, whole });
     if (!whole) break;
     at += 5 + length;
   }
@@ -461,7 +461,7 @@ const MUTATORS: Record<string, Mutator> = {
   flipBits(bytes, rng) {
     const out = bytes.slice();
     if (out.length === 0) return out;
-    for (let n = rng.range(1, 8); n > 0; n--) out[rng.int(out.length)] ^= 1 << rng.int(8);
+    for (let n = rng.range(1, 8); n > 0; n--) out[rng.int(out.length)]! ^= 1 << rng.int(8);
     return out;
   },
   overwrite(bytes, rng) {
@@ -541,7 +541,7 @@ const MUTATORS: Record<string, Mutator> = {
     const frames = framesOf(bytes).filter((f) => f.whole);
     if (frames.length < 2) return bytes;
     const i = rng.int(frames.length - 1);
-    const [a, b] = [frames[i], frames[i + 1]];
+    const [a, b] = [frames[i]!, frames[i + 1]!];
     return concat(
       bytes.subarray(0, a.at),
       bytes.subarray(b.at, frameEnd(b)),
@@ -637,7 +637,7 @@ function makeCase(index: number, rng: Rng, validFor: (index: number) => ValidStr
     if (rng.chance(0.5)) {
       for (let n = rng.range(1, 2); n > 0; n--) {
         const name = rng.pick(MUTATOR_NAMES.filter((m) => m !== "splice"));
-        bytes = MUTATORS[name](bytes, rng, valid);
+        bytes = MUTATORS[name]!(bytes, rng, valid); // name is a key of MUTATORS
         applied.push(name);
       }
     }
@@ -696,7 +696,7 @@ function makeCase(index: number, rng: Rng, validFor: (index: number) => ValidStr
   for (let n = rng.range(1, 4); n > 0; n--) {
     // Hostile JSON is what reaches the name checks; give it a larger share.
     const name = rng.chance(0.25) ? "hostileJson" : rng.pick(MUTATOR_NAMES);
-    bytes = MUTATORS[name](bytes, rng, valid);
+    bytes = MUTATORS[name]!(bytes, rng, valid); // name is a key of MUTATORS
     applied.push(name);
   }
   return {
@@ -924,7 +924,7 @@ Deno.test(
         const parts = path.split("/");
         assert(!parts.includes(".."), `a path in DIR contains '..': ${JSON.stringify(path)}`);
         assert(
-          parts[0].toLowerCase() !== ".ferry",
+          parts[0]!.toLowerCase() !== ".ferry",
           `a peer wrote into the staging folder: ${JSON.stringify(path)}`,
         );
         assert(
@@ -1072,7 +1072,7 @@ function randomPayload(rng: Rng): Uint8Array {
       }
     }
     payload = encodeJson(value);
-    if (rng.chance(0.1)) payload = MUTATORS.flipBits(payload, rng, []);
+    if (rng.chance(0.1)) payload = MUTATORS.flipBits!(payload, rng, []);
   }
   // Put it at a random offset of a larger buffer: decoders must honour byteOffset.
   const offset = rng.int(9);

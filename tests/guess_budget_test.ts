@@ -155,7 +155,7 @@ Deno.test("failures over the global budget slow every key share, and the server 
     assertEquals(notices.length, 1);
     assertEquals(notices[0], {
       type: "guess-slowdown",
-      session: notices[0].session,
+      session: notices[0]!.session,
       failures: 3,
       windowMinutes: 1,
       delayMs: 1000,

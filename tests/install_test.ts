@@ -142,7 +142,7 @@ async function serveInstalled(receiver: string) {
   assertEquals(commands, [`ferry send PATH... --to 127.0.0.1:${port}`], stdout);
   const code = /^the code: (\S+)/m.exec(stdout)?.[1];
   if (code === undefined) throw new Error(`no code in the banner:\n${stdout}`);
-  return { port, command: commands[0], code, stop };
+  return { port, command: commands[0]!, code, stop }; // commands is asserted to be one line
 }
 
 /** Nothing Deno says when it fetches, warns or fails. */

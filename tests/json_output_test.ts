@@ -59,10 +59,10 @@ Deno.test("ferry send --json prints only NDJSON, and its summary matches the tre
     assertEquals(sent.code, 0, sent.stderr);
     assertEquals(sent.stderr, "");
     const objects = parseNdjson(sent.stdout, SEND_TYPES);
-    assertEquals(objects[0].type, "start");
-    assertEquals(objects[0].to, `127.0.0.1:${serve.port}`);
-    assertEquals(objects[0].server, null);
-    assertEquals(objects[1].type, "connected");
+    assertEquals(objects[0]?.type, "start");
+    assertEquals(objects[0]?.to, `127.0.0.1:${serve.port}`);
+    assertEquals(objects[0]?.server, null);
+    assertEquals(objects[1]?.type, "connected");
     const summary = objects.at(-1)!;
     assertEquals(summary.type, "summary");
     assertEquals(objects.filter((o) => o.type === "summary").length, 1);
@@ -183,7 +183,7 @@ Deno.test("ferry send --json reports a wrong code as the error code wrong-code",
     assertEquals(result.stderr, "");
     const objects = parseNdjson(result.stdout, SEND_TYPES);
     assertEquals(objects.map((o) => o.type), ["start", "error"]);
-    assertEquals(objects[1].code, "wrong-code");
+    assertEquals(objects[1]!.code, "wrong-code");
     assertEquals(
       await Deno.stat(join(base, "inbox", "a.txt")).then(() => true, () => false),
       false,
@@ -323,7 +323,7 @@ Deno.test("ferry serve --json prints start, each session's objects and summary, 
   const serve = await spawnJsonServe(join(base, "inbox"));
   let stopped;
   try {
-    const first = JSON.parse(serve.stdout().split("\n")[0]);
+    const first = JSON.parse(serve.stdout().split("\n")[0]!);
     assertEquals(first.type, "start");
     assertEquals(first.command, "serve");
     assertEquals(first.port, serve.port);

@@ -192,7 +192,7 @@ Deno.test("partial files and transfer records older than --keep-partial are remo
     await Deno.mkdir(join(inbox, ".ferry", dir), { recursive: true });
   }
   const old = new Date(Date.now() - 2 * 86_400_000);
-  for (const [dir, name] of [["partial", "old.part"], ["transfers", "0123456789abcdef"]]) {
+  for (const [dir, name] of [["partial", "old.part"], ["transfers", "0123456789abcdef"]] as const) {
     await Deno.writeTextFile(join(inbox, ".ferry", dir, name), "x");
     await Deno.utime(join(inbox, ".ferry", dir, name), old, old);
   }

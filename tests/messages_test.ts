@@ -92,7 +92,7 @@ Deno.test("decodePlan() and decodeAcks() check every decision and acknowledgemen
   );
   assertEquals(code(() => decodeAcks(encodeJson({ acks: [{ id: 1 }] }))), "bad-message");
   assertEquals(
-    decodeAcks(encodeJson({ acks: [{ id: 1, ok: true, name: "a" }] })).acks[0].name,
+    decodeAcks(encodeJson({ acks: [{ id: 1, ok: true, name: "a" }] })).acks[0]?.name,
     "a",
   );
 });

@@ -149,7 +149,7 @@ async function race(base: string, { size, folder, receiver, swap }: Case): Promi
     await sendFile(client, 3, good);
     const acks = await readAcks(client, 2);
     assertEquals(acks.map((a) => [a.id, a.ok]), [[1, false], [3, true]]);
-    assertMatch(acks[0].reason ?? "", swap === "link" ? /symbolic link/ : /moved or removed/);
+    assertMatch(acks[0]!.reason ?? "", swap === "link" ? /symbolic link/ : /moved or removed/);
     await client.send(FrameType.DONE, new Uint8Array(0));
     const bye = await expectFrame(client, FrameType.BYE);
     assertEquals([bye.files, bye.failed], [1, 1]);
@@ -227,7 +227,7 @@ async function stagingRace(
     await new Promise((r) => setTimeout(r, 200));
     assertEquals(await listTree(outside), before, "nothing staged outside DIR");
     await sendFile(client, 1, data.subarray(SMALL_FILE_MAX));
-    const [ack] = await readAcks(client, 1);
+    const ack = (await readAcks(client, 1))[0]!;
     assertEquals([ack.id, ack.ok], [1, false]);
     assertMatch(ack.reason ?? "", /staging folder/);
     await client.send(FrameType.DONE, new Uint8Array(0));

@@ -19,6 +19,7 @@ import {
   RateMeter,
   shortenLeft,
 } from "../src/cli/progress.ts";
+import { defined } from "./_expect.ts";
 import { FaultProxy } from "./fault_proxy.ts";
 import {
   denoArgs,
@@ -297,15 +298,14 @@ Deno.test({
       await startFerry(term, ["send", join(base, "a.txt")], {
         FERRY_DISCOVERY_ADDRESS: `127.0.0.1:${udp1},127.0.0.1:${udp2}`,
       });
-      const [prompt] = (await term.watch((s) => /Number \(1-2/.test(s) || EXITED.test(s))).slice(
-        -1,
-      );
+      // watch() returns the screens it saw, at least the last.
+      const prompt = (await term.watch((s) => /Number \(1-2/.test(s) || EXITED.test(s))).at(-1)!;
       assertStringIncludes(prompt, "ferry: 2 ferry servers answered; send to which one?");
       const choice = new RegExp(`^  (\\d)\\) .*--to 127\\.0\\.0\\.1:${second.port}$`, "m").exec(
         prompt,
       );
       assert(choice, prompt);
-      await term.keys(choice![1], "Enter");
+      await term.keys(choice![1]!, "Enter");
       await term.watch((s) => EXITED.test(s));
       const final = await term.screen();
       assertStringIncludes(final, "EXIT=0");
@@ -364,10 +364,15 @@ async function oneBigFile(base: string, bytes: number): Promise<string> {
 
 const UNITS: Record<string, number> = { B: 1, kB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12 };
 
+/** `n` `unit`s in bytes ("1.5", "MB": 1.5e6). */
+function bytesOf(n: string | undefined, unit: string | undefined): number {
+  return Number(n) * defined(UNITS[unit ?? ""], `a unit of UNITS, not ${unit}`);
+}
+
 /** The bytes done and the total of the progress line on `screen`, if there is one. */
 function doneOfTotal(screen: string): [number, number] | null {
   const m = /^([\d.]+) ([kMGT]?B) \/ ([\d.]+) ([kMGT]?B)/m.exec(screen);
-  return m && [Number(m[1]) * UNITS[m[2]], Number(m[3]) * UNITS[m[4]]];
+  return m && [bytesOf(m[1], m[2]), bytesOf(m[3], m[4])];
 }
 
 Deno.test({

@@ -12,6 +12,7 @@ import { Channel, encodePreamble, PROTOCOL_VERSION } from "../src/protocol/pream
 import type { Ack, Decision } from "../src/protocol/messages.ts";
 import { senderAd } from "../src/transport/channel.ts";
 import { SMALL_FILE_MAX } from "../src/server/small_file.ts";
+import { defined } from "./_expect.ts";
 import { fakeReceiver } from "./_fake_receiver.ts";
 import {
   listTree,
@@ -68,7 +69,7 @@ async function sendFile(client: RawClient, id: number, data: Uint8Array, digest 
 async function readAck(client: RawClient): Promise<Ack> {
   const acks = (await expectFrame(client, FrameType.ACK)).acks as Ack[];
   assertEquals(acks.length, 1);
-  return acks[0];
+  return acks[0]!;
 }
 
 /** Reads until the receiver closes; its last frame must be ERROR `code`. */
@@ -106,7 +107,7 @@ Deno.test("a sender refuses a receiver preamble of another channel before sendin
     await assertRejects(() => sendInProcess(fake.port, [path]), Error, "channel 0");
     const frames = await fake.frames;
     assertEquals(frames.map((f) => f.type), [FrameType.ERROR], "no KEY_SHARE, nothing else");
-    const error = JSON.parse(new TextDecoder().decode(frames[0].payload));
+    const error = JSON.parse(new TextDecoder().decode(frames[0]!.payload));
     assertEquals(error.code, "unsupported-channel");
   } finally {
     fake.close();
@@ -172,7 +173,7 @@ Deno.test("DATA sent without waiting for the PLAN is taken for the first accepte
       await client.json(FrameType.ANNOUNCE, { batch: 0, entries: [file(0, "a.txt", 5)] });
       await sendFile(client, 0, data);
       const plan = await expectFrame(client, FrameType.PLAN);
-      assertEquals((plan.decisions as Decision[])[0].action, "accept");
+      assertEquals(defined((plan.decisions as Decision[])[0], "a decision").action, "accept");
       assertEquals((await readAck(client)).ok, true);
       await client.send(FrameType.DONE, new Uint8Array(0));
       assertEquals((await expectFrame(client, FrameType.BYE)).files, 1);
@@ -221,7 +222,7 @@ Deno.test("a close record before DONE ends the session as a sender that left: no
     try {
       await client.handshake(PROTOCOL_VERSION, { features: ["resume"], transfer: TRANSFER });
       const size = 3 << 20;
-      const [decision] = await announce(client, 0, [file(0, "big.bin", size)]);
+      const decision = (await announce(client, 0, [file(0, "big.bin", size)]))[0]!;
       assertEquals(decision.action, "accept");
       await client.send(FrameType.DATA, randomBytes(1 << 20));
       await client.stream.closeWrite?.(); // the close record (then a half-close)

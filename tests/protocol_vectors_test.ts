@@ -70,7 +70,7 @@ const SESSIONS: { section: string; offer: Suite[]; choice: Suite }[] = [
 /** ya and yb: 32 bytes, little-endian, below 2^252 (so in [1, group order)). */
 function testScalar(label: string): Uint8Array {
   const y = sha256(utf8(`ferry/1 test vector ${label}`));
-  y[31] &= 0x0f;
+  y[31]! &= 0x0f;
   return y;
 }
 
@@ -144,7 +144,11 @@ function sessionValues(inp: Inputs, ADa: Uint8Array, ADb: Uint8Array): Values {
   assertEquals(hmac(sha256, kc_s, TH), keys.initiatorConfirmation);
   assertEquals(hmac(sha256, kc_r, TH), keys.responderConfirmation);
   const open = new Uint8Array([...inp.mode, ...inp.nonce_r]);
-  const records = (secret: Uint8Array, direction: "c2s" | "s2c", data: Uint8Array) => {
+  const records = (
+    secret: Uint8Array,
+    direction: "c2s" | "s2c",
+    data: Uint8Array,
+  ): [data: Uint8Array, close: Uint8Array] => {
     const sealer = new RecordSealer(secret, direction, { aead: defaultAead(suite) });
     return [sealer.seal(data), sealer.sealClose()];
   };
@@ -252,7 +256,7 @@ function parseAppendix(markdown: string): Map<string, Map<string, string>> {
     const heading = /^### (A\.\d+)\b/.exec(line);
     if (heading) {
       section = new Map();
-      sections.set(heading[1], section);
+      sections.set(heading[1]!, section); // the regexes' groups are not optional
       continue;
     }
     if (line.startsWith("```")) {
@@ -264,11 +268,12 @@ function parseAppendix(markdown: string): Map<string, Map<string, string>> {
     const value = /^([A-Za-z][\w]*)\s+([0-9a-f]+)$/.exec(line);
     const more = /^\s+([0-9a-f]+)$/.exec(line);
     if (value) {
-      assert(!section.has(value[1]), `${value[1]} twice in one section`);
-      section.set(value[1], value[2]);
-      last = value[1];
+      const name = value[1]!;
+      assert(!section.has(name), `${name} twice in one section`);
+      section.set(name, value[2]!);
+      last = name;
     } else if (more && last !== null) {
-      section.set(last, section.get(last) + more[1]);
+      section.set(last, section.get(last)! + more[1]!); // last: a name set above
     } else {
       throw new Error(`a line of Appendix A that is not a value: ${JSON.stringify(line)}`);
     }

@@ -172,7 +172,7 @@ function recordLayerTests(aead: Aead, ENGINES: readonly Aead[]): void {
         const genuine = sealer.seal(utf8("attack at dawn"));
         assertEquals(toHex(genuine), toHex(record)); // same key, same seq: same record
         const bad = genuine.slice();
-        bad[pos] ^= 1 << bit;
+        bad[pos]! ^= 1 << bit;
         assertThrows(() => opener.open(bad), RecordError);
         // The failure is final: the genuine record is refused afterwards too.
         assertEquals(recordCode(() => opener.open(genuine)), "closed");
@@ -355,7 +355,7 @@ function recordLayerTests(aead: Aead, ENGINES: readonly Aead[]): void {
     // An opener that keeps one key for longer fails at the first record of the second epoch.
     const stale = new RecordOpener(KEY, "c2s", { aead, epochRecords: 4 });
     for (const record of records.slice(0, 3)) stale.open(record);
-    assertEquals(recordCode(() => stale.open(records[3])), "auth");
+    assertEquals(recordCode(() => stale.open(records[3]!)), "auth");
   });
 
   test("the suite is bound into the key: the other suite's opener refuses a record", () => {
@@ -393,7 +393,7 @@ function recordLayerTests(aead: Aead, ENGINES: readonly Aead[]): void {
     const fresh = pair();
     const genuine = fresh.sealer.seal(utf8("attack at dawn"));
     const bad = genuine.slice();
-    bad[6] ^= 1;
+    bad[6]! ^= 1;
     assertEquals(recordCode(() => fresh.opener.openInto(bad, out)), "auth");
     assertEquals(recordCode(() => fresh.opener.openInto(genuine, out)), "closed");
     // Inner types are checked after authentication, as with open().

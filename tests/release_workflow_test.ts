@@ -7,7 +7,8 @@
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 // deno-std's YAML parser: the same package as @std/assert, so nothing new in deno.lock.
 import { parse } from "npm:deno-std@1.4.0/yaml/mod.js";
-import { binaryName, TARGETS } from "../scripts/compile.ts";
+import { binaryName, type Target, TARGETS } from "../scripts/compile.ts";
+import { defined } from "./_expect.ts";
 
 const WORKFLOW = new URL("../.github/workflows/release.yml", import.meta.url);
 const CI = new URL("../.ci/run", import.meta.url);
@@ -18,11 +19,17 @@ interface Step {
   run?: string;
   with?: Record<string, unknown>;
 }
+/** One build of the matrix (the tests below check each field). */
+interface MatrixEntry {
+  target: string;
+  runner: string;
+  binary: string;
+}
 interface Job {
   "runs-on": string;
   needs?: string | string[];
   permissions?: Record<string, string>;
-  strategy?: { matrix: { include: Record<string, string>[] } };
+  strategy?: { matrix: { include: MatrixEntry[] } };
   steps: Step[];
 }
 interface Workflow {
@@ -33,8 +40,13 @@ interface Workflow {
 
 const workflow = parse(await Deno.readTextFile(WORKFLOW)) as Workflow;
 
+/** The workflow's job `name`, which must be there. */
+function job(name: string): Job {
+  return defined(workflow.jobs[name], `release.yml's job ${name}`);
+}
+
 /** The GitHub-hosted runners whose OS and CPU run each target's binary natively. */
-const NATIVE: Record<string, string[]> = {
+const NATIVE: Record<Target, string[]> = {
   "x86_64-unknown-linux-gnu": ["ubuntu-latest", "ubuntu-24.04", "ubuntu-22.04"],
   "aarch64-unknown-linux-gnu": ["ubuntu-24.04-arm", "ubuntu-22.04-arm"],
   "x86_64-apple-darwin": ["macos-15-intel", "macos-13"],
@@ -44,22 +56,23 @@ const NATIVE: Record<string, string[]> = {
 
 Deno.test("release.yml runs on v* tags and builds compile.ts's five targets, one each", () => {
   assertEquals(workflow.on.push.tags, ["v*"]);
-  const include = workflow.jobs.build.strategy!.matrix.include;
+  const include = job("build").strategy!.matrix.include;
   assertEquals(include.map((e) => e.target).sort(), [...TARGETS].sort());
   assertEquals(new Set(include.map((e) => e.target)).size, TARGETS.length);
   assertEquals(Object.keys(NATIVE).sort(), [...TARGETS].sort());
   for (const entry of include) {
-    assertEquals(entry.binary, binaryName(entry.target as typeof TARGETS[number]), entry.target);
+    const target = entry.target as Target; // include's targets are TARGETS (asserted above)
+    assertEquals(entry.binary, binaryName(target), entry.target);
     assert(
-      NATIVE[entry.target].includes(entry.runner),
+      NATIVE[target].includes(entry.runner),
       `${entry.target} on ${entry.runner}: that runner cannot run the binary`,
     );
   }
-  assertEquals(workflow.jobs.build["runs-on"], "${{ matrix.runner }}");
+  assertEquals(job("build")["runs-on"], "${{ matrix.runner }}");
 });
 
 Deno.test("each build job builds with deno task compile and runs its binary: --version and a loopback transfer", () => {
-  const runs = workflow.jobs.build.steps.map((s) => s.run ?? "").join("\n");
+  const runs = job("build").steps.map((s) => s.run ?? "").join("\n");
   assertStringIncludes(runs, 'task compile --target "${{ matrix.target }}" --out dist');
   assertStringIncludes(runs, "--version");
   assertStringIncludes(runs, "FERRY_CODE=");
@@ -73,7 +86,7 @@ Deno.test("each build job builds with deno task compile and runs its binary: --v
 });
 
 Deno.test("the release job waits for every build and attaches the binaries with SHA256SUMS", () => {
-  const release = workflow.jobs.release;
+  const release = job("release");
   assertEquals(release.needs, "build");
   assertEquals(release.permissions, { contents: "write" });
   const runs = release.steps.map((s) => s.run ?? "").join("\n");

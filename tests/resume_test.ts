@@ -29,7 +29,7 @@ import {
 } from "./_harness.ts";
 
 /** A source tree in base/src: one 3 MB file (sent first) and a folder of small files. */
-async function makeSources(base: string): Promise<string[]> {
+async function makeSources(base: string): Promise<[big: string, small: string]> {
   const src = join(base, "src");
   await Deno.mkdir(src);
   const big = join(src, "big.bin");
@@ -259,7 +259,7 @@ Deno.test("SIGTERM on serve tells the sender, keeps only the resumable partial, 
     assertEquals([...Deno.readDirSync(join(dir, ".ferry/tmp"))], []);
     const partials = [...Deno.readDirSync(join(dir, ".ferry/partial"))];
     assertEquals(partials.length, 1);
-    assertGreater(Deno.statSync(join(dir, ".ferry/partial", partials[0].name)).size, 1_000_000);
+    assertGreater(Deno.statSync(join(dir, ".ferry/partial", partials[0]!.name)).size, 1_000_000);
   } finally {
     await proxy.close();
     await serve.stop();

@@ -117,7 +117,7 @@ Deno.test("repeated wrong codes from one address are slowed down, then locked ou
       took.push(performance.now() - started);
       assertStringIncludes(err.message, "wrong code");
     }
-    assert(took[0] < 250 && took[1] < 250, `no delay for the first guesses: ${took}`);
+    assert(took[0]! < 250 && took[1]! < 250, `no delay for the first guesses: ${took}`);
     assertGreaterOrEqual(took[2], 280, `the third guess waits: ${took}`);
     await ended(server, 4);
     const wrong = server.events.filter((e) => e.type === "wrong-code");

@@ -75,7 +75,7 @@ for (const aead of engines) {
     // does not fit behind them: unbounded reads moved most of a large transfer that way.
     const sealer = new RecordSealer(SECRET, "c2s", { aead });
     const payloads = [payloadOf(MAX_RECORD_PAYLOAD, 4), payloadOf(65_541, 5)];
-    const records = [...payloads, ...payloads, payloads[0]].map((p) => sealer.seal(p));
+    const records = [...payloads, ...payloads, payloads[0]!].map((p) => sealer.seal(p));
     const wire = concat([...records, sealer.sealClose()]);
     const conn = memoryStream(wire);
     const asked: number[] = [];

@@ -150,9 +150,12 @@ Deno.test("send() retries by the error's class: a lost connection, then a failed
     assertEquals(err.code, "connect-refused");
     const retries = events.filter((e) => e.type === "retry");
     assertEquals(retries.length, 2);
-    assertStringIncludes(retries[0].type === "retry" ? retries[0].reason : "", `127.0.0.1:${port}`);
     assertStringIncludes(
-      retries[1].type === "retry" ? retries[1].reason : "",
+      retries[0]!.type === "retry" ? retries[0]!.reason : "",
+      `127.0.0.1:${port}`,
+    );
+    assertStringIncludes(
+      retries[1]!.type === "retry" ? retries[1]!.reason : "",
       "connection refused",
     );
   } finally {

@@ -36,7 +36,7 @@ Deno.test("a sender with a code sends nothing but a refusal to a receiver that c
     assertEquals(last.code, "receiver-open");
     const frames = await fake.frames;
     assertEquals(frames.map((f) => f.type), [FrameType.ERROR], "no KEY_SHARE, no HELLO, no record");
-    assertEquals(JSON.parse(decoder.decode(frames[0].payload)).code, "code-expected");
+    assertEquals(JSON.parse(decoder.decode(frames[0]!.payload)).code, "code-expected");
     const everything = frames.map((f) => decoder.decode(f.payload)).join("");
     assertFalse(everything.includes("secret-name"), "the file's name never left");
     assertFalse(everything.includes("secret-data"), "the file's data never left");
@@ -77,7 +77,9 @@ Deno.test("a plain ERROR before the key exchange shows only its code, never the 
   const base = baseDir.path;
   const file = await secretFile(base);
   const hostile = "\x1b]0;owned\x07\x1b[2J\x1b[32mtransfer complete\x1b[0m\u202e\x9b2J";
-  for (const [code, shown] of [["locked-out", "(locked-out)"], ["busy\x1b[2J", "(unknown)"]]) {
+  for (
+    const [code, shown] of [["locked-out", "(locked-out)"], ["busy\x1b[2J", "(unknown)"]] as const
+  ) {
     const fake = fakeReceiver(clearErrorReply(code, hostile));
     try {
       const result = await runCli(

@@ -134,9 +134,9 @@ Deno.test("serve --json: file-done has the stored path and the announced one; al
     announced: "b.bin",
     bytes: 9,
   });
-  assertEquals(objects[3].already, 1);
-  assertEquals(objects[3].cause, null);
-  assertEquals(objects[3].ok, true);
+  assertEquals(objects[3]?.already, 1);
+  assertEquals(objects[3]?.cause, null);
+  assertEquals(objects[3]?.ok, true);
 });
 
 Deno.test("serve's progress shows the sender's totals and an ETA once told, unknown until then", async () => {
@@ -230,9 +230,9 @@ Deno.test("ANNOUNCE's totals are optional, and checked when present", () => {
 });
 
 /** Two files in base/src: a.bin (2 MB) and b.bin (5 MB), sent in that order. */
-async function twoFiles(base: string): Promise<string[]> {
+async function twoFiles(base: string): Promise<[a: string, b: string]> {
   await Deno.mkdir(join(base, "src"));
-  const paths = [join(base, "src/a.bin"), join(base, "src/b.bin")];
+  const paths: [a: string, b: string] = [join(base, "src/a.bin"), join(base, "src/b.bin")];
   await Deno.writeFile(paths[0], randomBytes(2_000_000));
   await Deno.writeFile(paths[1], randomBytes(5_000_000));
   return paths;
@@ -251,7 +251,7 @@ async function sendWithTotals(
     retries: 0,
     software: "ferry/test",
     code: TEST_CODE,
-    totals,
+    ...(totals === undefined ? {} : { totals }),
     onEvent: () => {},
   });
 }
@@ -319,7 +319,7 @@ Deno.test("a sender cut off mid-file is 'the sender disconnected (its transfer c
   try {
     await assertRejects(() => sendInProcess(proxy.port, paths), ConnectionLost);
     await waitFor("the first session to end", () => ends(server.events).length === 1);
-    const cut = ends(server.events)[0];
+    const cut = ends(server.events)[0]!;
     assertEquals(cut.error, "the sender disconnected (its transfer can resume)");
     assertEquals(cut.cause, "disconnected");
     assertEquals(cut.files, 1);
@@ -334,7 +334,7 @@ Deno.test("a sender cut off mid-file is 'the sender disconnected (its transfer c
   assertEquals(already, [
     { type: "already", session: 2, path: "a.bin", name: "a.bin", bytes: 2_000_000 },
   ]);
-  const done = ends(server.events)[1];
+  const done = ends(server.events)[1]!;
   assertEquals([done.already, done.files, done.error, done.cause], [1, 1, undefined, undefined]);
 });
 
@@ -356,6 +356,9 @@ Deno.test("a sender without the code, and an address locked out, are logged as s
     await server.close();
   }
   const [noCode, wrong, locking, locked] = ends(server.events);
+  if (!noCode || !wrong || !locking || !locked) {
+    throw new Error("4 sessions ended, waited for above");
+  }
   assertEquals(noCode.cause, "no-code");
   assertEquals(
     noCode.error,

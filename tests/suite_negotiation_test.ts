@@ -135,7 +135,7 @@ class Pipe {
       await new Promise<void>((resolve) => this.#waiting = resolve);
       this.#waiting = null;
     }
-    const chunk = this.#chunks[0];
+    const chunk = this.#chunks[0]!;
     const n = Math.min(p.length, chunk.length);
     p.set(chunk.subarray(0, n));
     if (n === chunk.length) this.#chunks.shift();

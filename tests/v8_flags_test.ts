@@ -22,7 +22,7 @@ Deno.test("compileArgs() bakes V8_FLAGS into the binary, before the entry point"
   const args = compileArgs("x86_64-unknown-linux-gnu", "/tmp/ferry");
   const flag = args.indexOf(V8_FLAGS);
   assert(flag > 0 && flag < args.length - 1, args.join(" "));
-  assert(args[args.length - 1].endsWith("main.ts"));
+  assert(args[args.length - 1]!.endsWith("main.ts"));
 });
 
 Deno.test("the benchmark runs ferry with V8_FLAGS, before main.ts", () => {
