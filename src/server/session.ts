@@ -1,5 +1,5 @@
 /**
- * One sender's session on the receiver: the handshake, then the batch loop.
+ * One sender's session on the receiver: the handshake (handshake.ts), then the batch loop.
  *
  * Frames are handled in the order they arrive, on one task, so the session
  * holds at most one open file. Plans go out as soon as a batch is checked;
@@ -16,36 +16,23 @@ import {
   FrameType,
 } from "../protocol/frame.ts";
 import { ANNOUNCE_WINDOW } from "../protocol/limits.ts";
-import { type Digest, DIGEST_NAMES, isDigestName, loadDigest } from "../protocol/digests.ts";
+import type { Digest } from "../protocol/digests.ts";
 import {
   type Ack,
   checkEntry,
   type Decision,
   decodeAnnounce,
-  decodeError,
-  decodeHello,
   encodeJson,
   type Entry,
   entryId,
-  Feature,
-  type Welcome,
 } from "../protocol/messages.ts";
-import {
-  Channel,
-  decodePreamble,
-  encodePreamble,
-  PREAMBLE_BYTES,
-  PROTOCOL_VERSION,
-} from "../protocol/preamble.ts";
+import { Channel, encodePreamble, PROTOCOL_VERSION } from "../protocol/preamble.ts";
 import { type ByteStream, closeGracefully } from "../transport/byte_stream.ts";
 import { isConnectionError } from "../transport/connection_errors.ts";
-import { type Frame, FrameReader, FrameWriter } from "../transport/frame_io.ts";
+import { FramedLink } from "../transport/framed_link.ts";
 import { Watchdog } from "../transport/watchdog.ts";
-import { CODE_EXPECTED, PeerRefused, receiverKeyExchange } from "../transport/channel.ts";
-import { SecureStream } from "../transport/secure_stream.ts";
-import { opensslSha256 } from "../transport/sha256_openssl.ts";
-import type { CodeGuard, GuessAttempt } from "./code_guard.ts";
-import { addressGroup } from "./address_group.ts";
+import type { CodeGuard } from "./code_guard.ts";
+import { Handshake, lockedOut, peerError } from "./handshake.ts";
 import {
   childPath,
   type ConflictPolicy,
@@ -60,10 +47,11 @@ import {
 import type { Folders } from "./folders.ts";
 import { openFolders } from "./open_folders.ts";
 import { DamagedData, IncomingFile, KEPT_MODE_BITS, type Resume } from "./incoming_file.ts";
+import type { EndCause, EndedEarly, ServerEvent } from "./server_events.ts";
+import type { ServerLimits } from "./server_limits.ts";
 import { SMALL_FILE_MAX, SmallFile, StagedFile } from "./small_file.ts";
-import { DEFAULT_PRE_AUTH, type ServerLimits } from "./server_limits.ts";
 
-export const SUPPORTED_FEATURES = [Feature.resume];
+export type { EndCause, ServerEvent } from "./server_events.ts";
 
 export interface SessionOptions {
   inbox: Inbox;
@@ -102,77 +90,6 @@ export interface SessionOptions {
  */
 export const STALL_GRACE_MS = 10_000;
 
-export type ServerEvent =
-  | { type: "session-start"; session: number; peer: string }
-  /** A sender failed to prove the code (`failures` in the guard's window; `locked` now). */
-  | { type: "wrong-code"; session: number; peer: string; failures: number; locked: boolean }
-  /**
-   * More than `failures` wrong codes within `windowMinutes` across all addresses: every key
-   * share now waits `delayMs` more. Reported once per window.
-   */
-  | {
-    type: "guess-slowdown";
-    session: number;
-    failures: number;
-    windowMinutes: number;
-    delayMs: number;
-  }
-  | { type: "file-start"; session: number; path: string; size: number | null; resumed: number }
-  /**
-   * The whole transfer's totals, as the sender told them (ANNOUNCE `totals`): its files and
-   * their bytes (null: some size is unknown, standard input).
-   */
-  | { type: "totals"; session: number; files: number; bytes: number | null }
-  /** `bytes` more of the current file arrived. */
-  | { type: "progress"; session: number; bytes: number }
-  /** A file stored: `path` as the sender announced it, `name` the path it was stored under. */
-  | { type: "file"; session: number; path: string; name: string; bytes: number; resumed: number }
-  /** An earlier session of this transfer stored this file as `name` (`have`): not sent again. */
-  | { type: "already"; session: number; path: string; name: string; bytes: number }
-  | { type: "file-failed"; session: number; path: string; reason: string }
-  | { type: "refused"; session: number; path: string; reason: string }
-  | {
-    type: "session-end";
-    session: number;
-    peer: string;
-    files: number;
-    bytes: number;
-    resumedBytes: number;
-    /** Files an earlier session of the transfer had stored (`have`). */
-    already: number;
-    failed: number;
-    seconds: number;
-    /** Why it ended early (absent: it ended normally), for people, and as a cause. */
-    error?: string;
-    cause?: EndCause;
-  };
-
-/** Why a session ended early. */
-export type EndCause =
-  /** The connection ended before DONE; a resume-capable sender's transfer can resume. */
-  | "disconnected"
-  /** A sender without the code left when the receiver asked for it. */
-  | "no-code"
-  | "wrong-code"
-  /** Its address is locked out after too many wrong codes. */
-  | "locked-out"
-  | "busy"
-  /** The sender stopped the session with an ERROR. */
-  | "sender-error"
-  /** The receiver is stopping. */
-  | "stopped"
-  /** A newer session of the same transfer took over. */
-  | "superseded"
-  | "timeout"
-  | "protocol"
-  | "internal";
-
-/** How a session ended early: for people, and as a cause. */
-interface EndedEarly {
-  error: string;
-  cause: EndCause;
-}
-
 /** An accepted entry waiting for its turn in the data stream. */
 interface Queued {
   entry: Entry;
@@ -206,10 +123,9 @@ const ACK_FLUSH_COUNT = 512;
 const ACK_FLUSH_BYTES = 256 * 1024;
 
 export class Session {
-  /** What the frames run on: the connection, or the secure channel over it. */
-  #stream: ByteStream;
-  #reader: FrameReader;
-  #writer: FrameWriter;
+  /** The connection's frames: plain, then inside the secure channel. */
+  #link: FramedLink;
+  #handshake: Handshake;
   #watchdog: Watchdog | null = null;
   /** The handshake's fixed deadline, and how much of it is left while it is paused. */
   #deadline: ReturnType<typeof setTimeout> | undefined;
@@ -265,14 +181,8 @@ export class Session {
   #aborted: string | null = null;
   /** The ERROR code abort() was given. */
   #abortCode: string | null = null;
-  /** The sender left when asked for the code, having none (a ferry sender without it). */
-  #leftWithoutCode = false;
-  /** Whether our preamble went into the writer (by the handshake, or by abort() before it). */
-  #preambleSent = false;
   /** abort()'s reply to the sender, under way or done. */
   #abortReply: Promise<void> = Promise.resolve();
-  /** From our KEY_SHARE until records start: abort() closes without an ERROR (see #tellAborted). */
-  #quietOnAbort = false;
   /** Ends run() early with this reason once the session is closed from outside and stalls. */
   #drop: ((reason: string) => void) | null = null;
   #dropTimer: ReturnType<typeof setTimeout> | undefined;
@@ -294,21 +204,18 @@ export class Session {
     readonly peer: string,
     readonly opts: SessionOptions,
   ) {
-    this.#stream = conn;
-    const touch = () => this.#watchdog?.touch();
-    this.#reader = new FrameReader(conn, touch);
-    this.#reader.maxControl = opts.limits.maxMessage;
-    this.#writer = new FrameWriter(conn, touch);
+    this.#link = new FramedLink(conn, () => this.#watchdog?.touch(), opts.limits.maxMessage);
     this.#folders = openFolders(opts.inbox);
-  }
-
-  /** Runs the frames over `stream` from now on (after the key exchange). */
-  #useStream(stream: ByteStream): void {
-    const touch = () => this.#watchdog?.touch();
-    this.#stream = stream;
-    this.#reader = new FrameReader(stream, touch);
-    this.#reader.maxControl = this.opts.limits.maxMessage;
-    this.#writer = new FrameWriter(stream, touch);
+    this.#handshake = new Handshake(id, this.#link, host, peer, opts, {
+      report: (event) => this.#event(event),
+      stopIfClosed: () => this.#stopIfClosed(),
+      silent: () => {
+        this.#silentExpired = true;
+        this.#closeFromOutside();
+      },
+      aborted: () => this.#aborted !== null,
+      claim: (transfer) => this.#claim(transfer),
+    });
   }
 
   /**
@@ -370,9 +277,16 @@ export class Session {
     let clean = false;
     this.#armDeadline(opts.limits.handshakeTimeoutMs);
     try {
-      const greeted = await this.#handshake();
+      const greeting = await this.#handshake.run();
       clearTimeout(this.#deadline);
-      if (greeted) {
+      if (greeting === null) {
+        // Its reply, if abort() answered first, goes out before the connection is closed.
+        await this.#abortReply;
+      } else {
+        this.#digest = greeting.digest;
+        this.#resumable = greeting.resumable;
+        this.#resumedSince = greeting.resumedSince;
+        this.#resuming = greeting.resumedSince !== null;
         this.#watchdog = new Watchdog(opts.limits.idleTimeoutMs, () => this.#closeFromOutside());
         await this.#loop();
         clean = true;
@@ -400,6 +314,27 @@ export class Session {
   }
 
   /**
+   * Takes over the transfer HELLO named. The wait for a superseded session is the receiver's,
+   * not the sender's: it does not count against the handshake deadline (it is bounded by the
+   * stall grace).
+   */
+  async #claim(transfer: string): Promise<void> {
+    // A session already closed (a deadline, stopping) does not take its transfer over.
+    this.#stopIfClosed();
+    this.#transfer = transfer;
+    clearTimeout(this.#deadline);
+    const left = this.#deadlineAt - performance.now();
+    this.#claiming = true;
+    try {
+      await this.opts.claimTransfer?.(transfer, this);
+    } finally {
+      this.#claiming = false;
+    }
+    this.#stopIfClosed();
+    this.#armDeadline(Math.max(left, 0));
+  }
+
+  /**
    * Ends the session from outside (server shutdown): tells the sender, if
    * the connection is free to write on, then closes it. The file in
    * progress is kept as a resumable partial.
@@ -414,23 +349,18 @@ export class Session {
 
   /** abort()'s ERROR, where the sender can read it; settles within a second. */
   async #tellAborted(code: string, message: string): Promise<void> {
-    // Between our KEY_SHARE and the switch to records the sender reads records while our writer
-    // still writes plain frames: an ERROR would read as a bad record there, and the sender would
-    // not retry. Closing reads as a lost connection, which it retries.
-    if (this.#writer.busy || this.#quietOnAbort) return;
+    const { writer } = this.#link;
+    if (writer.busy || this.#handshake.quiet) return;
     // Through the writer, so whatever it holds (our preamble, early in a session) goes first.
     const timer = setTimeout(() => this.#closeFromOutside(), 1000);
     try {
-      if (!this.#preambleSent) {
+      if (this.#handshake.takePreamble()) {
         // The sender's preamble has not been read yet, so ours has not gone out: refuse as a
         // receiver at its limit does, behind a preamble (PROTOCOL.md §2).
-        this.#preambleSent = true;
-        await this.#writer.raw(
-          encodePreamble({ version: PROTOCOL_VERSION, channel: Channel.plain }),
-        );
+        await writer.raw(encodePreamble({ version: PROTOCOL_VERSION, channel: Channel.plain }));
       }
-      await this.#writer.frame(FrameType.ERROR, encodeJson({ code, message }));
-      await this.#writer.flush();
+      await writer.frame(FrameType.ERROR, encodeJson({ code, message }));
+      await writer.flush();
     } catch { /* the peer is gone */ }
     clearTimeout(timer);
   }
@@ -515,7 +445,7 @@ export class Session {
   #describe(err: unknown): EndedEarly {
     const outside = this.#endedFromOutside();
     if (outside !== null) return { error: outside, cause: this.#outsideCause()! };
-    if (this.#leftWithoutCode) {
+    if (this.#handshake.leftWithoutCode) {
       return {
         error: "a sender without the code tried to connect (it left when asked for the code)",
         cause: "no-code",
@@ -523,7 +453,9 @@ export class Session {
     }
     if (err instanceof ProtocolError) {
       if (err.code === "wrong-code") return { error: err.message, cause: "wrong-code" };
-      if (err.code === "locked-out") return { error: this.#lockedOut(), cause: "locked-out" };
+      if (err.code === "locked-out") {
+        return { error: lockedOut(this.opts.guard, this.host), cause: "locked-out" };
+      }
       if (err.code === "busy") return { error: err.message, cause: "busy" };
       if (err.code === "peer-error") return { error: err.message, cause: "sender-error" };
     }
@@ -544,22 +476,6 @@ export class Session {
     };
   }
 
-  /** What the sender's address group's lockout is: until when, or why it is refused already. */
-  #lockedOut(): string {
-    const { guard } = this.opts;
-    const { lockAfter, windowMs } = guard.policy;
-    const group = addressGroup(this.host);
-    const left = guard.lockedFor(this.host);
-    if (left > 0) {
-      const minutes = Math.ceil(left / 60_000);
-      return `${group} is locked out after ${lockAfter} wrong codes until ${
-        clockTime(guard.now() + left)
-      } (${minutes} minute${minutes === 1 ? "" : "s"})`;
-    }
-    return `${group} has used its ${lockAfter} code guesses of ${windowMs / 60_000} minutes ` +
-      "(some still being checked): refused until they are decided";
-  }
-
   /** Tells the sender why the session ends, when there is someone to tell. */
   async #sendError(err: unknown): Promise<void> {
     if (this.#endedFromOutside() !== null) return;
@@ -576,217 +492,17 @@ export class Session {
       message = err.message;
     }
     try {
-      await this.#writer.frame(FrameType.ERROR, encodeJson({ code, message }));
-      await this.#writer.flush();
-      await closeGracefully(this.#stream);
+      await this.#link.writer.frame(FrameType.ERROR, encodeJson({ code, message }));
+      await this.#link.writer.flush();
+      await closeGracefully(this.#link.stream);
     } catch { /* the peer is gone */ }
-  }
-
-  /** Preamble, channel and HELLO/WELCOME. False if the peer left before saying anything. */
-  async #handshake(): Promise<boolean> {
-    // A short deadline for the first bytes, well inside the handshake's: a host that opens
-    // connections and sends nothing holds its pre-authentication slots only briefly.
-    const silent = setTimeout(() => {
-      this.#silentExpired = true;
-      this.#closeFromOutside();
-    }, this.opts.firstFrameMs ?? DEFAULT_PRE_AUTH.firstFrameMs);
-    let raw;
-    try {
-      raw = await this.#reader.readRaw(PREAMBLE_BYTES);
-    } finally {
-      clearTimeout(silent);
-    }
-    if (this.#silentExpired) throw new ProtocolError("truncated", "the sender sent nothing");
-    if (raw === null) return false;
-    if (this.#preambleSent) {
-      // Stopped while it waited: abort() answers, behind a preamble of its own. Its reply goes
-      // out before this session closes the connection.
-      await this.#abortReply;
-      return false;
-    }
-    const theirs = decodePreamble(raw);
-    const plain = theirs.channel === Channel.plain && this.opts.plaintext === true;
-    const ours = encodePreamble({
-      version: PROTOCOL_VERSION,
-      channel: plain ? Channel.plain : Channel.cpace,
-    });
-    this.#preambleSent = true;
-    await this.#writer.raw(ours);
-    if (theirs.version !== PROTOCOL_VERSION) {
-      throw new ProtocolError(
-        "unsupported-version",
-        `this receiver speaks ferry protocol version ${PROTOCOL_VERSION}, the sender version ${theirs.version}`,
-      );
-    }
-    if (theirs.channel === Channel.plain && !plain) {
-      throw new ProtocolError(
-        "unsupported-channel",
-        "this receiver requires the encrypted channel (it was not started with --plaintext)",
-      );
-    }
-    if (theirs.channel !== Channel.plain && theirs.channel !== Channel.cpace) {
-      throw new ProtocolError("unsupported-channel", `unknown channel ${theirs.channel}`);
-    }
-    if (!plain) await this.#keyExchange(raw, ours);
-    this.opts.onAuthenticated?.();
-    const hello = decodeHello((await this.#expect(FrameType.HELLO, "HELLO")).payload);
-    const digest = hello.digests.find(isDigestName);
-    if (!digest) {
-      throw new ProtocolError(
-        "no-common-digest",
-        `no common digest; this receiver has ${DIGEST_NAMES.join(", ")}`,
-      );
-    }
-    this.#digest = await loadDigest(digest, opensslSha256());
-    this.#resumable = hello.features.includes(Feature.resume);
-    if (this.#resumable && hello.transfer !== undefined) {
-      // A session already closed (a deadline, stopping) does not take its transfer over.
-      this.#stopIfClosed();
-      this.#transfer = hello.transfer;
-      // The wait for a superseded session is the receiver's, not the sender's: it does not
-      // count against the handshake deadline (it is bounded by the stall grace).
-      clearTimeout(this.#deadline);
-      const left = this.#deadlineAt - performance.now();
-      this.#claiming = true;
-      try {
-        await this.opts.claimTransfer?.(hello.transfer, this);
-      } finally {
-        this.#claiming = false;
-      }
-      this.#stopIfClosed();
-      this.#armDeadline(Math.max(left, 0));
-      this.#resumedSince = await this.opts.inbox.beginTransfer(hello.transfer);
-      this.#resuming = this.#resumedSince !== null;
-    }
-    const { limits } = this.opts;
-    const welcome: Welcome = {
-      software: this.opts.software,
-      digest,
-      features: SUPPORTED_FEATURES,
-      limits: {
-        maxBatchEntries: limits.maxBatchEntries,
-        maxFrame: limits.maxMessage,
-        maxPathBytes: limits.maxPathBytes,
-      },
-    };
-    await this.#writer.frame(FrameType.WELCOME, encodeJson(welcome));
-    await this.#writer.flush();
-    return true;
-  }
-
-  /**
-   * The secure channel: CPace on the code, with the guard against guessing.
-   * From the moment our KEY_SHARE goes out the sender can test its code, so
-   * the guess is counted (pending) from then, and credited back only when
-   * KEY_CONFIRM proves the code: however the session ends otherwise, save by
-   * the receiver stopping, it is a failed guess.
-   */
-  async #keyExchange(senderPreamble: Uint8Array, receiverPreamble: Uint8Array): Promise<void> {
-    const { guard } = this.opts;
-    let attempt: GuessAttempt | null = null;
-    let shared = false;
-    let confirmed = false;
-    let keys;
-    try {
-      keys = await receiverKeyExchange(this.#reader, this.#writer, {
-        senderPreamble,
-        receiverPreamble,
-        code: this.opts.code ?? null,
-        admit: () => {
-          attempt = guard.admit(this.host);
-          return Promise.resolve();
-        },
-        pace: async () => {
-          const delay = attempt!.reserve();
-          if (delay > 0) await new Promise((r) => setTimeout(r, delay));
-          // Closed while it waited (a deadline, stopping): no share goes out, no guess is made.
-          this.#stopIfClosed();
-          shared = true;
-          this.#quietOnAbort = true; // our KEY_SHARE goes out next
-        },
-        confirmed: () => {
-          confirmed = true;
-          attempt!.confirm();
-        },
-      });
-    } catch (err) {
-      // A session we ended ourselves (shutdown) is no guess: release() below forgets it.
-      if (shared && !confirmed && this.#aborted === null) {
-        const { failures, locked, globalSlowdown } = attempt!.fail();
-        this.#event({
-          type: "wrong-code",
-          session: this.id,
-          peer: this.peer,
-          failures,
-          locked,
-        });
-        if (globalSlowdown) {
-          const { globalSlowAfter, windowMs, globalDelayMs } = guard.policy;
-          this.#event({
-            type: "guess-slowdown",
-            session: this.id,
-            failures: globalSlowAfter,
-            windowMinutes: windowMs / 60_000,
-            delayMs: globalDelayMs,
-          });
-        }
-        const { lockAfter, windowMs } = guard.policy;
-        throw new ProtocolError(
-          "wrong-code",
-          locked
-            ? `wrong code from ${this.host}: ${this.#lockedOut()}`
-            : `wrong code from ${this.host} (${failures} of the ${lockAfter} allowed in ${
-              windowMs / 60_000
-            } minutes)`,
-        );
-      }
-      // Asked for the code (our CHANNEL_OPEN said so), the sender left: ferry's sender does that
-      // when it has none (a person is then asked for it, and it connects again).
-      if (attempt !== null && !shared && this.opts.code != null && isConnectionError(err)) {
-        this.#leftWithoutCode = true;
-      }
-      if (err instanceof PeerRefused) {
-        // A plain frame, from a sender that proved nothing: its code only, never its text.
-        throw new ProtocolError(
-          "peer-error",
-          err.code === CODE_EXPECTED
-            ? "the sender has a code and sends nothing to an open receiver (code-expected)"
-            : `the sender stopped before the key exchange (${err.code})`,
-        );
-      }
-      throw err;
-    } finally {
-      (attempt as GuessAttempt | null)?.release();
-    }
-    this.#useStream(
-      new SecureStream(this.conn, keys.sealer, keys.opener, this.#reader.takeBuffered()),
-    );
-    this.#quietOnAbort = false;
-  }
-
-  async #expect(type: number, name: string): Promise<Frame> {
-    const frame = await this.#reader.next();
-    if (frame === null) throw new ProtocolError("truncated", `connection closed before ${name}`);
-    if (frame.type === FrameType.ERROR) this.#peerError(frame.payload);
-    if (frame.type !== type) {
-      throw new ProtocolError(
-        "unexpected-frame",
-        `expected ${name}, got frame 0x${frame.type.toString(16)}`,
-      );
-    }
-    return frame;
-  }
-
-  #peerError(payload: Uint8Array): never {
-    const e = decodeError(payload);
-    throw new ProtocolError("peer-error", `the sender stopped: ${e.message} (${e.code})`);
   }
 
   async #loop(): Promise<void> {
     for (;;) {
       this.#stopIfClosed();
-      if (this.#reader.buffered === 0) await this.#flushAcks();
-      const frame = await this.#reader.next();
+      if (this.#link.reader.buffered === 0) await this.#flushAcks();
+      const frame = await this.#link.reader.next();
       if (frame === null) {
         throw new ProtocolError("truncated", "the sender closed the connection before DONE");
       }
@@ -818,15 +534,15 @@ export class Session {
             throw new ProtocolError("bad-sequence", "DONE while announced files are unsent");
           }
           await this.#flushAcks(false);
-          await this.#writer.frame(
+          await this.#link.writer.frame(
             FrameType.BYE,
             encodeJson({ files: this.#files, bytes: this.#bytes, failed: this.#failed }),
           );
-          await this.#writer.flush();
-          await closeGracefully(this.#stream);
+          await this.#link.writer.flush();
+          await closeGracefully(this.#link.stream);
           return;
         case FrameType.ERROR:
-          this.#peerError(frame.payload);
+          peerError(frame.payload);
           break;
         default:
           throw new ProtocolError(
@@ -886,8 +602,8 @@ export class Session {
         if (decision.action === "refuse") this.#failed++;
       }
     }
-    await this.#writer.frame(FrameType.PLAN, encodeJson({ batch, decisions }));
-    await this.#writer.flush();
+    await this.#link.writer.frame(FrameType.PLAN, encodeJson({ batch, decisions }));
+    await this.#link.writer.flush();
     await this.#advance();
   }
 
@@ -1161,7 +877,7 @@ export class Session {
         }
         this.#streamed += chunk.length;
       }
-      await this.#current!.write(chunk, maxSize, () => this.#reader.hold());
+      await this.#current!.write(chunk, maxSize, () => this.#link.reader.hold());
       this.#event({ type: "progress", session: this.id, bytes: chunk.length });
     } catch (err) {
       if (!(err instanceof Refusal)) throw err;
@@ -1311,18 +1027,12 @@ export class Session {
     if (this.#staged.length > 0) await this.#placeStaged();
     if (this.#folders.dirty > 0) await this.#folders.sync();
     if (this.#acks.length > 0) {
-      await this.#writer.frame(FrameType.ACK, encodeJson({ acks: this.#acks }));
+      await this.#link.writer.frame(FrameType.ACK, encodeJson({ acks: this.#acks }));
       this.#acks = [];
       this.#ackBytes = 0;
     }
-    if (flush) await this.#writer.flush();
+    if (flush) await this.#link.writer.flush();
   }
-}
-
-/** `14:05`: the local time of day `ms` (since the epoch) falls at. */
-function clockTime(ms: number): string {
-  const at = new Date(ms);
-  return `${String(at.getHours()).padStart(2, "0")}:${String(at.getMinutes()).padStart(2, "0")}`;
 }
 
 /** What names a file across its resend: path, size and mtime, as the sender announced them. */
