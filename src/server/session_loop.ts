@@ -14,18 +14,19 @@ import {
   FrameType,
 } from "../protocol/frame.ts";
 import type { Digest } from "../protocol/digests.ts";
-import { type Ack, decodeAnnounce, encodeJson } from "../protocol/messages.ts";
+import { decodeAnnounce, encodeJson } from "../protocol/messages.ts";
 import { closeGracefully } from "../transport/byte_stream.ts";
 import type { FramedLink } from "../transport/framed_link.ts";
 import { type Accepted, AcceptedQueue, SessionBytes } from "./accepted.ts";
+import { AckQueue, type Ending, type Outcome } from "./ack_queue.ts";
 import type { Folders } from "./folders.ts";
 import { type Greeting, peerError } from "./handshake.ts";
 import { type ConflictPolicy, type Inbox, Refusal, type TransferStart } from "./inbox.ts";
-import { DamagedData, IncomingFile, KEPT_MODE_BITS, type Resume } from "./incoming_file.ts";
+import { IncomingFile, KEPT_MODE_BITS, type Resume } from "./incoming_file.ts";
 import { Planner } from "./planner.ts";
 import type { Report } from "./server_events.ts";
 import type { ServerLimits } from "./server_limits.ts";
-import { SMALL_FILE_MAX, SmallFile, StagedFile } from "./small_file.ts";
+import { SMALL_FILE_MAX, SmallFile, type StagedFile } from "./small_file.ts";
 import type { Tally } from "./tally.ts";
 
 export interface SessionLoopOptions {
@@ -43,20 +44,6 @@ export interface SessionLoopOptions {
   stopIfClosed(): void;
 }
 
-/** A file that ended: the name it was stored under (null: skipped), the bytes it took. */
-interface Finished {
-  name: string | null;
-  bytes: number;
-  resumed: number;
-}
-
-/** Small files staged (fsyncs in flight, files open) before they are placed. */
-const MAX_STAGED = 64;
-
-/** Send acknowledgements once this many are waiting, even if more data is queued. */
-const ACK_FLUSH_COUNT = 512;
-const ACK_FLUSH_BYTES = 256 * 1024;
-
 export class SessionLoop {
   /** The digest HELLO and WELCOME agreed on. */
   #digest: Digest;
@@ -70,22 +57,17 @@ export class SessionLoop {
   #current: IncomingFile | null = null;
   /** The head file's data, when it takes the short path. */
   #small = new SmallFile();
-  /**
-   * Small files ended and waiting to be placed and acknowledged, in order: verified and written,
-   * their fsyncs under way (`file`), or failed (`failure`, no file).
-   */
-  #staged: { head: Accepted; file: StagedFile | null; failure: Refusal | null }[] = [];
   /** The head file's FILE_START arrived (or none was needed). */
   #started = false;
   /** Set when the current file failed; its remaining data is dropped. */
   #currentFailed: Refusal | null = null;
-  #acks: Ack[] = [];
-  #ackBytes = 0;
+  /** Where ended files wait to be placed and acknowledged, in order. */
+  #acks: AckQueue;
   /** Directories this session created, until their own entry sets their metadata. */
   #created = new Set<string>();
 
   constructor(readonly opts: SessionLoopOptions) {
-    const { session, report, inbox, folders, greeting, onConflict, limits, tally } = opts;
+    const { session, report, link, inbox, folders, greeting, onConflict, limits, tally } = opts;
     this.#digest = greeting.digest;
     this.#resumedSince = greeting.resumedSince;
     this.#queue = new AcceptedQueue(inbox);
@@ -104,14 +86,22 @@ export class SessionLoop {
       bytes: this.#bytes,
       tally,
     });
+    this.#acks = new AckQueue({
+      session,
+      report,
+      writer: link.writer,
+      folders,
+      onConflict,
+      tally,
+      stopIfClosed: () => opts.stopIfClosed(),
+    });
   }
 
   /** Lets go of what the loop holds: its file (kept as a partial if cut off), claims, reservations. */
   async release(clean: boolean): Promise<void> {
     if (this.#current) await this.#current.discard(!clean && this.#currentFailed === null);
     this.#current = null;
-    for (const { file } of this.#staged) file?.drop();
-    this.#staged = [];
+    this.#acks.drop();
     this.#queue.releaseAll();
   }
 
@@ -119,7 +109,7 @@ export class SessionLoop {
   async run(): Promise<void> {
     for (;;) {
       this.opts.stopIfClosed();
-      if (this.opts.link.reader.buffered === 0) await this.#flushAcks();
+      if (this.opts.link.reader.buffered === 0) await this.#acks.flush();
       const frame = await this.opts.link.reader.next();
       if (frame === null) {
         throw new ProtocolError("truncated", "the sender closed the connection before DONE");
@@ -151,7 +141,7 @@ export class SessionLoop {
           if (this.#queue.pending > 0) {
             throw new ProtocolError("bad-sequence", "DONE while announced files are unsent");
           }
-          await this.#flushAcks(false);
+          await this.#acks.flush(false);
           await this.opts.link.writer.frame(
             FrameType.BYE,
             encodeJson({
@@ -193,7 +183,7 @@ export class SessionLoop {
   async #advance(): Promise<void> {
     for (let item = this.#queue.takeDir(); item !== null; item = this.#queue.takeDir()) {
       // Its files must be in place first: placing one changes the folder's mtime.
-      if (this.#staged.length > 0) await this.#placeStaged();
+      await this.#acks.placeHeld();
       if (!this.#created.delete(item.dir) && !(await this.#bornInTransfer(item.dir))) continue;
       try {
         const mode = (item.entry.mode & KEPT_MODE_BITS) | 0o700;
@@ -314,133 +304,64 @@ export class SessionLoop {
     });
   }
 
-  /**
-   * Verifies and places the head file; returns its name (null: skipped) and
-   * the bytes it took, or, for a small file, the staged file to place later.
-   */
-  async #finish(head: Accepted, end: FileEnd): Promise<Finished | StagedFile> {
-    this.opts.stopIfClosed();
-    if (this.#isSmall(head)) {
-      if (this.#small.entry !== head.entry) this.#beginSmall(head); // an empty file has no DATA
-      return this.#small.stage(end, this.opts.folders, this.#digest);
-    }
-    await this.#ensureOpen(head, "FILE_END");
-    if (this.#currentFailed !== null) throw this.#currentFailed;
-    const file = this.#current!;
-    const name = await file.finish(end, this.opts.folders, this.opts.onConflict);
-    return { name, bytes: file.received - file.resumed, resumed: file.resumed };
+  /** The head file ended: the ack queue takes it, then the directories behind it get their metadata. */
+  async #endFile(head: Accepted, end: FileEnd | null): Promise<void> {
+    await this.#acks.ended(head, this.#ending(head, end));
+    this.#queue.finish(head);
+    await this.#advance();
+    if (this.#acks.full) await this.#acks.flush();
   }
 
-  /** Ends the head file (verifies and places it, unless it failed), and queues its acknowledgement. */
-  async #endFile(head: Accepted, end: FileEnd | null): Promise<void> {
-    // Acks go out in the order the files ended (PROTOCOL.md §5.10). A larger file is placed as
-    // soon as it is verified, so the small files held for placing, which ended before it, are
-    // placed first: on disk too, names come in the order the files ended.
-    const small = this.#isSmall(head);
-    if (!small && this.#staged.length > 0) await this.#placeStaged();
+  /**
+   * How the head file ended (FILE_END; `end` null: FILE_ABORT). A small file is verified and
+   * staged now; a larger one is verified and placed by the Ending's `place`, when the ack queue
+   * runs it.
+   */
+  #ending(head: Accepted, end: FileEnd | null): Ending {
+    if (!this.#isSmall(head)) return { kind: "large", place: () => this.#endLarge(head, end) };
     let failure = this.#currentFailed;
-    let done: Finished | StagedFile | null = null;
+    let staged: StagedFile | null = null;
     if (failure === null && end !== null) {
       try {
-        done = await this.#finish(head, end);
+        this.opts.stopIfClosed();
+        if (this.#small.entry !== head.entry) this.#beginSmall(head); // an empty file has no DATA
+        staged = this.#small.stage(end, this.opts.folders, this.#digest);
+      } catch (err) {
+        if (!(err instanceof Refusal)) throw err;
+        failure = err;
+      }
+    }
+    this.#reset();
+    return staged !== null ? { kind: "staged", file: staged } : { kind: "failed", failure };
+  }
+
+  /** Verifies and places a larger file; its staging file goes if it failed or was skipped. */
+  async #endLarge(head: Accepted, end: FileEnd | null): Promise<Outcome> {
+    let failure = this.#currentFailed;
+    let done: Outcome["done"] = null;
+    if (failure === null && end !== null) {
+      try {
+        this.opts.stopIfClosed();
+        await this.#ensureOpen(head, "FILE_END");
+        if (this.#currentFailed !== null) throw this.#currentFailed;
+        const file = this.#current!;
+        const name = await file.finish(end, this.opts.folders, this.opts.onConflict);
+        done = { name, bytes: file.received - file.resumed, resumed: file.resumed };
       } catch (err) {
         if (!(err instanceof Refusal)) throw err;
         failure = err;
       }
     }
     const file = this.#current;
+    this.#reset();
+    if (failure !== null || done?.name === null) await file?.discard();
+    return { failure, done };
+  }
+
+  #reset(): void {
     this.#current = null;
     this.#currentFailed = null;
     this.#small.entry = null;
     this.#started = false;
-    this.#queue.finish(head);
-    if (done instanceof StagedFile) {
-      this.#staged.push({ head, file: done, failure: null });
-    } else if (small && this.#staged.length > 0) {
-      // A small file that failed takes its turn behind the held ones, which go on syncing.
-      this.#staged.push({ head, file: null, failure });
-    } else {
-      if (failure !== null || done?.name === null) await file?.discard();
-      this.#acknowledge(head, failure, done);
-    }
-    if (this.#staged.length >= MAX_STAGED) await this.#placeStaged();
-    await this.#advance();
-    if (this.#acks.length >= ACK_FLUSH_COUNT || this.#ackBytes >= ACK_FLUSH_BYTES) {
-      await this.#flushAcks();
-    }
-  }
-
-  /**
-   * Places the staged small files, in order, and queues their acknowledgements, and those of
-   * the small files that failed among them.
-   */
-  async #placeStaged(): Promise<void> {
-    const staged = this.#staged;
-    this.#staged = [];
-    const { onConflict } = this.opts;
-    for (const { head, file, failure: failed } of staged) {
-      if (file === null) {
-        this.#acknowledge(head, failed, null);
-        continue;
-      }
-      let failure: Refusal | null = null;
-      let name: string | null = null;
-      try {
-        this.opts.stopIfClosed();
-        name = await file.place(this.opts.folders, head.dir, head.name, onConflict);
-      } catch (err) {
-        if (!(err instanceof Refusal)) throw err;
-        failure = err;
-      }
-      this.#acknowledge(head, failure, { name, bytes: file.bytes, resumed: 0 });
-    }
-  }
-
-  /** Queues the acknowledgement of a file that ended, and reports it. */
-  #acknowledge(head: Accepted, failure: Refusal | null, done: Finished | null): void {
-    const { path } = head.entry;
-    let ack: Ack;
-    if (failure !== null || done === null) {
-      const reason = failure?.message ?? "not sent";
-      ack = { id: head.entry.id, ok: false, reason };
-      const damaged = failure instanceof DamagedData;
-      if (damaged) ack.retry = true;
-      this.opts.tally.fail(damaged ? head.entry : undefined);
-      this.opts.report({ type: "file-failed", session: this.opts.session, path, reason });
-    } else if (done.name === null) {
-      ack = { id: head.entry.id, ok: false, skipped: true, reason: "already exists" };
-      this.opts.report({
-        type: "refused",
-        session: this.opts.session,
-        path,
-        reason: "skipped: already exists",
-      });
-    } else {
-      const stored = [...path.split("/").slice(0, -1), done.name].join("/");
-      ack = { id: head.entry.id, ok: true, name: stored };
-      this.opts.tally.stored(done.bytes, done.resumed);
-      this.opts.report({
-        type: "file",
-        session: this.opts.session,
-        path,
-        name: stored,
-        bytes: done.bytes,
-        resumed: done.resumed,
-      });
-    }
-    this.#acks.push(ack);
-    this.#ackBytes += 64 + (ack.name?.length ?? 0) * 6 + (ack.reason?.length ?? 0) * 6;
-  }
-
-  /** Places staged files, fsyncs touched directories, then sends the waiting acknowledgements. */
-  async #flushAcks(flush = true): Promise<void> {
-    if (this.#staged.length > 0) await this.#placeStaged();
-    if (this.opts.folders.dirty > 0) await this.opts.folders.sync();
-    if (this.#acks.length > 0) {
-      await this.opts.link.writer.frame(FrameType.ACK, encodeJson({ acks: this.#acks }));
-      this.#acks = [];
-      this.#ackBytes = 0;
-    }
-    if (flush) await this.opts.link.writer.flush();
   }
 }
