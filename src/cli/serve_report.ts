@@ -5,7 +5,7 @@
  * running session, redrawn at the bottom of the terminal; in `json` mode
  * NDJSON objects on stdout (docs/JSON.md).
  */
-import type { EndCause, ServerEvent } from "../server/session.ts";
+import type { EndCause, ServerEvent } from "../server/server_events.ts";
 import { escapeName } from "../escape.ts";
 import { formatBytes, formatSeconds, plural } from "./format.ts";
 import { jsonLine, type Mode, writeText } from "./output.ts";
