@@ -294,6 +294,9 @@ export class SendReporter {
       this.#live.update([progressLine(s, this.#live.columns() - 1)]);
       return;
     }
+    // Nothing has moved before the first file's bytes: no progress object yet (the totals of the
+    // counting walk may arrive before that, and are reported with the first move).
+    if (s.done === 0 && s.files === 0) return;
     const moved = JSON.stringify([s.done, s.files, s.totalBytes, s.totalFiles, this.#current]);
     if (moved === this.#lastJson) return;
     this.#lastJson = moved;
