@@ -373,9 +373,10 @@ export class BeneathFolders implements Folders {
    */
   #verify(folder: Folder): void {
     const root = this.#root!.fd;
-    for (let i = 0; i < folder.ids.length; i++) {
-      const found = this.#identify(folder.prefixes[i], root);
-      if (found !== null && found.kind === "dir" && found.same(folder.ids[i])) continue;
+    for (const [i, id] of folder.ids.entries()) {
+      const prefix = folder.prefixes[i];
+      const found = prefix === undefined ? null : this.#identify(prefix, root);
+      if (found !== null && found.kind === "dir" && found.same(id)) continue;
       this.#forget(folder);
       throw new Refusal(replacedReason(found === null ? "none" : found.kind));
     }
