@@ -11,7 +11,7 @@ import { AcceptedQueue, SessionBytes } from "../src/server/accepted.ts";
 import {
   type ConflictPolicy,
   type Existing,
-  type Partial as PartialSlot,
+  type HeldPartial as PartialSlot,
   Refusal,
 } from "../src/server/inbox.ts";
 import { type Announced, Planner, type PlannerInbox } from "../src/server/planner.ts";

@@ -20,21 +20,14 @@ import {
 import type { Frame } from "../transport/frame_io.ts";
 import type { SendErrors } from "./send_errors.ts";
 
-export interface Deferred<T> {
-  promise: Promise<T>;
-  resolve: (value: T) => void;
-  reject: (err: unknown) => void;
-}
+/** A promise with its resolve and reject, as Promise.withResolvers() makes it. */
+export type Deferred<T> = PromiseWithResolvers<T>;
 
+/** Promise.withResolvers(), whose rejection is observed where it is awaited, not reported unhandled. */
 export function deferred<T>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (err: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  promise.catch(() => {}); // rejections are observed where awaited
-  return { promise, resolve, reject };
+  const waiting = Promise.withResolvers<T>();
+  waiting.promise.catch(() => {});
+  return waiting;
 }
 
 /** Where the replies are read from (a FrameReader). */

@@ -5,7 +5,7 @@
  */
 import { ProtocolError } from "../protocol/errors.ts";
 import type { Entry } from "../protocol/messages.ts";
-import { type Inbox, type Partial, Refusal } from "./inbox.ts";
+import { type HeldPartial, type Inbox, Refusal } from "./inbox.ts";
 import type { Resume } from "./incoming_file.ts";
 
 /** An accepted entry waiting for its turn in the data stream. */
@@ -15,7 +15,7 @@ export interface Accepted {
   dir: string;
   name: string;
   /** The claimed partial slot (resumable files only). */
-  partial: Partial | null;
+  partial: HeldPartial | null;
   /** The resume offer made in the plan, if any. */
   offer: Resume | null;
   /** Bytes reserved against the free space. */

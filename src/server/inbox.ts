@@ -70,7 +70,7 @@ export interface TransferStart {
 }
 
 /** What the receiver holds of a file from an interrupted transfer. */
-export interface Partial {
+export interface HeldPartial {
   key: string;
   path: string;
   /** Bytes held. */
@@ -238,7 +238,7 @@ export class Inbox {
    * Claims the partial slot of `entry` (path, size and mtime name the same
    * source file) for one session. Null if another session holds it.
    */
-  claimPartial(entry: Entry): Partial | null {
+  claimPartial(entry: Entry): HeldPartial | null {
     const key = createHash("sha256")
       .update(JSON.stringify([entry.path, entry.size, entry.mtime]))
       .digest("hex")
@@ -248,7 +248,7 @@ export class Inbox {
     return { key, path: join(this.partials, `${key}.part`), size: 0 };
   }
 
-  releasePartial(partial: Partial): void {
+  releasePartial(partial: HeldPartial): void {
     this.#busy.delete(partial.key);
   }
 
@@ -261,7 +261,7 @@ export class Inbox {
    * is held.
    */
   async readPartial(
-    partial: Partial,
+    partial: HeldPartial,
     digest: Digest,
     maxSize: number,
   ): Promise<{ size: number; hash: Hasher; prefix: string } | null> {

@@ -13,7 +13,7 @@ import type { Entry } from "../protocol/messages.ts";
 import type { FileEnd } from "../protocol/frame.ts";
 import {
   type ConflictPolicy,
-  type Partial,
+  type HeldPartial,
   Refusal,
   storageRefusal,
   WRITE_PIECE_BYTES,
@@ -75,7 +75,7 @@ export class IncomingFile {
     readonly name: string,
     readonly path: string,
     readonly file: Deno.FsFile,
-    readonly partial: Partial | null,
+    readonly partial: HeldPartial | null,
     hash: Hasher,
     resumed: number,
     /** The most one write() takes (Inbox.writePiece). */
@@ -99,7 +99,7 @@ export class IncomingFile {
     dir: string,
     name: string,
     digest: Digest,
-    partial: Partial | null,
+    partial: HeldPartial | null,
     resume: Resume | null,
   ): Promise<IncomingFile> {
     const { inbox } = folders;

@@ -1,5 +1,5 @@
 /**
- * The listener: accepts connections and runs each as its own Session, so a
+ * The listener: accepts connections and runs each as its own ReceiveSession, so a
  * sender that misbehaves or fails never affects the others or the server.
  */
 import { ProtocolError } from "../protocol/errors.ts";
@@ -11,7 +11,7 @@ import { formatAddress, isAnyAddress, listen, listenAll, unmapIpv4 } from "../tr
 import { Inbox } from "./inbox.ts";
 import { addressGroup } from "./address_group.ts";
 import { CodeGuard, type GuardPolicy } from "./code_guard.ts";
-import { Session, type SessionOptions } from "./session.ts";
+import { ReceiveSession, type SessionOptions } from "./session.ts";
 import { DEFAULT_PRE_AUTH, type PreAuthLimits } from "./server_limits.ts";
 
 export interface ServerOptions
@@ -29,19 +29,19 @@ export interface ServerOptions
 const CLEANUP_INTERVAL_MS = 3600 * 1000;
 
 export class FerryServer {
-  #sessions = new Map<Session, Promise<void>>();
+  #sessions = new Map<ReceiveSession, Promise<void>>();
   /**
    * Sessions dropped while a storage call of theirs had not returned: they
    * still hold a file and buffers, so they keep their connection slot
-   * until it does (Session.settled).
+   * until it does (ReceiveSession.settled).
    */
-  #stalled = new Set<Session>();
+  #stalled = new Set<ReceiveSession>();
   #guard: CodeGuard;
   #preAuth: PreAuthLimits;
   /** Connections not yet past the key exchange, by address group (only groups with some). */
   #unproven = new Map<string, number>();
   /** The live session of each named transfer. */
-  #transfers = new Map<string, Session>();
+  #transfers = new Map<string, ReceiveSession>();
   #nextSession = 1;
   #closed = false;
   #done: Promise<void>;
@@ -128,7 +128,7 @@ export class FerryServer {
         else this.#unproven.set(group, left);
       };
       const peer = formatAddress({ host, port: conn.remoteAddr.port });
-      const session = new Session(this.#nextSession++, conn, host, peer, {
+      const session = new ReceiveSession(this.#nextSession++, conn, host, peer, {
         ...this.opts,
         inbox: this.inbox,
         guard: this.#guard,
@@ -137,7 +137,7 @@ export class FerryServer {
         claimTransfer: (transfer, session) => this.#claimTransfer(transfer, session),
       });
       const running = session.run().catch((err) => {
-        // Session.run() handles its own failures; reaching here is a bug, and still not fatal.
+        // ReceiveSession.run() handles its own failures; reaching here is a bug, and still not fatal.
         console.error(`ferry: session failed unexpectedly: ${err?.stack ?? err}`);
       }).finally(() => {
         prove();
@@ -161,7 +161,7 @@ export class FerryServer {
    * storage call, the new one is told "busy" (the sender retries later)
    * instead of touching the same files on the same disk.
    */
-  async #claimTransfer(transfer: string, session: Session): Promise<void> {
+  async #claimTransfer(transfer: string, session: ReceiveSession): Promise<void> {
     const previous = this.#transfers.get(transfer);
     this.#transfers.set(transfer, session);
     if (previous !== undefined && previous !== session) {

@@ -36,7 +36,7 @@ export interface SessionOptions {
    * session of the same transfer (a stale connection of a sender that has
    * reconnected) has ended, so its partial files are free to resume.
    */
-  claimTransfer?: (transfer: string, session: Session) => Promise<void>;
+  claimTransfer?: (transfer: string, session: ReceiveSession) => Promise<void>;
   onConflict: ConflictPolicy;
   limits: ServerLimits;
   /** The code senders must know; null accepts anyone (`serve --open`). */
@@ -62,7 +62,7 @@ export interface SessionOptions {
  */
 export const STALL_GRACE_MS = 10_000;
 
-export class Session {
+export class ReceiveSession {
   /** The connection's frames: plain, then inside the secure channel. */
   #link: FramedLink;
   #handshake: Handshake;

@@ -40,10 +40,6 @@ export class SmallFile {
     this.#length = 0;
   }
 
-  get received(): number {
-    return this.#length;
-  }
-
   /** Appends `chunk`; refuses data beyond the announced size. */
   add(chunk: Uint8Array): void {
     const size = this.entry!.size!;

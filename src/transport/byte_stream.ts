@@ -42,17 +42,3 @@ export async function closeGracefully(stream: ByteStream, ms = 1000): Promise<vo
     } catch { /* already closed */ }
   }
 }
-
-/** Reads exactly `p.length` bytes; returns false on a clean end before the first byte. */
-export async function readFull(stream: ByteStream, p: Uint8Array): Promise<boolean> {
-  let done = 0;
-  while (done < p.length) {
-    const n = await stream.read(p.subarray(done));
-    if (n === null) {
-      if (done === 0) return false;
-      throw new Deno.errors.UnexpectedEof(`stream ended after ${done} of ${p.length} bytes`);
-    }
-    done += n;
-  }
-  return true;
-}

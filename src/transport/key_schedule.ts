@@ -59,8 +59,6 @@ export const LABELS = {
 
 /** Length of each traffic secret and record key (both suites take 256-bit keys). */
 export const TRAFFIC_KEY_BYTES = 32;
-/** Length of a key-confirmation tag (HMAC-SHA-256 output). */
-export const CONFIRMATION_TAG_BYTES = 32;
 
 export interface SessionKeys {
   /** Traffic secret for records client (initiator) to server (responder). */
