@@ -8,21 +8,30 @@ import { encodeJson } from "../src/protocol/messages.ts";
 import { Channel, encodePreamble, PROTOCOL_VERSION } from "../src/protocol/preamble.ts";
 import { type Frame, FrameReader, FrameWriter } from "../src/transport/frame_io.ts";
 import { type ChannelKeys, senderKeyExchange, senderOpen } from "../src/transport/channel.ts";
-import { SecureStream } from "../src/transport/secure_stream.ts";
+import { FramedLink } from "../src/transport/framed_link.ts";
 import type { ByteStream } from "../src/transport/byte_stream.ts";
 import { TEST_CODE } from "./_in_process.ts";
 
 /** A raw client that speaks (or mis-speaks) the protocol, for adversarial tests. */
 export class RawClient {
-  reader: FrameReader;
-  writer: FrameWriter;
-  /** What frames run on: the connection, then the secure channel after `handshake()`. */
-  stream: ByteStream;
+  /** The connection's frames, plain and then (after `channel()`) in records: ferry's own switch. */
+  readonly link: FramedLink;
 
   private constructor(readonly conn: Deno.TcpConn) {
-    this.reader = new FrameReader(conn);
-    this.writer = new FrameWriter(conn);
-    this.stream = conn;
+    this.link = new FramedLink(conn);
+  }
+
+  get reader(): FrameReader {
+    return this.link.reader;
+  }
+
+  get writer(): FrameWriter {
+    return this.link.writer;
+  }
+
+  /** What frames run on: the connection, then the secure channel after `handshake()`. */
+  get stream(): ByteStream {
+    return this.link.stream;
   }
 
   static async connect(port: number): Promise<RawClient> {
@@ -67,16 +76,7 @@ export class RawClient {
   ): Promise<boolean> {
     const keys = await this.exchangeKeys(opts);
     if (keys === null) return false;
-    const stream = new SecureStream(
-      this.conn,
-      keys.sealer,
-      keys.opener,
-      this.reader.takeBuffered(),
-    );
-    await this.writer.flush();
-    this.reader = new FrameReader(stream);
-    this.writer = new FrameWriter(stream);
-    this.stream = stream;
+    await this.link.secure(keys); // KEY_CONFIRM goes out in the clear, then records
     return true;
   }
 
