@@ -38,7 +38,7 @@ import {
 } from "./inbox.ts";
 import { FileId, type NativeFs } from "./native_fs.ts";
 import type { Folders } from "./folders.ts";
-import { fsyncPaced } from "./fsync_pace.ts";
+import { fsyncPaced, settleSyncs } from "./fsync_pace.ts";
 
 /**
  * Folder descriptors a session keeps open at most, besides DIR's and the
@@ -526,13 +526,7 @@ export class BeneathFolders implements Folders {
         break;
       }
     }
-    // Every fsync ends (and its failure is seen) before its handle closes, even when one failed.
-    const results = await Promise.allSettled(syncs);
-    for (const handle of handles) handle.close();
-    if (failed !== null) throw failed.err;
-    for (const result of results) {
-      if (result.status === "rejected") throw result.reason;
-    }
+    await settleSyncs(syncs, handles, failed);
     for (const folder of folders) folder.dirty = false;
   }
 

@@ -84,3 +84,22 @@ export function fsyncPaced(
   }
   return Promise.resolve();
 }
+
+/**
+ * Waits for every fsync of a batch, then closes their handles and throws the
+ * first failure: an open that failed (`failed`) before any fsync's. Every
+ * fsync ends, and its failure is seen, before its handle closes, even when
+ * something failed.
+ */
+export async function settleSyncs(
+  syncs: Promise<void>[],
+  handles: Deno.FsFile[],
+  failed: { err: unknown } | null,
+): Promise<void> {
+  const results = await Promise.allSettled(syncs);
+  for (const handle of handles) handle.close();
+  if (failed !== null) throw failed.err;
+  for (const result of results) {
+    if (result.status === "rejected") throw result.reason;
+  }
+}

@@ -17,7 +17,7 @@ import { createHash } from "node:crypto";
 import { type Digest, type Hasher, PrefixHash } from "../protocol/digests.ts";
 import { statfs } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
-import { FsyncPace, fsyncPaced } from "./fsync_pace.ts";
+import { FsyncPace, fsyncPaced, settleSyncs } from "./fsync_pace.ts";
 import { loadNativeFs, type NativeFs } from "./native_fs.ts";
 import { checkName, STAGING_DIR_NAME } from "./safe_path.ts";
 import { FerryError } from "../errors.ts";
@@ -526,11 +526,5 @@ async function syncBatch(dirs: string[], pace: FsyncPace): Promise<void> {
       break;
     }
   }
-  // Every fsync ends (and its failure is seen) before its handle closes, even when an open failed.
-  const results = await Promise.allSettled(syncs);
-  for (const handle of handles) handle.close();
-  if (failed !== null) throw failed.err;
-  for (const result of results) {
-    if (result.status === "rejected") throw result.reason;
-  }
+  await settleSyncs(syncs, handles, failed);
 }
