@@ -50,7 +50,9 @@ Options:
   -h, --help              show this help
 
 On a terminal, each running session shows a progress line; otherwise (a pipe,
-a log, NO_COLOR set or --quiet) there is a line per finished session.
+a log or NO_COLOR set) there is a line per finished session. Either way a file
+stored under another name gets a line of its own (a.txt → a (1).txt); --quiet
+prints only errors.
 
 Limits (each refuses what is over it, with a clear reason to the sender):
       --max-size SIZE          largest file (e.g. 10G; default none)
