@@ -10,24 +10,12 @@ import { parseCount, parseFlags, parsePort, parseTarget } from "../src/cli/args.
 import { UsageError } from "../src/errors.ts";
 import { didYouMean, editDistance, suggest } from "../src/cli/suggest.ts";
 import { runCli } from "./_harness.ts";
+import { SEND_FLAGS } from "../src/subcommands/send.ts";
 
 /** The options of `send`, as src/subcommands/send.ts declares them. */
-const SEND = {
-  to: { type: "string", short: "t" },
-  name: { type: "string", short: "n" },
-  exclude: { type: "string", short: "x", multiple: true },
-  timeout: { type: "string" },
-  retries: { type: "string" },
-  code: { type: "string", short: "c" },
-  plaintext: { type: "boolean" },
-  digest: { type: "string" },
-  quiet: { type: "boolean", short: "q" },
-  json: { type: "boolean" },
-  help: { type: "boolean", short: "h" },
-} as const;
 
 function parse(...args: string[]) {
-  return parseFlags("send", args, SEND);
+  return parseFlags("send", args, SEND_FLAGS);
 }
 
 /** The UsageError `parse(...args)` throws, as [message, hint]. */

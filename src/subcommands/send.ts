@@ -24,7 +24,8 @@ import { SEND_HELP } from "./help.ts";
 /** What Ctrl+C on `send` says (it exits 130, 128 + SIGINT, as shells report it). */
 const INTERRUPTED = "interrupted; run the same command again to resume";
 
-const FLAGS = {
+/** The options `send` takes (exported for the parser's tests). */
+export const SEND_FLAGS = {
   to: { type: "string", short: "t" },
   name: { type: "string", short: "n" },
   exclude: { type: "string", short: "x", multiple: true },
@@ -39,7 +40,7 @@ const FLAGS = {
 } as const;
 
 export async function send(args: string[]): Promise<number> {
-  const { values, positionals } = parseFlags("send", args, FLAGS);
+  const { values, positionals } = parseFlags("send", args, SEND_FLAGS);
   if (values.help) {
     console.log(SEND_HELP);
     return 0;
