@@ -78,7 +78,14 @@ Deno.test("decodePlan() and decodeAcks() check every decision and acknowledgemen
   assertEquals(
     decodePlan(encodeJson({ batch: 0, decisions: [{ id: 1, action: "accept", offset: 0 }] }))
       .decisions,
-    [{ id: 1, action: "accept", offset: 0, reason: undefined, prefix: undefined }],
+    [{
+      id: 1,
+      action: "accept",
+      offset: 0,
+      reason: undefined,
+      prefix: undefined,
+      unchanged: undefined,
+    }],
   );
   assertEquals(
     code(() => decodePlan(encodeJson({ batch: 0, decisions: [{ id: 1, action: "maybe" }] }))),

@@ -92,6 +92,7 @@ async function setUp(setup: Setup = {}) {
     session: 1,
     report: (event) => events.push(event),
     inbox,
+    openFile: () => Promise.resolve(null),
     ensure: (parts) => {
       ensured.push(parts);
       return Promise.resolve([ROOT, ...parts].join("/"));
@@ -305,6 +306,7 @@ Deno.test("planner: in a resumed transfer, a file it stored already is `have`", 
         report: (event) => events.push(event),
         inbox,
         ensure: (parts) => Promise.resolve([root, ...parts].join("/")),
+        openFile: () => Promise.resolve(null),
         limits: DEFAULT_LIMITS,
         onConflict: "rename",
         digest: await loadDigest("sha256"),

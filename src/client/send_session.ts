@@ -14,6 +14,7 @@
  * - send_errors.ts: every failure in the sender's words.
  */
 import { createHash } from "node:crypto";
+import { FerryError } from "../errors.ts";
 import { FrameType } from "../protocol/frame.ts";
 import { encodeJson, type Totals } from "../protocol/messages.ts";
 import type { ProtocolError } from "../protocol/errors.ts";
@@ -48,6 +49,11 @@ export interface SendOptions {
   retryDelayMs?: number;
   /** The digests to offer, best first (default: DIGEST_NAMES, sha256 first). */
   digests?: readonly DigestName[] | undefined;
+  /**
+   * `send --checksum`: announce each file with its digest, so that a receiver under `update`
+   * compares content rather than size and time. Needs the receiver's "sync" feature.
+   */
+  checksum?: boolean;
   /** The sources' totals once counted (send.ts's second walk), else null; told to the receiver. */
   totals?: () => Totals | null;
   software: string;
@@ -74,6 +80,9 @@ export async function send(opts: SendOptions): Promise<SendResult> {
       total.bytes += tally.bytes;
       total.resumedBytes += tally.resumedBytes;
       total.already = Math.max(0, tally.already - (total.files - tally.files));
+      total.updated += tally.updated;
+      // Each session decides every entry again: the last one's count is the transfer's.
+      total.unchanged = tally.unchanged;
       total.skipped = tally.skipped;
       total.failed = tally.failed;
       total.seconds = (performance.now() - started) / 1000;
@@ -84,6 +93,7 @@ export async function send(opts: SendOptions): Promise<SendResult> {
         total.files += tally.files;
         total.bytes += tally.bytes;
         total.resumedBytes += tally.resumedBytes;
+        total.updated += tally.updated;
       }
       throw err;
     } finally {
@@ -167,6 +177,7 @@ class SendSession {
         digest: agreed.digest.name,
       });
       const { reader, writer } = this.#link;
+      if (this.opts.checksum === true && !agreed.sync) await this.#refuseChecksum();
       const replies = new ReplyReader(reader, this.#errors, {
         acknowledged: (ack) => pipeline.acknowledged(ack),
         explain: (err) => this.#explainFailure(err),
@@ -181,6 +192,8 @@ class SendSession {
       const pipeline = new Pipeline(writer, replies, files, this.#outcomes, {
         limits: agreed.welcome.limits,
         resume: agreed.resume,
+        sync: agreed.sync,
+        checksum: this.opts.checksum === true ? agreed.digest : null,
         totals: this.opts.totals,
       });
       this.#replies = replies;
@@ -199,6 +212,33 @@ class SendSession {
       throw await this.#explain(err);
     }
     return this.tally;
+  }
+
+  /**
+   * `--checksum` needs the receiver's "sync" feature, which it lacks: the session ends with
+   * nothing announced (DONE, so the receiver counts it complete and keeps no marker of it).
+   */
+  async #refuseChecksum(): Promise<never> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await this.#link.writer.frame(FrameType.DONE, new Uint8Array(0));
+      await this.#link.writer.flush();
+      // Its BYE, for a second at most: the receiver then ends the session as complete.
+      await Promise.race([
+        this.#link.reader.next(),
+        new Promise((r) => timer = setTimeout(r, 1000)),
+      ]);
+    } catch {
+      /* nothing was sent either way */
+    } finally {
+      clearTimeout(timer);
+    }
+    throw new FerryError(
+      "unsupported",
+      `${this.#errors.where} cannot compare content (its ferry does not support --checksum); ` +
+        "nothing was sent",
+      { hint: "send without --checksum, or update ferry on the receiver" },
+    );
   }
 
   /** The clearest error for a failed session: the receiver's own word first. */

@@ -124,6 +124,26 @@ export class BeneathFolders implements Folders {
     return placed;
   }
 
+  async openFile(dir: string, name: string): Promise<Deno.FsFile | null> {
+    const folder = await this.#folder(this.#keyOf(dir), null, null);
+    this.#verify(folder);
+    const found = this.#identify(name, folder.fd);
+    if (found === null || found.kind !== "file") return null;
+    // Deno opens by path: what opened must be the file statx saw at the name in that folder.
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(childPath(folder.path, name), { read: true });
+    } catch {
+      return null;
+    }
+    try {
+      const info = await file.stat();
+      if (info.isFile && found.sameAs(info)) return file;
+    } catch { /* not the file it was */ }
+    file.close();
+    return null;
+  }
+
   checkStaged(path: string, info: Deno.FileInfo): void {
     const { fd, name } = this.#source(path);
     const found = this.#identify(name, fd);

@@ -41,6 +41,14 @@ export interface Folders {
   place(temp: string, dir: string, name: string, policy: ConflictPolicy): Promise<string | null>;
 
   /**
+   * Opens the regular file `name` in folder `dir` (from `ensure`) for reading, to compare its
+   * content (`update` with a digest, §9.3): null if no regular file is there, or if what
+   * opened is not the file at that name beneath DIR (a link is never followed, and a folder on
+   * the way must still be the one that was checked).
+   */
+  openFile(dir: string, name: string): Promise<Deno.FsFile | null>;
+
+  /**
    * Refuses a staging file that Deno's API opened at `path` (in
    * DIR/.ferry/tmp or /partial), whose stat is `info`, unless it is the
    * file at that name in ferry's staging folder, reached without a link.

@@ -9,7 +9,8 @@
  * - data is staged in DIR/.ferry/tmp and reaches its final name only by an
  *   atomic rename that never replaces (renameat2 on Linux; elsewhere, or on
  *   a file system without it, a link then an unlink) or, for
- *   `--on-conflict overwrite`, a plain rename (`nameByPolicy`);
+ *   `--on-conflict overwrite` and `update`, a plain rename (`nameByPolicy`),
+ *   which replaces a file or a link at the name, never following it;
  * - directories whose entries changed are fsynced before anything in them
  *   is acknowledged.
  */
@@ -24,8 +25,22 @@ import { FerryError } from "../errors.ts";
 import { osCode, osErrno } from "../os_errors.ts";
 import type { Entry } from "../protocol/messages.ts";
 
-export type ConflictPolicy = "rename" | "overwrite" | "skip" | "fail";
-export const CONFLICT_POLICIES: readonly ConflictPolicy[] = ["rename", "overwrite", "skip", "fail"];
+export type ConflictPolicy = "rename" | "overwrite" | "skip" | "fail" | "update";
+export const CONFLICT_POLICIES: readonly ConflictPolicy[] = [
+  "rename",
+  "overwrite",
+  "skip",
+  "fail",
+  "update",
+];
+
+/**
+ * Whether `policy` replaces the file at a name (by an atomic rename, once the new one is
+ * verified and durable): `overwrite` always, `update` when the planner found it changed.
+ */
+export function replaces(policy: ConflictPolicy): boolean {
+  return policy === "overwrite" || policy === "update";
+}
 
 /** A per-entry refusal: the entry is not stored, the session goes on. */
 export class Refusal extends Error {
@@ -405,7 +420,7 @@ export function nameByPolicy(
   noReplace: (candidate: string) => boolean,
   replace: (name: string) => void,
 ): string | null {
-  if (policy === "overwrite") {
+  if (replaces(policy)) {
     replace(name);
     return name;
   }

@@ -111,6 +111,34 @@ export class PathFolders implements Folders {
     return placed;
   }
 
+  async openFile(dir: string, name: string): Promise<Deno.FsFile | null> {
+    this.#recheck(dir);
+    const path = join(dir, name);
+    let file: Deno.FsFile;
+    let seen: Deno.FileInfo;
+    try {
+      seen = Deno.lstatSync(path);
+      if (!seen.isFile) return null;
+      file = await Deno.open(path, { read: true });
+    } catch {
+      return null;
+    }
+    try {
+      // What opened must be the regular file lstat saw, in a folder still beneath DIR.
+      const info = await file.stat();
+      const real = Deno.realPathSync(dir);
+      const { root } = this.inbox;
+      if (
+        info.isFile && info.ino === seen.ino && info.dev === seen.dev &&
+        (real === root || real.startsWith(root.endsWith(sep) ? root : root + sep))
+      ) {
+        return file;
+      }
+    } catch { /* not the file it was */ }
+    file.close();
+    return null;
+  }
+
   checkStaged(path: string, info: Deno.FileInfo): void {
     const { root } = this.inbox;
     const folder = dirname(path);
