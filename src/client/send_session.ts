@@ -76,13 +76,16 @@ export async function send(opts: SendOptions): Promise<SendResult> {
       const conn = await connect(opts.to, opts.connectTimeoutMs);
       session = new SendSession(conn, opts, transfer, attempt);
       const tally = await session.run();
+      // Files delivered by earlier sessions of this run come back as `have` or `unchanged`.
+      let earlier = total.files;
       total.files += tally.files;
       total.bytes += tally.bytes;
       total.resumedBytes += tally.resumedBytes;
-      total.already = Math.max(0, tally.already - (total.files - tally.files));
+      total.already = Math.max(0, tally.already - earlier);
+      earlier = Math.max(0, earlier - tally.already);
       total.updated += tally.updated;
       // Each session decides every entry again: the last one's count is the transfer's.
-      total.unchanged = tally.unchanged;
+      total.unchanged = Math.max(0, tally.unchanged - earlier);
       total.skipped = tally.skipped;
       total.failed = tally.failed;
       total.seconds = (performance.now() - started) / 1000;

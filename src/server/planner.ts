@@ -180,7 +180,11 @@ export class Planner {
       const resuming = this.opts.resumedSince !== null;
       // Under "rename" a name in use is found when placing the file; look now only if it matters.
       const existing = onConflict === "rename" && !resuming ? "none" : inbox.existing(target);
-      const stored = existing === "file" && resuming ? this.#storedHere(dir, name, entry) : null;
+      // Under update the file's own check decides (`unchanged`, with --checksum by content):
+      // what an earlier session of the transfer stored passes it like any other same file.
+      const stored = existing === "file" && resuming && onConflict !== "update"
+        ? this.#storedHere(dir, name, entry)
+        : null;
       if (stored !== null) {
         this.opts.tally.already++;
         this.opts.report({
