@@ -43,9 +43,25 @@ class FakeInbox implements PlannerInbox {
     return check.parts;
   }
 
+  /** Size and mtime (ms) of a file at a path; 10 bytes at 1_700_000_000_000 if not given. */
+  stat = new Map<string, { size: number; mtime: number }>();
+
   existing(path: string): Existing {
     this.looked.push(path);
     return this.at.get(path) ?? "none";
+  }
+
+  lookup(path: string): Deno.FileInfo | null {
+    const kind = this.existing(path);
+    if (kind === "none") return null;
+    const { size, mtime } = this.stat.get(path) ?? { size: 10, mtime: 1_700_000_000_000 };
+    return {
+      isFile: kind === "file",
+      isDirectory: kind === "dir",
+      isSymlink: kind === "other",
+      size,
+      mtime: new Date(mtime),
+    } as Deno.FileInfo;
   }
 
   freeBytes(): Promise<number | null> {
@@ -78,6 +94,9 @@ interface Setup {
   limits?: Partial<ServerLimits>;
   onConflict?: ConflictPolicy;
   resumable?: boolean;
+  sync?: boolean;
+  /** What `openFile` gives for a path (the planner reads it to compare a digest). */
+  files?: Map<string, Uint8Array>;
 }
 
 /** A planner over a fake inbox, with what it fills in and reports. */
@@ -92,7 +111,21 @@ async function setUp(setup: Setup = {}) {
     session: 1,
     report: (event) => events.push(event),
     inbox,
-    openFile: () => Promise.resolve(null),
+    openFile: (dir, name) => {
+      const data = setup.files?.get(`${dir}/${name}`);
+      if (data === undefined) return Promise.resolve(null);
+      let done = false;
+      return Promise.resolve({
+        read: (buf: Uint8Array) => {
+          if (done) return Promise.resolve(null);
+          done = true;
+          buf.set(data);
+          return Promise.resolve(data.length);
+        },
+        close: () => {},
+      } as unknown as Deno.FsFile);
+    },
+    sync: setup.sync ?? false,
     ensure: (parts) => {
       ensured.push(parts);
       return Promise.resolve([ROOT, ...parts].join("/"));
@@ -336,4 +369,59 @@ Deno.test("planner: in a resumed transfer, a file it stored already is `have`", 
   } finally {
     await Deno.remove(root, { recursive: true });
   }
+});
+
+Deno.test("planner: update leaves the same file (size and mtime) as it is, replaces any other", async () => {
+  const { planner, inbox, queue, events, tally } = await setUp({
+    onConflict: "update",
+    sync: true,
+  });
+  for (const name of ["same", "size", "time", "link", "folder"]) {
+    inbox.at.set(`${ROOT}/${name}`, name === "link" ? "other" : name === "folder" ? "dir" : "file");
+  }
+  inbox.stat.set(`${ROOT}/size`, { size: 11, mtime: 1_700_000_000_000 });
+  inbox.stat.set(`${ROOT}/time`, { size: 10, mtime: 1_700_000_000_001 });
+  const plan = await planner.plan(
+    batch(0, file("same"), file("size"), file("time"), file("link"), file("folder"), file("new")),
+  );
+  assertEquals(actions(plan.decisions), ["skip", "accept", "accept", "accept", "refuse", "accept"]);
+  assertEquals(plan.decisions[0]!.unchanged, true);
+  assertEquals(plan.decisions[0]!.reason, "unchanged");
+  assertEquals(plan.decisions[4]!.reason, "a directory is in the way");
+  // What each accepted file replaces: a file or a link there, not a new name.
+  const replaces: [string, boolean][] = [];
+  while (queue.pending > 0) {
+    const item = queue.head("DATA");
+    replaces.push([item.name, item.replaces === true]);
+    queue.finish(item);
+  }
+  assertEquals(replaces, [["size", true], ["time", true], ["link", true], ["new", false]]);
+  assertEquals(tally.unchanged, 1);
+  assertEquals(events.filter((e) => e.type === "unchanged").length, 1);
+  assertEquals(events.filter((e) => e.type === "refused").length, 1, "unchanged is not a skip");
+});
+
+Deno.test("planner: update compares content when the entry has a digest; a streamed file never is the same", async () => {
+  const sha = await loadDigest("sha256");
+  const hex = (data: Uint8Array) =>
+    Array.from(sha.of(data), (b) => b.toString(16).padStart(2, "0")).join("");
+  const ten = new TextEncoder().encode("0123456789");
+  const other = new TextEncoder().encode("9876543210");
+  const files = new Map([[`${ROOT}/same`, ten], [`${ROOT}/differs`, other]]);
+  const { planner, inbox } = await setUp({ onConflict: "update", files });
+  for (const name of ["same", "differs", "short", "streamed"]) {
+    inbox.at.set(`${ROOT}/${name}`, "file");
+  }
+  const plan = await planner.plan(batch(
+    0,
+    { ...file("same"), digest: hex(ten) },
+    { ...file("differs"), digest: hex(ten) },
+    { ...file("short"), digest: "ab" },
+    file("streamed", null),
+  ));
+  assertEquals(actions(plan.decisions), ["skip", "accept", "refuse", "accept"]);
+  // Without the sync feature the skip says why in words only.
+  assertEquals(plan.decisions[0]!.unchanged, undefined);
+  assertEquals(plan.decisions[0]!.reason, "unchanged");
+  assertEquals(plan.decisions[2]!.reason, "its digest is not a sha256 digest, the session's");
 });

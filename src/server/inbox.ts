@@ -212,11 +212,15 @@ export class Inbox {
 
   /** What is at `path`, without following a link (a metadata call: in place). */
   existing(path: string): Existing {
+    return kindOf(this.lookup(path));
+  }
+
+  /** The status of what is at `path`, without following a link, or null if nothing is. */
+  lookup(path: string): Deno.FileInfo | null {
     try {
-      const info = Deno.lstatSync(path);
-      return info.isDirectory ? "dir" : info.isFile ? "file" : "other";
+      return Deno.lstatSync(path);
     } catch (err) {
-      if (err instanceof Deno.errors.NotFound) return "none";
+      if (err instanceof Deno.errors.NotFound) return null;
       throw storageRefusal(err);
     }
   }
@@ -370,6 +374,12 @@ export class Inbox {
       return null;
     }
   }
+}
+
+/** What `info` (an lstat, or null: nothing there) says is at a name. */
+export function kindOf(info: Deno.FileInfo | null): Existing {
+  if (info === null) return "none";
+  return info.isDirectory ? "dir" : info.isFile ? "file" : "other";
 }
 
 /**

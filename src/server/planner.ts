@@ -22,6 +22,7 @@ import type { AcceptedQueue, SessionBytes } from "./accepted.ts";
 import {
   childPath,
   type ConflictPolicy,
+  kindOf,
   type Inbox,
   MAX_RENAME_TRIES,
   numberedName,
@@ -40,6 +41,7 @@ export type PlannerInbox = Pick<
   Inbox,
   | "parse"
   | "existing"
+  | "lookup"
   | "freeBytes"
   | "claimPartial"
   | "readPartial"
@@ -179,7 +181,13 @@ export class Planner {
       }
       const resuming = this.opts.resumedSince !== null;
       // Under "rename" a name in use is found when placing the file; look now only if it matters.
-      const existing = onConflict === "rename" && !resuming ? "none" : inbox.existing(target);
+      // Under update the status is kept: the quick check compares it with the entry.
+      const found = onConflict === "update" ? inbox.lookup(target) : null;
+      const existing = onConflict === "update"
+        ? kindOf(found)
+        : onConflict === "rename" && !resuming
+        ? "none"
+        : inbox.existing(target);
       // Under update the file's own check decides (`unchanged`, with --checksum by content):
       // what an earlier session of the transfer stored passes it like any other same file.
       const stored = existing === "file" && resuming && onConflict !== "update"
@@ -196,8 +204,8 @@ export class Planner {
         });
         return { id: entry.id, action: "have" };
       }
-      if (onConflict === "update" && existing === "file") {
-        if (await this.#unchanged(entry, dir, name, target)) {
+      if (found !== null && found.isFile) {
+        if (await this.#unchanged(entry, dir, name, found)) {
           await this.#dropPartial(entry);
           this.opts.tally.unchanged++;
           this.opts.report({
@@ -258,15 +266,13 @@ export class Planner {
    * through `openFile`, never through a link); without, rsync's quick check, the same size and
    * mtime to the millisecond. A file of unknown size (streamed) is never unchanged.
    */
-  async #unchanged(entry: Entry, dir: string, name: string, target: string): Promise<boolean> {
-    if (entry.size === null) return false;
-    let info: Deno.FileInfo;
-    try {
-      info = Deno.lstatSync(target);
-    } catch {
-      return false;
-    }
-    if (!info.isFile || info.size !== entry.size) return false;
+  async #unchanged(
+    entry: Entry,
+    dir: string,
+    name: string,
+    info: Deno.FileInfo,
+  ): Promise<boolean> {
+    if (entry.size === null || info.size !== entry.size) return false;
     if (entry.digest === undefined) return sameFile(info, entry);
     const { digest } = this.opts;
     if (entry.digest.length !== digest.length * 2) {
