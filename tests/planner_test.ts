@@ -100,6 +100,9 @@ interface Setup {
 }
 
 /** A planner over a fake inbox, with what it fills in and reports. */
+/** How often the planners' keepAlive was called. */
+let keptAlive = 0;
+
 async function setUp(setup: Setup = {}) {
   const inbox = new FakeInbox();
   const events: ServerEvent[] = [];
@@ -114,18 +117,22 @@ async function setUp(setup: Setup = {}) {
     openFile: (dir, name) => {
       const data = setup.files?.get(`${dir}/${name}`);
       if (data === undefined) return Promise.resolve(null);
-      let done = false;
+      // One byte a read: the planner keeps the sender's timer alive between reads.
+      let at = 0;
       return Promise.resolve({
         read: (buf: Uint8Array) => {
-          if (done) return Promise.resolve(null);
-          done = true;
-          buf.set(data);
-          return Promise.resolve(data.length);
+          if (at === data.length) return Promise.resolve(null);
+          buf[0] = data[at++]!;
+          return Promise.resolve(1);
         },
         close: () => {},
       } as unknown as Deno.FsFile);
     },
     sync: setup.sync ?? false,
+    keepAlive: () => {
+      keptAlive++;
+      return Promise.resolve();
+    },
     ensure: (parts) => {
       ensured.push(parts);
       return Promise.resolve([ROOT, ...parts].join("/"));
@@ -408,7 +415,7 @@ Deno.test("planner: update compares content when the entry has a digest; a strea
   const ten = new TextEncoder().encode("0123456789");
   const other = new TextEncoder().encode("9876543210");
   const files = new Map([[`${ROOT}/same`, ten], [`${ROOT}/differs`, other]]);
-  const { planner, inbox } = await setUp({ onConflict: "update", files });
+  const { planner, inbox } = await setUp({ onConflict: "update", sync: true, files });
   for (const name of ["same", "differs", "short", "streamed"]) {
     inbox.at.set(`${ROOT}/${name}`, "file");
   }
@@ -420,8 +427,15 @@ Deno.test("planner: update compares content when the entry has a digest; a strea
     file("streamed", null),
   ));
   assertEquals(actions(plan.decisions), ["skip", "accept", "refuse", "accept"]);
-  // Without the sync feature the skip says why in words only.
-  assertEquals(plan.decisions[0]!.unchanged, undefined);
-  assertEquals(plan.decisions[0]!.reason, "unchanged");
+  assertEquals(plan.decisions[0]!.unchanged, true);
   assertEquals(plan.decisions[2]!.reason, "its digest is not a sha256 digest, the session's");
+  assertEquals(keptAlive >= 20, true, `kept alive ${keptAlive} times for 20 reads`);
+  // From a sender without the sync feature a digest does not count: size and mtime decide, and
+  // the skip says why in words only.
+  const old = await setUp({ onConflict: "update", files });
+  old.inbox.at.set(`${ROOT}/differs`, "file");
+  const quick = await old.planner.plan(batch(0, { ...file("differs"), digest: hex(ten) }));
+  assertEquals(actions(quick.decisions), ["skip"]);
+  assertEquals(quick.decisions[0]!.unchanged, undefined);
+  assertEquals(quick.decisions[0]!.reason, "unchanged");
 });

@@ -10,8 +10,10 @@ import { join } from "node:path";
 import { decodeFileEnd, encodeFrame, FrameType } from "../src/protocol/frame.ts";
 import { Channel, encodePreamble, PREAMBLE_BYTES } from "../src/protocol/preamble.ts";
 import { FrameReader } from "../src/transport/frame_io.ts";
+import { PROTOCOL_VERSION } from "../src/protocol/preamble.ts";
 import {
   contents,
+  RawClient,
   runCli,
   type ServeProcess,
   snapshot,
@@ -197,6 +199,8 @@ Deno.test("update: a link at a file's name is replaced by the file, never follow
 /** What a scripted receiver answers: WELCOME's features, each batch's decisions, each Ack. */
 interface Script {
   features: string[];
+  /** NOOP frames sent before each PLAN (a receiver comparing files for a while). */
+  noops?: number;
   decide(entry: Record<string, unknown>): Record<string, unknown>;
   ack?(entry: Record<string, unknown>): Record<string, unknown>;
 }
@@ -239,6 +243,9 @@ function scriptedReceiver(script: Script): { port: number; frames: Promise<numbe
             byId.set(e.id as number, e);
             return { id: e.id, ...script.decide(e) };
           });
+          for (let i = 0; i < (script.noops ?? 0); i++) {
+            await write(encodeFrame(FrameType.NOOP, new Uint8Array(0)));
+          }
           await write(json(FrameType.PLAN, { batch: announce.batch, decisions }));
         } else if (frame.type === FrameType.FILE_END) {
           const { id } = decodeFileEnd(frame.payload);
@@ -361,4 +368,34 @@ Deno.test("send --checksum refuses a receiver without the sync feature before an
   // SHA-256 of "hello": the session's digest, as WELCOME chose it.
   assertEquals(file.digest, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
   assertEquals(seen.find((e) => e.kind === "dir")!.digest, undefined);
+});
+
+Deno.test("NOOP while the receiver compares: taken from a receiver with sync, refused from one without", async () => {
+  await using tmp = await tempDir("ferry-sync-");
+  const src = join(tmp.path, "src");
+  await writeTree(src, { "a.txt": "hello" });
+  const ok = await sendTo({ features: WITH_SYNC, noops: 3, decide: () => accept }, [src]);
+  assertEquals(ok.code, 0, ok.stderr);
+  const old = await sendTo({ features: ["resume"], noops: 1, decide: () => accept }, [src]);
+  assertEquals(old.code, 1, old.stdout);
+  assertStringIncludes(old.stderr, "NOOP from a receiver without sync");
+});
+
+Deno.test("serve takes NOOPs from a sender that named sync, and answers DONE with BYE", async () => {
+  await using tmp = await tempDir("ferry-sync-");
+  const serve = await spawnServe(join(tmp.path, "inbox"), ["--on-conflict", "update"]);
+  const client = await RawClient.connect(serve.port);
+  try {
+    const welcome = await client.handshake(PROTOCOL_VERSION, { features: ["resume", "sync"] });
+    assertEquals(welcome?.type, FrameType.WELCOME);
+    const features = JSON.parse(new TextDecoder().decode(welcome!.payload)).features;
+    assertEquals(features, ["resume", "sync"]);
+    for (let i = 0; i < 3; i++) await client.send(FrameType.NOOP, new Uint8Array(0));
+    await client.send(FrameType.DONE, new Uint8Array(0));
+    const bye = await client.next();
+    assertEquals(bye?.type, FrameType.BYE);
+  } finally {
+    client.close();
+    await serve.stop();
+  }
 });

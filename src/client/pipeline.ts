@@ -37,6 +37,8 @@ export interface PipelineOptions {
   sync?: boolean;
   /** `send --checksum`: each file is announced with its digest, the session's (`digest`). */
   checksum?: Digest | null;
+  /** Called while hashing a file for `--checksum`: keeps the receiver from timing out (NOOP). */
+  keepAlive?: () => Promise<void>;
   /** The sources' totals once counted elsewhere, else null. */
   totals?: (() => Totals | null) | undefined;
 }
@@ -54,6 +56,7 @@ export class Pipeline {
   #resume: boolean;
   #sync: boolean;
   #checksum: Digest | null;
+  #keepAlive: () => Promise<void>;
 
   constructor(
     readonly writer: AnnounceWriter,
@@ -65,6 +68,7 @@ export class Pipeline {
     this.#resume = opts.resume;
     this.#sync = opts.sync === true;
     this.#checksum = opts.checksum ?? null;
+    this.#keepAlive = opts.keepAlive ?? (() => Promise.resolve());
     const counted = opts.totals ?? (() => null);
     this.#batches = new Batcher(
       writer,
@@ -100,7 +104,7 @@ export class Pipeline {
           }
           const entry: Numbered = { ...item.entry, id: this.#nextId++ };
           if (this.#checksum !== null && entry.kind === "file" && entry.source !== null) {
-            const failure = await withDigest(entry, this.#checksum);
+            const failure = await withDigest(entry, this.#checksum, this.#keepAlive);
             if (failure !== null) {
               this.outcomes.failed(entry.path, failure);
               continue;
@@ -240,7 +244,11 @@ const CHECKSUM_READ_BYTES = 1024 * 1024;
  * not grow with the file): what `--checksum` announces. Returns why it could not be read, or
  * null. A file that changes after this is caught as always, when its data is sent.
  */
-async function withDigest(entry: Numbered, digest: Digest): Promise<string | null> {
+async function withDigest(
+  entry: Numbered,
+  digest: Digest,
+  keepAlive: () => Promise<void>,
+): Promise<string | null> {
   let file: Deno.FsFile;
   try {
     file = await Deno.open(entry.source!, { read: true });
@@ -251,16 +259,20 @@ async function withDigest(entry: Numbered, digest: Digest): Promise<string | nul
     const hash = digest.hasher();
     const buf = new Uint8Array(CHECKSUM_READ_BYTES);
     for (;;) {
-      const n = await file.read(buf);
+      let n: number | null;
+      try {
+        n = await file.read(buf);
+      } catch (err) {
+        return `cannot be read: ${err instanceof Error ? err.message : String(err)}`;
+      }
       if (n === null) break;
       hash.update(buf.subarray(0, n));
+      await keepAlive();
     }
     let hex = "";
     for (const b of hash.digest()) hex += b.toString(16).padStart(2, "0");
     entry.digest = hex;
     return null;
-  } catch (err) {
-    return `cannot be read: ${err instanceof Error ? err.message : String(err)}`;
   } finally {
     file.close();
   }

@@ -21,6 +21,7 @@ import type { ProtocolError } from "../protocol/errors.ts";
 import type { DigestName } from "../protocol/digests.ts";
 import { isConnectionError } from "../transport/connection_errors.ts";
 import { FramedLink } from "../transport/framed_link.ts";
+import { KeepAlive } from "../transport/keep_alive.ts";
 import { type Address, connect, formatAddress } from "../transport/tcp.ts";
 import { Watchdog } from "../transport/watchdog.ts";
 import { FileSender } from "./file_sender.ts";
@@ -197,8 +198,11 @@ class SendSession {
         resume: agreed.resume,
         sync: agreed.sync,
         checksum: this.opts.checksum === true ? agreed.digest : null,
+        ...(agreed.sync ? { keepAlive: () => keepAlive.tick() } : {}),
         totals: this.opts.totals,
       });
+      replies.sync = agreed.sync;
+      const keepAlive = new KeepAlive(writer);
       this.#replies = replies;
       replies.start();
       await pipeline.run(walk(this.opts.sources));

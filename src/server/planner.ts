@@ -22,8 +22,8 @@ import type { AcceptedQueue, SessionBytes } from "./accepted.ts";
 import {
   childPath,
   type ConflictPolicy,
-  kindOf,
   type Inbox,
+  kindOf,
   MAX_RENAME_TRIES,
   numberedName,
   placedSince,
@@ -58,6 +58,8 @@ export interface PlannerOptions {
   ensure(parts: string[]): Promise<string>;
   /** Opens the regular file `name` in folder `dir` for reading, never through a link (Folders.openFile). */
   openFile(dir: string, name: string): Promise<Deno.FsFile | null>;
+  /** Called while reading a file to compare it: keeps the sender from timing out (NOOP, sync). */
+  keepAlive?: () => Promise<void>;
   limits: ServerLimits;
   onConflict: ConflictPolicy;
   /** The session's digest, which a partial's prefix is read with. */
@@ -273,7 +275,8 @@ export class Planner {
     info: Deno.FileInfo,
   ): Promise<boolean> {
     if (entry.size === null || info.size !== entry.size) return false;
-    if (entry.digest === undefined) return sameFile(info, entry);
+    // A digest counts only from a sender that named sync, as the feature says (§5.4).
+    if (entry.digest === undefined || this.opts.sync !== true) return sameFile(info, entry);
     const { digest } = this.opts;
     if (entry.digest.length !== digest.length * 2) {
       throw new Refusal(`its digest is not a ${digest.name} digest, the session's`);
@@ -285,14 +288,18 @@ export class Planner {
       const buf = new Uint8Array(CHECKSUM_READ_BYTES);
       let size = 0;
       for (;;) {
-        const n = await file.read(buf);
+        let n: number | null;
+        try {
+          n = await file.read(buf);
+        } catch {
+          return false; // unreadable: replaced with the sender's copy
+        }
         if (n === null) break;
         hash.update(buf.subarray(0, n));
         size += n;
+        await this.opts.keepAlive?.();
       }
       return size === entry.size && toHex(hash.digest()) === entry.digest;
-    } catch {
-      return false; // unreadable: replaced with the sender's copy
     } finally {
       file.close();
     }
