@@ -57,6 +57,8 @@ export class Pipeline {
   #sync: boolean;
   #checksum: Digest | null;
   #keepAlive: () => Promise<void>;
+  /** Where `--checksum` reads files, one at a time (made on the first). */
+  #readBuffer: Uint8Array | null = null;
 
   constructor(
     readonly writer: AnnounceWriter,
@@ -104,7 +106,13 @@ export class Pipeline {
           }
           const entry: Numbered = { ...item.entry, id: this.#nextId++ };
           if (this.#checksum !== null && entry.kind === "file" && entry.source !== null) {
-            const failure = await withDigest(entry, this.#checksum, this.#keepAlive);
+            this.#readBuffer ??= new Uint8Array(CHECKSUM_READ_BYTES);
+            const failure = await withDigest(
+              entry,
+              this.#checksum,
+              this.#readBuffer,
+              this.#keepAlive,
+            );
             if (failure !== null) {
               this.outcomes.failed(entry.path, failure);
               continue;
@@ -247,6 +255,7 @@ const CHECKSUM_READ_BYTES = 1024 * 1024;
 async function withDigest(
   entry: Numbered,
   digest: Digest,
+  buf: Uint8Array,
   keepAlive: () => Promise<void>,
 ): Promise<string | null> {
   let file: Deno.FsFile;
@@ -257,7 +266,6 @@ async function withDigest(
   }
   try {
     const hash = digest.hasher();
-    const buf = new Uint8Array(CHECKSUM_READ_BYTES);
     for (;;) {
       let n: number | null;
       try {

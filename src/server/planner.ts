@@ -87,6 +87,8 @@ export class Planner {
   #nextBatch = 0;
   #lastId = -1;
   #entries = 0;
+  /** Where `update` reads a file it compares by content (`#unchanged`). */
+  #readBuffer: Uint8Array | null = null;
   /** The sender's totals as last told (ANNOUNCE `totals`). */
   #totals: { files: number; bytes: number | null } | null = null;
 
@@ -180,6 +182,13 @@ export class Planner {
         target.length * 3 > PLATFORM_PATH_MAX && encoder.encode(target).length > PLATFORM_PATH_MAX
       ) {
         return refuse("name too long for the receiver's file system");
+      }
+      const { digest, sync } = this.opts;
+      if (
+        onConflict === "update" && sync === true && entry.digest !== undefined &&
+        entry.digest.length !== digest.length * 2
+      ) {
+        return refuse(`its digest is not a ${digest.name} digest, the session's`);
       }
       const resuming = this.opts.resumedSince !== null;
       // Under "rename" a name in use is found when placing the file; look now only if it matters.
@@ -278,14 +287,12 @@ export class Planner {
     // A digest counts only from a sender that named sync, as the feature says (§5.4).
     if (entry.digest === undefined || this.opts.sync !== true) return sameFile(info, entry);
     const { digest } = this.opts;
-    if (entry.digest.length !== digest.length * 2) {
-      throw new Refusal(`its digest is not a ${digest.name} digest, the session's`);
-    }
     const file = await this.opts.openFile(dir, name);
     if (file === null) return false;
     try {
       const hash = digest.hasher();
-      const buf = new Uint8Array(CHECKSUM_READ_BYTES);
+      // One buffer for the session's comparisons, made on the first (they run one at a time).
+      const buf = this.#readBuffer ??= new Uint8Array(CHECKSUM_READ_BYTES);
       let size = 0;
       for (;;) {
         let n: number | null;
