@@ -50,6 +50,7 @@ function fakeFolders(log: Log, taken = new Set<string>()): Folders {
     inbox: null as never,
     ensure: () => Promise.reject(new Error("not used")),
     openFile: () => Promise.reject(new Error("not used")),
+    look: () => Promise.reject(new Error("not used")),
     checkStaged: () => {},
     setMetadata: () => Promise.resolve(),
     close: () => {},

@@ -129,6 +129,12 @@ async function setUp(setup: Setup = {}) {
       } as unknown as Deno.FsFile);
     },
     sync: setup.sync ?? false,
+    look: (dir, name) => {
+      const info = inbox.lookup(`${dir}/${name}`);
+      if (info === null) return Promise.resolve(null);
+      const kind = info.isFile ? "file" : info.isDirectory ? "dir" : "other";
+      return Promise.resolve({ kind, size: info.size, mtimeMs: info.mtime!.getTime() });
+    },
     keepAlive: () => {
       keptAlive++;
       return Promise.resolve();
@@ -347,6 +353,7 @@ Deno.test("planner: in a resumed transfer, a file it stored already is `have`", 
         inbox,
         ensure: (parts) => Promise.resolve([root, ...parts].join("/")),
         openFile: () => Promise.resolve(null),
+        look: () => Promise.resolve(null),
         limits: DEFAULT_LIMITS,
         onConflict: "rename",
         digest: await loadDigest("sha256"),

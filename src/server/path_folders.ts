@@ -18,6 +18,7 @@ import {
   type Existing,
   type Inbox,
   isLinkUnsupported,
+  kindOf,
   nameByPolicy,
   Refusal,
   replacedReason,
@@ -25,7 +26,7 @@ import {
   storageRefusal,
   syncDirs,
 } from "./inbox.ts";
-import type { Folders } from "./folders.ts";
+import type { Folders, Looked } from "./folders.ts";
 
 /** How many checked folders to remember before starting over. */
 const FOLDER_CACHE_LIMIT = 4096;
@@ -109,6 +110,15 @@ export class PathFolders implements Folders {
     if (linked) Deno.removeSync(temp);
     this.#dirty.add(dir);
     return placed;
+  }
+
+  look(dir: string, name: string): Promise<Looked | null> {
+    return settled(() => {
+      this.#recheck(dir);
+      const info = this.inbox.lookup(join(dir, name));
+      if (info === null) return null;
+      return { kind: kindOf(info), size: info.size, mtimeMs: info.mtime?.getTime() ?? NaN };
+    });
   }
 
   async openFile(dir: string, name: string): Promise<Deno.FsFile | null> {

@@ -23,7 +23,6 @@ import {
   childPath,
   type ConflictPolicy,
   type Inbox,
-  kindOf,
   MAX_RENAME_TRIES,
   numberedName,
   placedSince,
@@ -31,6 +30,7 @@ import {
   replaces,
   type TransferStart,
 } from "./inbox.ts";
+import type { Looked } from "./folders.ts";
 import type { Report } from "./server_events.ts";
 import type { ServerLimits } from "./server_limits.ts";
 import { SMALL_FILE_MAX } from "./small_file.ts";
@@ -41,7 +41,6 @@ export type PlannerInbox = Pick<
   Inbox,
   | "parse"
   | "existing"
-  | "lookup"
   | "freeBytes"
   | "claimPartial"
   | "readPartial"
@@ -56,6 +55,8 @@ export interface PlannerOptions {
   inbox: PlannerInbox;
   /** Makes sure folder `parts` exists beneath DIR (Folders.ensure); returns its absolute path. */
   ensure(parts: string[]): Promise<string>;
+  /** What is at `name` in folder `dir`, never through a link, beneath DIR (Folders.look). */
+  look(dir: string, name: string): Promise<Looked | null>;
   /** Opens the regular file `name` in folder `dir` for reading, never through a link (Folders.openFile). */
   openFile(dir: string, name: string): Promise<Deno.FsFile | null>;
   /** Called while reading a file to compare it: keeps the sender from timing out (NOOP, sync). */
@@ -192,10 +193,11 @@ export class Planner {
       }
       const resuming = this.opts.resumedSince !== null;
       // Under "rename" a name in use is found when placing the file; look now only if it matters.
-      // Under update the status is kept: the quick check compares it with the entry.
-      const found = onConflict === "update" ? inbox.lookup(target) : null;
+      // Under update, looked up beneath DIR (a folder on the way checked as for a placement):
+      // the quick check compares its size and time with the entry's.
+      const found = onConflict === "update" ? await this.opts.look(dir, name) : null;
       const existing = onConflict === "update"
-        ? kindOf(found)
+        ? found?.kind ?? "none"
         : onConflict === "rename" && !resuming
         ? "none"
         : inbox.existing(target);
@@ -215,7 +217,7 @@ export class Planner {
         });
         return { id: entry.id, action: "have" };
       }
-      if (found !== null && found.isFile) {
+      if (found !== null && found.kind === "file") {
         if (await this.#unchanged(entry, dir, name, found)) {
           await this.#dropPartial(entry);
           this.opts.tally.unchanged++;
@@ -281,11 +283,14 @@ export class Planner {
     entry: Entry,
     dir: string,
     name: string,
-    info: Deno.FileInfo,
+    found: Looked,
   ): Promise<boolean> {
-    if (entry.size === null || info.size !== entry.size) return false;
+    if (entry.size === null || found.size !== entry.size) return false;
     // A digest counts only from a sender that named sync, as the feature says (§5.4).
-    if (entry.digest === undefined || this.opts.sync !== true) return sameFile(info, entry);
+    if (entry.digest === undefined || this.opts.sync !== true) {
+      // rsync's quick check, to the millisecond (file systems keep other precisions).
+      return Math.abs(found.mtimeMs - entry.mtime) < 1;
+    }
     const { digest } = this.opts;
     const file = await this.opts.openFile(dir, name);
     if (file === null) return false;

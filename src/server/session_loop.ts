@@ -64,6 +64,7 @@ export class SessionLoop {
       report,
       inbox,
       ensure: (parts) => folders.ensure(parts, created),
+      look: (dir, name) => folders.look(dir, name),
       openFile: (dir, name) => folders.openFile(dir, name),
       ...(greeting.sync ? { keepAlive: () => keepAlive.tick() } : {}),
       limits,
