@@ -233,7 +233,7 @@ async function rsyncSyncer(
 
 /**
  * Gives CHANGED_SHARE of the files (another set each round) new random content of the same
- * size and a new time; returns their paths and bytes.
+ * size and another time; returns their paths and bytes.
  */
 async function changeFiles(
   srcDir: string,
@@ -244,7 +244,9 @@ async function changeFiles(
   const step = Math.floor(workload.files.length / count);
   const paths: string[] = [];
   let bytes = 0;
-  const when = new Date(Date.now() + round * 1000);
+  // A time in another second than the tree's own and every earlier round's: rsync's quick check
+  // compares whole seconds, so a change within the second the tree was written would be missed.
+  const when = new Date(Date.UTC(2020, 0, 1) + (round + 1) * 1000);
   for (let i = 0; i < count; i++) {
     const file = workload.files[(i * step + round) % workload.files.length]!;
     const data = new Uint8Array(file.size);
