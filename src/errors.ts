@@ -40,6 +40,8 @@ export const ERROR_CODES = {
   "receiver-open": "the receiver asks for no code",
   /** The code given does not match the receiver's. */
   "wrong-code": "the code is wrong",
+  /** The receiver lacks a feature an option needs (`send --checksum`): nothing was sent. */
+  "unsupported": "the receiver does not support an option given",
   /** The peer broke the protocol, is not a ferry server, or speaks another version. */
   "protocol": "protocol error",
   /** `send` without --to: no server answered discovery. */

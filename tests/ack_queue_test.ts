@@ -49,6 +49,8 @@ function fakeFolders(log: Log, taken = new Set<string>()): Folders {
   return {
     inbox: null as never,
     ensure: () => Promise.reject(new Error("not used")),
+    openFile: () => Promise.reject(new Error("not used")),
+    look: () => Promise.reject(new Error("not used")),
     checkStaged: () => {},
     setMetadata: () => Promise.resolve(),
     close: () => {},

@@ -201,6 +201,11 @@ const VIOLATIONS: Violation[] = [
     act: (c) => c.json(type, { batch: 0, decisions: [], acks: [], files: 0, bytes: 0, failed: 0 }),
   })),
   {
+    what: "a NOOP from a sender that did not name sync",
+    code: "unexpected-frame",
+    act: (c) => c.send(FrameType.NOOP, empty),
+  },
+  {
     what: "an ERROR frame",
     code: "peer-error",
     act: (c) => c.json(FrameType.ERROR, { code: "x", message: "sender gives up" }),

@@ -53,6 +53,14 @@ interface BenchJson {
     runs: number;
     medianCpuSeconds: number | null;
   }[];
+  resync: {
+    tool: string;
+    placement: string;
+    seconds: number[];
+    sentBytes: number | null;
+    unchangedDataBytes: number | null;
+    errors: string[];
+  }[];
   machine: { cpus: number; kernel: string };
   startupSeconds: { median: number | null };
 }
@@ -91,6 +99,16 @@ Deno.test("the bench --quick runs every workload for ferry and writes JSON", asy
     assert(report.machine.cpus > 0 && report.machine.kernel !== "");
     assert((report.startupSeconds.median ?? 0) > 0);
     assertEquals(report.results.map((r) => r.class), ["encrypted", "encrypted", "encrypted"]);
+    // The re-sync workload: timed, its bytes counted, and an unchanged tree sent no file data.
+    assertMatch(stdout, /^\| disk \| ferry \| \d+\.\d{3} \| 1\.00 \| \d+ \| \d+ \|/m);
+    assertEquals(report.resync.map((r) => [r.tool, r.placement, r.errors]), [[
+      "ferry",
+      "disk",
+      [],
+    ]]);
+    assertEquals(report.resync[0]!.seconds.length, 1);
+    assert((report.resync[0]!.sentBytes ?? 0) > 0);
+    assertEquals(report.resync[0]!.unchangedDataBytes, 0);
   } finally {
     await Deno.remove(out, { recursive: true });
   }

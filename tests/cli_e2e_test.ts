@@ -293,7 +293,7 @@ Deno.test("usage errors exit 2 with one line and a hint", async () => {
       ],
       [
         ["serve", "--on-conflict", "merge"],
-        "ferry: --on-conflict must be one of rename, overwrite, skip, fail, not 'merge'",
+        "ferry: --on-conflict must be one of rename, overwrite, skip, fail, update, not 'merge'",
       ],
       [["frobnicate"], "ferry: unknown command 'frobnicate'"],
     ] as const

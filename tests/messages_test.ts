@@ -78,7 +78,14 @@ Deno.test("decodePlan() and decodeAcks() check every decision and acknowledgemen
   assertEquals(
     decodePlan(encodeJson({ batch: 0, decisions: [{ id: 1, action: "accept", offset: 0 }] }))
       .decisions,
-    [{ id: 1, action: "accept", offset: 0, reason: undefined, prefix: undefined }],
+    [{
+      id: 1,
+      action: "accept",
+      offset: 0,
+      reason: undefined,
+      prefix: undefined,
+      unchanged: undefined,
+    }],
   );
   assertEquals(
     code(() => decodePlan(encodeJson({ batch: 0, decisions: [{ id: 1, action: "maybe" }] }))),
@@ -215,4 +222,34 @@ Deno.test("decodeWelcome() takes maxPathBytes from 1 to MAX_PATH_BYTES only (§5
   for (const bad of [0, MAX_PATH_BYTES + 1, 2 ** 32, -1, 1.5, null, "4096"]) {
     assertEquals(code(() => decodeWelcome(welcome(bad))), "bad-message", String(bad));
   }
+});
+
+Deno.test("sync fields: an entry's digest, a skip's unchanged, an Ack's replaced, each checked", () => {
+  const hex = "ab".repeat(32);
+  assertEquals(checkEntry({ ...good, digest: hex }), { ok: true, entry: { ...good, digest: hex } });
+  for (const digest of ["AB", "abc", "", 7, null, "zz", "ab".repeat(65)]) {
+    assertEquals(checkEntry({ ...good, digest }).ok, false, JSON.stringify(digest));
+  }
+  const folder = { id: 2, path: "d", kind: "dir", mtime: 0, mode: 0o755 };
+  assertEquals(checkEntry({ ...folder, digest: hex }).ok, false, "a folder has no digest");
+  const plan = (d: Record<string, unknown>) =>
+    code(() => decodePlan(encodeJson({ batch: 0, decisions: [{ id: 1, ...d }] })));
+  assertEquals(
+    decodePlan(encodeJson({
+      batch: 0,
+      decisions: [{ id: 1, action: "skip", reason: "unchanged", unchanged: true }],
+    })).decisions[0]?.unchanged,
+    true,
+  );
+  assertEquals(plan({ action: "accept", unchanged: true }), "bad-message");
+  assertEquals(plan({ action: "skip", unchanged: "yes" }), "bad-message");
+  const acks = (a: Record<string, unknown>) =>
+    code(() => decodeAcks(encodeJson({ acks: [{ id: 1, ...a }] })));
+  assertEquals(
+    decodeAcks(encodeJson({ acks: [{ id: 1, ok: true, name: "a", replaced: true }] })).acks[0]
+      ?.replaced,
+    true,
+  );
+  assertEquals(acks({ ok: false, reason: "x", replaced: true }), "bad-message");
+  assertEquals(acks({ ok: true, name: "a", replaced: 1 }), "bad-message");
 });

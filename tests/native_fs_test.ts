@@ -481,3 +481,26 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "NativeFs.look() gives a name's kind, size and mtime (ms) without following a link",
+  ignore: native === null,
+  async fn() {
+    await withDir((dir) => {
+      const fs = lib();
+      Deno.writeFileSync(join(dir, "f"), new Uint8Array(1234));
+      const when = new Date(1_717_171_717_123);
+      Deno.utimeSync(join(dir, "f"), when, when);
+      Deno.symlinkSync(join(dir, "f"), join(dir, "link"));
+      const fd = fs.openFolder(dir);
+      try {
+        const file = fs.look("f", fd)!;
+        assertEquals([file.id.kind, file.size, file.mtimeMs], ["file", 1234, 1_717_171_717_123]);
+        assertEquals(fs.look("link", fd)!.id.kind, "link");
+        assertEquals(fs.look("missing", fd), null);
+      } finally {
+        fs.close(fd);
+      }
+    });
+  },
+});

@@ -117,11 +117,21 @@ Deno.test("pipeline: each decision's outcome, and data only for accepted files",
     { type: "skipped", path: "link", reason: "symbolic link, not followed" },
     { type: "file-failed", path: "locked", reason: "permission denied" },
     { type: "file-failed", path: "refuse.txt", reason: "refused by the receiver: no reason given" },
-    { type: "file-done", path: "a.txt", name: "a.txt", bytes: 10, resumed: 0 },
+    { type: "file-done", path: "a.txt", name: "a.txt", bytes: 10, resumed: 0, replaced: false },
   ]);
   assertEquals(
     { ...r.tally, seconds: 0 },
-    { files: 1, bytes: 10, resumedBytes: 0, already: 1, skipped: 2, failed: 2, seconds: 0 },
+    {
+      files: 1,
+      bytes: 10,
+      resumedBytes: 0,
+      already: 1,
+      updated: 0,
+      unchanged: 0,
+      skipped: 2,
+      failed: 2,
+      seconds: 0,
+    },
   );
   assertEquals([...r.pipeline.unacknowledged], []);
   // Ids increase over the session; batches of maxBatchEntries (2); the walk's totals once it ended.
@@ -148,8 +158,22 @@ Deno.test("pipeline: a file that arrived damaged goes once more, with a new id, 
   ]);
   assertEquals(r.events.filter((e) => e.type === "warning").length, 2);
   assertEquals(r.events.filter((e) => e.type !== "warning"), [
-    { type: "file-done", path: "good.txt", name: "good.txt~", bytes: 10, resumed: 0 },
-    { type: "file-done", path: "bad.txt", name: "bad.txt~", bytes: 10, resumed: 0 },
+    {
+      type: "file-done",
+      path: "good.txt",
+      name: "good.txt~",
+      bytes: 10,
+      resumed: 0,
+      replaced: false,
+    },
+    {
+      type: "file-done",
+      path: "bad.txt",
+      name: "bad.txt~",
+      bytes: 10,
+      resumed: 0,
+      replaced: false,
+    },
     { type: "file-failed", path: "twice.txt", reason: "digest mismatch" },
   ]);
   assertEquals([r.tally.files, r.tally.failed], [2, 1]);
@@ -180,6 +204,7 @@ Deno.test("pipeline: a resumed file counts only the bytes sent", async () => {
     name: "r.bin",
     bytes: 40,
     resumed: 60,
+    replaced: false,
   }]);
   assertEquals([r.tally.bytes, r.tally.resumedBytes], [40, 60]);
 });

@@ -43,9 +43,25 @@ class FakeInbox implements PlannerInbox {
     return check.parts;
   }
 
+  /** Size and mtime (ms) of a file at a path; 10 bytes at 1_700_000_000_000 if not given. */
+  stat = new Map<string, { size: number; mtime: number }>();
+
   existing(path: string): Existing {
     this.looked.push(path);
     return this.at.get(path) ?? "none";
+  }
+
+  lookup(path: string): Deno.FileInfo | null {
+    const kind = this.existing(path);
+    if (kind === "none") return null;
+    const { size, mtime } = this.stat.get(path) ?? { size: 10, mtime: 1_700_000_000_000 };
+    return {
+      isFile: kind === "file",
+      isDirectory: kind === "dir",
+      isSymlink: kind === "other",
+      size,
+      mtime: new Date(mtime),
+    } as Deno.FileInfo;
   }
 
   freeBytes(): Promise<number | null> {
@@ -78,9 +94,15 @@ interface Setup {
   limits?: Partial<ServerLimits>;
   onConflict?: ConflictPolicy;
   resumable?: boolean;
+  sync?: boolean;
+  /** What `openFile` gives for a path (the planner reads it to compare a digest). */
+  files?: Map<string, Uint8Array>;
 }
 
 /** A planner over a fake inbox, with what it fills in and reports. */
+/** How often the planners' keepAlive was called. */
+let keptAlive = 0;
+
 async function setUp(setup: Setup = {}) {
   const inbox = new FakeInbox();
   const events: ServerEvent[] = [];
@@ -92,6 +114,31 @@ async function setUp(setup: Setup = {}) {
     session: 1,
     report: (event) => events.push(event),
     inbox,
+    openFile: (dir, name) => {
+      const data = setup.files?.get(`${dir}/${name}`);
+      if (data === undefined) return Promise.resolve(null);
+      // One byte a read: the planner keeps the sender's timer alive between reads.
+      let at = 0;
+      return Promise.resolve({
+        read: (buf: Uint8Array) => {
+          if (at === data.length) return Promise.resolve(null);
+          buf[0] = data[at++]!;
+          return Promise.resolve(1);
+        },
+        close: () => {},
+      } as unknown as Deno.FsFile);
+    },
+    sync: setup.sync ?? false,
+    look: (dir, name) => {
+      const info = inbox.lookup(`${dir}/${name}`);
+      if (info === null) return Promise.resolve(null);
+      const kind = info.isFile ? "file" : info.isDirectory ? "dir" : "other";
+      return Promise.resolve({ kind, size: info.size, mtimeMs: info.mtime!.getTime() });
+    },
+    keepAlive: () => {
+      keptAlive++;
+      return Promise.resolve();
+    },
     ensure: (parts) => {
       ensured.push(parts);
       return Promise.resolve([ROOT, ...parts].join("/"));
@@ -305,6 +352,8 @@ Deno.test("planner: in a resumed transfer, a file it stored already is `have`", 
         report: (event) => events.push(event),
         inbox,
         ensure: (parts) => Promise.resolve([root, ...parts].join("/")),
+        openFile: () => Promise.resolve(null),
+        look: () => Promise.resolve(null),
         limits: DEFAULT_LIMITS,
         onConflict: "rename",
         digest: await loadDigest("sha256"),
@@ -334,4 +383,66 @@ Deno.test("planner: in a resumed transfer, a file it stored already is `have`", 
   } finally {
     await Deno.remove(root, { recursive: true });
   }
+});
+
+Deno.test("planner: update leaves the same file (size and mtime) as it is, replaces any other", async () => {
+  const { planner, inbox, queue, events, tally } = await setUp({
+    onConflict: "update",
+    sync: true,
+  });
+  for (const name of ["same", "size", "time", "link", "folder"]) {
+    inbox.at.set(`${ROOT}/${name}`, name === "link" ? "other" : name === "folder" ? "dir" : "file");
+  }
+  inbox.stat.set(`${ROOT}/size`, { size: 11, mtime: 1_700_000_000_000 });
+  inbox.stat.set(`${ROOT}/time`, { size: 10, mtime: 1_700_000_000_001 });
+  const plan = await planner.plan(
+    batch(0, file("same"), file("size"), file("time"), file("link"), file("folder"), file("new")),
+  );
+  assertEquals(actions(plan.decisions), ["skip", "accept", "accept", "accept", "refuse", "accept"]);
+  assertEquals(plan.decisions[0]!.unchanged, true);
+  assertEquals(plan.decisions[0]!.reason, "unchanged");
+  assertEquals(plan.decisions[4]!.reason, "a directory is in the way");
+  // What each accepted file replaces: a file or a link there, not a new name.
+  const replaces: [string, boolean][] = [];
+  while (queue.pending > 0) {
+    const item = queue.head("DATA");
+    replaces.push([item.name, item.replaces === true]);
+    queue.finish(item);
+  }
+  assertEquals(replaces, [["size", true], ["time", true], ["link", true], ["new", false]]);
+  assertEquals(tally.unchanged, 1);
+  assertEquals(events.filter((e) => e.type === "unchanged").length, 1);
+  assertEquals(events.filter((e) => e.type === "refused").length, 1, "unchanged is not a skip");
+});
+
+Deno.test("planner: update compares content when the entry has a digest; a streamed file never is the same", async () => {
+  const sha = await loadDigest("sha256");
+  const hex = (data: Uint8Array) =>
+    Array.from(sha.of(data), (b) => b.toString(16).padStart(2, "0")).join("");
+  const ten = new TextEncoder().encode("0123456789");
+  const other = new TextEncoder().encode("9876543210");
+  const files = new Map([[`${ROOT}/same`, ten], [`${ROOT}/differs`, other]]);
+  const { planner, inbox } = await setUp({ onConflict: "update", sync: true, files });
+  for (const name of ["same", "differs", "short", "streamed"]) {
+    inbox.at.set(`${ROOT}/${name}`, "file");
+  }
+  const plan = await planner.plan(batch(
+    0,
+    { ...file("same"), digest: hex(ten) },
+    { ...file("differs"), digest: hex(ten) },
+    { ...file("short"), digest: "ab" },
+    file("streamed", null),
+  ));
+  assertEquals(actions(plan.decisions), ["skip", "accept", "refuse", "accept"]);
+  assertEquals(plan.decisions[0]!.unchanged, true);
+  assertEquals(plan.decisions[2]!.reason, "its digest is not a sha256 digest, the session's");
+  assertEquals(keptAlive >= 20, true, `kept alive ${keptAlive} times for 20 reads`);
+  // From a sender without the sync feature a digest does not count: size and mtime decide, and
+  // the skip says why in words only.
+  const old = await setUp({ onConflict: "update", files });
+  old.inbox.at.set(`${ROOT}/differs`, "file");
+  const quick = await old.planner.plan(batch(0, { ...file("differs"), digest: hex(ten) }));
+  assertEquals(actions(quick.decisions), ["skip"]);
+  assertEquals(quick.decisions[0]!.unchanged, undefined);
+  assertEquals(quick.decisions[0]!.reason, "unchanged");
 });

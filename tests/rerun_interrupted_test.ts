@@ -33,6 +33,8 @@ const SIZE = 12_000_000;
 const STALL_AT = 4_000_000;
 /** An old modification time, as a copy made earlier keeps it. */
 const MTIME = new Date("2024-03-01T12:00:00Z");
+/** An older one, of an older version of a file. */
+const OLDER = new Date("2023-01-01T00:00:00Z");
 
 /** `ferry serve DIR` on 127.0.0.1:`port`, up once it says it is listening. */
 function serve(dir: string, port: number, policy: ConflictPolicy): Promise<ServeProcess> {
@@ -67,10 +69,10 @@ function names(dir: string): string[] {
   return [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n !== ".ferry").sort();
 }
 
-/** A file of `size` random bytes with the old modification time. */
-async function makeFile(path: string, size: number): Promise<void> {
+/** A file of `size` random bytes with the old modification time (or `mtime`). */
+async function makeFile(path: string, size: number, mtime = MTIME): Promise<void> {
   await Deno.writeFile(path, randomBytes(size));
-  await Deno.utime(path, MTIME, MTIME);
+  await Deno.utime(path, mtime, mtime);
 }
 
 /** An unchanged copy of `from` (same content, same modification time), made before any transfer. */
@@ -89,6 +91,8 @@ interface Scenario {
   sizes?: Record<string, number>;
   /** Copies of c.bin that DIR holds before the first run. */
   copies: string[];
+  /** The copies are an older version (other content, same size, an older time), not equal. */
+  stale?: boolean;
   /** Where the link stalls (default STALL_AT). */
   stallAt?: number;
   /** What DIR must show before serve is stopped, besides the partial (`before`: see Ran). */
@@ -118,7 +122,8 @@ async function run(base: string, s: Scenario): Promise<Ran> {
   for (const name of s.sources) await makeFile(join(src, name), s.sizes?.[name] ?? SIZE);
   const before = new Map<string, { ino: number | null; sha: string }>();
   for (const copy of s.copies) {
-    await copyUnchanged(join(src, "c.bin"), join(dir, copy));
+    if (s.stale) await makeFile(join(dir, copy), s.sizes?.["c.bin"] ?? SIZE, OLDER);
+    else await copyUnchanged(join(src, "c.bin"), join(dir, copy));
     before.set(copy, { ino: Deno.statSync(join(dir, copy)).ino, sha: sha256(join(dir, copy)) });
   }
   const port = freePort();
@@ -313,6 +318,48 @@ for (const policy of ["rename", "overwrite"] as const) {
     assertEquals(partials(dir), { count: 0, bytes: 0 });
   });
 }
+
+Deno.test("update: the rerun of an interrupted sync resumes; the unchanged file DIR held is left as it is", async () => {
+  // c.bin is DIR's already (not sent), d.bin is cut mid-file.
+  await using tmp = await tempDir("ferry-rerun-");
+  const ran = await run(tmp.path, {
+    first: "update",
+    then: "update",
+    sources: ["c.bin", "d.bin"],
+    copies: ["c.bin"],
+  });
+  const { rerun, dir, src } = ran;
+  assertEquals(rerun.code, 0, rerun.stderr);
+  assertStringIncludes(rerun.stdout, "ferry: sent 1 file (");
+  assertStringIncludes(rerun.stdout, "resumed) to ");
+  assertStringIncludes(rerun.stdout, ", 1 new, 0 updated, 1 unchanged");
+  assertEquals(names(dir), ["c.bin", "d.bin"]);
+  assertEquals(sha256(join(dir, "d.bin")), sha256(join(src, "d.bin")));
+  assertUntouched(ran);
+  assertEquals(partials(dir), { count: 0, bytes: 0 });
+});
+
+Deno.test("update: an interrupted sync keeps the old file until the new one, resumed, replaces it", async () => {
+  await using tmp = await tempDir("ferry-rerun-");
+  const ran = await run(tmp.path, {
+    first: "update",
+    then: "update",
+    sources: ["c.bin"],
+    copies: ["c.bin"],
+    stale: true,
+    // Half the new c.bin is held; the old one is still there, whole.
+    ready: (dir, before) => sha256(join(dir, "c.bin")) === before.get("c.bin")!.sha,
+  });
+  const { rerun, dir, src } = ran;
+  assertEquals(rerun.code, 0, rerun.stderr);
+  assertStringIncludes(rerun.stdout, "resumed) to ");
+  assertStringIncludes(rerun.stdout, ", 0 new, 1 updated, 0 unchanged");
+  assertEquals(names(dir), ["c.bin"]);
+  assertNotEquals(Deno.statSync(join(dir, "c.bin")).ino, ran.before.get("c.bin")!.ino);
+  assertEquals(sha256(join(dir, "c.bin")), sha256(join(src, "c.bin")));
+  assertEquals(Deno.statSync(join(dir, "c.bin")).mtime, MTIME);
+  assertEquals(partials(dir), { count: 0, bytes: 0 });
+});
 
 Deno.test("a completed transfer run again is a new copy, also when DIR held the file before", async () => {
   // Unchanged behaviour (README: a transfer that completed is done): no interruption, two runs.

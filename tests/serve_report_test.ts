@@ -126,6 +126,7 @@ Deno.test("serve --json: file-done has the stored path and the announced one; al
     announced: "photos/a.jpg",
     bytes: 7,
     resumed: 0,
+    replaced: false,
   });
   assertEquals(objects[2], {
     type: "already",

@@ -37,6 +37,7 @@ import {
 } from "./measure.ts";
 import { loadAverage, machineInfo, markdownTable, writeJson } from "./report.ts";
 import { makeWorkload } from "./workloads.ts";
+import { measureResync, type ResyncResult, resyncTable } from "./resync.ts";
 
 /** Stops every child still running, unmounts every tmpfs and removes the folders it made. */
 async function cleanUpEverything(): Promise<void> {
@@ -63,7 +64,9 @@ async function main(args: string[]): Promise<number> {
   const loadAtStart = await loadAverage();
   installSignalHandlers();
   log(`the JSON will go to ${options.outDir}`);
-  const workloads = options.workloads.map((name) => makeWorkload(name, options.quick));
+  // resync has its own measurement and table (resync.ts).
+  const workloads = options.workloads.filter((name) => name !== "resync")
+    .map((name) => makeWorkload(name, options.quick));
   const measurements: Measurements = { attempts: [], receiverPeaks: [], skipped: [] };
   const peers = await resolvePeers(options.tools, options.install);
   measurements.skipped.push(...peers.skipped);
@@ -72,9 +75,19 @@ async function main(args: string[]): Promise<number> {
   log(`measuring start-up (ferry --version, ${STARTUP_SAMPLES} runs)`);
   const startup = await measureStartup();
   const date = new Date().toISOString();
-  const placements = await measureAll(options, workloads, peers.usable, measurements);
+  const placements = workloads.length === 0
+    ? []
+    : await measureAll(options, workloads, peers.usable, measurements);
   const results = summarize(measurements, workloads, placements, peers.usable);
   console.log(markdownTable(results, workloads, startup, measurements.skipped));
+  let resync: ResyncResult[] = [];
+  if (options.workloads.includes("resync")) {
+    const workload = makeWorkload("resync", options.quick);
+    const measured = await measureResync(options, workload, peers.usable);
+    resync = measured.results;
+    for (const skip of measured.skipped) measurements.skipped.push(skip);
+    console.log(`\n${resyncTable(resync, workload)}`);
+  }
   const { outDir: _out, diskParent: _disk, ...shown } = options;
   const path = await writeJson({
     date,
@@ -91,13 +104,16 @@ async function main(args: string[]): Promise<number> {
     ratio: "speedVsFerry = ferry median seconds / tool median seconds (above 1: tool is faster)",
     classes: TOOL_CLASSES,
     results,
+    resync,
     receiverPeaks: measurements.receiverPeaks,
     attempts: measurements.attempts,
     skipped: measurements.skipped,
   }, options.outDir);
   console.log(`\nload average at start / end: ${loadAtStart} / ${await loadAverage()}`);
   console.log(`JSON: ${path}`);
-  return measurements.attempts.every((a) => a.ok) ? 0 : 1;
+  return measurements.attempts.every((a) => a.ok) && resync.every((r) => r.errors.length === 0)
+    ? 0
+    : 1;
 }
 
 if (import.meta.main) {

@@ -20,12 +20,16 @@ export const TOOLS = [
   "scp",
   "magic-wormhole",
 ] as const;
-export const WORKLOADS = ["big", "small", "mixed", "huge", "many"] as const;
+/**
+ * resync: the small tree synced again with 1% of its files changed, ferry (`--on-conflict
+ * update`) against `rsync -a` (resync.ts); it has a table of its own.
+ */
+export const WORKLOADS = ["big", "small", "mixed", "huge", "many", "resync"] as const;
 /**
  * What runs without --workloads. huge (one 4 GiB file) and many (100,000 files) are there for
  * issue 7's memory target and take a while: ask for them by name.
  */
-const DEFAULT_WORKLOADS: readonly WorkloadName[] = ["big", "small", "mixed"];
+const DEFAULT_WORKLOADS: readonly WorkloadName[] = ["big", "small", "mixed", "resync"];
 export const PLACEMENTS = ["tmpfs", "disk"] as const;
 export type Tool = typeof TOOLS[number];
 export type WorkloadName = typeof WORKLOADS[number];

@@ -110,11 +110,11 @@ export function denoArgs(...args: string[]): string[] {
  * The code `ferry serve` asks senders for. It goes to both sides through FERRY_CODE rather than
  * --code, so ferry keeps its default settings and a ferry without codes simply ignores it.
  */
-const FERRY_ENV = { FERRY_CODE: `bench-${crypto.randomUUID().slice(0, 8)}` };
+export const FERRY_ENV = { FERRY_CODE: `bench-${crypto.randomUUID().slice(0, 8)}` };
 /** ferry-plain's sender: `send --plaintext` refuses a code, and an empty FERRY_CODE is none. */
 const NO_CODE_ENV = { FERRY_CODE: "" };
 
-async function startFerryServe(
+export async function startFerryServe(
   inbox: string,
   extra: string[] = [],
 ): Promise<NonNullable<Servers["ferry"]>> {
@@ -129,7 +129,7 @@ async function startFerryServe(
   return { proc, port, inbox };
 }
 
-async function startRsyncDaemon(
+export async function startRsyncDaemon(
   module: string,
   confDir: string,
 ): Promise<NonNullable<Servers["rsync"]>> {

@@ -9,6 +9,7 @@ import { capture, lastLine } from "./processes.ts";
 import { denoArgs, TOOL_CLASSES, type ToolClass, twistCommand } from "./peers.ts";
 import { type Attempt, type CaseSummary, median, type ReceiverPeak, type Skip } from "./measure.ts";
 import { MiB, type Workload } from "./workloads.ts";
+import type { ResyncResult } from "./resync.ts";
 
 function fixed(value: number | null, digits: number): string {
   return value === null ? "—" : value.toFixed(digits);
@@ -163,6 +164,8 @@ export interface Report {
   /** The table's groups: which tools are encrypted and which plain. */
   classes: typeof TOOL_CLASSES;
   results: CaseSummary[];
+  /** The re-sync workload's results (resync.ts), if it ran. */
+  resync: ResyncResult[];
   receiverPeaks: ReceiverPeak[];
   attempts: Attempt[];
   skipped: Skip[];

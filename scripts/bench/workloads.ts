@@ -33,6 +33,7 @@ export function makeWorkload(name: WorkloadName, quick: boolean): Workload {
     case "big":
       return describe(name, "big.bin", bigFile(quick ? 8 * MiB : GiB));
     case "small":
+    case "resync":
       return describe(name, "small", smallFiles(quick ? 200 : 10_000, quick ? 10 : 100));
     case "mixed":
       return describe(name, "mixed", mixedTree(quick ? 30 : 300, quick ? MiB : 20 * MiB));

@@ -22,3 +22,12 @@ export function formatSeconds(seconds: number): string {
 export function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
 }
+
+/**
+ * How many of `files` stored were new and how many replaced one (`update`), and how many were
+ * unchanged, when a sync replaced or kept any: ", 1 new, 2 updated, 97 unchanged".
+ */
+export function syncCounts(files: number, updated: number, unchanged: number): string {
+  if (updated === 0 && unchanged === 0) return "";
+  return `, ${files - updated} new, ${updated} updated, ${unchanged} unchanged`;
+}

@@ -8,7 +8,7 @@
 import type { SendEvent, SendResult } from "../client/send_session.ts";
 import type { Totals } from "../client/walk.ts";
 import { escapeName } from "../escape.ts";
-import { formatBytes, formatSeconds, plural } from "./format.ts";
+import { formatBytes, formatSeconds, plural, syncCounts } from "./format.ts";
 import { emitJson, type Mode, writeText } from "./output.ts";
 import {
   etaSeconds,
@@ -140,6 +140,14 @@ export class SendReporter {
           emitJson({ type: "already", path: event.path, bytes: event.bytes });
         }
         return;
+      case "unchanged":
+        // Counted as done (not in the rate): the receiver's copy is the same.
+        this.#files++;
+        this.#resumed += event.bytes;
+        if (this.mode === "json") {
+          emitJson({ type: "unchanged", path: event.path, bytes: event.bytes });
+        }
+        return;
       case "file-done":
         this.#files++;
         this.#open.delete(event.path);
@@ -150,6 +158,7 @@ export class SendReporter {
             name: event.name,
             bytes: event.bytes,
             resumed: event.resumed,
+            replaced: event.replaced,
           });
           return;
         }
@@ -222,6 +231,9 @@ export class SendReporter {
         bytes: result.bytes,
         resumedBytes: result.resumedBytes,
         already: result.already,
+        new: result.files - result.updated,
+        updated: result.updated,
+        unchanged: result.unchanged,
         skipped: result.skipped,
         failed: result.failed,
         seconds: Math.round(result.seconds * 1000) / 1000,
@@ -230,7 +242,8 @@ export class SendReporter {
       return;
     }
     const resumed = result.resumedBytes > 0 ? `, ${formatBytes(result.resumedBytes)} resumed` : "";
-    const already = result.already > 0 ? `, ${result.already} already there` : "";
+    const already = (result.already > 0 ? `, ${result.already} already there` : "") +
+      syncCounts(result.files, result.updated, result.unchanged);
     const failed = result.failed > 0 ? `, ${result.failed} failed` : "";
     const skipped = result.skipped > 0 ? `, ${result.skipped} skipped` : "";
     const line = `ferry: sent ${plural(result.files, "file")} (${

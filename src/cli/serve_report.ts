@@ -7,7 +7,7 @@
  */
 import type { EndCause, ServerEvent } from "../server/server_events.ts";
 import { escapeName } from "../escape.ts";
-import { formatBytes, formatSeconds, plural } from "./format.ts";
+import { formatBytes, formatSeconds, plural, syncCounts } from "./format.ts";
 import { jsonLine, type Mode, writeText } from "./output.ts";
 import {
   etaSeconds,
@@ -43,6 +43,9 @@ interface SessionView {
   already: number;
   alreadyBytes: number;
   skipped: number;
+  /** Files left as they were, the same as the sender's (`update`), and their bytes. */
+  unchanged: number;
+  unchangedBytes: number;
   current: string | null;
   meter: RateMeter;
   /** What the last `progress` object said. */
@@ -106,6 +109,8 @@ export class ServeReporter {
           already: 0,
           alreadyBytes: 0,
           skipped: 0,
+          unchanged: 0,
+          unchangedBytes: 0,
           current: null,
           meter: new RateMeter(),
           lastJson: "",
@@ -167,6 +172,7 @@ export class ServeReporter {
             announced: event.path,
             bytes: event.bytes,
             resumed: event.resumed,
+            replaced: event.replaced === true,
           });
         } else if (event.name !== event.path && !this.quiet) {
           // Stored under another name (the sender's was taken): the log says where it is.
@@ -191,6 +197,22 @@ export class ServeReporter {
             session: event.session,
             path: event.name,
             announced: event.path,
+            bytes: event.bytes,
+          });
+        }
+        return;
+      }
+      case "unchanged": {
+        const view = this.#sessions.get(event.session);
+        if (view) {
+          view.unchanged++;
+          view.unchangedBytes += event.bytes;
+        }
+        if (json) {
+          this.#emit({
+            type: "unchanged",
+            session: event.session,
+            path: event.path,
             bytes: event.bytes,
           });
         }
@@ -227,6 +249,9 @@ export class ServeReporter {
             bytes: event.bytes,
             resumedBytes: event.resumedBytes,
             already: event.already,
+            new: event.files - (event.updated ?? 0),
+            updated: event.updated ?? 0,
+            unchanged: event.unchanged ?? 0,
             skipped: view?.skipped ?? 0,
             failed: event.failed,
             seconds: Math.round(event.seconds * 1000) / 1000,
@@ -240,7 +265,8 @@ export class ServeReporter {
           ? `, ${formatBytes(event.resumedBytes)} resumed`
           : "";
         const what = `${plural(event.files, "file")} (${formatBytes(event.bytes)}${resumed})`;
-        const already = event.already > 0 ? `, ${event.already} already there` : "";
+        const already = (event.already > 0 ? `, ${event.already} already there` : "") +
+          syncCounts(event.files, event.updated ?? 0, event.unchanged ?? 0);
         const failed = event.failed > 0 ? `, ${event.failed} failed` : "";
         if (event.error && event.cause && CODE_ENDS.has(event.cause)) {
           // Nothing was received: no counts, just who it was and what happened.
@@ -345,9 +371,9 @@ function progressKey(view: SessionView): string {
  */
 function state(view: SessionView): ProgressState {
   return {
-    done: view.bytes + view.resumed + view.alreadyBytes,
+    done: view.bytes + view.resumed + view.alreadyBytes + view.unchangedBytes,
     totalBytes: view.totalBytes,
-    files: view.files + view.already,
+    files: view.files + view.already + view.unchanged,
     totalFiles: view.totalFiles,
     rate: view.meter.rate(),
     current: view.current === null ? null : escapeName(view.current),

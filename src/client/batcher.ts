@@ -107,8 +107,9 @@ export class Batcher {
           more = false;
           break;
         }
-        const { id, path, kind, size, mtime, mode } = entry;
-        const item = { id, path, kind, size, mtime, mode };
+        const { id, path, kind, size, mtime, mode, digest } = entry;
+        const item: Entry = { id, path, kind, size, mtime, mode };
+        if (digest !== undefined) item.digest = digest;
         const itemBytes = encoder.encode(JSON.stringify(item)).length + 1;
         if (entries.length === 0 && ANNOUNCE_OVERHEAD + itemBytes > this.maxFrame) {
           this.outcomes.failed(path, "its name is too long for the receiver's message limit");

@@ -49,6 +49,8 @@ export interface Agreement {
   cipher: Suite | null;
   /** Both sides named the resume feature. */
   resume: boolean;
+  /** Both sides named the sync feature: `unchanged`, `replaced` and entry digests (§9.3). */
+  sync: boolean;
 }
 
 /** What HELLO offers: the chosen digests, best first; sha256 always among them (§8). */
@@ -72,7 +74,7 @@ export async function handshake(
       encodeJson({
         software: opts.software,
         digests: offered,
-        features: [Feature.resume],
+        features: [Feature.resume, Feature.sync],
         transfer: opts.transfer,
       }),
     );
@@ -139,5 +141,6 @@ export async function handshake(
     digest: await loadDigest(chosen, opensslSha256()),
     cipher,
     resume: welcome.features.includes(Feature.resume),
+    sync: welcome.features.includes(Feature.sync),
   };
 }

@@ -6,6 +6,7 @@
  * reply_reader.ts) settle each file, and files that arrived damaged are
  * announced and sent once more at the end.
  */
+import type { Digest } from "../protocol/digests.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import type { Ack, Decision, Totals } from "../protocol/messages.ts";
 import { type AnnounceWriter, Batcher, type Take } from "./batcher.ts";
@@ -32,6 +33,12 @@ export interface PipelineOptions {
   limits: { maxBatchEntries: number; maxFrame: number };
   /** Both sides named the resume feature: offers may come. */
   resume: boolean;
+  /** Both sides named the sync feature: a skip may say `unchanged`, an Ack `replaced`. */
+  sync?: boolean;
+  /** `send --checksum`: each file is announced with its digest, the session's (`digest`). */
+  checksum?: Digest | null;
+  /** Called while hashing a file for `--checksum`: keeps the receiver from timing out (NOOP). */
+  keepAlive?: () => Promise<void>;
   /** The sources' totals once counted elsewhere, else null. */
   totals?: (() => Totals | null) | undefined;
 }
@@ -47,6 +54,11 @@ export class Pipeline {
   #walkEnded = false;
   #batches: Batcher;
   #resume: boolean;
+  #sync: boolean;
+  #checksum: Digest | null;
+  #keepAlive: () => Promise<void>;
+  /** Where `--checksum` reads files, one at a time (made on the first). */
+  #readBuffer: Uint8Array | null = null;
 
   constructor(
     readonly writer: AnnounceWriter,
@@ -56,6 +68,9 @@ export class Pipeline {
     opts: PipelineOptions,
   ) {
     this.#resume = opts.resume;
+    this.#sync = opts.sync === true;
+    this.#checksum = opts.checksum ?? null;
+    this.#keepAlive = opts.keepAlive ?? (() => Promise.resolve());
     const counted = opts.totals ?? (() => null);
     this.#batches = new Batcher(
       writer,
@@ -89,7 +104,21 @@ export class Pipeline {
               ? null
               : bytes + item.entry.size;
           }
-          return { ...item.entry, id: this.#nextId++ };
+          const entry: Numbered = { ...item.entry, id: this.#nextId++ };
+          if (this.#checksum !== null && entry.kind === "file" && entry.source !== null) {
+            this.#readBuffer ??= new Uint8Array(CHECKSUM_READ_BYTES);
+            const failure = await withDigest(
+              entry,
+              this.#checksum,
+              this.#readBuffer,
+              this.#keepAlive,
+            );
+            if (failure !== null) {
+              this.outcomes.failed(entry.path, failure);
+              continue;
+            }
+          }
+          return entry;
         }
         if (item.type === "skipped") this.outcomes.skipped(item.path, item.reason);
         else this.outcomes.failed(item.path, item.reason);
@@ -145,6 +174,17 @@ export class Pipeline {
         this.outcomes.already(entry.path, entry.size ?? 0);
         return;
       case "skip":
+        if (decision.unchanged === true) {
+          // Only a file of known size can have been compared; a directory is never "unchanged".
+          if (!this.#sync || entry.kind !== "file" || entry.size === null) {
+            throw new ProtocolError(
+              "bad-message",
+              `the receiver says ${entry.path} is unchanged, which it cannot know`,
+            );
+          }
+          this.outcomes.unchanged(entry.path, entry.size);
+          return;
+        }
         this.outcomes.skipped(
           entry.path,
           `skipped by the receiver: ${decision.reason ?? "no reason given"}`,
@@ -175,6 +215,9 @@ export class Pipeline {
     const entry = this.#unacked.get(ack.id);
     if (!entry) throw new ProtocolError("bad-sequence", `ACK for unknown id ${ack.id}`);
     this.#unacked.delete(ack.id);
+    if (ack.replaced === true && !this.#sync) {
+      throw new ProtocolError("bad-message", "ACK says replaced, but the receiver lacks sync");
+    }
     if (ack.ok) {
       const resumed = entry.resumed ?? 0;
       this.outcomes.delivered(
@@ -182,6 +225,7 @@ export class Pipeline {
         ack.name ?? entry.path,
         (entry.size ?? 0) - resumed,
         resumed,
+        ack.replaced === true,
       );
     } else if (ack.skipped) {
       this.outcomes.skipped(
@@ -197,5 +241,47 @@ export class Pipeline {
     } else {
       this.outcomes.failed(entry.path, ack.reason ?? "failed on the receiver");
     }
+  }
+}
+
+/** How much of a file `--checksum` reads at a time for its digest. */
+const CHECKSUM_READ_BYTES = 1024 * 1024;
+
+/**
+ * Gives `entry` (a file with a source) its digest, the session's, read in pieces (memory does
+ * not grow with the file): what `--checksum` announces. Returns why it could not be read, or
+ * null. A file that changes after this is caught as always, when its data is sent.
+ */
+async function withDigest(
+  entry: Numbered,
+  digest: Digest,
+  buf: Uint8Array,
+  keepAlive: () => Promise<void>,
+): Promise<string | null> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(entry.source!, { read: true });
+  } catch (err) {
+    return `cannot be read: ${err instanceof Error ? err.message : String(err)}`;
+  }
+  try {
+    const hash = digest.hasher();
+    for (;;) {
+      let n: number | null;
+      try {
+        n = await file.read(buf);
+      } catch (err) {
+        return `cannot be read: ${err instanceof Error ? err.message : String(err)}`;
+      }
+      if (n === null) break;
+      hash.update(buf.subarray(0, n));
+      await keepAlive();
+    }
+    let hex = "";
+    for (const b of hash.digest()) hex += b.toString(16).padStart(2, "0");
+    entry.digest = hex;
+    return null;
+  } finally {
+    file.close();
   }
 }

@@ -60,6 +60,8 @@ export class ReplyReader implements Plans {
   #bye = deferred<Bye>();
   #failure: Error | null = null;
   #reading: Promise<void> = Promise.resolve();
+  /** Both sides named "sync": the receiver may send NOOP while it works (§5.14). */
+  sync = false;
 
   constructor(
     readonly source: ReplySource,
@@ -123,6 +125,9 @@ export class ReplyReader implements Plans {
             return;
           case FrameType.ERROR:
             throw this.errors.stopped(frame.payload);
+          case FrameType.NOOP:
+            if (this.sync) break; // activity while the receiver compares a file: nothing to do
+            throw new ProtocolError("unexpected-frame", "NOOP from a receiver without sync");
           default:
             throw new ProtocolError(
               "unexpected-frame",

@@ -14,12 +14,14 @@
  * - send_errors.ts: every failure in the sender's words.
  */
 import { createHash } from "node:crypto";
+import { FerryError } from "../errors.ts";
 import { FrameType } from "../protocol/frame.ts";
 import { encodeJson, type Totals } from "../protocol/messages.ts";
 import type { ProtocolError } from "../protocol/errors.ts";
 import type { DigestName } from "../protocol/digests.ts";
 import { isConnectionError } from "../transport/connection_errors.ts";
 import { FramedLink } from "../transport/framed_link.ts";
+import { KeepAlive } from "../transport/keep_alive.ts";
 import { type Address, connect, formatAddress } from "../transport/tcp.ts";
 import { Watchdog } from "../transport/watchdog.ts";
 import { FileSender } from "./file_sender.ts";
@@ -48,6 +50,11 @@ export interface SendOptions {
   retryDelayMs?: number;
   /** The digests to offer, best first (default: DIGEST_NAMES, sha256 first). */
   digests?: readonly DigestName[] | undefined;
+  /**
+   * `send --checksum`: announce each file with its digest, so that a receiver under `update`
+   * compares content rather than size and time. Needs the receiver's "sync" feature.
+   */
+  checksum?: boolean;
   /** The sources' totals once counted (send.ts's second walk), else null; told to the receiver. */
   totals?: () => Totals | null;
   software: string;
@@ -70,10 +77,16 @@ export async function send(opts: SendOptions): Promise<SendResult> {
       const conn = await connect(opts.to, opts.connectTimeoutMs);
       session = new SendSession(conn, opts, transfer, attempt);
       const tally = await session.run();
+      // Files delivered by earlier sessions of this run come back as `have` or `unchanged`.
+      let earlier = total.files;
       total.files += tally.files;
       total.bytes += tally.bytes;
       total.resumedBytes += tally.resumedBytes;
-      total.already = Math.max(0, tally.already - (total.files - tally.files));
+      total.already = Math.max(0, tally.already - earlier);
+      earlier = Math.max(0, earlier - tally.already);
+      total.updated += tally.updated;
+      // Each session decides every entry again: the last one's count is the transfer's.
+      total.unchanged = Math.max(0, tally.unchanged - earlier);
       total.skipped = tally.skipped;
       total.failed = tally.failed;
       total.seconds = (performance.now() - started) / 1000;
@@ -84,6 +97,7 @@ export async function send(opts: SendOptions): Promise<SendResult> {
         total.files += tally.files;
         total.bytes += tally.bytes;
         total.resumedBytes += tally.resumedBytes;
+        total.updated += tally.updated;
       }
       throw err;
     } finally {
@@ -167,6 +181,7 @@ class SendSession {
         digest: agreed.digest.name,
       });
       const { reader, writer } = this.#link;
+      if (this.opts.checksum === true && !agreed.sync) await this.#refuseChecksum();
       const replies = new ReplyReader(reader, this.#errors, {
         acknowledged: (ack) => pipeline.acknowledged(ack),
         explain: (err) => this.#explainFailure(err),
@@ -181,8 +196,13 @@ class SendSession {
       const pipeline = new Pipeline(writer, replies, files, this.#outcomes, {
         limits: agreed.welcome.limits,
         resume: agreed.resume,
+        sync: agreed.sync,
+        checksum: this.opts.checksum === true ? agreed.digest : null,
+        ...(agreed.sync ? { keepAlive: () => keepAlive.tick() } : {}),
         totals: this.opts.totals,
       });
+      replies.sync = agreed.sync;
+      const keepAlive = new KeepAlive(writer);
       this.#replies = replies;
       replies.start();
       await pipeline.run(walk(this.opts.sources));
@@ -199,6 +219,33 @@ class SendSession {
       throw await this.#explain(err);
     }
     return this.tally;
+  }
+
+  /**
+   * `--checksum` needs the receiver's "sync" feature, which it lacks: the session ends with
+   * nothing announced (DONE, so the receiver counts it complete and keeps no marker of it).
+   */
+  async #refuseChecksum(): Promise<never> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await this.#link.writer.frame(FrameType.DONE, new Uint8Array(0));
+      await this.#link.writer.flush();
+      // Its BYE, for a second at most: the receiver then ends the session as complete.
+      await Promise.race([
+        this.#link.reader.next(),
+        new Promise((r) => timer = setTimeout(r, 1000)),
+      ]);
+    } catch {
+      /* nothing was sent either way */
+    } finally {
+      clearTimeout(timer);
+    }
+    throw new FerryError(
+      "unsupported",
+      `${this.#errors.where} cannot compare content (its ferry does not support --checksum); ` +
+        "nothing was sent",
+      { hint: "send without --checksum, or update ferry on the receiver" },
+    );
   }
 
   /** The clearest error for a failed session: the receiver's own word first. */

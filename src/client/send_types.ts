@@ -24,7 +24,17 @@ export type SendEvent =
   | { type: "file-start"; path: string; size: number | null; resumed: number }
   /** `bytes` more of the current file went out (counts only bytes sent in this run). */
   | { type: "progress"; bytes: number }
-  | { type: "file-done"; path: string; name: string; bytes: number; resumed: number }
+  | {
+    type: "file-done";
+    path: string;
+    name: string;
+    bytes: number;
+    resumed: number;
+    /** It replaced an older file at its name on the receiver (`update`). */
+    replaced: boolean;
+  }
+  /** The receiver's copy is the same (`update`: size and time, or content with --checksum): not sent. */
+  | { type: "unchanged"; path: string; bytes: number }
   /** The receiver already has this file from an interrupted run of this transfer: not sent. */
   | { type: "already"; path: string; bytes: number }
   | { type: "file-failed"; path: string; reason: string }
@@ -40,13 +50,27 @@ export interface SendResult {
   resumedBytes: number;
   /** Files the receiver already had from an interrupted run of this transfer. */
   already: number;
+  /** Of `files`, those that replaced an older copy on the receiver (`update`). */
+  updated: number;
+  /** Files the receiver had the same already, not sent (`update`). */
+  unchanged: number;
   skipped: number;
   failed: number;
   seconds: number;
 }
 
 export function noResult(): SendResult {
-  return { files: 0, bytes: 0, resumedBytes: 0, already: 0, skipped: 0, failed: 0, seconds: 0 };
+  return {
+    files: 0,
+    bytes: 0,
+    resumedBytes: 0,
+    already: 0,
+    updated: 0,
+    unchanged: 0,
+    skipped: 0,
+    failed: 0,
+    seconds: 0,
+  };
 }
 
 /** An entry of this session, numbered for the wire. */
@@ -65,11 +89,18 @@ export class Outcomes {
   constructor(readonly emit: (event: SendEvent) => void) {}
 
   /** Stored and verified by the receiver (its Ack said ok). */
-  delivered(path: string, name: string, bytes: number, resumed: number): void {
+  delivered(path: string, name: string, bytes: number, resumed: number, replaced = false): void {
     this.tally.files++;
+    if (replaced) this.tally.updated++;
     this.tally.bytes += bytes;
     this.tally.resumedBytes += resumed;
-    this.emit({ type: "file-done", path, name, bytes, resumed });
+    this.emit({ type: "file-done", path, name, bytes, resumed, replaced });
+  }
+
+  /** The receiver's copy is the same as ours (`update`): not sent. */
+  unchanged(path: string, bytes: number): void {
+    this.tally.unchanged++;
+    this.emit({ type: "unchanged", path, bytes });
   }
 
   /** The receiver has it from an interrupted run of this transfer. */

@@ -34,6 +34,8 @@ export const FrameType = {
   DONE: 0x40,
   /** Receiver → sender, JSON: session summary; the receiver then closes. */
   BYE: 0x41,
+  /** Either way, empty, to a peer that named "sync": activity while working long, nothing more. */
+  NOOP: 0x42,
   /** Either way, JSON: a fatal error; the sender of it closes. */
   ERROR: 0x7f,
 } as const;
@@ -60,6 +62,7 @@ const MAX_PAYLOAD: Record<number, number> = {
   [FrameType.ACK]: MAX_FRAME_PAYLOAD,
   [FrameType.DONE]: 0,
   [FrameType.BYE]: 64 * 1024,
+  [FrameType.NOOP]: 0,
   [FrameType.ERROR]: 64 * 1024,
 };
 

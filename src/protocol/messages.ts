@@ -33,12 +33,22 @@ export interface Entry {
   mtime: number;
   /** POSIX permission bits (0..0o7777). */
   mode: number;
+  /**
+   * Feature "sync", `send --checksum`: the file's digest (the session's, lowercase hex), for a
+   * receiver under policy `update` to compare its copy's content with (PROTOCOL.md §5.4).
+   */
+  digest?: string | undefined;
 }
 
 /** Optional capabilities, named in HELLO and WELCOME; a feature is used only if both name it. */
 export const Feature = {
   /** Resume offers in PLAN (offset + prefix) and FILE_START. */
   resume: "resume",
+  /**
+   * Sync (PROTOCOL.md §9.3 `update`): a decision may say `unchanged`, an Ack `replaced`, and an
+   * entry may carry its file's `digest` (`send --checksum`).
+   */
+  sync: "sync",
 } as const;
 
 export interface Hello {
@@ -101,6 +111,11 @@ export interface Decision {
    */
   offset?: number | undefined;
   prefix?: string | undefined;
+  /**
+   * Feature "sync", on a `skip` of a file: the receiver's copy is the same (policy `update`:
+   * size and mtime, or the entry's digest), so it was left as it is.
+   */
+  unchanged?: boolean | undefined;
 }
 
 export interface Plan {
@@ -119,6 +134,8 @@ export interface Ack {
   retry?: boolean | undefined;
   /** Not stored because the name exists (conflict policy "skip"); not a failure. */
   skipped?: boolean | undefined;
+  /** Feature "sync", with `ok`: the file replaced an older one at its name (policy `update`). */
+  replaced?: boolean | undefined;
 }
 
 export interface Acks {
@@ -353,13 +370,20 @@ export function checkEntry(raw: unknown): EntryCheck {
     return refuse("mtime must be a finite time in milliseconds");
   }
   if (!isUint(e.mode, 0o7777)) return refuse("mode must be permission bits from 0 to 0o7777");
+  if (e.digest !== undefined && (e.kind !== "file" || !isHexDigest(e.digest))) {
+    return refuse("digest must be a file's digest in lowercase hex");
+  }
   // The protocol's precision is the millisecond: a fraction is cut toward zero, as a Date
   // would (§5.4), so every path that applies or compares the time sees the same integer.
   const mtime = Math.trunc(e.mtime) + 0; // + 0: no -0
-  return {
-    ok: true,
-    entry: { id, path: e.path, kind: e.kind, size, mtime, mode: e.mode },
-  };
+  const entry: Entry = { id, path: e.path, kind: e.kind, size, mtime, mode: e.mode };
+  if (e.digest !== undefined) entry.digest = e.digest as string;
+  return { ok: true, entry };
+}
+
+/** A digest in lowercase hex: 2 to 128 digits, whole bytes (FILE_END carries up to 64 bytes). */
+function isHexDigest(value: unknown): value is string {
+  return typeof value === "string" && value.length % 2 === 0 && /^[0-9a-f]{2,128}$/.test(value);
 }
 
 function isAction(value: unknown): value is Action {
@@ -386,12 +410,17 @@ export function decodePlan(payload: Uint8Array): Plan {
       bad("PLAN prefix is malformed");
     }
     if ((d.offset ?? 0) > 0 && d.prefix === undefined) bad("PLAN offset without a prefix digest");
+    if (d.unchanged !== undefined && typeof d.unchanged !== "boolean") {
+      bad("PLAN unchanged must be a boolean");
+    }
+    if (d.unchanged === true && d.action !== "skip") bad("PLAN unchanged is only for a skip");
     return {
       id: d.id as number,
       action: d.action,
       reason: d.reason as string | undefined,
       offset: d.offset as number | undefined,
       prefix: d.prefix as string | undefined,
+      unchanged: d.unchanged as boolean | undefined,
     };
   });
   return { batch: m.batch, decisions };
@@ -410,6 +439,10 @@ export function decodeAcks(payload: Uint8Array): Acks {
     if (a.skipped !== undefined && typeof a.skipped !== "boolean") {
       bad("ACK.skipped must be a boolean");
     }
+    if (a.replaced !== undefined && typeof a.replaced !== "boolean") {
+      bad("ACK.replaced must be a boolean");
+    }
+    if (a.replaced === true && a.ok !== true) bad("ACK.replaced is only for a stored file");
     return {
       id: a.id as number,
       ok: a.ok,
@@ -417,6 +450,7 @@ export function decodeAcks(payload: Uint8Array): Acks {
       reason: a.reason as string | undefined,
       retry: a.retry as boolean | undefined,
       skipped: a.skipped as boolean | undefined,
+      replaced: a.replaced as boolean | undefined,
     };
   });
   return { acks };

@@ -20,6 +20,8 @@ export interface Accepted {
   offer: Resume | null;
   /** Bytes reserved against the free space. */
   reserved: number;
+  /** Under `update`: a file or link was at its name when planned, which it replaces (Ack `replaced`). */
+  replaces?: boolean;
 }
 
 /** The accepted entries not yet finished, first in, first out. */

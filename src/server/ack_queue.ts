@@ -68,6 +68,8 @@ export interface AckQueueOptions {
   /** Places the staged files, and fsyncs the folders whose entries changed. */
   folders: Folders;
   onConflict: ConflictPolicy;
+  /** The sender takes "sync": an Ack says `replaced` (§9.3). */
+  sync?: boolean;
   tally: Tally;
   /** Throws once the session was closed from outside: nothing more is placed then. */
   stopIfClosed(): void;
@@ -182,6 +184,10 @@ export class AckQueue {
     } else {
       const stored = [...path.split("/").slice(0, -1), done.name].join("/");
       ack = { id: head.entry.id, ok: true, name: stored };
+      if (head.replaces === true) {
+        tally.updated++;
+        if (this.opts.sync === true) ack.replaced = true;
+      }
       tally.stored(done.bytes, done.resumed);
       report({
         type: "file",
@@ -190,6 +196,7 @@ export class AckQueue {
         name: stored,
         bytes: done.bytes,
         resumed: done.resumed,
+        ...(head.replaces === true ? { replaced: true } : {}),
       });
     }
     this.#acks.push(ack);

@@ -37,7 +37,7 @@ import {
   storageRefusal,
 } from "./inbox.ts";
 import { FileId, type NativeFs } from "./native_fs.ts";
-import type { Folders } from "./folders.ts";
+import type { Folders, Looked } from "./folders.ts";
 import { fsyncPaced, settleSyncs } from "./fsync_pace.ts";
 
 /**
@@ -122,6 +122,40 @@ export class BeneathFolders implements Folders {
     );
     if (placed !== null) folder.dirty = true;
     return placed;
+  }
+
+  async look(dir: string, name: string): Promise<Looked | null> {
+    const folder = await this.#folder(this.#keyOf(dir), null, null);
+    this.#verify(folder);
+    let found;
+    try {
+      found = this.#native.look(name, folder.fd);
+    } catch (err) {
+      throw storageRefusal(err);
+    }
+    if (found === null) return null;
+    const kind = found.id.kind === "link" ? "other" : found.id.kind;
+    return { kind, size: found.size, mtimeMs: found.mtimeMs };
+  }
+
+  async openFile(dir: string, name: string): Promise<Deno.FsFile | null> {
+    const folder = await this.#folder(this.#keyOf(dir), null, null);
+    this.#verify(folder);
+    const found = this.#identify(name, folder.fd);
+    if (found === null || found.kind !== "file") return null;
+    // Deno opens by path: what opened must be the file statx saw at the name in that folder.
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(childPath(folder.path, name), { read: true });
+    } catch {
+      return null;
+    }
+    try {
+      const info = await file.stat();
+      if (info.isFile && found.sameAs(info)) return file;
+    } catch { /* not the file it was */ }
+    file.close();
+    return null;
   }
 
   checkStaged(path: string, info: Deno.FileInfo): void {

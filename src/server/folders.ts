@@ -20,7 +20,15 @@
  * open_folders.ts picks one. Either way a folder found replaced refuses that one file (a Refusal with
  * a reason from inbox.ts's `replacedReason`), and the session goes on.
  */
-import type { ConflictPolicy, Inbox } from "./inbox.ts";
+import type { ConflictPolicy, Existing, Inbox } from "./inbox.ts";
+
+/** What `Folders.look` found at a name. */
+export interface Looked {
+  kind: Existing;
+  size: number;
+  /** Modification time, whole milliseconds since the epoch. */
+  mtimeMs: number;
+}
 
 export interface Folders {
   readonly inbox: Inbox;
@@ -39,6 +47,21 @@ export interface Folders {
    * name used, or null when it was skipped because the name is taken.
    */
   place(temp: string, dir: string, name: string, policy: ConflictPolicy): Promise<string | null>;
+
+  /**
+   * What is at `name` in folder `dir` (from `ensure`), without following a link, in a folder
+   * still beneath DIR (checked as before a placement; a Refusal if it was replaced): its kind,
+   * and a file's size and modification time (ms). Null if nothing is there.
+   */
+  look(dir: string, name: string): Promise<Looked | null>;
+
+  /**
+   * Opens the regular file `name` in folder `dir` (from `ensure`) for reading, to compare its
+   * content (`update` with a digest, §9.3): null if no regular file is there, or if what
+   * opened is not the file at that name beneath DIR (a link is never followed, and a folder on
+   * the way must still be the one that was checked).
+   */
+  openFile(dir: string, name: string): Promise<Deno.FsFile | null>;
 
   /**
    * Refuses a staging file that Deno's API opened at `path` (in

@@ -33,13 +33,15 @@ import type { Inbox, TransferStart } from "./inbox.ts";
 import type { Report } from "./server_events.ts";
 import { DEFAULT_PRE_AUTH, type ServerLimits } from "./server_limits.ts";
 
-export const SUPPORTED_FEATURES = [Feature.resume];
+export const SUPPORTED_FEATURES = [Feature.resume, Feature.sync];
 
 /** What HELLO and WELCOME agreed on: the session runs its files with it. */
 export interface Greeting {
   digest: Digest;
   /** Both sides take "resume" (PROTOCOL.md §7). */
   resumable: boolean;
+  /** Both sides take "sync": decisions may say `unchanged`, Acks `replaced` (§9.3). */
+  sync: boolean;
   /** The transfer HELLO named (resumable senders only), or null. */
   transfer: string | null;
   /** When the transfer this session resumes first started; null for a new one, or none. */
@@ -196,7 +198,8 @@ export class Handshake {
     };
     await link.writer.frame(FrameType.WELCOME, encodeJson(welcome));
     await link.writer.flush();
-    return { digest, resumable, transfer, resumedSince };
+    const sync = hello.features.includes(Feature.sync);
+    return { digest, resumable, sync, transfer, resumedSince };
   }
 
   /**

@@ -9,7 +9,8 @@
  * - data is staged in DIR/.ferry/tmp and reaches its final name only by an
  *   atomic rename that never replaces (renameat2 on Linux; elsewhere, or on
  *   a file system without it, a link then an unlink) or, for
- *   `--on-conflict overwrite`, a plain rename (`nameByPolicy`);
+ *   `--on-conflict overwrite` and `update`, a plain rename (`nameByPolicy`),
+ *   which replaces a file or a link at the name, never following it;
  * - directories whose entries changed are fsynced before anything in them
  *   is acknowledged.
  */
@@ -24,8 +25,22 @@ import { FerryError } from "../errors.ts";
 import { osCode, osErrno } from "../os_errors.ts";
 import type { Entry } from "../protocol/messages.ts";
 
-export type ConflictPolicy = "rename" | "overwrite" | "skip" | "fail";
-export const CONFLICT_POLICIES: readonly ConflictPolicy[] = ["rename", "overwrite", "skip", "fail"];
+export type ConflictPolicy = "rename" | "overwrite" | "skip" | "fail" | "update";
+export const CONFLICT_POLICIES: readonly ConflictPolicy[] = [
+  "rename",
+  "overwrite",
+  "skip",
+  "fail",
+  "update",
+];
+
+/**
+ * Whether `policy` replaces the file at a name (by an atomic rename, once the new one is
+ * verified and durable): `overwrite` always, `update` when the planner found it changed.
+ */
+export function replaces(policy: ConflictPolicy): boolean {
+  return policy === "overwrite" || policy === "update";
+}
 
 /** A per-entry refusal: the entry is not stored, the session goes on. */
 export class Refusal extends Error {
@@ -197,11 +212,15 @@ export class Inbox {
 
   /** What is at `path`, without following a link (a metadata call: in place). */
   existing(path: string): Existing {
+    return kindOf(this.lookup(path));
+  }
+
+  /** The status of what is at `path`, without following a link, or null if nothing is. */
+  lookup(path: string): Deno.FileInfo | null {
     try {
-      const info = Deno.lstatSync(path);
-      return info.isDirectory ? "dir" : info.isFile ? "file" : "other";
+      return Deno.lstatSync(path);
     } catch (err) {
-      if (err instanceof Deno.errors.NotFound) return "none";
+      if (err instanceof Deno.errors.NotFound) return null;
       throw storageRefusal(err);
     }
   }
@@ -357,6 +376,12 @@ export class Inbox {
   }
 }
 
+/** What `info` (an lstat, or null: nothing there) says is at a name. */
+export function kindOf(info: Deno.FileInfo | null): Existing {
+  if (info === null) return "none";
+  return info.isDirectory ? "dir" : info.isFile ? "file" : "other";
+}
+
 /**
  * `join(dir, name)` for an absolute, normalized `dir` (from `Folders.ensure`) and
  * a checked component `name` (no separator, not "." or ".."): the same
@@ -405,7 +430,7 @@ export function nameByPolicy(
   noReplace: (candidate: string) => boolean,
   replace: (name: string) => void,
 ): string | null {
-  if (policy === "overwrite") {
+  if (replaces(policy)) {
     replace(name);
     return name;
   }

@@ -66,11 +66,16 @@ type Lib = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 const RENAME_NOREPLACE = 1;
 
 const STATX_TYPE = 0x1;
+const STATX_MTIME = 0x40;
 const STATX_INO = 0x100;
+const STATX_SIZE = 0x200;
 /** struct statx (linux/stat.h, the same on every architecture): where its fields are. */
 const STATX_BYTES = 256;
 const STX_MODE = 28;
 const STX_INO = 32;
+const STX_SIZE = 40;
+const STX_MTIME_SEC = 112;
+const STX_MTIME_NSEC = 120;
 const STX_DEV_MAJOR = 136;
 const STX_DEV_MINOR = 140;
 const S_IFMT = 0o170000;
@@ -164,10 +169,10 @@ export class NativeFs {
    * nothing is; `name` "" is `dir` itself. Also takes `name` as a C string
    * (from `cString`), for callers that ask about the same name often.
    */
-  identify(name: string | Uint8Array, dir: number): FileId | null {
+  identify(name: string | Uint8Array, dir: number, mask = STATX_TYPE | STATX_INO): FileId | null {
     const path = typeof name === "string" ? this.#errno.cString(name) : name;
     const flags = AT_SYMLINK_NOFOLLOW | (path.length === 1 ? AT_EMPTY_PATH : 0);
-    if (this.#lib.statx(dir, path, flags, STATX_TYPE | STATX_INO, this.#statx) !== 0) {
+    if (this.#lib.statx(dir, path, flags, mask, this.#statx) !== 0) {
       const errno = this.#errno.get();
       if (errno === ENOENT) return null;
       throw this.#errno.error("statx", typeof name === "string" ? name : undefined, errno);
@@ -188,6 +193,20 @@ export class NativeFs {
       view.getUint32(STX_INO + 4, true),
       view.getUint32(STX_INO, true),
     );
+  }
+
+  /**
+   * `identify`, with the size and the modification time (whole milliseconds since the epoch) of
+   * what is at `name` in folder `dir`, without following a link; null if nothing is.
+   */
+  look(name: string, dir: number): { id: FileId; size: number; mtimeMs: number } | null {
+    const id = this.identify(name, dir, STATX_TYPE | STATX_INO | STATX_SIZE | STATX_MTIME);
+    if (id === null) return null;
+    const view = this.#view;
+    const size = Number(view.getBigUint64(STX_SIZE, true));
+    const seconds = Number(view.getBigInt64(STX_MTIME_SEC, true));
+    const nanos = view.getUint32(STX_MTIME_NSEC, true);
+    return { id, size, mtimeMs: seconds * 1000 + Math.floor(nanos / 1e6) };
   }
 
   /** Writes all of `data` at the descriptor's position. */

@@ -18,6 +18,7 @@ import {
   type Existing,
   type Inbox,
   isLinkUnsupported,
+  kindOf,
   nameByPolicy,
   Refusal,
   replacedReason,
@@ -25,7 +26,7 @@ import {
   storageRefusal,
   syncDirs,
 } from "./inbox.ts";
-import type { Folders } from "./folders.ts";
+import type { Folders, Looked } from "./folders.ts";
 
 /** How many checked folders to remember before starting over. */
 const FOLDER_CACHE_LIMIT = 4096;
@@ -109,6 +110,43 @@ export class PathFolders implements Folders {
     if (linked) Deno.removeSync(temp);
     this.#dirty.add(dir);
     return placed;
+  }
+
+  look(dir: string, name: string): Promise<Looked | null> {
+    return settled(() => {
+      this.#recheck(dir);
+      const info = this.inbox.lookup(join(dir, name));
+      if (info === null) return null;
+      return { kind: kindOf(info), size: info.size, mtimeMs: info.mtime?.getTime() ?? NaN };
+    });
+  }
+
+  async openFile(dir: string, name: string): Promise<Deno.FsFile | null> {
+    this.#recheck(dir);
+    const path = join(dir, name);
+    let file: Deno.FsFile;
+    let seen: Deno.FileInfo;
+    try {
+      seen = Deno.lstatSync(path);
+      if (!seen.isFile) return null;
+      file = await Deno.open(path, { read: true });
+    } catch {
+      return null;
+    }
+    try {
+      // What opened must be the regular file lstat saw, in a folder still beneath DIR.
+      const info = await file.stat();
+      const real = Deno.realPathSync(dir);
+      const { root } = this.inbox;
+      if (
+        info.isFile && info.ino === seen.ino && info.dev === seen.dev &&
+        (real === root || real.startsWith(root.endsWith(sep) ? root : root + sep))
+      ) {
+        return file;
+      }
+    } catch { /* not the file it was */ }
+    file.close();
+    return null;
   }
 
   checkStaged(path: string, info: Deno.FileInfo): void {

@@ -27,8 +27,10 @@ import {
   numberedName,
   placedSince,
   Refusal,
+  replaces,
   type TransferStart,
 } from "./inbox.ts";
+import type { Looked } from "./folders.ts";
 import type { Report } from "./server_events.ts";
 import type { ServerLimits } from "./server_limits.ts";
 import { SMALL_FILE_MAX } from "./small_file.ts";
@@ -53,12 +55,20 @@ export interface PlannerOptions {
   inbox: PlannerInbox;
   /** Makes sure folder `parts` exists beneath DIR (Folders.ensure); returns its absolute path. */
   ensure(parts: string[]): Promise<string>;
+  /** What is at `name` in folder `dir`, never through a link, beneath DIR (Folders.look). */
+  look(dir: string, name: string): Promise<Looked | null>;
+  /** Opens the regular file `name` in folder `dir` for reading, never through a link (Folders.openFile). */
+  openFile(dir: string, name: string): Promise<Deno.FsFile | null>;
+  /** Called while reading a file to compare it: keeps the sender from timing out (NOOP, sync). */
+  keepAlive?: () => Promise<void>;
   limits: ServerLimits;
   onConflict: ConflictPolicy;
   /** The session's digest, which a partial's prefix is read with. */
   digest: Digest;
   /** The sender takes "resume": its files of several frames are staged as partials. */
   resumable: boolean;
+  /** The sender takes "sync": an unchanged file's skip says so (`unchanged`, §9.3). */
+  sync?: boolean;
   /** When the transfer this session resumes first started (what it stored is "have"), or null. */
   resumedSince: TransferStart | null;
   /** Where accepted entries wait for their data. */
@@ -78,6 +88,8 @@ export class Planner {
   #nextBatch = 0;
   #lastId = -1;
   #entries = 0;
+  /** Where `update` reads a file it compares by content (`#unchanged`). */
+  #readBuffer: Uint8Array | null = null;
   /** The sender's totals as last told (ANNOUNCE `totals`). */
   #totals: { files: number; bytes: number | null } | null = null;
 
@@ -120,7 +132,9 @@ export class Planner {
         ? await this.#decide(check.entry, free)
         : { id: check.id, action: "refuse" as const, reason: check.reason };
       decisions.push(decision);
-      if (decision.action === "skip" || decision.action === "refuse") {
+      // An unchanged file is reported as such (`unchanged`), not as a skip.
+      const unchanged = decision.action === "skip" && decision.reason === UNCHANGED;
+      if ((decision.action === "skip" && !unchanged) || decision.action === "refuse") {
         const path = typeof (raw as { path?: unknown }).path === "string"
           ? (raw as { path: string }).path
           : "(no name)";
@@ -146,7 +160,15 @@ export class Planner {
       const parts = inbox.parse(entry.path, limits);
       if (entry.kind === "dir") {
         const dir = await this.opts.ensure(parts);
-        queue.push({ entry, dir, name: "", partial: null, offer: null, reserved: 0 });
+        queue.push({
+          entry,
+          dir,
+          name: "",
+          partial: null,
+          offer: null,
+          reserved: 0,
+          replaces: false,
+        });
         return { id: entry.id, action: "accept" };
       }
       if (entry.size !== null && entry.size > limits.maxSize) {
@@ -162,10 +184,28 @@ export class Planner {
       ) {
         return refuse("name too long for the receiver's file system");
       }
+      const { digest, sync } = this.opts;
+      if (
+        onConflict === "update" && sync === true && entry.digest !== undefined &&
+        entry.digest.length !== digest.length * 2
+      ) {
+        return refuse(`its digest is not a ${digest.name} digest, the session's`);
+      }
       const resuming = this.opts.resumedSince !== null;
       // Under "rename" a name in use is found when placing the file; look now only if it matters.
-      const existing = onConflict === "rename" && !resuming ? "none" : inbox.existing(target);
-      const stored = existing === "file" && resuming ? this.#storedHere(dir, name, entry) : null;
+      // Under update, looked up beneath DIR (a folder on the way checked as for a placement):
+      // the quick check compares its size and time with the entry's.
+      const found = onConflict === "update" ? await this.opts.look(dir, name) : null;
+      const existing = onConflict === "update"
+        ? found?.kind ?? "none"
+        : onConflict === "rename" && !resuming
+        ? "none"
+        : inbox.existing(target);
+      // Under update the file's own check decides (`unchanged`, with --checksum by content):
+      // what an earlier session of the transfer stored passes it like any other same file.
+      const stored = existing === "file" && resuming && onConflict !== "update"
+        ? this.#storedHere(dir, name, entry)
+        : null;
       if (stored !== null) {
         this.opts.tally.already++;
         this.opts.report({
@@ -177,16 +217,33 @@ export class Planner {
         });
         return { id: entry.id, action: "have" };
       }
+      if (found !== null && found.kind === "file") {
+        if (await this.#unchanged(entry, dir, name, found)) {
+          await this.#dropPartial(entry);
+          this.opts.tally.unchanged++;
+          this.opts.report({
+            type: "unchanged",
+            session: this.opts.session,
+            path: entry.path,
+            bytes: entry.size ?? 0,
+          });
+          const skip: Decision = { id: entry.id, action: "skip", reason: UNCHANGED };
+          if (this.opts.sync === true) skip.unchanged = true;
+          return skip;
+        }
+      }
       if (existing !== "none" && onConflict !== "rename") {
         // Not taken here: what an interrupted run of it left in a partial is not wanted either.
-        if (onConflict !== "overwrite") await this.#dropPartial(entry);
+        if (!replaces(onConflict)) await this.#dropPartial(entry);
         if (onConflict === "skip") {
           return { id: entry.id, action: "skip", reason: "already exists" };
         }
         if (onConflict === "fail") return refuse("already exists on the receiver");
         if (existing === "dir") return refuse("a directory is in the way");
       }
-      return await this.#accept(entry, dir, name, free);
+      // A file or a link there (never followed) is replaced when the new one is placed.
+      const replacing = onConflict === "update" && (existing === "file" || existing === "other");
+      return await this.#accept(entry, dir, name, free, replacing);
     } catch (err) {
       if (err instanceof Refusal) return refuse(err.message);
       throw err;
@@ -216,6 +273,50 @@ export class Planner {
     return null;
   }
 
+  /**
+   * Under `update`, whether the regular file at `target` (`name` in `dir`) is the announced one
+   * (PROTOCOL.md §9.3): with the entry's digest, the same size and the same content (read
+   * through `openFile`, never through a link); without, rsync's quick check, the same size and
+   * mtime to the millisecond. A file of unknown size (streamed) is never unchanged.
+   */
+  async #unchanged(
+    entry: Entry,
+    dir: string,
+    name: string,
+    found: Looked,
+  ): Promise<boolean> {
+    if (entry.size === null || found.size !== entry.size) return false;
+    // A digest counts only from a sender that named sync, as the feature says (§5.4).
+    if (entry.digest === undefined || this.opts.sync !== true) {
+      // rsync's quick check, to the millisecond (file systems keep other precisions).
+      return Math.abs(found.mtimeMs - entry.mtime) < 1;
+    }
+    const { digest } = this.opts;
+    const file = await this.opts.openFile(dir, name);
+    if (file === null) return false;
+    try {
+      const hash = digest.hasher();
+      // One buffer for the session's comparisons, made on the first (they run one at a time).
+      const buf = this.#readBuffer ??= new Uint8Array(CHECKSUM_READ_BYTES);
+      let size = 0;
+      for (;;) {
+        let n: number | null;
+        try {
+          n = await file.read(buf);
+        } catch {
+          return false; // unreadable: replaced with the sender's copy
+        }
+        if (n === null) break;
+        hash.update(buf.subarray(0, n));
+        size += n;
+        await this.opts.keepAlive?.();
+      }
+      return size === entry.size && toHex(hash.digest()) === entry.digest;
+    } finally {
+      file.close();
+    }
+  }
+
   /** Whether `entry` is staged as a partial, to resume: a file of several frames, from a resume-capable sender. */
   #resumable(entry: Entry): boolean {
     return this.opts.resumable && entry.size !== null && entry.size > SMALL_FILE_MAX;
@@ -227,7 +328,13 @@ export class Planner {
   }
 
   /** Accepts a file: claims its partial slot, makes a resume offer if data is held, reserves space. */
-  async #accept(entry: Entry, dir: string, name: string, free: number | null): Promise<Decision> {
+  async #accept(
+    entry: Entry,
+    dir: string,
+    name: string,
+    free: number | null,
+    replacing: boolean,
+  ): Promise<Decision> {
     const { inbox, digest } = this.opts;
     // Only files of several frames are worth resuming; a small file is sent again whole.
     const partial = this.#resumable(entry) ? inbox.claimPartial(entry) : null;
@@ -246,10 +353,22 @@ export class Planner {
     }
     inbox.reserved += need;
     this.opts.bytes.announced += entry.size ?? 0;
-    this.opts.queue.push({ entry, dir, name, partial, offer, reserved: need });
+    this.opts.queue.push({ entry, dir, name, partial, offer, reserved: need, replaces: replacing });
     if (offer === null) return { id: entry.id, action: "accept", offset: 0 };
     return { id: entry.id, action: "accept", offset: offer.offset, prefix: offer.prefix };
   }
+}
+
+/** The reason of a skip under `update` whose file is the same as the sender's. */
+const UNCHANGED = "unchanged";
+
+/** How much of an existing file `update` reads at a time to compare its digest. */
+const CHECKSUM_READ_BYTES = 1024 * 1024;
+
+function toHex(bytes: Uint8Array): string {
+  let hex = "";
+  for (const b of bytes) hex += b.toString(16).padStart(2, "0");
+  return hex;
 }
 
 /** The quick check of a resumed transfer: a regular file of the same size and modification time. */

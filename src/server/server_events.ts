@@ -28,7 +28,18 @@ export type ServerEvent =
   /** `bytes` more of the current file arrived. */
   | { type: "progress"; session: number; bytes: number }
   /** A file stored: `path` as the sender announced it, `name` the path it was stored under. */
-  | { type: "file"; session: number; path: string; name: string; bytes: number; resumed: number }
+  | {
+    type: "file";
+    session: number;
+    path: string;
+    name: string;
+    bytes: number;
+    resumed: number;
+    /** It replaced a file at its name (`update`). */
+    replaced?: boolean;
+  }
+  /** Under `update`, the receiver's copy is the same: left as it is, not sent. */
+  | { type: "unchanged"; session: number; path: string; bytes: number }
   /** An earlier session of this transfer stored this file as `name` (`have`): not sent again. */
   | { type: "already"; session: number; path: string; name: string; bytes: number }
   | { type: "file-failed"; session: number; path: string; reason: string }
@@ -42,6 +53,10 @@ export type ServerEvent =
     resumedBytes: number;
     /** Files an earlier session of the transfer had stored (`have`). */
     already: number;
+    /** Of `files`, those that replaced one at their name (`update`). */
+    updated?: number;
+    /** Files left as they were, the same as the sender's (`update`). */
+    unchanged?: number;
     failed: number;
     seconds: number;
     /** Why it ended early (absent: it ended normally), for people, and as a cause. */

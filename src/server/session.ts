@@ -151,6 +151,8 @@ export class ReceiveSession {
       bytes: tally.bytes,
       resumedBytes: tally.resumedBytes,
       already: tally.already,
+      updated: tally.updated,
+      unchanged: tally.unchanged,
       failed: tally.failed,
       seconds: (performance.now() - this.#startedAt) / 1000,
       ...ended,

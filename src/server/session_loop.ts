@@ -5,6 +5,7 @@
  * the sender has nothing more queued for us (or enough have piled up), and BYE after DONE.
  * The data flows one way: planner → accepted queue → file receiver → ack queue → ACK.
  */
+import { KeepAlive } from "../transport/keep_alive.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import {
   decodeFileAbort,
@@ -57,15 +58,20 @@ export class SessionLoop {
     this.#queue = new AcceptedQueue(inbox);
     this.#metadata = new FolderMetadata(folders, greeting.resumedSince);
     const { created } = this.#metadata;
+    const keepAlive = new KeepAlive(link.writer);
     this.#planner = new Planner({
       session,
       report,
       inbox,
       ensure: (parts) => folders.ensure(parts, created),
+      look: (dir, name) => folders.look(dir, name),
+      openFile: (dir, name) => folders.openFile(dir, name),
+      ...(greeting.sync ? { keepAlive: () => keepAlive.tick() } : {}),
       limits,
       onConflict,
       digest: greeting.digest,
       resumable: greeting.resumable,
+      sync: greeting.sync,
       resumedSince: greeting.resumedSince,
       queue: this.#queue,
       bytes,
@@ -88,6 +94,7 @@ export class SessionLoop {
       writer: link.writer,
       folders,
       onConflict,
+      sync: greeting.sync,
       tally,
       stopIfClosed,
     });
@@ -125,11 +132,12 @@ export class SessionLoop {
         case FrameType.ERROR:
           peerError(frame.payload);
           break;
+        case FrameType.NOOP:
+          // Activity while the sender works (feature sync); a sender without it may not send one.
+          if (!this.opts.greeting.sync) unexpected(frame.type);
+          break;
         default:
-          throw new ProtocolError(
-            "unexpected-frame",
-            `frame 0x${frame.type.toString(16)} is not expected from a sender`,
-          );
+          unexpected(frame.type);
       }
     }
   }
@@ -197,4 +205,11 @@ export class SessionLoop {
     await link.writer.flush();
     await closeGracefully(link.stream);
   }
+}
+
+function unexpected(type: number): never {
+  throw new ProtocolError(
+    "unexpected-frame",
+    `frame 0x${type.toString(16)} is not expected from a sender`,
+  );
 }

@@ -10,6 +10,10 @@ export class Tally {
   resumedBytes = 0;
   /** Files an earlier session of the transfer had stored (`have`). */
   already = 0;
+  /** Files stored that replaced one at their name (`update`). */
+  updated = 0;
+  /** Files left as they were: the receiver's copy is the same (`update`). */
+  unchanged = 0;
   /** BYE's `failed`: refused entries and failed files, less damaged files sent again (§5.12). */
   failed = 0;
   /** Files that arrived damaged (Ack `retry`), by `resendKey`, until announced again. */

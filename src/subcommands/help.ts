@@ -33,7 +33,10 @@ Options:
       --host ADDRESS      address to listen on (default ::, every address,
                           IPv6 and IPv4; 0.0.0.0 for IPv4 only)
       --on-conflict MODE  when a name exists: rename (default), overwrite,
-                          skip or fail
+                          skip, fail, or update (sync like rsync: a file of
+                          the same size and time is left as it is and not
+                          sent, any other is replaced once the new one is
+                          verified; nothing is ever deleted)
       --keep-partial AGE  keep data of interrupted transfers for resuming this
                           long (default 24h; e.g. 90m, 7d)
       --code CODE         the code senders must give (default: FERRY_CODE, or
@@ -70,6 +73,8 @@ Examples:
   ferry serve                       receive into ./inbox on port 4455
   ferry serve /srv/drop --port 5000
   ferry serve ~/in --on-conflict skip
+  ferry serve /srv/backup --on-conflict update
+                                    sync: sending again sends what changed
   FERRY_CODE="$(cat /etc/ferry/code)" ferry serve /srv/drop
                                     a fixed code of your own, not shown
   ferry serve --json > serve.log    machine-readable events
@@ -106,6 +111,10 @@ Options:
                           cryptographic end to end) or xxh128 (XXH3-128,
                           as rsync uses: faster, and the encrypted channel
                           still stops tampering)
+      --checksum          with a receiver run with '--on-conflict update':
+                          compare files by content (the digest) instead of
+                          size and time, like rsync -c; reads every file on
+                          both sides. Refused by a receiver too old for it
   -n, --name NAME         the name for standard input (default 'stdin')
   -x, --exclude GLOB      leave out what matches (repeatable): '*.tmp' and
                           'node_modules' match names anywhere, 'photos/raw/**'
