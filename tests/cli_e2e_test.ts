@@ -257,6 +257,17 @@ Deno.test("a refused connection is one clear line and exit 1", async () => {
   );
 });
 
+Deno.test("a source the runtime keeps out of reach (/dev) is one clear line, not a bug", async () => {
+  // Deno refuses device and system paths to any program without full access; the shipped set
+  // cannot grant them, so this is a place ferry cannot read, said as such with exit 1.
+  const sent = await runCli(["send", "/dev", "--to", "127.0.0.1"]);
+  assertEquals(sent.code, 1);
+  const lines = sent.stderr.trim().split("\n");
+  assertEquals(lines.length, 2, sent.stderr);
+  assertMatch(lines[0]!, /^ferry: \/dev: ferry's permissions do not reach it \(.+\)$/);
+  assertMatch(lines[1]!, /^\(copy it to an ordinary folder first, or pipe it: .+\)$/);
+});
+
 Deno.test("an unknown host and a missing source are one clear line and exit 1", async () => {
   await using baseDir = await tempDir();
   const base = baseDir.path;

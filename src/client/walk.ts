@@ -94,6 +94,9 @@ export async function resolveSources(
       if (err instanceof Deno.errors.PermissionDenied) {
         throw new FerryError("io", `${tried}: permission denied`);
       }
+      if (err instanceof Deno.errors.NotCapable) {
+        throw new FerryError("io", `${tried}: ${NOT_CAPABLE}`, { hint: NOT_CAPABLE_HINT });
+      }
       throw err;
     }
     const name = basename(tried);
@@ -131,8 +134,19 @@ function dirEntry(path: string, source: string, info: Deno.FileInfo): LocalEntry
   return { path, source, kind: "dir", size: null, mtime: mtimeOf(info), mode: modeOf(info, 0o755) };
 }
 
+/**
+ * Deno refuses some paths to any program without full access (devices,
+ * /dev/shm, /proc): ferry's permission set cannot grant them, so they are a
+ * place ferry cannot read, not a bug.
+ */
+const NOT_CAPABLE = "ferry's permissions do not reach it (system and device paths such as /dev, " +
+  "/proc and /sys are off limits)";
+const NOT_CAPABLE_HINT =
+  "copy it to an ordinary folder first, or pipe it: 'cat FILE | ferry send -'";
+
 function reasonOf(err: unknown): string {
   if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (err instanceof Deno.errors.NotCapable) return NOT_CAPABLE;
   if (err instanceof Deno.errors.NotFound) return "vanished while being listed";
   return err instanceof Error ? err.message : String(err);
 }
