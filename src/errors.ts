@@ -46,6 +46,10 @@ export const ERROR_CODES = {
   "no-server": "no ferry server answered on the local network",
   /** `send` without --to: several servers answered and none was chosen. */
   "several-servers": "several ferry servers answered",
+  /** The person at the receiver declined the transfer (`serve --ask`), or did not answer in time. */
+  "declined": "declined by the receiver",
+  /** The receiver lacks a feature this send needs (an older ferry): nothing was sent. */
+  "unsupported": "the receiver cannot take this",
   /** ferry was started without a permission of its set (deno.json `permissions.ferry`). */
   "permission": "a permission ferry needs was not granted",
   /** Any other expected failure; the message says what happened. */

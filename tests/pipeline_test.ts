@@ -121,7 +121,16 @@ Deno.test("pipeline: each decision's outcome, and data only for accepted files",
   ]);
   assertEquals(
     { ...r.tally, seconds: 0 },
-    { files: 1, bytes: 10, resumedBytes: 0, already: 1, skipped: 2, failed: 2, seconds: 0 },
+    {
+      files: 1,
+      bytes: 10,
+      resumedBytes: 0,
+      already: 1,
+      skipped: 2,
+      failed: 2,
+      seconds: 0,
+      texts: 0,
+    },
   );
   assertEquals([...r.pipeline.unacknowledged], []);
   // Ids increase over the session; batches of maxBatchEntries (2); the walk's totals once it ended.

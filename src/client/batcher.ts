@@ -108,7 +108,10 @@ export class Batcher {
           break;
         }
         const { id, path, kind, size, mtime, mode } = entry;
-        const item = { id, path, kind, size, mtime, mode };
+        // A text has no name, time or mode (PROTOCOL.md §5.14).
+        const item: Entry = kind === "text"
+          ? { id, kind, size } as Entry
+          : { id, path, kind, size, mtime, mode };
         const itemBytes = encoder.encode(JSON.stringify(item)).length + 1;
         if (entries.length === 0 && ANNOUNCE_OVERHEAD + itemBytes > this.maxFrame) {
           this.outcomes.failed(path, "its name is too long for the receiver's message limit");

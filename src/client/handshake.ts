@@ -38,6 +38,8 @@ export interface HandshakeOptions {
   plaintext: boolean;
   /** The digests to offer, best first (default: DIGEST_NAMES). */
   digests?: readonly DigestName[] | undefined;
+  /** HELLO's `host`: this machine's name, as shown to the person receiving (null: none). */
+  host?: string | null;
 }
 
 /** What the handshake settled. */
@@ -49,6 +51,8 @@ export interface Agreement {
   cipher: Suite | null;
   /** Both sides named the resume feature. */
   resume: boolean;
+  /** Both sides named the text feature (PROTOCOL.md §5.14). */
+  text: boolean;
 }
 
 /** What HELLO offers: the chosen digests, best first; sha256 always among them (§8). */
@@ -72,8 +76,9 @@ export async function handshake(
       encodeJson({
         software: opts.software,
         digests: offered,
-        features: [Feature.resume],
+        features: [Feature.resume, Feature.text],
         transfer: opts.transfer,
+        ...(opts.host ? { host: opts.host } : {}),
       }),
     );
   const ours = encodePreamble({
@@ -139,5 +144,6 @@ export async function handshake(
     digest: await loadDigest(chosen, opensslSha256()),
     cipher,
     resume: welcome.features.includes(Feature.resume),
+    text: welcome.features.includes(Feature.text),
   };
 }

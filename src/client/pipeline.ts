@@ -159,7 +159,10 @@ export class Pipeline {
     }
     if (entry.kind === "dir") return;
     const offset = decision.offset ?? 0;
-    if (offset > 0 && (!this.#resume || entry.size === null || offset > entry.size)) {
+    if (
+      offset > 0 &&
+      (!this.#resume || entry.kind === "text" || entry.size === null || offset > entry.size)
+    ) {
       throw new ProtocolError("bad-message", "the receiver offered a resume that cannot be");
     }
     while (this.#unacked.size >= MAX_UNACKED) {
@@ -175,7 +178,9 @@ export class Pipeline {
     const entry = this.#unacked.get(ack.id);
     if (!entry) throw new ProtocolError("bad-sequence", `ACK for unknown id ${ack.id}`);
     this.#unacked.delete(ack.id);
-    if (ack.ok) {
+    if (ack.ok && entry.kind === "text") {
+      this.outcomes.textDelivered(entry.size ?? 0);
+    } else if (ack.ok) {
       const resumed = entry.resumed ?? 0;
       this.outcomes.delivered(
         entry.path,
@@ -191,7 +196,9 @@ export class Pipeline {
     } else if (ack.retry && !entry.resend && this.#resends.length < MAX_RESENDS) {
       this.outcomes.emit({
         type: "warning",
-        message: `${entry.path} arrived damaged (${ack.reason}); sending it again`,
+        message: `${
+          entry.kind === "text" ? "the text" : entry.path
+        } arrived damaged (${ack.reason}); sending it again`,
       });
       this.#resends.push({ ...entry, resend: true });
     } else {

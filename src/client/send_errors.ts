@@ -130,12 +130,25 @@ export class SendErrors {
   /** An ERROR during the transfer: the receiver stopped it. */
   stopped(payload: Uint8Array): FerryError {
     const e = decodeError(payload);
+    if (e.code === "declined") {
+      // Our own words: the receiver's message adds nothing, and it is the peer's text.
+      return new FerryError("declined", `declined by the receiver at ${this.where}`);
+    }
     return e.code === "shutting-down"
       ? new ConnectionLost("refused", `${this.where} is shutting down`)
       : new FerryError(
         "refused",
         `${this.where} stopped the transfer: ${escapeName(e.message)} (${e.code})`,
       );
+  }
+
+  /** The receiver did not name the feature "text": a text cannot be sent (nothing was). */
+  noText(): FerryError {
+    return new FerryError(
+      "unsupported",
+      `${this.where} cannot take a text (an older ferry, without the "text" feature); nothing was sent`,
+      { hint: "update ferry on the receiver, or send the text as a file" },
+    );
   }
 
   /** The receiver closed cleanly before BYE. */

@@ -18,6 +18,7 @@ import { FrameType } from "../protocol/frame.ts";
 import { encodeJson, type Totals } from "../protocol/messages.ts";
 import type { ProtocolError } from "../protocol/errors.ts";
 import type { DigestName } from "../protocol/digests.ts";
+import { MAX_FIRST_PLAN_DELAY_MS, MAX_HOST_UNITS } from "../protocol/limits.ts";
 import { isConnectionError } from "../transport/connection_errors.ts";
 import { FramedLink } from "../transport/framed_link.ts";
 import { type Address, connect, formatAddress } from "../transport/tcp.ts";
@@ -29,7 +30,7 @@ import { withReconnects } from "./reconnect.ts";
 import { ReplyReader } from "./reply_reader.ts";
 import { SendErrors } from "./send_errors.ts";
 import { noResult, Outcomes, type SendEvent, type SendResult } from "./send_types.ts";
-import { type Source, walk } from "./walk.ts";
+import { type Source, walk, type WalkItem } from "./walk.ts";
 
 export type { SendEvent, SendResult } from "./send_types.ts";
 
@@ -50,6 +51,8 @@ export interface SendOptions {
   digests?: readonly DigestName[] | undefined;
   /** The sources' totals once counted (send.ts's second walk), else null; told to the receiver. */
   totals?: () => Totals | null;
+  /** A text to deliver instead of files (`send --text`, UTF-8, at most MAX_TEXT_BYTES). */
+  text?: Uint8Array | undefined;
   software: string;
   onEvent: (event: SendEvent) => void;
 }
@@ -73,6 +76,7 @@ export async function send(opts: SendOptions): Promise<SendResult> {
       total.files += tally.files;
       total.bytes += tally.bytes;
       total.resumedBytes += tally.resumedBytes;
+      total.texts += tally.texts;
       total.already = Math.max(0, tally.already - (total.files - tally.files));
       total.skipped = tally.skipped;
       total.failed = tally.failed;
@@ -99,18 +103,44 @@ export async function send(opts: SendOptions): Promise<SendResult> {
  * its own record, and the same receiver may be reached by another address.
  */
 async function transferId(opts: SendOptions): Promise<string> {
-  let host = "";
-  try {
-    host = Deno.hostname();
-  } catch { /* not permitted: the sources and target still name it */ }
-  const sources = await Promise.all(opts.sources.map(async (s) => {
+  const host = hostName() ?? "";
+  const sources: unknown[] = await Promise.all(opts.sources.map(async (s) => {
     const real = s.info === null ? "-" : await Deno.realPath(s.arg).catch(() => s.arg);
     return [real, s.name];
   }));
+  // A text names its transfer by its digest: two different texts are two transfers.
+  if (opts.text !== undefined) {
+    sources.push(["text", createHash("sha256").update(opts.text).digest("hex")]);
+  }
   return createHash("sha256")
     .update(JSON.stringify([host, sources]))
     .digest("hex")
     .slice(0, 32);
+}
+
+/** This machine's name (for HELLO's `host` and the transfer's name), or null if not permitted. */
+function hostName(): string | null {
+  try {
+    return Deno.hostname().slice(0, MAX_HOST_UNITS);
+  } catch {
+    return null;
+  }
+}
+
+/** What a session sends: the text alone (`send --text`), or the walk of the sources. */
+async function* textItems(text: Uint8Array): AsyncGenerator<WalkItem> {
+  yield {
+    type: "entry",
+    entry: {
+      path: "(text)",
+      kind: "text",
+      size: text.length,
+      mtime: 0,
+      mode: 0,
+      source: null,
+      text,
+    },
+  };
 }
 
 /** One connection: the handshake, the transfer, DONE and BYE, and its failure in words. */
@@ -157,7 +187,9 @@ class SendSession {
         code: this.opts.code ?? null,
         plaintext: this.opts.plaintext === true,
         digests: this.opts.digests,
+        host: hostName(),
       }, this.#errors);
+      if (this.opts.text !== undefined && !agreed.text) throw this.#errors.noText();
       this.opts.onEvent({
         type: "connected",
         to: this.#errors.where,
@@ -167,7 +199,16 @@ class SendSession {
         digest: agreed.digest.name,
       });
       const { reader, writer } = this.#link;
+      // A receiver may hold the first PLAN while a person decides (`serve --ask`, PROTOCOL.md
+      // §6.5): until it comes, silence is allowed that much longer, and no longer.
+      let planned = false;
+      this.#watchdog.reset(this.opts.idleTimeoutMs + MAX_FIRST_PLAN_DELAY_MS);
       const replies = new ReplyReader(reader, this.#errors, {
+        planned: () => {
+          if (planned) return;
+          planned = true;
+          this.#watchdog.reset(this.opts.idleTimeoutMs);
+        },
         acknowledged: (ack) => pipeline.acknowledged(ack),
         explain: (err) => this.#explainFailure(err),
         close: () => this.#close(),
@@ -185,7 +226,8 @@ class SendSession {
       });
       this.#replies = replies;
       replies.start();
-      await pipeline.run(walk(this.opts.sources));
+      const text = this.opts.text;
+      await pipeline.run(text === undefined ? walk(this.opts.sources) : textItems(text));
       await writer.frame(FrameType.DONE, new Uint8Array(0));
       await writer.flush();
       await replies.bye();

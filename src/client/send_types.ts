@@ -25,6 +25,8 @@ export type SendEvent =
   /** `bytes` more of the current file went out (counts only bytes sent in this run). */
   | { type: "progress"; bytes: number }
   | { type: "file-done"; path: string; name: string; bytes: number; resumed: number }
+  /** The receiver has the text, whole (its Ack said ok). */
+  | { type: "text-done"; bytes: number }
   /** The receiver already has this file from an interrupted run of this transfer: not sent. */
   | { type: "already"; path: string; bytes: number }
   | { type: "file-failed"; path: string; reason: string }
@@ -43,10 +45,21 @@ export interface SendResult {
   skipped: number;
   failed: number;
   seconds: number;
+  /** Texts the receiver has (`send --text`). */
+  texts: number;
 }
 
 export function noResult(): SendResult {
-  return { files: 0, bytes: 0, resumedBytes: 0, already: 0, skipped: 0, failed: 0, seconds: 0 };
+  return {
+    files: 0,
+    bytes: 0,
+    resumedBytes: 0,
+    already: 0,
+    skipped: 0,
+    failed: 0,
+    seconds: 0,
+    texts: 0,
+  };
 }
 
 /** An entry of this session, numbered for the wire. */
@@ -70,6 +83,12 @@ export class Outcomes {
     this.tally.bytes += bytes;
     this.tally.resumedBytes += resumed;
     this.emit({ type: "file-done", path, name, bytes, resumed });
+  }
+
+  /** The receiver has the text (its Ack said ok). */
+  textDelivered(bytes: number): void {
+    this.tally.texts++;
+    this.emit({ type: "text-done", bytes });
   }
 
   /** The receiver has it from an interrupted run of this transfer. */

@@ -59,6 +59,8 @@ export interface PlannerOptions {
   digest: Digest;
   /** The sender takes "resume": its files of several frames are staged as partials. */
   resumable: boolean;
+  /** Both sides named "text": text entries are taken (PROTOCOL.md §5.14). Default false. */
+  text?: boolean;
   /** When the transfer this session resumes first started (what it stored is "have"), or null. */
   resumedSince: TransferStart | null;
   /** Where accepted entries wait for their data. */
@@ -121,7 +123,9 @@ export class Planner {
         : { id: check.id, action: "refuse" as const, reason: check.reason };
       decisions.push(decision);
       if (decision.action === "skip" || decision.action === "refuse") {
-        const path = typeof (raw as { path?: unknown }).path === "string"
+        const path = (raw as { kind?: unknown }).kind === "text"
+          ? "(text)"
+          : typeof (raw as { path?: unknown }).path === "string"
           ? (raw as { path: string }).path
           : "(no name)";
         report({
@@ -141,6 +145,12 @@ export class Planner {
     const refuse = (reason: string): Decision => ({ id: entry.id, action: "refuse", reason });
     if (++this.#entries > limits.maxEntries) {
       return refuse(`this receiver takes at most ${limits.maxEntries} entries per session`);
+    }
+    if (entry.kind === "text") {
+      // A message for the person here: no name, nothing stored, no conflict policy (§5.14).
+      if (this.opts.text !== true) return refuse("kind must be 'file' or 'dir'");
+      queue.push({ entry, dir: "", name: "", partial: null, offer: null, reserved: 0 });
+      return { id: entry.id, action: "accept" };
     }
     try {
       const parts = inbox.parse(entry.path, limits);

@@ -33,6 +33,8 @@ export type ServerEvent =
   | { type: "already"; session: number; path: string; name: string; bytes: number }
   | { type: "file-failed"; session: number; path: string; reason: string }
   | { type: "refused"; session: number; path: string; reason: string }
+  /** A text arrived whole (PROTOCOL.md §5.14): shown, never stored. */
+  | { type: "text"; session: number; text: string }
   | {
     type: "session-end";
     session: number;
@@ -42,6 +44,8 @@ export type ServerEvent =
     resumedBytes: number;
     /** Files an earlier session of the transfer had stored (`have`). */
     already: number;
+    /** Texts received (PROTOCOL.md §5.14). */
+    texts: number;
     failed: number;
     seconds: number;
     /** Why it ended early (absent: it ended normally), for people, and as a cause. */
@@ -66,6 +70,8 @@ export type EndCause =
   /** A newer session of the same transfer took over. */
   | "superseded"
   | "timeout"
+  /** The person receiving declined it (`serve --ask`), or did not answer in time. */
+  | "declined"
   | "protocol"
   | "internal";
 

@@ -10,6 +10,8 @@ export class Tally {
   resumedBytes = 0;
   /** Files an earlier session of the transfer had stored (`have`). */
   already = 0;
+  /** Texts received whole and shown (PROTOCOL.md §5.14); not counted in BYE. */
+  texts = 0;
   /** BYE's `failed`: refused entries and failed files, less damaged files sent again (§5.12). */
   failed = 0;
   /** Files that arrived damaged (Ack `retry`), by `resendKey`, until announced again. */
@@ -38,7 +40,7 @@ export class Tally {
    * (the same path, size and mtime): the resend's own outcome counts instead (PROTOCOL.md §5.12).
    */
   announced(entry: Entry): void {
-    if (entry.kind !== "file") return;
+    if (entry.kind === "dir") return;
     const key = resendKey(entry);
     const count = this.#damaged.get(key);
     if (count === undefined) return;
