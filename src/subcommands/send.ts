@@ -50,7 +50,7 @@ export async function send(args: string[]): Promise<number> {
   const hint = "e.g. ferry send photos/ --to 192.168.1.20";
   const text = textToSend(values.text, positionals, values.name);
   if (positionals.length === 0 && text === undefined) {
-    throw new UsageError("send needs at least one PATH (or --text)", hint);
+    throw new UsageError("send needs at least one PATH", `${hint}, or --text "..." for a text`);
   }
   const stdinUsed = positionals.includes(STDIN_SOURCE);
   const stdinHint = "e.g. tar c dir | ferry send - --name dir.tar --to HOST";
