@@ -8,6 +8,7 @@ import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/as
 import { join } from "node:path";
 import { FrameType } from "../src/protocol/frame.ts";
 import {
+  freePort,
   listTree,
   RawClient,
   runCli,
@@ -279,7 +280,7 @@ Deno.test({
     const photos = await source(base.path);
     const dir = base.join("in");
     await using term = new Terminal();
-    const port = 40000 + Math.floor(Math.random() * 20000);
+    const port = freePort();
     await askInTerminal(term, dir, port);
     const to = `127.0.0.1:${port}`;
 
@@ -319,7 +320,7 @@ Deno.test({
     await using base = await tempDir("ferry-ask-");
     const dir = base.join("in");
     await using term = new Terminal();
-    const port = 40000 + Math.floor(Math.random() * 20000);
+    const port = freePort();
     await askInTerminal(term, dir, port, ["--ask-timeout", "2"]);
     const client = await RawClient.connect(port);
     try {

@@ -52,8 +52,11 @@ function passing(code: string): boolean {
 export class SendErrors {
   constructor(
     readonly where: string,
-    /** The idle timeout, for the message of a receiver that fell silent. */
-    readonly idleTimeoutMs: number,
+    /**
+     * The idle timeout, for the message of a receiver that fell silent (longer while the first
+     * PLAN may be held for a person to decide, PROTOCOL.md §6.5).
+     */
+    public idleTimeoutMs: number,
     /** This session's connection number (1 for the first). */
     readonly attempt: number,
   ) {}

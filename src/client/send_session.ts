@@ -202,11 +202,13 @@ class SendSession {
       // A receiver may hold the first PLAN while a person decides (`serve --ask`, PROTOCOL.md
       // §6.5): until it comes, silence is allowed that much longer, and no longer.
       let planned = false;
-      this.#watchdog.reset(this.opts.idleTimeoutMs + MAX_FIRST_PLAN_DELAY_MS);
+      this.#errors.idleTimeoutMs = this.opts.idleTimeoutMs + MAX_FIRST_PLAN_DELAY_MS;
+      this.#watchdog.reset(this.#errors.idleTimeoutMs);
       const replies = new ReplyReader(reader, this.#errors, {
         planned: () => {
           if (planned) return;
           planned = true;
+          this.#errors.idleTimeoutMs = this.opts.idleTimeoutMs;
           this.#watchdog.reset(this.opts.idleTimeoutMs);
         },
         acknowledged: (ack) => pipeline.acknowledged(ack),
