@@ -143,6 +143,9 @@ async function* textItems(text: Uint8Array): AsyncGenerator<WalkItem> {
   };
 }
 
+/** How long the sender waits for the first PLAN before it says it is waiting for an answer. */
+const WAIT_NOTE_MS = 3000;
+
 /** One connection: the handshake, the transfer, DONE and BYE, and its failure in words. */
 class SendSession {
   #watchdog: Watchdog;
@@ -150,6 +153,8 @@ class SendSession {
   #errors: SendErrors;
   #replies: ReplyReader | null = null;
   #outcomes: Outcomes;
+  /** The note that the receiver has not answered the first batch yet. */
+  #waitNote: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     readonly conn: Deno.TcpConn,
@@ -169,6 +174,7 @@ class SendSession {
   }
 
   stop(): void {
+    clearTimeout(this.#waitNote);
     this.#watchdog.stop();
     this.#close();
   }
@@ -204,10 +210,20 @@ class SendSession {
       let planned = false;
       this.#errors.idleTimeoutMs = this.opts.idleTimeoutMs + MAX_FIRST_PLAN_DELAY_MS;
       this.#watchdog.reset(this.#errors.idleTimeoutMs);
+      // Say why nothing moves, once, if the answer takes a while (a person may be deciding).
+      this.#waitNote = setTimeout(() => {
+        if (planned) return;
+        this.opts.onEvent({
+          type: "warning",
+          message:
+            `waiting for ${this.#errors.where} to accept (it may be asking the person there)`,
+        });
+      }, WAIT_NOTE_MS);
       const replies = new ReplyReader(reader, this.#errors, {
         planned: () => {
           if (planned) return;
           planned = true;
+          clearTimeout(this.#waitNote);
           this.#errors.idleTimeoutMs = this.opts.idleTimeoutMs;
           this.#watchdog.reset(this.opts.idleTimeoutMs);
         },
