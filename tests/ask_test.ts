@@ -293,10 +293,15 @@ Deno.test({
     const declined = spawnCli(["send", photos, "--to", to]);
     let screens = await term.watch((s) => s.includes("Accept? [y/N]"));
     let screen = screens.at(-1)!;
+    assert(!/B\/s.*Accept\?/s.test(screen), "no progress line drawn over the question");
     assertMatch(screen, /\[1\] 127\.0\.0\.1:\d+ \(host "[^"]+"\) wants to send/);
     assertStringIncludes(screen, "photos/");
     await term.keys("n", "Enter");
-    await term.watch((s) => s.includes("[1] declined"));
+    screen = (await term.watch((s) => s.includes("[1] declined"))).at(-1)!;
+    assertStringIncludes(
+      screen,
+      "[y/N] (declines in 45 s without an answer): n\nferry: [1] declined",
+    );
     const no = await declined.done();
     assertEquals(no.code, 1);
     assertStringIncludes(no.stderr, "declined by the receiver");
@@ -307,7 +312,7 @@ Deno.test({
     for (let i = 0; i < 700; i++) many[`f${i}.txt`] = String(i);
     await writeTree(base.join("many"), many);
     const accepted = spawnCli(["send", base.join("many"), "--to", to]);
-    screens = await term.watch((s) => s.includes("[2]") && s.includes("Accept? [y/N]"));
+    screens = await term.watch((s) => s.includes("ferry: [2]") && s.includes("Accept? [y/N]"));
     screen = screens.at(-1)!;
     assertStringIncludes(screen, "many/f");
     await term.keys("y", "Enter");

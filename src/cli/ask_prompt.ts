@@ -112,21 +112,26 @@ export class AskPrompt {
   async #put(question: Question, signal: AbortSignal): Promise<Settled> {
     let settled: Settled;
     const left = question.deadline - Date.now();
-    if (signal.aborted) {
-      settled = { accept: false, by: "withdrawn", reason: "the session ended before its turn" };
-    } else if (left <= 0) {
-      settled = { accept: false, by: "timeout", reason: "no answer in time (it waited its turn)" };
-    } else {
-      this.#lines.drop();
-      if (this.opts.mode === "terminal") this.opts.pause();
-      try {
+    // The progress lines stay away from the question and its verdict, then come back.
+    if (this.opts.mode === "terminal") this.opts.pause();
+    try {
+      if (signal.aborted) {
+        settled = { accept: false, by: "withdrawn", reason: "the session ended before its turn" };
+      } else if (left <= 0) {
+        settled = {
+          accept: false,
+          by: "timeout",
+          reason: "no answer in time (it waited its turn)",
+        };
+      } else {
+        this.#lines.drop();
         this.#show(question, left);
         settled = await this.#answer(question, left, signal);
-      } finally {
-        if (this.opts.mode === "terminal") this.opts.resume();
       }
+      this.#report(question, settled);
+    } finally {
+      if (this.opts.mode === "terminal") this.opts.resume();
     }
-    this.#report(question, settled);
     return settled;
   }
 
