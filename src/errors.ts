@@ -40,14 +40,19 @@ export const ERROR_CODES = {
   "receiver-open": "the receiver asks for no code",
   /** The code given does not match the receiver's. */
   "wrong-code": "the code is wrong",
-  /** The receiver lacks a feature an option needs (`send --checksum`): nothing was sent. */
-  "unsupported": "the receiver does not support an option given",
+  /**
+   * The receiver lacks a feature this send needs (an older ferry; `send --checksum`, `send
+   * --text`): nothing was sent.
+   */
+  "unsupported": "the receiver does not support what this send needs",
   /** The peer broke the protocol, is not a ferry server, or speaks another version. */
   "protocol": "protocol error",
   /** `send` without --to: no server answered discovery. */
   "no-server": "no ferry server answered on the local network",
   /** `send` without --to: several servers answered and none was chosen. */
   "several-servers": "several ferry servers answered",
+  /** The person at the receiver declined the transfer (`serve --ask`), or did not answer in time. */
+  "declined": "declined by the receiver",
   /** ferry was started without a permission of its set (deno.json `permissions.ferry`). */
   "permission": "a permission ferry needs was not granted",
   /** Any other expected failure; the message says what happened. */

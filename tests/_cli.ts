@@ -16,7 +16,8 @@ export interface CliResult {
 }
 
 export interface CliOptions {
-  stdin?: Uint8Array;
+  /** Written to standard input, which is then closed; "piped": left open for the test to write. */
+  stdin?: Uint8Array | "piped";
   cwd?: string;
   /** Added to NO_COLOR=1 and FERRY_CODE=TEST_CODE. */
   env?: Record<string, string>;
@@ -55,7 +56,9 @@ export function spawnCli(args: readonly string[], opts: CliOptions = {}): Runnin
     ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }),
     env: { NO_COLOR: "1", FERRY_CODE: TEST_CODE, ...opts.env },
   }).spawn();
-  const writing = opts.stdin ? writeAll(child.stdin, opts.stdin) : Promise.resolve();
+  const writing = opts.stdin instanceof Uint8Array
+    ? writeAll(child.stdin, opts.stdin)
+    : Promise.resolve();
   let stdout = "";
   let stderr = "";
   const pump = async (stream: ReadableStream<Uint8Array>, add: (s: string) => void) => {
@@ -107,6 +110,8 @@ export interface ServeProcess {
 }
 
 export interface ServeOptions extends Omit<CliOptions, "stdin"> {
+  /** "piped": standard input is left open for the test to write (child.stdin). */
+  stdin?: "piped";
   /** Whether serve is up, from its stdout so far (default: its banner is out). */
   ready?: (stdout: string) => boolean;
   /** The port (default: one that is free). */

@@ -6,8 +6,12 @@
  * sends an ERROR full of escape codes.
  */
 import { encodeFrame, FrameType } from "../src/protocol/frame.ts";
+import { encodeJson } from "../src/protocol/messages.ts";
 import { Channel, encodePreamble, PREAMBLE_BYTES } from "../src/protocol/preamble.ts";
+import { receiverKeyExchange } from "../src/transport/channel.ts";
 import { type Frame, FrameReader } from "../src/transport/frame_io.ts";
+import { FramedLink } from "../src/transport/framed_link.ts";
+import { TEST_CODE } from "./_in_process.ts";
 
 export interface FakeReceiver {
   port: number;
@@ -33,6 +37,57 @@ export function clearErrorReply(code: string, message: string): Uint8Array {
     ...encodePreamble({ version: 1, channel: Channel.cpace }),
     ...encodeFrame(FrameType.ERROR, new TextEncoder().encode(JSON.stringify({ code, message }))),
   ]);
+}
+
+/**
+ * A receiver that proves the code (TEST_CODE) like ferry's and answers HELLO with `welcome`
+ * (e.g. an older ferry's, without a feature), then records every frame the sender sends inside
+ * the channel (HELLO first) until it closes. It never answers an ANNOUNCE.
+ */
+export function fakeWelcomer(welcome: Record<string, unknown>): FakeReceiver {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const frames = (async () => {
+    const conn = await listener.accept();
+    listener.close();
+    const seen: Frame[] = [];
+    try {
+      const link = new FramedLink(conn);
+      const theirs = await link.reader.readRaw(PREAMBLE_BYTES);
+      if (theirs === null) return seen;
+      const ours = encodePreamble({ version: 1, channel: Channel.cpace });
+      await link.writer.raw(ours);
+      const keys = await receiverKeyExchange(link.reader, link.writer, {
+        senderPreamble: theirs.slice(),
+        receiverPreamble: ours,
+        code: TEST_CODE,
+        admit: () => Promise.resolve(),
+        pace: () => Promise.resolve(),
+      });
+      await link.secure(keys);
+      const hello = await link.reader.next();
+      if (hello === null) return seen;
+      seen.push({ type: hello.type, payload: hello.payload.slice() });
+      await link.writer.frame(FrameType.WELCOME, encodeJson(welcome));
+      await link.writer.flush();
+      for (;;) {
+        const frame = await link.reader.next().catch(() => null);
+        if (frame === null) break;
+        seen.push({ type: frame.type, payload: frame.payload.slice() });
+      }
+    } finally {
+      conn.close();
+    }
+    return seen;
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    frames,
+    close: () => {
+      try {
+        listener.close();
+      } catch { /* closed when the connection came */ }
+    },
+  };
 }
 
 export function fakeReceiver(reply: Uint8Array): FakeReceiver {

@@ -9,7 +9,12 @@ import {
   encodeJson,
 } from "../src/protocol/messages.ts";
 import { ProtocolError } from "../src/protocol/errors.ts";
-import { MAX_BATCH_ENTRIES, MAX_PATH_BYTES } from "../src/protocol/limits.ts";
+import {
+  MAX_BATCH_ENTRIES,
+  MAX_HOST_UNITS,
+  MAX_PATH_BYTES,
+  MAX_TEXT_BYTES,
+} from "../src/protocol/limits.ts";
 
 const good = { id: 3, path: "a.txt", kind: "file", size: 5, mtime: 1_700_000_000_000, mode: 0o644 };
 
@@ -252,4 +257,28 @@ Deno.test("sync fields: an entry's digest, a skip's unchanged, an Ack's replaced
   );
   assertEquals(acks({ ok: false, reason: "x", replaced: true }), "bad-message");
   assertEquals(acks({ ok: true, name: "a", replaced: 1 }), "bad-message");
+});
+
+Deno.test("checkEntry() takes a text of 0 to MAX_TEXT_BYTES bytes, with no name, time or mode", () => {
+  assertEquals(checkEntry({ id: 5, kind: "text", size: 12 }), {
+    ok: true,
+    entry: { id: 5, path: "", kind: "text", size: 12, mtime: 0, mode: 0 },
+  });
+  // Its path, time and mode are ignored, whatever they hold.
+  const named = checkEntry({ id: 6, kind: "text", size: 0, path: "../x", mtime: "?", mode: -1 });
+  assertEquals(named.ok && named.entry.path, "");
+  assertEquals(checkEntry({ id: 7, kind: "text", size: MAX_TEXT_BYTES }).ok, true);
+  for (const size of [MAX_TEXT_BYTES + 1, null, undefined, -1, 1.5, "12"]) {
+    assertEquals(checkEntry({ id: 8, kind: "text", size }).ok, false, `size ${size}`);
+  }
+});
+
+Deno.test("decodeHello() takes an optional host of at most MAX_HOST_UNITS units", () => {
+  const hello = { software: "x", digests: ["sha256"] };
+  assertEquals(decodeHello(encodeJson(hello)).host, undefined);
+  const host = "\x1b[2J" + "h".repeat(MAX_HOST_UNITS - 4);
+  assertEquals(decodeHello(encodeJson({ ...hello, host })).host, host);
+  for (const bad of ["h".repeat(MAX_HOST_UNITS + 1), null, 42, ["a"]]) {
+    assertEquals(code(() => decodeHello(encodeJson({ ...hello, host: bad }))), "bad-message");
+  }
 });

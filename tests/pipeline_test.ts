@@ -131,6 +131,7 @@ Deno.test("pipeline: each decision's outcome, and data only for accepted files",
       skipped: 2,
       failed: 2,
       seconds: 0,
+      texts: 0,
     },
   );
   assertEquals([...r.pipeline.unacknowledged], []);

@@ -62,6 +62,7 @@ function end(
     bytes: 0,
     resumedBytes: 0,
     already: 0,
+    texts: 0,
     failed: 0,
     seconds: 0.5,
     ...extra,

@@ -389,7 +389,7 @@ Deno.test("serve takes NOOPs from a sender that named sync, and answers DONE wit
     const welcome = await client.handshake(PROTOCOL_VERSION, { features: ["resume", "sync"] });
     assertEquals(welcome?.type, FrameType.WELCOME);
     const features = JSON.parse(new TextDecoder().decode(welcome!.payload)).features;
-    assertEquals(features, ["resume", "sync"]);
+    assertEquals(features, ["resume", "sync", "text"]);
     for (let i = 0; i < 3; i++) await client.send(FrameType.NOOP, new Uint8Array(0));
     await client.send(FrameType.DONE, new Uint8Array(0));
     const bye = await client.next();

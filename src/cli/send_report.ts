@@ -175,6 +175,9 @@ export class SendReporter {
           this.#print("stdout", `sent ${escapeName(event.path)} (${formatBytes(event.bytes)})`);
         }
         return;
+      case "text-done":
+        if (this.mode === "json") emitJson({ type: "text-done", bytes: event.bytes });
+        return;
       case "skipped":
         if (this.mode === "json") {
           emitJson({ type: "skipped", path: event.path, reason: event.reason });
@@ -236,9 +239,17 @@ export class SendReporter {
         unchanged: result.unchanged,
         skipped: result.skipped,
         failed: result.failed,
+        texts: result.texts,
         seconds: Math.round(result.seconds * 1000) / 1000,
         ok: result.failed === 0,
       });
+      return;
+    }
+    if (result.texts > 0 && result.files === 0 && result.failed === 0) {
+      writeText(
+        "stdout",
+        `ferry: sent a text to ${to} in ${formatSeconds(result.seconds)}; the receiver has it\n`,
+      );
       return;
     }
     const resumed = result.resumedBytes > 0 ? `, ${formatBytes(result.resumedBytes)} resumed` : "";

@@ -55,13 +55,21 @@ interface SessionView {
   totalBytes: number | null;
 }
 
-/** Session ends that are about a sender's code, said in one line of their own. */
-const CODE_ENDS: ReadonlySet<EndCause> = new Set(["no-code", "wrong-code", "locked-out", "busy"]);
+/** Session ends that are about a sender's code, or declined (`--ask`): one line of their own. */
+const CODE_ENDS: ReadonlySet<EndCause> = new Set([
+  "no-code",
+  "wrong-code",
+  "locked-out",
+  "busy",
+  "declined",
+]);
 
 export class ServeReporter {
   #sessions = new Map<number, SessionView>();
   #live: LiveArea | null;
   #timer: ReturnType<typeof setInterval> | null = null;
+  /** A question is on the terminal (`--ask`): the progress lines stay away meanwhile. */
+  #paused = false;
 
   /** `write` and `columns` are where output goes and the terminal's width (tests give their own). */
   constructor(
@@ -237,6 +245,20 @@ export class ServeReporter {
         }
         return;
       }
+      case "text": {
+        // The text is what was sent: shown whatever --quiet says, escaped, a line at a time.
+        if (json) {
+          this.#emit({ type: "text", session: event.session, text: event.text });
+          return;
+        }
+        const peer = this.#sessions.get(event.session)?.peer ?? "the sender";
+        const lines = event.text.split("\n").map((line) => `  ${escapeName(line)}`);
+        this.#print(
+          "stdout",
+          `ferry: [${event.session}] text from ${escapeName(peer)}:\n${lines.join("\n")}`,
+        );
+        return;
+      }
       case "session-end": {
         const view = this.#sessions.get(event.session);
         this.#sessions.delete(event.session);
@@ -254,6 +276,7 @@ export class ServeReporter {
             unchanged: event.unchanged ?? 0,
             skipped: view?.skipped ?? 0,
             failed: event.failed,
+            texts: event.texts,
             seconds: Math.round(event.seconds * 1000) / 1000,
             ok: event.error === undefined && event.failed === 0,
             error: event.error ?? null,
@@ -264,7 +287,9 @@ export class ServeReporter {
         const resumed = event.resumedBytes > 0
           ? `, ${formatBytes(event.resumedBytes)} resumed`
           : "";
-        const what = `${plural(event.files, "file")} (${formatBytes(event.bytes)}${resumed})`;
+        const files = `${plural(event.files, "file")} (${formatBytes(event.bytes)}${resumed})`;
+        const text = event.texts === 0 ? "" : event.texts === 1 ? "a text" : `${event.texts} texts`;
+        const what = text === "" ? files : event.files === 0 ? text : `${text} and ${files}`;
         const already = (event.already > 0 ? `, ${event.already} already there` : "") +
           syncCounts(event.files, event.updated ?? 0, event.unchanged ?? 0);
         const failed = event.failed > 0 ? `, ${event.failed} failed` : "";
@@ -292,6 +317,17 @@ export class ServeReporter {
         this.#redraw();
       }
     }
+  }
+
+  /** Stops redrawing the progress lines while a question is on the terminal; resume() ends it. */
+  pause(): void {
+    this.#paused = true;
+    this.#live?.clear();
+  }
+
+  resume(): void {
+    this.#paused = false;
+    this.#redraw();
   }
 
   /** The server stopped: erase the progress lines and say so. */
@@ -340,7 +376,7 @@ export class ServeReporter {
    * with `?` for totals the sender has not told (yet).
    */
   #redraw(): void {
-    if (!this.#live) return;
+    if (!this.#live || this.#paused) return;
     const width = this.#live.columns() - 1;
     this.#live.update(
       [...this.#sessions].map(([id, view]) =>

@@ -108,7 +108,10 @@ export class Batcher {
           break;
         }
         const { id, path, kind, size, mtime, mode, digest } = entry;
-        const item: Entry = { id, path, kind, size, mtime, mode };
+        // A text has no name, time or mode (PROTOCOL.md §5.15).
+        const item: Entry = kind === "text"
+          ? { id, kind, size } as Entry
+          : { id, path, kind, size, mtime, mode };
         if (digest !== undefined) item.digest = digest;
         const itemBytes = encoder.encode(JSON.stringify(item)).length + 1;
         if (entries.length === 0 && ANNOUNCE_OVERHEAD + itemBytes > this.maxFrame) {

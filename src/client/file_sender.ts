@@ -39,6 +39,7 @@ export class FileSender {
    * sends only the rest if the receiver's prefix digest matches.
    */
   async send(entry: Numbered, offer: number, prefix: string | undefined): Promise<void> {
+    if (entry.kind === "text") return await this.#sendText(entry, entry.text!);
     if (entry.source !== null && entry.size !== null && entry.size <= MAX_FRAME_PAYLOAD) {
       // Not worth resuming: decline an offer, if one came, and send it whole.
       if (offer > 0) {
@@ -50,6 +51,15 @@ export class FileSender {
       return await this.#sendSmall(entry, entry.source, entry.size);
     }
     return await this.#stream(entry, offer, prefix);
+  }
+
+  /** A text (PROTOCOL.md §5.15): its bytes in one DATA frame (at most 64 KiB), then FILE_END. */
+  async #sendText(entry: Numbered, text: Uint8Array): Promise<void> {
+    if (text.length > 0) await this.writer.frame(FrameType.DATA, text);
+    await this.writer.frame(
+      FrameType.FILE_END,
+      encodeFileEnd({ id: entry.id, length: text.length, digest: this.digest.of(text) }),
+    );
   }
 
   #abort(entry: Numbered, reason: string): Promise<void> {

@@ -38,6 +38,8 @@ export interface HandshakeOptions {
   plaintext: boolean;
   /** The digests to offer, best first (default: DIGEST_NAMES). */
   digests?: readonly DigestName[] | undefined;
+  /** HELLO's `host`: this machine's name, as shown to the person receiving (null: none). */
+  host?: string | null;
 }
 
 /** What the handshake settled. */
@@ -51,6 +53,8 @@ export interface Agreement {
   resume: boolean;
   /** Both sides named the sync feature: `unchanged`, `replaced` and entry digests (§9.3). */
   sync: boolean;
+  /** Both sides named the text feature (PROTOCOL.md §5.15). */
+  text: boolean;
 }
 
 /** What HELLO offers: the chosen digests, best first; sha256 always among them (§8). */
@@ -74,8 +78,9 @@ export async function handshake(
       encodeJson({
         software: opts.software,
         digests: offered,
-        features: [Feature.resume, Feature.sync],
+        features: [Feature.resume, Feature.sync, Feature.text],
         transfer: opts.transfer,
+        ...(opts.host ? { host: opts.host } : {}),
       }),
     );
   const ours = encodePreamble({
@@ -142,5 +147,6 @@ export async function handshake(
     cipher,
     resume: welcome.features.includes(Feature.resume),
     sync: welcome.features.includes(Feature.sync),
+    text: welcome.features.includes(Feature.text),
   };
 }

@@ -199,7 +199,10 @@ export class Pipeline {
     }
     if (entry.kind === "dir") return;
     const offset = decision.offset ?? 0;
-    if (offset > 0 && (!this.#resume || entry.size === null || offset > entry.size)) {
+    if (
+      offset > 0 &&
+      (!this.#resume || entry.kind === "text" || entry.size === null || offset > entry.size)
+    ) {
       throw new ProtocolError("bad-message", "the receiver offered a resume that cannot be");
     }
     while (this.#unacked.size >= MAX_UNACKED) {
@@ -218,7 +221,9 @@ export class Pipeline {
     if (ack.replaced === true && !this.#sync) {
       throw new ProtocolError("bad-message", "ACK says replaced, but the receiver lacks sync");
     }
-    if (ack.ok) {
+    if (ack.ok && entry.kind === "text") {
+      this.outcomes.textDelivered(entry.size ?? 0);
+    } else if (ack.ok) {
       const resumed = entry.resumed ?? 0;
       this.outcomes.delivered(
         entry.path,
@@ -235,7 +240,9 @@ export class Pipeline {
     } else if (ack.retry && !entry.resend && this.#resends.length < MAX_RESENDS) {
       this.outcomes.emit({
         type: "warning",
-        message: `${entry.path} arrived damaged (${ack.reason}); sending it again`,
+        message: `${
+          entry.kind === "text" ? "the text" : entry.path
+        } arrived damaged (${ack.reason}); sending it again`,
       });
       this.#resends.push({ ...entry, resend: true });
     } else {

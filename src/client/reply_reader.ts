@@ -42,6 +42,8 @@ export interface Plans {
 }
 
 export interface ReplyHandlers {
+  /** A PLAN arrived (before it is handed to the batch that waits for it). */
+  planned?(): void;
   /** One Ack, in order; throwing fails the session (an Ack for no file sent). */
   acknowledged(ack: Ack): void;
   /**
@@ -109,6 +111,7 @@ export class ReplyReader implements Plans {
         switch (frame.type) {
           case FrameType.PLAN: {
             const plan = decodePlan(frame.payload);
+            this.handlers.planned?.();
             const waiting = this.#plans.get(plan.batch);
             if (!waiting) throw new ProtocolError("bad-sequence", `unexpected plan ${plan.batch}`);
             this.#plans.delete(plan.batch);

@@ -52,8 +52,11 @@ function passing(code: string): boolean {
 export class SendErrors {
   constructor(
     readonly where: string,
-    /** The idle timeout, for the message of a receiver that fell silent. */
-    readonly idleTimeoutMs: number,
+    /**
+     * The idle timeout, for the message of a receiver that fell silent (longer while the first
+     * PLAN may be held for a person to decide, PROTOCOL.md §6.5).
+     */
+    public idleTimeoutMs: number,
     /** This session's connection number (1 for the first). */
     readonly attempt: number,
   ) {}
@@ -130,12 +133,25 @@ export class SendErrors {
   /** An ERROR during the transfer: the receiver stopped it. */
   stopped(payload: Uint8Array): FerryError {
     const e = decodeError(payload);
+    if (e.code === "declined") {
+      // Our own words: the receiver's message adds nothing, and it is the peer's text.
+      return new FerryError("declined", `declined by the receiver at ${this.where}`);
+    }
     return e.code === "shutting-down"
       ? new ConnectionLost("refused", `${this.where} is shutting down`)
       : new FerryError(
         "refused",
         `${this.where} stopped the transfer: ${escapeName(e.message)} (${e.code})`,
       );
+  }
+
+  /** The receiver did not name the feature "text": a text cannot be sent (nothing was). */
+  noText(): FerryError {
+    return new FerryError(
+      "unsupported",
+      `${this.where} cannot take a text (an older ferry, without the "text" feature); nothing was sent`,
+      { hint: "update ferry on the receiver, or send the text as a file" },
+    );
   }
 
   /** The receiver closed cleanly before BYE. */

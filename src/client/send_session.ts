@@ -19,6 +19,7 @@ import { FrameType } from "../protocol/frame.ts";
 import { encodeJson, type Totals } from "../protocol/messages.ts";
 import type { ProtocolError } from "../protocol/errors.ts";
 import type { DigestName } from "../protocol/digests.ts";
+import { MAX_FIRST_PLAN_DELAY_MS, MAX_HOST_UNITS } from "../protocol/limits.ts";
 import { isConnectionError } from "../transport/connection_errors.ts";
 import { FramedLink } from "../transport/framed_link.ts";
 import { KeepAlive } from "../transport/keep_alive.ts";
@@ -31,7 +32,7 @@ import { withReconnects } from "./reconnect.ts";
 import { ReplyReader } from "./reply_reader.ts";
 import { SendErrors } from "./send_errors.ts";
 import { noResult, Outcomes, type SendEvent, type SendResult } from "./send_types.ts";
-import { type Source, walk } from "./walk.ts";
+import { type Source, walk, type WalkItem } from "./walk.ts";
 
 export type { SendEvent, SendResult } from "./send_types.ts";
 
@@ -57,6 +58,8 @@ export interface SendOptions {
   checksum?: boolean;
   /** The sources' totals once counted (send.ts's second walk), else null; told to the receiver. */
   totals?: () => Totals | null;
+  /** A text to deliver instead of files (`send --text`, UTF-8, at most MAX_TEXT_BYTES). */
+  text?: Uint8Array | undefined;
   software: string;
   onEvent: (event: SendEvent) => void;
 }
@@ -87,6 +90,7 @@ export async function send(opts: SendOptions): Promise<SendResult> {
       total.updated += tally.updated;
       // Each session decides every entry again: the last one's count is the transfer's.
       total.unchanged = Math.max(0, tally.unchanged - earlier);
+      total.texts += tally.texts;
       total.skipped = tally.skipped;
       total.failed = tally.failed;
       total.seconds = (performance.now() - started) / 1000;
@@ -113,19 +117,48 @@ export async function send(opts: SendOptions): Promise<SendResult> {
  * its own record, and the same receiver may be reached by another address.
  */
 async function transferId(opts: SendOptions): Promise<string> {
-  let host = "";
-  try {
-    host = Deno.hostname();
-  } catch { /* not permitted: the sources and target still name it */ }
-  const sources = await Promise.all(opts.sources.map(async (s) => {
+  const host = hostName() ?? "";
+  const sources: unknown[] = await Promise.all(opts.sources.map(async (s) => {
     const real = s.info === null ? "-" : await Deno.realPath(s.arg).catch(() => s.arg);
     return [real, s.name];
   }));
+  // A text names its transfer by its digest: two different texts are two transfers.
+  if (opts.text !== undefined) {
+    sources.push(["text", createHash("sha256").update(opts.text).digest("hex")]);
+  }
   return createHash("sha256")
     .update(JSON.stringify([host, sources]))
     .digest("hex")
     .slice(0, 32);
 }
+
+/** This machine's name (for HELLO's `host` and the transfer's name), or null if not permitted. */
+function hostName(): string | null {
+  try {
+    return Deno.hostname().slice(0, MAX_HOST_UNITS);
+  } catch {
+    return null;
+  }
+}
+
+/** What a session sends: the text alone (`send --text`), or the walk of the sources. */
+async function* textItems(text: Uint8Array): AsyncGenerator<WalkItem> {
+  yield {
+    type: "entry",
+    entry: {
+      path: "(text)",
+      kind: "text",
+      size: text.length,
+      mtime: 0,
+      mode: 0,
+      source: null,
+      text,
+    },
+  };
+}
+
+/** How long the sender waits for the first PLAN before it says it is waiting for an answer. */
+const WAIT_NOTE_MS = 3000;
 
 /** One connection: the handshake, the transfer, DONE and BYE, and its failure in words. */
 class SendSession {
@@ -134,6 +167,8 @@ class SendSession {
   #errors: SendErrors;
   #replies: ReplyReader | null = null;
   #outcomes: Outcomes;
+  /** The note that the receiver has not answered the first batch yet. */
+  #waitNote: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     readonly conn: Deno.TcpConn,
@@ -153,6 +188,7 @@ class SendSession {
   }
 
   stop(): void {
+    clearTimeout(this.#waitNote);
     this.#watchdog.stop();
     this.#close();
   }
@@ -171,7 +207,9 @@ class SendSession {
         code: this.opts.code ?? null,
         plaintext: this.opts.plaintext === true,
         digests: this.opts.digests,
+        host: hostName(),
       }, this.#errors);
+      if (this.opts.text !== undefined && !agreed.text) throw this.#errors.noText();
       this.opts.onEvent({
         type: "connected",
         to: this.#errors.where,
@@ -182,7 +220,28 @@ class SendSession {
       });
       const { reader, writer } = this.#link;
       if (this.opts.checksum === true && !agreed.sync) await this.#refuseChecksum();
+      // A receiver may hold the first PLAN while a person decides (`serve --ask`, PROTOCOL.md
+      // §6.5): until it comes, silence is allowed that much longer, and no longer.
+      let planned = false;
+      this.#errors.idleTimeoutMs = this.opts.idleTimeoutMs + MAX_FIRST_PLAN_DELAY_MS;
+      this.#watchdog.reset(this.#errors.idleTimeoutMs);
+      // Say why nothing moves, once, if the answer takes a while (a person may be deciding).
+      this.#waitNote = setTimeout(() => {
+        if (planned) return;
+        this.opts.onEvent({
+          type: "warning",
+          message:
+            `waiting for ${this.#errors.where} to accept (it may be asking the person there)`,
+        });
+      }, WAIT_NOTE_MS);
       const replies = new ReplyReader(reader, this.#errors, {
+        planned: () => {
+          if (planned) return;
+          planned = true;
+          clearTimeout(this.#waitNote);
+          this.#errors.idleTimeoutMs = this.opts.idleTimeoutMs;
+          this.#watchdog.reset(this.opts.idleTimeoutMs);
+        },
         acknowledged: (ack) => pipeline.acknowledged(ack),
         explain: (err) => this.#explainFailure(err),
         close: () => this.#close(),
@@ -205,7 +264,8 @@ class SendSession {
       const keepAlive = new KeepAlive(writer);
       this.#replies = replies;
       replies.start();
-      await pipeline.run(walk(this.opts.sources));
+      const text = this.opts.text;
+      await pipeline.run(text === undefined ? walk(this.opts.sources) : textItems(text));
       await writer.frame(FrameType.DONE, new Uint8Array(0));
       await writer.flush();
       await replies.bye();

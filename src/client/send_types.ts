@@ -35,6 +35,8 @@ export type SendEvent =
   }
   /** The receiver's copy is the same (`update`: size and time, or content with --checksum): not sent. */
   | { type: "unchanged"; path: string; bytes: number }
+  /** The receiver has the text, whole (its Ack said ok). */
+  | { type: "text-done"; bytes: number }
   /** The receiver already has this file from an interrupted run of this transfer: not sent. */
   | { type: "already"; path: string; bytes: number }
   | { type: "file-failed"; path: string; reason: string }
@@ -57,6 +59,8 @@ export interface SendResult {
   skipped: number;
   failed: number;
   seconds: number;
+  /** Texts the receiver has (`send --text`). */
+  texts: number;
 }
 
 export function noResult(): SendResult {
@@ -70,6 +74,7 @@ export function noResult(): SendResult {
     skipped: 0,
     failed: 0,
     seconds: 0,
+    texts: 0,
   };
 }
 
@@ -101,6 +106,12 @@ export class Outcomes {
   unchanged(path: string, bytes: number): void {
     this.tally.unchanged++;
     this.emit({ type: "unchanged", path, bytes });
+  }
+
+  /** The receiver has the text (its Ack said ok). */
+  textDelivered(bytes: number): void {
+    this.tally.texts++;
+    this.emit({ type: "text-done", bytes });
   }
 
   /** The receiver has it from an interrupted run of this transfer. */

@@ -16,8 +16,10 @@ import { FerryError } from "../errors.ts";
 
 /** An entry to announce, and where its bytes come from. */
 export interface LocalEntry extends Omit<Entry, "id"> {
-  /** Absolute path of the local file or directory; null for standard input. */
+  /** Absolute path of the local file or directory; null for standard input or a text. */
   source: string | null;
+  /** A text's bytes (kind "text", PROTOCOL.md §5.15). */
+  text?: Uint8Array;
 }
 
 export type WalkItem =

@@ -24,3 +24,13 @@ export const MAX_ENTRY_ID = 0xffff_ffff;
 export const MAX_DIGEST_BYTES = 64;
 /** Batches the sender may announce before their plans come back. */
 export const ANNOUNCE_WINDOW = 4;
+
+/** Longest text a "text" entry carries, UTF-8 bytes (PROTOCOL.md §5.15). */
+export const MAX_TEXT_BYTES = 64 * 1024;
+/** Longest `host` in HELLO, UTF-16 units (PROTOCOL.md §5.2). */
+export const MAX_HOST_UNITS = 255;
+/**
+ * Longest a receiver may hold a session's first PLAN while a person decides whether to take it
+ * (PROTOCOL.md §6.5, `serve --ask`), ms. A sender waits at least this long for it.
+ */
+export const MAX_FIRST_PLAN_DELAY_MS = 300_000;

@@ -12,10 +12,13 @@ import {
   MAX_ENTRY_ID,
   MAX_FILE_SIZE,
   MAX_FRAME_PAYLOAD,
+  MAX_HOST_UNITS,
   MAX_PATH_BYTES,
+  MAX_TEXT_BYTES,
 } from "./limits.ts";
 
-export type EntryKind = "file" | "dir";
+/** "text": a short message for the person at the receiver, never stored (feature "text"). */
+export type EntryKind = "file" | "dir" | "text";
 
 /** One announced entry, as sent. */
 export interface Entry {
@@ -49,6 +52,8 @@ export const Feature = {
    * entry may carry its file's `digest` (`send --checksum`).
    */
   sync: "sync",
+  /** Entries of kind "text" (PROTOCOL.md §5.15). */
+  text: "text",
 } as const;
 
 export interface Hello {
@@ -62,6 +67,8 @@ export interface Hello {
    * characters), so a receiver can tell a resumed transfer from a new one.
    */
   transfer?: string | undefined;
+  /** The sender's host name as it gives it (informative, shown to the person receiving). */
+  host?: string | undefined;
 }
 
 export interface ReceiverLimits {
@@ -274,7 +281,16 @@ export function decodeHello(payload: Uint8Array): Hello {
   ) {
     bad("HELLO.transfer must be 16 to 64 lowercase hex digits");
   }
-  return { software: m.software, digests: m.digests, features, transfer: m.transfer };
+  if (m.host !== undefined && !shortString(m.host, MAX_HOST_UNITS)) {
+    bad(`HELLO.host must be a string of at most ${MAX_HOST_UNITS} units`);
+  }
+  return {
+    software: m.software,
+    digests: m.digests,
+    features,
+    transfer: m.transfer,
+    host: m.host as string | undefined,
+  };
 }
 
 export function decodeWelcome(payload: Uint8Array): Welcome {
@@ -355,6 +371,13 @@ export function checkEntry(raw: unknown): EntryCheck {
   const id = entryId(raw);
   const e = raw as Record<string, unknown>;
   const refuse = (reason: string): EntryCheck => ({ ok: false, id, reason });
+  if (e.kind === "text") {
+    // A message, not a file: no name, no time, no mode (§5.15); only its size counts.
+    if (!isUint(e.size, MAX_TEXT_BYTES)) {
+      return refuse(`a text's size must be a whole number from 0 to ${MAX_TEXT_BYTES}`);
+    }
+    return { ok: true, entry: { id, path: "", kind: "text", size: e.size, mtime: 0, mode: 0 } };
+  }
   if (typeof e.path !== "string") return refuse("path is not a string");
   if (e.kind !== "file" && e.kind !== "dir") return refuse("kind must be 'file' or 'dir'");
   let size: number | null = null;

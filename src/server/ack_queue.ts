@@ -113,6 +113,24 @@ export class AckQueue {
   }
 
   /**
+   * A text ended (PROTOCOL.md §5.15): once the files that ended before it are placed, it is
+   * reported (shown to the person receiving) and acknowledged, or its failure is.
+   */
+  async text(head: Accepted, result: { text: string } | { failure: Refusal }): Promise<void> {
+    await this.placeHeld();
+    if ("failure" in result) {
+      this.#acknowledge(head, result.failure, null);
+      return;
+    }
+    const { session, report, tally } = this.opts;
+    tally.texts++;
+    report({ type: "text", session, text: result.text });
+    const ack: Ack = { id: head.entry.id, ok: true };
+    this.#acks.push(ack);
+    this.#ackBytes += 64;
+  }
+
+  /**
    * Places the held small files, in order, and queues their Acks, and those of the small files
    * that failed among them.
    */
@@ -169,7 +187,7 @@ export class AckQueue {
   /** Queues the Ack of a file that ended, and reports it. */
   #acknowledge(head: Accepted, failure: Refusal | null, done: Finished | null): void {
     const { session, report, tally } = this.opts;
-    const { path } = head.entry;
+    const path = head.entry.kind === "text" ? "(text)" : head.entry.path;
     let ack: Ack;
     if (failure !== null || done === null) {
       const reason = failure?.message ?? "not sent";

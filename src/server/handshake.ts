@@ -33,7 +33,7 @@ import type { Inbox, TransferStart } from "./inbox.ts";
 import type { Report } from "./server_events.ts";
 import { DEFAULT_PRE_AUTH, type ServerLimits } from "./server_limits.ts";
 
-export const SUPPORTED_FEATURES = [Feature.resume, Feature.sync];
+export const SUPPORTED_FEATURES = [Feature.resume, Feature.sync, Feature.text];
 
 /** What HELLO and WELCOME agreed on: the session runs its files with it. */
 export interface Greeting {
@@ -46,6 +46,10 @@ export interface Greeting {
   transfer: string | null;
   /** When the transfer this session resumes first started; null for a new one, or none. */
   resumedSince: TransferStart | null;
+  /** Both sides take "text": the sender may announce texts (PROTOCOL.md §5.15). */
+  text: boolean;
+  /** The host name the sender gave in HELLO (raw, bounded), or null. */
+  host: string | null;
 }
 
 export interface HandshakeOptions {
@@ -198,8 +202,15 @@ export class Handshake {
     };
     await link.writer.frame(FrameType.WELCOME, encodeJson(welcome));
     await link.writer.flush();
-    const sync = hello.features.includes(Feature.sync);
-    return { digest, resumable, sync, transfer, resumedSince };
+    return {
+      digest,
+      resumable,
+      sync: hello.features.includes(Feature.sync),
+      transfer,
+      resumedSince,
+      text: hello.features.includes(Feature.text),
+      host: hello.host ?? null,
+    };
   }
 
   /**

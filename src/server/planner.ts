@@ -69,6 +69,8 @@ export interface PlannerOptions {
   resumable: boolean;
   /** The sender takes "sync": an unchanged file's skip says so (`unchanged`, §9.3). */
   sync?: boolean;
+  /** Both sides named "text": text entries are taken (PROTOCOL.md §5.15). Default false. */
+  text?: boolean;
   /** When the transfer this session resumes first started (what it stored is "have"), or null. */
   resumedSince: TransferStart | null;
   /** Where accepted entries wait for their data. */
@@ -135,7 +137,9 @@ export class Planner {
       // An unchanged file is reported as such (`unchanged`), not as a skip.
       const unchanged = decision.action === "skip" && decision.reason === UNCHANGED;
       if ((decision.action === "skip" && !unchanged) || decision.action === "refuse") {
-        const path = typeof (raw as { path?: unknown }).path === "string"
+        const path = (raw as { kind?: unknown }).kind === "text"
+          ? "(text)"
+          : typeof (raw as { path?: unknown }).path === "string"
           ? (raw as { path: string }).path
           : "(no name)";
         report({
@@ -155,6 +159,12 @@ export class Planner {
     const refuse = (reason: string): Decision => ({ id: entry.id, action: "refuse", reason });
     if (++this.#entries > limits.maxEntries) {
       return refuse(`this receiver takes at most ${limits.maxEntries} entries per session`);
+    }
+    if (entry.kind === "text") {
+      // A message for the person here: no name, nothing stored, no conflict policy (§5.15).
+      if (this.opts.text !== true) return refuse("kind must be 'file' or 'dir'");
+      queue.push({ entry, dir: "", name: "", partial: null, offer: null, reserved: 0 });
+      return { id: entry.id, action: "accept" };
     }
     try {
       const parts = inbox.parse(entry.path, limits);

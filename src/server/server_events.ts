@@ -44,6 +44,8 @@ export type ServerEvent =
   | { type: "already"; session: number; path: string; name: string; bytes: number }
   | { type: "file-failed"; session: number; path: string; reason: string }
   | { type: "refused"; session: number; path: string; reason: string }
+  /** A text arrived whole (PROTOCOL.md §5.15): shown, never stored. */
+  | { type: "text"; session: number; text: string }
   | {
     type: "session-end";
     session: number;
@@ -57,6 +59,8 @@ export type ServerEvent =
     updated?: number;
     /** Files left as they were, the same as the sender's (`update`). */
     unchanged?: number;
+    /** Texts received (PROTOCOL.md §5.15). */
+    texts: number;
     failed: number;
     seconds: number;
     /** Why it ended early (absent: it ended normally), for people, and as a cause. */
@@ -81,6 +85,8 @@ export type EndCause =
   /** A newer session of the same transfer took over. */
   | "superseded"
   | "timeout"
+  /** The person receiving declined it (`serve --ask`), or did not answer in time. */
+  | "declined"
   | "protocol"
   | "internal";
 

@@ -13,6 +13,7 @@ import { type ByteStream, closeGracefully } from "../transport/byte_stream.ts";
 import { isConnectionError } from "../transport/connection_errors.ts";
 import { FramedLink } from "../transport/framed_link.ts";
 import { Watchdog } from "../transport/watchdog.ts";
+import type { Ask } from "./ask.ts";
 import type { CodeGuard } from "./code_guard.ts";
 import { Handshake, lockedOut } from "./handshake.ts";
 import type { ConflictPolicy, Inbox } from "./inbox.ts";
@@ -49,6 +50,8 @@ export interface SessionOptions {
   firstFrameMs?: number;
   /** Called once the sender is past the key exchange (or on the plain channel, its preamble). */
   onAuthenticated?: () => void;
+  /** `serve --ask`: who decides on each session, and how long they have (PROTOCOL.md §6.5). */
+  ask?: { ask: Ask; timeoutMs: number } | undefined;
 }
 
 /**
@@ -97,6 +100,8 @@ export class ReceiveSession {
   #hasSettled = false;
   /** Waiting for an older session of its transfer to end (not on the disk). */
   #claiming = false;
+  /** Aborts when the session is closed from outside (a question put to the person is withdrawn). */
+  #closing = new AbortController();
 
   /** `host` is the sender's address (for the wrong-code guard); `peer` adds the port. */
   constructor(
@@ -153,6 +158,7 @@ export class ReceiveSession {
       already: tally.already,
       updated: tally.updated,
       unchanged: tally.unchanged,
+      texts: tally.texts,
       failed: tally.failed,
       seconds: (performance.now() - this.#startedAt) / 1000,
       ...ended,
@@ -200,6 +206,13 @@ export class ReceiveSession {
           limits: opts.limits,
           tally: this.#tally,
           stopIfClosed: () => this.#stopIfClosed(),
+          ask: opts.ask === undefined ? undefined : {
+            ask: opts.ask.ask,
+            timeoutMs: opts.ask.timeoutMs,
+            peer: this.peer,
+            signal: this.#closing.signal,
+            holdIdle: () => this.#watchdog?.hold() ?? (() => {}),
+          },
         });
         await this.#loop.run();
         clean = true;
@@ -305,6 +318,7 @@ export class ReceiveSession {
    */
   #closeFromOutside(): void {
     this.#closedFromOutside = true;
+    this.#closing.abort();
     this.#closeNow();
     if (this.#drop === null || this.#dropTimer !== undefined) return;
     const grace = this.opts.stallGraceMs ?? STALL_GRACE_MS;
@@ -358,6 +372,7 @@ export class ReceiveSession {
       }
       if (err.code === "busy") return { error: err.message, cause: "busy" };
       if (err.code === "peer-error") return { error: err.message, cause: "sender-error" };
+      if (err.code === "declined") return { error: err.message, cause: "declined" };
     }
     if (isConnectionError(err)) {
       return {

@@ -14,10 +14,11 @@ import {
   type FileEnd,
   FrameType,
 } from "../protocol/frame.ts";
-import { decodeAnnounce, encodeJson } from "../protocol/messages.ts";
+import { decodeAnnounce, encodeJson, type Totals } from "../protocol/messages.ts";
 import { closeGracefully } from "../transport/byte_stream.ts";
 import type { FramedLink } from "../transport/framed_link.ts";
 import { type Accepted, AcceptedQueue, SessionBytes } from "./accepted.ts";
+import { type Ask, questionOf } from "./ask.ts";
 import { AckQueue } from "./ack_queue.ts";
 import { FileReceiver } from "./file_receiver.ts";
 import { FolderMetadata } from "./folder_metadata.ts";
@@ -28,6 +29,7 @@ import { Planner } from "./planner.ts";
 import type { Report } from "./server_events.ts";
 import type { ServerLimits } from "./server_limits.ts";
 import type { Tally } from "./tally.ts";
+import { TextReceiver } from "./text_receiver.ts";
 
 export interface SessionLoopOptions {
   session: number;
@@ -42,6 +44,21 @@ export interface SessionLoopOptions {
   tally: Tally;
   /** Throws once the session was closed from outside. */
   stopIfClosed(): void;
+  /** `serve --ask`: asks whether to take the session, before its first batch is planned. */
+  ask?: AskOptions | undefined;
+}
+
+/** What asking needs besides the question's contents. */
+export interface AskOptions {
+  ask: Ask;
+  /** The sender's address, "ADDRESS:PORT". */
+  peer: string;
+  /** How long the person has, from the first ANNOUNCE (at most MAX_FIRST_PLAN_DELAY_MS). */
+  timeoutMs: number;
+  /** Aborts when the session is closed from outside: the question is withdrawn. */
+  signal: AbortSignal;
+  /** Holds the idle deadline while the person decides; the returned call releases it. */
+  holdIdle(): () => void;
 }
 
 export class SessionLoop {
@@ -50,10 +67,14 @@ export class SessionLoop {
   #receiver: FileReceiver;
   #acks: AckQueue;
   #metadata: FolderMetadata;
+  #text = new TextReceiver();
+  /** The person was asked (or there is nobody to ask): later batches go straight to the planner. */
+  #asked: boolean;
 
   constructor(readonly opts: SessionLoopOptions) {
     const { session, report, link, inbox, folders, greeting, onConflict, limits, tally } = opts;
     const stopIfClosed = () => opts.stopIfClosed();
+    this.#asked = opts.ask === undefined;
     const bytes = new SessionBytes(limits.maxTotal);
     this.#queue = new AcceptedQueue(inbox);
     this.#metadata = new FolderMetadata(folders, greeting.resumedSince);
@@ -72,6 +93,7 @@ export class SessionLoop {
       digest: greeting.digest,
       resumable: greeting.resumable,
       sync: greeting.sync,
+      text: greeting.text,
       resumedSince: greeting.resumedSince,
       queue: this.#queue,
       bytes,
@@ -117,9 +139,12 @@ export class SessionLoop {
         case FrameType.FILE_START:
           await this.#fileStart(frame.payload);
           break;
-        case FrameType.DATA:
-          await this.#receiver.data(this.#queue.head("DATA"), frame.payload);
+        case FrameType.DATA: {
+          const head = this.#queue.head("DATA");
+          if (head.entry.kind === "text") this.#text.add(head.entry, frame.payload);
+          else await this.#receiver.data(head, frame.payload);
           break;
+        }
         case FrameType.FILE_END:
           await this.#fileEnd(frame.payload);
           break;
@@ -152,7 +177,9 @@ export class SessionLoop {
   /** ANNOUNCE: the batch is decided and its PLAN sent before the next frame is read (§6.1). */
   async #announce(payload: Uint8Array): Promise<void> {
     const { writer } = this.opts.link;
-    const plan = await this.#planner.plan(decodeAnnounce(payload));
+    const announced = decodeAnnounce(payload);
+    if (!this.#asked) await this.#ask(announced.entries, announced.totals);
+    const plan = await this.#planner.plan(announced);
     await writer.frame(FrameType.PLAN, encodeJson(plan));
     await writer.flush();
     await this.#advance();
@@ -165,14 +192,68 @@ export class SessionLoop {
 
   async #fileEnd(payload: Uint8Array): Promise<void> {
     const end = decodeFileEnd(payload);
-    await this.#ended(this.#queue.head("FILE_END", end.id), end);
+    const head = this.#queue.head("FILE_END", end.id);
+    if (head.entry.kind === "text") await this.#textEnded(head, end);
+    else await this.#ended(head, end);
   }
 
   async #fileAbort(payload: Uint8Array): Promise<void> {
     const abort = decodeFileAbort(payload);
     const head = this.#queue.head("FILE_ABORT", abort.id);
+    if (head.entry.kind === "text") {
+      this.#text.abandon(head.entry, abort.reason);
+      await this.#textEnded(head, null);
+      return;
+    }
     this.#receiver.abandon(abort.reason);
     await this.#ended(head, null);
+  }
+
+  /** A text ended: checked, shown and acknowledged in its turn; nothing is stored (§5.15). */
+  async #textEnded(head: Accepted, end: FileEnd | null): Promise<void> {
+    const result = this.#text.end(head.entry, end, this.opts.greeting.digest);
+    await this.#acks.text(head, result);
+    this.#queue.finish(head);
+    await this.#advance();
+    if (this.#acks.full) await this.#acks.flush();
+  }
+
+  /**
+   * `serve --ask`: the person decides on the session from its first batch, before anything of
+   * it is planned or written (PROTOCOL.md §6.5). Declined, or no answer in time: the session
+   * ends with ERROR `declined`, and a transfer marker this session made is taken back.
+   */
+  async #ask(entries: unknown[], totals: Totals | undefined): Promise<void> {
+    this.#asked = true;
+    const { ask, peer, timeoutMs, signal, holdIdle } = this.opts.ask!;
+    const { session, greeting, inbox } = this.opts;
+    const question = questionOf(
+      { session, peer, host: greeting.host, deadline: Date.now() + timeoutMs },
+      entries,
+      totals,
+    );
+    const release = holdIdle();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let accepted = false;
+    try {
+      accepted = await Promise.race([
+        ask(question, signal),
+        new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), timeoutMs)),
+        new Promise<boolean>((resolve) => {
+          if (signal.aborted) resolve(false);
+          signal.addEventListener("abort", () => resolve(false), { once: true });
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      release();
+    }
+    this.opts.stopIfClosed();
+    if (accepted) return;
+    if (greeting.transfer !== null && greeting.resumedSince === null) {
+      await inbox.endTransfer(greeting.transfer);
+    }
+    throw new ProtocolError("declined", "declined by the receiver");
   }
 
   /** The head file ended: the ack queue takes it, then the directories behind it get their metadata. */

@@ -14,6 +14,8 @@ export class Tally {
   updated = 0;
   /** Files left as they were: the receiver's copy is the same (`update`). */
   unchanged = 0;
+  /** Texts received whole and shown (PROTOCOL.md §5.15); not counted in BYE. */
+  texts = 0;
   /** BYE's `failed`: refused entries and failed files, less damaged files sent again (§5.12). */
   failed = 0;
   /** Files that arrived damaged (Ack `retry`), by `resendKey`, until announced again. */
@@ -42,7 +44,7 @@ export class Tally {
    * (the same path, size and mtime): the resend's own outcome counts instead (PROTOCOL.md §5.12).
    */
   announced(entry: Entry): void {
-    if (entry.kind !== "file") return;
+    if (entry.kind === "dir") return;
     const key = resendKey(entry);
     const count = this.#damaged.get(key);
     if (count === undefined) return;

@@ -43,6 +43,14 @@ Options:
                           a new one, shown at start); other users see a
                           command line, so prefer FERRY_CODE. Codes that
                           are easy to guess are refused
+      --ask               ask before taking each session: who sends (address
+                          and host name), how many files and bytes, the first
+                          names; answer y or n. Declined (or no answer), the
+                          sender is told and nothing is written. Needs a
+                          terminal, or --json (questions as JSON objects,
+                          answers as JSON lines on standard input)
+      --ask-timeout SECONDS  no answer this long declines (default 45, most
+                          300)
       --open              accept senders without a code (still encrypted)
       --plaintext         with --open, also accept unencrypted senders
                           (benchmarks on a trusted link only)
@@ -75,6 +83,7 @@ Examples:
   ferry serve ~/in --on-conflict skip
   ferry serve /srv/backup --on-conflict update
                                     sync: sending again sends what changed
+  ferry serve ~/in --ask            asks y/n before each sender's files
   FERRY_CODE="$(cat /etc/ferry/code)" ferry serve /srv/drop
                                     a fixed code of your own, not shown
   ferry serve --json > serve.log    machine-readable events
@@ -85,6 +94,7 @@ Firewall: let in TCP port 4455 (or --port) for transfers and UDP port 4455
 `;
 
 export const SEND_HELP = `Usage: ferry send PATH... [--to HOST[:PORT]] [options]
+       ferry send --text TEXT [--to HOST[:PORT]] [options]
 
 Sends files and folders (recursively, empty ones included; a folder keeps its
 own name on the receiver, as with 'cp -r') to a running 'ferry serve'. Use '-'
@@ -116,6 +126,9 @@ Options:
                           size and time, like rsync -c; reads every file on
                           both sides. Refused by a receiver too old for it
   -n, --name NAME         the name for standard input (default 'stdin')
+      --text TEXT         send TEXT as a message instead of files (no PATH):
+                          the receiver prints it, nothing is stored there.
+                          At most 64 KiB (65536 bytes) of UTF-8
   -x, --exclude GLOB      leave out what matches (repeatable): '*.tmp' and
                           'node_modules' match names anywhere, 'photos/raw/**'
                           matches paths; '*' and '?' stop at '/', '**' does
@@ -141,6 +154,7 @@ Examples:
   ferry send notes.txt --to 192.168.1.20   (asks for the code on a terminal)
   FERRY_CODE=4821-crane-lotus-oyster ferry send backup.tar --to nas
   ferry send notes.txt                     (no --to: finds the server)
+  ferry send --text "the wifi password is ..." --to laptop
   ferry send photos/ videos/ --to nas.local:5000
   ferry send project/ --exclude node_modules --exclude '*.o' --to laptop
   pg_dump db | ferry send - --name db.sql --to backup-host

@@ -8,6 +8,7 @@ import { askSecret, canAsk, choose } from "../cli/prompt.ts";
 import { SendReporter } from "../cli/send_report.ts";
 import { send as runSend } from "../client/send_session.ts";
 import { DIGEST_NAMES, isDigestName } from "../protocol/digests.ts";
+import { MAX_TEXT_BYTES } from "../protocol/limits.ts";
 import { countSources, resolveSources, STDIN_SOURCE, type Totals } from "../client/walk.ts";
 import { DISCOVERY_PORT } from "../discovery/discovery_protocol.ts";
 import {
@@ -28,6 +29,7 @@ const INTERRUPTED = "interrupted; run the same command again to resume";
 export const SEND_FLAGS = {
   to: { type: "string", short: "t" },
   name: { type: "string", short: "n" },
+  text: { type: "string" },
   exclude: { type: "string", short: "x", multiple: true },
   timeout: { type: "string" },
   retries: { type: "string" },
@@ -47,7 +49,10 @@ export async function send(args: string[]): Promise<number> {
     return 0;
   }
   const hint = "e.g. ferry send photos/ --to 192.168.1.20";
-  if (positionals.length === 0) throw new UsageError("send needs at least one PATH", hint);
+  const text = textToSend(values.text, positionals, values.name);
+  if (positionals.length === 0 && text === undefined) {
+    throw new UsageError("send needs at least one PATH", `${hint}, or --text "..." for a text`);
+  }
   const stdinUsed = positionals.includes(STDIN_SOURCE);
   const stdinHint = "e.g. tar c dir | ferry send - --name dir.tar --to HOST";
   if (positionals.filter((p) => p === STDIN_SOURCE).length > 1) {
@@ -149,6 +154,7 @@ export async function send(args: string[]): Promise<number> {
           digests,
           checksum: values.checksum ?? false,
           totals: () => counted,
+          text,
           software: SOFTWARE,
           onEvent: (event) => reporter.event(event),
         });
@@ -168,6 +174,35 @@ export async function send(args: string[]): Promise<number> {
     reporter.close();
     Deno.removeSignalListener("SIGINT", interrupted);
   }
+}
+
+/**
+ * `--text`: the text's UTF-8 bytes (at most MAX_TEXT_BYTES, not empty), sent instead of files;
+ * undefined without it.
+ */
+function textToSend(
+  given: string | undefined,
+  paths: string[],
+  name: string | undefined,
+): Uint8Array | undefined {
+  if (given === undefined) return undefined;
+  const example = `e.g. ferry send --text "the wifi password is ..." --to HOST`;
+  if (paths.length > 0 || name !== undefined) {
+    throw new UsageError(
+      "--text sends a text instead of files: leave out PATH (and --name), or send them separately",
+      example,
+    );
+  }
+  const bytes = new TextEncoder().encode(given);
+  if (bytes.length === 0) throw new UsageError("--text needs a text", example);
+  if (bytes.length > MAX_TEXT_BYTES) {
+    throw new UsageError(
+      `--text is ${bytes.length} bytes; a text can be at most ${MAX_TEXT_BYTES} bytes ` +
+        `(${MAX_TEXT_BYTES / 1024} KiB) of UTF-8`,
+      "send a longer text as a file (ferry send notes.txt, or standard input with '-')",
+    );
+  }
+  return bytes;
 }
 
 /** Asks the person at the terminal for the receiver's code (not echoed); gives up on an empty answer. */

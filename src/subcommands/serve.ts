@@ -10,12 +10,15 @@ import {
 import { join } from "node:path";
 import { UsageError } from "../errors.ts";
 import { chooseMode, writeText } from "../cli/output.ts";
+import { AskPrompt } from "../cli/ask_prompt.ts";
+import { canAsk } from "../cli/prompt.ts";
 import { ServeReporter } from "../cli/serve_report.ts";
 import { answerName, DISCOVERY_PORT } from "../discovery/discovery_protocol.ts";
 import { DiscoveryResponder } from "../discovery/responder.ts";
 import {
   MAX_BATCH_ENTRIES,
   MAX_FILE_SIZE,
+  MAX_FIRST_PLAN_DELAY_MS,
   MAX_FRAME_PAYLOAD,
   MAX_PATH_BYTES,
   MAX_PATH_DEPTH,
@@ -52,6 +55,8 @@ const FLAGS = {
   "keep-partial": { type: "string" },
   code: { type: "string" },
   open: { type: "boolean" },
+  ask: { type: "boolean" },
+  "ask-timeout": { type: "string" },
   plaintext: { type: "boolean" },
   "no-discovery": { type: "boolean" },
   "discovery-port": { type: "string" },
@@ -144,7 +149,23 @@ export async function serve(args: string[]): Promise<number> {
       "run 'ferry serve --help'",
     );
   }
+  const askTimeoutMs = askTimeout(values);
+  if (values.ask && !values.json && !canAsk()) {
+    throw new UsageError(
+      "--ask needs a terminal to ask on (standard input and standard error)",
+      "run it on a terminal, or add --json to get each question as JSON and answer it on " +
+        "standard input",
+    );
+  }
   const reporter = new ServeReporter(chooseMode({ json: values.json, quiet }), quiet);
+  const prompt = values.ask
+    ? new AskPrompt({
+      mode: values.json ? "json" : "terminal",
+      write: writeText,
+      pause: () => reporter.pause(),
+      resume: () => reporter.resume(),
+    })
+    : null;
   const server = await FerryServer.start({
     dir: positionals[0] ?? "inbox",
     host,
@@ -155,6 +176,10 @@ export async function serve(args: string[]): Promise<number> {
     plaintext,
     software: SOFTWARE,
     onEvent: (event) => reporter.event(event),
+    ask: prompt === null ? undefined : {
+      ask: (question, signal) => prompt.ask(question, signal),
+      timeoutMs: askTimeoutMs,
+    },
   });
   let responder: DiscoveryResponder | null = null;
   if (discovery) {
@@ -218,6 +243,27 @@ export async function serve(args: string[]): Promise<number> {
   reporter.stopped();
   return 0;
 }
+
+/** How long a person has to answer `--ask` (default DEFAULT_ASK_TIMEOUT_MS). */
+function askTimeout(v: Values): number {
+  if (v["ask-timeout"] === undefined) return DEFAULT_ASK_TIMEOUT_MS;
+  if (!v.ask) throw new UsageError("--ask-timeout goes with --ask", "run 'ferry serve --help'");
+  const ms = parseSeconds(v["ask-timeout"], "--ask-timeout");
+  if (ms > MAX_FIRST_PLAN_DELAY_MS) {
+    throw new UsageError(
+      `--ask-timeout can be at most ${MAX_FIRST_PLAN_DELAY_MS / 1000} seconds (how long a ` +
+        "sender waits for an answer)",
+      "e.g. --ask-timeout 120",
+    );
+  }
+  return ms;
+}
+
+/**
+ * How long `--ask` waits for an answer by default: long enough to read the question, and
+ * shorter than an older sender's 60 s of patience (one that does not know a receiver may ask).
+ */
+export const DEFAULT_ASK_TIMEOUT_MS = 45_000;
 
 /** Whether the server listens on every address of this machine. */
 function isWildcard(host: string): boolean {

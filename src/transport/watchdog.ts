@@ -10,12 +10,14 @@ export class Watchdog {
   #fired = false;
 
   #ms: number;
+  /** Holds in force (hold()): the deadline does not run while any is. */
+  #holds = 0;
 
   constructor(ms: number, onExpire: () => void) {
     this.#ms = ms;
     const interval = Math.max(10, Math.min(1000, ms / 4));
     this.#timer = setInterval(() => {
-      if (performance.now() - this.#last >= this.#ms) {
+      if (this.#holds === 0 && performance.now() - this.#last >= this.#ms) {
         this.#fired = true;
         this.stop();
         onExpire();
@@ -27,6 +29,22 @@ export class Watchdog {
   reset(ms: number): void {
     this.#ms = ms;
     this.touch();
+  }
+
+  /**
+   * Stops the deadline from running (while the owner waits on something of its own, such as a
+   * person deciding, with its own bound); the returned call releases the hold and restarts the
+   * deadline from then.
+   */
+  hold(): () => void {
+    this.#holds++;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.#holds--;
+      this.touch();
+    };
   }
 
   touch(): void {
