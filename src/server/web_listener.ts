@@ -1,0 +1,87 @@
+/**
+ * `serve --web`: one static page over plain HTTP, and the WebSocket it sends
+ * through (PROTOCOL.md §14). Two paths and one method: GET / is the page,
+ * GET /ferry upgrades to the WebSocket; anything else gets a short 404 or 405
+ * and nothing is read from a request's body. Each WebSocket is handed to the
+ * FerryServer as one more connection, so the connection caps, the per-address
+ * cap on handshakes, the deadlines, the guess budget and every rule of the
+ * receiver apply to a browser as to any sender.
+ */
+import { WEB_PAGE, WEB_PAGE_CSP } from "./web_page.ts";
+import type { FerryServer } from "./server.ts";
+import { WebSocketStream } from "../transport/websocket_stream.ts";
+
+export const DEFAULT_WEB_PORT = 4456;
+/** Where the page opens its WebSocket. */
+export const WEB_SOCKET_PATH = "/ferry";
+/** WebSocket pings after this long without traffic (the session's own deadlines end it). */
+const PING_SECONDS = 30;
+
+export interface WebListenerOptions {
+  host: string;
+  port: number;
+  server: FerryServer;
+}
+
+export class WebListener {
+  private constructor(readonly http: Deno.HttpServer<Deno.NetAddr>) {}
+
+  static start(opts: WebListenerOptions): WebListener {
+    const http = Deno.serve({
+      hostname: opts.host,
+      port: opts.port,
+      onListen: () => {},
+      onError: () => new Response("error\n", { status: 500 }),
+    }, (request, info) => answer(request, info, opts.server));
+    return new WebListener(http);
+  }
+
+  get port(): number {
+    return this.http.addr.port;
+  }
+
+  /** Stops serving; open WebSockets are the FerryServer's sessions and end with it. */
+  async close(): Promise<void> {
+    await this.http.shutdown().catch(() => {});
+  }
+}
+
+function plain(status: number, text: string, headers: Record<string, string> = {}): Response {
+  return new Response(`${text}\n`, {
+    status,
+    headers: { "content-type": "text/plain; charset=utf-8", ...headers },
+  });
+}
+
+function answer(request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>, server: FerryServer) {
+  if (request.method !== "GET") return plain(405, "method not allowed", { allow: "GET" });
+  const url = new URL(request.url);
+  if (url.pathname === "/" && url.search === "") {
+    return new Response(WEB_PAGE, {
+      headers: {
+        "content-type": "text/html; charset=utf-8",
+        "content-security-policy": WEB_PAGE_CSP,
+        "cache-control": "no-store",
+        "referrer-policy": "no-referrer",
+        "x-content-type-options": "nosniff",
+        "x-frame-options": "DENY",
+      },
+    });
+  }
+  if (url.pathname !== WEB_SOCKET_PATH) return plain(404, "not found");
+  if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+    return plain(426, "this path takes a WebSocket", { upgrade: "websocket" });
+  }
+  // Only the page itself may connect: another site's script running in a browser on this
+  // network is refused before it can try a single code.
+  const host = request.headers.get("host");
+  if (host === null || request.headers.get("origin") !== `http://${host}`) {
+    return plain(403, "only the page served here may connect");
+  }
+  // The address is read now: once the request is answered, Deno no longer gives it.
+  const { hostname, port } = info.remoteAddr;
+  const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: PING_SECONDS });
+  const stream = new WebSocketStream(socket);
+  socket.addEventListener("open", () => server.accept(stream, hostname, port));
+  return response;
+}
