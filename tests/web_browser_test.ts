@@ -16,6 +16,7 @@ import { freePort, randomBytes, spawnServe, tempDir, waitFor, writeTree } from "
 import { FaultProxy } from "./fault_proxy.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
+const HOST = "ferry.test";
 const OUTPUT = new URL("./output/", import.meta.url).pathname;
 
 function chromiumMissing(): string | null {
@@ -43,7 +44,13 @@ function browserTest(name: string, fn: (browser: Browser) => Promise<void>): voi
         executablePath: CHROMIUM,
         headless: true,
         // As root (CI, containers) Chromium's sandbox cannot start.
-        args: ["--no-sandbox", "--disable-dev-shm-usage"],
+        // ferry.test is 127.0.0.1 under a name: the page loads from it as a phone loads it from a
+        // LAN address, over plain HTTP and not a "secure context" (no crypto.subtle there).
+        args: [
+          "--no-sandbox",
+          "--disable-dev-shm-usage",
+          `--host-resolver-rules=MAP ${HOST} 127.0.0.1`,
+        ],
       });
       try {
         await fn(browser);
@@ -70,6 +77,7 @@ async function phonePage(browser: Browser, url: string): Promise<Page> {
   const page = await browser.newPage();
   await page.setViewport({ width: 390, height: 844, deviceScaleFactor: 2, isMobile: true });
   await page.goto(url);
+  assertEquals(await page.evaluate("window.isSecureContext"), false);
   return page;
 }
 
@@ -106,7 +114,7 @@ browserTest(
     assertMatch(web.serve.stdout(), /it carries the code, too/);
     const page = await phonePage(
       browser,
-      `http://127.0.0.1:${web.webPort}/#code=${encodeURIComponent(code)}`,
+      `http://${HOST}:${web.webPort}/#code=${encodeURIComponent(code)}`,
     );
     // The code went from the fragment into the form, and out of the address bar.
     assertEquals(await page.$eval("#code", inputValue), code);
@@ -127,7 +135,7 @@ browserTest("browser: a wrong code typed into the page is refused and counted", 
   await using base = await tempDir();
   await writeTree(join(base.path, "src"), { "a.txt": "hello" });
   await using web = await serveWeb(join(base.path, "inbox"));
-  const page = await phonePage(browser, `http://127.0.0.1:${web.webPort}/`);
+  const page = await phonePage(browser, `http://${HOST}:${web.webPort}/`);
   await page.type("#code", "0000-wrong-guess-here");
   await (await page.$("#files"))!.uploadFile(join(base.path, "src", "a.txt"));
   const status = await sendAndWait(page, 30_000);
@@ -155,7 +163,7 @@ browserTest(
     // mid-file, and so is the one it resumes on; the third finishes.
     const proxy = new FaultProxy(web.webPort, { cutAfter: 16 * 1024 * 1024 });
     try {
-      const page = await phonePage(browser, `http://127.0.0.1:${proxy.port}/#code=${TEST_CODE}`);
+      const page = await phonePage(browser, `http://${HOST}:${proxy.port}/#code=${TEST_CODE}`);
       await (await page.$("#files"))!.uploadFile(join(src, "video.bin"));
       const status = await sendAndWait(page);
       assertMatch(status, /^done: 1 file\(s\) verified, [0-9.]+ MB resumed$/);

@@ -2,12 +2,15 @@
  * The record layer's AEAD in the browser (the page of `serve --web`): the
  * build (scripts/build_web.ts) puts this module in the place of
  * src/transport/aead.ts, with the same exports. A browser has neither
- * OpenSSL nor node:crypto, and WebCrypto's AES-GCM only answers
- * asynchronously, while the Aead interface (and the record layer over it)
- * is synchronous: so the suite here is the baseline, ChaCha20-Poly1305
- * (RFC 8439), from @noble/ciphers, audited, by the author of the
- * @noble/curves and @noble/hashes ferry already uses. It must reproduce the
- * suite's published test vector before it is used, as every engine must.
+ * OpenSSL nor node:crypto, and no WebCrypto either where the page runs: a
+ * plain-HTTP page from a LAN address is not a "secure context", so
+ * `crypto.subtle` is absent there (and it only answers asynchronously,
+ * where the Aead interface and the record layer over it are synchronous).
+ * So the suite here is the baseline, ChaCha20-Poly1305 (RFC 8439), from
+ * @noble/ciphers: audited, by the author of the @noble/curves and
+ * @noble/hashes ferry already uses, and faster in JavaScript than its
+ * AES-GCM. It must reproduce the suite's published test vector before it is
+ * used, as every engine must.
  */
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { passesKnownAnswer } from "../transport/aead_known_answer.ts";
