@@ -8,7 +8,8 @@
  * The page's screenshot at a phone's width is written to
  * tests/output/web-page-390px.png for a person to look at.
  */
-import { assert, assertEquals, assertMatch } from "@std/assert";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import encodeQR from "@paulmillr/qr";
 import { join } from "node:path";
 import type { Browser, Page } from "npm:puppeteer-core@25.19.0";
 import { TEST_CODE } from "./_in_process.ts";
@@ -112,6 +113,13 @@ browserTest(
     const code = web.serve.stdout().match(/the code: (\S+)/)?.[1];
     if (code === undefined) throw new Error(`no code in the banner:\n${web.serve.stdout()}`);
     assertMatch(web.serve.stdout(), /it carries the code, too/);
+    const qr = encodeQR(
+      `http://127.0.0.1:${web.webPort}/#code=${encodeURIComponent(code)}`,
+      "ascii",
+    );
+    assertStringIncludes(web.serve.stdout(), qr.trimEnd());
+    // The code is shown once in words (the QR code carries it too), never inside a command.
+    assertEquals(web.serve.stdout().split(code).length - 1, 1);
     const page = await phonePage(
       browser,
       `http://${HOST}:${web.webPort}/#code=${encodeURIComponent(code)}`,

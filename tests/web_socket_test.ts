@@ -6,7 +6,15 @@
  * a TCP sender's; a cut connection resumes; the HTTP side serves the page and
  * the WebSocket only, and bounds what a peer may send.
  */
-import { assert, assertEquals, assertGreater, assertMatch, assertRejects } from "@std/assert";
+import {
+  assert,
+  assertEquals,
+  assertGreater,
+  assertMatch,
+  assertRejects,
+  assertStringIncludes,
+} from "@std/assert";
+import encodeQR from "@paulmillr/qr";
 import { join } from "node:path";
 import { TEST_CODE } from "./_in_process.ts";
 import {
@@ -88,6 +96,10 @@ Deno.test("serve --web: the page's sender delivers a file and a folder over the 
   assert(!web.serve.stdout().includes(TEST_CODE));
   assertMatch(web.serve.stdout(), new RegExp(`http://127\\.0\\.0\\.1:${web.webPort}/\\n`));
   assertMatch(web.serve.stdout(), /the page asks for the code/);
+  assertStringIncludes(
+    web.serve.stdout(),
+    encodeQR(`http://127.0.0.1:${web.webPort}/`, "ascii").trimEnd(),
+  );
   const events: SendEvent[] = [];
   const result = await webSend(
     sendOptions(web.webPort, await picked(src, paths), { onEvent: (e) => events.push(e) }),

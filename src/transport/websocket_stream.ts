@@ -30,9 +30,7 @@ export interface SocketLike {
   readonly readyState: number;
   send(data: string | ArrayBufferLike | ArrayBufferView): void;
   close(code?: number, reason?: string): void;
-  addEventListener(type: "message", fn: (e: MessageEvent) => void): void;
-  addEventListener(type: "close", fn: (e: CloseEvent) => void): void;
-  addEventListener(type: "error", fn: (e: Event) => void): void;
+  addEventListener(type: "message" | "close" | "error", fn: (e: { data?: unknown }) => void): void;
 }
 
 const OPEN = 1;
@@ -109,8 +107,10 @@ export class WebSocketStream implements ByteStream {
   }
 
   async read(p: Uint8Array): Promise<number | null> {
-    while (this.#queued === 0) {
+    for (;;) {
+      // A broken rule ends the stream at once, whatever was queued before it.
       if (this.#failure) throw this.#failure;
+      if (this.#queued > 0) break;
       if (this.#ended) return null;
       await new Promise<void>((resolve) => this.#wakeReader = resolve);
     }
