@@ -5,11 +5,14 @@
  * and nothing is read from a request's body. Each WebSocket is handed to the
  * FerryServer as one more connection, so the connection caps, the per-address
  * cap on handshakes, the deadlines, the guess budget and every rule of the
- * receiver apply to a browser as to any sender.
+ * receiver apply to a browser as to any sender. The public port is a WebGate
+ * (web_gate.ts), which bounds connections and their time before Deno.serve,
+ * on a loopback port, sees them.
  */
 import { WEB_PAGE, WEB_PAGE_CSP } from "./web_page.ts";
 import type { FerryServer } from "./server.ts";
 import { WebSocketStream } from "../transport/websocket_stream.ts";
+import { type GateLimits, WebGate } from "./web_gate.ts";
 
 export const DEFAULT_WEB_PORT = 4456;
 /** Where the page opens its WebSocket. */
@@ -17,31 +20,66 @@ export const WEB_SOCKET_PATH = "/ferry";
 /** WebSocket pings after this long without traffic (the session's own deadlines end it). */
 const PING_SECONDS = 30;
 
+/** Connections from one address group at once: a browser opens a few for a page, and WebSockets. */
+const PER_ADDRESS = 16;
+/** Connections beyond the server's --max-connections, for page loads. */
+const PAGE_CONNECTIONS = 16;
+/** A connection's first byte must come this soon (a request is one write). */
+const FIRST_BYTE_MS = 10_000;
+/** No traffic either way this long closes a connection (a WebSocket pings every PING_SECONDS). */
+const IDLE_MS = 75_000;
+
 export interface WebListenerOptions {
   host: string;
   port: number;
   server: FerryServer;
+  /** The server's --max-connections (the gate admits a few more, for loading the page). */
+  maxConnections: number;
+  /** Tighter bounds of the gate (tests). */
+  gate?: Partial<GateLimits>;
 }
 
 export class WebListener {
-  private constructor(readonly http: Deno.HttpServer<Deno.NetAddr>) {}
+  private constructor(
+    readonly http: Deno.HttpServer<Deno.NetAddr>,
+    readonly gate: WebGate,
+  ) {}
 
   static start(opts: WebListenerOptions): WebListener {
+    let gate: WebGate | null = null;
     const http = Deno.serve({
-      hostname: opts.host,
-      port: opts.port,
+      hostname: "127.0.0.1",
+      port: 0,
       onListen: () => {},
       onError: () => new Response("error\n", { status: 500 }),
-    }, (request, info) => answer(request, info, opts.server));
-    return new WebListener(http);
+    }, (request, info) => {
+      // Only what came through the gate, with its client's address.
+      const client = gate?.client(info.remoteAddr.port);
+      if (client === undefined) return plain(403, "connect through the web port");
+      return answer(request, client, opts.server);
+    });
+    try {
+      gate = WebGate.start(opts.host, opts.port, http.addr, {
+        maxConnections: opts.maxConnections + PAGE_CONNECTIONS,
+        perAddress: PER_ADDRESS,
+        firstByteMs: FIRST_BYTE_MS,
+        idleMs: IDLE_MS,
+        ...opts.gate,
+      });
+    } catch (err) {
+      http.shutdown().catch(() => {});
+      throw err;
+    }
+    return new WebListener(http, gate);
   }
 
   get port(): number {
-    return this.http.addr.port;
+    return this.gate.port;
   }
 
   /** Stops serving; open WebSockets are the FerryServer's sessions and end with it. */
   async close(): Promise<void> {
+    await this.gate.close();
     await this.http.shutdown().catch(() => {});
   }
 }
@@ -53,7 +91,7 @@ function plain(status: number, text: string, headers: Record<string, string> = {
   });
 }
 
-function answer(request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>, server: FerryServer) {
+function answer(request: Request, client: Deno.NetAddr, server: FerryServer): Response {
   if (request.method !== "GET") return plain(405, "method not allowed", { allow: "GET" });
   const url = new URL(request.url);
   if (url.pathname === "/" && url.search === "") {
@@ -78,8 +116,7 @@ function answer(request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>, ser
   if (host === null || request.headers.get("origin") !== `http://${host}`) {
     return plain(403, "only the page served here may connect");
   }
-  // The address is read now: once the request is answered, Deno no longer gives it.
-  const { hostname, port } = info.remoteAddr;
+  const { hostname, port } = client;
   const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: PING_SECONDS });
   const stream = new WebSocketStream(socket);
   socket.addEventListener("open", () => server.accept(stream, hostname, port));

@@ -176,7 +176,12 @@ export async function serve(args: string[]): Promise<number> {
   let webListener: WebListener | null = null;
   if (web) {
     try {
-      webListener = WebListener.start({ host, port: webPort, server });
+      webListener = WebListener.start({
+        host,
+        port: webPort,
+        server,
+        maxConnections: server.opts.limits.maxConnections,
+      });
     } catch (err) {
       server.close();
       await server.done;

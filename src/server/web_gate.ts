@@ -1,0 +1,163 @@
+/**
+ * The TCP front of `serve --web`'s port. Deno.serve has no cap on
+ * connections and keeps a connection that never sends a request (or stops
+ * halfway through one) open for as long as the client likes; so the public
+ * port is this gate, which bounds connections (in all and per address group)
+ * and time (the first byte, then any traffic), and passes each connection it
+ * admits, byte for byte, to the page's HTTP server on a loopback port. The
+ * HTTP server learns each connection's real address from the gate, and
+ * refuses connections that did not come through it.
+ */
+import { addressGroup } from "./address_group.ts";
+import { isAnyAddress, listen, listenAll, unmapIpv4 } from "../transport/tcp.ts";
+import { Watchdog } from "../transport/watchdog.ts";
+
+export interface GateLimits {
+  /** Connections at once; more are answered 503 and closed. */
+  maxConnections: number;
+  /** Connections at once from one address group (address_group.ts). */
+  perAddress: number;
+  /** The client's first byte must come this soon. */
+  firstByteMs: number;
+  /** A connection with no traffic either way this long is closed (a WebSocket pings sooner). */
+  idleMs: number;
+}
+
+const BUSY = new TextEncoder().encode(
+  "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 5\r\n" +
+    "connection: close\r\n\r\nbusy\n",
+);
+
+export class WebGate {
+  #open = new Set<Deno.Conn>();
+  #groups = new Map<string, number>();
+  /** The client's address of each admitted connection, by the gate's own port towards the HTTP server. */
+  #clients = new Map<number, Deno.NetAddr>();
+  #closed = false;
+  #accepting: Promise<void>[];
+
+  private constructor(
+    readonly listeners: Deno.TcpListener[],
+    readonly inner: Deno.NetAddr,
+    readonly limits: GateLimits,
+  ) {
+    this.#accepting = listeners.map((listener) => this.#accept(listener));
+  }
+
+  /** Listens on `host`:`port` (every address for "::", as serve's own port) and passes to `inner`. */
+  static start(host: string, port: number, inner: Deno.NetAddr, limits: GateLimits): WebGate {
+    const listeners = isAnyAddress(host) ? listenAll(port) : [listen({ host, port })];
+    return new WebGate(listeners, inner, limits);
+  }
+
+  get port(): number {
+    return this.listeners[0]!.addr.port;
+  }
+
+  /** The client behind the HTTP server's connection from `port` of 127.0.0.1; undefined if not ours. */
+  client(port: number): Deno.NetAddr | undefined {
+    return this.#clients.get(port);
+  }
+
+  async #accept(listener: Deno.TcpListener): Promise<void> {
+    while (!this.#closed) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await listener.accept();
+      } catch (err) {
+        if (this.#closed || err instanceof Deno.errors.BadResource) break;
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
+      }
+      const group = addressGroup(unmapIpv4(conn.remoteAddr.hostname));
+      const fromGroup = this.#groups.get(group) ?? 0;
+      if (this.#open.size >= this.limits.maxConnections || fromGroup >= this.limits.perAddress) {
+        conn.write(BUSY).catch(() => {}).finally(() => conn.close());
+        continue;
+      }
+      this.#groups.set(group, fromGroup + 1);
+      this.#open.add(conn);
+      this.#pass(conn).catch(() => {}).finally(() => {
+        this.#open.delete(conn);
+        const left = this.#groups.get(group)! - 1;
+        if (left === 0) this.#groups.delete(group);
+        else this.#groups.set(group, left);
+      });
+    }
+  }
+
+  async #pass(client: Deno.TcpConn): Promise<void> {
+    let upstream: Deno.TcpConn | null = null;
+    let heard = false;
+    const closeBoth = () => {
+      for (const c of [client, upstream]) {
+        try {
+          c?.close();
+        } catch { /* already closed */ }
+      }
+    };
+    const first = setTimeout(() => heard || closeBoth(), this.limits.firstByteMs);
+    const watchdog = new Watchdog(this.limits.idleMs, closeBoth);
+    try {
+      upstream = await Deno.connect({ hostname: this.inner.hostname, port: this.inner.port });
+      const local = (upstream.localAddr as Deno.NetAddr).port;
+      this.#clients.set(local, {
+        transport: "tcp",
+        hostname: unmapIpv4(client.remoteAddr.hostname),
+        port: client.remoteAddr.port,
+      });
+      try {
+        await Promise.all([
+          copy(client, upstream, () => {
+            heard = true;
+            watchdog.touch();
+          }),
+          copy(upstream, client, () => watchdog.touch()),
+        ]);
+      } finally {
+        this.#clients.delete(local);
+      }
+    } finally {
+      clearTimeout(first);
+      watchdog.stop();
+      closeBoth();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const listener of this.listeners) {
+      try {
+        listener.close();
+      } catch { /* already closed */ }
+    }
+    for (const conn of this.#open) {
+      try {
+        conn.close();
+      } catch { /* already closed */ }
+    }
+    await Promise.all(this.#accepting);
+  }
+}
+
+/** Copies `from` to `to` until `from` ends (then half-closes `to`) or either fails. */
+async function copy(from: Deno.TcpConn, to: Deno.TcpConn, moved: () => void): Promise<void> {
+  const buf = new Uint8Array(64 * 1024);
+  try {
+    for (;;) {
+      const n = await from.read(buf);
+      if (n === null) break;
+      moved();
+      for (let at = 0; at < n;) at += await to.write(buf.subarray(at, n));
+    }
+    await to.closeWrite();
+  } catch {
+    // One side is gone: end both directions.
+    try {
+      from.close();
+    } catch { /* already closed */ }
+    try {
+      to.close();
+    } catch { /* already closed */ }
+  }
+}

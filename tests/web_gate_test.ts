@@ -1,0 +1,102 @@
+/**
+ * The bounds in front of `serve --web`'s HTTP server (src/server/web_gate.ts):
+ * a connection that says nothing, or stops halfway through a request, is
+ * closed; one address cannot hold more than its share of connections; and
+ * the HTTP server behind the gate refuses connections that bypass it.
+ */
+import { assertEquals, assertMatch } from "@std/assert";
+import { join } from "node:path";
+import { tempDir } from "./_harness.ts";
+import { FerryServer } from "../src/server/server.ts";
+import { DEFAULT_LIMITS } from "../src/server/server_limits.ts";
+import { WebListener } from "../src/server/web_listener.ts";
+
+async function withWeb(
+  gate: { firstByteMs?: number; idleMs?: number; perAddress?: number },
+  body: (web: WebListener) => Promise<void>,
+): Promise<void> {
+  await using base = await tempDir();
+  const server = await FerryServer.start({
+    dir: join(base.path, "inbox"),
+    host: "127.0.0.1",
+    port: 0,
+    onConflict: "rename",
+    limits: DEFAULT_LIMITS,
+    code: "4821-crane-lotus-oyster",
+    plaintext: false,
+    software: "test",
+    onEvent: () => {},
+  });
+  const web = WebListener.start({
+    host: "127.0.0.1",
+    port: 0,
+    server,
+    maxConnections: DEFAULT_LIMITS.maxConnections,
+    gate,
+  });
+  try {
+    await body(web);
+  } finally {
+    await web.close();
+    server.close();
+    await server.done;
+  }
+}
+
+/** Milliseconds until the server closes `conn` (reads return null or fail); Infinity after 5 s. */
+async function closedAfter(conn: Deno.Conn): Promise<number> {
+  const start = performance.now();
+  const buf = new Uint8Array(1024);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const closed = (async () => {
+    try {
+      while ((await conn.read(buf)) !== null) { /* drain */ }
+    } catch { /* reset: closed too */ }
+    return performance.now() - start;
+  })();
+  const late = new Promise<number>((resolve) => timer = setTimeout(() => resolve(Infinity), 5000));
+  const ms = await Promise.race([closed, late]);
+  clearTimeout(timer);
+  conn.close();
+  await closed;
+  return ms;
+}
+
+Deno.test("web port: a connection that sends nothing, or half a request, is closed", async () => {
+  await withWeb({ firstByteMs: 300, idleMs: 600 }, async (web) => {
+    const silent = await Deno.connect({ hostname: "127.0.0.1", port: web.port });
+    const partial = await Deno.connect({ hostname: "127.0.0.1", port: web.port });
+    await partial.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHo"));
+    const [a, b] = await Promise.all([closedAfter(silent), closedAfter(partial)]);
+    assertEquals(a < 5_000 && b < 5_000, true, `${a} ms, ${b} ms`);
+  });
+});
+
+Deno.test("web port: one address holds at most its share of connections; more are told busy", async () => {
+  await withWeb({ perAddress: 3, firstByteMs: 5_000 }, async (web) => {
+    const held = await Promise.all(
+      [1, 2, 3].map(() => Deno.connect({ hostname: "127.0.0.1", port: web.port })),
+    );
+    // Let the gate count them before the next one comes.
+    await new Promise((r) => setTimeout(r, 100));
+    const extra = await Deno.connect({ hostname: "127.0.0.1", port: web.port });
+    const buf = new Uint8Array(200);
+    const n = await extra.read(buf);
+    assertMatch(new TextDecoder().decode(buf.subarray(0, n ?? 0)), /^HTTP\/1.1 503/);
+    extra.close();
+    for (const c of held) c.close();
+    // Once they are gone, the address is welcome again.
+    await new Promise((r) => setTimeout(r, 100));
+    const page = await fetch(`http://127.0.0.1:${web.port}/`);
+    assertEquals(page.status, 200);
+    await page.body?.cancel();
+  });
+});
+
+Deno.test("web port: the HTTP server behind the gate refuses connections that bypass it", async () => {
+  await withWeb({}, async (web) => {
+    const res = await fetch(`http://127.0.0.1:${web.http.addr.port}/`);
+    assertEquals(res.status, 403);
+    await res.body?.cancel();
+  });
+});
