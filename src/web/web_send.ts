@@ -287,10 +287,17 @@ class BlobSender {
         entry.resumed = sent;
       }
       this.emit({ type: "file-start", path: entry.path, size, resumed: sent });
+      // The next chunk is read while this one is hashed, sealed and sent.
+      const read = (at: number) => {
+        if (at >= size) return null;
+        const reading = file.slice(at, Math.min(size, at + READ_BYTES)).arrayBuffer();
+        reading.catch(() => {}); // handled where it is awaited, if the file gets that far
+        return reading;
+      };
+      let next = read(sent);
       while (sent < size) {
-        const chunk = new Uint8Array(
-          await file.slice(sent, Math.min(size, sent + READ_BYTES)).arrayBuffer(),
-        );
+        const chunk = new Uint8Array(await next!);
+        next = read(sent + chunk.length);
         if (chunk.length === 0) return await this.#abort(entry, "it shrank while being sent");
         for (let at = 0; at < chunk.length;) {
           const room = await this.writer.reserve(Math.min(MAX_FRAME_PAYLOAD, chunk.length - at));
