@@ -215,3 +215,62 @@ Deno.test("serve --web: the committed page is what src/web/ builds", async () =>
   }).output();
   assertEquals(code, 0, new TextDecoder().decode(stderr));
 });
+
+Deno.test("serve --web --open: the page sends without a code; --json names the web port", async () => {
+  await using base = await tempDir();
+  const src = join(base.path, "src");
+  await writeTree(src, { "a.txt": "open door" });
+  const webPort = freePort();
+  const serve = await spawnServe(
+    join(base.path, "inbox"),
+    ["--open", "--web", "--web-port", String(webPort), "--no-discovery", "--json"],
+    { ready: (out) => out.includes('"type":"start"') },
+  );
+  try {
+    const start = JSON.parse(serve.stdout().split("\n").find((l) => l.includes('"start"'))!);
+    assertEquals(start.webPort, webPort);
+    const result = await webSend(
+      sendOptions(webPort, await picked(src, ["a.txt"]), { code: null }),
+    );
+    assertEquals(result.files, 1);
+    await sameFiles(src, join(base.path, "inbox"), ["a.txt"]);
+  } finally {
+    await serve.stop();
+  }
+});
+
+Deno.test("serve: --web-port without --web, and --web with --plaintext, are usage errors", async () => {
+  await using base = await tempDir();
+  const dir = join(base.path, "inbox");
+  for (
+    const args of [
+      ["serve", dir, "--web-port", "5000"],
+      ["serve", dir, "--web", "--open", "--plaintext"],
+      ["serve", dir, "--web", "--web-port", "99999"],
+    ]
+  ) {
+    const result = await runCli(args);
+    assertEquals(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
+    assertEquals(result.stderr.trim().split("\n").length <= 2, true, result.stderr);
+  }
+  // A web port in use: one line that names --web-port.
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const result = await runCli([
+      "serve",
+      dir,
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(freePort()),
+      "--web",
+      "--web-port",
+      String(taken.addr.port),
+      "--no-discovery",
+    ]);
+    assertEquals(result.code, 1, result.stderr);
+    assertMatch(result.stderr, /already in use.*--web-port/);
+  } finally {
+    taken.close();
+  }
+});

@@ -9,6 +9,7 @@
  * (web_gate.ts), which bounds connections and their time before Deno.serve,
  * on a loopback port, sees them.
  */
+import { FerryError } from "../errors.ts";
 import { WEB_PAGE, WEB_PAGE_CSP } from "./web_page.ts";
 import type { FerryServer } from "./server.ts";
 import { WebSocketStream } from "../transport/websocket_stream.ts";
@@ -68,6 +69,12 @@ export class WebListener {
       });
     } catch (err) {
       http.shutdown().catch(() => {});
+      if (err instanceof FerryError && err.code === "address-in-use") {
+        throw new FerryError(
+          "address-in-use",
+          `port ${opts.port} is already in use on ${opts.host}; choose another with --web-port`,
+        );
+      }
       throw err;
     }
     return new WebListener(http, gate);
