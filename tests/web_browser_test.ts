@@ -139,26 +139,38 @@ browserTest(
   },
 );
 
-browserTest("browser: a wrong code typed into the page is refused and counted", async (browser) => {
-  await using base = await tempDir();
-  await writeTree(join(base.path, "src"), { "a.txt": "hello" });
-  await using web = await serveWeb(join(base.path, "inbox"));
-  const page = await phonePage(browser, `http://${HOST}:${web.webPort}/`);
-  await page.type("#code", "0000-wrong-guess-here");
-  await (await page.$("#files"))!.uploadFile(join(base.path, "src", "a.txt"));
-  const status = await sendAndWait(page, 30_000);
-  assertMatch(status, /wrong code/);
-  await waitFor(
-    "the receiver to count the guess",
-    () => web.serve.output().includes("wrong code from 127.0.0.1 (1 of"),
-  );
-  // The right code, typed, works.
-  await page.evaluate('document.getElementById("code").value = ""');
-  await page.type("#code", TEST_CODE);
-  await page.evaluate("delete document.body.dataset.done");
-  assertMatch(await sendAndWait(page, 30_000), /^done: 1 file\(s\) verified$/);
-  await sameFile(join(base.path, "src", "a.txt"), join(base.path, "inbox", "a.txt"));
-});
+browserTest(
+  "browser: a wrong code typed into the page is refused and counted; then the right one",
+  async (browser) => {
+    await using base = await tempDir();
+    await writeTree(join(base.path, "src"), { "a.txt": "hello" });
+    await using web = await serveWeb(join(base.path, "inbox"));
+    const page = await phonePage(browser, `http://${HOST}:${web.webPort}/`);
+    await page.type("#code", "0000-wrong-guess-here");
+    await (await page.$("#files"))!.uploadFile(join(base.path, "src", "a.txt"));
+    // Dropped files join the list too.
+    await page.evaluate(`(() => {
+    const data = new DataTransfer();
+    data.items.add(new File(["dropped in"], "dropped.txt", { type: "text/plain" }));
+    document.getElementById("drop").dispatchEvent(
+      new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true }));
+  })()`);
+    await page.waitForFunction('document.querySelectorAll("#list li").length === 2');
+    const status = await sendAndWait(page, 30_000);
+    assertMatch(status, /wrong code/);
+    await waitFor(
+      "the receiver to count the guess",
+      () => web.serve.output().includes("wrong code from 127.0.0.1 (1 of"),
+    );
+    // The right code, typed, works.
+    await page.evaluate('document.getElementById("code").value = ""');
+    await page.type("#code", TEST_CODE);
+    await page.evaluate("delete document.body.dataset.done");
+    assertMatch(await sendAndWait(page, 30_000), /^done: 2 file\(s\) verified$/);
+    await sameFile(join(base.path, "src", "a.txt"), join(base.path, "inbox", "a.txt"));
+    assertEquals(await Deno.readTextFile(join(base.path, "inbox", "dropped.txt")), "dropped in");
+  },
+);
 
 browserTest(
   "browser: an upload cut mid-file reconnects and resumes where it stopped",

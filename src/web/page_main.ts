@@ -143,10 +143,15 @@ drop.addEventListener("dragleave", () => drop.classList.remove("over"));
 drop.addEventListener("drop", async (e) => {
   e.preventDefault();
   drop.classList.remove("over");
-  const items = [...e.dataTransfer?.items ?? []];
-  const entries = items.map((item) => item.webkitGetAsEntry()).filter((x) => x !== null);
   const found: PickedFile[] = [];
-  for (const entry of entries) found.push(...await entryFiles(entry, ""));
+  for (const item of [...e.dataTransfer?.items ?? []]) {
+    if (item.kind !== "file") continue;
+    // A folder comes as an entry to read; a browser without entries gives the file alone.
+    const entry = item.webkitGetAsEntry();
+    const file = entry === null ? item.getAsFile() : null;
+    if (entry !== null) found.push(...await entryFiles(entry, ""));
+    else if (file !== null) found.push({ path: file.name, file });
+  }
   add(found);
 });
 
