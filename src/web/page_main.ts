@@ -155,13 +155,40 @@ drop.addEventListener("drop", async (e) => {
   add(found);
 });
 
-function onEvent(event: SendEvent, total: number, progress: { done: number }): void {
+/**
+ * Bytes the receiver has of each file, as far as this page knows, and their sum: a file that
+ * resumes after a dropped connection starts again from what the receiver held, not from what
+ * the page had sent.
+ */
+class Progress {
+  done = 0;
+  #files = new Map<string, number>();
+  #current = "";
+
+  /** The file whose data goes out now (progress events count for it) starts at `bytes`. */
+  start(path: string, bytes: number): void {
+    this.#current = path;
+    this.set(path, bytes);
+  }
+
+  add(bytes: number): void {
+    this.set(this.#current, (this.#files.get(this.#current) ?? 0) + bytes);
+  }
+
+  /** The receiver has `bytes` of `path` (acknowledgements come while later files go out). */
+  set(path: string, bytes: number): void {
+    this.done += bytes - (this.#files.get(path) ?? 0);
+    this.#files.set(path, bytes);
+  }
+}
+
+function onEvent(event: SendEvent, total: number, progress: Progress): void {
   switch (event.type) {
     case "connected":
       setStatus(`connected${event.attempt > 1 ? ` again (attempt ${event.attempt})` : ""}`);
       break;
     case "file-start":
-      progress.done += event.resumed;
+      progress.start(event.path, event.resumed);
       mark(
         event.path,
         event.resumed > 0 ? `resuming at ${human(event.resumed)}` : "sending",
@@ -169,12 +196,14 @@ function onEvent(event: SendEvent, total: number, progress: { done: number }): v
       );
       break;
     case "progress":
-      progress.done += event.bytes;
+      progress.add(event.bytes);
       break;
     case "file-done":
+      progress.set(event.path, event.bytes + event.resumed);
       mark(event.path, "✓ verified", "ok");
       break;
     case "already":
+      progress.set(event.path, event.bytes);
       mark(event.path, "✓ already there", "ok");
       break;
     case "skipped":
@@ -208,7 +237,7 @@ sendButton.addEventListener("click", async () => {
   sendButton.disabled = clearButton.disabled = true;
   let total = 0;
   for (const f of picked) total += f.file.size;
-  const progress = { done: 0 };
+  const progress = new Progress();
   bar.value = 0;
   setStatus("connecting");
   try {
