@@ -206,6 +206,46 @@ Deno.test("serve --web: only GET of the page and the WebSocket; other origins an
   assertEquals(web.serve.output().includes("session failed unexpectedly"), false);
 });
 
+/** The status line of a WebSocket upgrade to /ferry sent by hand, with these Host and Origin. */
+async function upgradeStatus(port: number, host: string, origin: string | null): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    const lines = [
+      "GET /ferry HTTP/1.1",
+      `Host: ${host}`,
+      ...(origin === null ? [] : [`Origin: ${origin}`]),
+      "Upgrade: websocket",
+      "Connection: Upgrade",
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+      "Sec-WebSocket-Version: 13",
+    ];
+    await conn.write(new TextEncoder().encode(`${lines.join("\r\n")}\r\n\r\n`));
+    const buf = new Uint8Array(512);
+    const n = await conn.read(buf);
+    return new TextDecoder().decode(buf.subarray(0, n ?? 0)).split("\r\n")[0]!;
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("serve --web: a WebSocket from a site whose own name points here (DNS rebinding) is refused", async () => {
+  await using base = await tempDir();
+  await using web = await serveWeb(join(base.path, "inbox"));
+  const port = web.webPort;
+  // The page opened by this machine's address: Host and Origin agree, and the name is an IP.
+  assertMatch(await upgradeStatus(port, `127.0.0.1:${port}`, `http://127.0.0.1:${port}`), / 101 /);
+  assertMatch(await upgradeStatus(port, `localhost:${port}`, `http://localhost:${port}`), / 101 /);
+  // A site that rebinds its own name to this machine sends matching Host and Origin, its name.
+  for (const name of ["evil.example", "192.168.1.20.nip.io", "rebind.127.0.0.1.example"]) {
+    const host = `${name}:${port}`;
+    assertMatch(await upgradeStatus(port, host, `http://${host}`), / 403 /, name);
+  }
+  // No Origin, or the opaque origin "null" (a sandboxed frame, a file:// page): refused too.
+  assertMatch(await upgradeStatus(port, `127.0.0.1:${port}`, null), / 403 /);
+  assertMatch(await upgradeStatus(port, `127.0.0.1:${port}`, "null"), / 403 /);
+  assertEquals(web.serve.output().includes("wrong code"), false);
+});
+
 Deno.test("serve --web: the committed page is what src/web/ builds", async () => {
   const { code, stderr } = await new Deno.Command(Deno.execPath(), {
     args: ["task", "--quiet", "build:web", "--check"],

@@ -14,6 +14,7 @@ import { WEB_PAGE, WEB_PAGE_CSP } from "./web_page.ts";
 import type { FerryServer } from "./server.ts";
 import { WebSocketStream } from "../transport/websocket_stream.ts";
 import { type GateLimits, WebGate } from "./web_gate.ts";
+import { fromOwnPage, localNames } from "./web_origin.ts";
 
 export const DEFAULT_WEB_PORT = 4456;
 /** Where the page opens its WebSocket. */
@@ -48,6 +49,7 @@ export class WebListener {
 
   static start(opts: WebListenerOptions): WebListener {
     let gate: WebGate | null = null;
+    const names = localNames(machineName());
     const http = Deno.serve({
       hostname: "127.0.0.1",
       port: 0,
@@ -57,7 +59,7 @@ export class WebListener {
       // Only what came through the gate, with its client's address.
       const client = gate?.client(info.remoteAddr.port);
       if (client === undefined) return plain(403, "connect through the web port");
-      return answer(request, client, opts.server);
+      return answer(request, client, opts.server, names);
     });
     try {
       gate = WebGate.start(opts.host, opts.port, http.addr, {
@@ -98,7 +100,24 @@ function plain(status: number, text: string, headers: Record<string, string> = {
   });
 }
 
-function answer(request: Request, client: Deno.NetAddr, server: FerryServer): Response {
+/** This machine's name, if allowed to ask (never prompts for the permission). */
+function machineName(): string | null {
+  try {
+    if (Deno.permissions.querySync({ name: "sys", kind: "hostname" }).state !== "granted") {
+      return null;
+    }
+    return Deno.hostname();
+  } catch {
+    return null;
+  }
+}
+
+function answer(
+  request: Request,
+  client: Deno.NetAddr,
+  server: FerryServer,
+  names: readonly string[],
+): Response {
   if (request.method !== "GET") return plain(405, "method not allowed", { allow: "GET" });
   const url = new URL(request.url);
   if (url.pathname === "/" && url.search === "") {
@@ -118,9 +137,9 @@ function answer(request: Request, client: Deno.NetAddr, server: FerryServer): Re
     return plain(426, "this path takes a WebSocket", { upgrade: "websocket" });
   }
   // Only the page itself may connect: another site's script running in a browser on this
-  // network is refused before it can try a single code.
-  const host = request.headers.get("host");
-  if (host === null || request.headers.get("origin") !== `http://${host}`) {
+  // network is refused before it can try a single code, also one whose own name it pointed
+  // at this machine (DNS rebinding: web_origin.ts).
+  if (!fromOwnPage(request.headers.get("host"), request.headers.get("origin"), names)) {
     return plain(403, "only the page served here may connect");
   }
   const { hostname, port } = client;
