@@ -1,8 +1,10 @@
 /**
  * The bounds in front of `serve --web`'s HTTP server (src/server/web_gate.ts):
- * a connection that says nothing, or stops halfway through a request, is
- * closed; one address cannot hold more than its share of connections; and
- * the HTTP server behind the gate refuses connections that bypass it.
+ * a connection that says nothing, stops halfway through a request, or trickles
+ * one in, is closed; so is a WebSocket whose session ended and whose peer
+ * never closes it; one address cannot hold more than its share of
+ * connections; and the HTTP server behind the gate refuses connections that
+ * bypass it.
  */
 import { assertEquals, assertMatch } from "@std/assert";
 import { join } from "node:path";
@@ -10,9 +12,10 @@ import { tempDir } from "./_harness.ts";
 import { FerryServer } from "../src/server/server.ts";
 import { DEFAULT_LIMITS } from "../src/server/server_limits.ts";
 import { WebListener } from "../src/server/web_listener.ts";
+import type { GateLimits } from "../src/server/web_gate.ts";
 
 async function withWeb(
-  gate: { firstByteMs?: number; idleMs?: number; perAddress?: number },
+  gate: Partial<GateLimits>,
   body: (web: WebListener) => Promise<void>,
 ): Promise<void> {
   await using base = await tempDir();
@@ -98,5 +101,55 @@ Deno.test("web port: the HTTP server behind the gate refuses connections that by
     const res = await fetch(`http://127.0.0.1:${web.http.addr.port}/`);
     assertEquals(res.status, 403);
     await res.body?.cancel();
+  });
+});
+
+/** Writes `bytes` to `conn` every `ms` until it fails (the connection was closed). */
+function trickle(conn: Deno.Conn, bytes: Uint8Array, ms: number): Promise<void> {
+  return (async () => {
+    try {
+      for (;;) {
+        await new Promise((r) => setTimeout(r, ms));
+        await conn.write(bytes);
+      }
+    } catch { /* closed */ }
+  })();
+}
+
+Deno.test("web port: a request trickled in a header at a time is closed at the request deadline", async () => {
+  await withWeb({ firstByteMs: 5_000, idleMs: 5_000, requestMs: 500 }, async (web) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: web.port });
+    await conn.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"));
+    const writing = trickle(conn, new TextEncoder().encode("X-Slow: 1\r\n"), 100);
+    const ms = await closedAfter(conn);
+    await writing;
+    assertEquals(ms < 5_000, true, `${ms} ms`);
+  });
+});
+
+/** A client's WebSocket frame (masked with a zero key, as RFC 6455 allows), payload under 126 bytes. */
+function clientFrame(opcode: number, payload: Uint8Array): Uint8Array {
+  return new Uint8Array([0x80 | opcode, 0x80 | payload.length, 0, 0, 0, 0, ...payload]);
+}
+
+Deno.test("web port: a WebSocket whose session ended is closed though its peer never answers the close", async () => {
+  await withWeb({ idleMs: 10_000, closeMs: 500 }, async (web) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: web.port });
+    const host = `127.0.0.1:${web.port}`;
+    await conn.write(
+      new TextEncoder().encode(
+        `GET /ferry HTTP/1.1\r\nHost: ${host}\r\nOrigin: http://${host}\r\n` +
+          "Upgrade: websocket\r\nConnection: Upgrade\r\n" +
+          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+      ),
+    );
+    const buf = new Uint8Array(512);
+    const n = await conn.read(buf);
+    assertMatch(new TextDecoder().decode(buf.subarray(0, n ?? 0)), /^HTTP\/1.1 101 /);
+    // Not a ferry preamble: the session ends at once, and the server closes the WebSocket. This
+    // peer never answers that close: the connection ends soon all the same, not when idle.
+    await conn.write(clientFrame(0x2, new TextEncoder().encode("NOT FERRY AT ALL")));
+    const ms = await closedAfter(conn);
+    assertEquals(ms < 5_000, true, `${ms} ms`);
   });
 });

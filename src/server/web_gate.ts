@@ -6,7 +6,11 @@
  * and time (the first byte, then any traffic), and passes each connection it
  * admits, byte for byte, to the page's HTTP server on a loopback port. The
  * HTTP server learns each connection's real address from the gate, and
- * refuses connections that did not come through it.
+ * refuses connections that did not come through it. A connection must become
+ * a WebSocket within a deadline (a request trickled in byte by byte, or a
+ * keep-alive connection, ends then); a WebSocket lives as long as the
+ * session on it, and a short grace after it (a peer that never answers the
+ * WebSocket's closing handshake is cut).
  */
 import { addressGroup } from "./address_group.ts";
 import { isAnyAddress, listen, listenAll, unmapIpv4 } from "../transport/tcp.ts";
@@ -21,6 +25,20 @@ export interface GateLimits {
   firstByteMs: number;
   /** A connection with no traffic either way this long is closed (a WebSocket pings sooner). */
   idleMs: number;
+  /** A connection that has not become a WebSocket this long after it came is closed. */
+  requestMs: number;
+  /** A WebSocket whose session ended is closed this long after, if its peer has not closed it. */
+  closeMs: number;
+}
+
+/** What the HTTP server knows of, and tells the gate about, a connection through the gate. */
+export interface GatedConnection {
+  /** The client's real address. */
+  readonly client: Deno.NetAddr;
+  /** The connection is now a WebSocket: no request deadline any more. */
+  upgraded(): void;
+  /** The session on the WebSocket ended: the connection closes after closeMs at the latest. */
+  ended(): void;
 }
 
 const BUSY = new TextEncoder().encode(
@@ -31,8 +49,8 @@ const BUSY = new TextEncoder().encode(
 export class WebGate {
   #open = new Set<Deno.Conn>();
   #groups = new Map<string, number>();
-  /** The client's address of each admitted connection, by the gate's own port towards the HTTP server. */
-  #clients = new Map<number, Deno.NetAddr>();
+  /** Each admitted connection, by the gate's own port towards the HTTP server. */
+  #clients = new Map<number, GatedConnection>();
   #closed = false;
   #accepting: Promise<void>[];
 
@@ -54,8 +72,8 @@ export class WebGate {
     return this.listeners[0]!.addr.port;
   }
 
-  /** The client behind the HTTP server's connection from `port` of 127.0.0.1; undefined if not ours. */
-  client(port: number): Deno.NetAddr | undefined {
+  /** The connection behind the HTTP server's from `port` of 127.0.0.1; undefined if not ours. */
+  client(port: number): GatedConnection | undefined {
     return this.#clients.get(port);
   }
 
@@ -97,14 +115,29 @@ export class WebGate {
       }
     };
     const first = setTimeout(() => heard || closeBoth(), this.limits.firstByteMs);
+    let request: ReturnType<typeof setTimeout> | undefined = setTimeout(
+      closeBoth,
+      this.limits.requestMs,
+    );
+    let ending: ReturnType<typeof setTimeout> | undefined;
     const watchdog = new Watchdog(this.limits.idleMs, closeBoth);
     try {
       upstream = await Deno.connect({ hostname: this.inner.hostname, port: this.inner.port });
       const local = (upstream.localAddr as Deno.NetAddr).port;
+      const closeMs = this.limits.closeMs;
       this.#clients.set(local, {
-        transport: "tcp",
-        hostname: unmapIpv4(client.remoteAddr.hostname),
-        port: client.remoteAddr.port,
+        client: {
+          transport: "tcp",
+          hostname: unmapIpv4(client.remoteAddr.hostname),
+          port: client.remoteAddr.port,
+        },
+        upgraded() {
+          clearTimeout(request);
+          request = undefined;
+        },
+        ended() {
+          ending ??= setTimeout(closeBoth, closeMs);
+        },
       });
       try {
         await Promise.all([
@@ -119,6 +152,8 @@ export class WebGate {
       }
     } finally {
       clearTimeout(first);
+      clearTimeout(request);
+      clearTimeout(ending);
       watchdog.stop();
       closeBoth();
     }

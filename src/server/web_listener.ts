@@ -13,7 +13,7 @@ import { FerryError } from "../errors.ts";
 import { WEB_PAGE, WEB_PAGE_CSP } from "./web_page.ts";
 import type { FerryServer } from "./server.ts";
 import { WebSocketStream } from "../transport/websocket_stream.ts";
-import { type GateLimits, WebGate } from "./web_gate.ts";
+import { type GatedConnection, type GateLimits, WebGate } from "./web_gate.ts";
 import { fromOwnPage, localNames } from "./web_origin.ts";
 
 export const DEFAULT_WEB_PORT = 4456;
@@ -30,6 +30,10 @@ const PAGE_CONNECTIONS = 16;
 const FIRST_BYTE_MS = 10_000;
 /** No traffic either way this long closes a connection (a WebSocket pings every PING_SECONDS). */
 const IDLE_MS = 75_000;
+/** A connection must have become a WebSocket this soon (loading the page takes far less). */
+const REQUEST_MS = 60_000;
+/** A WebSocket's peer has this long to close it once its session ended. */
+const CLOSE_MS = 5_000;
 
 export interface WebListenerOptions {
   host: string;
@@ -67,6 +71,8 @@ export class WebListener {
         perAddress: PER_ADDRESS,
         firstByteMs: FIRST_BYTE_MS,
         idleMs: IDLE_MS,
+        requestMs: REQUEST_MS,
+        closeMs: CLOSE_MS,
         ...opts.gate,
       });
     } catch (err) {
@@ -114,7 +120,7 @@ function machineName(): string | null {
 
 function answer(
   request: Request,
-  client: Deno.NetAddr,
+  gated: GatedConnection,
   server: FerryServer,
   names: readonly string[],
 ): Response {
@@ -142,9 +148,24 @@ function answer(
   if (!fromOwnPage(request.headers.get("host"), request.headers.get("origin"), names)) {
     return plain(403, "only the page served here may connect");
   }
-  const { hostname, port } = client;
+  const { hostname, port } = gated.client;
   const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: PING_SECONDS });
-  const stream = new WebSocketStream(socket);
-  socket.addEventListener("open", () => server.accept(stream, hostname, port));
+  const stream = new SessionSocket(socket, () => gated.ended());
+  socket.addEventListener("open", () => {
+    gated.upgraded();
+    server.accept(stream, hostname, port);
+  });
   return response;
+}
+
+/** The server side's WebSocketStream: its close (the session's end) is also told to the gate. */
+class SessionSocket extends WebSocketStream {
+  constructor(ws: WebSocket, readonly onClose: () => void) {
+    super(ws);
+  }
+
+  override close(): void {
+    super.close();
+    this.onClose();
+  }
 }
