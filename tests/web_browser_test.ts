@@ -15,9 +15,14 @@ import type { Browser, Page } from "npm:puppeteer-core@25.19.0";
 import { TEST_CODE } from "./_in_process.ts";
 import { freePort, randomBytes, spawnServe, tempDir, waitFor, writeTree } from "./_harness.ts";
 import { FaultProxy } from "./fault_proxy.ts";
+import { localNames } from "../src/server/web_origin.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
-const HOST = "ferry.test";
+/**
+ * The machine's own mDNS name (name.local), which the receiver takes as its own (a web site's
+ * name is refused: web_origin.ts), mapped to 127.0.0.1 for Chromium below.
+ */
+const HOST = localNames(Deno.hostname()).at(-1)!;
 const OUTPUT = new URL("./output/", import.meta.url).pathname;
 
 function chromiumMissing(): string | null {
@@ -45,7 +50,7 @@ function browserTest(name: string, fn: (browser: Browser) => Promise<void>): voi
         executablePath: CHROMIUM,
         headless: true,
         // As root (CI, containers) Chromium's sandbox cannot start.
-        // ferry.test is 127.0.0.1 under a name: the page loads from it as a phone loads it from a
+        // HOST is 127.0.0.1 under a name: the page loads from it as a phone loads it from a
         // LAN address, over plain HTTP and not a "secure context" (no crypto.subtle there).
         args: [
           "--no-sandbox",
