@@ -3,8 +3,9 @@
  * a connection that says nothing, stops halfway through a request, or trickles
  * one in, is closed; so is a WebSocket whose session ended and whose peer
  * never closes it; one address cannot hold more than its share of
- * connections; and the HTTP server behind the gate refuses connections that
- * bypass it.
+ * connections; a WebSocket message too large for ferry is cut before the
+ * HTTP server (which reads a message whole) takes it in; and the HTTP server
+ * behind the gate refuses connections that bypass it.
  */
 import { assertEquals, assertMatch } from "@std/assert";
 import { join } from "node:path";
@@ -132,20 +133,44 @@ function clientFrame(opcode: number, payload: Uint8Array): Uint8Array {
   return new Uint8Array([0x80 | opcode, 0x80 | payload.length, 0, 0, 0, 0, ...payload]);
 }
 
+/** Opens a WebSocket on the web port by hand (as the page's origin); the raw connection. */
+async function rawWebSocket(web: WebListener): Promise<Deno.Conn> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: web.port });
+  const host = `127.0.0.1:${web.port}`;
+  await conn.write(
+    new TextEncoder().encode(
+      `GET /ferry HTTP/1.1\r\nHost: ${host}\r\nOrigin: http://${host}\r\n` +
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n" +
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    ),
+  );
+  const buf = new Uint8Array(512);
+  const n = await conn.read(buf);
+  assertMatch(new TextDecoder().decode(buf.subarray(0, n ?? 0)), /^HTTP\/1.1 101 /);
+  return conn;
+}
+
+Deno.test("web port: a WebSocket message too large is cut before the server takes it in", async () => {
+  await withWeb({}, async (web) => {
+    const conn = await rawWebSocket(web);
+    // One binary message of 48 MiB (under Deno's own 64 MiB), sent as it would be, in pieces.
+    const size = 48 * 1024 * 1024;
+    const head = new Uint8Array([0x82, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    new DataView(head.buffer).setUint32(6, size);
+    let sent = 0;
+    try {
+      await conn.write(head);
+      const piece = new Uint8Array(1024 * 1024);
+      while (sent < size) sent += await conn.write(piece);
+    } catch { /* cut */ }
+    conn.close();
+    assertEquals(sent < size / 2, true, `${sent} of ${size} bytes went in`);
+  });
+});
+
 Deno.test("web port: a WebSocket whose session ended is closed though its peer never answers the close", async () => {
   await withWeb({ idleMs: 10_000, closeMs: 500 }, async (web) => {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port: web.port });
-    const host = `127.0.0.1:${web.port}`;
-    await conn.write(
-      new TextEncoder().encode(
-        `GET /ferry HTTP/1.1\r\nHost: ${host}\r\nOrigin: http://${host}\r\n` +
-          "Upgrade: websocket\r\nConnection: Upgrade\r\n" +
-          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-      ),
-    );
-    const buf = new Uint8Array(512);
-    const n = await conn.read(buf);
-    assertMatch(new TextDecoder().decode(buf.subarray(0, n ?? 0)), /^HTTP\/1.1 101 /);
+    const conn = await rawWebSocket(web);
     // Not a ferry preamble: the session ends at once, and the server closes the WebSocket. This
     // peer never answers that close: the connection ends soon all the same, not when idle.
     await conn.write(clientFrame(0x2, new TextEncoder().encode("NOT FERRY AT ALL")));

@@ -10,11 +10,14 @@
  * a WebSocket within a deadline (a request trickled in byte by byte, or a
  * keep-alive connection, ends then); a WebSocket lives as long as the
  * session on it, and a short grace after it (a peer that never answers the
- * WebSocket's closing handshake is cut).
+ * WebSocket's closing handshake is cut). What the client sends is checked on
+ * the way (web_client_bytes.ts): no WebSocket message over the size ferry
+ * accepts reaches the HTTP server, which would read it whole into memory.
  */
 import { addressGroup } from "./address_group.ts";
 import { isAnyAddress, listen, listenAll, unmapIpv4 } from "../transport/tcp.ts";
 import { Watchdog } from "../transport/watchdog.ts";
+import { ClientBytes } from "./web_client_bytes.ts";
 
 export interface GateLimits {
   /** Connections at once; more are answered 503 and closed. */
@@ -140,12 +143,17 @@ export class WebGate {
         },
       });
       try {
+        const checked = new ClientBytes();
         await Promise.all([
-          copy(client, upstream, () => {
+          copy(client, upstream, (bytes) => {
             heard = true;
             watchdog.touch();
+            return checked.feed(bytes);
           }),
-          copy(upstream, client, () => watchdog.touch()),
+          copy(upstream, client, () => {
+            watchdog.touch();
+            return true;
+          }),
         ]);
       } finally {
         this.#clients.delete(local);
@@ -175,14 +183,21 @@ export class WebGate {
   }
 }
 
-/** Copies `from` to `to` until `from` ends (then half-closes `to`) or either fails. */
-async function copy(from: Deno.TcpConn, to: Deno.TcpConn, moved: () => void): Promise<void> {
+/**
+ * Copies `from` to `to` until `from` ends (then half-closes `to`) or either fails; and ends both
+ * when `passes` refuses what was read (before any of it goes on).
+ */
+async function copy(
+  from: Deno.TcpConn,
+  to: Deno.TcpConn,
+  passes: (bytes: Uint8Array) => boolean,
+): Promise<void> {
   const buf = new Uint8Array(64 * 1024);
   try {
     for (;;) {
       const n = await from.read(buf);
       if (n === null) break;
-      moved();
+      if (!passes(buf.subarray(0, n))) throw new Error("refused");
       for (let at = 0; at < n;) at += await to.write(buf.subarray(at, n));
     }
     await to.closeWrite();
