@@ -274,6 +274,16 @@ Deno.test("serve --web --open: the page sends without a code; --json names the w
     );
     assertEquals(result.files, 1);
     await sameFiles(src, join(base.path, "inbox"), ["a.txt"]);
+    // A page given a code refuses a receiver that claims to be open (PROTOCOL.md §4.1), as the
+    // command-line sender does: whoever answers could claim it.
+    await writeTree(src, { "b.txt": "not for an open door" });
+    const files = await picked(src, ["b.txt"]);
+    const err = await assertRejects(() =>
+      webSend(sendOptions(webPort, files, { code: TEST_CODE }))
+    );
+    assert(err instanceof FerryError, String(err));
+    assertMatch(err.message, /no code/);
+    assertEquals(await Deno.stat(join(base.path, "inbox", "b.txt")).catch(() => null), null);
   } finally {
     await serve.stop();
   }
