@@ -5,9 +5,11 @@
  * never closes it; one address cannot hold more than its share of
  * connections; a WebSocket message too large for ferry is cut before the
  * HTTP server (which reads a message whole) takes it in; and the HTTP server
- * behind the gate refuses connections that bypass it.
+ * behind the gate refuses connections that bypass it, also one from another
+ * loopback address that takes the port of one of the gate's.
  */
 import { assertEquals, assertMatch } from "@std/assert";
+import net from "node:net";
 import { join } from "node:path";
 import { tempDir } from "./_harness.ts";
 import { FerryServer } from "../src/server/server.ts";
@@ -177,4 +179,57 @@ Deno.test("web port: a WebSocket whose session ended is closed though its peer n
     const ms = await closedAfter(conn);
     assertEquals(ms < 5_000, true, `${ms} ms`);
   });
+});
+
+/** The local ports of this machine's IPv4 TCP connections from 127.0.0.1 to `port` (Linux). */
+async function loopbackPortsTo(port: number): Promise<number[]> {
+  // Deno reads /proc only with every permission; cat reads it with --allow-run.
+  const { stdout } = await new Deno.Command("cat", { args: ["/proc/net/tcp"] }).output();
+  const table = new TextDecoder().decode(stdout);
+  const found: number[] = [];
+  for (const line of table.split("\n").slice(1)) {
+    const [, local, remote] = line.trim().split(/\s+/);
+    if (local === undefined || remote === undefined) continue;
+    const [localIp, localPort] = local.split(":");
+    const [, remotePort] = remote.split(":");
+    if (localIp === "0100007F" && parseInt(remotePort!, 16) === port) {
+      found.push(parseInt(localPort!, 16));
+    }
+  }
+  return found;
+}
+
+Deno.test({
+  name:
+    "web port: a local connection from another loopback address with the gate's port is refused",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    await withWeb({}, async (web) => {
+      // A connection through the gate, held open: the gate's own connection to the HTTP server.
+      const held = await Deno.connect({ hostname: "127.0.0.1", port: web.port });
+      await held.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"));
+      let ports: number[] = [];
+      for (let i = 0; i < 50 && ports.length === 0; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        ports = await loopbackPortsTo(web.http.addr.port);
+      }
+      assertEquals(ports.length, 1);
+      // Another local user, from 127.0.0.2 and that port, straight to the HTTP server.
+      const reply = await new Promise<string>((resolve, reject) => {
+        const socket = net.connect({
+          host: "127.0.0.1",
+          port: web.http.addr.port,
+          localAddress: "127.0.0.2",
+          localPort: ports[0]!,
+        });
+        let text = "";
+        socket.on("data", (d) => text += d.toString("latin1"));
+        socket.on("error", reject);
+        socket.on("close", () => resolve(text));
+        socket.write("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+      });
+      held.close();
+      assertMatch(reply.split("\r\n")[0]!, /^HTTP\/1.1 403 /);
+    });
+  },
 });

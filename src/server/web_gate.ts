@@ -52,8 +52,8 @@ const BUSY = new TextEncoder().encode(
 export class WebGate {
   #open = new Set<Deno.Conn>();
   #groups = new Map<string, number>();
-  /** Each admitted connection, by the gate's own port towards the HTTP server. */
-  #clients = new Map<number, GatedConnection>();
+  /** Each admitted connection, by the gate's own port (and address) towards the HTTP server. */
+  #clients = new Map<number, { from: string; connection: GatedConnection }>();
   #closed = false;
   #accepting: Promise<void>[];
 
@@ -75,9 +75,11 @@ export class WebGate {
     return this.listeners[0]!.addr.port;
   }
 
-  /** The connection behind the HTTP server's from `port` of 127.0.0.1; undefined if not ours. */
-  client(port: number): GatedConnection | undefined {
-    return this.#clients.get(port);
+  /** The connection behind the HTTP server's from `from` (the gate's, on 127.0.0.1); else undefined. */
+  client(from: Deno.NetAddr): GatedConnection | undefined {
+    // The address too: another local user could connect from 127.0.0.2 with the same port.
+    const found = this.#clients.get(from.port);
+    return found?.from === from.hostname ? found.connection : undefined;
   }
 
   async #accept(listener: Deno.TcpListener): Promise<void> {
@@ -126,20 +128,23 @@ export class WebGate {
     const watchdog = new Watchdog(this.limits.idleMs, closeBoth);
     try {
       upstream = await Deno.connect({ hostname: this.inner.hostname, port: this.inner.port });
-      const local = (upstream.localAddr as Deno.NetAddr).port;
+      const { hostname: from, port: local } = upstream.localAddr as Deno.NetAddr;
       const closeMs = this.limits.closeMs;
       this.#clients.set(local, {
-        client: {
-          transport: "tcp",
-          hostname: unmapIpv4(client.remoteAddr.hostname),
-          port: client.remoteAddr.port,
-        },
-        upgraded() {
-          clearTimeout(request);
-          request = undefined;
-        },
-        ended() {
-          ending ??= setTimeout(closeBoth, closeMs);
+        from,
+        connection: {
+          client: {
+            transport: "tcp",
+            hostname: unmapIpv4(client.remoteAddr.hostname),
+            port: client.remoteAddr.port,
+          },
+          upgraded() {
+            clearTimeout(request);
+            request = undefined;
+          },
+          ended() {
+            ending ??= setTimeout(closeBoth, closeMs);
+          },
         },
       });
       try {

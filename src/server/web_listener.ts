@@ -61,7 +61,7 @@ export class WebListener {
       onError: () => new Response("error\n", { status: 500 }),
     }, (request, info) => {
       // Only what came through the gate, with its client's address.
-      const client = gate?.client(info.remoteAddr.port);
+      const client = gate?.client(info.remoteAddr);
       if (client === undefined) return plain(403, "connect through the web port");
       return answer(request, client, opts.server, names);
     });
