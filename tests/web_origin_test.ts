@@ -5,7 +5,7 @@
  * site that points its own name at this machine (DNS rebinding) is refused.
  */
 import { assert, assertEquals } from "@std/assert";
-import { fromOwnPage, localNames } from "../src/server/web_origin.ts";
+import { fromOwnPage, isOwnHost, localNames } from "../src/server/web_origin.ts";
 
 const names = localNames("Box");
 
@@ -47,4 +47,7 @@ Deno.test("web origin: rebinding names, a mismatched, missing or null Origin are
   assertEquals(fromOwnPage("192.168.1.20:4456", null, names), false);
   assertEquals(fromOwnPage("192.168.1.20:4456", "null", names), false);
   assertEquals(fromOwnPage(null, "http://192.168.1.20:4456", names), false);
+  assertEquals(isOwnHost("evil.example:4456", names), false);
+  assertEquals(isOwnHost(null, names), false);
+  assert(isOwnHost("192.168.1.20:4456", names));
 });

@@ -240,6 +240,18 @@ Deno.test("serve --web: a WebSocket from a site whose own name points here (DNS 
     const host = `${name}:${port}`;
     assertMatch(await upgradeStatus(port, host, `http://${host}`), / 403 /, name);
   }
+  // Under such a name the page itself is not served either: a plain line says where to open it.
+  const page = await Deno.connect({ hostname: "127.0.0.1", port });
+  await page.write(
+    new TextEncoder().encode(`GET / HTTP/1.1\r\nHost: evil.example:${port}\r\n\r\n`),
+  );
+  const buf = new Uint8Array(1024);
+  const n = await page.read(buf);
+  page.close();
+  assertMatch(
+    new TextDecoder().decode(buf.subarray(0, n ?? 0)),
+    /^HTTP\/1.1 421 [^]*receiver's address/,
+  );
   // No Origin, or the opaque origin "null" (a sandboxed frame, a file:// page): refused too.
   assertMatch(await upgradeStatus(port, `127.0.0.1:${port}`, null), / 403 /);
   assertMatch(await upgradeStatus(port, `127.0.0.1:${port}`, "null"), / 403 /);

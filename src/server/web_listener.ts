@@ -14,7 +14,7 @@ import { WEB_PAGE, WEB_PAGE_CSP } from "./web_page.ts";
 import type { FerryServer } from "./server.ts";
 import { WebSocketStream } from "../transport/websocket_stream.ts";
 import { type GatedConnection, type GateLimits, WebGate } from "./web_gate.ts";
-import { fromOwnPage, localNames } from "./web_origin.ts";
+import { fromOwnPage, isOwnHost, localNames } from "./web_origin.ts";
 
 export const DEFAULT_WEB_PORT = 4456;
 /** Where the page opens its WebSocket. */
@@ -126,6 +126,14 @@ function answer(
 ): Response {
   if (request.method !== "GET") return plain(405, "method not allowed", { allow: "GET" });
   const url = new URL(request.url);
+  if (url.pathname === "/" && url.search === "" && !isOwnHost(request.headers.get("host"), names)) {
+    // The page could not connect from here (see below): say so, rather than a page that fails.
+    return plain(
+      421,
+      "open this page by the receiver's address, as ferry serve shows it " +
+        "(or localhost, or the machine's own name)",
+    );
+  }
   if (url.pathname === "/" && url.search === "") {
     return new Response(WEB_PAGE, {
       headers: {

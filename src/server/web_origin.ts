@@ -41,7 +41,12 @@ export function fromOwnPage(
   names: readonly string[],
 ): boolean {
   if (host === null || origin === null || origin !== `http://${host}`) return false;
-  const name = hostName(host);
+  return isOwnHost(host, names);
+}
+
+/** True when the Host header names this machine without DNS (`names` from localNames). */
+export function isOwnHost(host: string | null, names: readonly string[]): boolean {
+  const name = host === null ? null : hostName(host);
   if (name === null) return false;
   if (name.startsWith("[")) return parseIp(name.slice(1, -1).replace(/%.*$/, "")) !== null;
   return parseIp(name) !== null || names.includes(name.replace(/\.$/, ""));
