@@ -150,7 +150,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "standalone binary: --version, then serve and send a tree byte for byte with no deno on PATH",
+    "standalone binary: --version, then serve (with its web page) and send a tree byte for byte with no deno on PATH",
   async fn(t) {
     await using buildDir = await tempDir("ferry-compile-");
     const { binary, error, skipReason } = await buildHost(buildDir.path);
@@ -181,8 +181,19 @@ Deno.test({
       "zero.bin": new Uint8Array(0),
     });
     const port = freePort();
+    const webPort = freePort();
     const serve = new Deno.Command(bin, {
-      args: ["serve", inbox, "--port", String(port), "--host", "127.0.0.1"],
+      args: [
+        "serve",
+        inbox,
+        "--port",
+        String(port),
+        "--host",
+        "127.0.0.1",
+        "--web",
+        "--web-port",
+        String(webPort),
+      ],
       clearEnv: true,
       env,
       stdin: "null",
@@ -198,10 +209,14 @@ Deno.test({
     let stopped = false;
     try {
       const deadline = Date.now() + 15_000;
-      while (!output.includes("listening on port")) {
+      while (!output.includes("press Ctrl+C")) {
         if (Date.now() > deadline) throw new Error(`serve did not start:\n${output}`);
         await new Promise((r) => setTimeout(r, 25));
       }
+      // The binary serves the page, bundled into it.
+      const page = await fetch(`http://127.0.0.1:${webPort}/`);
+      assertEquals(page.status, 200);
+      assertStringIncludes(await page.text(), "<title>ferry: send files</title>");
       const sent = await run(bin, ["send", src, "--to", `127.0.0.1:${port}`], {
         env,
         clearEnv: true,

@@ -30,6 +30,8 @@ export interface ServeStart {
   codeRequired: boolean;
   /** The UDP port discovery answers on, null with --no-discovery (or if it could not start). */
   discoveryPort: number | null;
+  /** The port of the page for browsers (`--web`), else null. */
+  webPort: number | null;
 }
 
 interface SessionView {
@@ -97,6 +99,7 @@ export class ServeReporter {
       codeRequired: info.codeRequired,
       code: info.code,
       discoveryPort: info.discoveryPort,
+      webPort: info.webPort,
     });
   }
 

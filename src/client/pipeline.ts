@@ -6,12 +6,12 @@
  * reply_reader.ts) settle each file, and files that arrived damaged are
  * announced and sent once more at the end.
  */
-import type { Digest } from "../protocol/digests.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import type { Ack, Decision, Totals } from "../protocol/messages.ts";
 import { type AnnounceWriter, Batcher, type Take } from "./batcher.ts";
 import type { FileSender } from "./file_sender.ts";
 import type { Plans } from "./reply_reader.ts";
+import type { ContentDigest } from "./content_digest.ts";
 import type { Numbered, Outcomes } from "./send_types.ts";
 import type { WalkItem } from "./walk.ts";
 
@@ -35,10 +35,11 @@ export interface PipelineOptions {
   resume: boolean;
   /** Both sides named the sync feature: a skip may say `unchanged`, an Ack `replaced`. */
   sync?: boolean;
-  /** `send --checksum`: each file is announced with its digest, the session's (`digest`). */
-  checksum?: Digest | null;
-  /** Called while hashing a file for `--checksum`: keeps the receiver from timing out (NOOP). */
-  keepAlive?: () => Promise<void>;
+  /**
+   * `send --checksum`: gives each file entry its digest before it is announced (content_digest.ts);
+   * returns why the file could not be read, or null.
+   */
+  checksum?: ContentDigest | null;
   /** The sources' totals once counted elsewhere, else null. */
   totals?: (() => Totals | null) | undefined;
 }
@@ -55,10 +56,7 @@ export class Pipeline {
   #batches: Batcher;
   #resume: boolean;
   #sync: boolean;
-  #checksum: Digest | null;
-  #keepAlive: () => Promise<void>;
-  /** Where `--checksum` reads files, one at a time (made on the first). */
-  #readBuffer: Uint8Array | null = null;
+  #checksum: ContentDigest | null;
 
   constructor(
     readonly writer: AnnounceWriter,
@@ -70,7 +68,6 @@ export class Pipeline {
     this.#resume = opts.resume;
     this.#sync = opts.sync === true;
     this.#checksum = opts.checksum ?? null;
-    this.#keepAlive = opts.keepAlive ?? (() => Promise.resolve());
     const counted = opts.totals ?? (() => null);
     this.#batches = new Batcher(
       writer,
@@ -106,13 +103,7 @@ export class Pipeline {
           }
           const entry: Numbered = { ...item.entry, id: this.#nextId++ };
           if (this.#checksum !== null && entry.kind === "file" && entry.source !== null) {
-            this.#readBuffer ??= new Uint8Array(CHECKSUM_READ_BYTES);
-            const failure = await withDigest(
-              entry,
-              this.#checksum,
-              this.#readBuffer,
-              this.#keepAlive,
-            );
+            const failure = await this.#checksum(entry);
             if (failure !== null) {
               this.outcomes.failed(entry.path, failure);
               continue;
@@ -248,47 +239,5 @@ export class Pipeline {
     } else {
       this.outcomes.failed(entry.path, ack.reason ?? "failed on the receiver");
     }
-  }
-}
-
-/** How much of a file `--checksum` reads at a time for its digest. */
-const CHECKSUM_READ_BYTES = 1024 * 1024;
-
-/**
- * Gives `entry` (a file with a source) its digest, the session's, read in pieces (memory does
- * not grow with the file): what `--checksum` announces. Returns why it could not be read, or
- * null. A file that changes after this is caught as always, when its data is sent.
- */
-async function withDigest(
-  entry: Numbered,
-  digest: Digest,
-  buf: Uint8Array,
-  keepAlive: () => Promise<void>,
-): Promise<string | null> {
-  let file: Deno.FsFile;
-  try {
-    file = await Deno.open(entry.source!, { read: true });
-  } catch (err) {
-    return `cannot be read: ${err instanceof Error ? err.message : String(err)}`;
-  }
-  try {
-    const hash = digest.hasher();
-    for (;;) {
-      let n: number | null;
-      try {
-        n = await file.read(buf);
-      } catch (err) {
-        return `cannot be read: ${err instanceof Error ? err.message : String(err)}`;
-      }
-      if (n === null) break;
-      hash.update(buf.subarray(0, n));
-      await keepAlive();
-    }
-    let hex = "";
-    for (const b of hash.digest()) hex += b.toString(16).padStart(2, "0");
-    entry.digest = hex;
-    return null;
-  } finally {
-    file.close();
   }
 }

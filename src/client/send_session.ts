@@ -25,6 +25,7 @@ import { FramedLink } from "../transport/framed_link.ts";
 import { KeepAlive } from "../transport/keep_alive.ts";
 import { type Address, connect, formatAddress } from "../transport/tcp.ts";
 import { Watchdog } from "../transport/watchdog.ts";
+import { contentDigest } from "./content_digest.ts";
 import { FileSender } from "./file_sender.ts";
 import { handshake } from "./handshake.ts";
 import { Pipeline } from "./pipeline.ts";
@@ -256,8 +257,9 @@ class SendSession {
         limits: agreed.welcome.limits,
         resume: agreed.resume,
         sync: agreed.sync,
-        checksum: this.opts.checksum === true ? agreed.digest : null,
-        ...(agreed.sync ? { keepAlive: () => keepAlive.tick() } : {}),
+        checksum: this.opts.checksum === true
+          ? contentDigest(agreed.digest, () => agreed.sync ? keepAlive.tick() : Promise.resolve())
+          : null,
         totals: this.opts.totals,
       });
       replies.sync = agreed.sync;

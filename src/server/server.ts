@@ -6,7 +6,7 @@ import { ProtocolError } from "../protocol/errors.ts";
 import { encodeFrame, FrameType } from "../protocol/frame.ts";
 import { encodeJson } from "../protocol/messages.ts";
 import { Channel, encodePreamble, PROTOCOL_VERSION } from "../protocol/preamble.ts";
-import { closeGracefully, writeAll } from "../transport/byte_stream.ts";
+import { type ByteStream, closeGracefully, writeAll } from "../transport/byte_stream.ts";
 import { formatAddress, isAnyAddress, listen, listenAll, unmapIpv4 } from "../transport/tcp.ts";
 import { Inbox } from "./inbox.ts";
 import { addressGroup } from "./address_group.ts";
@@ -100,57 +100,71 @@ export class FerryServer {
         continue;
       }
       conn.setNoDelay(true);
-      if (this.#sessions.size + this.#stalled.size >= this.opts.limits.maxConnections) {
-        turnAway(
-          conn,
-          this.#stalled.size === 0
-            ? `${this.opts.limits.maxConnections} senders are connected`
-            : `${this.#stalled.size} of its ${this.opts.limits.maxConnections} connection slots ` +
-              "wait on its disk",
-        );
-        continue;
-      }
       // An IPv4 sender on a dual-stack socket shows as ::ffff:a.b.c.d: shown and counted as a.b.c.d.
-      const host = unmapIpv4(conn.remoteAddr.hostname);
-      const group = addressGroup(host);
-      const unproven = this.#unproven.get(group) ?? 0;
-      if (unproven >= this.#preAuth.perAddress) {
-        turnAway(conn, `${unproven} connections from ${group} have not finished their handshake`);
-        continue;
-      }
-      this.#unproven.set(group, unproven + 1);
-      let proven = false;
-      const prove = () => {
-        if (proven) return;
-        proven = true;
-        const left = this.#unproven.get(group)! - 1;
-        if (left === 0) this.#unproven.delete(group);
-        else this.#unproven.set(group, left);
-      };
-      const peer = formatAddress({ host, port: conn.remoteAddr.port });
-      const session = new ReceiveSession(this.#nextSession++, conn, host, peer, {
-        ...this.opts,
-        inbox: this.inbox,
-        guard: this.#guard,
-        firstFrameMs: this.#preAuth.firstFrameMs,
-        onAuthenticated: prove,
-        claimTransfer: (transfer, session) => this.#claimTransfer(transfer, session),
-      });
-      const running = session.run().catch((err) => {
-        // ReceiveSession.run() handles its own failures; reaching here is a bug, and still not fatal.
-        console.error(`ferry: session failed unexpectedly: ${err?.stack ?? err}`);
-      }).finally(() => {
-        prove();
-        this.#sessions.delete(session);
-        this.#stalled.add(session);
-        session.settled.finally(() => this.#stalled.delete(session));
-        const transfer = session.transfer;
-        if (transfer !== null && this.#transfers.get(transfer) === session) {
-          this.#transfers.delete(transfer);
-        }
-      });
-      this.#sessions.set(session, running);
+      this.accept(conn, conn.remoteAddr.hostname, conn.remoteAddr.port);
     }
+  }
+
+  /**
+   * Runs one connection from `host`:`port` as a session, or turns it away
+   * when the server is full or its address group has too many connections
+   * still in their handshake. A TCP connection comes here from the listener;
+   * a browser's WebSocket (web_listener.ts) the same way: one more sender.
+   */
+  accept(conn: ByteStream, remoteHost: string, remotePort: number): void {
+    if (this.#closed) {
+      turnAway(conn, "it is shutting down");
+      return;
+    }
+    if (this.#sessions.size + this.#stalled.size >= this.opts.limits.maxConnections) {
+      turnAway(
+        conn,
+        this.#stalled.size === 0
+          ? `${this.opts.limits.maxConnections} senders are connected`
+          : `${this.#stalled.size} of its ${this.opts.limits.maxConnections} connection slots ` +
+            "wait on its disk",
+      );
+      return;
+    }
+    const host = unmapIpv4(remoteHost);
+    const group = addressGroup(host);
+    const unproven = this.#unproven.get(group) ?? 0;
+    if (unproven >= this.#preAuth.perAddress) {
+      turnAway(conn, `${unproven} connections from ${group} have not finished their handshake`);
+      return;
+    }
+    this.#unproven.set(group, unproven + 1);
+    let proven = false;
+    const prove = () => {
+      if (proven) return;
+      proven = true;
+      const left = this.#unproven.get(group)! - 1;
+      if (left === 0) this.#unproven.delete(group);
+      else this.#unproven.set(group, left);
+    };
+    const peer = formatAddress({ host, port: remotePort });
+    const session = new ReceiveSession(this.#nextSession++, conn, host, peer, {
+      ...this.opts,
+      inbox: this.inbox,
+      guard: this.#guard,
+      firstFrameMs: this.#preAuth.firstFrameMs,
+      onAuthenticated: prove,
+      claimTransfer: (transfer, session) => this.#claimTransfer(transfer, session),
+    });
+    const running = session.run().catch((err) => {
+      // ReceiveSession.run() handles its own failures; reaching here is a bug, and still not fatal.
+      console.error(`ferry: session failed unexpectedly: ${err?.stack ?? err}`);
+    }).finally(() => {
+      prove();
+      this.#sessions.delete(session);
+      this.#stalled.add(session);
+      session.settled.finally(() => this.#stalled.delete(session));
+      const transfer = session.transfer;
+      if (transfer !== null && this.#transfers.get(transfer) === session) {
+        this.#transfers.delete(transfer);
+      }
+    });
+    this.#sessions.set(session, running);
   }
 
   /**
@@ -203,7 +217,7 @@ export class FerryServer {
  * group still in their handshake) with ERROR "busy", without starting a
  * session.
  */
-function turnAway(conn: Deno.TcpConn, why: string): void {
+function turnAway(conn: ByteStream, why: string): void {
   const reply = new Uint8Array([
     ...encodePreamble({ version: PROTOCOL_VERSION, channel: Channel.plain }),
     ...encodeFrame(

@@ -56,6 +56,9 @@ Options:
                           (benchmarks on a trusted link only)
       --no-discovery      do not answer 'ferry send' looking for servers
       --discovery-port PORT  UDP port discovery answers on (default 4455)
+      --web               also serve a page that sends from any browser (a
+                          phone): its address and a QR code are shown at start
+      --web-port PORT     TCP port of the page (default 4456)
   -q, --quiet             print only errors
       --json              one JSON object per line on stdout (see docs/JSON.md)
   -h, --help              show this help
@@ -90,7 +93,8 @@ Examples:
   ferry serve --no-discovery        only senders that know the address
 
 Firewall: let in TCP port 4455 (or --port) for transfers and UDP port 4455
-(or --discovery-port) for discovery.
+(or --discovery-port) for discovery; with --web, TCP port 4456 (or --web-port)
+for the page.
 `;
 
 export const SEND_HELP = `Usage: ferry send PATH... [--to HOST[:PORT]] [options]

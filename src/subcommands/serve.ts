@@ -37,6 +37,8 @@ import {
 import { SOFTWARE } from "../version.ts";
 import { SERVE_HELP } from "./help.ts";
 import { sendCommand } from "../cli/launcher.ts";
+import { DEFAULT_WEB_PORT, WebListener } from "../server/web_listener.ts";
+import { webBanner } from "../cli/web_banner.ts";
 
 const FLAGS = {
   port: { type: "string", short: "p" },
@@ -60,6 +62,8 @@ const FLAGS = {
   plaintext: { type: "boolean" },
   "no-discovery": { type: "boolean" },
   "discovery-port": { type: "string" },
+  web: { type: "boolean" },
+  "web-port": { type: "string" },
   quiet: { type: "boolean", short: "q" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
@@ -157,6 +161,19 @@ export async function serve(args: string[]): Promise<number> {
         "standard input",
     );
   }
+  const web = values.web ?? false;
+  if (!web && values["web-port"] !== undefined) {
+    throw new UsageError("--web-port needs --web", "ferry serve --web --web-port 8080");
+  }
+  const webPort = values["web-port"] === undefined
+    ? DEFAULT_WEB_PORT
+    : parsePort(values["web-port"], "--web-port");
+  if (web && plaintext) {
+    throw new UsageError(
+      "--web and --plaintext exclude each other: the page always encrypts",
+      "run 'ferry serve --help'",
+    );
+  }
   const reporter = new ServeReporter(chooseMode({ json: values.json, quiet }), quiet);
   const prompt = values.ask
     ? new AskPrompt({
@@ -181,6 +198,21 @@ export async function serve(args: string[]): Promise<number> {
       timeoutMs: askTimeoutMs,
     },
   });
+  let webListener: WebListener | null = null;
+  if (web) {
+    try {
+      webListener = WebListener.start({
+        host,
+        port: webPort,
+        server,
+        maxConnections: server.opts.limits.maxConnections,
+      });
+    } catch (err) {
+      server.close();
+      await server.done;
+      throw err;
+    }
+  }
   let responder: DiscoveryResponder | null = null;
   if (discovery) {
     try {
@@ -196,6 +228,7 @@ export async function serve(args: string[]): Promise<number> {
   // Listen for signals before the banner says we are up, so a stop right after it is graceful.
   const stop = () => {
     responder?.close();
+    webListener?.close();
     server.close();
   };
   Deno.addSignalListener("SIGINT", stop);
@@ -209,11 +242,14 @@ export async function serve(args: string[]): Promise<number> {
       code: served.from === "environment" ? null : code,
       codeRequired: code !== null,
       discoveryPort: responder?.port ?? null,
+      webPort: webListener?.port ?? null,
     });
   } else {
     writeText(
       "stdout",
-      `${banner(server.inbox.root, host, server.port, served, responder?.port ?? null)}\n`,
+      `${
+        banner(server.inbox.root, host, server.port, served, responder?.port ?? null, webListener)
+      }\n`,
     );
   }
   if (plaintext) {
@@ -237,6 +273,7 @@ export async function serve(args: string[]): Promise<number> {
   } finally {
     reporter.close();
     responder?.close();
+    await webListener?.close();
     Deno.removeSignalListener("SIGINT", stop);
     if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGTERM", stop);
   }
@@ -391,6 +428,7 @@ function banner(
   port: number,
   code: ServerCode,
   discoveryPort: number | null,
+  web: WebListener | null,
 ): string {
   const lines = [
     `ferry: receiving into ${root}`,
@@ -414,6 +452,13 @@ function banner(
   if (discoveryPort !== null) {
     lines.push(
       `or, on the same network, without --to: this server answers discovery on UDP port ${discoveryPort}`,
+    );
+  }
+  if (web !== null) {
+    // The QR code carries the code only when it is the one shown above (never FERRY_CODE's).
+    const shown = code.from === "generated" || code.from === "command line";
+    lines.push(
+      webBanner(reachableAddresses(host), web.port, shown ? code.code : null, code.code !== null),
     );
   }
   lines.push("press Ctrl+C to stop");

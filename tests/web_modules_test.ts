@@ -1,0 +1,50 @@
+/**
+ * The browser modules of `serve --web` (src/web/*_browser.ts), run in Deno:
+ * each gives the same bytes as the module it replaces in the page's build,
+ * and the page's record layer talks to the receiver's.
+ */
+import { assert, assertEquals, assertThrows } from "@std/assert";
+import { createHash as nodeHash, timingSafeEqual as nodeEqual } from "node:crypto";
+import { defaultAead as browserAead, fastSuites, nobleChacha } from "../src/web/aead_browser.ts";
+import { createHash, timingSafeEqual } from "../src/web/node_crypto_browser.ts";
+import { defaultAead, passesKnownAnswer } from "../src/transport/aead.ts";
+import { RecordOpener, RecordSealer } from "../src/transport/record_layer.ts";
+import { randomBytes } from "./_random.ts";
+
+Deno.test("the page's ChaCha20-Poly1305 passes RFC 8439's vector and opens the receiver's records", () => {
+  assert(passesKnownAnswer(nobleChacha));
+  assertEquals(fastSuites(), ["chacha20-poly1305"]);
+  assertEquals(browserAead("chacha20-poly1305").engine, "@noble/ciphers");
+  assertThrows(() => browserAead("aes-256-gcm"));
+  const secret = randomBytes(32);
+  const receiver = defaultAead("chacha20-poly1305");
+  for (const [from, to] of [[nobleChacha, receiver], [receiver, nobleChacha]] as const) {
+    const sealer = new RecordSealer(secret, "c2s", { aead: from });
+    const opener = new RecordOpener(secret, "c2s", { aead: to });
+    for (const size of [0, 1, 1000, 1024 * 1024]) {
+      const data = randomBytes(size);
+      const out = new Uint8Array(size);
+      assertEquals(opener.openInto(sealer.seal(data), out), size);
+      assertEquals(out, data);
+    }
+    const tampered = sealer.seal(randomBytes(10));
+    tampered[6]! ^= 1;
+    assertThrows(() => opener.open(tampered));
+  }
+});
+
+Deno.test("the page's node:crypto stand-in hashes as node:crypto does and compares in full", () => {
+  const data = randomBytes(100_000);
+  const hash = createHash("sha256").update(data.subarray(0, 777));
+  const copy = hash.copy();
+  hash.update(data.subarray(777));
+  assertEquals(hash.digest(), new Uint8Array(nodeHash("sha256").update(data).digest()));
+  assertEquals(copy.digest("hex"), nodeHash("sha256").update(data.subarray(0, 777)).digest("hex"));
+  assertThrows(() => createHash("md5"));
+  const a = randomBytes(32);
+  const b = a.slice();
+  assertEquals(timingSafeEqual(a, b), nodeEqual(a, b));
+  b[31]! ^= 1;
+  assertEquals(timingSafeEqual(a, b), false);
+  assertThrows(() => timingSafeEqual(a, b.subarray(1)));
+});
