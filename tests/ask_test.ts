@@ -362,3 +362,51 @@ Deno.test({
     assertEquals(await listTree(dir), []);
   },
 });
+
+Deno.test("serve --ask --on-conflict update: a declined sync leaves the old copy; an accepted one sends only what changed", async () => {
+  await using base = await tempDir("ferry-ask-");
+  const photos = await source(base.path);
+  const dir = base.join("in");
+  await using srv = await askingServer(dir, ["--on-conflict", "update"]);
+  const to = ["--to", `127.0.0.1:${srv.serve.port}`, "--json"];
+  const sendOnce = async (n: number, accept: boolean) => {
+    const send = spawnCli(["send", photos, ...to]);
+    await srv.asked(n);
+    await srv.answer(JSON.stringify({ session: n, accept }));
+    return await send.done();
+  };
+  assertEquals((await sendOnce(1, true)).code, 0);
+  const changed = join(photos, "a.jpg");
+  await Deno.writeTextFile(changed, "a new picture, longer than before");
+  const declined = await sendOnce(2, false);
+  assertEquals(declined.code, 1, declined.stderr);
+  assertEquals(
+    await Deno.readTextFile(join(dir, "photos/a.jpg")),
+    "AAAA",
+    "declined: old copy kept",
+  );
+  const accepted = await sendOnce(3, true);
+  assertEquals(accepted.code, 0, accepted.stderr);
+  const summary = objects(accepted.stdout).find((o) => o.type === "summary")!;
+  assertEquals([summary.new, summary.updated, summary.unchanged], [0, 1, 2]);
+  assertEquals(
+    await Deno.readTextFile(join(dir, "photos/a.jpg")),
+    "a new picture, longer than before",
+  );
+  // A text to the same receiver is asked about, shown, and touches nothing under update.
+  const before = await listTree(dir, { includeStaging: true });
+  const text = spawnCli(["send", "--text", "wifi: \x1b[31mred", ...to]);
+  const ask = await srv.asked(4);
+  assertEquals(ask.text, 14);
+  await srv.answer(JSON.stringify({ session: 4, accept: true }));
+  assertEquals((await text.done()).code, 0);
+  await waitFor(
+    () => srv.serve.output(),
+    () => objects(srv.serve.stdout()).some((o) => o.type === "text"),
+  );
+  assertEquals(
+    objects(srv.serve.stdout()).find((o) => o.type === "text")?.text,
+    "wifi: \x1b[31mred",
+  );
+  assertEquals(await listTree(dir, { includeStaging: true }), before);
+});
