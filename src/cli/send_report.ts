@@ -150,6 +150,7 @@ export class SendReporter {
             name: event.name,
             bytes: event.bytes,
             resumed: event.resumed,
+            ...(event.sha256 === undefined ? {} : { sha256: event.sha256 }),
           });
           return;
         }

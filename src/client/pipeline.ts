@@ -182,6 +182,7 @@ export class Pipeline {
         ack.name ?? entry.path,
         (entry.size ?? 0) - resumed,
         resumed,
+        entry.sha256,
       );
     } else if (ack.skipped) {
       this.outcomes.skipped(

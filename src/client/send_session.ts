@@ -46,7 +46,7 @@ export interface SendOptions {
   plaintext?: boolean;
   /** First backoff before reconnecting; doubles each time, up to 30 s. */
   retryDelayMs?: number;
-  /** The digests to offer, best first (default: DIGEST_NAMES, sha256 first). */
+  /** The digests to offer, best first (default: DIGEST_NAMES, xxh128 first). */
   digests?: readonly DigestName[] | undefined;
   /** The sources' totals once counted (send.ts's second walk), else null; told to the receiver. */
   totals?: () => Totals | null;

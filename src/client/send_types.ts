@@ -24,7 +24,15 @@ export type SendEvent =
   | { type: "file-start"; path: string; size: number | null; resumed: number }
   /** `bytes` more of the current file went out (counts only bytes sent in this run). */
   | { type: "progress"; bytes: number }
-  | { type: "file-done"; path: string; name: string; bytes: number; resumed: number }
+  | {
+    type: "file-done";
+    path: string;
+    name: string;
+    bytes: number;
+    resumed: number;
+    /** The whole file's SHA-256 in hex, when the session's digest is sha256. */
+    sha256?: string;
+  }
   /** The receiver already has this file from an interrupted run of this transfer: not sent. */
   | { type: "already"; path: string; bytes: number }
   | { type: "file-failed"; path: string; reason: string }
@@ -56,6 +64,8 @@ export interface Numbered extends LocalEntry {
   resend?: boolean;
   /** Bytes the receiver already held (a resumed file). */
   resumed?: number;
+  /** The SHA-256 (hex) FILE_END carried, in a sha256 session: reported once the file is acked. */
+  sha256?: string;
 }
 
 /** A session's counts, and the events that go with them: one call per outcome. */
@@ -65,11 +75,15 @@ export class Outcomes {
   constructor(readonly emit: (event: SendEvent) => void) {}
 
   /** Stored and verified by the receiver (its Ack said ok). */
-  delivered(path: string, name: string, bytes: number, resumed: number): void {
+  delivered(path: string, name: string, bytes: number, resumed: number, sha256?: string): void {
     this.tally.files++;
     this.tally.bytes += bytes;
     this.tally.resumedBytes += resumed;
-    this.emit({ type: "file-done", path, name, bytes, resumed });
+    this.emit(
+      sha256 === undefined
+        ? { type: "file-done", path, name, bytes, resumed }
+        : { type: "file-done", path, name, bytes, resumed, sha256 },
+    );
   }
 
   /** The receiver has it from an interrupted run of this transfer. */

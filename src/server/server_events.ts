@@ -28,7 +28,16 @@ export type ServerEvent =
   /** `bytes` more of the current file arrived. */
   | { type: "progress"; session: number; bytes: number }
   /** A file stored: `path` as the sender announced it, `name` the path it was stored under. */
-  | { type: "file"; session: number; path: string; name: string; bytes: number; resumed: number }
+  | {
+    type: "file";
+    session: number;
+    path: string;
+    name: string;
+    bytes: number;
+    resumed: number;
+    /** The verified SHA-256 (hex), in a sha256 session. */
+    sha256?: string;
+  }
   /** An earlier session of this transfer stored this file as `name` (`have`): not sent again. */
   | { type: "already"; session: number; path: string; name: string; bytes: number }
   | { type: "file-failed"; session: number; path: string; reason: string }

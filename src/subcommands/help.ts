@@ -102,10 +102,10 @@ Options:
                           it (never to 'serve --open')
       --plaintext         no encryption (the receiver must run --open
                           --plaintext); for benchmarks on a trusted link only
-      --digest NAME       each file's end-to-end check: sha256 (default;
-                          cryptographic end to end) or xxh128 (XXH3-128,
-                          as rsync uses: faster, and the encrypted channel
-                          still stops tampering)
+      --digest NAME       each file's end-to-end check: xxh128 (default;
+                          XXH3-128, as rsync uses: fast, and the encrypted
+                          channel still stops tampering) or sha256
+                          (cryptographic; --json then gives each file's)
   -n, --name NAME         the name for standard input (default 'stdin')
   -x, --exclude GLOB      leave out what matches (repeatable): '*.tmp' and
                           'node_modules' match names anywhere, 'photos/raw/**'
