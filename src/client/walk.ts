@@ -212,7 +212,8 @@ async function* walkDir(
       continue;
     }
     const name = next.value.name;
-    const childAbs = join(top.abs, name);
+    // A listed name has no "/" and top.abs is resolved: join()'s normalizing is not needed.
+    const childAbs = top.abs.endsWith("/") ? top.abs + name : `${top.abs}/${name}`;
     const childRel = `${top.rel}/${name}`;
     const childWithin = top.within === "" ? name : `${top.within}/${name}`;
     if (exclude?.excludes(childRel, childWithin, next.value.isDirectory)) continue;
