@@ -187,7 +187,7 @@ export class AckQueue {
       ack = { id: head.entry.id, ok: false, skipped: true, reason: "already exists" };
       report({ type: "refused", session, path, reason: "skipped: already exists" });
     } else {
-      const stored = [...path.split("/").slice(0, -1), done.name].join("/");
+      const stored = path.slice(0, path.lastIndexOf("/") + 1) + done.name;
       ack = { id: head.entry.id, ok: true, name: stored };
       tally.stored(done.bytes, done.resumed);
       const file = { session, path, name: stored, bytes: done.bytes, resumed: done.resumed };
