@@ -96,3 +96,55 @@ Deno.test({
     assertEquals(err.message, "it changed after it was listed");
   },
 });
+
+Deno.test({
+  name: "NativeReader lists a folder whole, a read at a time, and lstats its entries as Deno does",
+  ignore: native === null || !native.lists,
+  async fn() {
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    const fs = reader();
+    // More names than one 32 KiB read of the listing holds.
+    const names = new Set<string>();
+    for (let i = 0; i < 1500; i++) names.add(`file-${String(i).padStart(4, "0")}-ünïcödé-名前.txt`);
+    for (const name of names) await Deno.writeFile(join(dir, name), randomBytes(100));
+    await Deno.mkdir(join(dir, "sub"));
+    await Deno.chmod(join(dir, "sub"), 0o750);
+    await Deno.symlink("sub", join(dir, "link"));
+    await new Deno.Command("touch", {
+      args: ["-d", "2023-11-14 22:13:20.123999999 UTC", join(dir, "sub")],
+    })
+      .output();
+    const fd = fs.openFolder(dir);
+    const listed = new Map<string, boolean | null>();
+    let reads = 0;
+    try {
+      for (let batch = fs.list(fd); batch.length > 0; batch = fs.list(fd)) {
+        reads++;
+        for (const dirent of batch) {
+          if (dirent === null) throw new Error("a name that is not UTF-8");
+          assertEquals(listed.has(dirent.name), false, dirent.name);
+          listed.set(dirent.name, dirent.isDirectory);
+        }
+      }
+      assertEquals(reads > 1, true);
+      assertEquals(new Set(listed.keys()), new Set([...names, "sub", "link"]));
+      for (const name of ["sub", "link", [...names][7]!]) {
+        const info = Deno.lstatSync(join(dir, name));
+        const kind = info.isFile ? "file" : info.isDirectory ? "dir" : "link";
+        assertEquals(fs.lstatAt(fd, name, join(dir, name)), {
+          kind,
+          size: info.size,
+          mtime: info.mtime!.getTime(),
+          mode: info.mode! & 0o7777,
+        });
+        if (listed.get(name) !== null) assertEquals(listed.get(name), kind === "dir", name);
+      }
+      assertThrows(() => fs.lstatAt(fd, "gone", join(dir, "gone")), Deno.errors.NotFound);
+    } finally {
+      fs.close(fd);
+    }
+    // A link where a folder was listed is not followed (Linux says ENOTDIR with O_NOFOLLOW).
+    assertThrows(() => fs.openFolder(join(dir, "link")), Deno.errors.NotADirectory);
+  },
+});

@@ -11,11 +11,13 @@
 import {
   AT_EMPTY_PATH,
   AT_FDCWD,
+  AT_SYMLINK_NOFOLLOW,
   EINTR,
   ELOOP,
   Errno,
   ERRNO_SYMBOLS,
   O_CLOEXEC,
+  O_DIRECTORY,
   O_NOFOLLOW,
   O_RDONLY,
   openLibc,
@@ -31,6 +33,42 @@ const SYMBOLS = {
 } as const;
 
 type Lib = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+/** The walk's listing of folders (glibc 2.30 and later; without it, Deno's readDir). */
+const LIST_SYMBOLS = {
+  getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+} as const;
+
+type ListLib = Deno.DynamicLibrary<typeof LIST_SYMBOLS>["symbols"];
+
+/** What the walk needs of an entry's status (lstat: a link is itself). */
+export interface Listed {
+  kind: "file" | "dir" | "link" | "other";
+  size: number;
+  /** Milliseconds since the epoch, truncated toward zero (as Deno's mtime). */
+  mtime: number;
+  /** Permission bits (0o7777). */
+  mode: number;
+}
+
+/** A folder's entry from `NativeReader.list`: its name, and whether d_type says it is a folder. */
+export interface Dirent {
+  name: string;
+  /** True or false where the file system gives the type in the listing, null where it does not. */
+  isDirectory: boolean | null;
+}
+
+/** A folder's names are read this many bytes of records at a time (getdents64). */
+const LIST_BUFFER_BYTES = 32 * 1024;
+const DT_UNKNOWN = 0;
+const DT_DIR = 4;
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+const S_IFLNK = 0o120000;
+const STATX_TYPE = 0x1;
+const STATX_MODE = 0x2;
+const STX_MODE = 28;
 
 const STATX_MTIME = 0x40;
 const STATX_SIZE = 0x200;
@@ -51,14 +89,114 @@ export class FileChanged extends Error {
 /** Reads of files by descriptor; each throws as Deno's API would. */
 export class NativeReader {
   readonly #lib: Lib;
+  readonly #list: ListLib | null;
   readonly #errno: Errno;
   readonly #empty = new Uint8Array(1);
   readonly #statx = new Uint8Array(STATX_BYTES);
   readonly #view = new DataView(this.#statx.buffer);
+  readonly #names = new TextDecoder("utf-8", { fatal: true });
+  #dents: Uint8Array | null = null;
 
-  constructor(lib: Lib) {
+  constructor(lib: Lib, list: ListLib | null = null) {
     this.#lib = lib;
+    this.#list = list;
     this.#errno = new Errno(lib);
+  }
+
+  /** Whether folders can be listed here (`openFolder`, `list`, `lstatAt`). */
+  get lists(): boolean {
+    return this.#list !== null;
+  }
+
+  /**
+   * Opens folder `path` to list it, never through a symbolic link (the
+   * walk found a folder there: a link now fails with ELOOP).
+   */
+  openFolder(path: string): number {
+    const name = this.#errno.cString(path);
+    for (;;) {
+      const fd = this.#lib.open(name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+      if (fd >= 0) return fd;
+      const errno = this.#errno.get();
+      if (errno !== EINTR) throw this.#errno.error("open", path, errno);
+    }
+  }
+
+  /**
+   * The next entries of open folder `fd` (without "." and ".."), as many as
+   * one read of the listing holds; empty at its end. A name that is not
+   * UTF-8 comes back as null.
+   */
+  list(fd: number): (Dirent | null)[] {
+    const buf = this.#dents ??= new Uint8Array(LIST_BUFFER_BYTES);
+    let n: number;
+    for (;;) {
+      n = Number(this.#list!.getdents64(fd, buf, BigInt(buf.length)));
+      if (n >= 0) break;
+      if (this.#errno.get() !== EINTR) throw this.#errno.error("getdents64");
+    }
+    const out: (Dirent | null)[] = [];
+    // struct linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name (NUL-ended).
+    for (let at = 0; at < n;) {
+      const reclen = buf[at + 16]! | (buf[at + 17]! << 8);
+      const type = buf[at + 18]!;
+      const start = at + 19;
+      const end = buf.indexOf(0, start);
+      at += reclen;
+      if (reclen === 0 || end < 0 || end > at) throw new Error("getdents64: a malformed record");
+      // "." and ".."
+      if (
+        buf[start] === 0x2e && (end === start + 1 || (buf[start + 1] === 0x2e && end === start + 2))
+      ) {
+        continue;
+      }
+      let name: string;
+      try {
+        name = this.#names.decode(buf.subarray(start, end));
+      } catch {
+        out.push(null);
+        continue;
+      }
+      out.push({ name, isDirectory: type === DT_UNKNOWN ? null : type === DT_DIR });
+    }
+    return out;
+  }
+
+  /** The status of `name` in open folder `dir`, without following a link. */
+  lstatAt(dir: number, name: string, path: string): Listed {
+    const result = this.#lib.statx(
+      dir,
+      this.#errno.cString(name),
+      AT_SYMLINK_NOFOLLOW,
+      STATX_TYPE | STATX_MODE | STATX_SIZE | STATX_MTIME,
+      this.#statx,
+    );
+    if (result !== 0) throw this.#errno.error("lstat", path);
+    const view = this.#view;
+    const mode = view.getUint16(STX_MODE, true);
+    const type = mode & S_IFMT;
+    return {
+      kind: type === S_IFREG
+        ? "file"
+        : type === S_IFDIR
+        ? "dir"
+        : type === S_IFLNK
+        ? "link"
+        : "other",
+      size: Number(view.getBigUint64(STX_SIZE, true)),
+      mtime: this.#mtime(),
+      mode: mode & 0o7777,
+    };
+  }
+
+  /** The last statx's mtime in whole milliseconds toward zero (see `stat`). */
+  #mtime(): number {
+    const seconds = Number(this.#view.getBigInt64(STX_MTIME_SEC, true));
+    const nanos = this.#view.getUint32(STX_MTIME_NSEC, true);
+    // Whole milliseconds toward zero, in integers: seconds * 1000 + a fraction would round up
+    // near the next millisecond at today's times.
+    const millis = seconds >= 0 ? Math.floor(nanos / 1e6) : Math.ceil(nanos / 1e6);
+    return seconds * 1000 + millis;
   }
 
   /**
@@ -101,12 +239,7 @@ export class NativeReader {
     );
     if (result !== 0) throw this.#errno.error("statx");
     const size = Number(this.#view.getBigUint64(STX_SIZE, true));
-    const seconds = Number(this.#view.getBigInt64(STX_MTIME_SEC, true));
-    const nanos = this.#view.getUint32(STX_MTIME_NSEC, true);
-    // Whole milliseconds toward zero, in integers: seconds * 1000 + a fraction would round up
-    // near the next millisecond at today's times.
-    const millis = seconds >= 0 ? Math.floor(nanos / 1e6) : Math.ceil(nanos / 1e6);
-    return { size, mtime: seconds * 1000 + millis };
+    return { size, mtime: this.#mtime() };
   }
 
   close(fd: number): void {
@@ -135,7 +268,8 @@ function load(paths?: readonly string[]): NativeReader | null {
   // A sandbox may refuse statx (EPERM, where glibc falls back to fstat only on ENOSYS): then
   // every read would fail, so Deno's calls are used instead.
   const probe = new Uint8Array(STATX_BYTES);
-  return lib.statx(AT_FDCWD, new TextEncoder().encode("/\0"), 0, STATX_MTIME, probe) === 0
-    ? new NativeReader(lib)
-    : null;
+  if (lib.statx(AT_FDCWD, new TextEncoder().encode("/\0"), 0, STATX_MTIME, probe) !== 0) {
+    return null;
+  }
+  return new NativeReader(lib, openLibc(LIST_SYMBOLS, paths));
 }
