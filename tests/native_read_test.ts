@@ -122,7 +122,7 @@ Deno.test({
       for (let batch = fs.list(fd); batch.length > 0; batch = fs.list(fd)) {
         reads++;
         for (const dirent of batch) {
-          if (dirent === null) throw new Error("a name that is not UTF-8");
+          assertEquals(dirent.utf8, undefined, dirent.name);
           assertEquals(listed.has(dirent.name), false, dirent.name);
           listed.set(dirent.name, dirent.isDirectory);
         }
@@ -146,5 +146,27 @@ Deno.test({
     }
     // A link where a folder was listed is not followed (Linux says ENOTDIR with O_NOFOLLOW).
     assertThrows(() => fs.openFolder(join(dir, "link")), Deno.errors.NotADirectory);
+  },
+});
+
+Deno.test({
+  name: "NativeReader lists a name that is not UTF-8 as Deno does, and says so",
+  ignore: native === null || !native.lists,
+  async fn() {
+    await using tmp = await tempDir();
+    const made = await new Deno.Command("sh", {
+      args: ["-c", `touch "$(printf 'x\\377y')"`],
+      cwd: tmp.path,
+    }).output();
+    assertEquals(made.code, 0);
+    const fs = reader();
+    const fd = fs.openFolder(tmp.path);
+    try {
+      assertEquals(fs.list(fd), [{ name: "x\ufffdy", isDirectory: false, utf8: false }]);
+      assertEquals(fs.list(fd), []);
+    } finally {
+      fs.close(fd);
+    }
+    assertEquals([...Deno.readDirSync(tmp.path)].map((e) => e.name), ["x\ufffdy"]);
   },
 });

@@ -56,6 +56,8 @@ export interface Dirent {
   name: string;
   /** True or false where the file system gives the type in the listing, null where it does not. */
   isDirectory: boolean | null;
+  /** False for a name that is not UTF-8 (`name` then has U+FFFD in its place, as Deno lists it). */
+  utf8?: boolean;
 }
 
 /** A folder's names are read this many bytes of records at a time (getdents64). */
@@ -95,6 +97,7 @@ export class NativeReader {
   readonly #statx = new Uint8Array(STATX_BYTES);
   readonly #view = new DataView(this.#statx.buffer);
   readonly #names = new TextDecoder("utf-8", { fatal: true });
+  readonly #lossy = new TextDecoder();
   #dents: Uint8Array | null = null;
 
   constructor(lib: Lib, list: ListLib | null = null) {
@@ -124,10 +127,9 @@ export class NativeReader {
 
   /**
    * The next entries of open folder `fd` (without "." and ".."), as many as
-   * one read of the listing holds; empty at its end. A name that is not
-   * UTF-8 comes back as null.
+   * one read of the listing holds; empty at its end.
    */
-  list(fd: number): (Dirent | null)[] {
+  list(fd: number): Dirent[] {
     const buf = this.#dents ??= new Uint8Array(LIST_BUFFER_BYTES);
     let n: number;
     for (;;) {
@@ -135,7 +137,7 @@ export class NativeReader {
       if (n >= 0) break;
       if (this.#errno.get() !== EINTR) throw this.#errno.error("getdents64");
     }
-    const out: (Dirent | null)[] = [];
+    const out: Dirent[] = [];
     // struct linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name (NUL-ended).
     for (let at = 0; at < n;) {
       const reclen = buf[at + 16]! | (buf[at + 17]! << 8);
@@ -150,14 +152,13 @@ export class NativeReader {
       ) {
         continue;
       }
-      let name: string;
+      const isDirectory = type === DT_UNKNOWN ? null : type === DT_DIR;
+      const bytes = buf.subarray(start, end);
       try {
-        name = this.#names.decode(buf.subarray(start, end));
+        out.push({ name: this.#names.decode(bytes), isDirectory });
       } catch {
-        out.push(null);
-        continue;
+        out.push({ name: this.#lossy.decode(bytes), isDirectory, utf8: false });
       }
-      out.push({ name, isDirectory: type === DT_UNKNOWN ? null : type === DT_DIR });
     }
     return out;
   }

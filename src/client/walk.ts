@@ -203,8 +203,8 @@ export async function* walk(sources: Source[]): AsyncGenerator<WalkItem> {
  * and each status relative to the open folder), else Deno's API.
  */
 interface Listing {
-  /** The next entry, null at the end, undefined for a name that is not UTF-8. */
-  next(): Promise<Dirent | null | undefined>;
+  /** The next entry, null at the end. */
+  next(): Promise<Dirent | null>;
   /** The status of entry `name`, at `abs`. */
   lstat(name: string, abs: string): Status;
   close(): void;
@@ -233,7 +233,7 @@ function nativeListing(native: NativeReader, abs: string): Listing {
   } catch (err) {
     failed = err; // thrown by the first next(), as Deno's readDir does
   }
-  let batch: (Dirent | null)[] = [];
+  let batch: Dirent[] = [];
   let at = 0;
   return {
     next() {
@@ -243,7 +243,7 @@ function nativeListing(native: NativeReader, abs: string): Listing {
         at = 0;
         if (batch.length === 0) return Promise.resolve(null);
       }
-      return Promise.resolve(batch[at++] ?? undefined);
+      return Promise.resolve(batch[at++]!);
     },
     lstat(name, abs) {
       const listed = native.lstatAt(fd!, name, abs);
@@ -294,7 +294,7 @@ async function* walkDir(
   const stack: Level[] = [open(abs, rel, "", info)];
   try {
     for (let top = stack.at(-1); top !== undefined; top = stack.at(-1)) {
-      let next: Dirent | null | undefined;
+      let next: Dirent | null;
       try {
         next = await top.entries.next();
       } catch (err) {
@@ -308,11 +308,11 @@ async function* walkDir(
         if (!top.failed) yield { type: "entry", entry: dirEntry(top.rel, top.abs, top.info) };
         continue;
       }
-      if (next === undefined) {
-        yield { type: "error", path: `${top.rel}/\ufffd`, reason: "its name is not valid UTF-8" };
+      const name = next.name;
+      if (next.utf8 === false) {
+        yield { type: "error", path: `${top.rel}/${name}`, reason: "its name is not valid UTF-8" };
         continue;
       }
-      const name = next.name;
       // A listed name has no "/" and top.abs is resolved: join()'s normalizing is not needed.
       const childAbs = top.abs.endsWith("/") ? top.abs + name : `${top.abs}/${name}`;
       const childRel = `${top.rel}/${name}`;
