@@ -170,3 +170,23 @@ Deno.test({
     assertEquals([...Deno.readDirSync(tmp.path)].map((e) => e.name), ["x\ufffdy"]);
   },
 });
+
+Deno.test({
+  name: "NativeReader takes a path longer than its C-string buffer, and fails as the system does",
+  ignore: native === null,
+  async fn() {
+    await using tmp = await tempDir();
+    const fs = reader();
+    const path = join(tmp.path, "f");
+    await Deno.writeFile(path, new Uint8Array([1, 2, 3]));
+    // The same file through a path of more than 4096 bytes: "./" repeated, then the real path.
+    const long = `${tmp.path}/${"./".repeat(2100)}f`;
+    assertThrows(() => fs.open(long), Error, "os error 36");
+    const fd = fs.open(path); // the short path still works after the long one
+    try {
+      assertEquals(fs.stat(fd).size, 3);
+    } finally {
+      fs.close(fd);
+    }
+  },
+});

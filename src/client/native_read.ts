@@ -60,6 +60,8 @@ export interface Dirent {
   utf8?: boolean;
 }
 
+/** Paths up to PATH_MAX (4096 bytes with its NUL) go through one reused buffer. */
+const PATH_BYTES = 4096;
 /** A folder's names are read this many bytes of records at a time (getdents64). */
 const LIST_BUFFER_BYTES = 32 * 1024;
 const DT_UNKNOWN = 0;
@@ -99,11 +101,25 @@ export class NativeReader {
   readonly #names = new TextDecoder("utf-8", { fatal: true });
   readonly #lossy = new TextDecoder();
   #dents: Uint8Array | null = null;
+  /** Where a path becomes a C string for one call (no allocation per file). */
+  readonly #path = new Uint8Array(PATH_BYTES);
+  readonly #encoder = new TextEncoder();
 
   constructor(lib: Lib, list: ListLib | null = null) {
     this.#lib = lib;
     this.#list = list;
     this.#errno = new Errno(lib);
+  }
+
+  /**
+   * `path` as a NUL-terminated C string, valid until the next call of this
+   * reader (each call that takes one uses it at once, and keeps nothing).
+   */
+  #cString(path: string): Uint8Array {
+    const { read, written } = this.#encoder.encodeInto(path, this.#path);
+    if (read < path.length || written >= this.#path.length) return this.#errno.cString(path);
+    this.#path[written] = 0;
+    return this.#path;
   }
 
   /** Whether folders can be listed here (`openFolder`, `list`, `lstatAt`). */
@@ -116,7 +132,7 @@ export class NativeReader {
    * walk found a folder there: a link now fails with ELOOP).
    */
   openFolder(path: string): number {
-    const name = this.#errno.cString(path);
+    const name = this.#cString(path);
     for (;;) {
       const fd = this.#lib.open(name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
       if (fd >= 0) return fd;
@@ -167,7 +183,7 @@ export class NativeReader {
   lstatAt(dir: number, name: string, path: string): Listed {
     const result = this.#lib.statx(
       dir,
-      this.#errno.cString(name),
+      this.#cString(name),
       AT_SYMLINK_NOFOLLOW,
       STATX_TYPE | STATX_MODE | STATX_SIZE | STATX_MTIME,
       this.#statx,
@@ -206,7 +222,7 @@ export class NativeReader {
    * (ELOOP, thrown as a FileChanged).
    */
   open(path: string): number {
-    const name = this.#errno.cString(path);
+    const name = this.#cString(path);
     for (;;) {
       const fd = this.#lib.open(name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0);
       if (fd >= 0) return fd;
