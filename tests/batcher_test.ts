@@ -3,7 +3,13 @@
  * fake plans: where batches are cut, how many are open, what they carry.
  */
 import { assert, assertEquals } from "@std/assert";
-import { BATCH_ENTRIES, Batcher, OPEN_BATCHES, type Take } from "../src/client/batcher.ts";
+import {
+  BATCH_ENTRIES,
+  Batcher,
+  OPEN_BATCHES,
+  type Take,
+  utf8Length,
+} from "../src/client/batcher.ts";
 import { type Numbered, Outcomes, type SendEvent } from "../src/client/send_types.ts";
 import { FrameType, type FrameTypeCode } from "../src/protocol/frame.ts";
 import type { Plan, Totals } from "../src/protocol/messages.ts";
@@ -167,4 +173,23 @@ Deno.test("batcher: nothing to announce, nothing written", async () => {
   assertEquals(writer.announced.length, 0);
   assertEquals(writer.flushes, 0);
   assertEquals(plans.expected, []);
+});
+
+Deno.test("utf8Length counts what TextEncoder would write, without encoding", () => {
+  const encoder = new TextEncoder();
+  for (
+    const text of [
+      "",
+      "abc",
+      "é",
+      "日本",
+      "😀x",
+      "\ud800",
+      "a\udc00b",
+      "\ud800\ud800",
+      "ü😀日\u0000",
+    ]
+  ) {
+    assertEquals(utf8Length(text), encoder.encode(text).length, JSON.stringify(text));
+  }
 });

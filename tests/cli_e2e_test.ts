@@ -300,7 +300,7 @@ Deno.test("usage errors exit 2 with one line and a hint", async () => {
       [["serve", "--port", "x"], "ferry: --port must be a port number from 1 to 65535, not 'x'"],
       [
         ["send", "a", "--to", "h", "--digest", "md5"],
-        "ferry: --digest must be one of sha256, xxh128, not 'md5'",
+        "ferry: --digest must be one of xxh128, sha256, not 'md5'",
       ],
       [
         ["serve", "--on-conflict", "merge"],

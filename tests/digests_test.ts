@@ -42,8 +42,8 @@ const KNOWN: Record<DigestName, [empty: Known, abc: Known, pattern: Known]> = {
   ],
 };
 
-Deno.test("DIGEST_NAMES lists the mandatory sha256 first (the default), then xxh128", () => {
-  assertEquals([...DIGEST_NAMES], ["sha256", "xxh128"]);
+Deno.test("DIGEST_NAMES lists xxh128 first (the default), then the mandatory sha256", () => {
+  assertEquals([...DIGEST_NAMES], ["xxh128", "sha256"]);
   assertEquals(MANDATORY_DIGEST, "sha256");
   assertEquals(isDigestName("xxh128"), true);
   assertEquals(isDigestName("md5"), false);

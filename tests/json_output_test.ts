@@ -5,6 +5,7 @@
  * through the JSON stream, is in send_exclusion_test.ts.)
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { parseTarget } from "../src/cli/args.ts";
 import { compileGlob } from "../src/cli/glob.ts";
@@ -22,7 +23,7 @@ import { parseTargets } from "../src/discovery/finder.ts";
 import { ProtocolError } from "../src/protocol/errors.ts";
 import { Inbox } from "../src/server/inbox.ts";
 import { connect, connectFailure, listen } from "../src/transport/tcp.ts";
-import { parseNdjson, SEND_TYPES, SERVE_TYPES } from "./_ndjson.ts";
+import { type Json, parseNdjson, SEND_TYPES, SERVE_TYPES } from "./_ndjson.ts";
 import {
   freePort,
   randomBytes,
@@ -105,17 +106,17 @@ Deno.test("ferry send --json prints only NDJSON, and its summary matches the tre
   }
 });
 
-Deno.test("ferry send reports the digest in connected: sha256 by default, xxh128 with --digest xxh128", async () => {
+Deno.test("ferry send reports the digest in connected: xxh128 by default, sha256 with --digest sha256", async () => {
   await using baseDir = await tempDir();
   const base = baseDir.path;
   const serve = await spawnServe(join(base, "inbox"));
   try {
     for (
-      const [name, extra, digest] of [["f.bin", [], "sha256"], [
+      const [name, extra, digest] of [["f.bin", [], "xxh128"], [
         "g.bin",
-        ["--digest", "xxh128"],
-        "xxh128",
-      ]] as const
+        ["--digest", "sha256"],
+        "sha256",
+      ], ["h.bin", ["--digest", "xxh128"], "xxh128"]] as const
     ) {
       const data = randomBytes(2_500_000);
       await Deno.writeFile(join(base, name), data);
@@ -129,6 +130,44 @@ Deno.test("ferry send reports the digest in connected: sha256 by default, xxh128
   } finally {
     await serve.stop();
   }
+});
+
+Deno.test("with --digest sha256 both sides' file-done objects give each file's SHA-256; by default none", async () => {
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
+  const src = join(base, "tree");
+  await writeTree(src, sampleTree());
+  const serve = await spawnJsonServe(join(base, "inbox"));
+  const sha256Of = async (path: string) =>
+    createHash("sha256").update(await Deno.readFile(join(base, path))).digest("hex");
+  let stopped;
+  const sends = [];
+  try {
+    for (const extra of [["--digest", "sha256"], []]) {
+      const to = `127.0.0.1:${serve.port}`;
+      const sent = await runCli(["send", src, "--to", to, "--json", ...extra]);
+      assertEquals(sent.code, 0, sent.stderr);
+      sends.push(parseNdjson(sent.stdout, SEND_TYPES).filter((o) => o.type === "file-done"));
+    }
+  } finally {
+    stopped = await serve.stop();
+  }
+  const [chosen, byDefault] = sends as [Json[], Json[]];
+  assertEquals(chosen.length, 4);
+  for (const done of chosen) assertEquals(done.sha256, await sha256Of(done.path as string));
+  assertEquals(byDefault.length, 4);
+  for (const done of byDefault) assertEquals("sha256" in done, false, JSON.stringify(done));
+  const received = parseNdjson(stopped.stdout, SERVE_TYPES).filter((o) => o.type === "file-done");
+  const [first, second] = [
+    received.filter((o) => o.session === 1),
+    received.filter((o) => o.session === 2),
+  ];
+  assertEquals(first.length, 4);
+  for (const done of first) {
+    assertEquals(done.sha256, await sha256Of(join("inbox", done.path as string)));
+  }
+  assertEquals(second.length, 4);
+  for (const done of second) assertEquals("sha256" in done, false, JSON.stringify(done));
 });
 
 Deno.test("ferry send --json turns errors into one error object with a stable code, exit codes unchanged", async () => {

@@ -96,3 +96,97 @@ Deno.test({
     assertEquals(err.message, "it changed after it was listed");
   },
 });
+
+Deno.test({
+  name: "NativeReader lists a folder whole, a read at a time, and lstats its entries as Deno does",
+  ignore: native === null || !native.lists,
+  async fn() {
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    const fs = reader();
+    // More names than one 32 KiB read of the listing holds.
+    const names = new Set<string>();
+    for (let i = 0; i < 1500; i++) names.add(`file-${String(i).padStart(4, "0")}-ünïcödé-名前.txt`);
+    for (const name of names) await Deno.writeFile(join(dir, name), randomBytes(100));
+    await Deno.mkdir(join(dir, "sub"));
+    await Deno.chmod(join(dir, "sub"), 0o750);
+    await Deno.symlink("sub", join(dir, "link"));
+    await new Deno.Command("touch", {
+      args: ["-d", "2023-11-14 22:13:20.123999999 UTC", join(dir, "sub")],
+    })
+      .output();
+    const fd = fs.openFolder(dir);
+    const listed = new Map<string, boolean | null>();
+    let reads = 0;
+    try {
+      for (let batch = fs.list(fd); batch.length > 0; batch = fs.list(fd)) {
+        reads++;
+        for (const dirent of batch) {
+          assertEquals(dirent.utf8, undefined, dirent.name);
+          assertEquals(listed.has(dirent.name), false, dirent.name);
+          listed.set(dirent.name, dirent.isDirectory);
+        }
+      }
+      assertEquals(reads > 1, true);
+      assertEquals(new Set(listed.keys()), new Set([...names, "sub", "link"]));
+      for (const name of ["sub", "link", [...names][7]!]) {
+        const info = Deno.lstatSync(join(dir, name));
+        const kind = info.isFile ? "file" : info.isDirectory ? "dir" : "link";
+        assertEquals(fs.lstatAt(fd, name, join(dir, name)), {
+          kind,
+          size: info.size,
+          mtime: info.mtime!.getTime(),
+          mode: info.mode! & 0o7777,
+        });
+        if (listed.get(name) !== null) assertEquals(listed.get(name), kind === "dir", name);
+      }
+      assertThrows(() => fs.lstatAt(fd, "gone", join(dir, "gone")), Deno.errors.NotFound);
+    } finally {
+      fs.close(fd);
+    }
+    // A link where a folder was listed is not followed (Linux says ENOTDIR with O_NOFOLLOW).
+    assertThrows(() => fs.openFolder(join(dir, "link")), Deno.errors.NotADirectory);
+  },
+});
+
+Deno.test({
+  name: "NativeReader lists a name that is not UTF-8 as Deno does, and says so",
+  ignore: native === null || !native.lists,
+  async fn() {
+    await using tmp = await tempDir();
+    const made = await new Deno.Command("sh", {
+      args: ["-c", `touch "$(printf 'x\\377y')"`],
+      cwd: tmp.path,
+    }).output();
+    assertEquals(made.code, 0);
+    const fs = reader();
+    const fd = fs.openFolder(tmp.path);
+    try {
+      assertEquals(fs.list(fd), [{ name: "x\ufffdy", isDirectory: false, utf8: false }]);
+      assertEquals(fs.list(fd), []);
+    } finally {
+      fs.close(fd);
+    }
+    assertEquals([...Deno.readDirSync(tmp.path)].map((e) => e.name), ["x\ufffdy"]);
+  },
+});
+
+Deno.test({
+  name: "NativeReader takes a path longer than its C-string buffer, and fails as the system does",
+  ignore: native === null,
+  async fn() {
+    await using tmp = await tempDir();
+    const fs = reader();
+    const path = join(tmp.path, "f");
+    await Deno.writeFile(path, new Uint8Array([1, 2, 3]));
+    // The same file through a path of more than 4096 bytes: "./" repeated, then the real path.
+    const long = `${tmp.path}/${"./".repeat(2100)}f`;
+    assertThrows(() => fs.open(long), Error, "os error 36");
+    const fd = fs.open(path); // the short path still works after the long one
+    try {
+      assertEquals(fs.stat(fd).size, 3);
+    } finally {
+      fs.close(fd);
+    }
+  },
+});

@@ -24,7 +24,7 @@ async function missingPackages(tool: Tool): Promise<string[] | null> {
   switch (tool) {
     case "ferry":
     case "ferry-plain":
-    case "ferry-xxh128":
+    case "ferry-sha256":
       return null;
     case "nc": {
       const help = await capture("nc", ["-h"]);

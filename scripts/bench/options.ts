@@ -6,14 +6,14 @@ import { isAbsolute, join } from "node:path";
 
 /**
  * ferry-plain: ferry without encryption (--open --plaintext), to measure what encryption costs.
- * ferry-xxh128: ferry with `send --digest xxh128` (to the same server as ferry).
+ * ferry-sha256: ferry with `send --digest sha256` (to the same server as ferry).
  * magic-wormhole: `wormhole send` → `wormhole receive` through a mailbox server and a transit
  * relay of the bench's own, on 127.0.0.1.
  */
 export const TOOLS = [
   "ferry",
   "ferry-plain",
-  "ferry-xxh128",
+  "ferry-sha256",
   "nc",
   "rsync",
   "rsync-fsync",

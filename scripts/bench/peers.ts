@@ -33,7 +33,7 @@ export type ToolClass = "encrypted" | "plain";
  * secretbox); plain ones send it as it is. Each list is in the order of the printed table.
  */
 export const TOOL_CLASSES: Record<ToolClass, readonly Tool[]> = {
-  encrypted: ["ferry", "ferry-xxh128", "scp", "magic-wormhole"],
+  encrypted: ["ferry", "ferry-sha256", "scp", "magic-wormhole"],
   plain: ["ferry-plain", "rsync", "rsync-fsync", "nc"],
 };
 
@@ -71,7 +71,7 @@ export async function startServers(
   confDir: string,
 ): Promise<Servers> {
   const servers: Servers = {};
-  if (tools.includes("ferry") || tools.includes("ferry-xxh128")) {
+  if (tools.includes("ferry") || tools.includes("ferry-sha256")) {
     servers.ferry = await startFerryServe(join(dir.root, "inbox"));
   }
   if (tools.includes("ferry-plain")) {
@@ -275,7 +275,7 @@ export interface Outcome {
 export const RUNNERS: Record<Tool, (ctx: RunContext) => Promise<Outcome>> = {
   ferry: (ctx) => runFerry(ctx, false),
   "ferry-plain": (ctx) => runFerry(ctx, true),
-  "ferry-xxh128": (ctx) => runFerry(ctx, false, ["--digest", "xxh128"]),
+  "ferry-sha256": (ctx) => runFerry(ctx, false, ["--digest", "sha256"]),
   nc: runNc,
   rsync: (ctx) => runRsync(ctx, false),
   "rsync-fsync": (ctx) => runRsync(ctx, true),

@@ -17,7 +17,7 @@ function fixed(value: number | null, digits: number): string {
 
 /** Each class's heading above its table. */
 const CLASS_HEADINGS: Record<ToolClass, string> = {
-  encrypted: "Encrypted: ferry (ferry-xxh128: with `send --digest xxh128`), scp, magic-wormhole",
+  encrypted: "Encrypted: ferry (ferry-sha256: with `send --digest sha256`), scp, magic-wormhole",
   plain:
     "Plain, no encryption: ferry-plain (ferry --plaintext), rsync, rsync-fsync (rsync --fsync)," +
     " nc (a file) and tar | nc (a folder)",

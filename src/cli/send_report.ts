@@ -159,6 +159,7 @@ export class SendReporter {
             bytes: event.bytes,
             resumed: event.resumed,
             replaced: event.replaced,
+            ...(event.sha256 === undefined ? {} : { sha256: event.sha256 }),
           });
           return;
         }

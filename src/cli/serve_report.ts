@@ -184,6 +184,7 @@ export class ServeReporter {
             bytes: event.bytes,
             resumed: event.resumed,
             replaced: event.replaced === true,
+            ...(event.sha256 === undefined ? {} : { sha256: event.sha256 }),
           });
         } else if (event.name !== event.path && !this.quiet) {
           // Stored under another name (the sender's was taken): the log says where it is.

@@ -30,7 +30,23 @@ export const BATCH_BYTES = 512 * 1024;
 /** What an ANNOUNCE's payload takes besides its entries (PROTOCOL.md §6.2). */
 const ANNOUNCE_OVERHEAD = 64;
 
-const encoder = new TextEncoder();
+/** The bytes of `text` in UTF-8, counted without encoding it. */
+export function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) bytes += 1;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        bytes += 2; // a pair: 2 UTF-16 units, 4 bytes
+        i++;
+      } else bytes += 2;
+    } else bytes += 2; // 3 bytes (a lone surrogate becomes U+FFFD, also 3)
+  }
+  return bytes;
+}
 
 /** Where ANNOUNCEs go (a FrameWriter). */
 export interface AnnounceWriter {
@@ -113,7 +129,7 @@ export class Batcher {
           ? { id, kind, size } as Entry
           : { id, path, kind, size, mtime, mode };
         if (digest !== undefined) item.digest = digest;
-        const itemBytes = encoder.encode(JSON.stringify(item)).length + 1;
+        const itemBytes = utf8Length(JSON.stringify(item)) + 1;
         if (entries.length === 0 && ANNOUNCE_OVERHEAD + itemBytes > this.maxFrame) {
           this.outcomes.failed(path, "its name is too long for the receiver's message limit");
           continue;

@@ -6,7 +6,7 @@
  * larger one (or standard input) streams in frames, hashing as it goes, and
  * resumes where the receiver's held prefix is provably its own.
  */
-import { type Digest, type Hasher, PrefixHash } from "../protocol/digests.ts";
+import { type Digest, digestHex, type Hasher, PrefixHash } from "../protocol/digests.ts";
 import { encodeFileAbort, encodeFileEnd, encodeFileStart, FrameType } from "../protocol/frame.ts";
 import { MAX_FRAME_PAYLOAD } from "../protocol/limits.ts";
 import { osCode } from "../os_errors.ts";
@@ -100,6 +100,7 @@ export class FileSender {
     if (reason !== null) return await this.#abort(entry, reason);
     this.emit({ type: "file-start", path: entry.path, size, resumed: 0 });
     const digest = this.digest.of(room);
+    if (this.digest.name === "sha256") entry.sha256 = digestHex(digest);
     if (size > 0) {
       this.writer.commit(FrameType.DATA, size);
       this.emit({ type: "progress", bytes: size });
@@ -175,9 +176,11 @@ export class FileSender {
       opened?.close();
     }
     if (entry.size === null) entry.size = sent;
+    const digest = hash.digest();
+    if (this.digest.name === "sha256") entry.sha256 = digestHex(digest);
     await this.writer.frame(
       FrameType.FILE_END,
-      encodeFileEnd({ id: entry.id, length: sent, digest: hash.digest() }),
+      encodeFileEnd({ id: entry.id, length: sent, digest }),
     );
   }
 }

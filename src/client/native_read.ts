@@ -11,11 +11,13 @@
 import {
   AT_EMPTY_PATH,
   AT_FDCWD,
+  AT_SYMLINK_NOFOLLOW,
   EINTR,
   ELOOP,
   Errno,
   ERRNO_SYMBOLS,
   O_CLOEXEC,
+  O_DIRECTORY,
   O_NOFOLLOW,
   O_RDONLY,
   openLibc,
@@ -31,6 +33,46 @@ const SYMBOLS = {
 } as const;
 
 type Lib = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+/** The walk's listing of folders (glibc 2.30 and later; without it, Deno's readDir). */
+const LIST_SYMBOLS = {
+  getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+} as const;
+
+type ListLib = Deno.DynamicLibrary<typeof LIST_SYMBOLS>["symbols"];
+
+/** What the walk needs of an entry's status (lstat: a link is itself). */
+export interface Listed {
+  kind: "file" | "dir" | "link" | "other";
+  size: number;
+  /** Milliseconds since the epoch, truncated toward zero (as Deno's mtime). */
+  mtime: number;
+  /** Permission bits (0o7777). */
+  mode: number;
+}
+
+/** A folder's entry from `NativeReader.list`: its name, and whether d_type says it is a folder. */
+export interface Dirent {
+  name: string;
+  /** True or false where the file system gives the type in the listing, null where it does not. */
+  isDirectory: boolean | null;
+  /** False for a name that is not UTF-8 (`name` then has U+FFFD in its place, as Deno lists it). */
+  utf8?: boolean;
+}
+
+/** Paths up to PATH_MAX (4096 bytes with its NUL) go through one reused buffer. */
+const PATH_BYTES = 4096;
+/** A folder's names are read this many bytes of records at a time (getdents64). */
+const LIST_BUFFER_BYTES = 32 * 1024;
+const DT_UNKNOWN = 0;
+const DT_DIR = 4;
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+const S_IFLNK = 0o120000;
+const STATX_TYPE = 0x1;
+const STATX_MODE = 0x2;
+const STX_MODE = 28;
 
 const STATX_MTIME = 0x40;
 const STATX_SIZE = 0x200;
@@ -51,14 +93,127 @@ export class FileChanged extends Error {
 /** Reads of files by descriptor; each throws as Deno's API would. */
 export class NativeReader {
   readonly #lib: Lib;
+  readonly #list: ListLib | null;
   readonly #errno: Errno;
   readonly #empty = new Uint8Array(1);
   readonly #statx = new Uint8Array(STATX_BYTES);
   readonly #view = new DataView(this.#statx.buffer);
+  readonly #names = new TextDecoder("utf-8", { fatal: true });
+  readonly #lossy = new TextDecoder();
+  #dents: Uint8Array | null = null;
+  /** Where a path becomes a C string for one call (no allocation per file). */
+  readonly #path = new Uint8Array(PATH_BYTES);
+  readonly #encoder = new TextEncoder();
 
-  constructor(lib: Lib) {
+  constructor(lib: Lib, list: ListLib | null = null) {
     this.#lib = lib;
+    this.#list = list;
     this.#errno = new Errno(lib);
+  }
+
+  /**
+   * `path` as a NUL-terminated C string, valid until the next call of this
+   * reader (each call that takes one uses it at once, and keeps nothing).
+   */
+  #cString(path: string): Uint8Array {
+    const { read, written } = this.#encoder.encodeInto(path, this.#path);
+    if (read < path.length || written >= this.#path.length) return this.#errno.cString(path);
+    this.#path[written] = 0;
+    return this.#path;
+  }
+
+  /** Whether folders can be listed here (`openFolder`, `list`, `lstatAt`). */
+  get lists(): boolean {
+    return this.#list !== null;
+  }
+
+  /**
+   * Opens folder `path` to list it, never through a symbolic link (the
+   * walk found a folder there: a link now fails with ELOOP).
+   */
+  openFolder(path: string): number {
+    const name = this.#cString(path);
+    for (;;) {
+      const fd = this.#lib.open(name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+      if (fd >= 0) return fd;
+      const errno = this.#errno.get();
+      if (errno !== EINTR) throw this.#errno.error("open", path, errno);
+    }
+  }
+
+  /**
+   * The next entries of open folder `fd` (without "." and ".."), as many as
+   * one read of the listing holds; empty at its end.
+   */
+  list(fd: number): Dirent[] {
+    const buf = this.#dents ??= new Uint8Array(LIST_BUFFER_BYTES);
+    let n: number;
+    for (;;) {
+      n = Number(this.#list!.getdents64(fd, buf, BigInt(buf.length)));
+      if (n >= 0) break;
+      if (this.#errno.get() !== EINTR) throw this.#errno.error("getdents64");
+    }
+    const out: Dirent[] = [];
+    // struct linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name (NUL-ended).
+    for (let at = 0; at < n;) {
+      const reclen = buf[at + 16]! | (buf[at + 17]! << 8);
+      const type = buf[at + 18]!;
+      const start = at + 19;
+      const end = buf.indexOf(0, start);
+      at += reclen;
+      if (reclen === 0 || end < 0 || end > at) throw new Error("getdents64: a malformed record");
+      // "." and ".."
+      if (
+        buf[start] === 0x2e && (end === start + 1 || (buf[start + 1] === 0x2e && end === start + 2))
+      ) {
+        continue;
+      }
+      const isDirectory = type === DT_UNKNOWN ? null : type === DT_DIR;
+      const bytes = buf.subarray(start, end);
+      try {
+        out.push({ name: this.#names.decode(bytes), isDirectory });
+      } catch {
+        out.push({ name: this.#lossy.decode(bytes), isDirectory, utf8: false });
+      }
+    }
+    return out;
+  }
+
+  /** The status of `name` in open folder `dir`, without following a link. */
+  lstatAt(dir: number, name: string, path: string): Listed {
+    const result = this.#lib.statx(
+      dir,
+      this.#cString(name),
+      AT_SYMLINK_NOFOLLOW,
+      STATX_TYPE | STATX_MODE | STATX_SIZE | STATX_MTIME,
+      this.#statx,
+    );
+    if (result !== 0) throw this.#errno.error("lstat", path);
+    const view = this.#view;
+    const mode = view.getUint16(STX_MODE, true);
+    const type = mode & S_IFMT;
+    return {
+      kind: type === S_IFREG
+        ? "file"
+        : type === S_IFDIR
+        ? "dir"
+        : type === S_IFLNK
+        ? "link"
+        : "other",
+      size: Number(view.getBigUint64(STX_SIZE, true)),
+      mtime: this.#mtime(),
+      mode: mode & 0o7777,
+    };
+  }
+
+  /** The last statx's mtime in whole milliseconds toward zero (see `stat`). */
+  #mtime(): number {
+    const seconds = Number(this.#view.getBigInt64(STX_MTIME_SEC, true));
+    const nanos = this.#view.getUint32(STX_MTIME_NSEC, true);
+    // Whole milliseconds toward zero, in integers: seconds * 1000 + a fraction would round up
+    // near the next millisecond at today's times.
+    const millis = seconds >= 0 ? Math.floor(nanos / 1e6) : Math.ceil(nanos / 1e6);
+    return seconds * 1000 + millis;
   }
 
   /**
@@ -67,7 +222,7 @@ export class NativeReader {
    * (ELOOP, thrown as a FileChanged).
    */
   open(path: string): number {
-    const name = this.#errno.cString(path);
+    const name = this.#cString(path);
     for (;;) {
       const fd = this.#lib.open(name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0);
       if (fd >= 0) return fd;
@@ -101,12 +256,7 @@ export class NativeReader {
     );
     if (result !== 0) throw this.#errno.error("statx");
     const size = Number(this.#view.getBigUint64(STX_SIZE, true));
-    const seconds = Number(this.#view.getBigInt64(STX_MTIME_SEC, true));
-    const nanos = this.#view.getUint32(STX_MTIME_NSEC, true);
-    // Whole milliseconds toward zero, in integers: seconds * 1000 + a fraction would round up
-    // near the next millisecond at today's times.
-    const millis = seconds >= 0 ? Math.floor(nanos / 1e6) : Math.ceil(nanos / 1e6);
-    return { size, mtime: seconds * 1000 + millis };
+    return { size, mtime: this.#mtime() };
   }
 
   close(fd: number): void {
@@ -135,7 +285,8 @@ function load(paths?: readonly string[]): NativeReader | null {
   // A sandbox may refuse statx (EPERM, where glibc falls back to fstat only on ENOSYS): then
   // every read would fail, so Deno's calls are used instead.
   const probe = new Uint8Array(STATX_BYTES);
-  return lib.statx(AT_FDCWD, new TextEncoder().encode("/\0"), 0, STATX_MTIME, probe) === 0
-    ? new NativeReader(lib)
-    : null;
+  if (lib.statx(AT_FDCWD, new TextEncoder().encode("/\0"), 0, STATX_MTIME, probe) !== 0) {
+    return null;
+  }
+  return new NativeReader(lib, openLibc(LIST_SYMBOLS, paths));
 }

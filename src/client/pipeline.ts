@@ -222,6 +222,7 @@ export class Pipeline {
         (entry.size ?? 0) - resumed,
         resumed,
         ack.replaced === true,
+        entry.sha256,
       );
     } else if (ack.skipped) {
       this.outcomes.skipped(

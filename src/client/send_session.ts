@@ -50,7 +50,7 @@ export interface SendOptions {
   plaintext?: boolean;
   /** First backoff before reconnecting; doubles each time, up to 30 s. */
   retryDelayMs?: number;
-  /** The digests to offer, best first (default: DIGEST_NAMES, sha256 first). */
+  /** The digests to offer, best first (default: DIGEST_NAMES, xxh128 first). */
   digests?: readonly DigestName[] | undefined;
   /**
    * `send --checksum`: announce each file with its digest, so that a receiver under `update`

@@ -32,6 +32,8 @@ export type SendEvent =
     resumed: number;
     /** It replaced an older file at its name on the receiver (`update`). */
     replaced: boolean;
+    /** The whole file's SHA-256 in hex, when the session's digest is sha256. */
+    sha256?: string;
   }
   /** The receiver's copy is the same (`update`: size and time, or content with --checksum): not sent. */
   | { type: "unchanged"; path: string; bytes: number }
@@ -85,6 +87,8 @@ export interface Numbered extends LocalEntry {
   resend?: boolean;
   /** Bytes the receiver already held (a resumed file). */
   resumed?: number;
+  /** The SHA-256 (hex) FILE_END carried, in a sha256 session: reported once the file is acked. */
+  sha256?: string;
 }
 
 /** A session's counts, and the events that go with them: one call per outcome. */
@@ -94,12 +98,23 @@ export class Outcomes {
   constructor(readonly emit: (event: SendEvent) => void) {}
 
   /** Stored and verified by the receiver (its Ack said ok). */
-  delivered(path: string, name: string, bytes: number, resumed: number, replaced = false): void {
+  delivered(
+    path: string,
+    name: string,
+    bytes: number,
+    resumed: number,
+    replaced = false,
+    sha256?: string,
+  ): void {
     this.tally.files++;
     if (replaced) this.tally.updated++;
     this.tally.bytes += bytes;
     this.tally.resumedBytes += resumed;
-    this.emit({ type: "file-done", path, name, bytes, resumed, replaced });
+    this.emit(
+      sha256 === undefined
+        ? { type: "file-done", path, name, bytes, resumed, replaced }
+        : { type: "file-done", path, name, bytes, resumed, replaced, sha256 },
+    );
   }
 
   /** The receiver's copy is the same as ours (`update`): not sent. */

@@ -13,6 +13,7 @@
 import { basename, dirname, join, resolve } from "node:path";
 import type { Entry } from "../protocol/messages.ts";
 import { FerryError } from "../errors.ts";
+import { type Dirent, loadNativeReader, type NativeReader } from "./native_read.ts";
 
 /** An entry to announce, and where its bytes come from. */
 export interface LocalEntry extends Omit<Entry, "id"> {
@@ -113,15 +114,38 @@ export async function resolveSources(
   return sources;
 }
 
-function modeOf(info: Deno.FileInfo, fallback: number): number {
+/** What the walk reads of an entry's status (lstat: a link is itself). */
+interface Status {
+  isFile: boolean;
+  isDirectory: boolean;
+  isSymlink: boolean;
+  size: number;
+  /** Milliseconds since the epoch; null where the system does not say. */
+  mtime: number | null;
+  /** Permission bits; null where the system has none (Windows). */
+  mode: number | null;
+}
+
+function statusOf(info: Deno.FileInfo): Status {
+  return {
+    isFile: info.isFile,
+    isDirectory: info.isDirectory,
+    isSymlink: info.isSymlink,
+    size: info.size,
+    mtime: info.mtime?.getTime() ?? null,
+    mode: info.mode,
+  };
+}
+
+function modeOf(info: Status, fallback: number): number {
   return info.mode === null ? fallback : info.mode & 0o7777;
 }
 
-function mtimeOf(info: Deno.FileInfo): number {
-  return info.mtime?.getTime() ?? Date.now();
+function mtimeOf(info: Status): number {
+  return info.mtime ?? Date.now();
 }
 
-function fileEntry(path: string, source: string, info: Deno.FileInfo): LocalEntry {
+function fileEntry(path: string, source: string, info: Status): LocalEntry {
   return {
     path,
     source,
@@ -132,7 +156,7 @@ function fileEntry(path: string, source: string, info: Deno.FileInfo): LocalEntr
   };
 }
 
-function dirEntry(path: string, source: string, info: Deno.FileInfo): LocalEntry {
+function dirEntry(path: string, source: string, info: Status): LocalEntry {
   return { path, source, kind: "dir", size: null, mtime: mtimeOf(info), mode: modeOf(info, 0o755) };
 }
 
@@ -153,7 +177,7 @@ function reasonOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-function skipReason(info: Deno.FileInfo): string {
+function skipReason(info: Status): string {
   return info.isSymlink ? "symbolic link, not followed" : "not a regular file or directory";
 }
 
@@ -175,17 +199,87 @@ export async function* walk(sources: Source[]): AsyncGenerator<WalkItem> {
       continue;
     }
     const abs = resolve(source.arg);
+    const status = statusOf(info);
     if (source.exclude?.excludes(source.name, "", info.isDirectory)) continue;
     if ((info.isFile || info.isDirectory) && await inStaging(abs)) {
       yield { type: "skipped", path: source.arg, reason: "ferry's staging folder, never sent" };
     } else if (info.isFile) {
-      yield { type: "entry", entry: fileEntry(source.name, abs, info) };
+      yield { type: "entry", entry: fileEntry(source.name, abs, status) };
     } else if (info.isDirectory) {
-      yield* walkDir(abs, source.name, info, source.exclude);
+      yield* walkDir(abs, source.name, status, source.exclude);
     } else {
-      yield { type: "skipped", path: source.arg, reason: skipReason(info) };
+      yield { type: "skipped", path: source.arg, reason: skipReason(status) };
     }
   }
+}
+
+/**
+ * One folder's listing: its entries, and each one's status. Through the C
+ * library where it can list (native_read.ts: the names a read at a time,
+ * and each status relative to the open folder), else Deno's API.
+ */
+interface Listing {
+  /** The next entry, null at the end. */
+  next(): Promise<Dirent | null>;
+  /** The status of entry `name`, at `abs`. */
+  lstat(name: string, abs: string): Status;
+  close(): void;
+}
+
+function denoListing(abs: string): Listing {
+  const entries = Deno.readDir(abs)[Symbol.asyncIterator]();
+  return {
+    async next() {
+      const next = await entries.next();
+      return next.done ? null : next.value;
+    },
+    // Metadata only: cheaper in place than via the thread pool.
+    lstat: (_name, abs) => statusOf(Deno.lstatSync(abs)),
+    close() {
+      entries.return?.();
+    },
+  };
+}
+
+function nativeListing(native: NativeReader, abs: string): Listing {
+  let fd: number | null = null;
+  let failed: unknown = null;
+  try {
+    fd = native.openFolder(abs);
+  } catch (err) {
+    failed = err; // thrown by the first next(), as Deno's readDir does
+  }
+  let batch: Dirent[] = [];
+  let at = 0;
+  return {
+    next() {
+      if (failed !== null) return Promise.reject(failed);
+      if (at === batch.length) {
+        batch = native.list(fd!);
+        at = 0;
+        if (batch.length === 0) return Promise.resolve(null);
+      }
+      return Promise.resolve(batch[at++]!);
+    },
+    lstat(name, abs) {
+      const listed = native.lstatAt(fd!, name, abs);
+      return {
+        isFile: listed.kind === "file",
+        isDirectory: listed.kind === "dir",
+        isSymlink: listed.kind === "link",
+        size: listed.size,
+        mtime: listed.mtime,
+        mode: listed.mode,
+      };
+    },
+    close() {
+      if (fd === null) return;
+      try {
+        native.close(fd);
+      } catch { /* read-only: nothing to lose */ }
+      fd = null;
+    },
+  };
 }
 
 interface Level {
@@ -193,56 +287,71 @@ interface Level {
   rel: string;
   /** The path below the source's own folder ("" for the source). */
   within: string;
-  info: Deno.FileInfo;
-  entries: AsyncIterator<Deno.DirEntry>;
+  info: Status;
+  entries: Listing;
   failed: boolean;
 }
 
 async function* walkDir(
   abs: string,
   rel: string,
-  info: Deno.FileInfo,
+  info: Status,
   exclude: Exclusion | undefined,
 ): AsyncGenerator<WalkItem> {
-  const open = (abs: string, rel: string, within: string, info: Deno.FileInfo): Level => ({
+  const native = loadNativeReader();
+  const open = (abs: string, rel: string, within: string, info: Status): Level => ({
     abs,
     rel,
     within,
     info,
-    entries: Deno.readDir(abs)[Symbol.asyncIterator](),
+    entries: native?.lists ? nativeListing(native, abs) : denoListing(abs),
     failed: false,
   });
   const stack: Level[] = [open(abs, rel, "", info)];
-  for (let top = stack.at(-1); top !== undefined; top = stack.at(-1)) {
-    let next: IteratorResult<Deno.DirEntry>;
-    try {
-      next = await top.entries.next();
-    } catch (err) {
-      yield { type: "error", path: top.rel, reason: `cannot list: ${reasonOf(err)}` };
-      top.failed = true;
-      next = { done: true, value: undefined };
+  try {
+    for (let top = stack.at(-1); top !== undefined; top = stack.at(-1)) {
+      let next: Dirent | null;
+      try {
+        next = await top.entries.next();
+      } catch (err) {
+        yield { type: "error", path: top.rel, reason: `cannot list: ${reasonOf(err)}` };
+        top.failed = true;
+        next = null;
+      }
+      if (next === null) {
+        stack.pop();
+        top.entries.close();
+        if (!top.failed) yield { type: "entry", entry: dirEntry(top.rel, top.abs, top.info) };
+        continue;
+      }
+      const name = next.name;
+      if (next.utf8 === false) {
+        yield { type: "error", path: `${top.rel}/${name}`, reason: "its name is not valid UTF-8" };
+        continue;
+      }
+      // A listed name has no "/" and top.abs is resolved: join()'s normalizing is not needed.
+      const childAbs = top.abs.endsWith("/") ? top.abs + name : `${top.abs}/${name}`;
+      const childRel = `${top.rel}/${name}`;
+      const childWithin = top.within === "" ? name : `${top.within}/${name}`;
+      let child: Status | null = null;
+      try {
+        // Where the listing does not say whether it is a folder, the status does.
+        if (next.isDirectory === null) child = top.entries.lstat(name, childAbs);
+        if (exclude?.excludes(childRel, childWithin, next.isDirectory ?? child!.isDirectory)) {
+          continue;
+        }
+        child ??= top.entries.lstat(name, childAbs);
+      } catch (err) {
+        yield { type: "error", path: childRel, reason: reasonOf(err) };
+        continue;
+      }
+      if (child.isDirectory && name === STAGING_NAME && await isStaging(childAbs)) continue;
+      if (child.isDirectory) stack.push(open(childAbs, childRel, childWithin, child));
+      else if (child.isFile) yield { type: "entry", entry: fileEntry(childRel, childAbs, child) };
+      else yield { type: "skipped", path: childRel, reason: skipReason(child) };
     }
-    if (next.done) {
-      stack.pop();
-      if (!top.failed) yield { type: "entry", entry: dirEntry(top.rel, top.abs, top.info) };
-      continue;
-    }
-    const name = next.value.name;
-    const childAbs = join(top.abs, name);
-    const childRel = `${top.rel}/${name}`;
-    const childWithin = top.within === "" ? name : `${top.within}/${name}`;
-    if (exclude?.excludes(childRel, childWithin, next.value.isDirectory)) continue;
-    let child: Deno.FileInfo;
-    try {
-      child = Deno.lstatSync(childAbs); // metadata only: cheaper in place than via the thread pool
-    } catch (err) {
-      yield { type: "error", path: childRel, reason: reasonOf(err) };
-      continue;
-    }
-    if (child.isDirectory && name === STAGING_NAME && await isStaging(childAbs)) continue;
-    if (child.isDirectory) stack.push(open(childAbs, childRel, childWithin, child));
-    else if (child.isFile) yield { type: "entry", entry: fileEntry(childRel, childAbs, child) };
-    else yield { type: "skipped", path: childRel, reason: skipReason(child) };
+  } finally {
+    for (const level of stack) level.entries.close();
   }
 }
 

@@ -2,15 +2,16 @@
  * The digests a FILE_END can carry (PROTOCOL.md §8): their names, lengths
  * and implementations.
  *
- * - `sha256` is SHA-256 from node:crypto: the default, mandatory, and
- *   cryptographic end to end; a resume prefix is always checked with it.
  * - `xxh128` is XXH3-128 (xxHash 0.8, the `xxh128sum` value), from the
- *   WebAssembly of the npm package hash-wasm: about twice SHA-256's speed
- *   (docs/PERFORMANCE.md), on each side (`send --digest xxh128`). It is not
- *   collision resistant: against an attacker the encrypted channel's
+ *   WebAssembly of the npm package hash-wasm: the sender's first choice, at
+ *   about twice SHA-256's speed on each side (docs/PERFORMANCE.md). It is
+ *   not collision resistant: against an attacker the encrypted channel's
  *   records authenticate every byte, and the digest checks the path from
  *   the sender's read to the receiver's write (rsync's whole-file check is
  *   the same function).
+ * - `sha256` is SHA-256 from node:crypto: mandatory (every peer has it),
+ *   cryptographic end to end (`send --digest sha256`); a resume prefix is
+ *   always checked with it.
  *
  * The xxh128 code is loaded on first use, so a run that never negotiates it
  * (and `ferry --version`) does not pay for it.
@@ -19,7 +20,7 @@ import { createHash, type Hash } from "node:crypto";
 import type { IHasher } from "hash-wasm";
 
 /** Every digest this build computes, in the order a sender offers them by default. */
-export const DIGEST_NAMES = ["sha256", "xxh128"] as const;
+export const DIGEST_NAMES = ["xxh128", "sha256"] as const;
 export type DigestName = typeof DIGEST_NAMES[number];
 
 /** The digest every peer must support. */
@@ -28,6 +29,14 @@ export const MANDATORY_DIGEST: DigestName = "sha256";
 export function isDigestName(name: string): name is DigestName {
   return (DIGEST_NAMES as readonly string[]).includes(name);
 }
+
+/** A digest as lowercase hex, as `sha256sum` prints it. */
+export function digestHex(digest: Uint8Array): string {
+  let hex = "";
+  for (const byte of digest) hex += HEX[byte]!;
+  return hex;
+}
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
 /** An incremental digest over one file's bytes. */
 export interface Hasher {

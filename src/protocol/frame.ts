@@ -78,25 +78,34 @@ export function writeHeader(
   type: FrameTypeCode,
   length: number,
 ): void {
+  // Byte by byte (big-endian): no DataView to allocate for every frame.
   target[offset] = type;
-  new DataView(target.buffer, target.byteOffset + offset + 1, 4).setUint32(0, length);
+  target[offset + 1] = length >>> 24;
+  target[offset + 2] = (length >>> 16) & 0xff;
+  target[offset + 3] = (length >>> 8) & 0xff;
+  target[offset + 4] = length & 0xff;
 }
 
 /**
- * Parses and bounds-checks a frame header (the first 5 bytes of `bytes`).
- * `maxControl` can lower the bound of JSON control frames further.
+ * Parses and bounds-checks a frame header (the 5 bytes of `bytes` from
+ * `at`). `maxControl` can lower the bound of JSON control frames further.
  */
-export function parseHeader(bytes: Uint8Array, maxControl = MAX_FRAME_PAYLOAD): FrameHeader {
-  if (bytes.length < FRAME_HEADER_BYTES) {
+export function parseHeader(
+  bytes: Uint8Array,
+  maxControl = MAX_FRAME_PAYLOAD,
+  at = 0,
+): FrameHeader {
+  if (bytes.length - at < FRAME_HEADER_BYTES) {
     throw new ProtocolError("bad-frame", "truncated frame header");
   }
-  const type = bytes[0]!; // the header's length was checked above
+  const type = bytes[at]!; // the header's length was checked above
   const typeMax = MAX_PAYLOAD[type];
   if (typeMax === undefined) {
     throw new ProtocolError("bad-frame", `unknown frame type 0x${type.toString(16)}`);
   }
   const max = type === FrameType.DATA ? typeMax : Math.min(typeMax, maxControl);
-  const length = new DataView(bytes.buffer, bytes.byteOffset, 4 + 1).getUint32(1);
+  const length = bytes[at + 1]! * 2 ** 24 +
+    ((bytes[at + 2]! << 16) | (bytes[at + 3]! << 8) | bytes[at + 4]!);
   if (length > max) {
     throw new ProtocolError(
       "frame-too-large",

@@ -25,6 +25,8 @@ export interface Finished {
   name: string | null;
   bytes: number;
   resumed: number;
+  /** The verified SHA-256 (hex), in a sha256 session. */
+  sha256?: string | undefined;
 }
 
 /** How a file ended: stored or skipped (`done`), or not stored and why (`failure`). */
@@ -49,7 +51,7 @@ export interface Staged {
 
 /** How a file that ended comes to the ack queue (FileReceiver.end). */
 export type Ending =
-  | { kind: "staged"; file: Staged }
+  | { kind: "staged"; file: Staged; sha256?: string | undefined }
   /** A small file that failed (or was given up on: FILE_ABORT). */
   | { kind: "failed"; failure: Refusal | null }
   /** A larger file: `place` verifies and places it, once it is its turn. */
@@ -87,7 +89,12 @@ export class AckQueue {
    * Small files ended and waiting to be placed and acknowledged, in order: staged (`file`),
    * or failed behind staged ones (`failure`, no file).
    */
-  #held: { head: Accepted; file: Staged | null; failure: Refusal | null }[] = [];
+  #held: {
+    head: Accepted;
+    file: Staged | null;
+    failure: Refusal | null;
+    sha256?: string | undefined;
+  }[] = [];
   #acks: Ack[] = [];
   #ackBytes = 0;
 
@@ -102,7 +109,7 @@ export class AckQueue {
       return;
     }
     if (ending.kind === "staged") {
-      this.#held.push({ head, file: ending.file, failure: null });
+      this.#held.push({ head, file: ending.file, failure: null, sha256: ending.sha256 });
     } else if (this.#held.length > 0) {
       // A small file that failed takes its turn behind the held ones, which go on syncing.
       this.#held.push({ head, file: null, failure: ending.failure });
@@ -139,7 +146,7 @@ export class AckQueue {
     const held = this.#held;
     this.#held = [];
     const { folders, onConflict, stopIfClosed } = this.opts;
-    for (const { head, file, failure: failed } of held) {
+    for (const { head, file, failure: failed, sha256 } of held) {
       if (file === null) {
         this.#acknowledge(head, failed, null);
         continue;
@@ -153,7 +160,7 @@ export class AckQueue {
         if (!(err instanceof Refusal)) throw err;
         failure = err;
       }
-      this.#acknowledge(head, failure, { name, bytes: file.bytes, resumed: 0 });
+      this.#acknowledge(head, failure, { name, bytes: file.bytes, resumed: 0, sha256 });
     }
   }
 
@@ -200,22 +207,26 @@ export class AckQueue {
       ack = { id: head.entry.id, ok: false, skipped: true, reason: "already exists" };
       report({ type: "refused", session, path, reason: "skipped: already exists" });
     } else {
-      const stored = [...path.split("/").slice(0, -1), done.name].join("/");
+      const stored = path.slice(0, path.lastIndexOf("/") + 1) + done.name;
       ack = { id: head.entry.id, ok: true, name: stored };
       if (head.replaces === true) {
         tally.updated++;
         if (this.opts.sync === true) ack.replaced = true;
       }
       tally.stored(done.bytes, done.resumed);
-      report({
-        type: "file",
+      const file = {
         session,
         path,
         name: stored,
         bytes: done.bytes,
         resumed: done.resumed,
         ...(head.replaces === true ? { replaced: true } : {}),
-      });
+      };
+      report(
+        done.sha256 === undefined
+          ? { type: "file", ...file }
+          : { type: "file", ...file, sha256: done.sha256 },
+      );
     }
     this.#acks.push(ack);
     this.#ackBytes += 64 + (ack.name?.length ?? 0) * 6 + (ack.reason?.length ?? 0) * 6;

@@ -8,7 +8,7 @@
  */
 import { ProtocolError } from "../protocol/errors.ts";
 import type { FileEnd, FileStart } from "../protocol/frame.ts";
-import type { Digest } from "../protocol/digests.ts";
+import { type Digest, digestHex } from "../protocol/digests.ts";
 import type { Accepted, SessionBytes } from "./accepted.ts";
 import type { Ending, Outcome } from "./ack_queue.ts";
 import type { Folders } from "./folders.ts";
@@ -115,7 +115,9 @@ export class FileReceiver {
       }
     }
     this.#reset();
-    return staged !== null ? { kind: "staged", file: staged } : { kind: "failed", failure };
+    return staged !== null
+      ? { kind: "staged", file: staged, sha256: this.#sha256(end) }
+      : { kind: "failed", failure };
   }
 
   /** Verifies and places a larger file; its staging file goes if it failed or was skipped. */
@@ -129,7 +131,12 @@ export class FileReceiver {
         if (this.#failed !== null) throw this.#failed;
         const file = this.#current!;
         const name = await file.finish(end, this.opts.folders, this.opts.onConflict);
-        done = { name, bytes: file.received - file.resumed, resumed: file.resumed };
+        done = {
+          name,
+          bytes: file.received - file.resumed,
+          resumed: file.resumed,
+          sha256: this.#sha256(end),
+        };
       } catch (err) {
         if (!(err instanceof Refusal)) throw err;
         failure = err;
@@ -145,6 +152,11 @@ export class FileReceiver {
   async release(clean: boolean): Promise<void> {
     if (this.#current) await this.#current.discard(!clean && this.#failed === null);
     this.#current = null;
+  }
+
+  /** A verified file's SHA-256 in hex for the report, in a sha256 session (its FILE_END's). */
+  #sha256(end: FileEnd | null): string | undefined {
+    return end !== null && this.opts.digest.name === "sha256" ? digestHex(end.digest) : undefined;
   }
 
   #reset(): void {

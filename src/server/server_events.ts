@@ -37,6 +37,8 @@ export type ServerEvent =
     resumed: number;
     /** It replaced a file at its name (`update`). */
     replaced?: boolean;
+    /** The verified SHA-256 (hex), in a sha256 session. */
+    sha256?: string;
   }
   /** Under `update`, the receiver's copy is the same: left as it is, not sent. */
   | { type: "unchanged"; session: number; path: string; bytes: number }

@@ -121,10 +121,10 @@ Options:
                           it (never to 'serve --open')
       --plaintext         no encryption (the receiver must run --open
                           --plaintext); for benchmarks on a trusted link only
-      --digest NAME       each file's end-to-end check: sha256 (default;
-                          cryptographic end to end) or xxh128 (XXH3-128,
-                          as rsync uses: faster, and the encrypted channel
-                          still stops tampering)
+      --digest NAME       each file's end-to-end check: xxh128 (default;
+                          XXH3-128, as rsync uses: fast, and the encrypted
+                          channel still stops tampering) or sha256
+                          (cryptographic; --json then gives each file's)
       --checksum          with a receiver run with '--on-conflict update':
                           compare files by content (the digest) instead of
                           size and time, like rsync -c; reads every file on

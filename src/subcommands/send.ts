@@ -84,7 +84,7 @@ export async function send(args: string[]): Promise<number> {
   if (values.digest !== undefined && !isDigestName(values.digest)) {
     throw new UsageError(
       `--digest must be one of ${DIGEST_NAMES.join(", ")}, not '${values.digest}'`,
-      "e.g. --digest xxh128",
+      "e.g. --digest sha256",
     );
   }
   const digests = values.digest === undefined ? undefined : [values.digest];

@@ -92,13 +92,15 @@ export class FrameReader {
 
   /** The next frame, or null when the peer closed cleanly between frames. */
   async next(): Promise<Frame | null> {
-    if (!(await this.#fill(FRAME_HEADER_BYTES))) return null;
-    const header = parseHeader(
-      this.#buf.subarray(this.#start, this.#start + FRAME_HEADER_BYTES),
-      this.maxControl,
-    );
+    // A frame already buffered (most of a stream of small files) takes no wait for #fill.
+    if (this.#end - this.#start < FRAME_HEADER_BYTES && !(await this.#fill(FRAME_HEADER_BYTES))) {
+      return null;
+    }
+    const header = parseHeader(this.#buf, this.maxControl, this.#start);
     const total = FRAME_HEADER_BYTES + header.length;
-    if (!(await this.#fill(total))) throw new ProtocolError("truncated", "connection closed");
+    if (this.#end - this.#start < total && !(await this.#fill(total))) {
+      throw new ProtocolError("truncated", "connection closed");
+    }
     const payload = this.#buf.subarray(this.#start + FRAME_HEADER_BYTES, this.#start + total);
     this.#start += total;
     return { type: header.type, payload };
