@@ -172,3 +172,19 @@ Deno.test("AskPrompt: a session that ends while asked withdraws its question", a
   assertStringIncludes(p.out.join(""), '"by":"withdrawn"');
   p.input.end();
 });
+
+Deno.test("LineSource keeps a bounded number of lines nobody has asked for yet (yes | ferry serve --ask)", async () => {
+  const chunk = new TextEncoder().encode("y\n".repeat(2048));
+  let left = 200; // 409,600 lines, none of them read while they come
+  const lines = new LineSource({
+    read(p: Uint8Array): Promise<number | null> {
+      if (left-- <= 0) return Promise.resolve(null);
+      p.set(chunk.subarray(0, p.length));
+      return Promise.resolve(Math.min(chunk.length, p.length));
+    },
+  });
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  let kept = 0;
+  while (await lines.next() !== null) kept++;
+  assert(kept > 0 && kept <= 64, `kept ${kept} lines`);
+});

@@ -379,3 +379,26 @@ Deno.test("a sender without the code, and an address locked out, are logged as s
     /^127\.0\.0\.1 is locked out after 2 wrong codes until \d\d:\d\d \(10 minutes\)$/,
   );
 });
+
+Deno.test("serve --ask on a terminal: what comes while a question is shown is printed after it, bounded", () => {
+  for (const mode of ["plain", "live"] as const) {
+    const { r, text } = reporter(mode);
+    try {
+      r.pause(); // a question for another session is on the terminal
+      r.event({ type: "text", session: 1, text: "  photos/not-in-the-question.jpg" });
+      assertEquals(text("stdout") + text("stderr"), "", `${mode}: nothing among the question`);
+      r.resume();
+      assertStringIncludes(text("stdout"), "photos/not-in-the-question.jpg", mode);
+      // Held up to a bound; beyond it, printed as it comes rather than kept.
+      r.pause();
+      const big = "x".repeat(60 * 1024);
+      for (let i = 0; i < 40; i++) r.event({ type: "text", session: 1, text: big });
+      const shown = text("stdout").split(big).length - 1;
+      assert(shown > 0 && shown < 40, `${mode}: ${shown} of 40 shown while paused`);
+      r.resume();
+      assertEquals(text("stdout").split(big).length - 1, 40, `${mode}: all shown in the end`);
+    } finally {
+      r.close();
+    }
+  }
+});

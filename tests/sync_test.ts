@@ -399,3 +399,31 @@ Deno.test("serve takes NOOPs from a sender that named sync, and answers DONE wit
     await serve.stop();
   }
 });
+
+Deno.test("update: a hard link at a file's name is replaced by a new file; the other name keeps its content", async () => {
+  await using tmp = await tempDir("ferry-sync-");
+  const src = join(tmp.path, "src");
+  const dir = join(tmp.path, "inbox");
+  const other = join(tmp.path, "other");
+  await writeTree(src, { "a.txt": { data: "new content", mtime: OLD } });
+  await Deno.chmod(join(src, "a.txt"), 0o640);
+  await writeTree(other, { "a.txt": { data: "old content, other name", mtime: OLDER } });
+  await Deno.mkdir(join(dir, "src"), { recursive: true });
+  await Deno.link(join(other, "a.txt"), join(dir, "src/a.txt"));
+  const serve = await spawnServe(dir, ["--on-conflict", "update", "--no-discovery"]);
+  try {
+    const sent = await send(src, serve);
+    assertEquals(sent.code, 0, sent.stderr);
+    assertStringIncludes(sent.stdout, ", 0 new, 1 updated, 0 unchanged");
+  } finally {
+    await serve.stop();
+  }
+  assertEquals(await Deno.readTextFile(join(other, "a.txt")), "old content, other name");
+  const placed = await Deno.lstat(join(dir, "src/a.txt"));
+  assertEquals(await Deno.readTextFile(join(dir, "src/a.txt")), "new content");
+  assertEquals([placed.nlink, placed.mode! & 0o777, placed.mtime?.getTime()], [
+    1,
+    0o640,
+    OLD.getTime(),
+  ]);
+});

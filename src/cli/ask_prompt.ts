@@ -15,6 +15,11 @@ import { jsonLine } from "./output.ts";
 export const HOST_SHOWN = 64;
 /** Longest answer line read; a longer one is refused. */
 const MAX_ANSWER_BYTES = 4096;
+/**
+ * Most lines kept that came while no answer was awaited (more are dropped): standard input fed
+ * faster than questions come (`yes | ferry serve --ask --json`) must not fill memory.
+ */
+const MAX_QUEUED_LINES = 16;
 
 /** Standard input as lines, read by one task for the whole run; null at its end. */
 export class LineSource {
@@ -44,7 +49,7 @@ export class LineSource {
     const waiting = this.#waiting;
     this.#waiting = null;
     if (waiting) waiting(line);
-    else if (line !== null) this.#lines.push(line);
+    else if (line !== null && this.#lines.length < MAX_QUEUED_LINES) this.#lines.push(line);
   }
 
   async #run(): Promise<void> {

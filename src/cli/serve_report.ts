@@ -66,12 +66,22 @@ const CODE_ENDS: ReadonlySet<EndCause> = new Set([
   "declined",
 ]);
 
+/** Most characters held while a question is on the terminal (ServeReporter.#held). */
+const HELD_MAX_CHARS = 1024 * 1024;
+
 export class ServeReporter {
   #sessions = new Map<number, SessionView>();
   #live: LiveArea | null;
   #timer: ReturnType<typeof setInterval> | null = null;
   /** A question is on the terminal (`--ask`): the progress lines stay away meanwhile. */
   #paused = false;
+  /**
+   * What was to be printed while a question is on the terminal (another session's text, a
+   * refusal), printed after it, so that nothing a sender sends lands among the question's lines;
+   * at most HELD_MAX_CHARS, beyond which lines are printed as they come.
+   */
+  #held: { stream: "stdout" | "stderr"; text: string }[] = [];
+  #heldChars = 0;
 
   /** `write` and `columns` are where output goes and the terminal's width (tests give their own). */
   constructor(
@@ -331,7 +341,15 @@ export class ServeReporter {
 
   resume(): void {
     this.#paused = false;
+    this.#printHeld();
     this.#redraw();
+  }
+
+  #printHeld(): void {
+    const held = this.#held;
+    this.#held = [];
+    this.#heldChars = 0;
+    for (const { stream, text } of held) this.#print(stream, text);
   }
 
   /** The server stopped: erase the progress lines and say so. */
@@ -342,6 +360,8 @@ export class ServeReporter {
   }
 
   close(): void {
+    this.#paused = false;
+    this.#printHeld();
     if (this.#timer !== null) clearInterval(this.#timer);
     this.#timer = null;
     this.#live?.clear();
@@ -394,6 +414,11 @@ export class ServeReporter {
   }
 
   #print(stream: "stdout" | "stderr", text: string): void {
+    if (this.#paused && this.#heldChars + text.length <= HELD_MAX_CHARS) {
+      this.#held.push({ stream, text });
+      this.#heldChars += text.length;
+      return;
+    }
     if (this.#live) this.#live.print(stream, text);
     else this.write(stream, `${text}\n`);
   }

@@ -37,7 +37,7 @@ import {
   storageRefusal,
 } from "./inbox.ts";
 import { FileId, type NativeFs } from "./native_fs.ts";
-import type { Folders, Looked } from "./folders.ts";
+import type { FileReader, Folders, Looked } from "./folders.ts";
 import { fsyncPaced, settleSyncs } from "./fsync_pace.ts";
 
 /**
@@ -138,24 +138,12 @@ export class BeneathFolders implements Folders {
     return { kind, size: found.size, mtimeMs: found.mtimeMs };
   }
 
-  async openFile(dir: string, name: string): Promise<Deno.FsFile | null> {
+  async openFile(dir: string, name: string): Promise<FileReader | null> {
     const folder = await this.#folder(this.#keyOf(dir), null, null);
     this.#verify(folder);
-    const found = this.#identify(name, folder.fd);
-    if (found === null || found.kind !== "file") return null;
-    // Deno opens by path: what opened must be the file statx saw at the name in that folder.
-    let file: Deno.FsFile;
-    try {
-      file = await Deno.open(childPath(folder.path, name), { read: true });
-    } catch {
-      return null;
-    }
-    try {
-      const info = await file.stat();
-      if (info.isFile && found.sameAs(info)) return file;
-    } catch { /* not the file it was */ }
-    file.close();
-    return null;
+    // Opened in the checked folder, never by path: what is at the name now (a link, a FIFO
+    // swapped in after a look) is not followed, and does not block the open.
+    return this.#native.openToRead(name, folder.fd);
   }
 
   checkStaged(path: string, info: Deno.FileInfo): void {

@@ -30,6 +30,12 @@ export interface Looked {
   mtimeMs: number;
 }
 
+/** A file opened to read (`Folders.openFile`): Deno.FsFile, or the C library's. */
+export interface FileReader {
+  read(buf: Uint8Array): Promise<number | null>;
+  close(): void;
+}
+
 export interface Folders {
   readonly inbox: Inbox;
 
@@ -61,7 +67,7 @@ export interface Folders {
    * opened is not the file at that name beneath DIR (a link is never followed, and a folder on
    * the way must still be the one that was checked).
    */
-  openFile(dir: string, name: string): Promise<Deno.FsFile | null>;
+  openFile(dir: string, name: string): Promise<FileReader | null>;
 
   /**
    * Refuses a staging file that Deno's API opened at `path` (in

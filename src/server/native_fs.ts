@@ -39,6 +39,7 @@ import {
   O_DIRECTORY,
   O_EXCL,
   O_NOFOLLOW,
+  O_NONBLOCK,
   O_RDONLY,
   O_WRONLY,
   openLibc,
@@ -48,6 +49,8 @@ const SYMBOLS = {
   openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
   mkdirat: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  /** On the thread pool: a comparison's reads (`update`) leave the other sessions running. */
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: true },
   futimens: { parameters: ["i32", "buffer"], result: "i32" },
   fchmod: { parameters: ["i32", "u32"], result: "i32" },
   fsync: { parameters: ["i32"], result: "i32" },
@@ -155,6 +158,30 @@ export class NativeFs {
       const errno = this.#errno.get();
       if (errno !== EINTR) throw this.#errno.error("open", name, errno);
     }
+  }
+
+  /**
+   * Opens the regular file `name` in folder `dir` for reading, or null if no regular file is
+   * there. Never through a link (O_NOFOLLOW), and a FIFO found there does not block the open
+   * (O_NONBLOCK): a name swapped after a check cannot lead out of `dir` or hang the caller.
+   */
+  openToRead(name: string, dir: number): NativeReader | null {
+    const path = this.#errno.cString(name);
+    let fd: number;
+    for (;;) {
+      fd = this.#lib.openat(dir, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0);
+      if (fd >= 0) break;
+      const errno = this.#errno.get();
+      if (errno !== EINTR) return null;
+    }
+    let kind;
+    try {
+      kind = this.identify("", fd)?.kind;
+    } catch { /* what was opened cannot be told: not read */ }
+    const opened = fd;
+    if (kind === "file") return new NativeReader(this.#lib, opened, () => this.close(opened));
+    this.close(opened);
+    return null;
   }
 
   /** Creates folder `name` in folder `dir`, with the umask's mode; AlreadyExists if the name is taken. */
@@ -340,4 +367,29 @@ function load(paths?: readonly string[]): NativeFs | null {
   return lib.statx(AT_FDCWD, new TextEncoder().encode("/\0"), 0, STATX_TYPE, probe) === 0
     ? new NativeFs(lib)
     : null;
+}
+
+/** A regular file opened by `NativeFs.openToRead`: read on the thread pool, then closed. */
+export class NativeReader {
+  #closed = false;
+
+  constructor(
+    readonly lib: Pick<Lib, "read">,
+    readonly fd: number,
+    readonly onClose: () => void,
+  ) {}
+
+  /** Reads into `buf`: how many bytes, or null at the end; throws if the read failed. */
+  async read(buf: Uint8Array): Promise<number | null> {
+    if (this.#closed) throw new Error("read after close");
+    const n = Number(await this.lib.read(this.fd, buf, BigInt(buf.length)));
+    if (n < 0) throw new Error("read failed");
+    return n === 0 ? null : n;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.onClose();
+  }
 }

@@ -26,7 +26,7 @@ import {
   storageRefusal,
   syncDirs,
 } from "./inbox.ts";
-import type { Folders, Looked } from "./folders.ts";
+import type { FileReader, Folders, Looked } from "./folders.ts";
 
 /** How many checked folders to remember before starting over. */
 const FOLDER_CACHE_LIMIT = 4096;
@@ -121,7 +121,7 @@ export class PathFolders implements Folders {
     });
   }
 
-  async openFile(dir: string, name: string): Promise<Deno.FsFile | null> {
+  async openFile(dir: string, name: string): Promise<FileReader | null> {
     this.#recheck(dir);
     const path = join(dir, name);
     let file: Deno.FsFile;

@@ -30,7 +30,7 @@ import {
   replaces,
   type TransferStart,
 } from "./inbox.ts";
-import type { Looked } from "./folders.ts";
+import type { FileReader, Looked } from "./folders.ts";
 import type { Report } from "./server_events.ts";
 import type { ServerLimits } from "./server_limits.ts";
 import { SMALL_FILE_MAX } from "./small_file.ts";
@@ -58,7 +58,7 @@ export interface PlannerOptions {
   /** What is at `name` in folder `dir`, never through a link, beneath DIR (Folders.look). */
   look(dir: string, name: string): Promise<Looked | null>;
   /** Opens the regular file `name` in folder `dir` for reading, never through a link (Folders.openFile). */
-  openFile(dir: string, name: string): Promise<Deno.FsFile | null>;
+  openFile(dir: string, name: string): Promise<FileReader | null>;
   /** Called while reading a file to compare it: keeps the sender from timing out (NOOP, sync). */
   keepAlive?: () => Promise<void>;
   limits: ServerLimits;
