@@ -336,3 +336,41 @@ Deno.test("serve: --web-port without --web, and --web with --plaintext, are usag
     taken.close();
   }
 });
+
+Deno.test("serve --web --ask: the page waits for the person's answer past its own idle timeout", async () => {
+  await using base = await tempDir();
+  const src = join(base.path, "src");
+  await writeTree(src, { "a.txt": "hello" });
+  const webPort = freePort();
+  const serve = await spawnServe(
+    join(base.path, "inbox"),
+    ["--web", "--web-port", String(webPort), "--no-discovery", "--ask", "--json"],
+    { stdin: "piped", ready: (out) => out.includes('"type":"start"') },
+  );
+  const writer = serve.child.stdin.getWriter();
+  try {
+    const events: SendEvent[] = [];
+    const sending = webSend(
+      sendOptions(webPort, await picked(src, ["a.txt"]), {
+        idleTimeoutMs: 1000,
+        onEvent: (e) => events.push(e),
+      }),
+    );
+    await waitFor("the question", () => serve.stdout().includes('"type":"ask"'));
+    // Past the page's own 1 s idle timeout, and past the 3 s after which it says it waits.
+    await new Promise((r) => setTimeout(r, 3500));
+    await writer.write(
+      new TextEncoder().encode(`${JSON.stringify({ session: 1, accept: true })}\n`),
+    );
+    const result = await sending;
+    assertEquals(result.files, 1);
+    assertEquals(await Deno.readTextFile(join(base.path, "inbox", "a.txt")), "hello");
+    assert(
+      events.some((e) => e.type === "warning" && e.message.includes("to accept")),
+      "the page says why nothing moves",
+    );
+  } finally {
+    await writer.close().catch(() => {});
+    await serve.stop();
+  }
+});

@@ -19,7 +19,7 @@ import { FrameType } from "../protocol/frame.ts";
 import { encodeJson, type Totals } from "../protocol/messages.ts";
 import type { ProtocolError } from "../protocol/errors.ts";
 import type { DigestName } from "../protocol/digests.ts";
-import { MAX_FIRST_PLAN_DELAY_MS, MAX_HOST_UNITS } from "../protocol/limits.ts";
+import { MAX_HOST_UNITS } from "../protocol/limits.ts";
 import { isConnectionError } from "../transport/connection_errors.ts";
 import { FramedLink } from "../transport/framed_link.ts";
 import { KeepAlive } from "../transport/keep_alive.ts";
@@ -27,6 +27,7 @@ import { type Address, connect, formatAddress } from "../transport/tcp.ts";
 import { Watchdog } from "../transport/watchdog.ts";
 import { contentDigest } from "./content_digest.ts";
 import { FileSender } from "./file_sender.ts";
+import { FirstPlanWait, waitingFor } from "./first_plan_wait.ts";
 import { handshake } from "./handshake.ts";
 import { Pipeline } from "./pipeline.ts";
 import { withReconnects } from "./reconnect.ts";
@@ -158,9 +159,6 @@ async function* textItems(text: Uint8Array): AsyncGenerator<WalkItem> {
   };
 }
 
-/** How long the sender waits for the first PLAN before it says it is waiting for an answer. */
-const WAIT_NOTE_MS = 3000;
-
 /** One connection: the handshake, the transfer, DONE and BYE, and its failure in words. */
 class SendSession {
   #watchdog: Watchdog;
@@ -168,8 +166,8 @@ class SendSession {
   #errors: SendErrors;
   #replies: ReplyReader | null = null;
   #outcomes: Outcomes;
-  /** The note that the receiver has not answered the first batch yet. */
-  #waitNote: ReturnType<typeof setTimeout> | undefined;
+  /** The longer wait for the first PLAN (`serve --ask`). */
+  #firstPlan: FirstPlanWait | null = null;
 
   constructor(
     readonly conn: Deno.TcpConn,
@@ -189,7 +187,7 @@ class SendSession {
   }
 
   stop(): void {
-    clearTimeout(this.#waitNote);
+    this.#firstPlan?.stop();
     this.#watchdog.stop();
     this.#close();
   }
@@ -221,28 +219,15 @@ class SendSession {
       });
       const { reader, writer } = this.#link;
       if (this.opts.checksum === true && !agreed.sync) await this.#refuseChecksum();
-      // A receiver may hold the first PLAN while a person decides (`serve --ask`, PROTOCOL.md
-      // §6.5): until it comes, silence is allowed that much longer, and no longer.
-      let planned = false;
-      this.#errors.idleTimeoutMs = this.opts.idleTimeoutMs + MAX_FIRST_PLAN_DELAY_MS;
-      this.#watchdog.reset(this.#errors.idleTimeoutMs);
-      // Say why nothing moves, once, if the answer takes a while (a person may be deciding).
-      this.#waitNote = setTimeout(() => {
-        if (planned) return;
-        this.opts.onEvent({
-          type: "warning",
-          message:
-            `waiting for ${this.#errors.where} to accept (it may be asking the person there)`,
-        });
-      }, WAIT_NOTE_MS);
+      const firstPlan = new FirstPlanWait(
+        this.#errors,
+        this.#watchdog,
+        this.opts.idleTimeoutMs,
+        () => this.opts.onEvent({ type: "warning", message: waitingFor(this.#errors.where) }),
+      );
+      this.#firstPlan = firstPlan;
       const replies = new ReplyReader(reader, this.#errors, {
-        planned: () => {
-          if (planned) return;
-          planned = true;
-          clearTimeout(this.#waitNote);
-          this.#errors.idleTimeoutMs = this.opts.idleTimeoutMs;
-          this.#watchdog.reset(this.opts.idleTimeoutMs);
-        },
+        planned: () => firstPlan.planned(),
         acknowledged: (ack) => pipeline.acknowledged(ack),
         explain: (err) => this.#explainFailure(err),
         close: () => this.#close(),

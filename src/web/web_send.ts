@@ -22,6 +22,7 @@ import { FramedLink } from "../transport/framed_link.ts";
 import { Watchdog } from "../transport/watchdog.ts";
 import { WebSocketStream } from "../transport/websocket_stream.ts";
 import { handshake } from "../client/handshake.ts";
+import { FirstPlanWait, waitingFor } from "../client/first_plan_wait.ts";
 import { Pipeline } from "../client/pipeline.ts";
 import { withReconnects } from "../client/reconnect.ts";
 import { ReplyReader } from "../client/reply_reader.ts";
@@ -155,6 +156,8 @@ class WebSession {
   #link: FramedLink;
   #errors: SendErrors;
   #replies: ReplyReader | null = null;
+  /** The longer wait for the first PLAN (`serve --ask`). */
+  #firstPlan: FirstPlanWait | null = null;
   #outcomes: Outcomes;
 
   constructor(
@@ -175,6 +178,7 @@ class WebSession {
   }
 
   stop(): void {
+    this.#firstPlan?.stop();
     this.#watchdog.stop();
     this.conn.close();
   }
@@ -198,7 +202,15 @@ class WebSession {
         digest: agreed.digest.name,
       });
       const { reader, writer } = this.#link;
+      const firstPlan = new FirstPlanWait(
+        this.#errors,
+        this.#watchdog,
+        this.opts.idleTimeoutMs,
+        () => this.opts.onEvent({ type: "warning", message: waitingFor(this.#errors.where) }),
+      );
+      this.#firstPlan = firstPlan;
       const replies = new ReplyReader(reader, this.#errors, {
+        planned: () => firstPlan.planned(),
         acknowledged: (ack) => pipeline.acknowledged(ack),
         explain: (err) => this.#explainFailure(err),
         close: () => this.conn.close(),

@@ -1,0 +1,49 @@
+/**
+ * A receiver may hold a session's first PLAN while a person decides (`serve --ask`, PROTOCOL.md
+ * §6.5). Until it comes the sender allows that much more silence, and no more; if the wait goes
+ * on it says why nothing moves, once. The CLI's session and the browser page's both use it.
+ */
+import { MAX_FIRST_PLAN_DELAY_MS } from "../protocol/limits.ts";
+import type { Watchdog } from "../transport/watchdog.ts";
+import type { SendErrors } from "./send_errors.ts";
+
+/** How long the sender waits for the first PLAN before it says it is waiting for an answer. */
+export const WAIT_NOTE_MS = 3000;
+
+/** The note, once the wait is long enough to need one. */
+export function waitingFor(where: string): string {
+  return `waiting for ${where} to accept (it may be asking the person there)`;
+}
+
+export class FirstPlanWait {
+  #planned = false;
+  #note: ReturnType<typeof setTimeout> | undefined;
+
+  /** Starts the longer wait now; `waiting` is called once if no PLAN came within WAIT_NOTE_MS. */
+  constructor(
+    readonly errors: SendErrors,
+    readonly watchdog: Watchdog,
+    readonly idleTimeoutMs: number,
+    waiting: () => void,
+  ) {
+    errors.idleTimeoutMs = idleTimeoutMs + MAX_FIRST_PLAN_DELAY_MS;
+    watchdog.reset(errors.idleTimeoutMs);
+    this.#note = setTimeout(() => {
+      if (!this.#planned) waiting();
+    }, WAIT_NOTE_MS);
+  }
+
+  /** The first PLAN came: back to the usual timeout. */
+  planned(): void {
+    if (this.#planned) return;
+    this.#planned = true;
+    clearTimeout(this.#note);
+    this.errors.idleTimeoutMs = this.idleTimeoutMs;
+    this.watchdog.reset(this.idleTimeoutMs);
+  }
+
+  /** The session ends: no note any more. */
+  stop(): void {
+    clearTimeout(this.#note);
+  }
+}
