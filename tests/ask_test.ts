@@ -410,3 +410,28 @@ Deno.test("serve --ask --on-conflict update: a declined sync leaves the old copy
   );
   assertEquals(await listTree(dir, { includeStaging: true }), before);
 });
+
+Deno.test("serve --ask --json: a sender that leaves while asked about withdraws its question at once", async () => {
+  await using base = await tempDir("ferry-ask-");
+  const photos = await source(base.path);
+  const dir = base.join("in");
+  await using srv = await askingServer(dir, ["--ask-timeout", "120"]);
+  const before = await listTree(dir, { includeStaging: true });
+  const send = spawnCli(["send", photos, "--to", `127.0.0.1:${srv.serve.port}`]);
+  await srv.asked();
+  const askedAt = Date.now();
+  send.child.kill("SIGKILL");
+  await send.done();
+  await waitFor(
+    () => srv.serve.output(),
+    () => objects(srv.serve.stdout()).some((o) => o.type === "summary"),
+    20_000,
+  );
+  // Long before the 120 s timeout: its slot and its place in the question queue are free again.
+  assert(Date.now() - askedAt < 20_000);
+  const answered = objects(srv.serve.stdout()).find((o) => o.type === "answered")!;
+  assertEquals([answered.accept, answered.by], [false, "withdrawn"]);
+  const summary = objects(srv.serve.stdout()).find((o) => o.type === "summary")!;
+  assertEquals(summary.cause, "disconnected");
+  assertEquals(await listTree(dir, { includeStaging: true }), before, "nothing written");
+});

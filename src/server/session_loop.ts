@@ -16,6 +16,7 @@ import {
 } from "../protocol/frame.ts";
 import { decodeAnnounce, encodeJson, type Totals } from "../protocol/messages.ts";
 import { closeGracefully } from "../transport/byte_stream.ts";
+import type { Frame } from "../transport/frame_io.ts";
 import type { FramedLink } from "../transport/framed_link.ts";
 import { type Accepted, AcceptedQueue, SessionBytes } from "./accepted.ts";
 import { type Ask, questionOf } from "./ask.ts";
@@ -70,6 +71,8 @@ export class SessionLoop {
   #text = new TextReceiver();
   /** The person was asked (or there is nobody to ask): later batches go straight to the planner. */
   #asked: boolean;
+  /** The next frame, read ahead while the person was asked. */
+  #prefetched: Promise<Frame | null> | null = null;
 
   constructor(readonly opts: SessionLoopOptions) {
     const { session, report, link, inbox, folders, greeting, onConflict, limits, tally } = opts;
@@ -128,7 +131,9 @@ export class SessionLoop {
     for (;;) {
       this.opts.stopIfClosed();
       if (reader.buffered === 0) await this.#acks.flush();
-      const frame = await reader.next();
+      const next = this.#prefetched ?? reader.next();
+      this.#prefetched = null;
+      const frame = await next;
       if (frame === null) {
         throw new ProtocolError("truncated", "the sender closed the connection before DONE");
       }
@@ -178,7 +183,8 @@ export class SessionLoop {
   async #announce(payload: Uint8Array): Promise<void> {
     const { writer } = this.opts.link;
     const announced = decodeAnnounce(payload);
-    if (!this.#asked) await this.#ask(announced.entries, announced.totals);
+    // A sender that left while the person was asked: the loop reads why, nothing is planned.
+    if (!this.#asked && !(await this.#ask(announced.entries, announced.totals))) return;
     const plan = await this.#planner.plan(announced);
     await writer.frame(FrameType.PLAN, encodeJson(plan));
     await writer.flush();
@@ -223,7 +229,7 @@ export class SessionLoop {
    * it is planned or written (PROTOCOL.md §6.5). Declined, or no answer in time: the session
    * ends with ERROR `declined`, and a transfer marker this session made is taken back.
    */
-  async #ask(entries: unknown[], totals: Totals | undefined): Promise<void> {
+  async #ask(entries: unknown[], totals: Totals | undefined): Promise<boolean> {
     this.#asked = true;
     const { ask, peer, timeoutMs, signal, holdIdle } = this.opts.ask!;
     const { session, greeting, inbox } = this.opts;
@@ -233,15 +239,24 @@ export class SessionLoop {
       totals,
     );
     const release = holdIdle();
+    // The sender waits for the first PLAN, so what it sends meanwhile is read ahead (the loop takes
+    // it next): its end, or an ERROR, withdraws the question at once rather than at the timeout.
+    const pending = this.opts.link.reader.next();
+    this.#prefetched = pending;
+    const left = new AbortController();
+    pending.then((f) => f === null || f.type === FrameType.ERROR, () => true).then((gone) => {
+      if (gone) left.abort();
+    });
+    const asking = AbortSignal.any([signal, left.signal]);
     let timer: ReturnType<typeof setTimeout> | undefined;
     let accepted = false;
     try {
       accepted = await Promise.race([
-        ask(question, signal),
+        ask(question, asking),
         new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), timeoutMs)),
         new Promise<boolean>((resolve) => {
-          if (signal.aborted) resolve(false);
-          signal.addEventListener("abort", () => resolve(false), { once: true });
+          if (asking.aborted) resolve(false);
+          asking.addEventListener("abort", () => resolve(false), { once: true });
         }),
       ]);
     } finally {
@@ -249,10 +264,11 @@ export class SessionLoop {
       release();
     }
     this.opts.stopIfClosed();
-    if (accepted) return;
+    if (accepted && !left.signal.aborted) return true;
     if (greeting.transfer !== null && greeting.resumedSince === null) {
       await inbox.endTransfer(greeting.transfer);
     }
+    if (left.signal.aborted) return false;
     throw new ProtocolError("declined", "declined by the receiver");
   }
 
