@@ -53,6 +53,12 @@ const SYNC_AT_ONCE = 64;
 /** Folders created per session that are remembered as such (see Folders.ensure). */
 const CREATED_LIMIT = 65536;
 
+/**
+ * How long (ms) a check from DIR down of a folder stands for `look`'s lookups in it: a sync's
+ * quick check looks at every file, and the files of a folder are announced together.
+ */
+const LOOK_CHECK_MS = 1;
+
 /** What `#identify` says of a name that a file on its way hides. */
 const A_FILE = new FileId("file", 0, 0, 0, 0);
 
@@ -60,6 +66,8 @@ const A_FILE = new FileId("file", 0, 0, 0, 0);
 class Folder {
   /** Entries changed in it that are not fsynced yet. */
   dirty = false;
+  /** When `look` last checked it from DIR down (performance.now()). */
+  checked = -Infinity;
 
   constructor(
     /** Its path relative to DIR ("a/b"; "" for DIR). */
@@ -126,7 +134,12 @@ export class BeneathFolders implements Folders {
 
   async look(dir: string, name: string): Promise<Looked | null> {
     const folder = await this.#folder(this.#keyOf(dir), null, null);
-    this.#verify(folder);
+    // A lookup only reads a size and a time: the check from DIR down holds for LOOK_CHECK_MS.
+    const now = performance.now();
+    if (now - folder.checked > LOOK_CHECK_MS) {
+      this.#verify(folder);
+      folder.checked = now;
+    }
     let found;
     try {
       found = this.#native.look(name, folder.fd);
@@ -407,10 +420,13 @@ export class BeneathFolders implements Folders {
    */
   #verify(folder: Folder): void {
     const root = this.#root!.fd;
-    for (const [i, id] of folder.ids.entries()) {
-      const prefix = folder.prefixes[i];
-      const found = prefix === undefined ? null : this.#identify(prefix, root);
-      if (found !== null && found.kind === "dir" && found.same(id)) continue;
+    const { ids, prefixes } = folder;
+    for (let i = 0; i < ids.length; i++) {
+      const prefix = prefixes[i]!;
+      if (this.#native.isFolder(prefix, root, ids[i]!)) continue;
+      // Not the folder that was opened: what is there says why (and a failed statx, how).
+      const found = this.#identify(prefix, root);
+      if (found !== null && found.kind === "dir" && found.same(ids[i]!)) continue;
       this.#forget(folder);
       throw new Refusal(replacedReason(found === null ? "none" : found.kind));
     }
