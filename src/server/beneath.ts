@@ -88,6 +88,8 @@ export class BeneathFolders implements Folders {
   #rootId: FileId | null = null;
   /** Open folders by their relative path, least recently used first. */
   #cache = new Map<string, Folder>();
+  /** The folder `#folder` gave last, while it is in the cache (and so the most recently used). */
+  #recent: Folder | null = null;
   /** Descriptors of the staging folders (DIR/.ferry/tmp and /partial) by absolute path. */
   #sources = new Map<string, number>();
   /** Set once renameat2 said this file system cannot rename without replacing. */
@@ -227,6 +229,7 @@ export class BeneathFolders implements Folders {
     if (this.#root !== null) fds.push(this.#root.fd);
     this.#sources.clear();
     this.#cache.clear();
+    this.#recent = null;
     this.#root = null;
     for (const fd of fds) this.#closeQuietly(fd);
   }
@@ -253,6 +256,9 @@ export class BeneathFolders implements Folders {
 
   /** The relative path of `dir`, an absolute path beneath DIR from `ensure`. */
   #keyOf(dir: string): string {
+    // Most often the folder's own path string from `ensure`, as the last call had.
+    const recent = this.#recent;
+    if (recent !== null && dir === recent.path) return recent.key;
     const { root } = this.inbox;
     if (dir === root) return "";
     const prefix = root.endsWith("/") ? root : `${root}/`;
@@ -282,14 +288,19 @@ export class BeneathFolders implements Folders {
   async #folder(key: string, parts: string[] | null, created: Set<string> | null): Promise<Folder> {
     const root = this.#rootFolder();
     if (key === "") return root;
+    // Files come folder by folder: the folder asked for last is most often asked for again.
+    const recent = this.#recent;
+    if (recent !== null && recent.key === key) return recent;
     const hit = this.#cache.get(key);
     if (hit !== undefined) {
       this.#cache.delete(key);
       this.#cache.set(key, hit);
+      this.#recent = hit;
       return hit;
     }
     const folder = this.#walk(key, parts, created);
     this.#keep(folder);
+    this.#recent = folder;
     if (this.#cache.size > FOLDER_FDS) {
       // Every folder kept is dirty: sync them all, then they may go.
       await this.sync();
@@ -316,6 +327,7 @@ export class BeneathFolders implements Folders {
 
   /** Drops `folder` from the cache and closes it (fsynced first if entries in it changed). */
   #forget(folder: Folder): void {
+    if (this.#recent === folder) this.#recent = null;
     if (this.#cache.get(folder.key) === folder) this.#cache.delete(folder.key);
     if (folder.dirty) {
       try {
