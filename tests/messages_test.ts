@@ -130,6 +130,13 @@ Deno.test("decodeJson() refuses an object that names a key twice, at any depth (
       // Nested objects, and objects inside arrays.
       '{"software":"x","digests":["sha256"],"extra":{"a":1,"b":{"c":1},"a":2}}',
       '{"software":"x","digests":["sha256"],"extra":[{"k":1},{"k":1,"k":2}]}',
+      // Past many keys, and a plain key then its escaped twin.
+      `{"software":"x","digests":["sha256"],${
+        Array.from({ length: 40 }, (_, i) => `"k${i}":1`).join(",")
+      },"k39":2}`,
+      '{"software":"x","digests":["sha256"],"ab":1,"a\u0062":2}',
+      // After a nested object closes, its parent's keys still count.
+      '{"software":"x","digests":["sha256"],"o":{"p":{"q":1},"q":2,"p":3}}',
     ]
   ) {
     assertEquals(code(() => decodeHello(utf8(text))), "bad-message", text);
@@ -141,6 +148,10 @@ Deno.test("decodeJson() refuses an object that names a key twice, at any depth (
       '{"software":"x","digests":["sha256"],"extra":[{"k":1},{"k":2}],"k":3}',
       '{"software":"x","digests":["sha256"],"a":1,"A":2,"a ":3,"\\"a":4,"a\\\\":5}',
       '{"software":"\\"software\\":","digests":["sha256"],"x":"\\\\","y":{"x":"}"}}',
+      `{"software":"x","digests":["sha256"],${
+        Array.from({ length: 40 }, (_, i) => `"k${i}":{"k${i}":[{"k${i}":1}]}`).join(",")
+      }}`,
+      '{"software":"x","digests":["sha256"],"o":{"p":{"q":1},"q":2},"p":3,"q":4}',
     ]
   ) {
     assertEquals(decodeHello(utf8(text)).digests, ["sha256"], text);

@@ -504,3 +504,84 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "NativeFs.isFolder() is true only for the same folder at the name, never through a link",
+  ignore: native === null,
+  async fn() {
+    await withDir((dir) => {
+      const fs = lib();
+      Deno.mkdirSync(join(dir, "a"));
+      Deno.mkdirSync(join(dir, "b"));
+      Deno.writeFileSync(join(dir, "f"), new Uint8Array(1));
+      Deno.symlinkSync(join(dir, "a"), join(dir, "link"));
+      const fd = fs.openFolder(dir);
+      const c = (name: string) => new TextEncoder().encode(`${name}\0`);
+      try {
+        const a = fs.identify("a", fd)!;
+        assert(fs.isFolder(c("a"), fd, a));
+        assert(!fs.isFolder(c("b"), fd, a), "another folder");
+        assert(!fs.isFolder(c("link"), fd, a), "a link to it");
+        assert(!fs.isFolder(c("f"), fd, fs.identify("f", fd)!), "a file");
+        assert(!fs.isFolder(c("missing"), fd, a), "nothing");
+        assert(!fs.isFolder(c("f/x"), fd, a), "a file on the way");
+        Deno.renameSync(join(dir, "a"), join(dir, "moved"));
+        Deno.mkdirSync(join(dir, "a"));
+        assert(!fs.isFolder(c("a"), fd, a), "replaced");
+        assert(fs.isFolder(c("moved"), fd, a), "moved, still the same folder");
+      } finally {
+        fs.close(fd);
+      }
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "NativeFs takes two names in one call, and a path too long for its buffer fails as the system says",
+  ignore: native === null,
+  async fn() {
+    await withDir((dir) => {
+      const fs = lib();
+      const fd = fs.openFolder(dir);
+      try {
+        fs.close(fs.createExclusive("from", 0o600, fd));
+        assertEquals(fs.renameNoReplace("from", "to", fd, fd), "renamed");
+        assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), ["to"]);
+        assert(fs.link("to", "other", fd, fd));
+        assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["other", "to"]);
+        const long = `${"x/".repeat(2100)}f`;
+        const err = assertThrows(() => fs.createExclusive(long, 0o600, fd));
+        assertMatch(String(err), /os error 36/);
+        assertEquals(fs.identify("to", fd)?.kind, "file", "the short name after the long one");
+      } finally {
+        fs.close(fd);
+      }
+    });
+  },
+});
+
+Deno.test({
+  name: "BeneathFolders.look() refuses a folder moved out of DIR since it was last checked",
+  ignore: native === null,
+  async fn() {
+    await withDir(async (dir) => {
+      const inbox = await Inbox.open(dir, lib());
+      const folders = openFolders(inbox);
+      await using elsewhereDir = await tempDir();
+      try {
+        const sub = await folders.ensure(["top", "sub"]);
+        Deno.writeFileSync(join(sub, "f"), new Uint8Array(3));
+        assertEquals((await folders.look(sub, "f"))?.size, 3);
+        Deno.renameSync(join(dir, "top"), join(elsewhereDir.path, "top"));
+        // A check from DIR down stands for a millisecond at most.
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        const err = await folders.look(sub, "f").catch((e) => e);
+        assertInstanceOf(err, Refusal);
+        assertMatch(err.message, /moved or removed/);
+      } finally {
+        folders.close();
+      }
+    });
+  },
+});

@@ -43,8 +43,16 @@ export function wantsJson(args: string[]): boolean {
 
 const encoder = new TextEncoder();
 
-/** Writes all of `text` to `stream`, synchronously (so it interleaves in order with redraws). */
+/**
+ * Writes all of `text` to `stream`, synchronously (so it interleaves in order with redraws),
+ * after the lines `emitJsonSoon` holds.
+ */
 export function writeText(stream: "stdout" | "stderr", text: string): void {
+  if (held !== "") flushJson();
+  writeNow(stream, text);
+}
+
+function writeNow(stream: "stdout" | "stderr", text: string): void {
   const target = stream === "stdout" ? Deno.stdout : Deno.stderr;
   const bytes = encoder.encode(text);
   let done = 0;
@@ -65,6 +73,63 @@ export function jsonLine(value: unknown): string {
 /** Prints one JSON object on stdout. */
 export function emitJson(value: Record<string, unknown> & { type: string }): void {
   writeText("stdout", jsonLine(value));
+}
+
+/**
+ * Lines of `emitJsonSoon` not written yet: a line per file would be a write call per file, so
+ * they are written together, at most JSON_HOLD_MS later (or once JSON_HOLD_BYTES are held), and
+ * always before anything else is written and before the process exits.
+ */
+let held = "";
+let holdTimer: ReturnType<typeof setTimeout> | null = null;
+/** A write of held lines that failed in the timer: thrown to the next caller instead. */
+let holdFailure: { err: unknown } | null = null;
+let unloadHooked = false;
+const JSON_HOLD_MS = 20;
+const JSON_HOLD_BYTES = 16 * 1024;
+
+/**
+ * Prints one JSON object on stdout within JSON_HOLD_MS, in order with everything else printed:
+ * for the lines that come per file (`file-start`, `file-done`, ...).
+ */
+export function emitJsonSoon(value: Record<string, unknown> & { type: string }): void {
+  if (holdFailure !== null) throw holdFailure.err;
+  held += jsonLine(value);
+  if (held.length >= JSON_HOLD_BYTES) {
+    flushJson();
+    return;
+  }
+  if (holdTimer !== null) return;
+  if (!unloadHooked) {
+    unloadHooked = true;
+    globalThis.addEventListener("unload", () => {
+      try {
+        flushJson();
+      } catch { /* stdout is gone: nothing to tell */ }
+    });
+  }
+  const timer = setTimeout(() => {
+    holdTimer = null;
+    try {
+      flushJson();
+    } catch (err) {
+      holdFailure = { err };
+    }
+  }, JSON_HOLD_MS);
+  Deno.unrefTimer(timer);
+  holdTimer = timer;
+}
+
+/** Writes the lines `emitJsonSoon` holds, now. */
+export function flushJson(): void {
+  if (holdTimer !== null) {
+    clearTimeout(holdTimer);
+    holdTimer = null;
+  }
+  if (held === "") return;
+  const text = held;
+  held = "";
+  writeNow("stdout", text);
 }
 
 /** The `error` object for an error that ends a command. */

@@ -9,7 +9,7 @@ import type { SendEvent, SendResult } from "../client/send_session.ts";
 import type { Totals } from "../client/walk.ts";
 import { escapeName } from "../escape.ts";
 import { formatBytes, formatSeconds, plural, syncCounts } from "./format.ts";
-import { emitJson, type Mode, writeText } from "./output.ts";
+import { emitJson, emitJsonSoon, type Mode, writeText } from "./output.ts";
 import {
   etaSeconds,
   LiveArea,
@@ -120,7 +120,7 @@ export class SendReporter {
         this.#resumed += event.resumed;
         this.#count(event.path, event.resumed);
         if (this.mode === "json") {
-          emitJson({
+          emitJsonSoon({
             type: "file-start",
             path: event.path,
             size: event.size,
@@ -137,7 +137,7 @@ export class SendReporter {
         this.#files++;
         this.#resumed += event.bytes;
         if (this.mode === "json") {
-          emitJson({ type: "already", path: event.path, bytes: event.bytes });
+          emitJsonSoon({ type: "already", path: event.path, bytes: event.bytes });
         }
         return;
       case "unchanged":
@@ -145,14 +145,14 @@ export class SendReporter {
         this.#files++;
         this.#resumed += event.bytes;
         if (this.mode === "json") {
-          emitJson({ type: "unchanged", path: event.path, bytes: event.bytes });
+          emitJsonSoon({ type: "unchanged", path: event.path, bytes: event.bytes });
         }
         return;
       case "file-done":
         this.#files++;
         this.#open.delete(event.path);
         if (this.mode === "json") {
-          emitJson({
+          emitJsonSoon({
             type: "file-done",
             path: event.path,
             name: event.name,
@@ -181,7 +181,7 @@ export class SendReporter {
         return;
       case "skipped":
         if (this.mode === "json") {
-          emitJson({ type: "skipped", path: event.path, reason: event.reason });
+          emitJsonSoon({ type: "skipped", path: event.path, reason: event.reason });
         } else {
           this.#print(
             "stderr",
@@ -214,7 +214,7 @@ export class SendReporter {
       case "file-failed":
         this.#open.delete(event.path);
         if (this.mode === "json") {
-          emitJson({ type: "file-failed", path: event.path, reason: event.reason });
+          emitJsonSoon({ type: "file-failed", path: event.path, reason: event.reason });
         } else {
           this.#print(
             "stderr",

@@ -221,6 +221,8 @@ export async function* walk(sources: Source[]): AsyncGenerator<WalkItem> {
 interface Listing {
   /** The next entry, null at the end. */
   next(): Promise<Dirent | null>;
+  /** `next`, without a promise, where the listing never waits (the C library's). */
+  nextSync: (() => Dirent | null) | null;
   /** The status of entry `name`, at `abs`. */
   lstat(name: string, abs: string): Status;
   close(): void;
@@ -233,6 +235,7 @@ function denoListing(abs: string): Listing {
       const next = await entries.next();
       return next.done ? null : next.value;
     },
+    nextSync: null,
     // Metadata only: cheaper in place than via the thread pool.
     lstat: (_name, abs) => statusOf(Deno.lstatSync(abs)),
     close() {
@@ -251,16 +254,24 @@ function nativeListing(native: NativeReader, abs: string): Listing {
   }
   let batch: Dirent[] = [];
   let at = 0;
+  const nextSync = (): Dirent | null => {
+    if (failed !== null) throw failed;
+    if (at === batch.length) {
+      batch = native.list(fd!);
+      at = 0;
+      if (batch.length === 0) return null;
+    }
+    return batch[at++]!;
+  };
   return {
     next() {
-      if (failed !== null) return Promise.reject(failed);
-      if (at === batch.length) {
-        batch = native.list(fd!);
-        at = 0;
-        if (batch.length === 0) return Promise.resolve(null);
+      try {
+        return Promise.resolve(nextSync());
+      } catch (err) {
+        return Promise.reject(err);
       }
-      return Promise.resolve(batch[at++]!);
     },
+    nextSync,
     lstat(name, abs) {
       const listed = native.lstatAt(fd!, name, abs);
       return {
@@ -312,7 +323,8 @@ async function* walkDir(
     for (let top = stack.at(-1); top !== undefined; top = stack.at(-1)) {
       let next: Dirent | null;
       try {
-        next = await top.entries.next();
+        const { entries } = top;
+        next = entries.nextSync !== null ? entries.nextSync() : await entries.next();
       } catch (err) {
         yield { type: "error", path: top.rel, reason: `cannot list: ${reasonOf(err)}` };
         top.failed = true;

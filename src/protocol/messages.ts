@@ -213,6 +213,79 @@ const BACKSLASH = 0x5c;
  * of a repeated key without a word.
  */
 function duplicateKey(text: string): string | null {
+  const found = duplicateKeyFast(text);
+  return found === undefined ? duplicateKeyInSets(text) : found;
+}
+
+/** The most keys of one object that `duplicateKeyFast` compares pairwise. */
+const FAST_KEYS = 16;
+
+/**
+ * `duplicateKey` for what ferry's peers send (every object of a few keys, none escaped), with
+ * no allocation per object: each key, as its place in `text`, is compared with the keys of its
+ * object so far. Undefined where that does not answer (an escaped key, an object of more than
+ * FAST_KEYS keys): `duplicateKeyInSets` does.
+ */
+function duplicateKeyFast(text: string): string | null | undefined {
+  // Where the keys of the open objects are in `text` (without their quotes), outermost first.
+  const from: number[] = [];
+  const to: number[] = [];
+  // One entry per open container: where its keys start in `from`, -1 for an array.
+  const open: number[] = [];
+  let keyNext = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
+      let end = text.indexOf('"', i + 1);
+      for (;;) {
+        let slashes = 0;
+        for (let j = end - 1; text.charCodeAt(j) === BACKSLASH; j--) slashes++;
+        if (slashes % 2 === 0) break;
+        end = text.indexOf('"', end + 1);
+      }
+      if (keyNext) {
+        const first = open[open.length - 1]!;
+        if (to.length - first >= FAST_KEYS) return undefined;
+        const start = i + 1;
+        const length = end - start;
+        for (let j = start; j < end; j++) if (text.charCodeAt(j) === BACKSLASH) return undefined;
+        for (let k = first; k < to.length; k++) {
+          if (to[k]! - from[k]! === length && sameText(text, from[k]!, start, length)) {
+            return text.slice(start, end);
+          }
+        }
+        from.push(start);
+        to.push(end);
+        keyNext = false;
+      }
+      i = end;
+    } else if (c === 0x7b) { // {
+      open.push(to.length);
+      keyNext = true;
+    } else if (c === 0x5b) { // [
+      open.push(-1);
+      keyNext = false;
+    } else if (c === 0x7d || c === 0x5d) { // } ]
+      const first = open.pop()!;
+      if (first >= 0) from.length = to.length = first;
+      keyNext = false;
+    } else if (c === 0x2c) { // ,
+      keyNext = open.length > 0 && open[open.length - 1]! >= 0;
+    }
+  }
+  return null;
+}
+
+/** Whether `text` holds the same `length` characters at `a` and at `b`. */
+function sameText(text: string, a: number, b: number, length: number): boolean {
+  for (let k = 0; k < length; k++) {
+    if (text.charCodeAt(a + k) !== text.charCodeAt(b + k)) return false;
+  }
+  return true;
+}
+
+/** `duplicateKey` for any valid JSON: a set of keys (unescaped) per open object. */
+function duplicateKeyInSets(text: string): string | null {
   // One entry per open container: the keys seen so far of an object, null for an array.
   const open: (Set<string> | null)[] = [];
   let keyNext = false;

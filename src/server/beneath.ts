@@ -53,6 +53,12 @@ const SYNC_AT_ONCE = 64;
 /** Folders created per session that are remembered as such (see Folders.ensure). */
 const CREATED_LIMIT = 65536;
 
+/**
+ * How long (ms) a check from DIR down of a folder stands for `look`'s lookups in it: a sync's
+ * quick check looks at every file, and the files of a folder are announced together.
+ */
+const LOOK_CHECK_MS = 1;
+
 /** What `#identify` says of a name that a file on its way hides. */
 const A_FILE = new FileId("file", 0, 0, 0, 0);
 
@@ -60,6 +66,8 @@ const A_FILE = new FileId("file", 0, 0, 0, 0);
 class Folder {
   /** Entries changed in it that are not fsynced yet. */
   dirty = false;
+  /** When `look` last checked it from DIR down (performance.now()). */
+  checked = -Infinity;
 
   constructor(
     /** Its path relative to DIR ("a/b"; "" for DIR). */
@@ -80,6 +88,8 @@ export class BeneathFolders implements Folders {
   #rootId: FileId | null = null;
   /** Open folders by their relative path, least recently used first. */
   #cache = new Map<string, Folder>();
+  /** The folder `#folder` gave last, while it is in the cache (and so the most recently used). */
+  #recent: Folder | null = null;
   /** Descriptors of the staging folders (DIR/.ferry/tmp and /partial) by absolute path. */
   #sources = new Map<string, number>();
   /** Set once renameat2 said this file system cannot rename without replacing. */
@@ -126,7 +136,12 @@ export class BeneathFolders implements Folders {
 
   async look(dir: string, name: string): Promise<Looked | null> {
     const folder = await this.#folder(this.#keyOf(dir), null, null);
-    this.#verify(folder);
+    // A lookup only reads a size and a time: the check from DIR down holds for LOOK_CHECK_MS.
+    const now = performance.now();
+    if (now - folder.checked > LOOK_CHECK_MS) {
+      this.#verify(folder);
+      folder.checked = now;
+    }
     let found;
     try {
       found = this.#native.look(name, folder.fd);
@@ -202,6 +217,7 @@ export class BeneathFolders implements Folders {
     if (this.#root !== null) fds.push(this.#root.fd);
     this.#sources.clear();
     this.#cache.clear();
+    this.#recent = null;
     this.#root = null;
     for (const fd of fds) this.#closeQuietly(fd);
   }
@@ -228,6 +244,9 @@ export class BeneathFolders implements Folders {
 
   /** The relative path of `dir`, an absolute path beneath DIR from `ensure`. */
   #keyOf(dir: string): string {
+    // Most often the folder's own path string from `ensure`, as the last call had.
+    const recent = this.#recent;
+    if (recent !== null && dir === recent.path) return recent.key;
     const { root } = this.inbox;
     if (dir === root) return "";
     const prefix = root.endsWith("/") ? root : `${root}/`;
@@ -257,14 +276,19 @@ export class BeneathFolders implements Folders {
   async #folder(key: string, parts: string[] | null, created: Set<string> | null): Promise<Folder> {
     const root = this.#rootFolder();
     if (key === "") return root;
+    // Files come folder by folder: the folder asked for last is most often asked for again.
+    const recent = this.#recent;
+    if (recent !== null && recent.key === key) return recent;
     const hit = this.#cache.get(key);
     if (hit !== undefined) {
       this.#cache.delete(key);
       this.#cache.set(key, hit);
+      this.#recent = hit;
       return hit;
     }
     const folder = this.#walk(key, parts, created);
     this.#keep(folder);
+    this.#recent = folder;
     if (this.#cache.size > FOLDER_FDS) {
       // Every folder kept is dirty: sync them all, then they may go.
       await this.sync();
@@ -291,6 +315,7 @@ export class BeneathFolders implements Folders {
 
   /** Drops `folder` from the cache and closes it (fsynced first if entries in it changed). */
   #forget(folder: Folder): void {
+    if (this.#recent === folder) this.#recent = null;
     if (this.#cache.get(folder.key) === folder) this.#cache.delete(folder.key);
     if (folder.dirty) {
       try {
@@ -395,10 +420,13 @@ export class BeneathFolders implements Folders {
    */
   #verify(folder: Folder): void {
     const root = this.#root!.fd;
-    for (const [i, id] of folder.ids.entries()) {
-      const prefix = folder.prefixes[i];
-      const found = prefix === undefined ? null : this.#identify(prefix, root);
-      if (found !== null && found.kind === "dir" && found.same(id)) continue;
+    const { ids, prefixes } = folder;
+    for (let i = 0; i < ids.length; i++) {
+      const prefix = prefixes[i]!;
+      if (this.#native.isFolder(prefix, root, ids[i]!)) continue;
+      // Not the folder that was opened: what is there says why (and a failed statx, how).
+      const found = this.#identify(prefix, root);
+      if (found !== null && found.kind === "dir" && found.same(ids[i]!)) continue;
       this.#forget(folder);
       throw new Refusal(replacedReason(found === null ? "none" : found.kind));
     }

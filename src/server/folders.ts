@@ -56,7 +56,8 @@ export interface Folders {
 
   /**
    * What is at `name` in folder `dir` (from `ensure`), without following a link, in a folder
-   * still beneath DIR (checked as before a placement; a Refusal if it was replaced): its kind,
+   * still beneath DIR (checked as before a placement, on Linux at most LOOK_CHECK_MS before;
+   * a Refusal if it was replaced): its kind,
    * and a file's size and modification time (ms). Null if nothing is there.
    */
   look(dir: string, name: string): Promise<Looked | null>;

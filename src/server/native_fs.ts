@@ -86,6 +86,9 @@ const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
 
+/** The longest path, with its NUL, that a reused buffer holds (PATH_MAX); a longer one gets its own. */
+const PATH_BYTES = 4096;
+
 /** What statx saw at a name, without following a link: its kind and which file it is. */
 export class FileId {
   constructor(
@@ -124,6 +127,9 @@ export class NativeFs {
   readonly #times = new BigInt64Array(4);
   readonly #statx = new Uint8Array(STATX_BYTES);
   readonly #view = new DataView(this.#statx.buffer);
+  readonly #encoder = new TextEncoder();
+  /** Two reused buffers for the C strings of a call (a rename takes two). */
+  readonly #paths = [new Uint8Array(PATH_BYTES), new Uint8Array(PATH_BYTES)] as const;
 
   constructor(lib: Lib) {
     this.#lib = lib;
@@ -136,7 +142,7 @@ export class NativeFs {
    * `name` counts as existing (O_EXCL). Returns the descriptor.
    */
   createExclusive(name: string, mode: number, dir = AT_FDCWD): number {
-    const path = this.#errno.cString(name);
+    const path = this.#cString(name, 0);
     for (;;) {
       const fd = this.#lib.openat(dir, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
       if (fd >= 0) return fd;
@@ -151,7 +157,7 @@ export class NativeFs {
    * (an Error "(os error 40)"), a file with NotADirectory.
    */
   openFolder(name: string, dir = AT_FDCWD): number {
-    const path = this.#errno.cString(name);
+    const path = this.#cString(name, 0);
     for (;;) {
       const fd = this.#lib.openat(dir, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
       if (fd >= 0) return fd;
@@ -186,7 +192,7 @@ export class NativeFs {
 
   /** Creates folder `name` in folder `dir`, with the umask's mode; AlreadyExists if the name is taken. */
   makeFolder(name: string, dir: number): void {
-    if (this.#lib.mkdirat(dir, this.#errno.cString(name), 0o777) !== 0) {
+    if (this.#lib.mkdirat(dir, this.#cString(name, 0), 0o777) !== 0) {
       throw this.#errno.error("mkdir", name);
     }
   }
@@ -197,8 +203,8 @@ export class NativeFs {
    * (from `cString`), for callers that ask about the same name often.
    */
   identify(name: string | Uint8Array, dir: number, mask = STATX_TYPE | STATX_INO): FileId | null {
-    const path = typeof name === "string" ? this.#errno.cString(name) : name;
-    const flags = AT_SYMLINK_NOFOLLOW | (path.length === 1 ? AT_EMPTY_PATH : 0);
+    const path = typeof name === "string" ? this.#cString(name, 0) : name;
+    const flags = AT_SYMLINK_NOFOLLOW | (path[0] === 0 ? AT_EMPTY_PATH : 0);
     if (this.#lib.statx(dir, path, flags, mask, this.#statx) !== 0) {
       const errno = this.#errno.get();
       if (errno === ENOENT) return null;
@@ -220,6 +226,38 @@ export class NativeFs {
       view.getUint32(STX_INO + 4, true),
       view.getUint32(STX_INO, true),
     );
+  }
+
+  /**
+   * Whether the folder at `name` (a C string from `cString`) in folder `dir`, not following a
+   * link, is the folder `id` (device and inode): `identify` without making a FileId, for the
+   * checks made before every placement. False where nothing or something else is there.
+   */
+  isFolder(name: Uint8Array, dir: number, id: FileId): boolean {
+    if (
+      this.#lib.statx(dir, name, AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_INO, this.#statx) !== 0
+    ) {
+      return false;
+    }
+    const view = this.#view;
+    return (view.getUint16(STX_MODE, true) & S_IFMT) === S_IFDIR &&
+      view.getUint32(STX_INO, true) === id.inoLow &&
+      view.getUint32(STX_INO + 4, true) === id.inoHigh &&
+      view.getUint32(STX_DEV_MINOR, true) === id.devMinor &&
+      view.getUint32(STX_DEV_MAJOR, true) === id.devMajor;
+  }
+
+  /**
+   * `s` as a NUL-terminated C string in reused buffer `slot`, valid until the next call that
+   * uses that slot (every call here uses it at once and keeps nothing); a string too long for
+   * it gets its own copy.
+   */
+  #cString(s: string, slot: 0 | 1): Uint8Array {
+    const buf = this.#paths[slot];
+    const { read, written } = this.#encoder.encodeInto(s, buf);
+    if (read < s.length || written >= buf.length) return this.#errno.cString(s);
+    buf[written] = 0;
+    return buf;
   }
 
   /**
@@ -295,9 +333,9 @@ export class NativeFs {
   ): "renamed" | "exists" | "unsupported" | "failed" {
     const result = this.#lib.renameat2(
       fromDir,
-      this.#errno.cString(from),
+      this.#cString(from, 0),
       toDir,
-      this.#errno.cString(to),
+      this.#cString(to, 1),
       RENAME_NOREPLACE,
     );
     if (result === 0) return "renamed";
@@ -311,9 +349,9 @@ export class NativeFs {
   rename(from: string, to: string, fromDir: number, toDir: number): void {
     const result = this.#lib.renameat(
       fromDir,
-      this.#errno.cString(from),
+      this.#cString(from, 0),
       toDir,
-      this.#errno.cString(to),
+      this.#cString(to, 1),
     );
     if (result !== 0) throw this.#errno.error("rename", to);
   }
@@ -325,9 +363,9 @@ export class NativeFs {
   link(from: string, to: string, fromDir: number, toDir: number): boolean {
     const result = this.#lib.linkat(
       fromDir,
-      this.#errno.cString(from),
+      this.#cString(from, 0),
       toDir,
-      this.#errno.cString(to),
+      this.#cString(to, 1),
       0,
     );
     if (result === 0) return true;
@@ -338,7 +376,7 @@ export class NativeFs {
 
   /** Removes the file `name` in folder `dir` (or the path `name`, by default). */
   unlink(name: string, dir = AT_FDCWD): void {
-    if (this.#lib.unlinkat(dir, this.#errno.cString(name), 0) !== 0) {
+    if (this.#lib.unlinkat(dir, this.#cString(name, 0), 0) !== 0) {
       throw this.#errno.error("unlink", name);
     }
   }
