@@ -6,30 +6,28 @@
 import { MAX_FIRST_PLAN_DELAY_MS } from "../protocol/limits.ts";
 import type { Watchdog } from "../transport/watchdog.ts";
 import type { SendErrors } from "./send_errors.ts";
+import type { SendEvent } from "./send_types.ts";
 
 /** How long the sender waits for the first PLAN before it says it is waiting for an answer. */
 export const WAIT_NOTE_MS = 3000;
-
-/** The note, once the wait is long enough to need one. */
-export function waitingFor(where: string): string {
-  return `waiting for ${where} to accept (it may be asking the person there)`;
-}
 
 export class FirstPlanWait {
   #planned = false;
   #note: ReturnType<typeof setTimeout> | undefined;
 
-  /** Starts the longer wait now; `waiting` is called once if no PLAN came within WAIT_NOTE_MS. */
+  /** Starts the longer wait now; a warning goes to `emit` once if no PLAN came in WAIT_NOTE_MS. */
   constructor(
     readonly errors: SendErrors,
     readonly watchdog: Watchdog,
     readonly idleTimeoutMs: number,
-    waiting: () => void,
+    emit: (event: SendEvent) => void,
   ) {
     errors.idleTimeoutMs = idleTimeoutMs + MAX_FIRST_PLAN_DELAY_MS;
     watchdog.reset(errors.idleTimeoutMs);
     this.#note = setTimeout(() => {
-      if (!this.#planned) waiting();
+      if (this.#planned) return;
+      const message = `waiting for ${errors.where} to accept (it may be asking the person there)`;
+      emit({ type: "warning", message });
     }, WAIT_NOTE_MS);
   }
 

@@ -27,7 +27,7 @@ import { type Address, connect, formatAddress } from "../transport/tcp.ts";
 import { Watchdog } from "../transport/watchdog.ts";
 import { contentDigest } from "./content_digest.ts";
 import { FileSender } from "./file_sender.ts";
-import { FirstPlanWait, waitingFor } from "./first_plan_wait.ts";
+import { FirstPlanWait } from "./first_plan_wait.ts";
 import { handshake } from "./handshake.ts";
 import { Pipeline } from "./pipeline.ts";
 import { withReconnects } from "./reconnect.ts";
@@ -223,7 +223,7 @@ class SendSession {
         this.#errors,
         this.#watchdog,
         this.opts.idleTimeoutMs,
-        () => this.opts.onEvent({ type: "warning", message: waitingFor(this.#errors.where) }),
+        this.opts.onEvent,
       );
       this.#firstPlan = firstPlan;
       const replies = new ReplyReader(reader, this.#errors, {

@@ -236,13 +236,7 @@ function duplicateKeyFast(text: string): string | null | undefined {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === QUOTE) {
-      let end = text.indexOf('"', i + 1);
-      for (;;) {
-        let slashes = 0;
-        for (let j = end - 1; text.charCodeAt(j) === BACKSLASH; j--) slashes++;
-        if (slashes % 2 === 0) break;
-        end = text.indexOf('"', end + 1);
-      }
+      const end = stringEnd(text, i);
       if (keyNext) {
         const first = open[open.length - 1]!;
         if (to.length - first >= FAST_KEYS) return undefined;
@@ -276,6 +270,20 @@ function duplicateKeyFast(text: string): string | null | undefined {
   return null;
 }
 
+/**
+ * Where the string whose opening quote is at `start` ends: the next quote not escaped (preceded
+ * by an even run of backslashes).
+ */
+function stringEnd(text: string, start: number): number {
+  let end = text.indexOf('"', start + 1);
+  for (;;) {
+    let slashes = 0;
+    for (let j = end - 1; text.charCodeAt(j) === BACKSLASH; j--) slashes++;
+    if (slashes % 2 === 0) return end;
+    end = text.indexOf('"', end + 1);
+  }
+}
+
 /** Whether `text` holds the same `length` characters at `a` and at `b`. */
 function sameText(text: string, a: number, b: number, length: number): boolean {
   for (let k = 0; k < length; k++) {
@@ -292,14 +300,7 @@ function duplicateKeyInSets(text: string): string | null {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === QUOTE) {
-      // The closing quote: the next one not escaped (preceded by an even run of backslashes).
-      let end = text.indexOf('"', i + 1);
-      for (;;) {
-        let slashes = 0;
-        for (let j = end - 1; text.charCodeAt(j) === BACKSLASH; j--) slashes++;
-        if (slashes % 2 === 0) break;
-        end = text.indexOf('"', end + 1);
-      }
+      const end = stringEnd(text, i);
       if (keyNext) {
         const raw = text.slice(i + 1, end);
         const key: string = raw.includes("\\") ? JSON.parse(text.slice(i, end + 1)) : raw;

@@ -22,7 +22,7 @@ import { FramedLink } from "../transport/framed_link.ts";
 import { Watchdog } from "../transport/watchdog.ts";
 import { WebSocketStream } from "../transport/websocket_stream.ts";
 import { handshake } from "../client/handshake.ts";
-import { FirstPlanWait, waitingFor } from "../client/first_plan_wait.ts";
+import { FirstPlanWait } from "../client/first_plan_wait.ts";
 import { Pipeline } from "../client/pipeline.ts";
 import { withReconnects } from "../client/reconnect.ts";
 import { ReplyReader } from "../client/reply_reader.ts";
@@ -206,7 +206,7 @@ class WebSession {
         this.#errors,
         this.#watchdog,
         this.opts.idleTimeoutMs,
-        () => this.opts.onEvent({ type: "warning", message: waitingFor(this.#errors.where) }),
+        this.opts.onEvent,
       );
       this.#firstPlan = firstPlan;
       const replies = new ReplyReader(reader, this.#errors, {
