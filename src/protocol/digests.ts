@@ -18,6 +18,7 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import type { IHasher } from "hash-wasm";
+import { SharedWasmHasher, WasmTurns } from "./shared_wasm_hasher.ts";
 
 /** Every digest this build computes, in the order a sender offers them by default. */
 export const DIGEST_NAMES = ["xxh128", "sha256"] as const;
@@ -130,50 +131,17 @@ async function loadXxh128(): Promise<Digest> {
 }
 
 /**
- * XXH3-128 on one WebAssembly instance, shared by every file in the
- * process: hash-wasm makes instances only asynchronously, and each has its
- * own memory. The instance holds one hasher's state at a time; when another
- * hasher's turn comes (two sessions interleaving their files), the holder's
- * state (580 bytes) is saved and the other's loaded. One transfer at a time
- * never swaps.
+ * XXH3-128 on one WebAssembly instance, shared by every file in the process (its state is 580
+ * bytes to save and load when two sessions interleave their files; shared_wasm_hasher.ts).
  */
 export function xxh128Digest(wasm: IHasher): Digest {
-  let holder: XxhHasher | null = null;
-
-  class XxhHasher implements Hasher {
-    #saved: Uint8Array | null = null;
-    #done = false;
-
-    #take(): IHasher {
-      if (this.#done) throw new Error("xxh128: the hasher was used after digest()");
-      if (holder !== this) {
-        if (holder !== null) holder.#saved = wasm.save();
-        if (this.#saved === null) wasm.init();
-        else wasm.load(this.#saved);
-        this.#saved = null;
-        holder = this;
-      }
-      return wasm;
-    }
-
-    update(data: Uint8Array): void {
-      this.#take().update(data);
-    }
-
-    digest(): Uint8Array {
-      const digest = this.#take().digest("binary");
-      this.#done = true;
-      holder = null;
-      return digest;
-    }
-  }
-
+  const turns = new WasmTurns(wasm, "xxh128");
   return {
     name: "xxh128",
     length: 16,
-    hasher: () => new XxhHasher(),
+    hasher: () => new SharedWasmHasher(turns),
     of(data) {
-      const hasher = new XxhHasher();
+      const hasher = new SharedWasmHasher(turns);
       hasher.update(data);
       return hasher.digest();
     },

@@ -6,57 +6,38 @@
  * hash is hash-wasm's SHA-256 (WebAssembly, which ferry already uses for
  * xxh128), several times faster in a browser than one in JavaScript.
  */
-import { createSHA256, type IHasher } from "hash-wasm";
+import { createSHA256 } from "hash-wasm";
+import { SharedWasmHasher, WasmTurns } from "../protocol/shared_wasm_hasher.ts";
 import { bytesToHex } from "@noble/hashes/utils.js";
 
 /**
- * SHA-256 on one WebAssembly instance, shared by every hasher: hash-wasm
- * makes instances only asynchronously (so one is made as the page loads),
- * and each has its own memory. The instance holds one hasher's state at a
- * time; when another's turn comes, the holder's state is saved and the
- * other's loaded (digests.ts's xxh128 does the same). A file is hashed by
- * one hasher at a time, so a transfer swaps only around a resume.
+ * SHA-256 on one WebAssembly instance, shared by every hasher in turn (shared_wasm_hasher.ts):
+ * hash-wasm makes instances only asynchronously, so the one is made as the page loads.
  */
-const wasm: IHasher = await createSHA256();
-let holder: Hash | null = null;
+const turns = new WasmTurns(await createSHA256(), "sha256");
 
 export class Hash {
-  #saved: Uint8Array | null;
-  #done = false;
+  #hasher: SharedWasmHasher;
 
   constructor(saved: Uint8Array | null = null) {
-    this.#saved = saved;
-  }
-
-  #take(): IHasher {
-    if (this.#done) throw new Error("sha256: the hash was used after digest()");
-    if (holder !== this) {
-      if (holder !== null) holder.#saved = wasm.save();
-      if (this.#saved === null) wasm.init();
-      else wasm.load(this.#saved);
-      this.#saved = null;
-      holder = this;
-    }
-    return wasm;
+    this.#hasher = new SharedWasmHasher(turns, saved);
   }
 
   update(data: Uint8Array): this {
-    this.#take().update(data);
+    this.#hasher.update(data);
     return this;
   }
 
   digest(): Uint8Array;
   digest(encoding: "hex"): string;
   digest(encoding?: "hex"): Uint8Array | string {
-    const out = this.#take().digest("binary");
-    this.#done = true;
-    holder = null;
+    const out = this.#hasher.digest();
     return encoding === "hex" ? bytesToHex(out) : out;
   }
 
   /** A new hash that goes on from this one's state. */
   copy(): Hash {
-    return new Hash(this.#take().save());
+    return new Hash(this.#hasher.save());
   }
 }
 
