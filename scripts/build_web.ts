@@ -8,8 +8,8 @@
  *
  * The browser build swaps four modules for browser ones with the same
  * exports (through an import map): src/transport/aead.ts (OpenSSL, node:crypto)
- * for src/web/aead_browser.ts, src/transport/sha256_openssl.ts (FFI) for
- * src/web/sha256_browser.ts, node:crypto for src/web/node_crypto_browser.ts,
+ * for src/web/aead_browser.ts, src/transport/native_digests.ts (FFI) for
+ * src/web/native_digests_browser.ts, node:crypto for src/web/node_crypto_browser.ts,
  * and, for src/protocol/digests.ts only, hash-wasm for src/web/hash_wasm_browser.ts.
  *
  *   deno task build:web           writes src/server/web_page.ts
@@ -25,7 +25,7 @@ const importMap = {
     ...config.imports,
     "node:crypto": at("src/web/node_crypto_browser.ts").href,
     [at("src/transport/aead.ts").href]: at("src/web/aead_browser.ts").href,
-    [at("src/transport/sha256_openssl.ts").href]: at("src/web/sha256_browser.ts").href,
+    [at("src/transport/native_digests.ts").href]: at("src/web/native_digests_browser.ts").href,
   },
   scopes: {
     // digests.ts loads all of hash-wasm for xxh128, which the page does not offer; the page's

@@ -17,6 +17,8 @@ import {
 import { createHash } from "node:crypto";
 import { type Libcrypto, loadLibcrypto } from "../src/native/libcrypto.ts";
 import { opensslSha256 } from "../src/transport/sha256_openssl.ts";
+import { type Libxxhash, LIBXXHASH_PATHS, loadLibxxhash } from "../src/native/libxxhash.ts";
+import { nativeXxh128 } from "../src/transport/xxh128_native.ts";
 
 const toHex = (bytes: Uint8Array) =>
   Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -150,7 +152,7 @@ Deno.test("loadDigest('sha256', oneShot) hashes whole buffers with oneShot, and 
     calls.push(data.length);
     return new Uint8Array(createHash("sha256").update(data).digest());
   };
-  const digest = await loadDigest("sha256", oneShot);
+  const digest = await loadDigest("sha256", { sha256OneShot: oneShot });
   assertEquals(toHex(digest.of(text("abc"))), KNOWN.sha256[1][1]);
   assertEquals(calls, [3]);
   const hasher = digest.hasher();
@@ -159,7 +161,100 @@ Deno.test("loadDigest('sha256', oneShot) hashes whole buffers with oneShot, and 
   assertEquals(toHex(hasher.digest()), KNOWN.sha256[1][1]);
   assertEquals(calls, [3], "the hasher is node:crypto's");
   // Without one, and for other digests, the usual engines.
-  assertEquals((await loadDigest("sha256", null)).of, (await loadDigest("sha256")).of);
-  assertEquals(toHex((await loadDigest("xxh128", oneShot)).of(text("abc"))), KNOWN.xxh128[1][1]);
+  assertEquals(
+    (await loadDigest("sha256", { sha256OneShot: null })).of,
+    (await loadDigest("sha256")).of,
+  );
+  assertEquals(
+    toHex((await loadDigest("xxh128", { sha256OneShot: oneShot })).of(text("abc"))),
+    KNOWN.xxh128[1][1],
+  );
   assertEquals(calls, [3]);
+});
+
+/** Whether this system has libxxhash at one of the paths ferry looks in. */
+const hasLibxxhash = LIBXXHASH_PATHS.some((path) => {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+});
+
+Deno.test({
+  name: "nativeXxh128() loads wherever the system has libxxhash (the permission set covers it)",
+  ignore: !hasLibxxhash,
+  fn() {
+    assertEquals(loadLibxxhash() !== null, true, "ffi permission for libxxhash is missing");
+    assertEquals(nativeXxh128()?.name, "xxh128");
+  },
+});
+
+Deno.test({
+  name:
+    "nativeXxh128() gives the WebAssembly build's XXH3-128 at every length, whole and in pieces",
+  ignore: !hasLibxxhash,
+  async fn() {
+    const native = nativeXxh128()!;
+    const wasm = await loadDigest("xxh128");
+    for (const [data, hex] of KNOWN.xxh128) assertEquals(toHex(native.of(data)), hex);
+    // XXH3's paths change at 16, 128 and 240 bytes, and at its 1,024-byte stripes' block.
+    for (const n of [0, 1, 3, 4, 8, 9, 16, 17, 128, 129, 240, 241, 1024, 1025, 4096, 100_000]) {
+      const data = PATTERN.subarray(0, n);
+      const want = toHex(wasm.of(data));
+      assertEquals(toHex(native.of(data)), want, `${n} whole`);
+      for (const cut of [0, 1, n >> 1, n]) {
+        const hasher = native.hasher();
+        hasher.update(data.subarray(0, cut));
+        hasher.update(data.subarray(cut));
+        assertEquals(toHex(hasher.digest()), want, `${n} cut at ${cut}`);
+      }
+    }
+  },
+});
+
+Deno.test({
+  name: "nativeXxh128() hashers are independent, and each ends with its digest",
+  ignore: !hasLibxxhash,
+  fn() {
+    const native = nativeXxh128()!;
+    const a = native.hasher();
+    const b = native.hasher();
+    a.update(text("a"));
+    b.update(PATTERN);
+    a.update(text("bc"));
+    assertEquals(toHex(a.digest()), KNOWN.xxh128[1][1]);
+    assertEquals(toHex(b.digest()), KNOWN.xxh128[2][1]);
+    // Its native state is freed: nothing may touch it again.
+    assertThrows(() => a.update(text("x")));
+    assertThrows(() => a.digest());
+  },
+});
+
+Deno.test({
+  name: "nativeXxh128() refuses a library that is older than 0.8 or gives a wrong answer, and none",
+  ignore: !hasLibxxhash,
+  fn() {
+    const lib = loadLibxxhash()!;
+    const old = { ...lib, XXH_versionNumber: () => 706 } as unknown as Libxxhash;
+    const wrongWhole = {
+      ...lib,
+      XXH3_128bits: () => new Uint8Array(16),
+    } as unknown as Libxxhash;
+    const wrongInPieces = {
+      ...lib,
+      XXH3_128bits_digest: () => new Uint8Array(16),
+    } as unknown as Libxxhash;
+    assertEquals(nativeXxh128(old), null);
+    assertEquals(nativeXxh128(wrongWhole), null);
+    assertEquals(nativeXxh128(wrongInPieces), null);
+    assertEquals(nativeXxh128(lib)?.name, "xxh128");
+    assertEquals(nativeXxh128(null), null);
+  },
+});
+
+Deno.test("loadDigest('xxh128', { xxh128 }) uses the native build given, else the WebAssembly", async () => {
+  const given = { ...(await loadDigest("xxh128")) };
+  assertEquals(await loadDigest("xxh128", { xxh128: given }), given);
+  assertEquals(await loadDigest("xxh128", { xxh128: null }), await loadDigest("xxh128"));
 });

@@ -7,6 +7,7 @@ import { assertEquals } from "@std/assert";
 import { join } from "node:path";
 import { ALLOW_FFI_FLAG } from "../src/cli/ffi_permission.ts";
 import { LIBC_PATHS } from "../src/native/libc.ts";
+import { LIBXXHASH_PATHS } from "../src/native/libxxhash.ts";
 import { tempDir } from "./_harness.ts";
 
 const libc = LIBC_PATHS.find((path) => {
@@ -16,6 +17,17 @@ const libc = LIBC_PATHS.find((path) => {
     return false;
   }
 });
+
+const hasLibxxhash = LIBXXHASH_PATHS.some((path) => {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+});
+
+/** XXH3-128("abc"), as `xxh128sum` prints it. */
+const ABC_XXH128 = "06b05ab6733a618578af5f94892f3950";
 
 Deno.test({
   name: "loadNativeThenRevoke() keeps what it loaded and leaves no way to load more",
@@ -30,6 +42,7 @@ Deno.test({
       `import { loadNativeThenRevoke } from ${src("cli/ffi_permission.ts")};
 import { loadNativeFs } from ${src("server/native_fs.ts")};
 import { loadLibcrypto } from ${src("native/libcrypto.ts")};
+import { nativeXxh128 } from ${src("transport/xxh128_native.ts")};
 import { loadNativeReader } from ${src("client/native_read.ts")};
 const libc = ${JSON.stringify(libc)};
 const before = Deno.permissions.querySync({ name: "ffi", path: libc }).state;
@@ -44,7 +57,13 @@ try {
 const fs = loadNativeFs();
 const file = ${JSON.stringify(join(dir, "made"))};
 if (fs !== null) fs.close(fs.createExclusive(file, 0o600));
-console.log(JSON.stringify({ before, after, bound, fs: fs !== null, made: fs !== null && Deno.statSync(file).isFile, reader: loadNativeReader() !== null, crypto: loadLibcrypto() !== null }));
+console.log(JSON.stringify({ before, after, bound, fs: fs !== null, made: fs !== null && Deno.statSync(file).isFile, reader: loadNativeReader() !== null, crypto: loadLibcrypto() !== null, xxh128: xxh128(nativeXxh128()) }));
+function xxh128(digest) {
+  if (digest === null) return null;
+  const hasher = digest.hasher();
+  hasher.update(new TextEncoder().encode("abc"));
+  return Array.from(hasher.digest(), (b) => b.toString(16).padStart(2, "0")).join("");
+}
 `,
     );
     const run = async (command: string) => {
@@ -65,5 +84,9 @@ console.log(JSON.stringify({ before, after, bound, fs: fs !== null, made: fs !==
     assertEquals([send.after, send.bound, send.fs], ["prompt", "NotCapable", false]);
     assertEquals([serve.reader, send.reader], [false, true], "each loads what it uses");
     assertEquals(send.crypto, serve.crypto);
+    if (hasLibxxhash) {
+      // Loaded before the revoke, XXH3-128 still hashes (a new native state per file) after it.
+      assertEquals([serve.xxh128, send.xxh128], [ABC_XXH128, ABC_XXH128]);
+    }
   },
 });

@@ -1,7 +1,8 @@
 /**
  * The native libraries ferry may load, and the one `--allow-ffi` flag that
  * grants exactly those: OpenSSL 3's libcrypto for the AEAD and one-shot
- * SHA-256 (src/native/libcrypto.ts) and, on Linux, the C library
+ * SHA-256 (src/native/libcrypto.ts), libxxhash for XXH3-128
+ * (src/native/libxxhash.ts) and, on Linux, the C library
  * (src/native/libc.ts) for the receiver's per-file calls
  * (src/server/native_fs.ts) and the sender's small reads
  * (src/client/native_read.ts). Each is used only
@@ -17,22 +18,23 @@
  * cipher and digest calls bound here.
  */
 import { LIBCRYPTO_PATHS, loadLibcrypto } from "../native/libcrypto.ts";
-import { opensslSha256 } from "../transport/sha256_openssl.ts";
+import { LIBXXHASH_PATHS } from "../native/libxxhash.ts";
+import { nativeDigests } from "../transport/native_digests.ts";
 import { LIBC_PATHS } from "../native/libc.ts";
 import { loadNativeFs } from "../server/native_fs.ts";
 import { loadNativeReader } from "../client/native_read.ts";
 
-export const FFI_PATHS: readonly string[] = [...LIBCRYPTO_PATHS, ...LIBC_PATHS];
+export const FFI_PATHS: readonly string[] = [...LIBCRYPTO_PATHS, ...LIBXXHASH_PATHS, ...LIBC_PATHS];
 
 export const ALLOW_FFI_FLAG = `--allow-ffi=${FFI_PATHS.join(",")}`;
 
 /**
- * Loads the native libraries `command` uses (libcrypto and the C library),
- * then revokes ffi permission for the rest of the process.
+ * Loads the native libraries `command` uses (libcrypto, libxxhash and the C
+ * library), then revokes ffi permission for the rest of the process.
  */
 export function loadNativeThenRevoke(command: "serve" | "send"): void {
   loadLibcrypto();
-  opensslSha256();
+  nativeDigests();
   if (command === "serve") loadNativeFs();
   else loadNativeReader();
   Deno.permissions.revokeSync({ name: "ffi" });

@@ -24,7 +24,7 @@ import {
 import type { Suite } from "../transport/aead.ts";
 import { senderKeyExchange, senderOpen } from "../transport/channel.ts";
 import type { FramedLink } from "../transport/framed_link.ts";
-import { opensslSha256 } from "../transport/sha256_openssl.ts";
+import { nativeDigests } from "../transport/native_digests.ts";
 import type { SendErrors } from "./send_errors.ts";
 
 export interface HandshakeOptions {
@@ -72,8 +72,9 @@ export async function handshake(
 ): Promise<Agreement> {
   const plain = opts.plaintext;
   const offered = offeredDigests(opts.digests);
-  // The first choice's code (xxh128's WebAssembly) loads while the key exchange runs.
-  loadDigest(offered[0]!).catch(() => {});
+  // The first choice's code (xxh128's WebAssembly, where no native build loads) loads while the
+  // key exchange runs.
+  loadDigest(offered[0]!, nativeDigests()).catch(() => {});
   const hello = () =>
     link.writer.frame(
       FrameType.HELLO,
@@ -145,7 +146,7 @@ export async function handshake(
   }
   return {
     welcome,
-    digest: await loadDigest(chosen, opensslSha256()),
+    digest: await loadDigest(chosen, nativeDigests()),
     cipher,
     resume: welcome.features.includes(Feature.resume),
     sync: welcome.features.includes(Feature.sync),

@@ -3,8 +3,9 @@
  * and implementations.
  *
  * - `xxh128` is XXH3-128 (xxHash 0.8, the `xxh128sum` value), from the
- *   WebAssembly of the npm package hash-wasm: the sender's first choice, at
- *   about twice SHA-256's speed on each side (docs/PERFORMANCE.md). It is
+ *   system's libxxhash where it loads (src/transport/xxh128_native.ts), else
+ *   the WebAssembly of the npm package hash-wasm: the sender's first choice,
+ *   at two to four times SHA-256's speed on each side (docs/PERFORMANCE.md). It is
  *   not collision resistant: against an attacker the encrypted channel's
  *   records authenticate every byte, and the digest checks the path from
  *   the sender's read to the receiver's write (rsync's whole-file check is
@@ -13,8 +14,9 @@
  *   cryptographic end to end (`send --digest sha256`); a resume prefix is
  *   always checked with it.
  *
- * The xxh128 code is loaded on first use, so a run that never negotiates it
- * (and `ferry --version`) does not pay for it.
+ * The xxh128 WebAssembly is loaded on first use and only where no native
+ * build is given, so a run that never needs it (and `ferry --version`) does
+ * not pay for it.
  */
 import { createHash, type Hash } from "node:crypto";
 import type { IHasher } from "hash-wasm";
@@ -61,15 +63,22 @@ const loaded = new Map<DigestName, Promise<Digest>>();
 export type Sha256OneShot = (data: Uint8Array) => Uint8Array;
 
 /**
- * The digest named `name`, ready to use synchronously. `sha256OneShot`,
- * when given, computes SHA-256's `of` (whole small files) instead of
- * node:crypto: the same value, at a lower cost per call.
+ * Native builds of the digests, where the system has them
+ * (src/transport/native_digests.ts): the same values, at a lower cost.
  */
-export function loadDigest(
-  name: DigestName,
-  sha256OneShot?: Sha256OneShot | null,
-): Promise<Digest> {
-  if (name === "sha256" && sha256OneShot) return Promise.resolve({ ...SHA256, of: sha256OneShot });
+export interface NativeDigests {
+  /** SHA-256's `of` (whole small files), instead of node:crypto's. */
+  readonly sha256OneShot?: Sha256OneShot | null;
+  /** XXH3-128 in full, instead of the WebAssembly build. */
+  readonly xxh128?: Digest | null;
+}
+
+/** The digest named `name`, ready to use synchronously; from `native` where it has it. */
+export function loadDigest(name: DigestName, native: NativeDigests = {}): Promise<Digest> {
+  if (name === "sha256" && native.sha256OneShot) {
+    return Promise.resolve({ ...SHA256, of: native.sha256OneShot });
+  }
+  if (name === "xxh128" && native.xxh128) return Promise.resolve(native.xxh128);
   let digest = loaded.get(name);
   if (digest === undefined) {
     digest = name === "sha256" ? Promise.resolve(SHA256) : loadXxh128();

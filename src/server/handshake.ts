@@ -26,7 +26,7 @@ import { isConnectionError } from "../transport/connection_errors.ts";
 import type { Frame } from "../transport/frame_io.ts";
 import type { FramedLink } from "../transport/framed_link.ts";
 import { CODE_EXPECTED, PeerRefused, receiverKeyExchange } from "../transport/channel.ts";
-import { opensslSha256 } from "../transport/sha256_openssl.ts";
+import { nativeDigests } from "../transport/native_digests.ts";
 import type { CodeGuard, GuessAttempt } from "./code_guard.ts";
 import { addressGroup } from "./address_group.ts";
 import type { Inbox, TransferStart } from "./inbox.ts";
@@ -180,7 +180,7 @@ export class Handshake {
         `no common digest; this receiver has ${DIGEST_NAMES.join(", ")}`,
       );
     }
-    const digest = await loadDigest(digestName, opensslSha256());
+    const digest = await loadDigest(digestName, nativeDigests());
     const resumable = hello.features.includes(Feature.resume);
     let transfer: string | null = null;
     let resumedSince: TransferStart | null = null;

@@ -1,0 +1,105 @@
+/**
+ * XXH3-128 from the system's libxxhash (src/native/libxxhash.ts): the same
+ * value as the WebAssembly build in src/protocol/digests.ts, at about three
+ * times its speed (docs/PERFORMANCE.md), and without the WebAssembly
+ * instance's memory. Used only where the library is xxHash 0.8 or later
+ * (XXH3-128's output is fixed from 0.8.0 on) and gives the known value of
+ * "abc", whole and in pieces.
+ */
+import type { Digest, Hasher } from "../protocol/digests.ts";
+import { type Libxxhash, loadLibxxhash } from "../native/libxxhash.ts";
+
+/** XXH3-128("abc") as `xxh128sum` prints it. */
+const ABC_XXH128 = "06b05ab6733a618578af5f94892f3950";
+
+/** XXH_versionNumber() of xxHash 0.8.0. */
+const FIRST_STABLE_VERSION = 800;
+
+let loaded: Digest | null | undefined;
+
+/**
+ * XXH3-128 through libxxhash, or null where no permitted library loads or
+ * it fails its checks (then the WebAssembly build is used). Pass `lib` to
+ * use another library (tests; nothing is cached).
+ */
+export function nativeXxh128(lib?: Libxxhash | null): Digest | null {
+  if (lib !== undefined) return make(lib);
+  if (loaded === undefined) loaded = make(loadLibxxhash());
+  return loaded;
+}
+
+function make(lib: Libxxhash | null): Digest | null {
+  if (lib === null) return null;
+  try {
+    if (lib.XXH_versionNumber() < FIRST_STABLE_VERSION) return null;
+    // A dropped hasher (a transfer cut short) frees its state when collected.
+    const states = new FinalizationRegistry<Deno.PointerObject>((state) =>
+      lib.XXH3_freeState(state)
+    );
+    const digest: Digest = {
+      name: "xxh128",
+      length: 16,
+      hasher: () => new NativeHasher(lib, states),
+      of: (data) => canonical(lib.XXH3_128bits(data, BigInt(data.length))),
+    };
+    const abc = new TextEncoder().encode("abc");
+    const inPieces = digest.hasher();
+    inPieces.update(abc.subarray(0, 1));
+    inPieces.update(abc.subarray(1));
+    const whole = hex(digest.of(abc));
+    return whole === ABC_XXH128 && hex(inPieces.digest()) === ABC_XXH128 ? digest : null;
+  } catch {
+    return null;
+  }
+}
+
+class NativeHasher implements Hasher {
+  readonly #lib: Libxxhash;
+  readonly #states: FinalizationRegistry<Deno.PointerObject>;
+  #state: Deno.PointerObject | null;
+
+  constructor(lib: Libxxhash, states: FinalizationRegistry<Deno.PointerObject>) {
+    const state = lib.XXH3_createState();
+    if (state === null) throw new Error("XXH3_createState failed");
+    if (lib.XXH3_128bits_reset(state) !== 0) {
+      lib.XXH3_freeState(state);
+      throw new Error("XXH3_128bits_reset failed");
+    }
+    this.#lib = lib;
+    this.#states = states;
+    this.#state = state;
+    states.register(this, state, this);
+  }
+
+  update(data: Uint8Array): void {
+    if (this.#lib.XXH3_128bits_update(this.#live(), data, BigInt(data.length)) !== 0) {
+      throw new Error("XXH3_128bits_update failed");
+    }
+  }
+
+  digest(): Uint8Array {
+    const state = this.#live();
+    const out = canonical(this.#lib.XXH3_128bits_digest(state));
+    this.#state = null;
+    this.#states.unregister(this);
+    this.#lib.XXH3_freeState(state);
+    return out;
+  }
+
+  #live(): Deno.PointerObject {
+    if (this.#state === null) throw new Error("the hasher has given its digest");
+    return this.#state;
+  }
+}
+
+/**
+ * XXH128_canonicalFromHash: the high half then the low half, each big-endian, from the struct's
+ * two little-endian halves (low first). On a big-endian machine the known answer fails instead.
+ */
+function canonical(hash: Uint8Array): Uint8Array {
+  return hash.reverse();
+}
+
+function hex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
