@@ -7,6 +7,8 @@
  * untimed, for the bytes it sends (sender → receiver, everything on the wire: file data and the
  * tool's own messages), after another 1% changed and again with nothing changed; ferry's
  * unchanged sync must send no file data (its summary: 0 bytes, every file unchanged).
+ * The timed runs print what `rsync -a` prints, nothing (`ferry send --quiet`); the first and
+ * the counted runs print ferry's `--json` summary, which is checked.
  */
 import { join } from "node:path";
 import type { Options, Placement, Tool } from "./options.ts";
@@ -86,8 +88,9 @@ interface Syncer {
   /** Where the copy lands (DEST/<entry>). */
   destDir: string;
   port: number;
-  sync(port: number): Proc;
-  /** Why a finished sync is wrong by its own report, or null. */
+  /** A sync; with `report`, one whose own report `check` reads (a timed one prints nothing). */
+  sync(port: number, report: boolean): Proc;
+  /** Why a finished sync that reported is wrong by its own report, or null. */
   check(proc: Proc, unchanged: boolean): string | null;
   /** The file data the last sync checked said it sent (ferry's summary), or null. */
   dataBytes: number | null;
@@ -120,10 +123,10 @@ async function measureTool(
     errors: [],
   };
   const timeoutMs = options.quick ? 120_000 : 900_000;
-  const run = async (port: number, unchanged: boolean) => {
+  const run = async (port: number, unchanged: boolean, report = true) => {
     let proc: Proc | null = null;
-    const timed = await timeProcesses(() => [proc = syncer.sync(port)], timeoutMs);
-    return { ...timed, error: timed.error ?? syncer.check(proc!, unchanged) };
+    const timed = await timeProcesses(() => [proc = syncer.sync(port, report)], timeoutMs);
+    return { ...timed, error: timed.error ?? (report ? syncer.check(proc!, unchanged) : null) };
   };
   try {
     const first = await run(syncer.port, false);
@@ -133,7 +136,7 @@ async function measureTool(
       const changed = await changeFiles(srcDir, workload, round++);
       result.changedBytes = changed.bytes;
       await capture("sync", []);
-      const timed = await run(syncer.port, false);
+      const timed = await run(syncer.port, false, false);
       const error = timed.error ?? await checkCopy(workload, srcDir, syncer.destDir, changed.paths);
       if (error === null) result.seconds.push(timed.seconds);
       else result.errors.push(error);
@@ -176,10 +179,16 @@ async function ferrySyncer(
     dataBytes: null,
     destDir: server.inbox,
     port: server.port,
-    sync: (port) =>
+    sync: (port, report) =>
       new Proc(
         Deno.execPath(),
-        denoArgs("send", join(srcDir, workload.entry), "--to", `127.0.0.1:${port}`, "--json"),
+        denoArgs(
+          "send",
+          join(srcDir, workload.entry),
+          "--to",
+          `127.0.0.1:${port}`,
+          report ? "--json" : "--quiet",
+        ),
         { env: FERRY_ENV },
       ),
     check(proc, unchanged) {
