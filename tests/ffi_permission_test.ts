@@ -33,7 +33,7 @@ import { loadLibcrypto } from ${src("native/libcrypto.ts")};
 import { loadNativeReader } from ${src("client/native_read.ts")};
 const libc = ${JSON.stringify(libc)};
 const before = Deno.permissions.querySync({ name: "ffi", path: libc }).state;
-loadNativeThenRevoke(Deno.args[0]);
+await loadNativeThenRevoke(Deno.args[0]);
 const after = Deno.permissions.querySync({ name: "ffi", path: libc }).state;
 let bound = "yes";
 try {

@@ -19,8 +19,6 @@
 import { LIBCRYPTO_PATHS, loadLibcrypto } from "../native/libcrypto.ts";
 import { opensslSha256 } from "../transport/sha256_openssl.ts";
 import { LIBC_PATHS } from "../native/libc.ts";
-import { loadNativeFs } from "../server/native_fs.ts";
-import { loadNativeReader } from "../client/native_read.ts";
 
 export const FFI_PATHS: readonly string[] = [...LIBCRYPTO_PATHS, ...LIBC_PATHS];
 
@@ -28,12 +26,14 @@ export const ALLOW_FFI_FLAG = `--allow-ffi=${FFI_PATHS.join(",")}`;
 
 /**
  * Loads the native libraries `command` uses (libcrypto and the C library),
- * then revokes ffi permission for the rest of the process.
+ * then revokes ffi permission for the rest of the process. The receiver's
+ * file calls and the sender's reads are imported only by the command that
+ * uses them.
  */
-export function loadNativeThenRevoke(command: "serve" | "send"): void {
+export async function loadNativeThenRevoke(command: "serve" | "send"): Promise<void> {
   loadLibcrypto();
   opensslSha256();
-  if (command === "serve") loadNativeFs();
-  else loadNativeReader();
+  if (command === "serve") (await import("../server/native_fs.ts")).loadNativeFs();
+  else (await import("../client/native_read.ts")).loadNativeReader();
   Deno.permissions.revokeSync({ name: "ffi" });
 }
