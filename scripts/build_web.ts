@@ -30,7 +30,10 @@ const importMap = {
   scopes: {
     // digests.ts loads all of hash-wasm for xxh128, which the page does not offer; the page's
     // SHA-256 (node_crypto_browser.ts) takes only its own part of hash-wasm.
-    [at("src/protocol/").href]: { "hash-wasm": at("src/web/hash_wasm_browser.ts").href },
+    [at("src/protocol/").href]: {
+      "hash-wasm": at("src/web/hash_wasm_browser.ts").href,
+      "hash-wasm/dist/index.esm.js": at("src/web/hash_wasm_browser.ts").href,
+    },
   },
 };
 

@@ -3,7 +3,8 @@
  * modules only when it runs). Read from `deno info --json main.ts`: the modules
  * a file reaches through static imports are those evaluated as soon as it is
  * loaded; a dynamic `import()` is followed only when its code runs. Type-only
- * imports are not evaluated.
+ * imports are not evaluated. And the sender's xxh128 comes without Node's
+ * CommonJS loader.
  */
 import { assert, assertEquals } from "@std/assert";
 import { fileURLToPath } from "node:url";
@@ -108,4 +109,12 @@ Deno.test("every module a command loads later is in main.ts's graph (deno compil
   ) {
     assert(modules.has(name), `${name} is not reached from main.ts`);
   }
+});
+
+Deno.test("xxh128 comes from hash-wasm's ES module build, not its CommonJS main file", () => {
+  // The CommonJS file would start Deno's Node module loader in every sender.
+  const modules = reached("main.ts", { dynamic: true });
+  const hashWasm = matching(modules, [/^npm:\/?hash-wasm@/]);
+  assert(hashWasm.length > 0, "no hash-wasm in main.ts's graph");
+  assertEquals(hashWasm.filter((name) => !name.endsWith("/dist/index.esm.js")), []);
 });

@@ -125,8 +125,14 @@ const SHA256: Digest = {
   of: (data) => new Uint8Array(createHash("sha256").update(data).digest()),
 };
 
+/**
+ * hash-wasm's ES module build: its main file is CommonJS, which starts Deno's Node module loader
+ * (about 7 ms of a sender's start-up).
+ */
 async function loadXxh128(): Promise<Digest> {
-  const { createXXHash128 } = await import("hash-wasm");
+  const { createXXHash128 }: typeof import("hash-wasm") = await import(
+    "hash-wasm/dist/index.esm.js"
+  );
   return xxh128Digest(await createXXHash128());
 }
 
