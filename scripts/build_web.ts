@@ -6,10 +6,10 @@
  * goes inline into src/web/page.html, under a Content-Security-Policy that
  * allows exactly that script and style.
  *
- * The browser build swaps four modules for browser ones with the same
+ * The browser build swaps these modules for browser ones with the same
  * exports (through an import map): src/transport/aead.ts (OpenSSL, node:crypto)
  * for src/web/aead_browser.ts, src/transport/sha256_openssl.ts (FFI) for
- * src/web/sha256_browser.ts, node:crypto for src/web/node_crypto_browser.ts,
+ * src/web/sha256_browser.ts, node:crypto and src/node_crypto.ts for src/web/node_crypto_browser.ts,
  * and, for src/protocol/digests.ts only, hash-wasm for src/web/hash_wasm_browser.ts.
  *
  *   deno task build:web           writes src/server/web_page.ts
@@ -24,6 +24,7 @@ const importMap = {
   imports: {
     ...config.imports,
     "node:crypto": at("src/web/node_crypto_browser.ts").href,
+    [at("src/node_crypto.ts").href]: at("src/web/node_crypto_browser.ts").href,
     [at("src/transport/aead.ts").href]: at("src/web/aead_browser.ts").href,
     [at("src/transport/sha256_openssl.ts").href]: at("src/web/sha256_browser.ts").href,
   },

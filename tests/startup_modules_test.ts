@@ -82,6 +82,8 @@ Deno.test("send evaluates none of the receiver's modules, no word list, and no d
   assertEquals(matching(modules, RECEIVER), []);
   assertEquals(matching(modules, WORD_LIST), []);
   assertEquals(matching(modules, [/^src\/discovery\/finder\.ts$/, /^node:dgram$/]), []);
+  // node:crypto starts Deno's Node compatibility layer; src/node_crypto.ts loads it on first use.
+  assertEquals(matching(modules, [/^node:crypto$/]), []);
 });
 
 Deno.test("serve evaluates the web page and the QR code only with --web", () => {

@@ -9,14 +9,15 @@
  *   records authenticate every byte, and the digest checks the path from
  *   the sender's read to the receiver's write (rsync's whole-file check is
  *   the same function).
- * - `sha256` is SHA-256 from node:crypto: mandatory (every peer has it),
- *   cryptographic end to end (`send --digest sha256`); a resume prefix is
- *   always checked with it.
+ * - `sha256` is SHA-256 from node:crypto (loaded on first use,
+ *   src/node_crypto.ts): mandatory (every peer has it), cryptographic end to
+ *   end (`send --digest sha256`); a resume prefix is always checked with it.
  *
  * The xxh128 code is loaded on first use, so a run that never negotiates it
  * (and `ferry --version`) does not pay for it.
  */
-import { createHash, type Hash } from "node:crypto";
+import type { Hash } from "node:crypto";
+import { nodeCrypto } from "../node_crypto.ts";
 import type { IHasher } from "hash-wasm";
 import { SharedWasmHasher, WasmTurns } from "./shared_wasm_hasher.ts";
 
@@ -81,7 +82,7 @@ export function loadDigest(
 
 class Sha256Hasher implements Hasher {
   readonly #hash: Hash;
-  constructor(hash: Hash = createHash("sha256")) {
+  constructor(hash: Hash = nodeCrypto().createHash("sha256")) {
     this.#hash = hash;
   }
   update(data: Uint8Array): void {
@@ -99,7 +100,7 @@ class Sha256Hasher implements Hasher {
  * two are one pass.
  */
 export class PrefixHash {
-  readonly #proof: Hash = createHash("sha256");
+  readonly #proof: Hash = nodeCrypto().createHash("sha256");
   readonly #hash: Hasher | null;
 
   constructor(readonly digest: Digest) {
@@ -122,7 +123,7 @@ const SHA256: Digest = {
   name: "sha256",
   length: 32,
   hasher: () => new Sha256Hasher(),
-  of: (data) => new Uint8Array(createHash("sha256").update(data).digest()),
+  of: (data) => new Uint8Array(nodeCrypto().createHash("sha256").update(data).digest()),
 };
 
 /**
