@@ -3,6 +3,11 @@
  * to the subcommands and turns expected errors into one line (and a hint)
  * and an exit code (0 ok, 1 failure, 2 usage); with --json, into an `error`
  * object on stdout (docs/JSON.md).
+ *
+ * A subcommand's modules are imported when it runs, not before: `--version`
+ * and `help` load none of them, `send` none of the receiver's (the server, the
+ * web page, the discovery responder). Start-up is most of a small send's time.
+ * The specifiers are string literals, so `deno compile` still includes them.
  */
 import { ExitCode, FerryError, UsageError } from "./src/errors.ts";
 import { escapeName } from "./src/escape.ts";
@@ -12,17 +17,19 @@ import { missingPermissions, PERMISSION_SET_NAME } from "./src/cli/permission_se
 import { emitJson, errorObject, wantsJson } from "./src/cli/output.ts";
 import { didYouMean } from "./src/cli/suggest.ts";
 import { helpFor, MAIN_HELP } from "./src/subcommands/help.ts";
-import { send } from "./src/subcommands/send.ts";
-import { serve } from "./src/subcommands/serve.ts";
 import { VERSION } from "./src/version.ts";
 
 export async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;
   switch (command) {
-    case "serve":
+    case "serve": {
+      const { serve } = await import("./src/subcommands/serve.ts");
       return await serve(rest);
-    case "send":
+    }
+    case "send": {
+      const { send } = await import("./src/subcommands/send.ts");
       return await send(rest);
+    }
     case "help": {
       const text = helpFor(rest[0]);
       if (text === null) throw new UsageError(`no help for '${rest[0]}'`, "run 'ferry help'");
@@ -75,7 +82,7 @@ if (import.meta.main) {
     const command = Deno.args[0];
     if (command === "serve" || command === "send") {
       startUp();
-      loadNativeThenRevoke(command);
+      await loadNativeThenRevoke(command);
     }
     code = await main(Deno.args);
   } catch (err) {

@@ -6,10 +6,10 @@
  * goes inline into src/web/page.html, under a Content-Security-Policy that
  * allows exactly that script and style.
  *
- * The browser build swaps four modules for browser ones with the same
+ * The browser build swaps these modules for browser ones with the same
  * exports (through an import map): src/transport/aead.ts (OpenSSL, node:crypto)
  * for src/web/aead_browser.ts, src/transport/native_digests.ts (FFI) for
- * src/web/native_digests_browser.ts, node:crypto for src/web/node_crypto_browser.ts,
+ * src/web/native_digests_browser.ts, node:crypto and src/node_crypto.ts for src/web/node_crypto_browser.ts,
  * and, for src/protocol/digests.ts only, hash-wasm for src/web/hash_wasm_browser.ts.
  *
  *   deno task build:web           writes src/server/web_page.ts
@@ -24,13 +24,17 @@ const importMap = {
   imports: {
     ...config.imports,
     "node:crypto": at("src/web/node_crypto_browser.ts").href,
+    [at("src/node_crypto.ts").href]: at("src/web/node_crypto_browser.ts").href,
     [at("src/transport/aead.ts").href]: at("src/web/aead_browser.ts").href,
     [at("src/transport/native_digests.ts").href]: at("src/web/native_digests_browser.ts").href,
   },
   scopes: {
     // digests.ts loads all of hash-wasm for xxh128, which the page does not offer; the page's
     // SHA-256 (node_crypto_browser.ts) takes only its own part of hash-wasm.
-    [at("src/protocol/").href]: { "hash-wasm": at("src/web/hash_wasm_browser.ts").href },
+    [at("src/protocol/").href]: {
+      "hash-wasm": at("src/web/hash_wasm_browser.ts").href,
+      "hash-wasm/dist/index.esm.js": at("src/web/hash_wasm_browser.ts").href,
+    },
   },
 };
 

@@ -11,7 +11,8 @@ import {
   REFUSE_BELOW_GUESSES,
   WARN_BELOW_GUESSES,
 } from "../src/cli/code_strength.ts";
-import { generateCode, normalizeCode } from "../src/transport/code.ts";
+import { normalizeCode } from "../src/transport/code.ts";
+import { generateCode } from "../src/transport/generated_code.ts";
 import { listTree, runCli, spawnServe, startServer, tempDir } from "./_harness.ts";
 import { sendInProcess } from "./_harness.ts";
 

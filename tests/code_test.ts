@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertGreaterOrEqual, assertMatch } from "@std/assert";
-import { CODE_BITS, generateCode, normalizeCode } from "../src/transport/code.ts";
+import { normalizeCode } from "../src/transport/code.ts";
+import { CODE_BITS, generateCode } from "../src/transport/generated_code.ts";
 import { CodeGuard } from "../src/server/code_guard.ts";
 
 Deno.test("generateCode() makes a number and three words, with at least 40 bits", () => {

@@ -46,7 +46,7 @@ import { nativeXxh128 } from ${src("transport/xxh128_native.ts")};
 import { loadNativeReader } from ${src("client/native_read.ts")};
 const libc = ${JSON.stringify(libc)};
 const before = Deno.permissions.querySync({ name: "ffi", path: libc }).state;
-loadNativeThenRevoke(Deno.args[0]);
+await loadNativeThenRevoke(Deno.args[0]);
 const after = Deno.permissions.querySync({ name: "ffi", path: libc }).state;
 let bound = "yes";
 try {

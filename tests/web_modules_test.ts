@@ -4,9 +4,9 @@
  * and the page's record layer talks to the receiver's.
  */
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import { createHash as nodeHash, timingSafeEqual as nodeEqual } from "node:crypto";
+import { createHash as nodeHash } from "node:crypto";
 import { defaultAead as browserAead, fastSuites, nobleChacha } from "../src/web/aead_browser.ts";
-import { createHash, timingSafeEqual } from "../src/web/node_crypto_browser.ts";
+import { createHash, nodeCrypto } from "../src/web/node_crypto_browser.ts";
 import { defaultAead, passesKnownAnswer } from "../src/transport/aead.ts";
 import { RecordOpener, RecordSealer } from "../src/transport/record_layer.ts";
 import { randomBytes } from "./_random.ts";
@@ -33,7 +33,7 @@ Deno.test("the page's ChaCha20-Poly1305 passes RFC 8439's vector and opens the r
   }
 });
 
-Deno.test("the page's node:crypto stand-in hashes as node:crypto does and compares in full", () => {
+Deno.test("the page's node:crypto stand-in hashes as node:crypto does", () => {
   const data = randomBytes(100_000);
   const hash = createHash("sha256").update(data.subarray(0, 777));
   const copy = hash.copy();
@@ -41,10 +41,5 @@ Deno.test("the page's node:crypto stand-in hashes as node:crypto does and compar
   assertEquals(hash.digest(), new Uint8Array(nodeHash("sha256").update(data).digest()));
   assertEquals(copy.digest("hex"), nodeHash("sha256").update(data.subarray(0, 777)).digest("hex"));
   assertThrows(() => createHash("md5"));
-  const a = randomBytes(32);
-  const b = a.slice();
-  assertEquals(timingSafeEqual(a, b), nodeEqual(a, b));
-  b[31]! ^= 1;
-  assertEquals(timingSafeEqual(a, b), false);
-  assertThrows(() => timingSafeEqual(a, b.subarray(1)));
+  assertEquals(nodeCrypto().createHash, createHash);
 });

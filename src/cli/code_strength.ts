@@ -10,7 +10,7 @@
  * the real limiting.
  */
 import { wordlist } from "@scure/bip39/wordlists/english.js";
-import { CODE_BITS } from "../transport/code.ts";
+import { CODE_BITS } from "../transport/generated_code.ts";
 
 const WORDS = new Set(wordlist);
 /** Passwords people pick first: each counts as found within a hundred guesses. */

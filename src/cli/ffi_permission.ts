@@ -21,8 +21,6 @@ import { LIBCRYPTO_PATHS, loadLibcrypto } from "../native/libcrypto.ts";
 import { LIBXXHASH_PATHS } from "../native/libxxhash.ts";
 import { nativeDigests } from "../transport/native_digests.ts";
 import { LIBC_PATHS } from "../native/libc.ts";
-import { loadNativeFs } from "../server/native_fs.ts";
-import { loadNativeReader } from "../client/native_read.ts";
 
 export const FFI_PATHS: readonly string[] = [...LIBCRYPTO_PATHS, ...LIBXXHASH_PATHS, ...LIBC_PATHS];
 
@@ -30,12 +28,14 @@ export const ALLOW_FFI_FLAG = `--allow-ffi=${FFI_PATHS.join(",")}`;
 
 /**
  * Loads the native libraries `command` uses (libcrypto, libxxhash and the C
- * library), then revokes ffi permission for the rest of the process.
+ * library), then revokes ffi permission for the rest of the process. The
+ * receiver's file calls and the sender's reads are imported only by the
+ * command that uses them.
  */
-export function loadNativeThenRevoke(command: "serve" | "send"): void {
+export async function loadNativeThenRevoke(command: "serve" | "send"): Promise<void> {
   loadLibcrypto();
   nativeDigests();
-  if (command === "serve") loadNativeFs();
-  else loadNativeReader();
+  if (command === "serve") (await import("../server/native_fs.ts")).loadNativeFs();
+  else (await import("../client/native_read.ts")).loadNativeReader();
   Deno.permissions.revokeSync({ name: "ffi" });
 }

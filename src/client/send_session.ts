@@ -13,7 +13,8 @@
  *   ever waits for a round trip;
  * - send_errors.ts: every failure in the sender's words.
  */
-import { createHash } from "node:crypto";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js";
 import { FerryError } from "../errors.ts";
 import { FrameType } from "../protocol/frame.ts";
 import { encodeJson, type Totals } from "../protocol/messages.ts";
@@ -126,12 +127,9 @@ async function transferId(opts: SendOptions): Promise<string> {
   }));
   // A text names its transfer by its digest: two different texts are two transfers.
   if (opts.text !== undefined) {
-    sources.push(["text", createHash("sha256").update(opts.text).digest("hex")]);
+    sources.push(["text", bytesToHex(sha256(opts.text))]);
   }
-  return createHash("sha256")
-    .update(JSON.stringify([host, sources]))
-    .digest("hex")
-    .slice(0, 32);
+  return bytesToHex(sha256(utf8ToBytes(JSON.stringify([host, sources])))).slice(0, 32);
 }
 
 /** This machine's name (for HELLO's `host` and the transfer's name), or null if not permitted. */

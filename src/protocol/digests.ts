@@ -10,15 +10,16 @@
  *   records authenticate every byte, and the digest checks the path from
  *   the sender's read to the receiver's write (rsync's whole-file check is
  *   the same function).
- * - `sha256` is SHA-256 from node:crypto: mandatory (every peer has it),
- *   cryptographic end to end (`send --digest sha256`); a resume prefix is
- *   always checked with it.
+ * - `sha256` is SHA-256 from node:crypto (loaded on first use,
+ *   src/node_crypto.ts): mandatory (every peer has it), cryptographic end to
+ *   end (`send --digest sha256`); a resume prefix is always checked with it.
  *
  * The xxh128 WebAssembly is loaded on first use and only where no native
  * build is given, so a run that never needs it (and `ferry --version`) does
  * not pay for it.
  */
-import { createHash, type Hash } from "node:crypto";
+import type { Hash } from "node:crypto";
+import { nodeCrypto } from "../node_crypto.ts";
 import type { IHasher } from "hash-wasm";
 import { SharedWasmHasher, WasmTurns } from "./shared_wasm_hasher.ts";
 
@@ -90,7 +91,7 @@ export function loadDigest(name: DigestName, native: NativeDigests = {}): Promis
 
 class Sha256Hasher implements Hasher {
   readonly #hash: Hash;
-  constructor(hash: Hash = createHash("sha256")) {
+  constructor(hash: Hash = nodeCrypto().createHash("sha256")) {
     this.#hash = hash;
   }
   update(data: Uint8Array): void {
@@ -108,7 +109,7 @@ class Sha256Hasher implements Hasher {
  * two are one pass.
  */
 export class PrefixHash {
-  readonly #proof: Hash = createHash("sha256");
+  readonly #proof: Hash = nodeCrypto().createHash("sha256");
   readonly #hash: Hasher | null;
 
   constructor(readonly digest: Digest) {
@@ -131,11 +132,17 @@ const SHA256: Digest = {
   name: "sha256",
   length: 32,
   hasher: () => new Sha256Hasher(),
-  of: (data) => new Uint8Array(createHash("sha256").update(data).digest()),
+  of: (data) => new Uint8Array(nodeCrypto().createHash("sha256").update(data).digest()),
 };
 
+/**
+ * hash-wasm's ES module build: its main file is CommonJS, which starts Deno's Node module loader
+ * (about 7 ms of a sender's start-up).
+ */
 async function loadXxh128(): Promise<Digest> {
-  const { createXXHash128 } = await import("hash-wasm");
+  const { createXXHash128 }: typeof import("hash-wasm") = await import(
+    "hash-wasm/dist/index.esm.js"
+  );
   return xxh128Digest(await createXXHash128());
 }
 

@@ -10,13 +10,7 @@ import { send as runSend } from "../client/send_session.ts";
 import { DIGEST_NAMES, isDigestName } from "../protocol/digests.ts";
 import { MAX_TEXT_BYTES } from "../protocol/limits.ts";
 import { countSources, resolveSources, STDIN_SOURCE, type Totals } from "../client/walk.ts";
-import { DISCOVERY_PORT } from "../discovery/discovery_protocol.ts";
-import {
-  defaultTargets,
-  DISCOVERY_TIMEOUT_MS,
-  findServers,
-  type FoundServer,
-} from "../discovery/finder.ts";
+import type { FoundServer } from "../discovery/finder.ts";
 import { type Address, DEFAULT_PORT, formatAddress } from "../transport/tcp.ts";
 import { CODE_ENV, normalizeCode } from "../transport/code.ts";
 import { SOFTWARE } from "../version.ts";
@@ -231,9 +225,14 @@ function describe(server: FoundServer): string {
 /**
  * Finds the one server to send to, asking the person at the terminal if
  * several answer. A sender with a code never picks a server that says it is
- * open (and the key exchange refuses one that lies about it).
+ * open (and the key exchange refuses one that lies about it). Discovery's
+ * modules (and node:dgram) are loaded only here: a send with --to does not need them.
  */
 async function discover(mode: Mode, interactive: boolean, withCode: boolean): Promise<FoundServer> {
+  const { defaultTargets, DISCOVERY_TIMEOUT_MS, findServers } = await import(
+    "../discovery/finder.ts"
+  );
+  const { DISCOVERY_PORT } = await import("../discovery/discovery_protocol.ts");
   const targets = defaultTargets();
   if (mode === "live") {
     writeText("stdout", "ferry: looking for ferry servers on the local network…");

@@ -27,7 +27,8 @@ import { CONFLICT_POLICIES, type ConflictPolicy } from "../server/inbox.ts";
 import { FerryServer } from "../server/server.ts";
 import { DEFAULT_LIMITS, type ServerLimits } from "../server/server_limits.ts";
 import { ANY_ADDRESS, DEFAULT_PORT } from "../transport/tcp.ts";
-import { CODE_BITS, CODE_ENV, generateCode, normalizeCode } from "../transport/code.ts";
+import { CODE_ENV, normalizeCode } from "../transport/code.ts";
+import { CODE_BITS, generateCode } from "../transport/generated_code.ts";
 import {
   estimateGuesses,
   formatGuesses,
@@ -37,8 +38,8 @@ import {
 import { SOFTWARE } from "../version.ts";
 import { SERVE_HELP } from "./help.ts";
 import { sendCommand } from "../cli/launcher.ts";
-import { DEFAULT_WEB_PORT, WebListener } from "../server/web_listener.ts";
-import { webBanner } from "../cli/web_banner.ts";
+import type { WebListener } from "../server/web_listener.ts";
+import type { webBanner } from "../cli/web_banner.ts";
 
 const FLAGS = {
   port: { type: "string", short: "p" },
@@ -166,7 +167,7 @@ export async function serve(args: string[]): Promise<number> {
     throw new UsageError("--web-port needs --web", "ferry serve --web --web-port 8080");
   }
   const webPort = values["web-port"] === undefined
-    ? DEFAULT_WEB_PORT
+    ? null
     : parsePort(values["web-port"], "--web-port");
   if (web && plaintext) {
     throw new UsageError(
@@ -183,6 +184,7 @@ export async function serve(args: string[]): Promise<number> {
       resume: () => reporter.resume(),
     })
     : null;
+  const webModules = web ? await loadWeb() : null;
   const server = await FerryServer.start({
     dir: positionals[0] ?? "inbox",
     host,
@@ -199,11 +201,11 @@ export async function serve(args: string[]): Promise<number> {
     },
   });
   let webListener: WebListener | null = null;
-  if (web) {
+  if (webModules !== null) {
     try {
-      webListener = WebListener.start({
+      webListener = webModules.WebListener.start({
         host,
-        port: webPort,
+        port: webPort ?? webModules.DEFAULT_WEB_PORT,
         server,
         maxConnections: server.opts.limits.maxConnections,
       });
@@ -248,7 +250,14 @@ export async function serve(args: string[]): Promise<number> {
     writeText(
       "stdout",
       `${
-        banner(server.inbox.root, host, server.port, served, responder?.port ?? null, webListener)
+        banner(
+          server.inbox.root,
+          host,
+          server.port,
+          served,
+          responder?.port ?? null,
+          webListener && webModules && { port: webListener.port, banner: webModules.webBanner },
+        )
       }\n`,
     );
   }
@@ -378,6 +387,18 @@ interface ServerCode {
 }
 
 /**
+ * The modules only `--web` uses, loaded only with it: the page's listener (with
+ * the page, a large bundle) and the banner's QR code.
+ */
+async function loadWeb() {
+  const [{ DEFAULT_WEB_PORT, WebListener }, { webBanner }] = await Promise.all([
+    import("../server/web_listener.ts"),
+    import("../cli/web_banner.ts"),
+  ]);
+  return { DEFAULT_WEB_PORT, WebListener, webBanner };
+}
+
+/**
  * --code, else FERRY_CODE, else a new one; null with --open. A code a person
  * chose is refused when it is too easy to guess, with a warning when it is
  * weaker than a generated one should be.
@@ -428,7 +449,7 @@ function banner(
   port: number,
   code: ServerCode,
   discoveryPort: number | null,
-  web: WebListener | null,
+  web: { port: number; banner: typeof webBanner } | null,
 ): string {
   const lines = [
     `ferry: receiving into ${root}`,
@@ -458,7 +479,7 @@ function banner(
     // The QR code carries the code only when it is the one shown above (never FERRY_CODE's).
     const shown = code.from === "generated" || code.from === "command line";
     lines.push(
-      webBanner(reachableAddresses(host), web.port, shown ? code.code : null, code.code !== null),
+      web.banner(reachableAddresses(host), web.port, shown ? code.code : null, code.code !== null),
     );
   }
   lines.push("press Ctrl+C to stop");

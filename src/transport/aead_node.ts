@@ -1,9 +1,10 @@
 /**
  * The AEAD suites from node:crypto: available everywhere Deno runs. Each
  * call allocates its output (node's API returns new buffers), which is why
- * the OpenSSL engine is preferred where it can be loaded.
+ * the OpenSSL engine is preferred where it can be loaded. node:crypto is
+ * loaded when an engine is first made (src/node_crypto.ts).
  */
-import { createCipheriv, createDecipheriv } from "node:crypto";
+import { nodeCrypto } from "../node_crypto.ts";
 import type { Aead, Suite } from "./aead_suite.ts";
 
 const TAG_BYTES = 16;
@@ -23,6 +24,7 @@ export function nodeAead(suite: Suite): Aead {
 function makeNodeAead(suite: Suite): Aead {
   // node names both algorithms as ferry does; the cast narrows the overloads to the AEAD ones.
   const algorithm = suite as "chacha20-poly1305";
+  const { createCipheriv, createDecipheriv } = nodeCrypto();
   const aead: Aead = {
     suite,
     engine: "node:crypto",

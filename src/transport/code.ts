@@ -1,32 +1,14 @@
 /**
- * The short code people type: a number and three words from the BIP-39
- * English list (2048 words), e.g. `4821-crane-lotus-oyster`:
- * log2(10000) + 3 × 11 ≈ 46 bits. It is the password of the key exchange
- * (src/transport/cpace.ts), never sent itself.
+ * The short code people type, e.g. `4821-crane-lotus-oyster` (a new one comes
+ * from src/transport/generated_code.ts). It is the password of the key
+ * exchange (src/transport/cpace.ts), never sent itself. This file has no
+ * word list: a sender that is given a code never loads one.
  */
-import { wordlist } from "@scure/bip39/wordlists/english.js";
 
 /** The environment variable both sides read the code from (it stays out of the process list). */
 export const CODE_ENV = "FERRY_CODE";
 
-export const CODE_BITS = Math.log2(10_000) + 3 * Math.log2(wordlist.length);
 const MAX_CODE_CHARS = 128;
-
-/** A uniformly random integer in [0, n), by rejection sampling. */
-function randomBelow(n: number): number {
-  const limit = Math.floor(0x1_0000_0000 / n) * n;
-  const word = new Uint32Array(1);
-  for (;;) {
-    crypto.getRandomValues(word);
-    const value = word[0]!;
-    if (value < limit) return value % n;
-  }
-}
-
-export function generateCode(): string {
-  const words = [0, 1, 2].map(() => wordlist[randomBelow(wordlist.length)]);
-  return [String(randomBelow(10_000)), ...words].join("-");
-}
 
 /**
  * The canonical form both sides feed to the key exchange (PROTOCOL.md §4.2),

@@ -39,7 +39,7 @@
 import { expand, extract } from "@noble/hashes/hkdf.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { timingSafeEqual } from "node:crypto";
+import { equalBytes } from "@noble/curves/utils.js";
 import { type CpaceOutput, type CpaceRole, lvCat } from "./cpace.ts";
 
 /** The protocol version string bound into every derivation. */
@@ -104,7 +104,8 @@ export function ownConfirmation(keys: SessionKeys, role: CpaceRole): Uint8Array 
 }
 
 /**
- * Checks the peer's confirmation tag in constant time (for equal lengths). False means
+ * Checks the peer's confirmation tag in constant time for equal lengths (noble's `equalBytes`:
+ * every byte is compared, the differences OR-ed together). False means
  * the peer used a different code (or an attacker is guessing): report "wrong code" and
  * close the connection; never send records.
  */
@@ -115,7 +116,7 @@ export function verifyPeerConfirmation(
 ): boolean {
   const expected = role === "initiator" ? keys.responderConfirmation : keys.initiatorConfirmation;
   if (received.length !== expected.length) return false;
-  return timingSafeEqual(expected, received);
+  return equalBytes(expected, received);
 }
 
 /**

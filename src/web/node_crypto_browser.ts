@@ -1,8 +1,8 @@
 /**
  * The part of node:crypto that the platform-neutral modules bundled into the
- * page use (SHA-256 hashing in src/protocol/digests.ts, timingSafeEqual in
- * src/transport/key_schedule.ts), for the browser: the build
- * (scripts/build_web.ts) puts this module in the place of node:crypto. The
+ * page use (SHA-256 hashing in src/protocol/digests.ts, through
+ * src/node_crypto.ts), for the browser: the build (scripts/build_web.ts) puts
+ * this module in the place of node:crypto and of src/node_crypto.ts. The
  * hash is hash-wasm's SHA-256 (WebAssembly, which ferry already uses for
  * xxh128), several times faster in a browser than one in JavaScript.
  */
@@ -46,10 +46,7 @@ export function createHash(algorithm: string): Hash {
   return new Hash();
 }
 
-/** Compares in time independent of where the bytes differ; throws on different lengths, as Node does. */
-export function timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) throw new RangeError("inputs must have the same length");
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
-  return diff === 0;
+/** src/node_crypto.ts's `nodeCrypto()`, for the page: the part of node:crypto above. */
+export function nodeCrypto(): { createHash: typeof createHash } {
+  return { createHash };
 }

@@ -1,0 +1,122 @@
+/**
+ * What each command evaluates when it starts (main.ts imports a subcommand's
+ * modules only when it runs). Read from `deno info --json main.ts`: the modules
+ * a file reaches through static imports are those evaluated as soon as it is
+ * loaded; a dynamic `import()` is followed only when its code runs. Type-only
+ * imports are not evaluated. And the sender's xxh128 comes without Node's
+ * CommonJS loader.
+ */
+import { assert, assertEquals } from "@std/assert";
+import { fileURLToPath } from "node:url";
+
+const ROOT = new URL("../", import.meta.url);
+
+interface InfoDependency {
+  code?: { specifier: string };
+  isDynamic?: boolean;
+}
+interface Info {
+  modules: { specifier: string; dependencies?: InfoDependency[] }[];
+  redirects: Record<string, string>;
+}
+
+const info: Info = await (async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", "main.ts"],
+    cwd: fileURLToPath(ROOT),
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  assert(out.success, "deno info main.ts failed");
+  return JSON.parse(new TextDecoder().decode(out.stdout));
+})();
+
+/** A module's name: its path in the repository, or its npm:/node: specifier. */
+function named(specifier: string): string {
+  return specifier.startsWith(ROOT.href) ? specifier.slice(ROOT.href.length) : specifier;
+}
+
+/** Every module `from` (a path in the repository) reaches, through static imports only or all. */
+function reached(from: string, { dynamic }: { dynamic: boolean }): Set<string> {
+  const modules = new Map(info.modules.map((m) => [m.specifier, m]));
+  const seen = new Set<string>();
+  const stack = [new URL(from, ROOT).href];
+  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+    const specifier = info.redirects[next] ?? next;
+    if (seen.has(specifier)) continue;
+    seen.add(specifier);
+    for (const dep of modules.get(specifier)?.dependencies ?? []) {
+      if (dep.code !== undefined && (dynamic || !dep.isDynamic)) stack.push(dep.code.specifier);
+    }
+  }
+  return new Set([...seen].map(named));
+}
+
+/** The names in `modules` that match any of `patterns`. */
+function matching(modules: Set<string>, patterns: RegExp[]): string[] {
+  return [...modules].filter((name) => patterns.some((p) => p.test(name))).sort();
+}
+
+/** What only the receiver needs: the server, its web page and QR code, discovery's answers. */
+const RECEIVER = [
+  /^src\/subcommands\/serve\.ts$/,
+  /^src\/server\//,
+  /^src\/discovery\/responder\.ts$/,
+  /^src\/cli\/web_banner\.ts$/,
+  /@paulmillr\/qr/,
+];
+const WORD_LIST = [/@scure\/bip39/];
+
+Deno.test("--version and help evaluate no subcommand, no npm package and no node: module", () => {
+  const modules = reached("main.ts", { dynamic: false });
+  assertEquals(
+    matching(modules, [/^src\/subcommands\/(serve|send)\.ts$/, /^src\/(server|client)\//]),
+    [],
+  );
+  assertEquals(matching(modules, [/^npm:/, /^node:/]), []);
+});
+
+Deno.test("send evaluates none of the receiver's modules, no word list, and no discovery until it looks", () => {
+  const modules = reached("src/subcommands/send.ts", { dynamic: false });
+  assert(modules.has("src/client/send_session.ts"));
+  assertEquals(matching(modules, RECEIVER), []);
+  assertEquals(matching(modules, WORD_LIST), []);
+  assertEquals(matching(modules, [/^src\/discovery\/finder\.ts$/, /^node:dgram$/]), []);
+  // node:crypto starts Deno's Node compatibility layer; src/node_crypto.ts loads it on first use.
+  assertEquals(matching(modules, [/^node:crypto$/]), []);
+});
+
+Deno.test("serve evaluates the web page and the QR code only with --web", () => {
+  const modules = reached("src/subcommands/serve.ts", { dynamic: false });
+  assert(modules.has("src/server/server.ts"));
+  assertEquals(
+    matching(modules, [/^src\/server\/web_(page|listener)\.ts$/, /web_banner\.ts$/, /qr/]),
+    [],
+  );
+  assertEquals(matching(modules, [/^src\/client\//]), []);
+});
+
+Deno.test("every module a command loads later is in main.ts's graph (deno compile includes it)", () => {
+  const modules = reached("main.ts", { dynamic: true });
+  for (
+    const name of [
+      "src/subcommands/serve.ts",
+      "src/subcommands/send.ts",
+      "src/server/native_fs.ts",
+      "src/client/native_read.ts",
+      "src/server/web_page.ts",
+      "src/cli/web_banner.ts",
+      "src/discovery/finder.ts",
+    ]
+  ) {
+    assert(modules.has(name), `${name} is not reached from main.ts`);
+  }
+});
+
+Deno.test("xxh128 comes from hash-wasm's ES module build, not its CommonJS main file", () => {
+  // The CommonJS file would start Deno's Node module loader in every sender.
+  const modules = reached("main.ts", { dynamic: true });
+  const hashWasm = matching(modules, [/^npm:\/?hash-wasm@/]);
+  assert(hashWasm.length > 0, "no hash-wasm in main.ts's graph");
+  assertEquals(hashWasm.filter((name) => !name.endsWith("/dist/index.esm.js")), []);
+});
