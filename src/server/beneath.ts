@@ -14,16 +14,19 @@
  * - The descriptors stay open in a small cache per session (at most
  *   FOLDER_FDS, closed when evicted and when the session ends), so a tree
  *   is not walked again for every file. An open descriptor follows its
- *   folder if the folder is moved: so right before each placement, every
- *   folder from DIR down is looked up again by name (statx, not following
- *   links) and must still be the one that was opened (device and inode).
- *   If not, that file is refused.
+ *   folder if the folder is moved: so before a placement, every folder from
+ *   DIR down is looked up again by name (statx, not following links) and
+ *   must still be the one that was opened (device and inode), or that file
+ *   is refused. One check stands for the placements in that folder during
+ *   the next CHECK_STANDS_MS (a millisecond: a few dozen small files).
  *
- * What remains: a folder moved away (a rename, not a link) in the moment
- * between that check and the rename still receives the file. Only a user
- * who may write both where the folder was and where it went can move it, so
- * the file can land only where that user could write anyway; and the file
- * is then not under its name beneath DIR.
+ * What remains: a folder moved away (a rename, not a link) between that
+ * check and a rename that relies on it (at most a millisecond, unless the
+ * process is held up between the two) still receives those files. Only a
+ * user who may write both where the folder was and where it went can move
+ * it, so a file can land only where that user could write anyway; and the
+ * file is then not under its name beneath DIR. A link swapped in is never
+ * followed, whenever it comes.
  */
 import {
   childPath,
@@ -54,10 +57,11 @@ const SYNC_AT_ONCE = 64;
 const CREATED_LIMIT = 65536;
 
 /**
- * How long (ms) a check from DIR down of a folder stands for `look`'s lookups in it: a sync's
- * quick check looks at every file, and the files of a folder are announced together.
+ * How long (ms) a check from DIR down of a folder stands for the placements and `look`'s
+ * lookups in it: files arrive folder by folder, a small one every few tens of microseconds,
+ * and a sync's quick check looks at every file, announced together with its folder's.
  */
-const LOOK_CHECK_MS = 1;
+export const CHECK_STANDS_MS = 1;
 
 /** What `#identify` says of a name that a file on its way hides. */
 const A_FILE = new FileId("file", 0, 0, 0, 0);
@@ -66,7 +70,7 @@ const A_FILE = new FileId("file", 0, 0, 0, 0);
 class Folder {
   /** Entries changed in it that are not fsynced yet. */
   dirty = false;
-  /** When `look` last checked it from DIR down (performance.now()). */
+  /** When it was last checked from DIR down (performance.now()), for `#verifyRecent`. */
   checked = -Infinity;
 
   constructor(
@@ -113,8 +117,9 @@ export class BeneathFolders implements Folders {
     const native = this.#native;
     const folder = await this.#folder(this.#keyOf(dir), null, null);
     const source = this.#source(temp);
-    // From here to the rename, nothing waits: the check is as close to the rename as it gets.
-    this.#verify(folder);
+    // From here to the rename, nothing waits: the rename follows the check (or the one it
+    // relies on, at most CHECK_STANDS_MS before) as closely as it gets.
+    this.#verifyRecent(folder);
     const placed = nameByPolicy(
       name,
       policy,
@@ -136,12 +141,7 @@ export class BeneathFolders implements Folders {
 
   async look(dir: string, name: string): Promise<Looked | null> {
     const folder = await this.#folder(this.#keyOf(dir), null, null);
-    // A lookup only reads a size and a time: the check from DIR down holds for LOOK_CHECK_MS.
-    const now = performance.now();
-    if (now - folder.checked > LOOK_CHECK_MS) {
-      this.#verify(folder);
-      folder.checked = now;
-    }
+    this.#verifyRecent(folder);
     let found;
     try {
       found = this.#native.look(name, folder.fd);
@@ -430,6 +430,18 @@ export class BeneathFolders implements Folders {
       this.#forget(folder);
       throw new Refusal(replacedReason(found === null ? "none" : found.kind));
     }
+  }
+
+  /**
+   * `#verify`, unless `folder` was found to be the one opened at most CHECK_STANDS_MS ago:
+   * in the placements of a folder's files one after the other, the check is made about once
+   * a millisecond rather than for every file.
+   */
+  #verifyRecent(folder: Folder): void {
+    const now = performance.now();
+    if (now - folder.checked <= CHECK_STANDS_MS) return;
+    this.#verify(folder);
+    folder.checked = now;
   }
 
   /** `identify`, where a file in place of a folder on the way reads as that file. */
