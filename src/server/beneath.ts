@@ -36,6 +36,7 @@ import {
   nameByPolicy,
   Refusal,
   replacedReason,
+  replaces,
   STAGING_REPLACED,
   storageRefusal,
 } from "./inbox.ts";
@@ -104,8 +105,16 @@ export class BeneathFolders implements Folders {
     this.#native = native;
   }
 
-  async ensure(parts: string[], created?: Set<string>): Promise<string> {
-    return (await this.#folder(parts.join("/"), parts, created ?? null)).path;
+  ensure(parts: string[], created?: Set<string>): Promise<string> {
+    // Most names are in a folder open already: no async call then, only a settled promise.
+    try {
+      const key = parts.join("/");
+      const open = this.#open(key);
+      if (open !== null) return Promise.resolve(open.path);
+      return this.#folder(key, parts, created ?? null).then((folder) => folder.path);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   async place(
@@ -114,12 +123,32 @@ export class BeneathFolders implements Folders {
     name: string,
     policy: ConflictPolicy,
   ): Promise<string | null> {
+    return this.#placeIn(await this.#folder(this.#keyOf(dir), null, null), temp, name, policy);
+  }
+
+  placeNow(
+    temp: string,
+    dir: string,
+    name: string,
+    policy: ConflictPolicy,
+  ): string | null | undefined {
+    const folder = this.#open(this.#keyOf(dir));
+    return folder === null ? undefined : this.#placeIn(folder, temp, name, policy);
+  }
+
+  /** Gives the staged file `temp` its final name in the open `folder` (see `place`). */
+  #placeIn(folder: Folder, temp: string, name: string, policy: ConflictPolicy): string | null {
     const native = this.#native;
-    const folder = await this.#folder(this.#keyOf(dir), null, null);
     const source = this.#source(temp);
     // From here to the rename, nothing waits: the rename follows the check (or the one it
     // relies on, at most CHECK_STANDS_MS before) as closely as it gets.
     this.#verifyRecent(folder);
+    // Most names are free: placed without making nameByPolicy's callbacks (a taken one is
+    // tried again there, as its first candidate).
+    if (!replaces(policy) && this.#nameNoReplace(source, folder, name)) {
+      folder.dirty = true;
+      return name;
+    }
     const placed = nameByPolicy(
       name,
       policy,
@@ -274,18 +303,8 @@ export class BeneathFolders implements Folders {
    * `created`).
    */
   async #folder(key: string, parts: string[] | null, created: Set<string> | null): Promise<Folder> {
-    const root = this.#rootFolder();
-    if (key === "") return root;
-    // Files come folder by folder: the folder asked for last is most often asked for again.
-    const recent = this.#recent;
-    if (recent !== null && recent.key === key) return recent;
-    const hit = this.#cache.get(key);
-    if (hit !== undefined) {
-      this.#cache.delete(key);
-      this.#cache.set(key, hit);
-      this.#recent = hit;
-      return hit;
-    }
+    const open = this.#open(key);
+    if (open !== null) return open;
     const folder = this.#walk(key, parts, created);
     this.#keep(folder);
     this.#recent = folder;
@@ -295,6 +314,21 @@ export class BeneathFolders implements Folders {
       this.#evict(folder);
     }
     return folder;
+  }
+
+  /** The folder at `key` if it is open already (DIR, or in the cache), else null. */
+  #open(key: string): Folder | null {
+    const root = this.#rootFolder();
+    if (key === "") return root;
+    // Files come folder by folder: the folder asked for last is most often asked for again.
+    const recent = this.#recent;
+    if (recent !== null && recent.key === key) return recent;
+    const hit = this.#cache.get(key);
+    if (hit === undefined) return null;
+    this.#cache.delete(key);
+    this.#cache.set(key, hit);
+    this.#recent = hit;
+    return hit;
   }
 
   /** Adds `folder` to the cache, closing the least recently used clean folders past the bound. */
