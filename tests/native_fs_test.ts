@@ -637,3 +637,27 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "NativeFs names files alike whether a name is ASCII, UTF-8 or ASCII after a longer one",
+  ignore: native === null,
+  async fn() {
+    await withDir((dir) => {
+      const fs = lib();
+      const fd = fs.openFolder(dir);
+      try {
+        // Each name reuses the buffers the one before filled: nothing of it may remain.
+        const names = ["a-much-longer-ascii-name.bin", "é-ü-名前.txt", "b", "x🙂y", "c.txt"];
+        for (const name of names) fs.close(fs.createExclusive(name, 0o600, fd));
+        assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), [...names].sort());
+        assertEquals(fs.renameNoReplace("é-ü-名前.txt", "z", fd, fd), "renamed");
+        assertEquals(fs.renameNoReplace("b", "名", fd, fd), "renamed");
+        assertEquals(fs.identify("z", fd)?.kind, "file");
+        assertEquals(fs.identify("名", fd)?.kind, "file");
+        assertEquals(fs.identify("b", fd), null);
+      } finally {
+        fs.close(fd);
+      }
+    });
+  },
+});

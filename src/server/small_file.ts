@@ -116,8 +116,13 @@ function stageNative(
   const { path, fd } = created;
   let open = true;
   try {
-    for (let at = 0; at < data.length; at += inbox.writePiece) {
-      native.write(fd, data.subarray(at, at + inbox.writePiece));
+    const piece = inbox.writePiece;
+    if (data.length <= piece) {
+      native.write(fd, data);
+    } else {
+      for (let at = 0; at < data.length; at += piece) {
+        native.write(fd, data.subarray(at, at + piece));
+      }
     }
     if (created.chmod) native.setMode(fd, mode);
     native.setTimes(fd, entry.mtime);
