@@ -21,7 +21,7 @@ import {
   WRITE_PIECE_BYTES,
 } from "../src/server/inbox.ts";
 import { openFolders } from "../src/server/open_folders.ts";
-import { FOLDER_FDS } from "../src/server/beneath.ts";
+import { CHECK_STANDS_MS, FOLDER_FDS } from "../src/server/beneath.ts";
 import { statfs } from "node:fs/promises";
 import { FsyncPace } from "../src/server/fsync_pace.ts";
 import { LIBC_PATHS } from "../src/native/libc.ts";
@@ -581,6 +581,82 @@ Deno.test({
         assertMatch(err.message, /moved or removed/);
       } finally {
         folders.close();
+      }
+    });
+  },
+});
+
+Deno.test({
+  name: "BeneathFolders checks a folder from DIR down once for a run of placements in it, " +
+    "and again once CHECK_STANDS_MS has passed",
+  ignore: native === null,
+  async fn() {
+    await withDir(async (dir) => {
+      const nfs = lib();
+      const inbox = await Inbox.open(dir, nfs);
+      const folders = openFolders(inbox);
+      await using elsewhereDir = await tempDir();
+      let checks = 0;
+      const isFolder = nfs.isFolder;
+      nfs.isFolder = (...args) => {
+        checks++;
+        return isFolder.apply(nfs, args);
+      };
+      try {
+        const sub = await folders.ensure(["top", "sub"]);
+        const files = 50;
+        const temps: string[] = [];
+        for (let i = 0; i < files; i++) temps.push(await stage(inbox, `${i}`));
+        const started = performance.now();
+        for (let i = 0; i < files; i++) {
+          assertEquals(await folders.place(temps[i]!, sub, `f${i}`, "fail"), `f${i}`);
+        }
+        const elapsed = performance.now() - started;
+        // Two folders from DIR down, checked at most once per CHECK_STANDS_MS of placing.
+        const most = 2 * (Math.floor(elapsed / CHECK_STANDS_MS) + 1);
+        assert(checks <= most, `${checks} folder checks for ${files} files in ${elapsed} ms`);
+        assert(checks >= 2);
+        assertEquals(await Deno.readTextFile(join(sub, "f7")), "7");
+        // Moved out of DIR: once the check no longer stands, the next file is refused.
+        Deno.renameSync(join(dir, "top"), join(elsewhereDir.path, "top"));
+        await new Promise((resolve) => setTimeout(resolve, 5 * CHECK_STANDS_MS));
+        const temp = await stage(inbox, "secret");
+        const err = await folders.place(temp, sub, "late", "fail").catch((e) => e);
+        assertInstanceOf(err, Refusal);
+        assertMatch(err.message, /moved or removed/);
+        assertEquals(
+          (await listTree(join(elsewhereDir.path, "top", "sub"))).includes("late"),
+          false,
+          "nothing lands in the folder moved out of DIR",
+        );
+        await Deno.remove(temp);
+      } finally {
+        delete (nfs as { isFolder?: unknown }).isFolder;
+        folders.close();
+      }
+    });
+  },
+});
+
+Deno.test({
+  name: "NativeFs names files alike whether a name is ASCII, UTF-8 or ASCII after a longer one",
+  ignore: native === null,
+  async fn() {
+    await withDir((dir) => {
+      const fs = lib();
+      const fd = fs.openFolder(dir);
+      try {
+        // Each name reuses the buffers the one before filled: nothing of it may remain.
+        const names = ["a-much-longer-ascii-name.bin", "é-ü-名前.txt", "b", "x🙂y", "c.txt"];
+        for (const name of names) fs.close(fs.createExclusive(name, 0o600, fd));
+        assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), [...names].sort());
+        assertEquals(fs.renameNoReplace("é-ü-名前.txt", "z", fd, fd), "renamed");
+        assertEquals(fs.renameNoReplace("b", "名", fd, fd), "renamed");
+        assertEquals(fs.identify("z", fd)?.kind, "file");
+        assertEquals(fs.identify("名", fd)?.kind, "file");
+        assertEquals(fs.identify("b", fd), null);
+      } finally {
+        fs.close(fd);
       }
     });
   },

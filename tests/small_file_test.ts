@@ -3,7 +3,7 @@
  * sender's permission bits (as far as they are kept) whatever the
  * receiver's umask, with a chmod only where the umask took some away.
  */
-import { assertEquals } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 import { loadDigest } from "../src/protocol/digests.ts";
 import { Inbox } from "../src/server/inbox.ts";
 import { openFolders } from "../src/server/open_folders.ts";
@@ -261,4 +261,49 @@ Deno.test("storageRefusal() reads Deno's own error for a name too long", async (
     err = e;
   }
   assertEquals(storageRefusal(err).message, "name too long for the receiver's file system");
+});
+
+Deno.test({
+  name: "StagedFile.place() names a file synced in place at once (no promise) where its folder " +
+    "is open, and through a promise where it is not or where its fsync may still run",
+  ignore: loadNativeFs() === null,
+  async fn() {
+    await using tmp = await tempDir();
+    const xxh128 = await loadDigest("xxh128");
+    const stageOne = (folders: ReturnType<typeof openFolders>, name: string) => {
+      const data = new TextEncoder().encode(name);
+      const small = new SmallFile();
+      small.begin({ id: 0, path: name, kind: "file", size: data.length, mtime: 0, mode: 0o644 });
+      small.add(data);
+      return small.stage({ id: 0, length: data.length, digest: xxh128.of(data) }, folders, xxh128);
+    };
+    for (const native of [loadNativeFs(), null]) {
+      const dir = join(tmp.path, native === null ? "deno" : "native");
+      await Deno.mkdir(dir);
+      const inbox = await Inbox.open(dir, native);
+      const folders = openFolders(inbox);
+      try {
+        const sub = await folders.ensure(["sub"]);
+        const now = stageOne(folders, "now").place(folders, sub, "now", "rename");
+        // Deno's calls: its fsync may run on the thread pool, so placing waits for it.
+        assertEquals(now instanceof Promise, native === null);
+        assertEquals(await now, "now");
+        // A folder not open yet (not ensured in this session) is walked to: that may wait.
+        const other = await Deno.makeTempDir({ dir });
+        const later = stageOne(folders, "later").place(folders, other, "later", "rename");
+        assert(later instanceof Promise);
+        assertEquals(await later, "later");
+        // A taken name under "skip": null at once, and the staged file is gone.
+        const skipped = stageOne(folders, "now");
+        const result = skipped.place(folders, sub, "now", "skip");
+        assertEquals(await result, null);
+        assertEquals(result === null, native !== null);
+        assertEquals(await Deno.readTextFile(join(sub, "now")), "now");
+        assertEquals(await Deno.readTextFile(join(other, "later")), "later");
+        assertEquals([...Deno.readDirSync(join(dir, ".ferry", "tmp"))], [], "nothing left staged");
+      } finally {
+        folders.close();
+      }
+    }
+  },
 });

@@ -55,6 +55,11 @@ export class AcceptedQueue {
     return item;
   }
 
+  /** Whether the head is a directory (`takeDir` would take it). */
+  get dirNext(): boolean {
+    return this.#items[this.#head]?.entry.kind === "dir";
+  }
+
   /** Takes the head off if it is a directory (directories come after their contents). */
   takeDir(): Accepted | null {
     const item = this.#items[this.#head];

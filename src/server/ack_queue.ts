@@ -17,7 +17,7 @@ import type { Accepted } from "./accepted.ts";
 import type { Folders } from "./folders.ts";
 import { type ConflictPolicy, Refusal } from "./inbox.ts";
 import { DamagedData } from "./incoming_file.ts";
-import type { Report } from "./server_events.ts";
+import type { Report, ServerEvent } from "./server_events.ts";
 import type { Tally } from "./tally.ts";
 
 /** A file that ended: the name it was stored under (null: skipped), the bytes it took. */
@@ -38,13 +38,16 @@ export interface Outcome {
 /** A small file verified and staged (StagedFile), its fsync under way, to be placed in turn. */
 export interface Staged {
   readonly bytes: number;
-  /** Waits for its fsync, then gives it its final name; null: skipped (the name is taken). */
+  /**
+   * Waits for its fsync, then gives it its final name; null: skipped (the name is taken).
+   * Answers at once (not a promise) where nothing had to wait.
+   */
   place(
     folders: Folders,
     dir: string,
     name: string,
     policy: ConflictPolicy,
-  ): Promise<string | null>;
+  ): Promise<string | null> | string | null;
   /** Removes it (the session ended before it was placed). */
   drop(): void;
 }
@@ -100,14 +103,13 @@ export class AckQueue {
 
   constructor(readonly opts: AckQueueOptions) {}
 
-  /** A file ended: its Ack takes its turn, after those of the files that ended before it. */
-  async ended(head: Accepted, ending: Ending): Promise<void> {
-    if (ending.kind === "large") {
-      await this.placeHeld();
-      const { failure, done } = await ending.place();
-      this.#acknowledge(head, failure, done);
-      return;
-    }
+  /**
+   * A file ended: its Ack takes its turn, after those of the files that ended before it.
+   * A promise only when there is something to wait for (placing: a larger file, or enough
+   * small ones held); a small file is most often just held, and the loop goes on at once.
+   */
+  ended(head: Accepted, ending: Ending): Promise<void> | null {
+    if (ending.kind === "large") return this.#endedLarge(head, ending);
     if (ending.kind === "staged") {
       this.#held.push({ head, file: ending.file, failure: null, sha256: ending.sha256 });
     } else if (this.#held.length > 0) {
@@ -116,7 +118,14 @@ export class AckQueue {
     } else {
       this.#acknowledge(head, ending.failure, null);
     }
-    if (this.#held.length >= MAX_STAGED) await this.placeHeld();
+    return this.#held.length >= MAX_STAGED ? this.placeHeld() : null;
+  }
+
+  /** A larger file ended: placed after the small files held, which ended before it. */
+  async #endedLarge(head: Accepted, ending: { place(): Promise<Outcome> }): Promise<void> {
+    await this.placeHeld();
+    const { failure, done } = await ending.place();
+    this.#acknowledge(head, failure, done);
   }
 
   /**
@@ -155,7 +164,8 @@ export class AckQueue {
       let name: string | null = null;
       try {
         stopIfClosed();
-        name = await file.place(folders, head.dir, head.name, onConflict);
+        const placing = file.place(folders, head.dir, head.name, onConflict);
+        name = placing instanceof Promise ? await placing : placing;
       } catch (err) {
         if (!(err instanceof Refusal)) throw err;
         failure = err;
@@ -214,19 +224,17 @@ export class AckQueue {
         if (this.opts.sync === true) ack.replaced = true;
       }
       tally.stored(done.bytes, done.resumed);
-      const file = {
+      const file: ServerEvent & { type: "file" } = {
+        type: "file",
         session,
         path,
         name: stored,
         bytes: done.bytes,
         resumed: done.resumed,
-        ...(head.replaces === true ? { replaced: true } : {}),
       };
-      report(
-        done.sha256 === undefined
-          ? { type: "file", ...file }
-          : { type: "file", ...file, sha256: done.sha256 },
-      );
+      if (head.replaces === true) file.replaced = true;
+      if (done.sha256 !== undefined) file.sha256 = done.sha256;
+      report(file);
     }
     this.#acks.push(ack);
     this.#ackBytes += 64 + (ack.name?.length ?? 0) * 6 + (ack.reason?.length ?? 0) * 6;

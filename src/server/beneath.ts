@@ -14,16 +14,19 @@
  * - The descriptors stay open in a small cache per session (at most
  *   FOLDER_FDS, closed when evicted and when the session ends), so a tree
  *   is not walked again for every file. An open descriptor follows its
- *   folder if the folder is moved: so right before each placement, every
- *   folder from DIR down is looked up again by name (statx, not following
- *   links) and must still be the one that was opened (device and inode).
- *   If not, that file is refused.
+ *   folder if the folder is moved: so before a placement, every folder from
+ *   DIR down is looked up again by name (statx, not following links) and
+ *   must still be the one that was opened (device and inode), or that file
+ *   is refused. One check stands for the placements in that folder during
+ *   the next CHECK_STANDS_MS (a millisecond: a few dozen small files).
  *
- * What remains: a folder moved away (a rename, not a link) in the moment
- * between that check and the rename still receives the file. Only a user
- * who may write both where the folder was and where it went can move it, so
- * the file can land only where that user could write anyway; and the file
- * is then not under its name beneath DIR.
+ * What remains: a folder moved away (a rename, not a link) between that
+ * check and a rename that relies on it (at most a millisecond, unless the
+ * process is held up between the two) still receives those files. Only a
+ * user who may write both where the folder was and where it went can move
+ * it, so a file can land only where that user could write anyway; and the
+ * file is then not under its name beneath DIR. A link swapped in is never
+ * followed, whenever it comes.
  */
 import {
   childPath,
@@ -33,6 +36,7 @@ import {
   nameByPolicy,
   Refusal,
   replacedReason,
+  replaces,
   STAGING_REPLACED,
   storageRefusal,
 } from "./inbox.ts";
@@ -54,10 +58,11 @@ const SYNC_AT_ONCE = 64;
 const CREATED_LIMIT = 65536;
 
 /**
- * How long (ms) a check from DIR down of a folder stands for `look`'s lookups in it: a sync's
- * quick check looks at every file, and the files of a folder are announced together.
+ * How long (ms) a check from DIR down of a folder stands for the placements and `look`'s
+ * lookups in it: files arrive folder by folder, a small one every few tens of microseconds,
+ * and a sync's quick check looks at every file, announced together with its folder's.
  */
-const LOOK_CHECK_MS = 1;
+export const CHECK_STANDS_MS = 1;
 
 /** What `#identify` says of a name that a file on its way hides. */
 const A_FILE = new FileId("file", 0, 0, 0, 0);
@@ -66,7 +71,7 @@ const A_FILE = new FileId("file", 0, 0, 0, 0);
 class Folder {
   /** Entries changed in it that are not fsynced yet. */
   dirty = false;
-  /** When `look` last checked it from DIR down (performance.now()). */
+  /** When it was last checked from DIR down (performance.now()), for `#verifyRecent`. */
   checked = -Infinity;
 
   constructor(
@@ -100,8 +105,16 @@ export class BeneathFolders implements Folders {
     this.#native = native;
   }
 
-  async ensure(parts: string[], created?: Set<string>): Promise<string> {
-    return (await this.#folder(parts.join("/"), parts, created ?? null)).path;
+  ensure(parts: string[], created?: Set<string>): Promise<string> {
+    // Most names are in a folder open already: no async call then, only a settled promise.
+    try {
+      const key = parts.join("/");
+      const open = this.#open(key);
+      if (open !== null) return Promise.resolve(open.path);
+      return this.#folder(key, parts, created ?? null).then((folder) => folder.path);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   async place(
@@ -110,11 +123,32 @@ export class BeneathFolders implements Folders {
     name: string,
     policy: ConflictPolicy,
   ): Promise<string | null> {
+    return this.#placeIn(await this.#folder(this.#keyOf(dir), null, null), temp, name, policy);
+  }
+
+  placeNow(
+    temp: string,
+    dir: string,
+    name: string,
+    policy: ConflictPolicy,
+  ): string | null | undefined {
+    const folder = this.#open(this.#keyOf(dir));
+    return folder === null ? undefined : this.#placeIn(folder, temp, name, policy);
+  }
+
+  /** Gives the staged file `temp` its final name in the open `folder` (see `place`). */
+  #placeIn(folder: Folder, temp: string, name: string, policy: ConflictPolicy): string | null {
     const native = this.#native;
-    const folder = await this.#folder(this.#keyOf(dir), null, null);
     const source = this.#source(temp);
-    // From here to the rename, nothing waits: the check is as close to the rename as it gets.
-    this.#verify(folder);
+    // From here to the rename, nothing waits: the rename follows the check (or the one it
+    // relies on, at most CHECK_STANDS_MS before) as closely as it gets.
+    this.#verifyRecent(folder);
+    // Most names are free: placed without making nameByPolicy's callbacks (a taken one is
+    // tried again there, as its first candidate).
+    if (!replaces(policy) && this.#nameNoReplace(source, folder, name)) {
+      folder.dirty = true;
+      return name;
+    }
     const placed = nameByPolicy(
       name,
       policy,
@@ -136,12 +170,7 @@ export class BeneathFolders implements Folders {
 
   async look(dir: string, name: string): Promise<Looked | null> {
     const folder = await this.#folder(this.#keyOf(dir), null, null);
-    // A lookup only reads a size and a time: the check from DIR down holds for LOOK_CHECK_MS.
-    const now = performance.now();
-    if (now - folder.checked > LOOK_CHECK_MS) {
-      this.#verify(folder);
-      folder.checked = now;
-    }
+    this.#verifyRecent(folder);
     let found;
     try {
       found = this.#native.look(name, folder.fd);
@@ -274,18 +303,8 @@ export class BeneathFolders implements Folders {
    * `created`).
    */
   async #folder(key: string, parts: string[] | null, created: Set<string> | null): Promise<Folder> {
-    const root = this.#rootFolder();
-    if (key === "") return root;
-    // Files come folder by folder: the folder asked for last is most often asked for again.
-    const recent = this.#recent;
-    if (recent !== null && recent.key === key) return recent;
-    const hit = this.#cache.get(key);
-    if (hit !== undefined) {
-      this.#cache.delete(key);
-      this.#cache.set(key, hit);
-      this.#recent = hit;
-      return hit;
-    }
+    const open = this.#open(key);
+    if (open !== null) return open;
     const folder = this.#walk(key, parts, created);
     this.#keep(folder);
     this.#recent = folder;
@@ -295,6 +314,21 @@ export class BeneathFolders implements Folders {
       this.#evict(folder);
     }
     return folder;
+  }
+
+  /** The folder at `key` if it is open already (DIR, or in the cache), else null. */
+  #open(key: string): Folder | null {
+    const root = this.#rootFolder();
+    if (key === "") return root;
+    // Files come folder by folder: the folder asked for last is most often asked for again.
+    const recent = this.#recent;
+    if (recent !== null && recent.key === key) return recent;
+    const hit = this.#cache.get(key);
+    if (hit === undefined) return null;
+    this.#cache.delete(key);
+    this.#cache.set(key, hit);
+    this.#recent = hit;
+    return hit;
   }
 
   /** Adds `folder` to the cache, closing the least recently used clean folders past the bound. */
@@ -430,6 +464,18 @@ export class BeneathFolders implements Folders {
       this.#forget(folder);
       throw new Refusal(replacedReason(found === null ? "none" : found.kind));
     }
+  }
+
+  /**
+   * `#verify`, unless `folder` was found to be the one opened at most CHECK_STANDS_MS ago:
+   * in the placements of a folder's files one after the other, the check is made about once
+   * a millisecond rather than for every file.
+   */
+  #verifyRecent(folder: Folder): void {
+    const now = performance.now();
+    if (now - folder.checked <= CHECK_STANDS_MS) return;
+    this.#verify(folder);
+    folder.checked = now;
   }
 
   /** `identify`, where a file in place of a folder on the way reads as that file. */

@@ -60,22 +60,27 @@ export class FileReceiver {
     await this.#open(head, start.offset === 0 ? null : head.offer);
   }
 
-  /** DATA for the head file. */
-  async data(head: Accepted, chunk: Uint8Array): Promise<void> {
+  /**
+   * DATA for the head file: a promise while a larger file's write runs; a small file's data
+   * is only held, at once (null).
+   */
+  data(head: Accepted, chunk: Uint8Array): Promise<void> | null {
     if (head.entry.kind !== "file") throw new ProtocolError("bad-sequence", "DATA for a directory");
-    const { session, report } = this.opts;
-    if (isSmall(head)) {
-      if (this.#failed !== null) return;
-      if (this.#small.entry !== head.entry) this.#beginSmall(head);
-      try {
-        this.#small.add(chunk);
-        report({ type: "progress", session, bytes: chunk.length });
-      } catch (err) {
-        if (!(err instanceof Refusal)) throw err;
-        this.#failed = err;
-      }
-      return;
+    if (!isSmall(head)) return this.#dataLarge(head, chunk);
+    if (this.#failed !== null) return null;
+    if (this.#small.entry !== head.entry) this.#beginSmall(head);
+    try {
+      this.#small.add(chunk);
+      this.opts.report({ type: "progress", session: this.opts.session, bytes: chunk.length });
+    } catch (err) {
+      if (!(err instanceof Refusal)) throw err;
+      this.#failed = err;
     }
+    return null;
+  }
+
+  async #dataLarge(head: Accepted, chunk: Uint8Array): Promise<void> {
+    const { session, report } = this.opts;
     await this.#ensureOpen(head, "DATA");
     if (this.#failed !== null) return;
     try {

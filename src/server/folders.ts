@@ -11,8 +11,9 @@
  * - on Linux with the C library (beneath.ts), folders are opened without
  *   following links, from a descriptor of DIR, and kept open; a file is
  *   named by renameat2 between the staging folder's descriptor and its
- *   folder's, right after checking that the folder is still the one at its
- *   name beneath DIR;
+ *   folder's, right after checking (or at most a millisecond after, in a run
+ *   of files in one folder) that the folder is still the one at its name
+ *   beneath DIR;
  * - elsewhere (path_folders.ts), every folder on the path is checked again
  *   right before placing, and the placed file's folder is checked to be
  *   beneath DIR right after: if it is not, the file is removed again.
@@ -55,8 +56,20 @@ export interface Folders {
   place(temp: string, dir: string, name: string, policy: ConflictPolicy): Promise<string | null>;
 
   /**
+   * `place`, done at once where that needs no wait (on Linux, `dir`'s folder is open already):
+   * the name used, or null when skipped. Undefined when it would have to wait: then `place`.
+   * A small file's placement thus takes no promise (docs/PERFORMANCE.md).
+   */
+  placeNow?(
+    temp: string,
+    dir: string,
+    name: string,
+    policy: ConflictPolicy,
+  ): string | null | undefined;
+
+  /**
    * What is at `name` in folder `dir` (from `ensure`), without following a link, in a folder
-   * still beneath DIR (checked as before a placement, on Linux at most LOOK_CHECK_MS before;
+   * still beneath DIR (checked as before a placement, on Linux at most CHECK_STANDS_MS before;
    * a Refusal if it was replaced): its kind,
    * and a file's size and modification time (ms). Null if nothing is there.
    */

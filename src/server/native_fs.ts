@@ -254,6 +254,19 @@ export class NativeFs {
    */
   #cString(s: string, slot: 0 | 1): Uint8Array {
     const buf = this.#paths[slot];
+    // Most names are ASCII and short: copied by hand, without encodeInto's result object.
+    if (s.length < buf.length) {
+      let i = 0;
+      for (; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[i] = c;
+      }
+      if (i === s.length) {
+        buf[i] = 0;
+        return buf;
+      }
+    }
     const { read, written } = this.#encoder.encodeInto(s, buf);
     if (read < s.length || written >= buf.length) return this.#errno.cString(s);
     buf[written] = 0;
@@ -277,7 +290,8 @@ export class NativeFs {
   /** Writes all of `data` at the descriptor's position. */
   write(fd: number, data: Uint8Array): void {
     for (let done = 0; done < data.length;) {
-      const n = Number(this.#lib.write(fd, data.subarray(done), BigInt(data.length - done)));
+      const rest = done === 0 ? data : data.subarray(done);
+      const n = Number(this.#lib.write(fd, rest, BigInt(rest.length)));
       if (n < 0) {
         if (this.#errno.get() === EINTR) continue;
         throw this.#errno.error("write");

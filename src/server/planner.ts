@@ -22,6 +22,7 @@ import type { AcceptedQueue, SessionBytes } from "./accepted.ts";
 import {
   childPath,
   type ConflictPolicy,
+  type HeldPartial,
   type Inbox,
   MAX_RENAME_TRIES,
   numberedName,
@@ -31,6 +32,7 @@ import {
   type TransferStart,
 } from "./inbox.ts";
 import type { FileReader, Looked } from "./folders.ts";
+import type { Resume } from "./incoming_file.ts";
 import type { Report } from "./server_events.ts";
 import type { ServerLimits } from "./server_limits.ts";
 import { SMALL_FILE_MAX } from "./small_file.ts";
@@ -253,7 +255,11 @@ export class Planner {
       }
       // A file or a link there (never followed) is replaced when the new one is placed.
       const replacing = onConflict === "update" && (existing === "file" || existing === "other");
-      return await this.#accept(entry, dir, name, free, replacing);
+      // Only files of several frames are worth resuming; a small file is sent again whole.
+      const partial = this.#resumable(entry) ? inbox.claimPartial(entry) : null;
+      const held = partial ? await inbox.readPartial(partial, digest, entry.size!) : null;
+      const offer = held ? { offset: held.size, hash: held.hash, prefix: held.prefix } : null;
+      return this.#accept(entry, dir, name, free, replacing, partial, offer);
     } catch (err) {
       if (err instanceof Refusal) return refuse(err.message);
       throw err;
@@ -337,19 +343,20 @@ export class Planner {
     if (this.#resumable(entry)) await this.opts.inbox.dropPartial(entry);
   }
 
-  /** Accepts a file: claims its partial slot, makes a resume offer if data is held, reserves space. */
-  async #accept(
+  /**
+   * Accepts a file, with its claimed partial slot and the resume offer from what that holds:
+   * reserves space.
+   */
+  #accept(
     entry: Entry,
     dir: string,
     name: string,
     free: number | null,
     replacing: boolean,
-  ): Promise<Decision> {
-    const { inbox, digest } = this.opts;
-    // Only files of several frames are worth resuming; a small file is sent again whole.
-    const partial = this.#resumable(entry) ? inbox.claimPartial(entry) : null;
-    const held = partial ? await inbox.readPartial(partial, digest, entry.size!) : null;
-    const offer = held ? { offset: held.size, hash: held.hash, prefix: held.prefix } : null;
+    partial: HeldPartial | null,
+    offer: Resume | null,
+  ): Decision {
+    const { inbox } = this.opts;
     const need = (entry.size ?? 0) - (offer?.offset ?? 0);
     if (free !== null && need > free - inbox.reserved) {
       if (partial) inbox.releasePartial(partial);

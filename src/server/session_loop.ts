@@ -147,12 +147,18 @@ export class SessionLoop {
         case FrameType.DATA: {
           const head = this.#queue.head("DATA");
           if (head.entry.kind === "text") this.#text.add(head.entry, frame.payload);
-          else await this.#receiver.data(head, frame.payload);
+          else {
+            // A small file's data is held at once: no promise, nothing to wait for.
+            const writing = this.#receiver.data(head, frame.payload);
+            if (writing !== null) await writing;
+          }
           break;
         }
-        case FrameType.FILE_END:
-          await this.#fileEnd(frame.payload);
+        case FrameType.FILE_END: {
+          const waiting = this.#fileEnd(frame.payload);
+          if (waiting !== null) await waiting;
           break;
+        }
         case FrameType.FILE_ABORT:
           await this.#fileAbort(frame.payload);
           break;
@@ -196,11 +202,11 @@ export class SessionLoop {
     await this.#receiver.start(this.#queue.head("FILE_START", start.id), start);
   }
 
-  async #fileEnd(payload: Uint8Array): Promise<void> {
+  /** FILE_END: a promise only when there is something to wait for (see `#ended`). */
+  #fileEnd(payload: Uint8Array): Promise<void> | null {
     const end = decodeFileEnd(payload);
     const head = this.#queue.head("FILE_END", end.id);
-    if (head.entry.kind === "text") await this.#textEnded(head, end);
-    else await this.#ended(head, end);
+    return head.entry.kind === "text" ? this.#textEnded(head, end) : this.#ended(head, end);
   }
 
   async #fileAbort(payload: Uint8Array): Promise<void> {
@@ -212,7 +218,8 @@ export class SessionLoop {
       return;
     }
     this.#receiver.abandon(abort.reason);
-    await this.#ended(head, null);
+    const waiting = this.#ended(head, null);
+    if (waiting !== null) await waiting;
   }
 
   /** A text ended: checked, shown and acknowledged in its turn; nothing is stored (§5.15). */
@@ -272,10 +279,25 @@ export class SessionLoop {
     throw new ProtocolError("declined", "declined by the receiver");
   }
 
-  /** The head file ended: the ack queue takes it, then the directories behind it get their metadata. */
-  async #ended(head: Accepted, end: FileEnd | null): Promise<void> {
-    await this.#acks.ended(head, this.#receiver.end(head, end));
+  /**
+   * The head file ended: the ack queue takes it, then the directories behind it get their
+   * metadata. A promise only when something has to be waited for (placing, a directory next,
+   * enough Acks to send): a stream of small files mostly goes on without one per file.
+   */
+  #ended(head: Accepted, end: FileEnd | null): Promise<void> | null {
+    const placing = this.#acks.ended(head, this.#receiver.end(head, end));
+    if (placing !== null) return placing.then(() => this.#finished(head) ?? undefined);
+    return this.#finished(head);
+  }
+
+  /** The rest of `#ended`, once the ack queue has the file. */
+  #finished(head: Accepted): Promise<void> | null {
     this.#queue.finish(head);
+    if (!this.#queue.dirNext && !this.#acks.full) return null;
+    return this.#advanceAndFlush();
+  }
+
+  async #advanceAndFlush(): Promise<void> {
     await this.#advance();
     if (this.#acks.full) await this.#acks.flush();
   }

@@ -116,8 +116,13 @@ function stageNative(
   const { path, fd } = created;
   let open = true;
   try {
-    for (let at = 0; at < data.length; at += inbox.writePiece) {
-      native.write(fd, data.subarray(at, at + inbox.writePiece));
+    const piece = inbox.writePiece;
+    if (data.length <= piece) {
+      native.write(fd, data);
+    } else {
+      for (let at = 0; at < data.length; at += piece) {
+        native.write(fd, data.subarray(at, at + piece));
+      }
     }
     if (created.chmod) native.setMode(fd, mode);
     native.setTimes(fd, entry.mtime);
@@ -145,7 +150,8 @@ function stageNative(
 
 /** A verified small file on disk in the staging folder, its fsync under way or done. */
 export class StagedFile {
-  #syncing: Promise<void>;
+  /** Its fsync under way; null once it is known to be done (synced in stage()). */
+  #syncing: Promise<void> | null;
   #closed = false;
 
   /**
@@ -161,16 +167,38 @@ export class StagedFile {
     inline?: boolean,
   ) {
     this.#syncing = pace === null || file === null
-      ? Promise.resolve()
+      ? null
       : fsyncPaced(file, pace, inline ?? pace.inline());
-    this.#syncing.catch(() => {}); // awaited in place()
+    this.#syncing?.catch(() => {}); // awaited in place()
   }
 
   /**
    * Waits for its fsync, then gives it its final name in `dir` (from
-   * `folders.ensure`). Returns the name, or null if skipped.
+   * `folders.ensure`). Returns the name, or null if skipped: at once where
+   * nothing waits (synced already, its folder open: `Folders.placeNow`).
    */
-  async place(
+  place(
+    folders: Folders,
+    dir: string,
+    name: string,
+    policy: ConflictPolicy,
+  ): Promise<string | null> | string | null {
+    if (this.#syncing === null && folders.placeNow !== undefined) {
+      let placed: string | null | undefined;
+      try {
+        this.#close();
+        placed = folders.placeNow(this.path, dir, name, policy);
+      } catch (err) {
+        this.drop();
+        throw storageRefusal(err);
+      }
+      if (placed === null) this.drop();
+      if (placed !== undefined) return placed;
+    }
+    return this.#placeLater(folders, dir, name, policy);
+  }
+
+  async #placeLater(
     folders: Folders,
     dir: string,
     name: string,
