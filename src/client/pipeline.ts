@@ -101,7 +101,9 @@ export class Pipeline {
               ? null
               : bytes + item.entry.size;
           }
-          const entry: Numbered = { ...item.entry, id: this.#nextId++ };
+          // The walk's entry becomes this session's (each session walks anew): numbered in place.
+          const entry = item.entry as Numbered;
+          entry.id = this.#nextId++;
           if (this.#checksum !== null && entry.kind === "file" && entry.source !== null) {
             const failure = await this.#checksum(entry);
             if (failure !== null) {
@@ -143,7 +145,8 @@ export class Pipeline {
         if (decision.id !== entry.id) {
           throw new ProtocolError("bad-message", `plan ${batch} is out of order`);
         }
-        await this.#follow(entry, decision);
+        const sending = this.#follow(entry, decision);
+        if (sending !== undefined) await sending;
         // Keep the receiver's plans coming while this batch streams.
         if (more && !batches.full) more = await batches.fill(take);
       }
@@ -159,7 +162,11 @@ export class Pipeline {
     }
   }
 
-  async #follow(entry: Numbered, decision: Decision): Promise<void> {
+  /**
+   * Does what `decision` says with `entry`: a promise while a file is sent,
+   * else nothing (an outcome is settled in place, without an async frame).
+   */
+  #follow(entry: Numbered, decision: Decision): Promise<void> | undefined {
     switch (decision.action) {
       case "have":
         this.outcomes.already(entry.path, entry.size ?? 0);
@@ -196,6 +203,13 @@ export class Pipeline {
     ) {
       throw new ProtocolError("bad-message", "the receiver offered a resume that cannot be");
     }
+    if (this.#unacked.size >= MAX_UNACKED) return this.#sendOnceAcked(entry, offset, decision);
+    this.#unacked.set(entry.id, entry);
+    return this.files.send(entry, offset, decision.prefix);
+  }
+
+  /** Sends `entry` once fewer than MAX_UNACKED files wait for their acknowledgement. */
+  async #sendOnceAcked(entry: Numbered, offset: number, decision: Decision): Promise<void> {
     while (this.#unacked.size >= MAX_UNACKED) {
       await this.writer.flush();
       await this.replies.nextAck();

@@ -13,7 +13,7 @@
 import { basename, dirname, join, resolve } from "node:path";
 import type { Entry } from "../protocol/messages.ts";
 import { FerryError } from "../errors.ts";
-import { type Dirent, loadNativeReader, type NativeReader } from "./native_read.ts";
+import { type Dirent, type Listed, loadNativeReader, type NativeReader } from "./native_read.ts";
 
 /** An entry to announce, and where its bytes come from. */
 export interface LocalEntry extends Omit<Entry, "id"> {
@@ -116,9 +116,7 @@ export async function resolveSources(
 
 /** What the walk reads of an entry's status (lstat: a link is itself). */
 interface Status {
-  isFile: boolean;
-  isDirectory: boolean;
-  isSymlink: boolean;
+  kind: Listed["kind"];
   size: number;
   /** Milliseconds since the epoch; null where the system does not say. */
   mtime: number | null;
@@ -128,9 +126,7 @@ interface Status {
 
 function statusOf(info: Deno.FileInfo): Status {
   return {
-    isFile: info.isFile,
-    isDirectory: info.isDirectory,
-    isSymlink: info.isSymlink,
+    kind: info.isFile ? "file" : info.isDirectory ? "dir" : info.isSymlink ? "link" : "other",
     size: info.size,
     mtime: info.mtime?.getTime() ?? null,
     mode: info.mode,
@@ -178,7 +174,7 @@ function reasonOf(err: unknown): string {
 }
 
 function skipReason(info: Status): string {
-  return info.isSymlink ? "symbolic link, not followed" : "not a regular file or directory";
+  return info.kind === "link" ? "symbolic link, not followed" : "not a regular file or directory";
 }
 
 export async function* walk(sources: Source[]): AsyncGenerator<WalkItem> {
@@ -272,17 +268,8 @@ function nativeListing(native: NativeReader, abs: string): Listing {
       }
     },
     nextSync,
-    lstat(name, abs) {
-      const listed = native.lstatAt(fd!, name, abs);
-      return {
-        isFile: listed.kind === "file",
-        isDirectory: listed.kind === "dir",
-        isSymlink: listed.kind === "link",
-        size: listed.size,
-        mtime: listed.mtime,
-        mode: listed.mode,
-      };
-    },
+    // A Listed is a Status (one object per entry, no copy).
+    lstat: (name, abs) => native.lstatAt(fd!, name, abs),
     close() {
       if (fd === null) return;
       try {
@@ -344,12 +331,17 @@ async function* walkDir(
       // A listed name has no "/" and top.abs is resolved: join()'s normalizing is not needed.
       const childAbs = top.abs.endsWith("/") ? top.abs + name : `${top.abs}/${name}`;
       const childRel = `${top.rel}/${name}`;
-      const childWithin = top.within === "" ? name : `${top.within}/${name}`;
+      // Only `--exclude` reads it.
+      const childWithin = exclude === undefined
+        ? ""
+        : top.within === ""
+        ? name
+        : `${top.within}/${name}`;
       let child: Status | null = null;
       try {
         // Where the listing does not say whether it is a folder, the status does.
         if (next.isDirectory === null) child = top.entries.lstat(name, childAbs);
-        if (exclude?.excludes(childRel, childWithin, next.isDirectory ?? child!.isDirectory)) {
+        if (exclude?.excludes(childRel, childWithin, next.isDirectory ?? child!.kind === "dir")) {
           continue;
         }
         child ??= top.entries.lstat(name, childAbs);
@@ -357,10 +349,11 @@ async function* walkDir(
         yield { type: "error", path: childRel, reason: reasonOf(err) };
         continue;
       }
-      if (child.isDirectory && name === STAGING_NAME && await isStaging(childAbs)) continue;
-      if (child.isDirectory) stack.push(open(childAbs, childRel, childWithin, child));
-      else if (child.isFile) yield { type: "entry", entry: fileEntry(childRel, childAbs, child) };
-      else yield { type: "skipped", path: childRel, reason: skipReason(child) };
+      if (child.kind === "dir" && name === STAGING_NAME && await isStaging(childAbs)) continue;
+      if (child.kind === "dir") stack.push(open(childAbs, childRel, childWithin, child));
+      else if (child.kind === "file") {
+        yield { type: "entry", entry: fileEntry(childRel, childAbs, child) };
+      } else yield { type: "skipped", path: childRel, reason: skipReason(child) };
     }
   } finally {
     for (const level of stack) level.entries.close();
