@@ -61,8 +61,8 @@ export interface Batch {
   plan: Promise<Plan>;
 }
 
-/** The next entry to announce, or null when there are none left. */
-export type Take = () => Promise<Numbered | null>;
+/** The next entry to announce, or null when there are none left: in place where it need not wait. */
+export type Take = () => Numbered | null | Promise<Numbered | null>;
 
 export class Batcher {
   /** Open batches, oldest first. */
@@ -118,7 +118,8 @@ export class Batcher {
       const wire: string[] = [];
       let bytes = ANNOUNCE_OVERHEAD;
       while (entries.length < this.maxEntries) {
-        const entry = this.#carry ?? await take();
+        const taken = this.#carry ?? take();
+        const entry = taken instanceof Promise ? await taken : taken;
         this.#carry = null;
         if (entry === null) {
           more = false;

@@ -120,6 +120,21 @@ export class NativeReader {
    * reader (each call that takes one uses it at once, and keeps nothing).
    */
   #cString(path: string): Uint8Array {
+    const buf = this.#path;
+    const n = path.length;
+    // ASCII by hand (most names): encodeInto's result is an object a call.
+    if (n < buf.length) {
+      let i = 0;
+      for (; i < n; i++) {
+        const c = path.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[i] = c;
+      }
+      if (i === n) {
+        buf[n] = 0;
+        return buf;
+      }
+    }
     const { read, written } = this.#encoder.encodeInto(path, this.#path);
     if (read < path.length || written >= this.#path.length) return this.#errno.cString(path);
     this.#path[written] = 0;

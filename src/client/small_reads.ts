@@ -6,9 +6,12 @@
  *
  * Opening by name in an open folder spares the kernel the walk of the whole
  * path for every file. The folder is opened without following a symbolic
- * link at its last component; where it cannot be opened (gone, or no longer
- * a folder), the file is opened by its whole path as before, which fails or
- * reads it as that would have.
+ * link at its last component: one found there (or anything but a folder)
+ * means it changed since it was listed, and its file is refused as changed.
+ * Where the folder cannot be opened for another reason (gone, not
+ * permitted), the file is opened by its whole path, which fails as it would
+ * have. A folder kept open is read from even if it is moved or replaced
+ * meanwhile: each file is still the one listed there (size and time checked).
  */
 import { FileChanged, type NativeReader } from "./native_read.ts";
 import type { LocalEntry } from "./walk.ts";
@@ -73,7 +76,9 @@ export class SmallReads {
       const path = source.slice(0, slash);
       try {
         this.#fd = this.#native.openFolder(path);
-      } catch {
+      } catch (err) {
+        // The walk listed a folder there: something else now (a symbolic link) means it changed.
+        if (err instanceof Deno.errors.NotADirectory) throw new FileChanged();
         return this.#native.open(source);
       }
       this.#folder = path;
