@@ -102,6 +102,8 @@ export class NativeReader {
   readonly #names = new TextDecoder("utf-8", { fatal: true });
   readonly #lossy = new TextDecoder();
   #dents: Uint8Array | null = null;
+  /** An ASCII name's bytes, for `#ascii` (a name is at most 255 bytes). */
+  readonly #codes: number[] = [];
   /** Where a path becomes a C string for one call (no allocation per file). */
   readonly #path = new Uint8Array(PATH_BYTES);
   readonly #encoder = new TextEncoder();
@@ -193,6 +195,11 @@ export class NativeReader {
         continue;
       }
       const isDirectory = type === DT_UNKNOWN ? null : type === DT_DIR;
+      const ascii = this.#ascii(buf, start, end);
+      if (ascii !== null) {
+        out.push({ name: ascii, isDirectory });
+        continue;
+      }
       const bytes = buf.subarray(start, end);
       try {
         out.push({ name: this.#names.decode(bytes), isDirectory });
@@ -201,6 +208,21 @@ export class NativeReader {
       }
     }
     return out;
+  }
+
+  /**
+   * `buf[start, end)` as a string if it is ASCII (most names), else null:
+   * made in place, where a TextDecoder call is a trip into Deno's runtime.
+   */
+  #ascii(buf: Uint8Array, start: number, end: number): string | null {
+    const codes = this.#codes;
+    codes.length = 0;
+    for (let at = start; at < end; at++) {
+      const c = buf[at]!;
+      if (c >= 0x80) return null;
+      codes.push(c);
+    }
+    return String.fromCharCode.apply(null, codes);
   }
 
   /** The status of `name` in open folder `dir`, without following a link. */
