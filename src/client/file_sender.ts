@@ -42,8 +42,9 @@ export class FileSender {
    * read whole. With a resume offer, it first hashes the offered prefix and
    * sends only the rest if the receiver's prefix digest matches.
    */
-  send(entry: Numbered, offer: number, prefix: string | undefined): Promise<void> {
-    // Not async itself: a small file's promise is #sendSmall's (one async frame a file, not two).
+  send(entry: Numbered, offer: number, prefix: string | undefined): Promise<void> | undefined {
+    // Not async itself: a small file that need not wait is sent in place (no promise), and
+    // returns nothing.
     if (entry.kind === "text") return this.#sendText(entry, entry.text!);
     if (entry.source !== null && entry.size !== null && entry.size <= MAX_FRAME_PAYLOAD) {
       return offer > 0
@@ -88,8 +89,29 @@ export class FileSender {
    * are cheaper than a thread-pool hop each), through the C library on Linux
    * (small_reads.ts), then framed and hashed.
    */
-  async #sendSmall(entry: Numbered, source: string, size: number): Promise<void> {
+  #sendSmall(entry: Numbered, source: string, size: number): Promise<void> | undefined {
+    const room = this.writer.reserveExactlyNow(size);
+    return room === null ? this.#sendSmallOnceRoom(entry, source, size) : this.#sendSmallInto(
+      entry,
+      source,
+      size,
+      room,
+    );
+  }
+
+  /** `#sendSmall` once the outgoing buffer has been handed off for room. */
+  async #sendSmallOnceRoom(entry: Numbered, source: string, size: number): Promise<void> {
     const room = await this.writer.reserveExactly(size);
+    await this.#sendSmallInto(entry, source, size, room);
+  }
+
+  /** `#sendSmall` into `room`, reserved for its DATA frame. */
+  #sendSmallInto(
+    entry: Numbered,
+    source: string,
+    size: number,
+    room: Uint8Array,
+  ): Promise<void> | undefined {
     let reason: string | null = null;
     let file: Deno.FsFile | null = null;
     const native = this.#reads ?? this.#loadReads();
@@ -113,7 +135,7 @@ export class FileSender {
     } finally {
       file?.close();
     }
-    if (reason !== null) return await this.#abort(entry, reason);
+    if (reason !== null) return this.#abort(entry, reason);
     this.emit({ type: "file-start", path: entry.path, size, resumed: 0 });
     const digest = this.digest.of(room);
     if (this.digest.name === "sha256") entry.sha256 = digestHex(digest);
@@ -121,10 +143,10 @@ export class FileSender {
       this.writer.commit(FrameType.DATA, size);
       this.emit({ type: "progress", bytes: size });
     }
-    await this.writer.frame(
-      FrameType.FILE_END,
-      encodeFileEnd({ id: entry.id, length: size, digest }),
-    );
+    const end = encodeFileEnd({ id: entry.id, length: size, digest });
+    return this.writer.frameNow(FrameType.FILE_END, end)
+      ? undefined
+      : this.writer.frame(FrameType.FILE_END, end);
   }
 
   /** A larger file, or standard input: in frames, from the resume point if the offer holds. */
