@@ -6,7 +6,7 @@
  */
 import { assertEquals, assertInstanceOf, assertThrows } from "@std/assert";
 import { join } from "node:path";
-import { loadNativeReader } from "../src/client/native_read.ts";
+import { loadNativeReader, type NativeReader } from "../src/client/native_read.ts";
 import { SmallReads } from "../src/client/small_reads.ts";
 import type { LocalEntry } from "../src/client/walk.ts";
 import { randomBytes, tempDir } from "./_harness.ts";
@@ -27,18 +27,21 @@ function listedAt(path: string): LocalEntry {
   };
 }
 
-/**
- * The lowest descriptor free: it grows with each one left open below it (the
- * least of a few looks, past any the runtime's threads hold for a moment).
- */
-function lowestFreeFd(): number {
-  let lowest = Infinity;
-  for (let i = 0; i < 20; i++) {
-    const fd = native!.openFolder("/");
-    native!.close(fd);
-    lowest = Math.min(lowest, fd);
-  }
-  return lowest;
+/** `native`'s calls that SmallReads makes, keeping the descriptors open and the folders opened. */
+function counted(): { reads: NativeReader; open: Set<number>; folders: string[] } {
+  const real = native!;
+  const open = new Set<number>();
+  const folders: string[] = [];
+  const opened = (fd: number) => (open.add(fd), fd);
+  const reads = {
+    open: (path: string) => opened(real.open(path)),
+    openFolder: (path: string) => (folders.push(path), opened(real.openFolder(path))),
+    openIn: (dir: number, name: string, path: string) => opened(real.openIn(dir, name, path)),
+    read: (fd: number, into: Uint8Array) => real.read(fd, into),
+    stat: (fd: number) => real.stat(fd),
+    close: (fd: number) => (open.delete(fd), real.close(fd)),
+  };
+  return { reads: reads as unknown as NativeReader, open, folders };
 }
 
 Deno.test({
@@ -56,16 +59,17 @@ Deno.test({
         files.push([path, data]);
       }
     }
-    const before = lowestFreeFd();
-    const reads = new SmallReads(native!);
+    const calls = counted();
+    const reads = new SmallReads(calls.reads);
     for (const [path, data] of files) {
       const room = new Uint8Array(data.length);
       assertEquals(reads.readWhole(path, room, listedAt(path)), null);
       assertEquals(room, data);
-      assertEquals(lowestFreeFd(), before + 1, "its folder, and no file, stays open");
+      assertEquals(calls.open.size, 1, "its folder, and no file, stays open");
     }
+    assertEquals(calls.folders, [tmp.join("a"), tmp.join("b"), tmp.join("a")]);
     reads.close();
-    assertEquals(lowestFreeFd(), before);
+    assertEquals(calls.open.size, 0);
   },
 });
 
