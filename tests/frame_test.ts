@@ -223,3 +223,23 @@ Deno.test("FrameWriter packs small frames into one write and reserve()/commit() 
     0,
   ]);
 });
+
+Deno.test("FrameWriter's reserveExactlyNow() and frameNow() queue in place, and refuse where they would wait", async () => {
+  const stream = memoryStream(new Uint8Array(0), 1);
+  const writer = new FrameWriter(stream);
+  const room = writer.reserveExactlyNow(2)!;
+  room.set([8, 9]);
+  writer.commit(FrameType.DATA, 2);
+  assert(writer.frameNow(FrameType.DONE, new Uint8Array(0)));
+  assertEquals(stream.written.length, 0, "nothing written yet");
+  // Fill the buffer up to where a full frame no longer fits: both refuse, and queue nothing.
+  const big = await writer.reserve(MAX_FRAME_PAYLOAD);
+  writer.commit(FrameType.DATA, big.length);
+  const pending = writer.pending;
+  assertEquals(writer.reserveExactlyNow(MAX_FRAME_PAYLOAD), null);
+  assertEquals(writer.frameNow(FrameType.DATA, new Uint8Array(MAX_FRAME_PAYLOAD)), false);
+  assertEquals(writer.pending, pending);
+  await writer.flush();
+  assertEquals([...stream.written[0]!.subarray(0, 12)], [0x20, 0, 0, 0, 2, 8, 9, 0x40, 0, 0, 0, 0]);
+  assertEquals(stream.written.reduce((n, w) => n + w.length, 0), pending);
+});

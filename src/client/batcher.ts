@@ -6,7 +6,7 @@
  */
 import { FrameType, type FrameTypeCode } from "../protocol/frame.ts";
 import { ANNOUNCE_WINDOW } from "../protocol/limits.ts";
-import { encodeJson, type Entry, type Plan, type Totals } from "../protocol/messages.ts";
+import type { Entry, Plan, Totals } from "../protocol/messages.ts";
 import type { Plans } from "./reply_reader.ts";
 import type { Numbered, Outcomes } from "./send_types.ts";
 
@@ -61,8 +61,8 @@ export interface Batch {
   plan: Promise<Plan>;
 }
 
-/** The next entry to announce, or null when there are none left. */
-export type Take = () => Promise<Numbered | null>;
+/** The next entry to announce, or null when there are none left: in place where it need not wait. */
+export type Take = () => Numbered | null | Promise<Numbered | null>;
 
 export class Batcher {
   /** Open batches, oldest first. */
@@ -114,24 +114,24 @@ export class Batcher {
     let more = true;
     while (more && this.#open.length < OPEN_BATCHES) {
       const entries: Numbered[] = [];
-      const wire: Entry[] = [];
+      /** Each entry's JSON, as its ANNOUNCE carries it. */
+      const wire: string[] = [];
       let bytes = ANNOUNCE_OVERHEAD;
       while (entries.length < this.maxEntries) {
-        const entry = this.#carry ?? await take();
+        const taken = this.#carry ?? take();
+        const entry = taken instanceof Promise ? await taken : taken;
         this.#carry = null;
         if (entry === null) {
           more = false;
           break;
         }
-        const { id, path, kind, size, mtime, mode, digest } = entry;
-        // A text has no name, time or mode (PROTOCOL.md §5.15).
-        const item: Entry = kind === "text"
-          ? { id, kind, size } as Entry
-          : { id, path, kind, size, mtime, mode };
-        if (digest !== undefined) item.digest = digest;
-        const itemBytes = utf8Length(JSON.stringify(item)) + 1;
+        const item = entryJson(entry);
+        const itemBytes = utf8Length(item) + 1;
         if (entries.length === 0 && ANNOUNCE_OVERHEAD + itemBytes > this.maxFrame) {
-          this.outcomes.failed(path, "its name is too long for the receiver's message limit");
+          this.outcomes.failed(
+            entry.path,
+            "its name is too long for the receiver's message limit",
+          );
           continue;
         }
         if (bytes + itemBytes > this.maxBytes && entries.length > 0) {
@@ -153,18 +153,37 @@ export class Batcher {
   }
 
   /**
-   * An ANNOUNCE's payload: with the totals (PROTOCOL.md §5.4) on the first
-   * one after they are known, if they fit.
+   * An ANNOUNCE's payload, `{"batch":…,"entries":[…]}` as encodeJson would
+   * write it, from each entry's JSON made once: with the totals (PROTOCOL.md
+   * §5.4) on the first one after they are known, if they fit.
    */
-  #announce(batch: number, entries: Entry[]): Uint8Array {
+  #announce(batch: number, entries: string[]): Uint8Array {
+    const head = `{"batch":${batch},"entries":[${entries.join(",")}]`;
     const totals = this.#totalsSent ? null : this.totals();
     if (totals !== null) {
-      const payload = encodeJson({ batch, entries, totals });
+      const payload = encoder.encode(`${head},"totals":${JSON.stringify(totals)}}`);
       if (payload.length <= this.maxFrame) {
         this.#totalsSent = true;
         return payload;
       }
     }
-    return encodeJson({ batch, entries });
+    return encoder.encode(`${head}}`);
   }
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * An entry as ANNOUNCE carries it (PROTOCOL.md §5.4): the same text as
+ * JSON.stringify of `{ id, path, kind, size, mtime, mode, digest }`, made
+ * without the object; a text has no name, time or mode (§5.15).
+ */
+export function entryJson(entry: Entry): string {
+  const { id, kind, size, digest } = entry;
+  const head = kind === "text"
+    ? `{"id":${id},"kind":"text","size":${size}`
+    : `{"id":${id},"path":${JSON.stringify(entry.path)},"kind":"${kind}","size":${size},"mtime":${
+      JSON.stringify(entry.mtime)
+    },"mode":${entry.mode}`;
+  return digest === undefined ? `${head}}` : `${head},"digest":${JSON.stringify(digest)}}`;
 }

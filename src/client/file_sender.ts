@@ -12,7 +12,8 @@ import { MAX_FRAME_PAYLOAD } from "../protocol/limits.ts";
 import { osCode } from "../os_errors.ts";
 import { isConnectionError } from "../transport/connection_errors.ts";
 import type { FrameWriter } from "../transport/frame_io.ts";
-import { FileChanged, loadNativeReader, type NativeReader } from "./native_read.ts";
+import { loadNativeReader } from "./native_read.ts";
+import { SmallReads } from "./small_reads.ts";
 import type { Numbered, SendEvent } from "./send_types.ts";
 import type { LocalEntry } from "./walk.ts";
 
@@ -22,6 +23,9 @@ export interface Readable {
 }
 
 export class FileSender {
+  /** Small files' reads through the C library (null until the first, or where it is missing). */
+  #reads: SmallReads | null = null;
+
   constructor(
     readonly writer: FrameWriter,
     /** The session's digest (WELCOME's). */
@@ -38,19 +42,32 @@ export class FileSender {
    * read whole. With a resume offer, it first hashes the offered prefix and
    * sends only the rest if the receiver's prefix digest matches.
    */
-  async send(entry: Numbered, offer: number, prefix: string | undefined): Promise<void> {
-    if (entry.kind === "text") return await this.#sendText(entry, entry.text!);
+  send(entry: Numbered, offer: number, prefix: string | undefined): Promise<void> | undefined {
+    // Not async itself: a small file that need not wait is sent in place (no promise), and
+    // returns nothing.
+    if (entry.kind === "text") return this.#sendText(entry, entry.text!);
     if (entry.source !== null && entry.size !== null && entry.size <= MAX_FRAME_PAYLOAD) {
-      // Not worth resuming: decline an offer, if one came, and send it whole.
-      if (offer > 0) {
-        await this.writer.frame(
-          FrameType.FILE_START,
-          encodeFileStart({ id: entry.id, offset: 0 }),
-        );
-      }
-      return await this.#sendSmall(entry, entry.source, entry.size);
+      return offer > 0
+        ? this.#declineThenSendSmall(entry, entry.source, entry.size)
+        : this.#sendSmall(entry, entry.source, entry.size);
     }
-    return await this.#stream(entry, offer, prefix);
+    return this.#stream(entry, offer, prefix);
+  }
+
+  /** Not worth resuming: declines the offer, and sends it whole. */
+  async #declineThenSendSmall(entry: Numbered, source: string, size: number): Promise<void> {
+    await this.writer.frame(FrameType.FILE_START, encodeFileStart({ id: entry.id, offset: 0 }));
+    return await this.#sendSmall(entry, source, size);
+  }
+
+  /** Closes what the reads keep open (the last small file's folder). */
+  close(): void {
+    this.#reads?.close();
+  }
+
+  #loadReads(): SmallReads | null {
+    const native = loadNativeReader();
+    return native === null ? null : (this.#reads = new SmallReads(native));
   }
 
   /** A text (PROTOCOL.md §5.15): its bytes in one DATA frame (at most 64 KiB), then FILE_END. */
@@ -70,16 +87,37 @@ export class FileSender {
    * A file of one frame at most (never offered a resume): read straight into
    * the outgoing buffer with in-place calls (short reads from the page cache
    * are cheaper than a thread-pool hop each), through the C library on Linux
-   * (native_read.ts), then framed and hashed.
+   * (small_reads.ts), then framed and hashed.
    */
-  async #sendSmall(entry: Numbered, source: string, size: number): Promise<void> {
+  #sendSmall(entry: Numbered, source: string, size: number): Promise<void> | undefined {
+    const room = this.writer.reserveExactlyNow(size);
+    return room === null ? this.#sendSmallOnceRoom(entry, source, size) : this.#sendSmallInto(
+      entry,
+      source,
+      size,
+      room,
+    );
+  }
+
+  /** `#sendSmall` once the outgoing buffer has been handed off for room. */
+  async #sendSmallOnceRoom(entry: Numbered, source: string, size: number): Promise<void> {
     const room = await this.writer.reserveExactly(size);
+    await this.#sendSmallInto(entry, source, size, room);
+  }
+
+  /** `#sendSmall` into `room`, reserved for its DATA frame. */
+  #sendSmallInto(
+    entry: Numbered,
+    source: string,
+    size: number,
+    room: Uint8Array,
+  ): Promise<void> | undefined {
     let reason: string | null = null;
     let file: Deno.FsFile | null = null;
-    const native = loadNativeReader();
+    const native = this.#reads ?? this.#loadReads();
     try {
       if (native !== null) {
-        reason = readWholeNative(native, source, room, entry);
+        reason = native.readWhole(source, room, entry);
       } else {
         file = Deno.openSync(source, { read: true });
         for (let done = 0; reason === null && done < size;) {
@@ -97,7 +135,7 @@ export class FileSender {
     } finally {
       file?.close();
     }
-    if (reason !== null) return await this.#abort(entry, reason);
+    if (reason !== null) return this.#abort(entry, reason);
     this.emit({ type: "file-start", path: entry.path, size, resumed: 0 });
     const digest = this.digest.of(room);
     if (this.digest.name === "sha256") entry.sha256 = digestHex(digest);
@@ -105,10 +143,10 @@ export class FileSender {
       this.writer.commit(FrameType.DATA, size);
       this.emit({ type: "progress", bytes: size });
     }
-    await this.writer.frame(
-      FrameType.FILE_END,
-      encodeFileEnd({ id: entry.id, length: size, digest }),
-    );
+    const end = encodeFileEnd({ id: entry.id, length: size, digest });
+    return this.writer.frameNow(FrameType.FILE_END, end)
+      ? undefined
+      : this.writer.frame(FrameType.FILE_END, end);
   }
 
   /** A larger file, or standard input: in frames, from the resume point if the offer holds. */
@@ -214,41 +252,6 @@ async function resumePoint(
 /** The file is as listed: the same size and modification time. */
 function unchanged(info: Deno.FileInfo, entry: LocalEntry): boolean {
   return info.size === entry.size && (info.mtime?.getTime() ?? entry.mtime) === entry.mtime;
-}
-
-/**
- * `#sendSmall`'s read through the C library (native_read.ts): all of
- * `source` into `room`, then the same check as `unchanged`. Null when it
- * was read whole and unchanged, else why not; throws what Deno's calls would.
- */
-function readWholeNative(
-  native: NativeReader,
-  source: string,
-  room: Uint8Array,
-  entry: LocalEntry,
-): string | null {
-  let fd: number;
-  try {
-    fd = native.open(source);
-  } catch (err) {
-    if (err instanceof FileChanged) return err.message;
-    throw err;
-  }
-  try {
-    for (let done = 0; done < room.length;) {
-      const n = native.read(fd, room.subarray(done));
-      if (n === 0) return "it shrank while being sent";
-      done += n;
-    }
-    const info = native.stat(fd);
-    return info.size === entry.size && info.mtime === entry.mtime
-      ? null
-      : "it changed after it was listed";
-  } finally {
-    try {
-      native.close(fd);
-    } catch { /* read-only: what the read found stands */ }
-  }
 }
 
 /** A local file could not be read (it is refused, not the session): by Deno's class or errno name. */

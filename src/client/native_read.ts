@@ -1,6 +1,6 @@
 /**
  * The sender's reads of small files made straight into the C library
- * (Linux, through src/native/libc.ts): open, read, statx and close, where
+ * (Linux, through src/native/libc.ts): openat, read, statx and close, where
  * Deno's open and stat cost most of a small file's time on the sending side
  * (docs/PERFORMANCE.md).
  *
@@ -24,7 +24,7 @@ import {
 } from "../native/libc.ts";
 
 const SYMBOLS = {
-  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   close: { parameters: ["i32"], result: "i32" },
   // glibc 2.28 and later; without it, no native reader.
@@ -64,6 +64,7 @@ export interface Dirent {
 const PATH_BYTES = 4096;
 /** A folder's names are read this many bytes of records at a time (getdents64). */
 const LIST_BUFFER_BYTES = 32 * 1024;
+const LIST_BUFFER_LENGTH = BigInt(LIST_BUFFER_BYTES);
 const DT_UNKNOWN = 0;
 const DT_DIR = 4;
 const S_IFMT = 0o170000;
@@ -101,9 +102,14 @@ export class NativeReader {
   readonly #names = new TextDecoder("utf-8", { fatal: true });
   readonly #lossy = new TextDecoder();
   #dents: Uint8Array | null = null;
+  /** An ASCII name's bytes, for `#ascii` (a name is at most 255 bytes). */
+  readonly #codes: number[] = [];
   /** Where a path becomes a C string for one call (no allocation per file). */
   readonly #path = new Uint8Array(PATH_BYTES);
   readonly #encoder = new TextEncoder();
+  /** The last read's length, and as the BigInt the call takes (small files are mostly alike). */
+  #readLength = 0;
+  #readCount = 0n;
 
   constructor(lib: Lib, list: ListLib | null = null) {
     this.#lib = lib;
@@ -116,6 +122,21 @@ export class NativeReader {
    * reader (each call that takes one uses it at once, and keeps nothing).
    */
   #cString(path: string): Uint8Array {
+    const buf = this.#path;
+    const n = path.length;
+    // ASCII by hand (most names): encodeInto's result is an object a call.
+    if (n < buf.length) {
+      let i = 0;
+      for (; i < n; i++) {
+        const c = path.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[i] = c;
+      }
+      if (i === n) {
+        buf[n] = 0;
+        return buf;
+      }
+    }
     const { read, written } = this.#encoder.encodeInto(path, this.#path);
     if (read < path.length || written >= this.#path.length) return this.#errno.cString(path);
     this.#path[written] = 0;
@@ -134,7 +155,12 @@ export class NativeReader {
   openFolder(path: string): number {
     const name = this.#cString(path);
     for (;;) {
-      const fd = this.#lib.open(name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+      const fd = this.#lib.openat(
+        AT_FDCWD,
+        name,
+        O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+        0,
+      );
       if (fd >= 0) return fd;
       const errno = this.#errno.get();
       if (errno !== EINTR) throw this.#errno.error("open", path, errno);
@@ -149,7 +175,7 @@ export class NativeReader {
     const buf = this.#dents ??= new Uint8Array(LIST_BUFFER_BYTES);
     let n: number;
     for (;;) {
-      n = Number(this.#list!.getdents64(fd, buf, BigInt(buf.length)));
+      n = Number(this.#list!.getdents64(fd, buf, LIST_BUFFER_LENGTH));
       if (n >= 0) break;
       if (this.#errno.get() !== EINTR) throw this.#errno.error("getdents64");
     }
@@ -169,6 +195,11 @@ export class NativeReader {
         continue;
       }
       const isDirectory = type === DT_UNKNOWN ? null : type === DT_DIR;
+      const ascii = this.#ascii(buf, start, end);
+      if (ascii !== null) {
+        out.push({ name: ascii, isDirectory });
+        continue;
+      }
       const bytes = buf.subarray(start, end);
       try {
         out.push({ name: this.#names.decode(bytes), isDirectory });
@@ -177,6 +208,21 @@ export class NativeReader {
       }
     }
     return out;
+  }
+
+  /**
+   * `buf[start, end)` as a string if it is ASCII (most names), else null:
+   * made in place, where a TextDecoder call is a trip into Deno's runtime.
+   */
+  #ascii(buf: Uint8Array, start: number, end: number): string | null {
+    const codes = this.#codes;
+    codes.length = 0;
+    for (let at = start; at < end; at++) {
+      const c = buf[at]!;
+      if (c >= 0x80) return null;
+      codes.push(c);
+    }
+    return String.fromCharCode.apply(null, codes);
   }
 
   /** The status of `name` in open folder `dir`, without following a link. */
@@ -200,15 +246,21 @@ export class NativeReader {
         : type === S_IFLNK
         ? "link"
         : "other",
-      size: Number(view.getBigUint64(STX_SIZE, true)),
+      size: this.#u64(STX_SIZE),
       mtime: this.#mtime(),
       mode: mode & 0o7777,
     };
   }
 
+  /** The unsigned 64-bit field of the last statx at `at` (a BigInt would be an allocation). */
+  #u64(at: number): number {
+    return this.#view.getUint32(at, true) + this.#view.getUint32(at + 4, true) * 2 ** 32;
+  }
+
   /** The last statx's mtime in whole milliseconds toward zero (see `stat`). */
   #mtime(): number {
-    const seconds = Number(this.#view.getBigInt64(STX_MTIME_SEC, true));
+    const seconds = this.#view.getUint32(STX_MTIME_SEC, true) +
+      this.#view.getInt32(STX_MTIME_SEC + 4, true) * 2 ** 32;
     const nanos = this.#view.getUint32(STX_MTIME_NSEC, true);
     // Whole milliseconds toward zero, in integers: seconds * 1000 + a fraction would round up
     // near the next millisecond at today's times.
@@ -222,9 +274,17 @@ export class NativeReader {
    * (ELOOP, thrown as a FileChanged).
    */
   open(path: string): number {
-    const name = this.#cString(path);
+    return this.openIn(AT_FDCWD, path, path);
+  }
+
+  /**
+   * Opens `name` in open folder `dir` for reading (`path` names it in
+   * errors), as `open` does: never through a symbolic link.
+   */
+  openIn(dir: number, name: string, path: string): number {
+    const cName = this.#cString(name);
     for (;;) {
-      const fd = this.#lib.open(name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0);
+      const fd = this.#lib.openat(dir, cName, O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0);
       if (fd >= 0) return fd;
       const errno = this.#errno.get();
       if (errno === EINTR) continue;
@@ -236,7 +296,11 @@ export class NativeReader {
   /** Reads into `into`: the bytes read, 0 at the end of the file. */
   read(fd: number, into: Uint8Array): number {
     for (;;) {
-      const n = Number(this.#lib.read(fd, into, BigInt(into.length)));
+      if (into.length !== this.#readLength) {
+        this.#readLength = into.length;
+        this.#readCount = BigInt(into.length);
+      }
+      const n = Number(this.#lib.read(fd, into, this.#readCount));
       if (n >= 0) return n;
       if (this.#errno.get() !== EINTR) throw this.#errno.error("read");
     }
@@ -255,7 +319,7 @@ export class NativeReader {
       this.#statx,
     );
     if (result !== 0) throw this.#errno.error("statx");
-    const size = Number(this.#view.getBigUint64(STX_SIZE, true));
+    const size = this.#u64(STX_SIZE);
     return { size, mtime: this.#mtime() };
   }
 

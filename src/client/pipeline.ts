@@ -13,7 +13,7 @@ import type { FileSender } from "./file_sender.ts";
 import type { Plans } from "./reply_reader.ts";
 import type { ContentDigest } from "./content_digest.ts";
 import type { Numbered, Outcomes } from "./send_types.ts";
-import type { WalkItem } from "./walk.ts";
+import type { WalkItem, WalkItems } from "./walk.ts";
 
 /** Files sent but not yet acknowledged before the sender waits (4 × the receiver's ACK batch). */
 export const MAX_UNACKED = 2048;
@@ -84,35 +84,20 @@ export class Pipeline {
   }
 
   /** Sends everything `items` (a walk) yields, then the damaged files again; returns once all is acknowledged. */
-  async run(items: AsyncIterator<WalkItem>): Promise<void> {
-    const fromWalk = async (): Promise<Numbered | null> => {
+  async run(items: WalkItems): Promise<void> {
+    const pull = items.pull?.bind(items) ??
+      (() => items.next().then((next) => next.done ? null : next.value));
+    // In place while the walk does not wait (no promise per entry), else through promises.
+    const fromWalk: Take = () => {
       for (;;) {
-        const next: IteratorResult<WalkItem> = await items.next();
-        if (next.done) {
-          this.#walkEnded = true;
-          return null;
+        const pulled = pull();
+        const taken = pulled instanceof Promise
+          ? pulled.then((item) => this.#take(item))
+          : this.#take(pulled);
+        if (taken instanceof Promise) {
+          return taken.then((entry) => entry === undefined ? fromWalk() : entry);
         }
-        const item = next.value;
-        if (item.type === "entry") {
-          if (item.entry.kind === "file") {
-            const { bytes } = this.#walked;
-            this.#walked.files++;
-            this.#walked.bytes = bytes === null || item.entry.size === null
-              ? null
-              : bytes + item.entry.size;
-          }
-          const entry: Numbered = { ...item.entry, id: this.#nextId++ };
-          if (this.#checksum !== null && entry.kind === "file" && entry.source !== null) {
-            const failure = await this.#checksum(entry);
-            if (failure !== null) {
-              this.outcomes.failed(entry.path, failure);
-              continue;
-            }
-          }
-          return entry;
-        }
-        if (item.type === "skipped") this.outcomes.skipped(item.path, item.reason);
-        else this.outcomes.failed(item.path, item.reason);
+        if (taken !== undefined) return taken;
       }
     };
     await this.#send(fromWalk);
@@ -121,8 +106,46 @@ export class Pipeline {
       await this.#allAcknowledged();
       if (this.#resends.length === 0) break;
       const again = this.#resends.splice(0).map((e) => ({ ...e, id: this.#nextId++ }));
-      await this.#send(() => Promise.resolve(again.shift() ?? null));
+      await this.#send(() => again.shift() ?? null);
     }
+  }
+
+  /**
+   * The walk's next item as an entry to announce, numbered; null at the walk's
+   * end; undefined for an item only reported (skipped, failed).
+   */
+  #take(item: WalkItem | null): Numbered | null | undefined | Promise<Numbered | undefined> {
+    if (item === null) {
+      this.#walkEnded = true;
+      return null;
+    }
+    if (item.type !== "entry") {
+      if (item.type === "skipped") this.outcomes.skipped(item.path, item.reason);
+      else this.outcomes.failed(item.path, item.reason);
+      return undefined;
+    }
+    if (item.entry.kind === "file") {
+      const { bytes } = this.#walked;
+      this.#walked.files++;
+      this.#walked.bytes = bytes === null || item.entry.size === null
+        ? null
+        : bytes + item.entry.size;
+    }
+    // The walk's entry becomes this session's (each session walks anew): numbered in place.
+    const entry = item.entry as Numbered;
+    entry.id = this.#nextId++;
+    if (this.#checksum !== null && entry.kind === "file" && entry.source !== null) {
+      return this.#checksummed(entry, this.#checksum);
+    }
+    return entry;
+  }
+
+  /** `send --checksum`: the entry with its digest, or undefined if it could not be read (failed). */
+  async #checksummed(entry: Numbered, checksum: ContentDigest): Promise<Numbered | undefined> {
+    const failure = await checksum(entry);
+    if (failure === null) return entry;
+    this.outcomes.failed(entry.path, failure);
+    return undefined;
   }
 
   /** Announces everything `take` yields and sends the accepted files. */
@@ -143,7 +166,8 @@ export class Pipeline {
         if (decision.id !== entry.id) {
           throw new ProtocolError("bad-message", `plan ${batch} is out of order`);
         }
-        await this.#follow(entry, decision);
+        const sending = this.#follow(entry, decision);
+        if (sending !== undefined) await sending;
         // Keep the receiver's plans coming while this batch streams.
         if (more && !batches.full) more = await batches.fill(take);
       }
@@ -159,7 +183,11 @@ export class Pipeline {
     }
   }
 
-  async #follow(entry: Numbered, decision: Decision): Promise<void> {
+  /**
+   * Does what `decision` says with `entry`: a promise while a file is sent,
+   * else nothing (an outcome is settled in place, without an async frame).
+   */
+  #follow(entry: Numbered, decision: Decision): Promise<void> | undefined {
     switch (decision.action) {
       case "have":
         this.outcomes.already(entry.path, entry.size ?? 0);
@@ -196,6 +224,13 @@ export class Pipeline {
     ) {
       throw new ProtocolError("bad-message", "the receiver offered a resume that cannot be");
     }
+    if (this.#unacked.size >= MAX_UNACKED) return this.#sendOnceAcked(entry, offset, decision);
+    this.#unacked.set(entry.id, entry);
+    return this.files.send(entry, offset, decision.prefix);
+  }
+
+  /** Sends `entry` once fewer than MAX_UNACKED files wait for their acknowledgement. */
+  async #sendOnceAcked(entry: Numbered, offset: number, decision: Decision): Promise<void> {
     while (this.#unacked.size >= MAX_UNACKED) {
       await this.writer.flush();
       await this.replies.nextAck();

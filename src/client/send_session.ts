@@ -163,6 +163,7 @@ class SendSession {
   #link: FramedLink;
   #errors: SendErrors;
   #replies: ReplyReader | null = null;
+  #files: FileSender | null = null;
   #outcomes: Outcomes;
   /** The longer wait for the first PLAN (`serve --ask`). */
   #firstPlan: FirstPlanWait | null = null;
@@ -187,6 +188,7 @@ class SendSession {
   stop(): void {
     this.#firstPlan?.stop();
     this.#watchdog.stop();
+    this.#files?.close();
     this.#close();
   }
 
@@ -236,6 +238,7 @@ class SendSession {
         this.#outcomes.emit,
         () => replies.failure !== null,
       );
+      this.#files = files;
       const pipeline = new Pipeline(writer, replies, files, this.#outcomes, {
         limits: agreed.welcome.limits,
         resume: agreed.resume,

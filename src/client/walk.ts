@@ -13,7 +13,7 @@
 import { basename, dirname, join, resolve } from "node:path";
 import type { Entry } from "../protocol/messages.ts";
 import { FerryError } from "../errors.ts";
-import { type Dirent, loadNativeReader, type NativeReader } from "./native_read.ts";
+import { type Dirent, type Listed, loadNativeReader, type NativeReader } from "./native_read.ts";
 
 /** An entry to announce, and where its bytes come from. */
 export interface LocalEntry extends Omit<Entry, "id"> {
@@ -116,9 +116,7 @@ export async function resolveSources(
 
 /** What the walk reads of an entry's status (lstat: a link is itself). */
 interface Status {
-  isFile: boolean;
-  isDirectory: boolean;
-  isSymlink: boolean;
+  kind: Listed["kind"];
   size: number;
   /** Milliseconds since the epoch; null where the system does not say. */
   mtime: number | null;
@@ -128,9 +126,7 @@ interface Status {
 
 function statusOf(info: Deno.FileInfo): Status {
   return {
-    isFile: info.isFile,
-    isDirectory: info.isDirectory,
-    isSymlink: info.isSymlink,
+    kind: info.isFile ? "file" : info.isDirectory ? "dir" : info.isSymlink ? "link" : "other",
     size: info.size,
     mtime: info.mtime?.getTime() ?? null,
     mode: info.mode,
@@ -178,39 +174,18 @@ function reasonOf(err: unknown): string {
 }
 
 function skipReason(info: Status): string {
-  return info.isSymlink ? "symbolic link, not followed" : "not a regular file or directory";
+  return info.kind === "link" ? "symbolic link, not followed" : "not a regular file or directory";
 }
 
-export async function* walk(sources: Source[]): AsyncGenerator<WalkItem> {
-  for (const source of sources) {
-    const { info } = source;
-    if (info === null) {
-      yield {
-        type: "entry",
-        entry: {
-          path: source.name,
-          source: null,
-          kind: "file",
-          size: null,
-          mtime: Date.now(),
-          mode: 0o644,
-        },
-      };
-      continue;
-    }
-    const abs = resolve(source.arg);
-    const status = statusOf(info);
-    if (source.exclude?.excludes(source.name, "", info.isDirectory)) continue;
-    if ((info.isFile || info.isDirectory) && await inStaging(abs)) {
-      yield { type: "skipped", path: source.arg, reason: "ferry's staging folder, never sent" };
-    } else if (info.isFile) {
-      yield { type: "entry", entry: fileEntry(source.name, abs, status) };
-    } else if (info.isDirectory) {
-      yield* walkDir(abs, source.name, status, source.exclude);
-    } else {
-      yield { type: "skipped", path: source.arg, reason: skipReason(status) };
-    }
-  }
+/** What a walk gives: its items, and (`pull`) each in place where nothing has to wait. */
+export interface WalkItems extends AsyncIterator<WalkItem> {
+  /** The next item, or null at the end: a promise only where the walk has to wait. */
+  pull?(): WalkItem | null | Promise<WalkItem | null>;
+}
+
+/** Walks `sources` (see the top of this file). */
+export function walk(sources: Source[]): Walker {
+  return new Walker(sources);
 }
 
 /**
@@ -272,17 +247,8 @@ function nativeListing(native: NativeReader, abs: string): Listing {
       }
     },
     nextSync,
-    lstat(name, abs) {
-      const listed = native.lstatAt(fd!, name, abs);
-      return {
-        isFile: listed.kind === "file",
-        isDirectory: listed.kind === "dir",
-        isSymlink: listed.kind === "link",
-        size: listed.size,
-        mtime: listed.mtime,
-        mode: listed.mode,
-      };
-    },
+    // A Listed is a Status (one object per entry, no copy).
+    lstat: (name, abs) => native.lstatAt(fd!, name, abs),
     close() {
       if (fd === null) return;
       try {
@@ -296,74 +262,172 @@ function nativeListing(native: NativeReader, abs: string): Listing {
 interface Level {
   abs: string;
   rel: string;
-  /** The path below the source's own folder ("" for the source). */
+  /** The path below the source's own folder ("" for the source; only `--exclude` reads it). */
   within: string;
   info: Status;
   entries: Listing;
-  failed: boolean;
 }
 
-async function* walkDir(
-  abs: string,
-  rel: string,
-  info: Status,
-  exclude: Exclusion | undefined,
-): AsyncGenerator<WalkItem> {
-  const native = loadNativeReader();
-  const open = (abs: string, rel: string, within: string, info: Status): Level => ({
-    abs,
-    rel,
-    within,
-    info,
-    entries: native?.lists ? nativeListing(native, abs) : denoListing(abs),
-    failed: false,
-  });
-  const stack: Level[] = [open(abs, rel, "", info)];
-  try {
-    for (let top = stack.at(-1); top !== undefined; top = stack.at(-1)) {
-      let next: Dirent | null;
-      try {
-        const { entries } = top;
-        next = entries.nextSync !== null ? entries.nextSync() : await entries.next();
-      } catch (err) {
-        yield { type: "error", path: top.rel, reason: `cannot list: ${reasonOf(err)}` };
-        top.failed = true;
-        next = null;
-      }
-      if (next === null) {
-        stack.pop();
-        top.entries.close();
-        if (!top.failed) yield { type: "entry", entry: dirEntry(top.rel, top.abs, top.info) };
-        continue;
-      }
-      const name = next.name;
-      if (next.utf8 === false) {
-        yield { type: "error", path: `${top.rel}/${name}`, reason: "its name is not valid UTF-8" };
-        continue;
-      }
-      // A listed name has no "/" and top.abs is resolved: join()'s normalizing is not needed.
-      const childAbs = top.abs.endsWith("/") ? top.abs + name : `${top.abs}/${name}`;
-      const childRel = `${top.rel}/${name}`;
-      const childWithin = top.within === "" ? name : `${top.within}/${name}`;
-      let child: Status | null = null;
-      try {
-        // Where the listing does not say whether it is a folder, the status does.
-        if (next.isDirectory === null) child = top.entries.lstat(name, childAbs);
-        if (exclude?.excludes(childRel, childWithin, next.isDirectory ?? child!.isDirectory)) {
-          continue;
-        }
-        child ??= top.entries.lstat(name, childAbs);
-      } catch (err) {
-        yield { type: "error", path: childRel, reason: reasonOf(err) };
-        continue;
-      }
-      if (child.isDirectory && name === STAGING_NAME && await isStaging(childAbs)) continue;
-      if (child.isDirectory) stack.push(open(childAbs, childRel, childWithin, child));
-      else if (child.isFile) yield { type: "entry", entry: fileEntry(childRel, childAbs, child) };
-      else yield { type: "skipped", path: childRel, reason: skipReason(child) };
+/** What a step of the walk gives: an item, or nothing yet (undefined: step again). */
+type Step = WalkItem | undefined;
+
+/**
+ * The walk, a step at a time: each folder's entries are taken in place
+ * where its listing never waits (the C library's), so an entry costs no
+ * promise; a promise only where something has to wait (Deno's listing, the
+ * check for a staging folder).
+ */
+export class Walker implements WalkItems, AsyncIterableIterator<WalkItem> {
+  readonly #sources: Source[];
+  #next = 0;
+  /** The folders being listed, the innermost last. */
+  #stack: Level[] = [];
+  #exclude: Exclusion | undefined;
+  readonly #native = loadNativeReader();
+
+  constructor(sources: Source[]) {
+    this.#sources = sources;
+  }
+
+  pull(): WalkItem | null | Promise<WalkItem | null> {
+    for (;;) {
+      const top = this.#stack.at(-1);
+      let step: Step | Promise<Step>;
+      if (top !== undefined) step = this.#step(top);
+      else if (this.#next < this.#sources.length) step = this.#start(this.#sources[this.#next++]!);
+      else return null;
+      if (step instanceof Promise) return step.then((item) => item ?? this.pull());
+      if (step !== undefined) return step;
     }
-  } finally {
-    for (const level of stack) level.entries.close();
+  }
+
+  async next(): Promise<IteratorResult<WalkItem>> {
+    const item = await this.pull();
+    return item === null ? { done: true, value: undefined } : { done: false, value: item };
+  }
+
+  /** Stops the walk: closes the folders it has open. */
+  return(): Promise<IteratorResult<WalkItem>> {
+    for (const level of this.#stack) level.entries.close();
+    this.#stack = [];
+    this.#next = this.#sources.length;
+    return Promise.resolve({ done: true, value: undefined });
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  #start(source: Source): Step | Promise<Step> {
+    const { info } = source;
+    if (info === null) {
+      return {
+        type: "entry",
+        entry: {
+          path: source.name,
+          source: null,
+          kind: "file",
+          size: null,
+          mtime: Date.now(),
+          mode: 0o644,
+        },
+      };
+    }
+    if (source.exclude?.excludes(source.name, "", info.isDirectory)) return undefined;
+    if (!info.isFile && !info.isDirectory) {
+      return { type: "skipped", path: source.arg, reason: skipReason(statusOf(info)) };
+    }
+    return this.#startChecked(source, info);
+  }
+
+  async #startChecked(source: Source, info: Deno.FileInfo): Promise<Step> {
+    const abs = resolve(source.arg);
+    if (await inStaging(abs)) {
+      return { type: "skipped", path: source.arg, reason: "ferry's staging folder, never sent" };
+    }
+    const status = statusOf(info);
+    if (info.isFile) return { type: "entry", entry: fileEntry(source.name, abs, status) };
+    this.#exclude = source.exclude;
+    this.#stack.push(this.#open(abs, source.name, "", status));
+    return undefined;
+  }
+
+  #open(abs: string, rel: string, within: string, info: Status): Level {
+    const native = this.#native;
+    const entries = native?.lists ? nativeListing(native, abs) : denoListing(abs);
+    return { abs, rel, within, info, entries };
+  }
+
+  /** Takes the next entry of the innermost folder. */
+  #step(top: Level): Step | Promise<Step> {
+    const { entries } = top;
+    if (entries.nextSync === null) {
+      return entries.next().then((next) => this.#visit(top, next), (err) => this.#failed(top, err));
+    }
+    let next: Dirent | null;
+    try {
+      next = entries.nextSync();
+    } catch (err) {
+      return this.#failed(top, err);
+    }
+    return this.#visit(top, next);
+  }
+
+  /** `top` could not be listed: its error, and it is left unannounced (not read whole). */
+  #failed(top: Level, err: unknown): Step {
+    this.#stack.pop();
+    top.entries.close();
+    return { type: "error", path: top.rel, reason: `cannot list: ${reasonOf(err)}` };
+  }
+
+  /** Entry `next` of folder `top` (null: its end, when the folder itself is announced). */
+  #visit(top: Level, next: Dirent | null): Step | Promise<Step> {
+    if (next === null) {
+      this.#stack.pop();
+      top.entries.close();
+      return { type: "entry", entry: dirEntry(top.rel, top.abs, top.info) };
+    }
+    const name = next.name;
+    if (next.utf8 === false) {
+      return { type: "error", path: `${top.rel}/${name}`, reason: "its name is not valid UTF-8" };
+    }
+    const exclude = this.#exclude;
+    // A listed name has no "/" and top.abs is resolved: join()'s normalizing is not needed.
+    const childAbs = top.abs.endsWith("/") ? top.abs + name : `${top.abs}/${name}`;
+    const childRel = `${top.rel}/${name}`;
+    const childWithin = exclude === undefined
+      ? ""
+      : top.within === ""
+      ? name
+      : `${top.within}/${name}`;
+    let child: Status | null = null;
+    try {
+      // Where the listing does not say whether it is a folder, the status does.
+      if (next.isDirectory === null) child = top.entries.lstat(name, childAbs);
+      if (exclude?.excludes(childRel, childWithin, next.isDirectory ?? child!.kind === "dir")) {
+        return undefined;
+      }
+      child ??= top.entries.lstat(name, childAbs);
+    } catch (err) {
+      return { type: "error", path: childRel, reason: reasonOf(err) };
+    }
+    if (child.kind === "dir") {
+      if (name === STAGING_NAME) {
+        return this.#enterUnlessStaging(childAbs, childRel, childWithin, child);
+      }
+      this.#stack.push(this.#open(childAbs, childRel, childWithin, child));
+      return undefined;
+    }
+    if (child.kind === "file") {
+      return { type: "entry", entry: fileEntry(childRel, childAbs, child) };
+    }
+    return { type: "skipped", path: childRel, reason: skipReason(child) };
+  }
+
+  /** A folder named `.ferry`: walked into unless it is a staging area (then left out silently). */
+  async #enterUnlessStaging(abs: string, rel: string, within: string, info: Status): Promise<Step> {
+    if (!(await isStaging(abs))) this.#stack.push(this.#open(abs, rel, within, info));
+    return undefined;
   }
 }
 

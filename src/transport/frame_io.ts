@@ -202,6 +202,30 @@ export class FrameWriter {
     return this.#buf.subarray(start, start + n);
   }
 
+  /**
+   * `reserveExactly(n)` where it need not wait: null (nothing reserved) where
+   * the buffer must be handed off first, for `reserveExactly` to do.
+   */
+  reserveExactlyNow(n: number): Uint8Array | null {
+    if (this.#buf.length - this.#len - FRAME_HEADER_BYTES < n) return null;
+    this.#reserved = this.#len;
+    const start = this.#len + FRAME_HEADER_BYTES;
+    return this.#buf.subarray(start, start + n);
+  }
+
+  /**
+   * `frame(type, payload)` where it need not wait: false (nothing queued)
+   * where the buffer must be flushed first, for `frame` to do.
+   */
+  frameNow(type: FrameTypeCode, payload: Uint8Array): boolean {
+    const total = FRAME_HEADER_BYTES + payload.length;
+    if (this.#len + total > this.#buf.length) return false;
+    writeHeader(this.#buf, this.#len, type, payload.length);
+    this.#buf.set(payload, this.#len + FRAME_HEADER_BYTES);
+    this.#len += total;
+    return true;
+  }
+
   /** Turns the first `n` reserved bytes into a frame of `type`. */
   commit(type: FrameTypeCode, n: number): void {
     if (this.#reserved < 0) throw new Error("commit() without reserve()");
