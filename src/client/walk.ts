@@ -10,7 +10,7 @@
  * folder's staging area (a `.ferry` folder holding `tmp` or `partial`):
  * it is never sent, never listed.
  */
-import { basename, dirname, join, resolve } from "node:path";
+import { pathCalls } from "./source_path.ts";
 import type { Entry } from "../protocol/messages.ts";
 import { FerryError } from "../errors.ts";
 import { type Dirent, type Listed, loadNativeReader, type NativeReader } from "./native_read.ts";
@@ -54,6 +54,7 @@ const STAGING_PARTS = ["tmp", "partial"];
 
 /** Whether `abs`, a folder named `.ferry`, is ferry's staging area: it holds `tmp` or `partial`. */
 async function isStaging(abs: string): Promise<boolean> {
+  const { join } = await pathCalls();
   for (const part of STAGING_PARTS) {
     try {
       if ((await Deno.lstat(join(abs, part))).isDirectory) return true;
@@ -64,6 +65,7 @@ async function isStaging(abs: string): Promise<boolean> {
 
 /** Whether `abs` is a staging area or inside one. */
 async function inStaging(abs: string): Promise<boolean> {
+  const { basename, dirname } = await pathCalls();
   for (let dir = abs;; dir = dirname(dir)) {
     if (basename(dir) === STAGING_NAME && await isStaging(dir)) return true;
     if (dirname(dir) === dir) return false;
@@ -80,6 +82,7 @@ export async function resolveSources(
   exclude?: Exclusion,
 ): Promise<Source[]> {
   const sources: Source[] = [];
+  const { basename, resolve } = await pathCalls();
   for (const arg of args) {
     if (arg === STDIN_SOURCE) {
       sources.push({ arg, name: stdinName, info: null, exclude });
@@ -341,7 +344,7 @@ export class Walker implements WalkItems, AsyncIterableIterator<WalkItem> {
   }
 
   async #startChecked(source: Source, info: Deno.FileInfo): Promise<Step> {
-    const abs = resolve(source.arg);
+    const abs = (await pathCalls()).resolve(source.arg);
     if (await inStaging(abs)) {
       return { type: "skipped", path: source.arg, reason: "ferry's staging folder, never sent" };
     }
