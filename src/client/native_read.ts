@@ -169,17 +169,34 @@ export class NativeReader {
 
   /**
    * The next entries of open folder `fd` (without "." and ".."), as many as
-   * one read of the listing holds; empty at its end.
+   * one read of the listing holds; empty only at its end. `bytes` is how much
+   * of the listing one read may take (tests make it small).
+   *
+   * A read can hold no entry but "." and "..": the kernel ends a read early
+   * once it has given one entry and a signal is pending (a profiler's, a
+   * terminal's). That is not the end, so the next read follows.
    */
-  list(fd: number): Dirent[] {
+  list(fd: number, bytes: number = LIST_BUFFER_BYTES): Dirent[] {
     const buf = this.#dents ??= new Uint8Array(LIST_BUFFER_BYTES);
-    let n: number;
-    for (;;) {
-      n = Number(this.#list!.getdents64(fd, buf, LIST_BUFFER_LENGTH));
-      if (n >= 0) break;
-      if (this.#errno.get() !== EINTR) throw this.#errno.error("getdents64");
-    }
+    const count = bytes === LIST_BUFFER_BYTES
+      ? LIST_BUFFER_LENGTH
+      : BigInt(Math.min(bytes, LIST_BUFFER_BYTES));
     const out: Dirent[] = [];
+    while (out.length === 0) {
+      let n: number;
+      for (;;) {
+        n = Number(this.#list!.getdents64(fd, buf, count));
+        if (n >= 0) break;
+        if (this.#errno.get() !== EINTR) throw this.#errno.error("getdents64");
+      }
+      if (n === 0) break; // the end
+      this.#parse(buf, n, out);
+    }
+    return out;
+  }
+
+  /** The entries of `buf[0, n)`, a read of getdents64, into `out`. */
+  #parse(buf: Uint8Array, n: number, out: Dirent[]): void {
     // struct linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name (NUL-ended).
     for (let at = 0; at < n;) {
       const reclen = buf[at + 16]! | (buf[at + 17]! << 8);
@@ -207,7 +224,6 @@ export class NativeReader {
         out.push({ name: this.#lossy.decode(bytes), isDirectory, utf8: false });
       }
     }
-    return out;
   }
 
   /**
