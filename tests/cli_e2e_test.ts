@@ -58,6 +58,29 @@ Deno.test("send delivers the original 5 KB project.txt whole, and both sides rep
   }
 });
 
+Deno.test("send takes a file named through a folder that is a link (a home folder that is one)", async () => {
+  await using baseDir = await tempDir();
+  const base = baseDir.path;
+  const inbox = join(base, "inbox");
+  const data = randomBytes(5 * 1024);
+  await Deno.mkdir(join(base, "real"));
+  await Deno.writeFile(join(base, "real", "notes.txt"), data);
+  await Deno.symlink(join(base, "real"), join(base, "home"));
+  const serve = await spawnServe(inbox);
+  try {
+    const sent = await runCli([
+      "send",
+      join(base, "home", "notes.txt"),
+      "--to",
+      `127.0.0.1:${serve.port}`,
+    ]);
+    assertEquals(sent.code, 0, sent.stderr);
+    assertEquals(await Deno.readFile(join(inbox, "notes.txt")), data);
+  } finally {
+    await serve.stop();
+  }
+});
+
 Deno.test("send reproduces a tree exactly: nested and empty directories, 0-byte and non-ASCII files, mtimes, modes", async () => {
   await using baseDir = await tempDir();
   const base = baseDir.path;

@@ -108,6 +108,35 @@ Deno.test({
 });
 
 Deno.test({
+  name: "SmallReads reads a file named on the command line through a folder that is a link",
+  ignore: native === null,
+  async fn() {
+    await using tmp = await tempDir();
+    const reads = new SmallReads(native!);
+    try {
+      await Deno.mkdir(tmp.join("real"));
+      const data = randomBytes(64);
+      await Deno.writeFile(tmp.join("real", "f"), data);
+      await Deno.symlink(tmp.join("real"), tmp.join("home"));
+      const file = tmp.join("home", "f");
+      // The walk names a command-line file by its own name: no folder of it was listed.
+      const room = new Uint8Array(64);
+      assertEquals(reads.readWhole(file, room, { ...listedAt(file), path: "f" }), null);
+      assertEquals(room, data);
+      // A link at the file's own name is still refused.
+      await Deno.symlink(tmp.join("real", "f"), tmp.join("real", "g"));
+      const link = tmp.join("real", "g");
+      assertEquals(
+        reads.readWhole(link, room, { ...listedAt(file), path: "g", source: link }),
+        "it changed after it was listed",
+      );
+    } finally {
+      reads.close();
+    }
+  },
+});
+
+Deno.test({
   name: "SmallReads reads from the folder it opened even once a link takes its name",
   ignore: native === null,
   async fn() {

@@ -149,8 +149,9 @@ export class NativeReader {
   }
 
   /**
-   * Opens folder `path` to list it, never through a symbolic link (the
-   * walk found a folder there: a link now fails with ELOOP).
+   * Opens folder `path` to list it, never through a symbolic link at its
+   * last name (the walk found a folder there: a link now fails with
+   * ENOTDIR, which O_DIRECTORY and O_NOFOLLOW give together).
    */
   openFolder(path: string): number {
     const name = this.#cString(path);

@@ -10,7 +10,9 @@
  * means it changed since it was listed, and its file is refused as changed.
  * Where the folder cannot be opened for another reason (gone, not
  * permitted), the file is opened by its whole path, which fails as it would
- * have. A folder kept open is read from even if it is moved or replaced
+ * have. A file named on the command line is opened by its whole path too:
+ * the walk listed no folder of it, and its folder may be reached through a
+ * link (a home folder that is one); only a link at its own name is refused. A folder kept open is read from even if it is moved or replaced
  * meanwhile: each file is still the one listed there (size and time checked).
  */
 import { FileChanged, type NativeReader } from "./native_read.ts";
@@ -35,7 +37,8 @@ export class SmallReads {
     const native = this.#native;
     let fd: number;
     try {
-      fd = this.#open(source);
+      // A file named on the command line (a path without "/") has no folder the walk listed.
+      fd = entry.path.includes("/") ? this.#open(source) : native.open(source);
     } catch (err) {
       if (err instanceof FileChanged) return err.message;
       throw err;
