@@ -10,7 +10,8 @@
  * - _net.ts: free TCP and UDP ports
  * - _expect.ts: defined(), a check that narrows (the untyped assert() does not)
  * Others, imported on their own: fault_proxy.ts (a TCP proxy that injects
- * faults), _terminal.ts (tmux), _ndjson.ts (--json output), _mounts.ts.
+ * faults), _terminal.ts (tmux), _ndjson.ts (--json output), _mounts.ts,
+ * _libraries.ts (which native library paths exist here).
  */
 export * from "./_temp_dir.ts";
 export * from "./_in_process.ts";

@@ -19,6 +19,7 @@ import { type Libcrypto, loadLibcrypto } from "../src/native/libcrypto.ts";
 import { opensslSha256 } from "../src/transport/sha256_openssl.ts";
 import { type Libxxhash, LIBXXHASH_PATHS, loadLibxxhash } from "../src/native/libxxhash.ts";
 import { nativeXxh128 } from "../src/transport/xxh128_native.ts";
+import { presentFiles } from "./_libraries.ts";
 
 const toHex = (bytes: Uint8Array) =>
   Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -173,13 +174,7 @@ Deno.test("loadDigest('sha256', oneShot) hashes whole buffers with oneShot, and 
 });
 
 /** Whether this system has libxxhash at one of the paths ferry looks in. */
-const hasLibxxhash = LIBXXHASH_PATHS.some((path) => {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch {
-    return false;
-  }
-});
+const hasLibxxhash = presentFiles(LIBXXHASH_PATHS).length > 0;
 
 Deno.test({
   name: "nativeXxh128() loads wherever the system has libxxhash (the permission set covers it)",

@@ -9,22 +9,10 @@ import { ALLOW_FFI_FLAG } from "../src/cli/ffi_permission.ts";
 import { LIBC_PATHS } from "../src/native/libc.ts";
 import { LIBXXHASH_PATHS } from "../src/native/libxxhash.ts";
 import { tempDir } from "./_harness.ts";
+import { presentFiles } from "./_libraries.ts";
 
-const libc = LIBC_PATHS.find((path) => {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch {
-    return false;
-  }
-});
-
-const hasLibxxhash = LIBXXHASH_PATHS.some((path) => {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch {
-    return false;
-  }
-});
+const libc = presentFiles(LIBC_PATHS)[0];
+const hasLibxxhash = presentFiles(LIBXXHASH_PATHS).length > 0;
 
 /** XXH3-128("abc"), as `xxh128sum` prints it. */
 const ABC_XXH128 = "06b05ab6733a618578af5f94892f3950";

@@ -27,6 +27,7 @@ import { FsyncPace } from "../src/server/fsync_pace.ts";
 import { LIBC_PATHS } from "../src/native/libc.ts";
 import { loadNativeFs, type NativeFs } from "../src/server/native_fs.ts";
 import { listTree, randomBytes, tempDir } from "./_harness.ts";
+import { presentFiles } from "./_libraries.ts";
 
 const native = loadNativeFs();
 const linux = Deno.build.os === "linux";
@@ -47,13 +48,7 @@ Deno.test({
   name: "loadNativeFs() loads the C library the test task permits, and nothing else",
   ignore: !linux,
   fn() {
-    const present = LIBC_PATHS.filter((path) => {
-      try {
-        return Deno.statSync(path).isFile;
-      } catch {
-        return false;
-      }
-    });
+    const present = presentFiles(LIBC_PATHS);
     assertEquals(native !== null, present.length > 0);
     assertEquals(loadNativeFs(["/nonexistent/libc.so.6"]), null);
     // A real library, but not one ffi permission covers: never loaded, never prompted.
