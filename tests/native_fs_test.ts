@@ -237,7 +237,8 @@ function openFds(): number {
 }
 
 Deno.test({
-  name: "NativeFs.openFolder() never follows a link; makeFolder() and identify() act in the folder",
+  name:
+    "NativeFs.openFolder() and openFolderIfAny() never follow a link; makeFolder() and identify() act in the folder",
   ignore: native === null,
   async fn() {
     await withDir((dir) => {
@@ -255,6 +256,20 @@ Deno.test({
         );
         assertInstanceOf(assertThrows(() => fs.openFolder("f", root)), Deno.errors.NotADirectory);
         assertInstanceOf(assertThrows(() => fs.openFolder("none", root)), Deno.errors.NotFound);
+        // openFolderIfAny: the same, but nothing there is null, not an error.
+        assertEquals(fs.openFolderIfAny("none", root), null);
+        assertInstanceOf(
+          assertThrows(() => fs.openFolderIfAny("link", root)),
+          Deno.errors.NotADirectory,
+        );
+        assertInstanceOf(
+          assertThrows(() => fs.openFolderIfAny("f", root)),
+          Deno.errors.NotADirectory,
+        );
+        const again = fs.openFolderIfAny("a", root) ?? -1;
+        assert(again >= 0);
+        assertEquals(fs.identify("", again)?.kind, "dir");
+        fs.close(again);
         fs.makeFolder("b", root);
         assert(Deno.lstatSync(join(dir, "b")).isDirectory);
         assertInstanceOf(assertThrows(() => fs.makeFolder("b", root)), Deno.errors.AlreadyExists);

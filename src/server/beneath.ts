@@ -382,13 +382,13 @@ export class BeneathFolders implements Folders {
         const parent = { fd, path, key: prefix };
         path = childPath(path, name);
         prefix = prefix === "" ? name : `${prefix}/${name}`;
-        let next: number;
+        let next: number | null;
         try {
-          next = native.openFolder(name, fd);
+          next = create ? native.openFolderIfAny(name, fd) : native.openFolder(name, fd);
         } catch (err) {
-          if (!create || !(err instanceof Deno.errors.NotFound)) {
-            throw this.#refusal(name, fd, err, create);
-          }
+          throw this.#refusal(name, fd, err, create);
+        }
+        if (next === null) {
           let made = false;
           try {
             native.makeFolder(name, fd);

@@ -167,6 +167,21 @@ export class NativeFs {
   }
 
   /**
+   * `openFolder`, but null where nothing has the name (ENOENT): a folder about to be made is
+   * looked for without building an error (its message, its stack) for every new folder.
+   */
+  openFolderIfAny(name: string, dir: number): number | null {
+    const path = this.#cString(name, 0);
+    for (;;) {
+      const fd = this.#lib.openat(dir, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+      if (fd >= 0) return fd;
+      const errno = this.#errno.get();
+      if (errno === ENOENT) return null;
+      if (errno !== EINTR) throw this.#errno.error("open", name, errno);
+    }
+  }
+
+  /**
    * Opens the regular file `name` in folder `dir` for reading, or null if no regular file is
    * there. Never through a link (O_NOFOLLOW), and a FIFO found there does not block the open
    * (O_NONBLOCK): a name swapped after a check cannot lead out of `dir` or hang the caller.
