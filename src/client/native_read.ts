@@ -12,6 +12,7 @@ import {
   AT_EMPTY_PATH,
   AT_FDCWD,
   AT_SYMLINK_NOFOLLOW,
+  cStringIn,
   EINTR,
   ELOOP,
   Errno,
@@ -106,7 +107,6 @@ export class NativeReader {
   readonly #codes: number[] = [];
   /** Where a path becomes a C string for one call (no allocation per file). */
   readonly #path = new Uint8Array(PATH_BYTES);
-  readonly #encoder = new TextEncoder();
   /** The last read's length, and as the BigInt the call takes (small files are mostly alike). */
   #readLength = 0;
   #readCount = 0n;
@@ -122,25 +122,7 @@ export class NativeReader {
    * reader (each call that takes one uses it at once, and keeps nothing).
    */
   #cString(path: string): Uint8Array {
-    const buf = this.#path;
-    const n = path.length;
-    // ASCII by hand (most names): encodeInto's result is an object a call.
-    if (n < buf.length) {
-      let i = 0;
-      for (; i < n; i++) {
-        const c = path.charCodeAt(i);
-        if (c >= 0x80) break;
-        buf[i] = c;
-      }
-      if (i === n) {
-        buf[n] = 0;
-        return buf;
-      }
-    }
-    const { read, written } = this.#encoder.encodeInto(path, this.#path);
-    if (read < path.length || written >= this.#path.length) return this.#errno.cString(path);
-    this.#path[written] = 0;
-    return this.#path;
+    return cStringIn(this.#path, path);
   }
 
   /** Whether folders can be listed here (`openFolder`, `list`, `lstatAt`). */

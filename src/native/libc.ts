@@ -153,3 +153,29 @@ export class Errno {
     return this.#encoder.encode(`${s}\0`);
   }
 }
+
+const ENCODER = new TextEncoder();
+
+/**
+ * `s` as a NUL-terminated C string in `buf`, which the caller reuses for one
+ * call at a time; a fresh copy where it does not fit. Most names are ASCII
+ * and short: copied by hand, without encodeInto's result object a call.
+ */
+export function cStringIn(buf: Uint8Array, s: string): Uint8Array {
+  if (s.length < buf.length) {
+    let i = 0;
+    for (; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) break;
+      buf[i] = c;
+    }
+    if (i === s.length) {
+      buf[i] = 0;
+      return buf;
+    }
+  }
+  const { read, written } = ENCODER.encodeInto(s, buf);
+  if (read < s.length || written >= buf.length) return ENCODER.encode(`${s}\0`);
+  buf[written] = 0;
+  return buf;
+}

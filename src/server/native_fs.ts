@@ -26,6 +26,7 @@ import {
   AT_EMPTY_PATH,
   AT_FDCWD,
   AT_SYMLINK_NOFOLLOW,
+  cStringIn,
   EEXIST,
   EINTR,
   EINVAL,
@@ -127,7 +128,6 @@ export class NativeFs {
   readonly #times = new BigInt64Array(4);
   readonly #statx = new Uint8Array(STATX_BYTES);
   readonly #view = new DataView(this.#statx.buffer);
-  readonly #encoder = new TextEncoder();
   /** Two reused buffers for the C strings of a call (a rename takes two). */
   readonly #paths = [new Uint8Array(PATH_BYTES), new Uint8Array(PATH_BYTES)] as const;
 
@@ -268,24 +268,7 @@ export class NativeFs {
    * it gets its own copy.
    */
   #cString(s: string, slot: 0 | 1): Uint8Array {
-    const buf = this.#paths[slot];
-    // Most names are ASCII and short: copied by hand, without encodeInto's result object.
-    if (s.length < buf.length) {
-      let i = 0;
-      for (; i < s.length; i++) {
-        const c = s.charCodeAt(i);
-        if (c >= 0x80) break;
-        buf[i] = c;
-      }
-      if (i === s.length) {
-        buf[i] = 0;
-        return buf;
-      }
-    }
-    const { read, written } = this.#encoder.encodeInto(s, buf);
-    if (read < s.length || written >= buf.length) return this.#errno.cString(s);
-    buf[written] = 0;
-    return buf;
+    return cStringIn(this.#paths[slot], s);
   }
 
   /**

@@ -6,7 +6,7 @@
  * (XXH3-128's output is fixed from 0.8.0 on) and gives the known value of
  * "abc", whole and in pieces.
  */
-import type { Digest, Hasher } from "../protocol/digests.ts";
+import { type Digest, digestHex, type Hasher } from "../protocol/digests.ts";
 import { type Libxxhash, loadLibxxhash } from "../native/libxxhash.ts";
 
 /** XXH3-128("abc") as `xxh128sum` prints it. */
@@ -46,8 +46,8 @@ function make(lib: Libxxhash | null): Digest | null {
     const inPieces = digest.hasher();
     inPieces.update(abc.subarray(0, 1));
     inPieces.update(abc.subarray(1));
-    const whole = hex(digest.of(abc));
-    return whole === ABC_XXH128 && hex(inPieces.digest()) === ABC_XXH128 ? digest : null;
+    const whole = digestHex(digest.of(abc));
+    return whole === ABC_XXH128 && digestHex(inPieces.digest()) === ABC_XXH128 ? digest : null;
   } catch {
     return null;
   }
@@ -98,8 +98,4 @@ class NativeHasher implements Hasher {
  */
 function canonical(hash: Uint8Array): Uint8Array {
   return hash.reverse();
-}
-
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
