@@ -7,10 +7,11 @@ import { assertEquals, assertRejects } from "@std/assert";
 import { Pipeline } from "../src/client/pipeline.ts";
 import { type Deferred, deferred } from "../src/client/reply_reader.ts";
 import { type Numbered, Outcomes, type SendEvent } from "../src/client/send_types.ts";
-import type { LocalEntry, WalkItem } from "../src/client/walk.ts";
+import { type LocalEntry, resolveSources, walk, type WalkItem } from "../src/client/walk.ts";
 import { ProtocolError } from "../src/protocol/errors.ts";
 import type { FrameTypeCode } from "../src/protocol/frame.ts";
 import type { Ack, Decision, Entry, Plan, Totals } from "../src/protocol/messages.ts";
+import { tempDir } from "./_temp_dir.ts";
 
 interface Script {
   /** The receiver's decision on an announced entry (default: accept). */
@@ -258,4 +259,43 @@ Deno.test("pipeline: files never acknowledged are left for the session to report
   assertEquals([...r.pipeline.unacknowledged].map((e) => e.path), ["lost.txt"]);
   r.stop();
   await assertRejects(() => running, Error, "the connection is closed");
+});
+
+/** How many file descriptors this process has open, where /proc says (Linux); else null. */
+function openDescriptors(): number | null {
+  try {
+    return [...Deno.readDirSync("/proc/self/fd")].length;
+  } catch {
+    return null;
+  }
+}
+
+Deno.test("pipeline: a session that ends mid-walk closes the folders the walk holds open", async () => {
+  await using dir = await tempDir();
+  // Six folders deep, each with files, so the walk holds a folder open at each level.
+  let folder = dir.join("tree");
+  for (let depth = 0; depth < 6; depth++) {
+    folder = `${folder}/d${depth}`;
+    await Deno.mkdir(folder, { recursive: true });
+    for (let i = 0; i < 3; i++) await Deno.writeTextFile(`${folder}/f${i}.txt`, "x");
+  }
+  const before = openDescriptors();
+  let announced = 0;
+  const r = receiver({
+    decide: () => {
+      // The connection drops while the walk is deep in the tree.
+      if (++announced === 12) r.stop();
+      return { action: "accept" };
+    },
+  });
+  const items = walk(await resolveSources([dir.join("tree")], "stdin"));
+  let returned = 0;
+  const close = items.return.bind(items);
+  items.return = () => {
+    returned++;
+    return close();
+  };
+  await assertRejects(() => r.pipeline.run(items), Error, "the connection is closed");
+  assertEquals(returned, 1);
+  if (before !== null) assertEquals(openDescriptors(), before);
 });

@@ -100,7 +100,13 @@ export class Pipeline {
         if (taken !== undefined) return taken;
       }
     };
-    await this.#send(fromWalk);
+    try {
+      await this.#send(fromWalk);
+    } finally {
+      // A session that ends mid-walk (the connection lost, a protocol error) closes the
+      // folders the walk holds open; a retry walks anew. Nothing to do after a whole walk.
+      await items.return?.();
+    }
     // Files that arrived damaged get one more try, once all acknowledgements are in.
     while (true) {
       await this.#allAcknowledged();
