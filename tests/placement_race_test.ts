@@ -253,3 +253,77 @@ for (const receiver of ["descriptors", "paths"] as const) {
     });
   }
 }
+
+/**
+ * DIR/sub held open by the session (a file placed in it), then moved out of
+ * DIR, or moved and replaced by a link to a folder outside: a new folder
+ * announced in it afterwards is made beneath DIR (a fresh DIR/sub) or
+ * refused, never made in the folder that was moved nor through the link.
+ */
+async function newFolderInMoved(base: string, receiver: Case["receiver"], swap: Case["swap"]) {
+  const dir = join(base, "inbox");
+  const outside = join(base, "outside");
+  const aside = join(base, "aside");
+  await Deno.mkdir(dir);
+  await Deno.mkdir(outside);
+  const before = await snapshot(outside);
+  const first = randomBytes(300);
+  const second = randomBytes(300);
+  const server = receiver === "descriptors" ? await inProcess(dir) : await withoutFfi(dir);
+  const client = await RawClient.connect(server.port);
+  try {
+    assertEquals((await client.handshake())?.type, FrameType.WELCOME);
+    await client.json(FrameType.ANNOUNCE, {
+      batch: 0,
+      entries: [fileEntry(1, "sub/a.bin", first.length)],
+    });
+    await expectFrame(client, FrameType.PLAN);
+    await sendFile(client, 1, first);
+    assertEquals((await readAcks(client, 1)).map((a) => a.ok), [true]);
+    await Deno.rename(join(dir, "sub"), aside);
+    if (swap === "link") await Deno.symlink(outside, join(dir, "sub"));
+    await new Promise((r) => setTimeout(r, 20)); // past the check's millisecond
+    await client.json(FrameType.ANNOUNCE, {
+      batch: 1,
+      entries: [fileEntry(2, "sub/new/b.bin", second.length), dirEntry(3, "sub/new")],
+    });
+    const plan = await expectFrame(client, FrameType.PLAN);
+    const actions = (plan.decisions as Decision[]).map((d) => d.action);
+    if (swap === "link") {
+      assertEquals(actions, ["refuse", "refuse"]);
+    } else {
+      assertEquals(actions, ["accept", "accept"]);
+      await sendFile(client, 2, second);
+      assertEquals((await readAcks(client, 1)).map((a) => a.ok), [true]);
+    }
+    await client.send(FrameType.DONE, new Uint8Array(0));
+    await expectFrame(client, FrameType.BYE);
+  } finally {
+    client.close();
+    await server.close();
+  }
+  assertEquals(await snapshot(outside), before, "nothing may be written outside DIR");
+  assertEquals(
+    [...Deno.readDirSync(aside)].map((e) => e.name),
+    ["a.bin"],
+    "nor in the moved folder",
+  );
+  if (swap === "move") assertEquals(await Deno.readFile(join(dir, "sub", "new", "b.bin")), second);
+}
+
+for (const receiver of ["descriptors", "paths"] as const) {
+  for (const swap of ["move", "link"] as const) {
+    Deno.test({
+      name: `a new folder announced in a folder the session holds open, after that folder was ` +
+        `${
+          swap === "move" ? "moved out of DIR" : "swapped for a link"
+        } (placed through ${receiver}),` +
+        ` is ${swap === "move" ? "made beneath DIR" : "refused"}, never made where it went`,
+      ignore: Deno.build.os === "windows" || (receiver === "descriptors" && !native),
+      async fn() {
+        await using baseDir = await tempDir("ferry-race-");
+        await newFolderInMoved(baseDir.path, receiver, swap);
+      },
+    });
+  }
+}

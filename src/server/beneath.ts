@@ -5,7 +5,9 @@
  * - A folder is reached from a descriptor of DIR one component at a time,
  *   each opened with O_NOFOLLOW | O_DIRECTORY relative to the one above it
  *   (and created there with mkdirat where it is missing), so no symbolic
- *   link is ever followed, whatever replaced what before.
+ *   link is ever followed, whatever replaced what before. The walk starts
+ *   from the nearest folder above that is open in the cache instead, once
+ *   that one passed the check below within CHECK_STANDS_MS.
  * - A file is placed by renameat2(RENAME_NOREPLACE), or linkat then
  *   unlinkat, from the staging folder's descriptor to its folder's: it lands
  *   in the folder that was opened, even if a name on its path was swapped
@@ -367,18 +369,21 @@ export class BeneathFolders implements Folders {
    */
   #walk(key: string, parts: string[] | null, created: Set<string> | null): Folder {
     const native = this.#native;
-    const root = this.#root!;
     const create = parts !== null;
     const names = parts ?? key.split("/");
-    const prefixes: Uint8Array[] = [];
-    const ids: FileId[] = [];
-    let fd = root.fd;
+    // From the nearest folder above that is open and was just checked from DIR down (a new
+    // folder's parent, most often), else from DIR.
+    const start = this.#openAncestor(key, names.length) ?? this.#root!;
+    const prefixes: Uint8Array[] = start.prefixes.slice();
+    const ids: FileId[] = start.ids.slice();
+    let fd = start.fd;
     /** Whether `fd` is this walk's to close (not DIR's, not handed to the cache). */
     let owned = false;
-    let path = root.path;
-    let prefix = "";
+    let path = start.path;
+    let prefix = start.key;
     try {
-      for (const name of names) {
+      for (let i = start.ids.length; i < names.length; i++) {
+        const name = names[i]!;
         const parent = { fd, path, key: prefix };
         path = childPath(path, name);
         prefix = prefix === "" ? name : `${prefix}/${name}`;
@@ -418,6 +423,30 @@ export class BeneathFolders implements Folders {
       throw err;
     }
     return new Folder(key, path, fd, prefixes, ids);
+  }
+
+  /**
+   * The deepest folder above `key` (which has `depth` components) that is in
+   * the cache and still the folder that was opened, checked from DIR down
+   * (`#verifyRecent`); null if there is none. One that fails the check is
+   * dropped, and the walk goes on from higher up.
+   */
+  #openAncestor(key: string, depth: number): Folder | null {
+    let end = key.length;
+    for (let level = depth - 1; level > 0; level--) {
+      end = key.lastIndexOf("/", end - 1);
+      if (end <= 0) return null;
+      const ancestor = this.#cache.get(key.slice(0, end));
+      if (ancestor === undefined) continue;
+      try {
+        this.#verifyRecent(ancestor);
+      } catch (err) {
+        if (err instanceof Refusal) continue; // dropped by #verify: it was moved or replaced
+        throw err;
+      }
+      return this.#open(ancestor.key);
+    }
+    return null;
   }
 
   /**

@@ -50,10 +50,24 @@ export class PathFolders implements Folders {
   #ensure(parts: string[], created?: Set<string>): string {
     const { inbox } = this;
     let path = inbox.root;
-    for (const part of parts) {
+    /** Whether the folders above `path` were all looked at now rather than remembered. */
+    let fresh = true;
+    for (let i = 0; i < parts.length; i++) {
       const parent = path;
-      path = childPath(path, part);
-      if (this.#known.has(path)) continue;
+      path = childPath(path, parts[i]!);
+      if (this.#known.has(path)) {
+        fresh = false;
+        continue;
+      }
+      // A folder remembered above may have been moved or replaced by a link since: mkdir would
+      // follow that link (or fail in the moved folder's absence). Look again from DIR down.
+      if (!fresh && this.#firstNotFolder(parent) !== null) {
+        this.#known.clear();
+        path = inbox.root;
+        fresh = true;
+        i = -1;
+        continue;
+      }
       const existing = inbox.existing(path);
       if (existing === "none") {
         try {
@@ -66,6 +80,7 @@ export class PathFolders implements Folders {
             throw new Refusal("a file or link is in the way of a directory");
           }
         }
+        this.#verifyMade(path);
       } else if (existing === "other") {
         throw new Refusal("the path goes through a symbolic link or special file on the receiver");
       } else if (existing === "file") {
@@ -217,6 +232,27 @@ export class PathFolders implements Folders {
       if (found !== "dir") return found === "other" ? "link" : found;
     }
     return null;
+  }
+
+  /**
+   * Checks that the folder just made at `path` is beneath DIR: a folder above
+   * it swapped for a link between the check and mkdir would have made it
+   * elsewhere. It is removed again from there (if empty) and refused.
+   */
+  #verifyMade(path: string): void {
+    let real: string | null = null;
+    try {
+      real = Deno.realPathSync(path);
+    } catch { /* gone */ }
+    const { root } = this.inbox;
+    if (real !== null && real.startsWith(root.endsWith(sep) ? root : root + sep)) return;
+    this.#known.clear();
+    if (real !== null) {
+      try {
+        Deno.removeSync(real); // an empty folder only: never what another put in it
+      } catch { /* not empty, or gone */ }
+    }
+    throw new Refusal(replacedReason(this.#firstNotFolder(dirname(path)) ?? "none"));
   }
 
   /**
