@@ -21,6 +21,8 @@ interface Script {
   /** Rewrites a plan before it is handed over. */
   tamper?: (plan: Plan) => Plan;
   resume?: boolean;
+  /** Acks arrive while a flush is still waiting (a fast receiver), not after it. */
+  ackDuringFlush?: boolean;
 }
 
 /** A receiver played by hand: plans answer ANNOUNCEs, Acks come after each flush. */
@@ -48,14 +50,21 @@ function receiver(script: Script = {}) {
     },
     flush() {
       if (stopped) return Promise.reject(new Error("the connection is closed"));
-      setTimeout(() => {
+      const deliver = () => {
         const acks = pending;
         pending = [];
         for (const ack of acks) pipeline.acknowledged(ack);
         ackSignal.resolve();
         ackSignal = deferred();
+      };
+      if (!script.ackDuringFlush) {
+        setTimeout(deliver);
+        return Promise.resolve();
+      }
+      return new Promise<void>((resolve) => {
+        deliver();
+        setTimeout(resolve);
       });
-      return Promise.resolve();
     },
   };
   const replies = {
@@ -298,4 +307,20 @@ Deno.test("pipeline: a session that ends mid-walk closes the folders the walk ho
   await assertRejects(() => r.pipeline.run(items), Error, "the connection is closed");
   assertEquals(returned, 1);
   if (before !== null) assertEquals(openDescriptors(), before);
+});
+
+Deno.test("pipeline: the last Ack, read while a flush still waits, ends the wait for Acks", async () => {
+  const r = receiver({ ackDuringFlush: true });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const stalled = new Promise<"stalled">((resolve) =>
+    timer = setTimeout(() => resolve("stalled"), 2000)
+  );
+  const running = r.pipeline.run(walkOf(...entries("a.txt", "b.txt", "c.txt")));
+  try {
+    assertEquals(await Promise.race([running.then(() => "done" as const), stalled]), "done");
+  } finally {
+    clearTimeout(timer);
+    r.stop();
+  }
+  assertEquals(r.tally.files, 3);
 });

@@ -184,8 +184,10 @@ export class Pipeline {
 
   async #allAcknowledged(): Promise<void> {
     while (this.#unacked.size > 0) {
+      // The signal is taken before the flush: an ACK read while the flush waits resolves it.
+      const next = this.replies.nextAck();
       await this.writer.flush();
-      await this.replies.nextAck();
+      await next;
     }
   }
 
