@@ -9,7 +9,7 @@
  */
 import { createHash } from "node:crypto";
 import { FileSender } from "../src/client/file_sender.ts";
-import { loadNativeReader } from "../src/client/native_read.ts";
+import { loadNativeReader } from "../src/native/native_read.ts";
 import type { Numbered } from "../src/client/send_types.ts";
 import { resolveSources, walk } from "../src/client/walk.ts";
 import { loadDigest } from "../src/protocol/digests.ts";

@@ -31,7 +31,7 @@ Deno.test({
 import { loadNativeFs } from ${src("server/native_fs.ts")};
 import { loadLibcrypto } from ${src("native/libcrypto.ts")};
 import { nativeXxh128 } from ${src("transport/xxh128_native.ts")};
-import { loadNativeReader } from ${src("client/native_read.ts")};
+import { loadNativeReader } from ${src("native/native_read.ts")};
 const libc = ${JSON.stringify(libc)};
 const before = Deno.permissions.querySync({ name: "ffi", path: libc }).state;
 await loadNativeThenRevoke(Deno.args[0]);
@@ -70,7 +70,8 @@ function xxh128(digest) {
     assertEquals([serve.fs, serve.made], [true, true], "the file calls loaded first still work");
     const send = await run("send");
     assertEquals([send.after, send.bound, send.fs], ["prompt", "NotCapable", false]);
-    assertEquals([serve.reader, send.reader], [false, true], "each loads what it uses");
+    // serve lists what it holds for a sync with the sender's reads (PROTOCOL.md §5.16).
+    assertEquals([serve.reader, send.reader], [true, true], "each loads what it uses");
     assertEquals(send.crypto, serve.crypto);
     if (hasLibxxhash) {
       // Loaded before the revoke, XXH3-128 still hashes (a new native state per file) after it.

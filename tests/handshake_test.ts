@@ -99,7 +99,7 @@ Deno.test("handshake: HELLO offers sha256 always, and WELCOME settles the sessio
     json: {
       software: "ferry/test",
       digests: ["xxh128", "sha256"],
-      features: ["resume", "sync", "text"],
+      features: ["resume", "sync", "text", "listing"],
       transfer: options.transfer,
     },
   }]);

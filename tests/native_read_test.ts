@@ -1,12 +1,12 @@
 /**
- * The sender's C-library reads (src/client/native_read.ts): the bytes, and
+ * The sender's C-library reads (src/native/native_read.ts): the bytes, and
  * a size and modification time equal to what Deno's stat reports for the
  * same file (the sender compares them with its listing, made by Deno's
  * lstat), at every precision the file system keeps.
  */
 import { assertEquals, assertInstanceOf, assertStringIncludes, assertThrows } from "@std/assert";
 import { join } from "node:path";
-import { FileChanged, loadNativeReader, type NativeReader } from "../src/client/native_read.ts";
+import { FileChanged, loadNativeReader, type NativeReader } from "../src/native/native_read.ts";
 import { randomBytes, tempDir } from "./_harness.ts";
 
 const native = loadNativeReader();

@@ -6,7 +6,7 @@
  */
 import { assertEquals, assertInstanceOf, assertThrows } from "@std/assert";
 import { join } from "node:path";
-import { loadNativeReader, type NativeReader } from "../src/client/native_read.ts";
+import { loadNativeReader, type NativeReader } from "../src/native/native_read.ts";
 import { SmallReads } from "../src/client/small_reads.ts";
 import type { LocalEntry } from "../src/client/walk.ts";
 import { randomBytes, tempDir } from "./_harness.ts";

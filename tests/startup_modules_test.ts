@@ -104,7 +104,7 @@ Deno.test("every module a command loads later is in main.ts's graph (deno compil
       "src/subcommands/serve.ts",
       "src/subcommands/send.ts",
       "src/server/native_fs.ts",
-      "src/client/native_read.ts",
+      "src/native/native_read.ts",
       "src/server/web_page.ts",
       "src/cli/web_banner.ts",
       "src/discovery/finder.ts",

@@ -7,9 +7,7 @@
  */
 import { assert, assertEquals, assertFalse, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
-import { decodeFileEnd, encodeFrame, FrameType } from "../src/protocol/frame.ts";
-import { Channel, encodePreamble, PREAMBLE_BYTES } from "../src/protocol/preamble.ts";
-import { FrameReader } from "../src/transport/frame_io.ts";
+import { FrameType } from "../src/protocol/frame.ts";
 import { PROTOCOL_VERSION } from "../src/protocol/preamble.ts";
 import {
   contents,
@@ -22,6 +20,7 @@ import {
   writeTree,
 } from "./_harness.ts";
 import { type Json, parseNdjson, SEND_TYPES, SERVE_TYPES } from "./_ndjson.ts";
+import { type Script, sendTo } from "./_scripted_receiver.ts";
 
 const OLD = new Date("2024-03-01T12:00:00Z");
 const OLDER = new Date("2023-01-01T00:00:00Z");
@@ -117,9 +116,11 @@ Deno.test("update: a tree synced, changed and synced again equals the source; co
     assertEquals(await Deno.readTextFile(join(dir, "src/content.bin")), "AAAAAAAA");
     const r2 = await serveSummary(serve, 2);
     assertEquals([r2.files, r2.new, r2.updated, r2.unchanged, r2.failed], [3, 1, 2, 3, 3]);
+    // The sender found those three in the receiver's listing (§5.16): never announced, so the
+    // receiver stored nothing of them and counts them from the sender's LISTED.
     assertEquals(
-      sessionObjects(serve, 2).filter((o) => o.type === "unchanged").map((o) => o.path).sort(),
-      ["src/content.bin", "src/same.txt", "src/sub/deep.txt"],
+      sessionObjects(serve, 2).filter((o) => o.type === "file-start").map((o) => o.path).sort(),
+      ["src/new.txt", "src/size.txt", "src/time.txt"],
     );
 
     // --checksum reads both copies: the changed content is sent, the rest is not.
@@ -145,6 +146,10 @@ Deno.test("update: a tree synced, changed and synced again equals the source; co
     assertEquals(fifth.code, 0, fifth.stderr);
     const s5 = sendSummary(fifth.stdout);
     assertEquals([s5.files, s5.bytes, s5.unchanged, s5.ok], [0, 0, 8, true]);
+    assertEquals(
+      parseNdjson(fifth.stdout, SEND_TYPES).filter((o) => o.type === "unchanged").length,
+      8,
+    );
     assertFalse(parseNdjson(fifth.stdout, SEND_TYPES).some((o) => o.type === "file-start"));
     const r5 = await serveSummary(serve, 5);
     assertEquals([r5.files, r5.bytes, r5.unchanged, r5.ok], [0, 0, 8, true]);
@@ -195,90 +200,6 @@ Deno.test("update: a link at a file's name is replaced by the file, never follow
   assertStringIncludes(log, "received 2 files (25 B), 0 new, 2 updated, 0 unchanged from");
   assertStringIncludes(log, "received 1 file (12 B), 0 new, 1 updated, 1 unchanged from");
 });
-
-/** What a scripted receiver answers: WELCOME's features, each batch's decisions, each Ack. */
-interface Script {
-  features: string[];
-  /** NOOP frames sent before each PLAN (a receiver comparing files for a while). */
-  noops?: number;
-  decide(entry: Record<string, unknown>): Record<string, unknown>;
-  ack?(entry: Record<string, unknown>): Record<string, unknown>;
-}
-
-/**
- * A receiver on the plain channel that answers as `script` says, hostile or not, and records
- * the frame types the sender sent after HELLO.
- */
-function scriptedReceiver(script: Script): { port: number; frames: Promise<number[]> } {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const encoder = new TextEncoder();
-  const json = (type: number, value: unknown) =>
-    encodeFrame(type as never, encoder.encode(JSON.stringify(value)));
-  const frames = (async () => {
-    const conn = await listener.accept();
-    listener.close();
-    const seen: number[] = [];
-    const write = async (bytes: Uint8Array) => {
-      for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
-    };
-    try {
-      const reader = new FrameReader(conn);
-      if ((await reader.readRaw(PREAMBLE_BYTES)) === null) return seen;
-      await reader.next(); // HELLO
-      await write(encodePreamble({ version: 1, channel: Channel.plain }));
-      await write(json(FrameType.WELCOME, {
-        software: "ferry/scripted",
-        digest: "sha256",
-        features: script.features,
-        limits: { maxBatchEntries: 4096, maxFrame: 1048576, maxPathBytes: 4096 },
-      }));
-      const byId = new Map<number, Record<string, unknown>>();
-      for (;;) {
-        const frame = await reader.next().catch(() => null);
-        if (frame === null) break;
-        seen.push(frame.type);
-        if (frame.type === FrameType.ANNOUNCE) {
-          const announce = JSON.parse(new TextDecoder().decode(frame.payload));
-          const decisions = announce.entries.map((e: Record<string, unknown>) => {
-            byId.set(e.id as number, e);
-            return { id: e.id, ...script.decide(e) };
-          });
-          for (let i = 0; i < (script.noops ?? 0); i++) {
-            await write(encodeFrame(FrameType.NOOP, new Uint8Array(0)));
-          }
-          await write(json(FrameType.PLAN, { batch: announce.batch, decisions }));
-        } else if (frame.type === FrameType.FILE_END) {
-          const { id } = decodeFileEnd(frame.payload);
-          const entry = byId.get(id)!;
-          const ack = script.ack?.(entry) ?? { ok: true, name: entry.path };
-          await write(json(FrameType.ACK, { acks: [{ id, ...ack }] }));
-        } else if (frame.type === FrameType.DONE) {
-          await write(json(FrameType.BYE, { files: 0, bytes: 0, failed: 0 }));
-        }
-      }
-    } finally {
-      try {
-        conn.close();
-      } catch { /* closed */ }
-    }
-    return seen;
-  })();
-  return { port: (listener.addr as Deno.NetAddr).port, frames };
-}
-
-/** `ferry send ARGS... --plaintext` to a scripted receiver, with no code. */
-async function sendTo(
-  script: Script,
-  args: string[],
-  stdin?: Uint8Array,
-): Promise<{ code: number; stdout: string; stderr: string; frames: number[] }> {
-  const receiver = scriptedReceiver(script);
-  const result = await runCli(
-    ["send", ...args, "--plaintext", "--retries", "0", "--to", `127.0.0.1:${receiver.port}`],
-    { env: { FERRY_CODE: "" }, ...(stdin ? { stdin } : {}) },
-  );
-  return { ...result, frames: await receiver.frames };
-}
 
 const WITH_SYNC = ["resume", "sync"];
 const accept = { action: "accept", offset: 0 };
@@ -389,7 +310,7 @@ Deno.test("serve takes NOOPs from a sender that named sync, and answers DONE wit
     const welcome = await client.handshake(PROTOCOL_VERSION, { features: ["resume", "sync"] });
     assertEquals(welcome?.type, FrameType.WELCOME);
     const features = JSON.parse(new TextDecoder().decode(welcome!.payload)).features;
-    assertEquals(features, ["resume", "sync", "text"]);
+    assertEquals(features, ["resume", "sync", "text", "listing"]);
     for (let i = 0; i < 3; i++) await client.send(FrameType.NOOP, new Uint8Array(0));
     await client.send(FrameType.DONE, new Uint8Array(0));
     const bye = await client.next();

@@ -133,7 +133,7 @@ Deno.test("send --text: a receiver without the text feature is refused before an
     const frames = await fake.frames;
     assertEquals(frames.map((f) => f.type), [FrameType.HELLO], "no ANNOUNCE, no data");
     const hello = JSON.parse(new TextDecoder().decode(frames[0]!.payload));
-    assertEquals(hello.features, ["resume", "sync", "text"]);
+    assertEquals(hello.features, ["resume", "sync", "text", "listing"]);
     assertEquals(hello.host, Deno.hostname());
   } finally {
     fake.close();

@@ -4,8 +4,8 @@
  * SHA-256 (src/native/libcrypto.ts), libxxhash for XXH3-128
  * (src/native/libxxhash.ts) and, on Linux, the C library
  * (src/native/libc.ts) for the receiver's per-file calls
- * (src/server/native_fs.ts) and the sender's small reads
- * (src/client/native_read.ts). Each is used only
+ * (src/server/native_fs.ts), the sender's small reads and walk, and the
+ * receiver's listings (src/native/native_read.ts). Each is used only
  * where it loads; without it ferry uses Deno's own, slower, equivalents.
  * The serve, send and test tasks in deno.json and the compiled binaries
  * (scripts/compile.ts) carry this flag.
@@ -35,7 +35,8 @@ export const ALLOW_FFI_FLAG = `--allow-ffi=${FFI_PATHS.join(",")}`;
 export async function loadNativeThenRevoke(command: "serve" | "send"): Promise<void> {
   loadLibcrypto();
   nativeDigests();
+  // The receiver lists with the sender's reads too (a sync's LIST, src/server/listing_walk.ts).
   if (command === "serve") (await import("../server/native_fs.ts")).loadNativeFs();
-  else (await import("../client/native_read.ts")).loadNativeReader();
+  (await import("../native/native_read.ts")).loadNativeReader();
   Deno.permissions.revokeSync({ name: "ffi" });
 }

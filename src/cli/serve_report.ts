@@ -240,6 +240,16 @@ export class ServeReporter {
         }
         return;
       }
+      case "listed":
+        return;
+      case "unchanged-listed": {
+        const view = this.#sessions.get(event.session);
+        if (view) {
+          view.unchanged += event.files;
+          view.unchangedBytes += event.bytes;
+        }
+        return;
+      }
       case "refused":
       case "file-failed": {
         const view = this.#sessions.get(event.session);

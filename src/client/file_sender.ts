@@ -12,7 +12,7 @@ import { MAX_FRAME_PAYLOAD } from "../protocol/limits.ts";
 import { osCode } from "../os_errors.ts";
 import { isConnectionError } from "../transport/connection_errors.ts";
 import type { FrameWriter } from "../transport/frame_io.ts";
-import { loadNativeReader } from "./native_read.ts";
+import { loadNativeReader } from "../native/native_read.ts";
 import { SmallReads } from "./small_reads.ts";
 import type { Numbered, SendEvent } from "./send_types.ts";
 import type { LocalEntry } from "./walk.ts";

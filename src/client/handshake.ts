@@ -55,6 +55,8 @@ export interface Agreement {
   sync: boolean;
   /** Both sides named the text feature (PROTOCOL.md §5.15). */
   text: boolean;
+  /** Both sides named the listing feature: the sender may LIST (PROTOCOL.md §5.16). */
+  listing: boolean;
 }
 
 /** What HELLO offers: the chosen digests, best first; sha256 always among them (§8). */
@@ -81,7 +83,7 @@ export async function handshake(
       encodeJson({
         software: opts.software,
         digests: offered,
-        features: [Feature.resume, Feature.sync, Feature.text],
+        features: [Feature.resume, Feature.sync, Feature.text, Feature.listing],
         transfer: opts.transfer,
         ...(opts.host ? { host: opts.host } : {}),
       }),
@@ -151,5 +153,6 @@ export async function handshake(
     resume: welcome.features.includes(Feature.resume),
     sync: welcome.features.includes(Feature.sync),
     text: welcome.features.includes(Feature.text),
+    listing: welcome.features.includes(Feature.listing),
   };
 }

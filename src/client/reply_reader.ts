@@ -17,6 +17,12 @@ import {
   decodePlan,
   type Plan,
 } from "../protocol/messages.ts";
+import {
+  decodeListing,
+  FingerprintSet,
+  LISTING_INCOMPLETE,
+  LISTING_LAST,
+} from "../protocol/listing.ts";
 import type { Frame } from "../transport/frame_io.ts";
 import type { SendErrors } from "./send_errors.ts";
 
@@ -61,6 +67,10 @@ export class ReplyReader implements Plans {
   #ackSignal = deferred<void>();
   #bye = deferred<Bye>();
   #failure: Error | null = null;
+  /** The listing being received (between LIST and the last LISTING), or null. */
+  #listing:
+    | { set: FingerprintSet; whole: boolean; waiting: Deferred<FingerprintSet | null> }
+    | null = null;
   #reading: Promise<void> = Promise.resolve();
   /** Both sides named "sync": the receiver may send NOOP while it works (§5.14). */
   sync = false;
@@ -103,6 +113,31 @@ export class ReplyReader implements Plans {
     return this.#bye.promise;
   }
 
+  /**
+   * The receiver's listing (§5.16), after a LIST was sent: resolves with its fingerprints
+   * once the last LISTING came, or null if the receiver's was not whole.
+   */
+  expectListing(): Promise<FingerprintSet | null> {
+    const waiting = deferred<FingerprintSet | null>();
+    if (this.#failure) waiting.reject(this.#failure);
+    else this.#listing = { set: new FingerprintSet(), whole: true, waiting };
+    return waiting.promise;
+  }
+
+  #listingFrame(payload: Uint8Array): void {
+    const listing = this.#listing;
+    if (listing === null) {
+      throw new ProtocolError("unexpected-frame", "LISTING without a LIST, or after its last");
+    }
+    const { flags, fingerprints } = decodeListing(payload);
+    // Past the bound, the listing is not whole: the sender announces everything.
+    if (listing.whole && !listing.set.addAll(fingerprints)) listing.whole = false;
+    if ((flags & LISTING_INCOMPLETE) !== 0) listing.whole = false;
+    if ((flags & LISTING_LAST) === 0) return;
+    this.#listing = null;
+    listing.waiting.resolve(listing.whole ? listing.set : null);
+  }
+
   async #read(): Promise<void> {
     try {
       for (;;) {
@@ -118,6 +153,9 @@ export class ReplyReader implements Plans {
             waiting.resolve(plan);
             break;
           }
+          case FrameType.LISTING:
+            this.#listingFrame(frame.payload);
+            break;
           case FrameType.ACK:
             for (const ack of decodeAcks(frame.payload).acks) this.handlers.acknowledged(ack);
             this.#ackSignal.resolve();
@@ -144,6 +182,8 @@ export class ReplyReader implements Plans {
       for (const waiting of this.#plans.values()) waiting.reject(this.#failure);
       this.#ackSignal.reject(this.#failure);
       this.#bye.reject(this.#failure);
+      this.#listing?.waiting.reject(this.#failure);
+      this.#listing = null;
       this.handlers.close();
     }
   }

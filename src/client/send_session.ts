@@ -19,23 +19,26 @@ import { FerryError } from "../errors.ts";
 import { FrameType } from "../protocol/frame.ts";
 import { encodeJson, type Totals } from "../protocol/messages.ts";
 import type { ProtocolError } from "../protocol/errors.ts";
-import type { DigestName } from "../protocol/digests.ts";
+import { digestHex, type DigestName, loadDigest } from "../protocol/digests.ts";
+import { LIST_MAX_ROOTS, LIST_SALT_BYTES } from "../protocol/listing.ts";
 import { MAX_HOST_UNITS } from "../protocol/limits.ts";
 import { isConnectionError } from "../transport/connection_errors.ts";
 import { FramedLink } from "../transport/framed_link.ts";
 import { KeepAlive } from "../transport/keep_alive.ts";
+import { nativeDigests } from "../transport/native_digests.ts";
 import { type Address, connect, formatAddress } from "../transport/tcp.ts";
 import { Watchdog } from "../transport/watchdog.ts";
 import { contentDigest } from "./content_digest.ts";
 import { FileSender } from "./file_sender.ts";
 import { FirstPlanWait } from "./first_plan_wait.ts";
 import { handshake } from "./handshake.ts";
+import { ListingFilter } from "./listing_filter.ts";
 import { Pipeline } from "./pipeline.ts";
 import { withReconnects } from "./reconnect.ts";
 import { ReplyReader } from "./reply_reader.ts";
 import { SendErrors } from "./send_errors.ts";
 import { noResult, Outcomes, type SendEvent, type SendResult } from "./send_types.ts";
-import { type Source, walk, type WalkItem } from "./walk.ts";
+import { type Source, walk, type Walker, type WalkItem } from "./walk.ts";
 
 export type { SendEvent, SendResult } from "./send_types.ts";
 
@@ -253,7 +256,15 @@ class SendSession {
       this.#replies = replies;
       replies.start();
       const text = this.opts.text;
-      await pipeline.run(text === undefined ? walk(this.opts.sources) : textItems(text));
+      const items = text === undefined ? walk(this.opts.sources) : textItems(text);
+      // A sync asks what the receiver has first, and announces only the rest (§5.16).
+      const listing = text === undefined && agreed.listing && this.opts.checksum !== true
+        ? await this.#list(replies, items as Walker, agreed.welcome.limits.maxFrame)
+        : null;
+      await pipeline.run(listing ?? items);
+      if (listing !== null) {
+        await writer.frame(FrameType.LISTED, encodeJson(listing.unchanged));
+      }
       await writer.frame(FrameType.DONE, new Uint8Array(0));
       await writer.flush();
       await replies.bye();
@@ -267,6 +278,28 @@ class SendSession {
       throw await this.#explain(err);
     }
     return this.tally;
+  }
+
+  /**
+   * Sends LIST for the sources' top-level names (§5.16) and gives the walk that leaves out what
+   * the receiver lists; null where no source has a name there (standard input only).
+   */
+  async #list(
+    replies: ReplyReader,
+    walk: Walker,
+    maxFrame: number,
+  ): Promise<ListingFilter | null> {
+    const roots = [...new Set(this.opts.sources.filter((s) => s.info !== null).map((s) => s.name))];
+    if (roots.length === 0 || roots.length > LIST_MAX_ROOTS) return null;
+    const salt = crypto.getRandomValues(new Uint8Array(LIST_SALT_BYTES));
+    const list = encodeJson({ salt: digestHex(salt), roots });
+    if (list.length > maxFrame) return null; // more names than the receiver takes in one frame
+    const listing = replies.expectListing();
+    const writer = this.#link.writer;
+    await writer.frame(FrameType.LIST, list);
+    await writer.flush();
+    const sha256 = (await loadDigest("sha256", nativeDigests())).of;
+    return new ListingFilter(walk, listing, salt, sha256, this.#outcomes);
   }
 
   /**

@@ -15,7 +15,7 @@
  * link (a home folder that is one); only a link at its own name is refused. A folder kept open is read from even if it is moved or replaced
  * meanwhile: each file is still the one listed there (size and time checked).
  */
-import { FileChanged, type NativeReader } from "./native_read.ts";
+import { FileChanged, type NativeReader } from "../native/native_read.ts";
 import type { LocalEntry } from "./walk.ts";
 
 export class SmallReads {

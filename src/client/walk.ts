@@ -13,7 +13,12 @@
 import { pathCalls } from "./source_path.ts";
 import type { Entry } from "../protocol/messages.ts";
 import { FerryError } from "../errors.ts";
-import { type Dirent, type Listed, loadNativeReader, type NativeReader } from "./native_read.ts";
+import {
+  type Dirent,
+  type Listed,
+  loadNativeReader,
+  type NativeReader,
+} from "../native/native_read.ts";
 
 /** An entry to announce, and where its bytes come from. */
 export interface LocalEntry extends Omit<Entry, "id"> {

@@ -2,7 +2,7 @@
  * The GNU C library through Deno's FFI: where it is, loading it with the
  * calls a caller names, and turning errno into the error Deno's API would
  * throw. The receiver's file calls (src/server/native_fs.ts) and the
- * sender's reads (src/client/native_read.ts) use it, on Linux only.
+ * sender's reads (src/native/native_read.ts) use it, on Linux only.
  *
  * It loads only the library at one of LIBC_PATHS, and only when ffi
  * permission for that path was granted (never prompting); else null, and

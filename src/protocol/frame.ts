@@ -20,6 +20,12 @@ export const FrameType = {
   ANNOUNCE: 0x10,
   /** Receiver → sender, JSON: one decision per announced entry. */
   PLAN: 0x11,
+  /** Sender → receiver, JSON, feature "listing": the top-level names to list (§5.16). */
+  LIST: 0x12,
+  /** Receiver → sender, binary, feature "listing": flags u8 and 8-byte fingerprints. */
+  LISTING: 0x13,
+  /** Sender → receiver, JSON, feature "listing": the listed entries it found unchanged. */
+  LISTED: 0x14,
   /** Sender → receiver, binary: the next bytes of the current file. */
   DATA: 0x20,
   /** Sender → receiver, binary: end of the current file, its length and digest. */
@@ -55,6 +61,9 @@ const MAX_PAYLOAD: Record<number, number> = {
   [FrameType.WELCOME]: 64 * 1024,
   [FrameType.ANNOUNCE]: MAX_FRAME_PAYLOAD,
   [FrameType.PLAN]: MAX_FRAME_PAYLOAD,
+  [FrameType.LIST]: MAX_FRAME_PAYLOAD,
+  [FrameType.LISTING]: 1 + 65536 * 8,
+  [FrameType.LISTED]: 1024,
   [FrameType.DATA]: MAX_FRAME_PAYLOAD,
   [FrameType.FILE_END]: FILE_END_MAX_BYTES,
   [FrameType.FILE_ABORT]: 4 + ABORT_REASON_MAX_BYTES,

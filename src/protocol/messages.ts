@@ -54,6 +54,8 @@ export const Feature = {
   sync: "sync",
   /** Entries of kind "text" (PROTOCOL.md §5.15). */
   text: "text",
+  /** LIST, LISTING and LISTED: a sync announces only what the receiver lacks (PROTOCOL.md §5.16). */
+  listing: "listing",
 } as const;
 
 export interface Hello {

@@ -29,7 +29,7 @@ import { CODE_EXPECTED, PeerRefused, receiverKeyExchange } from "../transport/ch
 import { nativeDigests } from "../transport/native_digests.ts";
 import type { CodeGuard, GuessAttempt } from "./code_guard.ts";
 import { addressGroup } from "./address_group.ts";
-import type { Inbox, TransferStart } from "./inbox.ts";
+import type { ConflictPolicy, Inbox, TransferStart } from "./inbox.ts";
 import type { Report } from "./server_events.ts";
 import { DEFAULT_PRE_AUTH, type ServerLimits } from "./server_limits.ts";
 
@@ -50,6 +50,8 @@ export interface Greeting {
   text: boolean;
   /** The host name the sender gave in HELLO (raw, bounded), or null. */
   host: string | null;
+  /** Both sides take "listing": the sender may LIST before its first batch (PROTOCOL.md §5.16). */
+  listing: boolean;
 }
 
 export interface HandshakeOptions {
@@ -61,6 +63,10 @@ export interface HandshakeOptions {
   limits: ServerLimits;
   firstFrameMs?: number;
   onAuthenticated?: () => void;
+  /** The receiver's conflict policy: "listing" is offered under `update` only. */
+  onConflict?: ConflictPolicy;
+  /** `serve --ask`: nothing is listed to a sender before the person has decided. */
+  ask?: unknown;
 }
 
 /** What the handshake needs of its session. */
@@ -190,10 +196,13 @@ export class Handshake {
       resumedSince = await opts.inbox.beginTransfer(transfer);
     }
     const { limits } = opts;
+    // A listing (§5.16) serves a sync only, and tells the sender what is here: not before the
+    // person asked (`--ask`) has decided, which is at the first batch.
+    const listable = opts.onConflict === "update" && opts.ask === undefined;
     const welcome: Welcome = {
       software: opts.software,
       digest: digestName,
-      features: SUPPORTED_FEATURES,
+      features: listable ? [...SUPPORTED_FEATURES, Feature.listing] : SUPPORTED_FEATURES,
       limits: {
         maxBatchEntries: limits.maxBatchEntries,
         maxFrame: limits.maxMessage,
@@ -210,6 +219,7 @@ export class Handshake {
       resumedSince,
       text: hello.features.includes(Feature.text),
       host: hello.host ?? null,
+      listing: listable && hello.features.includes(Feature.listing),
     };
   }
 

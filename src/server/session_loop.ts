@@ -15,6 +15,10 @@ import {
   FrameType,
 } from "../protocol/frame.ts";
 import { decodeAnnounce, encodeJson, type Totals } from "../protocol/messages.ts";
+import { loadDigest } from "../protocol/digests.ts";
+import { decodeList, decodeListed } from "../protocol/listing.ts";
+import { nativeDigests } from "../transport/native_digests.ts";
+import { sendListing } from "./listing_walk.ts";
 import { closeGracefully } from "../transport/byte_stream.ts";
 import type { Frame } from "../transport/frame_io.ts";
 import type { FramedLink } from "../transport/framed_link.ts";
@@ -73,6 +77,12 @@ export class SessionLoop {
   #asked: boolean;
   /** The next frame, read ahead while the person was asked. */
   #prefetched: Promise<Frame | null> | null = null;
+  /** An ANNOUNCE came: a LIST may come no more (§5.16). */
+  #announced = false;
+  /** Files and folders this session listed (LIST answered), or null. */
+  #listed: number | null = null;
+  /** LISTED came. */
+  #listedDone = false;
 
   constructor(readonly opts: SessionLoopOptions) {
     const { session, report, link, inbox, folders, greeting, onConflict, limits, tally } = opts;
@@ -139,7 +149,14 @@ export class SessionLoop {
       }
       switch (frame.type) {
         case FrameType.ANNOUNCE:
+          this.#announced = true;
           await this.#announce(frame.payload);
+          break;
+        case FrameType.LIST:
+          await this.#list(frame.payload);
+          break;
+        case FrameType.LISTED:
+          this.#listedCounts(frame.payload);
           break;
         case FrameType.FILE_START:
           await this.#fileStart(frame.payload);
@@ -195,6 +212,48 @@ export class SessionLoop {
     await writer.frame(FrameType.PLAN, encodeJson(plan));
     await writer.flush();
     await this.#advance();
+  }
+
+  /** LIST (§5.16): once, before the first ANNOUNCE, in a session that agreed on "listing". */
+  async #list(payload: Uint8Array): Promise<void> {
+    const { greeting, link, inbox, limits } = this.opts;
+    if (!greeting.listing) unexpected(FrameType.LIST);
+    if (this.#listed !== null || this.#announced) {
+      throw new ProtocolError("bad-sequence", "LIST after the listing or a batch");
+    }
+    const list = decodeList(payload);
+    const sha256 = (await loadDigest("sha256", nativeDigests())).of;
+    this.#listed = await sendListing(list, {
+      inbox,
+      writer: link.writer,
+      sha256,
+      limits,
+      stopIfClosed: () => this.opts.stopIfClosed(),
+    });
+    this.opts.report({
+      type: "listed",
+      session: this.opts.session,
+      entries: this.#listed,
+    });
+  }
+
+  /** LISTED (§5.16): what the sender found here unchanged, counted as such; informative. */
+  #listedCounts(payload: Uint8Array): void {
+    if (!this.opts.greeting.listing) unexpected(FrameType.LISTED);
+    if (this.#listed === null || this.#listedDone) {
+      throw new ProtocolError("bad-sequence", "LISTED without a listing, or twice");
+    }
+    this.#listedDone = true;
+    const listed = decodeListed(payload);
+    // Bounded by what was listed: a count for people, never trusted beyond that.
+    const files = Math.min(listed.files, this.#listed);
+    this.opts.tally.unchanged += files;
+    this.opts.report({
+      type: "unchanged-listed",
+      session: this.opts.session,
+      files,
+      bytes: listed.bytes,
+    });
   }
 
   async #fileStart(payload: Uint8Array): Promise<void> {

@@ -1,8 +1,9 @@
 /**
- * The sender's reads of small files made straight into the C library
- * (Linux, through src/native/libc.ts): openat, read, statx and close, where
- * Deno's open and stat cost most of a small file's time on the sending side
- * (docs/PERFORMANCE.md).
+ * Reads of small files and listings of folders made straight into the C
+ * library (Linux, through libc.ts): openat, read, getdents64, statx and
+ * close, where Deno's open and stat cost most of a small file's time on the
+ * sending side (docs/PERFORMANCE.md). The sender reads and walks with it;
+ * the receiver lists what it holds for a sync (src/server/listing_walk.ts).
  *
  * `loadNativeReader()` is null where the library or its permission is
  * missing, and the sender uses Deno's API. Errors are thrown as Deno's API
@@ -22,7 +23,7 @@ import {
   O_NOFOLLOW,
   O_RDONLY,
   openLibc,
-} from "../native/libc.ts";
+} from "./libc.ts";
 
 const SYMBOLS = {
   openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
@@ -136,14 +137,14 @@ export class NativeReader {
    * ENOTDIR, which O_DIRECTORY and O_NOFOLLOW give together).
    */
   openFolder(path: string): number {
-    const name = this.#cString(path);
+    return this.openFolderIn(AT_FDCWD, path, path);
+  }
+
+  /** Opens folder `name` in open folder `dir` to list it, as `openFolder` does (`path` for errors). */
+  openFolderIn(dir: number, name: string, path: string): number {
+    const cName = this.#cString(name);
     for (;;) {
-      const fd = this.#lib.openat(
-        AT_FDCWD,
-        name,
-        O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
-        0,
-      );
+      const fd = this.#lib.openat(dir, cName, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
       if (fd >= 0) return fd;
       const errno = this.#errno.get();
       if (errno !== EINTR) throw this.#errno.error("open", path, errno);

@@ -1,0 +1,154 @@
+/**
+ * A sync's walk, less what the receiver listed (PROTOCOL.md §5.16): an
+ * entry whose fingerprint the receiver sent is its own copy already, so it
+ * is not announced, and a file is counted as unchanged. A folder is
+ * announced anyway when anything beneath it was (placing a file in it
+ * changes its time, which its entry sets again). Until the listing has
+ * come, the walk goes on into a bounded buffer.
+ */
+import { Fingerprinter, type FingerprintSet, type Listed } from "../protocol/listing.ts";
+import type { Outcomes } from "./send_types.ts";
+import type { LocalEntry, WalkItem, WalkItems } from "./walk.ts";
+
+/** Entries walked ahead while the listing is still coming. */
+const LOOKAHEAD = 16384;
+/** Walk entries between two looks at the socket while walking ahead. */
+const YIELD_EVERY = 4096;
+
+export class ListingFilter implements WalkItems {
+  #set: FingerprintSet | null = null;
+  /** False once the listing came (or failed, or was not whole: then nothing is left out). */
+  #waiting = true;
+  #ahead: (WalkItem | null)[] = [];
+  /** The fingerprint of each entry in `#ahead` (made while waiting), else null. */
+  #aheadPrints: (Uint8Array | null)[] = [];
+  #next = 0;
+  readonly #prints: Fingerprinter;
+  /** Folders beneath which an entry was announced, until their own entry comes. */
+  #touched = new Set<string>();
+  #unchanged: Listed = { files: 0, bytes: 0 };
+
+  /** Settles once the listing came, or failed (then the session fails on its own). */
+  readonly #listing: Promise<void>;
+
+  constructor(
+    readonly walk: WalkItems & { pull(): WalkItem | null | Promise<WalkItem | null> },
+    listing: Promise<FingerprintSet | null>,
+    salt: Uint8Array,
+    sha256: (data: Uint8Array) => Uint8Array,
+    readonly outcomes: Outcomes,
+  ) {
+    this.#prints = new Fingerprinter(sha256, salt);
+    this.#listing = listing.then((set) => {
+      this.#set = set;
+    }, () => {}).finally(() => this.#waiting = false);
+  }
+
+  /** What was left out, for LISTED. */
+  get unchanged(): Listed {
+    return this.#unchanged;
+  }
+
+  pull(): WalkItem | null | Promise<WalkItem | null> {
+    if (this.#waiting) return this.#walkAhead().then(() => this.pull());
+    for (;;) {
+      if (this.#next < this.#ahead.length) {
+        const print = this.#aheadPrints[this.#next]!;
+        const kept = this.#keep(this.#take(), print);
+        if (kept !== undefined) return kept;
+        continue;
+      }
+      const item = this.walk.pull();
+      if (item instanceof Promise) return item.then((i) => this.#keep(i, null) ?? this.pull());
+      const kept = this.#keep(item, null);
+      if (kept !== undefined) return kept;
+    }
+  }
+
+  async next(): Promise<IteratorResult<WalkItem>> {
+    const item = await this.pull();
+    return item === null ? { done: true, value: undefined } : { done: false, value: item };
+  }
+
+  return(): Promise<IteratorResult<WalkItem>> {
+    return this.walk.return?.() ?? Promise.resolve({ done: true, value: undefined });
+  }
+
+  #take(): WalkItem | null {
+    const item = this.#ahead[this.#next++]!;
+    if (this.#next === this.#ahead.length) {
+      this.#ahead = [];
+      this.#aheadPrints = [];
+      this.#next = 0;
+    }
+    return item;
+  }
+
+  /** Walks on into the buffer while the listing is coming, looking at the socket now and then. */
+  async #walkAhead(): Promise<void> {
+    while (this.#waiting && this.#ahead.length < LOOKAHEAD && this.#ahead.at(-1) !== null) {
+      for (let i = 0; i < YIELD_EVERY && this.#ahead.at(-1) !== null; i++) {
+        const pulled = this.walk.pull();
+        const item = pulled instanceof Promise ? await pulled : pulled;
+        this.#ahead.push(item);
+        this.#aheadPrints.push(item?.type === "entry" ? this.#print(item.entry) : null);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    await this.#listing;
+  }
+
+  /** An entry's fingerprint, or null for one that is always announced (unknown size, a text). */
+  #print(entry: LocalEntry): Uint8Array | null {
+    if (entry.kind === "file" && entry.size !== null) {
+      return this.#prints.of({
+        kind: "file",
+        path: entry.path,
+        size: entry.size,
+        mtime: entry.mtime,
+      });
+    }
+    if (entry.kind === "dir") {
+      return this.#prints.of({
+        kind: "dir",
+        path: entry.path,
+        mtime: entry.mtime,
+        mode: entry.mode,
+      });
+    }
+    return null;
+  }
+
+  /**
+   * The item to hand on, or undefined where the receiver has the entry already; `print` is the
+   * entry's fingerprint if it was made while waiting.
+   */
+  #keep(item: WalkItem | null, print: Uint8Array | null): WalkItem | null | undefined {
+    if (item === null || item.type !== "entry" || this.#set === null) return item;
+    const { entry } = item;
+    // A folder with an entry announced beneath it is announced (its time is set again).
+    const touched = entry.kind === "dir" && this.#touched.delete(entry.path);
+    if (!touched) {
+      const fp = print ?? this.#print(entry);
+      if (fp !== null && this.#set.has(fp)) {
+        if (entry.kind === "file") {
+          this.#unchanged.files++;
+          this.#unchanged.bytes += entry.size!;
+          this.outcomes.unchanged(entry.path, entry.size!);
+        }
+        return undefined;
+      }
+    }
+    this.#touch(entry.path);
+    return item;
+  }
+
+  /** Marks the folders above `path` as having an announced entry beneath them. */
+  #touch(path: string): void {
+    for (let end = path.lastIndexOf("/"); end > 0; end = path.lastIndexOf("/", end - 1)) {
+      const folder = path.slice(0, end);
+      if (this.#touched.has(folder)) return;
+      this.#touched.add(folder);
+    }
+  }
+}

@@ -1,0 +1,232 @@
+/**
+ * Listings (PROTOCOL.md §5.16, feature "listing"): before a sync announces
+ * anything, the receiver tells the sender which entries it already holds
+ * under the sender's top-level names, as salted fingerprints, and the
+ * sender announces only the others. Pure: the messages, the fingerprint's
+ * input, and the set the sender looks fingerprints up in.
+ */
+import { ProtocolError } from "./errors.ts";
+import { decodeJson } from "./messages.ts";
+
+/** Bytes of the salt LIST carries. */
+export const LIST_SALT_BYTES = 16;
+/** At most this many top-level names in a LIST. */
+export const LIST_MAX_ROOTS = 4096;
+/** Bytes of one fingerprint in LISTING. */
+export const FINGERPRINT_BYTES = 8;
+/** At most this many fingerprints in all a receiver sends for one LIST (then `incomplete`). */
+export const LISTING_MAX_FINGERPRINTS = 1 << 20;
+/** At most this many fingerprints in one LISTING frame (about 512 KiB). */
+export const LISTING_FRAME_FINGERPRINTS = 65536;
+
+/** LISTING's flags: the last frame of the listing. */
+export const LISTING_LAST = 0x01;
+/** LISTING's flags: the receiver stopped at its bound; the listing is not whole. */
+export const LISTING_INCOMPLETE = 0x02;
+
+export interface List {
+  /** 16 random bytes, hex: each session's fingerprints differ. */
+  salt: string;
+  /** The sender's top-level names (its sources' names on the receiver). */
+  roots: string[];
+}
+
+export function decodeList(payload: Uint8Array): List {
+  const m = decodeJson(payload, "LIST");
+  const { salt, roots } = m;
+  if (typeof salt !== "string" || !/^[0-9a-f]{32}$/.test(salt)) {
+    throw new ProtocolError("bad-message", "LIST.salt must be 32 lowercase hex digits");
+  }
+  if (
+    !Array.isArray(roots) || roots.length === 0 || roots.length > LIST_MAX_ROOTS ||
+    !roots.every((r) => typeof r === "string")
+  ) {
+    throw new ProtocolError("bad-message", `LIST.roots must be 1 to ${LIST_MAX_ROOTS} names`);
+  }
+  return { salt, roots: roots as string[] };
+}
+
+/** One LISTING frame: its flags and its fingerprints (8 bytes each, back to back). */
+export interface ListingFrame {
+  flags: number;
+  fingerprints: Uint8Array;
+}
+
+export function encodeListing(flags: number, fingerprints: Uint8Array): Uint8Array {
+  const out = new Uint8Array(1 + fingerprints.length);
+  out[0] = flags;
+  out.set(fingerprints, 1);
+  return out;
+}
+
+export function decodeListing(payload: Uint8Array): ListingFrame {
+  const count = (payload.length - 1) / FINGERPRINT_BYTES;
+  if (payload.length < 1 || !Number.isInteger(count) || count > LISTING_FRAME_FINGERPRINTS) {
+    throw new ProtocolError("bad-frame", `LISTING of ${payload.length} bytes`);
+  }
+  const flags = payload[0]!;
+  if ((flags & ~(LISTING_LAST | LISTING_INCOMPLETE)) !== 0) {
+    throw new ProtocolError("bad-frame", `LISTING flags 0x${flags.toString(16)}`);
+  }
+  if ((flags & LISTING_INCOMPLETE) !== 0 && (flags & LISTING_LAST) === 0) {
+    throw new ProtocolError("bad-frame", "LISTING incomplete but not last");
+  }
+  return { flags, fingerprints: payload.subarray(1) };
+}
+
+/** What a fingerprint is of: an entry as announced (path relative, mtime in whole ms). */
+export type Fingerprinted =
+  | { kind: "file"; path: string; size: number; mtime: number }
+  | { kind: "dir"; path: string; mtime: number; mode: number };
+
+const encoder = new TextEncoder();
+
+/**
+ * The bytes a fingerprint hashes: the salt, then the UTF-8 of
+ * `file NUL path NUL size NUL mtime` or `dir NUL path NUL mtime NUL mode`,
+ * the numbers in decimal (mtime truncated to a whole millisecond, mode the
+ * permission bits).
+ */
+export function fingerprintInput(salt: Uint8Array, entry: Fingerprinted): Uint8Array {
+  const mtime = Math.trunc(entry.mtime);
+  const line = entry.kind === "file"
+    ? `file\0${entry.path}\0${entry.size}\0${mtime}`
+    : `dir\0${entry.path}\0${mtime}\0${entry.mode & 0o7777}`;
+  const text = encoder.encode(line);
+  const out = new Uint8Array(salt.length + text.length);
+  out.set(salt, 0);
+  out.set(text, salt.length);
+  return out;
+}
+
+/** A fingerprint: the first 8 bytes of SHA-256 of `fingerprintInput`. */
+export function fingerprint(
+  sha256: (data: Uint8Array) => Uint8Array,
+  salt: Uint8Array,
+  entry: Fingerprinted,
+): Uint8Array {
+  return sha256(fingerprintInput(salt, entry)).subarray(0, FINGERPRINT_BYTES);
+}
+
+/** Longest input `Fingerprinter` writes in place (salt, kind, path, three numbers). */
+const INPUT_BYTES = LIST_SALT_BYTES + 8 + 4096 + 3 * 24;
+
+/**
+ * `fingerprint` for one salt, made in a reused buffer where the path is
+ * ASCII (most are): no string and no encoder call per entry.
+ */
+export class Fingerprinter {
+  readonly #buf = new Uint8Array(INPUT_BYTES);
+  readonly #salt: Uint8Array;
+
+  constructor(readonly sha256: (data: Uint8Array) => Uint8Array, salt: Uint8Array) {
+    this.#salt = salt;
+    this.#buf.set(salt, 0);
+  }
+
+  of(entry: Fingerprinted): Uint8Array {
+    const buf = this.#buf;
+    let at = this.#salt.length;
+    const put = (text: string): boolean => {
+      if (at + text.length + 1 > buf.length) return false;
+      for (let i = 0; i < text.length; i++) {
+        const c = text.charCodeAt(i);
+        if (c >= 0x80) return false;
+        buf[at++] = c;
+      }
+      return true;
+    };
+    const mtime = String(Math.trunc(entry.mtime));
+    const ok = entry.kind === "file"
+      ? put("file\0") && put(entry.path) && put("\0") && put(String(entry.size)) && put("\0") &&
+        put(mtime)
+      : put("dir\0") && put(entry.path) && put("\0") && put(mtime) && put("\0") &&
+        put(String(entry.mode & 0o7777));
+    if (!ok) return fingerprint(this.sha256, this.#salt, entry);
+    return this.sha256(buf.subarray(0, at)).subarray(0, FINGERPRINT_BYTES);
+  }
+}
+
+/**
+ * The fingerprints a receiver listed, to look entries up in: an open-addressing
+ * hash set of 64-bit values in typed arrays (no object per fingerprint), at
+ * most LISTING_MAX_FINGERPRINTS of them.
+ */
+export class FingerprintSet {
+  #hi = new Uint32Array(16384);
+  #lo = new Uint32Array(16384);
+  #used = new Uint8Array(16384);
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Adds the fingerprints in `bytes` (8 each); false once there would be more than the bound. */
+  addAll(bytes: Uint8Array): boolean {
+    for (let at = 0; at + FINGERPRINT_BYTES <= bytes.length; at += FINGERPRINT_BYTES) {
+      if (this.#size >= LISTING_MAX_FINGERPRINTS) return false;
+      this.#add(read32(bytes, at), read32(bytes, at + 4));
+    }
+    return true;
+  }
+
+  has(fp: Uint8Array): boolean {
+    const hi = read32(fp, 0);
+    const lo = read32(fp, 4);
+    const mask = this.#used.length - 1;
+    for (let i = (lo ^ hi) & mask;; i = (i + 1) & mask) {
+      if (this.#used[i] === 0) return false;
+      if (this.#hi[i] === hi && this.#lo[i] === lo) return true;
+    }
+  }
+
+  #add(hi: number, lo: number): void {
+    if ((this.#size + 1) * 2 > this.#used.length) this.#grow();
+    const mask = this.#used.length - 1;
+    for (let i = (lo ^ hi) & mask;; i = (i + 1) & mask) {
+      if (this.#used[i] === 0) {
+        this.#used[i] = 1;
+        this.#hi[i] = hi;
+        this.#lo[i] = lo;
+        this.#size++;
+        return;
+      }
+      if (this.#hi[i] === hi && this.#lo[i] === lo) return;
+    }
+  }
+
+  #grow(): void {
+    const hi = this.#hi, lo = this.#lo, used = this.#used;
+    const length = used.length * 2;
+    this.#hi = new Uint32Array(length);
+    this.#lo = new Uint32Array(length);
+    this.#used = new Uint8Array(length);
+    this.#size = 0;
+    for (let i = 0; i < used.length; i++) if (used[i] === 1) this.#add(hi[i]!, lo[i]!);
+  }
+}
+
+function read32(bytes: Uint8Array, at: number): number {
+  return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>>
+    0;
+}
+
+/** LISTED: what the sender left unannounced because the receiver listed it (informative). */
+export interface Listed {
+  /** Files (and their bytes) the sender found the receiver's own copies of. */
+  files: number;
+  bytes: number;
+}
+
+export function decodeListed(payload: Uint8Array): Listed {
+  const m = decodeJson(payload, "LISTED");
+  const { files, bytes } = m;
+  if (!Number.isSafeInteger(files) || (files as number) < 0) {
+    throw new ProtocolError("bad-message", "LISTED.files must be an integer 0 .. 2^53-1");
+  }
+  if (!Number.isSafeInteger(bytes) || (bytes as number) < 0) {
+    throw new ProtocolError("bad-message", "LISTED.bytes must be an integer 0 .. 2^53-1");
+  }
+  return { files: files as number, bytes: bytes as number };
+}

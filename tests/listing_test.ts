@@ -1,0 +1,343 @@
+/**
+ * Listings (PROTOCOL.md §5.16): a sync asks what the receiver holds and
+ * announces only the rest. The fingerprint against a known answer; the
+ * receiver's answer (only files and folders, never through a link, only
+ * under `update`, only before the first batch); a sender that distrusts
+ * what answers it (a listing it did not ask for, a malformed one, an
+ * incomplete one); and end to end, a sync whose bytes on the wire are the
+ * changed files' and little more.
+ */
+import { assert, assertEquals, assertFalse, assertThrows } from "@std/assert";
+import { join } from "node:path";
+import { digestHex } from "../src/protocol/digests.ts";
+import { ProtocolError } from "../src/protocol/errors.ts";
+import { FrameType } from "../src/protocol/frame.ts";
+import {
+  decodeList,
+  decodeListing,
+  encodeListing,
+  fingerprint,
+  Fingerprinter,
+  FingerprintSet,
+  LISTING_INCOMPLETE,
+  LISTING_LAST,
+  LISTING_MAX_FINGERPRINTS,
+} from "../src/protocol/listing.ts";
+import { PROTOCOL_VERSION } from "../src/protocol/preamble.ts";
+import { FaultProxy } from "./fault_proxy.ts";
+import {
+  randomBytes,
+  RawClient,
+  runCli,
+  sha256,
+  spawnServe,
+  startServer,
+  tempDir,
+} from "./_harness.ts";
+import { parseNdjson, SEND_TYPES } from "./_ndjson.ts";
+import { sendTo } from "./_scripted_receiver.ts";
+
+const SALT = Uint8Array.from({ length: 16 }, (_, i) => i);
+const OLD = new Date("2024-03-01T12:00:00Z");
+
+Deno.test("fingerprint() is the first 8 bytes of SHA-256 of the salt and the entry's line", () => {
+  // The expected values are Python's hashlib.sha256(salt + line).hexdigest()[:16].
+  const cases: [Parameters<typeof fingerprint>[2], string][] = [
+    [{ kind: "file", path: "photos/a.jpg", size: 48213, mtime: 1717171717000 }, "3073b07f5a67a0c5"],
+    [{ kind: "dir", path: "photos", mtime: 1717171700000, mode: 0o755 }, "5a98558d274a2890"],
+    [{ kind: "file", path: "phötos/é.txt", size: 0, mtime: -1500.5 }, "ca98fafcdce5844c"],
+  ];
+  const prints = new Fingerprinter(sha256, SALT);
+  for (const [entry, hex] of cases) {
+    assertEquals(digestHex(fingerprint(sha256, SALT, entry)), hex, entry.path);
+    assertEquals(digestHex(prints.of(entry)), hex, `${entry.path} (in place)`);
+  }
+});
+
+Deno.test("decodeList() and decodeListing() refuse what is out of bounds", () => {
+  const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+  const salt = "00112233445566778899aabbccddeeff";
+  assertEquals(decodeList(json({ salt, roots: ["a"] })), { salt, roots: ["a"] });
+  for (
+    const bad of [
+      { salt: "00", roots: ["a"] },
+      { salt: salt.toUpperCase(), roots: ["a"] },
+      { salt, roots: [] },
+      { salt, roots: [1] },
+      { salt, roots: Array(4097).fill("a") },
+    ]
+  ) {
+    assertThrows(() => decodeList(json(bad)), ProtocolError, undefined, JSON.stringify(bad));
+  }
+  assertEquals(
+    decodeListing(encodeListing(LISTING_LAST, new Uint8Array(16))).fingerprints.length,
+    16,
+  );
+  for (
+    const bad of [
+      new Uint8Array(0),
+      new Uint8Array(8),
+      Uint8Array.of(0x04),
+      Uint8Array.of(LISTING_INCOMPLETE),
+      new Uint8Array(1 + 8 * 65537),
+    ]
+  ) {
+    assertThrows(() => decodeListing(bad), ProtocolError, "LISTING");
+  }
+});
+
+Deno.test("FingerprintSet holds what was added, grows, and stops at its bound", () => {
+  const set = new FingerprintSet();
+  const bytes = randomBytes(8 * 50_000);
+  assert(set.addAll(bytes));
+  for (let at = 0; at < bytes.length; at += 8) assert(set.has(bytes.subarray(at, at + 8)));
+  assertFalse(set.has(new Uint8Array(8).fill(0xab)));
+  assertEquals(set.size, 50_000);
+  const big = new FingerprintSet();
+  const many = new Uint8Array(8 * (LISTING_MAX_FINGERPRINTS + 1));
+  const view = new DataView(many.buffer);
+  for (let i = 0; i <= LISTING_MAX_FINGERPRINTS; i++) view.setUint32(8 * i + 4, i);
+  assertFalse(big.addAll(many), "one more than the bound");
+});
+
+/** The fingerprints a LIST of `roots` gets from the server on `port`, and the frames' flags. */
+async function listFrom(client: RawClient, roots: string[]) {
+  await client.json(FrameType.LIST, { salt: digestHex(SALT), roots });
+  const got = new Set<string>();
+  const flags: number[] = [];
+  for (;;) {
+    const frame = await client.next();
+    assertEquals(frame?.type, FrameType.LISTING);
+    const listing = decodeListing(frame!.payload);
+    flags.push(listing.flags);
+    for (let at = 0; at < listing.fingerprints.length; at += 8) {
+      got.add(digestHex(listing.fingerprints.subarray(at, at + 8)));
+    }
+    if (listing.flags & LISTING_LAST) return { got, flags };
+  }
+}
+
+Deno.test("the receiver lists its files and folders under the roots, never a link or what is behind it", async () => {
+  await using tmp = await tempDir("ferry-list-");
+  const dir = join(tmp.path, "inbox");
+  const outside = join(tmp.path, "outside");
+  await Deno.mkdir(join(dir, "photos", "sub"), { recursive: true });
+  await Deno.mkdir(outside);
+  await Deno.writeTextFile(join(outside, "secret.txt"), "not yours");
+  await Deno.writeTextFile(join(dir, "photos", "a.jpg"), "jpeg");
+  await Deno.writeTextFile(join(dir, "photos", "sub", "b.txt"), "bee");
+  await Deno.writeTextFile(join(dir, "other.txt"), "not asked for");
+  await Deno.symlink(outside, join(dir, "photos", "link-to-folder"));
+  await Deno.symlink(join(outside, "secret.txt"), join(dir, "photos", "link-to-file"));
+  await Deno.utime(join(dir, "photos", "a.jpg"), OLD, OLD);
+  await Deno.utime(join(dir, "photos", "sub", "b.txt"), OLD, OLD);
+  const server = await startServer(dir, { onConflict: "update" });
+  const client = await RawClient.connect(server.port);
+  try {
+    const welcome = await client.handshake(PROTOCOL_VERSION, { features: ["sync", "listing"] });
+    assertEquals(welcome?.type, FrameType.WELCOME);
+    // "../outside" and ".ferry" are no top-level names; "missing" is not there.
+    const { got, flags } = await listFrom(client, ["photos", "../outside", ".ferry", "missing"]);
+    assertEquals(flags, [LISTING_LAST]);
+    const expected = new Set<string>();
+    const add = (e: Parameters<typeof fingerprint>[2]) =>
+      expected.add(digestHex(fingerprint(sha256, SALT, e)));
+    for (const rel of ["photos", "photos/sub"]) {
+      const info = await Deno.lstat(join(dir, rel));
+      add({ kind: "dir", path: rel, mtime: info.mtime!.getTime(), mode: info.mode! & 0o7777 });
+    }
+    add({ kind: "file", path: "photos/a.jpg", size: 4, mtime: OLD.getTime() });
+    add({ kind: "file", path: "photos/sub/b.txt", size: 3, mtime: OLD.getTime() });
+    assertEquals(got, expected);
+    // The listing tells nothing of the links' targets.
+    const secret = await Deno.lstat(join(outside, "secret.txt"));
+    for (const path of ["photos/link-to-folder/secret.txt", "photos/link-to-file"]) {
+      const fp = fingerprint(sha256, SALT, {
+        kind: "file",
+        path,
+        size: secret.size,
+        mtime: secret.mtime!.getTime(),
+      });
+      assertFalse(got.has(digestHex(fp)), path);
+    }
+    // A second LIST, or a LIST after a batch, is out of sequence.
+    await client.json(FrameType.LIST, { salt: digestHex(SALT), roots: ["photos"] });
+    const error = await client.next();
+    assertEquals(error?.type, FrameType.ERROR);
+    assertEquals(JSON.parse(new TextDecoder().decode(error!.payload)).code, "bad-sequence");
+  } finally {
+    client.close();
+    await server.close();
+  }
+});
+
+Deno.test("a receiver that is not syncing, or a session that did not agree on it, takes no LIST", async () => {
+  await using tmp = await tempDir("ferry-list-");
+  const cases = [
+    { policy: "rename" as const, features: ["sync", "listing"], offered: false },
+    { policy: "update" as const, features: ["sync"], offered: true },
+  ];
+  for (const { policy, features, offered } of cases) {
+    const server = await startServer(join(tmp.path, policy + features.length), {
+      onConflict: policy,
+    });
+    const client = await RawClient.connect(server.port);
+    try {
+      const welcome = await client.handshake(PROTOCOL_VERSION, { features });
+      const named = JSON.parse(new TextDecoder().decode(welcome!.payload)).features;
+      assertEquals(named.includes("listing"), offered, policy);
+      await client.json(FrameType.LIST, { salt: digestHex(SALT), roots: ["a"] });
+      const error = await client.next();
+      assertEquals(error?.type, FrameType.ERROR);
+      assertEquals(
+        JSON.parse(new TextDecoder().decode(error!.payload)).code,
+        "unexpected-frame",
+        policy,
+      );
+    } finally {
+      client.close();
+      await server.close();
+    }
+  }
+});
+
+Deno.test("LIST after the first batch, and LISTED without a listing, are out of sequence", async () => {
+  await using tmp = await tempDir("ferry-list-");
+  const server = await startServer(join(tmp.path, "inbox"), { onConflict: "update" });
+  try {
+    for (const first of ["announce", "listed"] as const) {
+      const client = await RawClient.connect(server.port);
+      try {
+        await client.handshake(PROTOCOL_VERSION, { features: ["sync", "listing"] });
+        if (first === "announce") {
+          await client.json(FrameType.ANNOUNCE, {
+            batch: 0,
+            entries: [{ id: 0, path: "d", kind: "dir", size: null, mtime: 0, mode: 0o755 }],
+          });
+          assertEquals((await client.next())?.type, FrameType.PLAN);
+          await client.json(FrameType.LIST, { salt: digestHex(SALT), roots: ["d"] });
+        } else {
+          await client.json(FrameType.LISTED, { files: 1, bytes: 1 });
+        }
+        const error = await client.next();
+        assertEquals(error?.type, FrameType.ERROR, first);
+        assertEquals(JSON.parse(new TextDecoder().decode(error!.payload)).code, "bad-sequence");
+      } finally {
+        client.close();
+      }
+    }
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("send refuses a listing it did not ask for, and a malformed one", async () => {
+  await using tmp = await tempDir("ferry-list-");
+  const src = join(tmp.path, "src");
+  await Deno.mkdir(src);
+  await Deno.writeTextFile(join(src, "a.txt"), "hello");
+  const cases = [
+    // WELCOME without "listing": no LIST is sent, so a LISTING is not expected.
+    { features: ["resume", "sync"], listing: [encodeListing(LISTING_LAST, new Uint8Array(8))] },
+    // A LISTING whose length is not 1 + 8k.
+    { features: ["resume", "sync", "listing"], listing: [new Uint8Array(5)] },
+  ];
+  for (const { features, listing } of cases) {
+    const result = await sendTo(
+      {
+        features,
+        decide: () => ({ action: "accept", offset: 0 }),
+        list: () => listing,
+        unasked: !features.includes("listing") ? listing : undefined,
+      },
+      [src, "--json"],
+    );
+    assertEquals(result.code, 1, `${features}: ${result.stdout}${result.stderr}`);
+    const last = parseNdjson(result.stdout, SEND_TYPES).at(-1)!;
+    assertEquals([last.type, last.code], ["error", "protocol"], result.stdout);
+    assertFalse(result.stdout.includes('"type":"file-done"'));
+  }
+});
+
+Deno.test("send announces everything after an incomplete listing, and leaves out only what was listed", async () => {
+  await using tmp = await tempDir("ferry-list-");
+  const src = join(tmp.path, "src");
+  await Deno.mkdir(src);
+  for (const name of ["a.txt", "b.txt", "c.txt"]) {
+    await Deno.writeTextFile(join(src, name), name);
+    await Deno.utime(join(src, name), OLD, OLD);
+  }
+  const listed = (salt: string, path: string) =>
+    fingerprint(
+      sha256,
+      Uint8Array.from(salt.match(/../g)!.map((h) => parseInt(h, 16))),
+      { kind: "file", path, size: 5, mtime: OLD.getTime() },
+    );
+  const features = ["resume", "sync", "listing"];
+  const decide = () => ({ action: "accept", offset: 0 });
+  // Whole: b.txt is the receiver's already; a.txt, c.txt and the folder go.
+  const whole = await sendTo({
+    features,
+    decide,
+    list: ({ salt }) => [encodeListing(LISTING_LAST, listed(salt, "src/b.txt"))],
+  }, [src, "--json"]);
+  assertEquals(whole.code, 0, whole.stderr + whole.stdout);
+  assertEquals(whole.announced.sort(), ["src", "src/a.txt", "src/c.txt"]);
+  const unchanged = parseNdjson(whole.stdout, SEND_TYPES).filter((o) => o.type === "unchanged");
+  assertEquals(unchanged.map((o) => o.path), ["src/b.txt"]);
+  assert(whole.frames.includes(FrameType.LISTED));
+  // Incomplete: nothing is left out.
+  const partial = await sendTo({
+    features,
+    decide,
+    list: ({ salt }) => [
+      encodeListing(0, listed(salt, "src/a.txt")),
+      encodeListing(LISTING_LAST | LISTING_INCOMPLETE, listed(salt, "src/b.txt")),
+    ],
+  }, [src, "--json"]);
+  assertEquals(partial.code, 0, "partial: " + partial.stderr + partial.stdout);
+  assertEquals(partial.announced.sort(), ["src", "src/a.txt", "src/b.txt", "src/c.txt"]);
+});
+
+Deno.test("a sync of a changed file sends about that file's bytes; an unchanged one little more than the folders", async () => {
+  await using tmp = await tempDir("ferry-list-");
+  const src = join(tmp.path, "src");
+  const file = new Uint8Array(64 * 1024);
+  for (let d = 0; d < 4; d++) {
+    await Deno.mkdir(join(src, `d${d}`), { recursive: true });
+    for (let f = 0; f < 50; f++) {
+      crypto.getRandomValues(file);
+      await Deno.writeFile(join(src, `d${d}`, `f${f}.bin`), file);
+    }
+  }
+  const serve = await spawnServe(join(tmp.path, "inbox"), [
+    "--on-conflict",
+    "update",
+    "--no-discovery",
+  ]);
+  const proxy = new FaultProxy(serve.port, {});
+  try {
+    const sync = async () => {
+      const before = proxy.forwarded;
+      const result = await runCli(["send", src, "--to", `127.0.0.1:${proxy.port}`, "--json"]);
+      assertEquals(result.code, 0, result.stderr);
+      return {
+        bytes: proxy.forwarded - before,
+        summary: parseNdjson(result.stdout, SEND_TYPES).at(-1)!,
+      };
+    };
+    await sync();
+    crypto.getRandomValues(file);
+    await Deno.writeFile(join(src, "d2", "f7.bin"), file);
+    const changed = await sync();
+    assertEquals([changed.summary.files, changed.summary.unchanged], [1, 199]);
+    // The changed file, and for the rest only the listing's request and the folders' entries.
+    assert(changed.bytes < file.length + 4096, `${changed.bytes} bytes for ${file.length} changed`);
+    const same = await sync();
+    assertEquals([same.summary.files, same.summary.unchanged], [0, 200]);
+    assert(same.bytes < 4096, `${same.bytes} bytes for an unchanged tree`);
+  } finally {
+    await proxy.close();
+    await serve.stop();
+  }
+});
