@@ -19,10 +19,19 @@ import {
   fingerprint,
   Fingerprinter,
   FingerprintSet,
+  LISTING_FRAME_FINGERPRINTS,
   LISTING_INCOMPLETE,
   LISTING_LAST,
   LISTING_MAX_FINGERPRINTS,
 } from "../src/protocol/listing.ts";
+import { ListingFilter } from "../src/client/listing_filter.ts";
+import { ReplyReader } from "../src/client/reply_reader.ts";
+import { SendErrors } from "../src/client/send_errors.ts";
+import { Outcomes } from "../src/client/send_types.ts";
+import { loadNativeReader } from "../src/native/native_read.ts";
+import { Inbox } from "../src/server/inbox.ts";
+import { sendListing } from "../src/server/listing_walk.ts";
+import type { Frame, FrameWriter } from "../src/transport/frame_io.ts";
 import { PROTOCOL_VERSION } from "../src/protocol/preamble.ts";
 import { FaultProxy } from "./fault_proxy.ts";
 import {
@@ -40,12 +49,19 @@ import { sendTo } from "./_scripted_receiver.ts";
 const SALT = Uint8Array.from({ length: 16 }, (_, i) => i);
 const OLD = new Date("2024-03-01T12:00:00Z");
 
-Deno.test("fingerprint() is the first 8 bytes of SHA-256 of the salt and the entry's line", () => {
-  // The expected values are Python's hashlib.sha256(salt + line).hexdigest()[:16].
+Deno.test("fingerprint() is the first 12 bytes of SHA-256 of the salt and the entry's line", () => {
+  // The expected values are Python's hashlib.sha256(salt + line).hexdigest()[:24], as in
+  // PROTOCOL.md Appendix A.5.
   const cases: [Parameters<typeof fingerprint>[2], string][] = [
-    [{ kind: "file", path: "photos/a.jpg", size: 48213, mtime: 1717171717000 }, "3073b07f5a67a0c5"],
-    [{ kind: "dir", path: "photos", mtime: 1717171700000, mode: 0o755 }, "5a98558d274a2890"],
-    [{ kind: "file", path: "phötos/é.txt", size: 0, mtime: -1500.5 }, "ca98fafcdce5844c"],
+    [
+      { kind: "file", path: "photos/a.jpg", size: 48213, mtime: 1717171717000 },
+      "3073b07f5a67a0c567847fba",
+    ],
+    [
+      { kind: "dir", path: "photos", mtime: 1717171700000, mode: 0o755 },
+      "5a98558d274a28907e4d3105",
+    ],
+    [{ kind: "file", path: "phötos/é.txt", size: 0, mtime: -1500.5 }, "ca98fafcdce5844c00beb6cf"],
   ];
   const prints = new Fingerprinter(sha256, SALT);
   for (const [entry, hex] of cases) {
@@ -70,16 +86,17 @@ Deno.test("decodeList() and decodeListing() refuse what is out of bounds", () =>
     assertThrows(() => decodeList(json(bad)), ProtocolError, undefined, JSON.stringify(bad));
   }
   assertEquals(
-    decodeListing(encodeListing(LISTING_LAST, new Uint8Array(16))).fingerprints.length,
-    16,
+    decodeListing(encodeListing(LISTING_LAST, new Uint8Array(24))).fingerprints.length,
+    24,
   );
   for (
     const bad of [
       new Uint8Array(0),
-      new Uint8Array(8),
+      new Uint8Array(9),
       Uint8Array.of(0x04),
       Uint8Array.of(LISTING_INCOMPLETE),
-      new Uint8Array(1 + 8 * 65537),
+      Uint8Array.of(0), // neither last nor holding a fingerprint
+      new Uint8Array(1 + 12 * 65537),
     ]
   ) {
     assertThrows(() => decodeListing(bad), ProtocolError, "LISTING");
@@ -88,16 +105,31 @@ Deno.test("decodeList() and decodeListing() refuse what is out of bounds", () =>
 
 Deno.test("FingerprintSet holds what was added, grows, and stops at its bound", () => {
   const set = new FingerprintSet();
-  const bytes = randomBytes(8 * 50_000);
+  const bytes = randomBytes(12 * 50_000);
   assert(set.addAll(bytes));
-  for (let at = 0; at < bytes.length; at += 8) assert(set.has(bytes.subarray(at, at + 8)));
-  assertFalse(set.has(new Uint8Array(8).fill(0xab)));
+  for (let at = 0; at < bytes.length; at += 12) assert(set.has(bytes.subarray(at, at + 12)));
+  assertFalse(set.has(new Uint8Array(12).fill(0xab)));
   assertEquals(set.size, 50_000);
   const big = new FingerprintSet();
-  const many = new Uint8Array(8 * (LISTING_MAX_FINGERPRINTS + 1));
+  const many = new Uint8Array(12 * (LISTING_MAX_FINGERPRINTS + 1));
   const view = new DataView(many.buffer);
-  for (let i = 0; i <= LISTING_MAX_FINGERPRINTS; i++) view.setUint32(8 * i + 4, i);
+  for (let i = 0; i <= LISTING_MAX_FINGERPRINTS; i++) view.setUint32(12 * i + 8, i);
   assertFalse(big.addAll(many), "one more than the bound");
+});
+
+Deno.test("FingerprintSet stays fast with values a receiver chose to share their low bits", () => {
+  // Unkeyed, 2^18 values alike in every bit a slot is taken from would each probe past all the
+  // others (about 3 * 10^10 probes); keyed, each is placed at once.
+  const set = new FingerprintSet();
+  const count = 1 << 18;
+  const bytes = new Uint8Array(12 * count);
+  const view = new DataView(bytes.buffer);
+  for (let i = 0; i < count; i++) view.setUint32(12 * i, i << 13);
+  const started = performance.now();
+  assert(set.addAll(bytes));
+  for (let i = 0; i < count; i += 97) assert(set.has(bytes.subarray(12 * i, 12 * i + 12)));
+  // A generous bound (a correct set takes tens of ms): it catches the quadratic case only.
+  assert(performance.now() - started < 10_000, "adding and looking up stay linear");
 });
 
 /** The fingerprints a LIST of `roots` gets from the server on `port`, and the frames' flags. */
@@ -110,8 +142,8 @@ async function listFrom(client: RawClient, roots: string[]) {
     assertEquals(frame?.type, FrameType.LISTING);
     const listing = decodeListing(frame!.payload);
     flags.push(listing.flags);
-    for (let at = 0; at < listing.fingerprints.length; at += 8) {
-      got.add(digestHex(listing.fingerprints.subarray(at, at + 8)));
+    for (let at = 0; at < listing.fingerprints.length; at += 12) {
+      got.add(digestHex(listing.fingerprints.subarray(at, at + 12)));
     }
     if (listing.flags & LISTING_LAST) return { got, flags };
   }
@@ -238,7 +270,7 @@ Deno.test("send refuses a listing it did not ask for, and a malformed one", asyn
   await Deno.writeTextFile(join(src, "a.txt"), "hello");
   const cases = [
     // WELCOME without "listing": no LIST is sent, so a LISTING is not expected.
-    { features: ["resume", "sync"], listing: [encodeListing(LISTING_LAST, new Uint8Array(8))] },
+    { features: ["resume", "sync"], listing: [encodeListing(LISTING_LAST, new Uint8Array(12))] },
     // A LISTING whose length is not 1 + 8k.
     { features: ["resume", "sync", "listing"], listing: [new Uint8Array(5)] },
   ];
@@ -339,5 +371,235 @@ Deno.test("a sync of a changed file sends about that file's bytes; an unchanged 
   } finally {
     await proxy.close();
     await serve.stop();
+  }
+});
+
+Deno.test("serve --ask offers no listing: nothing is told before the person decides", async () => {
+  await using tmp = await tempDir("ferry-list-");
+  const serve = await spawnServe(
+    join(tmp.path, "inbox"),
+    ["--ask", "--json", "--on-conflict", "update", "--no-discovery"],
+    { stdin: "piped", ready: (out) => out.includes('"type":"start"') },
+  );
+  const client = await RawClient.connect(serve.port);
+  try {
+    const welcome = await client.handshake(PROTOCOL_VERSION, { features: ["sync", "listing"] });
+    const features = JSON.parse(new TextDecoder().decode(welcome!.payload)).features;
+    assertEquals(features.includes("sync"), true);
+    assertEquals(features.includes("listing"), false);
+  } finally {
+    client.close();
+    await serve.child.stdin.close().catch(() => {});
+    await serve.stop();
+  }
+});
+
+Deno.test("send --checksum asks for no listing: it compares content, not size and time", async () => {
+  await using tmp = await tempDir("ferry-list-");
+  const src = join(tmp.path, "src");
+  await Deno.mkdir(src);
+  await Deno.writeTextFile(join(src, "a.txt"), "hello");
+  const result = await sendTo({
+    features: ["resume", "sync", "listing"],
+    decide: () => ({ action: "accept", offset: 0 }),
+    list: () => {
+      throw new Error("no LIST expected");
+    },
+  }, [src, "--checksum", "--json"]);
+  assertEquals(result.code, 0, result.stderr);
+  assertFalse(result.frames.includes(FrameType.LIST));
+  assertEquals(result.announced.sort(), ["src", "src/a.txt"]);
+});
+
+Deno.test("a listed folder is announced when something beneath it is, and left out when nothing is", async () => {
+  await using tmp = await tempDir("ferry-list-");
+  const src = join(tmp.path, "src");
+  await Deno.mkdir(src);
+  for (const name of ["a.txt", "b.txt"]) {
+    await Deno.writeTextFile(join(src, name), name);
+    await Deno.utime(join(src, name), OLD, OLD);
+  }
+  const folder = await Deno.lstat(src);
+  const prints = (salt: string, files: string[]) => {
+    const bytes = Uint8Array.from(salt.match(/../g)!.map((h) => parseInt(h, 16)));
+    const all = [
+      fingerprint(sha256, bytes, {
+        kind: "dir",
+        path: "src",
+        mtime: folder.mtime!.getTime(),
+        mode: folder.mode! & 0o7777,
+      }),
+      ...files.map((f) =>
+        fingerprint(sha256, bytes, { kind: "file", path: f, size: 5, mtime: OLD.getTime() })
+      ),
+    ];
+    const out = new Uint8Array(12 * all.length);
+    all.forEach((fp, i) => out.set(fp, 12 * i));
+    return [encodeListing(LISTING_LAST, out)];
+  };
+  const features = ["resume", "sync", "listing"];
+  const decide = () => ({ action: "accept", offset: 0 });
+  const some = await sendTo(
+    { features, decide, list: ({ salt }) => prints(salt, ["src/b.txt"]) },
+    [src, "--json"],
+  );
+  assertEquals(some.code, 0, some.stderr);
+  assertEquals(some.announced.sort(), ["src", "src/a.txt"]);
+  const none = await sendTo(
+    { features, decide, list: ({ salt }) => prints(salt, ["src/a.txt", "src/b.txt"]) },
+    [src, "--json"],
+  );
+  assertEquals(none.code, 0, none.stderr);
+  assertEquals(none.announced, []);
+  const summary = parseNdjson(none.stdout, SEND_TYPES).at(-1)!;
+  assertEquals([summary.files, summary.unchanged, summary.ok], [0, 2, true]);
+});
+
+/** A ReplyReader over `frames`, after a LIST was sent: how its reading ended. */
+async function readListing(frames: Frame[]): Promise<unknown> {
+  let at = 0;
+  const replies = new ReplyReader(
+    { next: () => Promise.resolve(frames[at++] ?? null) },
+    new SendErrors("test", 60_000, 1),
+    {
+      acknowledged: () => {},
+      explain: (err) => Promise.resolve(err),
+      close: () => {},
+    },
+  );
+  const listing = replies.expectListing();
+  replies.start();
+  await replies.reading;
+  await listing.catch(() => {});
+  return replies.failure;
+}
+
+Deno.test("ReplyReader refuses a LISTING after the last, a PLAN inside a listing, and too many fingerprints", async () => {
+  const last = {
+    type: FrameType.LISTING,
+    payload: encodeListing(LISTING_LAST, new Uint8Array(12)),
+  };
+  const plan = {
+    type: FrameType.PLAN,
+    payload: new TextEncoder().encode(JSON.stringify({ batch: 0, decisions: [] })),
+  };
+  const full = {
+    type: FrameType.LISTING,
+    payload: encodeListing(0, randomBytes(12 * LISTING_FRAME_FINGERPRINTS)),
+  };
+  const cases: [string, Frame[], string][] = [
+    ["a LISTING after the last", [last, last], "unexpected-frame"],
+    ["a PLAN inside the listing", [plan], "unexpected-frame"],
+    ["more fingerprints than the bound", Array(17).fill(full), "bad-frame"],
+  ];
+  for (const [what, frames, code] of cases) {
+    const failure = await readListing(frames);
+    assert(failure instanceof ProtocolError, `${what}: ${failure}`);
+    assertEquals((failure as ProtocolError).code, code, what);
+  }
+});
+
+Deno.test("ListingFilter hands on every entry the listing lacks, in the walk's order, whenever the listing comes", async () => {
+  const entries = Array.from({ length: 20_000 }, (_, i) => ({
+    path: `t/f${i}`,
+    source: `/t/f${i}`,
+    kind: "file" as const,
+    size: 1,
+    mtime: 1000,
+    mode: 0o644,
+  }));
+  const salt = new Uint8Array(16);
+  const listed = new FingerprintSet();
+  const prints = new Fingerprinter(sha256, salt);
+  for (let i = 0; i < entries.length; i += 3) listed.addAll(prints.of(entries[i]!));
+  let next = 0;
+  const walk = {
+    pull: () => next < entries.length ? { type: "entry" as const, entry: entries[next++]! } : null,
+    next: () => Promise.resolve({ done: true as const, value: undefined }),
+  };
+  const counted: number[] = [];
+  const filter = new ListingFilter(
+    walk,
+    new Promise((resolve) => setTimeout(() => resolve(listed), 100)),
+    salt,
+    sha256,
+    new Outcomes(() => {}),
+    (size) => counted.push(size),
+  );
+  const got: string[] = [];
+  for (let item = await filter.pull(); item !== null; item = await filter.pull()) {
+    if (item.type === "entry") got.push(item.entry.path);
+  }
+  assertEquals(got, entries.filter((_, i) => i % 3 !== 0).map((e) => e.path));
+  assertEquals(counted.length, Math.ceil(entries.length / 3));
+  assertEquals(filter.unchanged, { files: counted.length, bytes: counted.length });
+});
+
+Deno.test({
+  name: "sendListing() stops at its bound (incomplete), skips links and names that are not UTF-8",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    await using tmp = await tempDir("ferry-list-");
+    const dir = join(tmp.path, "inbox");
+    await Deno.mkdir(join(dir, "photos"), { recursive: true });
+    for (const name of ["a", "b", "c", "d"]) {
+      await Deno.writeTextFile(join(dir, "photos", name), name);
+    }
+    await Deno.symlink(join(dir, "photos"), join(dir, "linked"));
+    const made = await new Deno.Command("bash", {
+      args: ["-c", 'touch "$1/$(printf "\\377")"', "_", join(dir, "photos")],
+    }).output();
+    assertEquals(made.code, 0);
+    const native = loadNativeReader()!;
+    assert(native !== null && native.lists);
+    const inbox = await Inbox.open(dir);
+    const frames: Uint8Array[] = [];
+    const writer = {
+      frame: (_type: number, payload: Uint8Array) => {
+        frames.push(payload.slice());
+        return Promise.resolve();
+      },
+      flush: () => Promise.resolve(),
+    } as unknown as FrameWriter;
+    const run = (roots: string[], maxFingerprints?: number) =>
+      sendListing({ salt: digestHex(SALT), roots }, {
+        inbox,
+        writer,
+        native,
+        sha256,
+        limits: { maxPathBytes: 4096, maxDepth: 128 },
+        stopIfClosed: () => {},
+        ...(maxFingerprints === undefined ? {} : { maxFingerprints }),
+      });
+    // The folder and its four files with UTF-8 names; the link at the top is not listed.
+    const whole = await run(["photos", "linked"]);
+    assertEquals([whole.entries, whole.files, whole.bytes], [5, 4, 4]);
+    assertEquals(decodeListing(frames.at(-1)!).flags, LISTING_LAST);
+    frames.length = 0;
+    const cut = await run(["photos"], 3);
+    assertEquals(cut.entries, 3);
+    const lastFrame = decodeListing(frames.at(-1)!);
+    assertEquals(lastFrame.flags, LISTING_LAST | LISTING_INCOMPLETE);
+  },
+});
+
+Deno.test("LISTED counts no more files and bytes than were listed", async () => {
+  await using tmp = await tempDir("ferry-list-");
+  const dir = join(tmp.path, "inbox");
+  await Deno.mkdir(join(dir, "photos"), { recursive: true });
+  await Deno.writeTextFile(join(dir, "photos", "a.jpg"), "jpeg");
+  const server = await startServer(dir, { onConflict: "update" });
+  const client = await RawClient.connect(server.port);
+  try {
+    await client.handshake(PROTOCOL_VERSION, { features: ["sync", "listing"] });
+    await listFrom(client, ["photos"]);
+    await client.json(FrameType.LISTED, { files: 1_000_000, bytes: 2 ** 50 });
+    await client.send(FrameType.DONE, new Uint8Array(0));
+    assertEquals((await client.next())?.type, FrameType.BYE);
+    const counted = server.events.find((e) => e.type === "unchanged-listed");
+    assertEquals(counted, { type: "unchanged-listed", session: 1, files: 1, bytes: 4 });
+  } finally {
+    client.close();
+    await server.close();
   }
 });

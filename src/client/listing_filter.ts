@@ -37,6 +37,8 @@ export class ListingFilter implements WalkItems {
     salt: Uint8Array,
     sha256: (data: Uint8Array) => Uint8Array,
     readonly outcomes: Outcomes,
+    /** Counts a file left out in the session's totals (Pipeline.countWalked). */
+    readonly counted: (size: number) => void = () => {},
   ) {
     this.#prints = new Fingerprinter(sha256, salt);
     this.#listing = listing.then((set) => {
@@ -59,7 +61,12 @@ export class ListingFilter implements WalkItems {
         continue;
       }
       const item = this.walk.pull();
-      if (item instanceof Promise) return item.then((i) => this.#keep(i, null) ?? this.pull());
+      if (item instanceof Promise) {
+        return item.then((i) => {
+          const kept = this.#keep(i, null);
+          return kept === undefined ? this.pull() : kept;
+        });
+      }
       const kept = this.#keep(item, null);
       if (kept !== undefined) return kept;
     }
@@ -134,6 +141,7 @@ export class ListingFilter implements WalkItems {
         if (entry.kind === "file") {
           this.#unchanged.files++;
           this.#unchanged.bytes += entry.size!;
+          this.counted(entry.size!);
           this.outcomes.unchanged(entry.path, entry.size!);
         }
         return undefined;

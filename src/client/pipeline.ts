@@ -78,6 +78,16 @@ export class Pipeline {
     );
   }
 
+  /**
+   * A file of the walk, in the totals: each one the pipeline takes, and each one a sync leaves
+   * out because the receiver listed it (listing_filter.ts), which the sources hold all the same.
+   */
+  countWalked(size: number | null): void {
+    const { bytes } = this.#walked;
+    this.#walked.files++;
+    this.#walked.bytes = bytes === null || size === null ? null : bytes + size;
+  }
+
   /** Accepted files the receiver has not acknowledged (yet). */
   get unacknowledged(): Iterable<Numbered> {
     return this.#unacked.values();
@@ -130,13 +140,7 @@ export class Pipeline {
       else this.outcomes.failed(item.path, item.reason);
       return undefined;
     }
-    if (item.entry.kind === "file") {
-      const { bytes } = this.#walked;
-      this.#walked.files++;
-      this.#walked.bytes = bytes === null || item.entry.size === null
-        ? null
-        : bytes + item.entry.size;
-    }
+    if (item.entry.kind === "file") this.countWalked(item.entry.size);
     // The walk's entry becomes this session's (each session walks anew): numbered in place.
     const entry = item.entry as Numbered;
     entry.id = this.#nextId++;

@@ -19,9 +19,11 @@ import {
 } from "../protocol/messages.ts";
 import {
   decodeListing,
+  FINGERPRINT_BYTES,
   FingerprintSet,
   LISTING_INCOMPLETE,
   LISTING_LAST,
+  LISTING_MAX_FINGERPRINTS,
 } from "../protocol/listing.ts";
 import type { Frame } from "../transport/frame_io.ts";
 import type { SendErrors } from "./send_errors.ts";
@@ -69,7 +71,13 @@ export class ReplyReader implements Plans {
   #failure: Error | null = null;
   /** The listing being received (between LIST and the last LISTING), or null. */
   #listing:
-    | { set: FingerprintSet; whole: boolean; waiting: Deferred<FingerprintSet | null> }
+    | {
+      set: FingerprintSet;
+      whole: boolean;
+      /** Fingerprints received so far, repeats counted. */
+      received: number;
+      waiting: Deferred<FingerprintSet | null>;
+    }
     | null = null;
   #reading: Promise<void> = Promise.resolve();
   /** Both sides named "sync": the receiver may send NOOP while it works (§5.14). */
@@ -120,7 +128,7 @@ export class ReplyReader implements Plans {
   expectListing(): Promise<FingerprintSet | null> {
     const waiting = deferred<FingerprintSet | null>();
     if (this.#failure) waiting.reject(this.#failure);
-    else this.#listing = { set: new FingerprintSet(), whole: true, waiting };
+    else this.#listing = { set: new FingerprintSet(), whole: true, received: 0, waiting };
     return waiting.promise;
   }
 
@@ -130,7 +138,10 @@ export class ReplyReader implements Plans {
       throw new ProtocolError("unexpected-frame", "LISTING without a LIST, or after its last");
     }
     const { flags, fingerprints } = decodeListing(payload);
-    // Past the bound, the listing is not whole: the sender announces everything.
+    listing.received += fingerprints.length / FINGERPRINT_BYTES;
+    if (listing.received > LISTING_MAX_FINGERPRINTS) {
+      throw new ProtocolError("bad-frame", `more than ${LISTING_MAX_FINGERPRINTS} fingerprints`);
+    }
     if (listing.whole && !listing.set.addAll(fingerprints)) listing.whole = false;
     if ((flags & LISTING_INCOMPLETE) !== 0) listing.whole = false;
     if ((flags & LISTING_LAST) === 0) return;
@@ -143,6 +154,17 @@ export class ReplyReader implements Plans {
       for (;;) {
         const frame = await this.source.next();
         if (frame === null) throw this.errors.closedEarly();
+        // Between LIST and the last LISTING only LISTING, NOOP and ERROR may come (§5.16).
+        if (
+          this.#listing !== null &&
+          (frame.type === FrameType.PLAN || frame.type === FrameType.ACK ||
+            frame.type === FrameType.BYE)
+        ) {
+          throw new ProtocolError(
+            "unexpected-frame",
+            `frame 0x${frame.type.toString(16)} before the listing's last LISTING`,
+          );
+        }
         switch (frame.type) {
           case FrameType.PLAN: {
             const plan = decodePlan(frame.payload);

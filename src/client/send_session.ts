@@ -259,7 +259,12 @@ class SendSession {
       const items = text === undefined ? walk(this.opts.sources) : textItems(text);
       // A sync asks what the receiver has first, and announces only the rest (§5.16).
       const listing = text === undefined && agreed.listing && this.opts.checksum !== true
-        ? await this.#list(replies, items as Walker, agreed.welcome.limits.maxFrame)
+        ? await this.#list(
+          replies,
+          items as Walker,
+          agreed.welcome.limits.maxFrame,
+          (size) => pipeline.countWalked(size),
+        )
         : null;
       await pipeline.run(listing ?? items);
       if (listing !== null) {
@@ -288,6 +293,7 @@ class SendSession {
     replies: ReplyReader,
     walk: Walker,
     maxFrame: number,
+    counted: (size: number) => void,
   ): Promise<ListingFilter | null> {
     const roots = [...new Set(this.opts.sources.filter((s) => s.info !== null).map((s) => s.name))];
     if (roots.length === 0 || roots.length > LIST_MAX_ROOTS) return null;
@@ -299,7 +305,7 @@ class SendSession {
     await writer.frame(FrameType.LIST, list);
     await writer.flush();
     const sha256 = (await loadDigest("sha256", nativeDigests())).of;
-    return new ListingFilter(walk, listing, salt, sha256, this.#outcomes);
+    return new ListingFilter(walk, listing, salt, sha256, this.#outcomes, counted);
   }
 
   /**

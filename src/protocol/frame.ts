@@ -22,7 +22,7 @@ export const FrameType = {
   PLAN: 0x11,
   /** Sender → receiver, JSON, feature "listing": the top-level names to list (§5.16). */
   LIST: 0x12,
-  /** Receiver → sender, binary, feature "listing": flags u8 and 8-byte fingerprints. */
+  /** Receiver → sender, binary, feature "listing": flags u8 and 12-byte fingerprints. */
   LISTING: 0x13,
   /** Sender → receiver, JSON, feature "listing": the listed entries it found unchanged. */
   LISTED: 0x14,
@@ -62,7 +62,7 @@ const MAX_PAYLOAD: Record<number, number> = {
   [FrameType.ANNOUNCE]: MAX_FRAME_PAYLOAD,
   [FrameType.PLAN]: MAX_FRAME_PAYLOAD,
   [FrameType.LIST]: MAX_FRAME_PAYLOAD,
-  [FrameType.LISTING]: 1 + 65536 * 8,
+  [FrameType.LISTING]: 1 + 65536 * 12,
   [FrameType.LISTED]: 1024,
   [FrameType.DATA]: MAX_FRAME_PAYLOAD,
   [FrameType.FILE_END]: FILE_END_MAX_BYTES,

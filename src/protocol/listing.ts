@@ -12,11 +12,14 @@ import { decodeJson } from "./messages.ts";
 export const LIST_SALT_BYTES = 16;
 /** At most this many top-level names in a LIST. */
 export const LIST_MAX_ROOTS = 4096;
-/** Bytes of one fingerprint in LISTING. */
-export const FINGERPRINT_BYTES = 8;
+/**
+ * Bytes of one fingerprint in LISTING: 96 bits, so that a changed file's matching some other
+ * listed entry by chance (about sent × listed / 2^96) never happens in practice.
+ */
+export const FINGERPRINT_BYTES = 12;
 /** At most this many fingerprints in all a receiver sends for one LIST (then `incomplete`). */
 export const LISTING_MAX_FINGERPRINTS = 1 << 20;
-/** At most this many fingerprints in one LISTING frame (about 512 KiB). */
+/** At most this many fingerprints in one LISTING frame (768 KiB). */
 export const LISTING_FRAME_FINGERPRINTS = 65536;
 
 /** LISTING's flags: the last frame of the listing. */
@@ -46,7 +49,7 @@ export function decodeList(payload: Uint8Array): List {
   return { salt, roots: roots as string[] };
 }
 
-/** One LISTING frame: its flags and its fingerprints (8 bytes each, back to back). */
+/** One LISTING frame: its flags and its fingerprints (12 bytes each, back to back). */
 export interface ListingFrame {
   flags: number;
   fingerprints: Uint8Array;
@@ -70,6 +73,9 @@ export function decodeListing(payload: Uint8Array): ListingFrame {
   }
   if ((flags & LISTING_INCOMPLETE) !== 0 && (flags & LISTING_LAST) === 0) {
     throw new ProtocolError("bad-frame", "LISTING incomplete but not last");
+  }
+  if (count === 0 && (flags & LISTING_LAST) === 0) {
+    throw new ProtocolError("bad-frame", "LISTING empty but not last");
   }
   return { flags, fingerprints: payload.subarray(1) };
 }
@@ -99,7 +105,7 @@ export function fingerprintInput(salt: Uint8Array, entry: Fingerprinted): Uint8A
   return out;
 }
 
-/** A fingerprint: the first 8 bytes of SHA-256 of `fingerprintInput`. */
+/** A fingerprint: the first 12 bytes of SHA-256 of `fingerprintInput`. */
 export function fingerprint(
   sha256: (data: Uint8Array) => Uint8Array,
   salt: Uint8Array,
@@ -149,61 +155,76 @@ export class Fingerprinter {
 
 /**
  * The fingerprints a receiver listed, to look entries up in: an open-addressing
- * hash set of 64-bit values in typed arrays (no object per fingerprint), at
- * most LISTING_MAX_FINGERPRINTS of them.
+ * hash set of 96-bit values in typed arrays (no object per fingerprint), at
+ * most LISTING_MAX_FINGERPRINTS of them. The receiver chooses every value, so
+ * a value's slot is a hash keyed with this set's own random numbers: values it
+ * picked to pile up in one run of slots do not, so adding and looking up stay
+ * fast whatever it sends.
  */
 export class FingerprintSet {
-  #hi = new Uint32Array(16384);
-  #lo = new Uint32Array(16384);
+  #a = new Uint32Array(16384);
+  #b = new Uint32Array(16384);
+  #c = new Uint32Array(16384);
   #used = new Uint8Array(16384);
   #size = 0;
+  readonly #keys = crypto.getRandomValues(new Uint32Array(3));
 
   get size(): number {
     return this.#size;
   }
 
-  /** Adds the fingerprints in `bytes` (8 each); false once there would be more than the bound. */
+  /** Adds the fingerprints in `bytes` (12 each); false once there would be more than the bound. */
   addAll(bytes: Uint8Array): boolean {
     for (let at = 0; at + FINGERPRINT_BYTES <= bytes.length; at += FINGERPRINT_BYTES) {
       if (this.#size >= LISTING_MAX_FINGERPRINTS) return false;
-      this.#add(read32(bytes, at), read32(bytes, at + 4));
+      this.#add(read32(bytes, at), read32(bytes, at + 4), read32(bytes, at + 8));
     }
     return true;
   }
 
   has(fp: Uint8Array): boolean {
-    const hi = read32(fp, 0);
-    const lo = read32(fp, 4);
+    const a = read32(fp, 0), b = read32(fp, 4), c = read32(fp, 8);
     const mask = this.#used.length - 1;
-    for (let i = (lo ^ hi) & mask;; i = (i + 1) & mask) {
+    for (let i = this.#slot(a, b, c) & mask;; i = (i + 1) & mask) {
       if (this.#used[i] === 0) return false;
-      if (this.#hi[i] === hi && this.#lo[i] === lo) return true;
+      if (this.#a[i] === a && this.#b[i] === b && this.#c[i] === c) return true;
     }
   }
 
-  #add(hi: number, lo: number): void {
+  /** A keyed mix of the three words (multiplications and shifts, as in MurmurHash3's finalizer). */
+  #slot(a: number, b: number, c: number): number {
+    const keys = this.#keys;
+    let h = Math.imul(a ^ keys[0]!, 0xcc9e2d51);
+    h = Math.imul((h ^ (h >>> 15)) ^ b ^ keys[1]!, 0x1b873593);
+    h = Math.imul((h ^ (h >>> 13)) ^ c ^ keys[2]!, 0x85ebca6b);
+    return (h ^ (h >>> 16)) >>> 0;
+  }
+
+  #add(a: number, b: number, c: number): void {
     if ((this.#size + 1) * 2 > this.#used.length) this.#grow();
     const mask = this.#used.length - 1;
-    for (let i = (lo ^ hi) & mask;; i = (i + 1) & mask) {
+    for (let i = this.#slot(a, b, c) & mask;; i = (i + 1) & mask) {
       if (this.#used[i] === 0) {
         this.#used[i] = 1;
-        this.#hi[i] = hi;
-        this.#lo[i] = lo;
+        this.#a[i] = a;
+        this.#b[i] = b;
+        this.#c[i] = c;
         this.#size++;
         return;
       }
-      if (this.#hi[i] === hi && this.#lo[i] === lo) return;
+      if (this.#a[i] === a && this.#b[i] === b && this.#c[i] === c) return;
     }
   }
 
   #grow(): void {
-    const hi = this.#hi, lo = this.#lo, used = this.#used;
+    const a = this.#a, b = this.#b, c = this.#c, used = this.#used;
     const length = used.length * 2;
-    this.#hi = new Uint32Array(length);
-    this.#lo = new Uint32Array(length);
+    this.#a = new Uint32Array(length);
+    this.#b = new Uint32Array(length);
+    this.#c = new Uint32Array(length);
     this.#used = new Uint8Array(length);
     this.#size = 0;
-    for (let i = 0; i < used.length; i++) if (used[i] === 1) this.#add(hi[i]!, lo[i]!);
+    for (let i = 0; i < used.length; i++) if (used[i] === 1) this.#add(a[i]!, b[i]!, c[i]!);
   }
 }
 

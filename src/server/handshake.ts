@@ -27,6 +27,7 @@ import type { Frame } from "../transport/frame_io.ts";
 import type { FramedLink } from "../transport/framed_link.ts";
 import { CODE_EXPECTED, PeerRefused, receiverKeyExchange } from "../transport/channel.ts";
 import { nativeDigests } from "../transport/native_digests.ts";
+import { loadNativeReader } from "../native/native_read.ts";
 import type { CodeGuard, GuessAttempt } from "./code_guard.ts";
 import { addressGroup } from "./address_group.ts";
 import type { ConflictPolicy, Inbox, TransferStart } from "./inbox.ts";
@@ -198,7 +199,9 @@ export class Handshake {
     const { limits } = opts;
     // A listing (§5.16) serves a sync only, and tells the sender what is here: not before the
     // person asked (`--ask`) has decided, which is at the first batch.
-    const listable = opts.onConflict === "update" && opts.ask === undefined;
+    // Only where the C library lists folders by descriptor (listing_walk.ts).
+    const listable = opts.onConflict === "update" && opts.ask === undefined &&
+      loadNativeReader()?.lists === true;
     const welcome: Welcome = {
       software: opts.software,
       digest: digestName,

@@ -1,10 +1,15 @@
 /**
  * The receiver's answer to LIST (PROTOCOL.md §5.16): a fingerprint of each
  * regular file and folder it holds under the sender's top-level names, in
- * LISTING frames. Only under the `update` policy (the handshake offers the
- * feature then). Never through a link: a link, or anything but a file or a
- * folder, gets no fingerprint and is not entered; the folders are walked by
- * path through Deno's API, each entered only after lstat found a folder.
+ * LISTING frames. Only under the `update` policy, and only where the C
+ * library lists folders (the handshake offers the feature then): each
+ * folder opened in the one above it with O_NOFOLLOW, listed with
+ * getdents64, each entry's status by statx in it. A link, or anything but a
+ * file or a folder, gets no fingerprint and is never entered; a name that is
+ * not UTF-8 is skipped. Bounded: at most LISTING_MAX_FINGERPRINTS
+ * fingerprints and LISTING_MAX_VISITS entries looked at (then the listing is
+ * incomplete), a folder open per level; the event loop gets a turn every
+ * VISITS_PER_TURN entries, so the server's other sessions go on.
  */
 import { FrameType } from "../protocol/frame.ts";
 import {
@@ -20,27 +25,37 @@ import {
 } from "../protocol/listing.ts";
 import { MAX_PATH_DEPTH } from "../protocol/limits.ts";
 import { AT_FDCWD } from "../native/libc.ts";
-import {
-  type Dirent,
-  type Listed,
-  loadNativeReader,
-  type NativeReader,
-} from "../native/native_read.ts";
+import type { Dirent, Listed, NativeReader } from "../native/native_read.ts";
 import type { FrameWriter } from "../transport/frame_io.ts";
 import { childPath, type Inbox, Refusal } from "./inbox.ts";
 
 export interface ListingOptions {
   inbox: Inbox;
   writer: FrameWriter;
+  native: NativeReader;
   /** SHA-256 in one go. */
   sha256: (data: Uint8Array) => Uint8Array;
   limits: { maxPathBytes: number; maxDepth: number };
   /** Throws once the session was closed from outside. */
   stopIfClosed(): void;
+  /** Tests: a lower bound than LISTING_MAX_FINGERPRINTS. */
+  maxFingerprints?: number;
 }
 
-/** Sends the LISTING frames answering `list`; returns how many files and folders it listed. */
-export async function sendListing(list: List, opts: ListingOptions): Promise<number> {
+/** Entries looked at in all (listed or not) before the listing stops, incomplete. */
+export const LISTING_MAX_VISITS = 4 * LISTING_MAX_FINGERPRINTS;
+/** Entries looked at between two turns of the event loop. */
+const VISITS_PER_TURN = 4096;
+
+/** What a listing held: files and folders fingerprinted, and of those the files and their bytes. */
+export interface Listing {
+  entries: number;
+  files: number;
+  bytes: number;
+}
+
+/** Sends the LISTING frames answering `list`. */
+export async function sendListing(list: List, opts: ListingOptions): Promise<Listing> {
   const fingerprints = new Fingerprinter(opts.sha256, hexBytes(list.salt));
   const out = new ListingOut(opts);
   const seen = new Set<string>();
@@ -61,28 +76,47 @@ export async function sendListing(list: List, opts: ListingOptions): Promise<num
   } catch (err) {
     if (!(err instanceof Full)) throw err;
     await out.end(true);
-    return out.count;
+    return out.listing;
   }
   await out.end(false);
-  return out.count;
+  return out.listing;
 }
 
-/** Thrown when the listing reaches LISTING_MAX_FINGERPRINTS. */
+/** Thrown when the listing reaches a bound. */
 class Full extends Error {}
 
 /** The fingerprints so far, a frame's worth at a time. */
 class ListingOut {
   readonly #buf = new Uint8Array(LISTING_FRAME_FINGERPRINTS * FINGERPRINT_BYTES);
   #at = 0;
-  count = 0;
+  #visits = 0;
+  readonly #max: number;
+  readonly listing: Listing = { entries: 0, files: 0, bytes: 0 };
 
-  constructor(readonly opts: ListingOptions) {}
+  constructor(readonly opts: ListingOptions) {
+    this.#max = Math.min(
+      opts.maxFingerprints ?? LISTING_MAX_FINGERPRINTS,
+      LISTING_MAX_FINGERPRINTS,
+    );
+  }
 
-  async add(fp: Uint8Array): Promise<void> {
-    if (this.count >= LISTING_MAX_FINGERPRINTS) throw new Full();
-    this.#buf.set(fp, this.#at);
+  /** One entry looked at; now and then a turn of the event loop, and the session's state. */
+  async visit(): Promise<void> {
+    if (++this.#visits > LISTING_MAX_VISITS) throw new Full();
+    if (this.#visits % VISITS_PER_TURN !== 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    this.opts.stopIfClosed();
+  }
+
+  async add(entry: Fingerprinted, fingerprints: Fingerprinter): Promise<void> {
+    if (this.listing.entries >= this.#max) throw new Full();
+    this.#buf.set(fingerprints.of(entry), this.#at);
     this.#at += FINGERPRINT_BYTES;
-    this.count++;
+    this.listing.entries++;
+    if (entry.kind === "file") {
+      this.listing.files++;
+      this.listing.bytes += entry.size;
+    }
     if (this.#at === this.#buf.length) await this.#send(0);
   }
 
@@ -99,30 +133,17 @@ class ListingOut {
   }
 }
 
-/** DIR/`root`, and everything in it when it is a folder. */
-function walkRoot(
-  root: string,
-  fingerprints: Fingerprinter,
-  opts: ListingOptions,
-  out: ListingOut,
-): Promise<void> {
-  const native = loadNativeReader();
-  return native?.lists
-    ? walkNative(root, fingerprints, opts, out, native)
-    : walkByPath(root, fingerprints, opts, out);
-}
-
 /**
- * Through the C library: each folder opened in the one above it with O_NOFOLLOW, listed with
- * getdents64, each entry's status by statx in that folder, never through a link.
+ * DIR/`root`, and everything in it when it is a folder: each folder opened in the one above it
+ * with O_NOFOLLOW, listed with getdents64, each entry's status by statx in that folder.
  */
-async function walkNative(
+async function walkRoot(
   root: string,
   fingerprints: Fingerprinter,
   opts: ListingOptions,
   out: ListingOut,
-  native: NativeReader,
 ): Promise<void> {
+  const { native } = opts;
   const rootPath = childPath(opts.inbox.root, root);
   let found: Listed;
   try {
@@ -132,7 +153,7 @@ async function walkNative(
   }
   const top = fingerprinted(root, found);
   if (top === null) return;
-  await out.add(fingerprints.of(top));
+  await out.add(top, fingerprints);
   if (top.kind !== "dir") return;
   const stack: { fd: number; rel: string; entries: Dirent[]; next: number }[] = [];
   const enter = (dir: number, name: string, rel: string) => {
@@ -158,7 +179,9 @@ async function walkNative(
           continue;
         }
       }
-      const { name, isDirectory } = level.entries[level.next++]!;
+      const { name, isDirectory, utf8 } = level.entries[level.next++]!;
+      await out.visit();
+      if (utf8 === false) continue; // no sender can announce it under this name
       const rel = `${level.rel}/${name}`;
       let status: Listed;
       try {
@@ -168,7 +191,7 @@ async function walkNative(
       }
       const entry = fingerprinted(rel, status);
       if (entry === null) continue;
-      await out.add(fingerprints.of(entry));
+      await out.add(entry, fingerprints);
       if (entry.kind === "dir" && isDirectory !== false) enter(level.fd, name, rel);
     }
   } finally {
@@ -181,68 +204,6 @@ function fingerprinted(path: string, status: Listed): Fingerprinted | null {
     return { kind: "file", path, size: status.size, mtime: status.mtime };
   }
   if (status.kind === "dir") return { kind: "dir", path, mtime: status.mtime, mode: status.mode };
-  return null;
-}
-
-/** Through Deno's API, by path: a folder is entered only after lstat found a folder there. */
-async function walkByPath(
-  root: string,
-  fingerprints: Fingerprinter,
-  opts: ListingOptions,
-  out: ListingOut,
-): Promise<void> {
-  const top = status(childPath(opts.inbox.root, root), root);
-  if (top === null) return;
-  await out.add(fingerprints.of(top));
-  if (top.kind !== "dir") return;
-  // Depth first, a folder's listing open per level (at most MAX_PATH_DEPTH).
-  const stack: { abs: string; rel: string; entries: Iterator<Deno.DirEntry> }[] = [];
-  const enter = (abs: string, rel: string) => {
-    if (stack.length >= MAX_PATH_DEPTH) return;
-    try {
-      stack.push({ abs, rel, entries: Deno.readDirSync(abs)[Symbol.iterator]() });
-    } catch { /* unreadable, or gone: nothing listed in it */ }
-  };
-  enter(childPath(opts.inbox.root, root), root);
-  try {
-    while (stack.length > 0) {
-      const top = stack.at(-1)!;
-      let next: IteratorResult<Deno.DirEntry>;
-      try {
-        next = top.entries.next();
-      } catch {
-        next = { done: true, value: undefined };
-      }
-      if (next.done) {
-        stack.pop();
-        continue;
-      }
-      const { name, isFile, isDirectory } = next.value;
-      if (!isFile && !isDirectory) continue; // a link or a special file: not listed, not entered
-      const abs = childPath(top.abs, name);
-      const rel = `${top.rel}/${name}`;
-      const found = status(abs, rel);
-      if (found === null) continue;
-      await out.add(fingerprints.of(found));
-      if (found.kind === "dir") enter(abs, rel);
-    }
-  } finally {
-    for (const level of stack) level.entries.return?.();
-  }
-}
-
-/** What a fingerprint is of, for a regular file or folder at `abs` (lstat); else null. */
-function status(abs: string, rel: string): Fingerprinted | null {
-  let info: Deno.FileInfo;
-  try {
-    info = Deno.lstatSync(abs);
-  } catch {
-    return null;
-  }
-  const mtime = info.mtime?.getTime();
-  if (mtime === undefined) return null;
-  if (info.isFile) return { kind: "file", path: rel, size: info.size, mtime };
-  if (info.isDirectory) return { kind: "dir", path: rel, mtime, mode: info.mode ?? 0 };
   return null;
 }
 

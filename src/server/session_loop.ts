@@ -18,7 +18,8 @@ import { decodeAnnounce, encodeJson, type Totals } from "../protocol/messages.ts
 import { loadDigest } from "../protocol/digests.ts";
 import { decodeList, decodeListed } from "../protocol/listing.ts";
 import { nativeDigests } from "../transport/native_digests.ts";
-import { sendListing } from "./listing_walk.ts";
+import { type Listing, sendListing } from "./listing_walk.ts";
+import { loadNativeReader } from "../native/native_read.ts";
 import { closeGracefully } from "../transport/byte_stream.ts";
 import type { Frame } from "../transport/frame_io.ts";
 import type { FramedLink } from "../transport/framed_link.ts";
@@ -79,8 +80,8 @@ export class SessionLoop {
   #prefetched: Promise<Frame | null> | null = null;
   /** An ANNOUNCE came: a LIST may come no more (§5.16). */
   #announced = false;
-  /** Files and folders this session listed (LIST answered), or null. */
-  #listed: number | null = null;
+  /** What this session listed (LIST answered), or null. */
+  #listed: Listing | null = null;
   /** LISTED came. */
   #listedDone = false;
 
@@ -222,10 +223,14 @@ export class SessionLoop {
       throw new ProtocolError("bad-sequence", "LIST after the listing or a batch");
     }
     const list = decodeList(payload);
+    const native = loadNativeReader();
+    // The handshake offers "listing" only where the C library lists folders.
+    if (native === null || !native.lists) unexpected(FrameType.LIST);
     const sha256 = (await loadDigest("sha256", nativeDigests())).of;
     this.#listed = await sendListing(list, {
       inbox,
       writer: link.writer,
+      native,
       sha256,
       limits,
       stopIfClosed: () => this.opts.stopIfClosed(),
@@ -233,7 +238,7 @@ export class SessionLoop {
     this.opts.report({
       type: "listed",
       session: this.opts.session,
-      entries: this.#listed,
+      entries: this.#listed.entries,
     });
   }
 
@@ -246,13 +251,13 @@ export class SessionLoop {
     this.#listedDone = true;
     const listed = decodeListed(payload);
     // Bounded by what was listed: a count for people, never trusted beyond that.
-    const files = Math.min(listed.files, this.#listed);
+    const files = Math.min(listed.files, this.#listed.files);
     this.opts.tally.unchanged += files;
     this.opts.report({
       type: "unchanged-listed",
       session: this.opts.session,
       files,
-      bytes: listed.bytes,
+      bytes: Math.min(listed.bytes, this.#listed.bytes),
     });
   }
 
