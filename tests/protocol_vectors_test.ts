@@ -17,6 +17,7 @@ import { hmac } from "@noble/hashes/hmac.js";
 import { sha256, sha512 } from "@noble/hashes/sha2.js";
 import { encodeFrame, FrameType } from "../src/protocol/frame.ts";
 import { encodeJson } from "../src/protocol/messages.ts";
+import { fingerprint, type Fingerprinted, fingerprintInput } from "../src/protocol/listing.ts";
 import { Channel, encodePreamble, PROTOCOL_VERSION } from "../src/protocol/preamble.ts";
 import { defaultAead, type Suite } from "../src/transport/aead.ts";
 import { parseChoice, parseOffer, receiverAd, senderAd } from "../src/transport/channel.ts";
@@ -229,6 +230,23 @@ function computeAll(inp: Inputs, ads: Map<string, [Uint8Array, Uint8Array]>) {
   for (const { section } of SESSIONS) {
     const [ADa, ADb] = ads.get(section)!;
     out.set(section, [["ADa", ADa], ["ADb", ADb], ...sessionValues(inp, ADa, ADb)]);
+  }
+  out.set("A.5", listingValues());
+  return out;
+}
+
+/** A.5: the listing's fingerprints (§5.16) of three entries, with a salt of bytes 0 .. 15. */
+function listingValues(): Values {
+  const salt = Uint8Array.from({ length: 16 }, (_, i) => i);
+  const entries: [string, Fingerprinted][] = [
+    ["file", { kind: "file", path: "photos/a.jpg", size: 48213, mtime: 1717171717000 }],
+    ["dir", { kind: "dir", path: "photos", mtime: 1717171700000, mode: 0o755 }],
+    ["utf8", { kind: "file", path: "phötos/é.txt", size: 0, mtime: -1500.5 }],
+  ];
+  const out: Values = [["salt", salt]];
+  for (const [name, entry] of entries) {
+    out.push([`line_${name}`, fingerprintInput(salt, entry).subarray(salt.length)]);
+    out.push([`fingerprint_${name}`, fingerprint((data) => sha256(data), salt, entry)]);
   }
   return out;
 }
