@@ -603,3 +603,23 @@ Deno.test("LISTED counts no more files and bytes than were listed", async () => 
     await server.close();
   }
 });
+
+Deno.test("a receiver that never answers LIST is given up after the usual idle deadline", async () => {
+  await using tmp = await tempDir("ferry-list-");
+  const src = join(tmp.path, "src");
+  await Deno.mkdir(src);
+  await Deno.writeTextFile(join(src, "a.txt"), "hello");
+  const started = performance.now();
+  const result = await sendTo({
+    features: ["resume", "sync", "listing"],
+    decide: () => ({ action: "accept", offset: 0 }),
+    list: () => [], // it reads LIST and says nothing
+  }, [src, "--json", "--timeout", "2"]);
+  const seconds = (performance.now() - started) / 1000;
+  assertEquals(result.code, 1, result.stdout);
+  const last = parseNdjson(result.stdout, SEND_TYPES).at(-1)!;
+  assertEquals(last.code, "timeout", result.stdout);
+  // Not the first PLAN's allowance for a person deciding (300 s more): nobody is asked to list.
+  assert(seconds < 60, `gave up after ${seconds} s`);
+  assertFalse(result.stdout.includes("to accept"), "no note about a person deciding");
+});

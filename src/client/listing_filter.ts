@@ -46,6 +46,11 @@ export class ListingFilter implements WalkItems {
     }, () => {}).finally(() => this.#waiting = false);
   }
 
+  /** Settles once the listing came, or failed. */
+  get settled(): Promise<void> {
+    return this.#listing;
+  }
+
   /** What was left out, for LISTED. */
   get unchanged(): Listed {
     return this.#unchanged;

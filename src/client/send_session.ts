@@ -170,6 +170,8 @@ class SendSession {
   #outcomes: Outcomes;
   /** The longer wait for the first PLAN (`serve --ask`). */
   #firstPlan: FirstPlanWait | null = null;
+  /** stop() was called: a listing that settles later starts no wait. */
+  #stopped = false;
 
   constructor(
     readonly conn: Deno.TcpConn,
@@ -189,6 +191,7 @@ class SendSession {
   }
 
   stop(): void {
+    this.#stopped = true;
     this.#firstPlan?.stop();
     this.#watchdog.stop();
     this.#files?.close();
@@ -222,15 +225,19 @@ class SendSession {
       });
       const { reader, writer } = this.#link;
       if (this.opts.checksum === true && !agreed.sync) await this.#refuseChecksum();
-      const firstPlan = new FirstPlanWait(
-        this.#errors,
-        this.#watchdog,
-        this.opts.idleTimeoutMs,
-        this.opts.onEvent,
-      );
-      this.#firstPlan = firstPlan;
+      // The first PLAN may be held while a person decides (§6.5): a longer wait, from the first
+      // batch on (after a listing, which has the usual deadline: nobody is asked for it).
+      const waitForPlan = () => {
+        if (this.#stopped) return;
+        this.#firstPlan = new FirstPlanWait(
+          this.#errors,
+          this.#watchdog,
+          this.opts.idleTimeoutMs,
+          this.opts.onEvent,
+        );
+      };
       const replies = new ReplyReader(reader, this.#errors, {
-        planned: () => firstPlan.planned(),
+        planned: () => this.#firstPlan?.planned(),
         acknowledged: (ack) => pipeline.acknowledged(ack),
         explain: (err) => this.#explainFailure(err),
         close: () => this.#close(),
@@ -266,6 +273,8 @@ class SendSession {
           (size) => pipeline.countWalked(size),
         )
         : null;
+      if (listing === null) waitForPlan();
+      else listing.settled.then(waitForPlan);
       await pipeline.run(listing ?? items);
       if (listing !== null) {
         await writer.frame(FrameType.LISTED, encodeJson(listing.unchanged));
