@@ -42,6 +42,7 @@ import {
   spawnServe,
   startServer,
   tempDir,
+  writeTree,
 } from "./_harness.ts";
 import { parseNdjson, SEND_TYPES } from "./_ndjson.ts";
 import { sendTo } from "./_scripted_receiver.ts";
@@ -73,7 +74,10 @@ Deno.test("fingerprint() is the first 12 bytes of SHA-256 of the salt and the en
 Deno.test("decodeList() and decodeListing() refuse what is out of bounds", () => {
   const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
   const salt = "00112233445566778899aabbccddeeff";
-  assertEquals(decodeList(json({ salt, roots: ["a"] })), { salt, roots: ["a"] });
+  assertEquals(decodeList(json({ salt, roots: ["a"] })), {
+    salt: Uint8Array.from({ length: 16 }, (_, i) => 0x11 * (i % 16)),
+    roots: ["a"],
+  });
   for (
     const bad of [
       { salt: "00", roots: ["a"] },
@@ -266,8 +270,7 @@ Deno.test("LIST after the first batch, and LISTED without a listing, are out of 
 Deno.test("send refuses a listing it did not ask for, and a malformed one", async () => {
   await using tmp = await tempDir("ferry-list-");
   const src = join(tmp.path, "src");
-  await Deno.mkdir(src);
-  await Deno.writeTextFile(join(src, "a.txt"), "hello");
+  await writeTree(src, { "a.txt": "hello" });
   const cases = [
     // WELCOME without "listing": no LIST is sent, so a LISTING is not expected.
     { features: ["resume", "sync"], listing: [encodeListing(LISTING_LAST, new Uint8Array(12))] },
@@ -397,8 +400,7 @@ Deno.test("serve --ask offers no listing: nothing is told before the person deci
 Deno.test("send --checksum asks for no listing: it compares content, not size and time", async () => {
   await using tmp = await tempDir("ferry-list-");
   const src = join(tmp.path, "src");
-  await Deno.mkdir(src);
-  await Deno.writeTextFile(join(src, "a.txt"), "hello");
+  await writeTree(src, { "a.txt": "hello" });
   const result = await sendTo({
     features: ["resume", "sync", "listing"],
     decide: () => ({ action: "accept", offset: 0 }),
@@ -562,7 +564,7 @@ Deno.test({
       flush: () => Promise.resolve(),
     } as unknown as FrameWriter;
     const run = (roots: string[], maxFingerprints?: number) =>
-      sendListing({ salt: digestHex(SALT), roots }, {
+      sendListing({ salt: SALT, roots }, {
         inbox,
         writer,
         native,
@@ -607,8 +609,7 @@ Deno.test("LISTED counts no more files and bytes than were listed", async () => 
 Deno.test("a receiver that never answers LIST is given up after the usual idle deadline", async () => {
   await using tmp = await tempDir("ferry-list-");
   const src = join(tmp.path, "src");
-  await Deno.mkdir(src);
-  await Deno.writeTextFile(join(src, "a.txt"), "hello");
+  await writeTree(src, { "a.txt": "hello" });
   const started = performance.now();
   const result = await sendTo({
     features: ["resume", "sync", "listing"],

@@ -2,9 +2,9 @@
  * A sync's walk, less what the receiver listed (PROTOCOL.md §5.16): an
  * entry whose fingerprint the receiver sent is its own copy already, so it
  * is not announced, and a file is counted as unchanged. A folder is
- * announced anyway when anything beneath it was (placing a file in it
- * changes its time, which its entry sets again). Until the listing has
- * come, the walk goes on into a bounded buffer.
+ * announced anyway when anything beneath it was (its entry follows its
+ * contents, as always, for a receiver that sets its metadata after them).
+ * Until the listing has come, the walk goes on into a bounded buffer.
  */
 import { Fingerprinter, type FingerprintSet, type Listed } from "../protocol/listing.ts";
 import type { Outcomes } from "./send_types.ts";
@@ -138,7 +138,7 @@ export class ListingFilter implements WalkItems {
   #keep(item: WalkItem | null, print: Uint8Array | null): WalkItem | null | undefined {
     if (item === null || item.type !== "entry" || this.#set === null) return item;
     const { entry } = item;
-    // A folder with an entry announced beneath it is announced (its time is set again).
+    // A folder with an entry announced beneath it is announced (§5.16).
     const touched = entry.kind === "dir" && this.#touched.delete(entry.path);
     if (!touched) {
       const fp = print ?? this.#print(entry);

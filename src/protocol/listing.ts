@@ -28,8 +28,8 @@ export const LISTING_LAST = 0x01;
 export const LISTING_INCOMPLETE = 0x02;
 
 export interface List {
-  /** 16 random bytes, hex: each session's fingerprints differ. */
-  salt: string;
+  /** 16 random bytes (hex on the wire): each session's fingerprints differ. */
+  salt: Uint8Array;
   /** The sender's top-level names (its sources' names on the receiver). */
   roots: string[];
 }
@@ -46,7 +46,9 @@ export function decodeList(payload: Uint8Array): List {
   ) {
     throw new ProtocolError("bad-message", `LIST.roots must be 1 to ${LIST_MAX_ROOTS} names`);
   }
-  return { salt, roots: roots as string[] };
+  const bytes = new Uint8Array(LIST_SALT_BYTES);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(salt.slice(2 * i, 2 * i + 2), 16);
+  return { salt: bytes, roots: roots as string[] };
 }
 
 /** One LISTING frame: its flags and its fingerprints (12 bytes each, back to back). */

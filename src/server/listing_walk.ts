@@ -56,7 +56,7 @@ export interface Listing {
 
 /** Sends the LISTING frames answering `list`. */
 export async function sendListing(list: List, opts: ListingOptions): Promise<Listing> {
-  const fingerprints = new Fingerprinter(opts.sha256, hexBytes(list.salt));
+  const fingerprints = new Fingerprinter(opts.sha256, list.salt);
   const out = new ListingOut(opts);
   const seen = new Set<string>();
   try {
@@ -205,10 +205,4 @@ function fingerprinted(path: string, status: Listed): Fingerprinted | null {
   }
   if (status.kind === "dir") return { kind: "dir", path, mtime: status.mtime, mode: status.mode };
   return null;
-}
-
-function hexBytes(hex: string): Uint8Array {
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
-  return out;
 }
