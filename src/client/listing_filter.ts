@@ -6,7 +6,12 @@
  * contents, as always, for a receiver that sets its metadata after them).
  * Until the listing has come, the walk goes on into a bounded buffer.
  */
-import { Fingerprinter, type FingerprintSet, type Listed } from "../protocol/listing.ts";
+import {
+  FINGERPRINT_BYTES,
+  Fingerprinter,
+  type FingerprintSet,
+  type Listed,
+} from "../protocol/listing.ts";
 import type { Outcomes } from "./send_types.ts";
 import type { LocalEntry, WalkItem, WalkItems } from "./walk.ts";
 
@@ -14,14 +19,20 @@ import type { LocalEntry, WalkItem, WalkItems } from "./walk.ts";
 const LOOKAHEAD = 16384;
 /** Walk entries between two looks at the socket while walking ahead. */
 const YIELD_EVERY = 4096;
+/** The most entries `#ahead` holds (it stops filling past LOOKAHEAD, at a look's end). */
+const AHEAD_MAX = LOOKAHEAD + YIELD_EVERY;
 
 export class ListingFilter implements WalkItems {
   #set: FingerprintSet | null = null;
   /** False once the listing came (or failed, or was not whole: then nothing is left out). */
   #waiting = true;
   #ahead: (WalkItem | null)[] = [];
-  /** The fingerprint of each entry in `#ahead` (made while waiting), else null. */
-  #aheadPrints: (Uint8Array | null)[] = [];
+  /**
+   * The fingerprint of each entry in `#ahead`, made while waiting: back to back in one buffer
+   * (no object per entry to keep alive), `#printed` saying which have one.
+   */
+  readonly #aheadPrints = new Uint8Array(FINGERPRINT_BYTES * AHEAD_MAX);
+  readonly #printed = new Uint8Array(AHEAD_MAX);
   #next = 0;
   readonly #prints: Fingerprinter;
   /** Folders beneath which an entry was announced, until their own entry comes. */
@@ -60,19 +71,19 @@ export class ListingFilter implements WalkItems {
     if (this.#waiting) return this.#walkAhead().then(() => this.pull());
     for (;;) {
       if (this.#next < this.#ahead.length) {
-        const print = this.#aheadPrints[this.#next]!;
-        const kept = this.#keep(this.#take(), print);
+        const at = this.#next;
+        const kept = this.#keep(this.#take(), this.#printed[at] === 1 ? at : -1);
         if (kept !== undefined) return kept;
         continue;
       }
       const item = this.walk.pull();
       if (item instanceof Promise) {
         return item.then((i) => {
-          const kept = this.#keep(i, null);
+          const kept = this.#keep(i, -1);
           return kept === undefined ? this.pull() : kept;
         });
       }
-      const kept = this.#keep(item, null);
+      const kept = this.#keep(item, -1);
       if (kept !== undefined) return kept;
     }
   }
@@ -90,7 +101,6 @@ export class ListingFilter implements WalkItems {
     const item = this.#ahead[this.#next++]!;
     if (this.#next === this.#ahead.length) {
       this.#ahead = [];
-      this.#aheadPrints = [];
       this.#next = 0;
     }
     return item;
@@ -102,12 +112,21 @@ export class ListingFilter implements WalkItems {
       for (let i = 0; i < YIELD_EVERY && this.#ahead.at(-1) !== null; i++) {
         const pulled = this.walk.pull();
         const item = pulled instanceof Promise ? await pulled : pulled;
+        const print = item?.type === "entry" ? this.#print(item.entry) : null;
+        const at = this.#ahead.length;
+        this.#printed[at] = print === null ? 0 : 1;
+        if (print !== null) this.#aheadPrints.set(print, FINGERPRINT_BYTES * at);
         this.#ahead.push(item);
-        this.#aheadPrints.push(item?.type === "entry" ? this.#print(item.entry) : null);
       }
       await new Promise((resolve) => setTimeout(resolve, 0));
     }
     await this.#listing;
+  }
+
+  /** Whether the receiver listed `entry` (one always announced never is). */
+  #has(entry: LocalEntry): boolean {
+    const fp = this.#print(entry);
+    return fp !== null && this.#set!.has(fp);
   }
 
   /** An entry's fingerprint, or null for one that is always announced (unknown size, a text). */
@@ -132,17 +151,19 @@ export class ListingFilter implements WalkItems {
   }
 
   /**
-   * The item to hand on, or undefined where the receiver has the entry already; `print` is the
-   * entry's fingerprint if it was made while waiting.
+   * The item to hand on, or undefined where the receiver has the entry already; `ahead` is where
+   * its fingerprint stands in `#aheadPrints` if it was made while waiting, else -1.
    */
-  #keep(item: WalkItem | null, print: Uint8Array | null): WalkItem | null | undefined {
+  #keep(item: WalkItem | null, ahead: number): WalkItem | null | undefined {
     if (item === null || item.type !== "entry" || this.#set === null) return item;
     const { entry } = item;
     // A folder with an entry announced beneath it is announced (§5.16).
     const touched = entry.kind === "dir" && this.#touched.delete(entry.path);
     if (!touched) {
-      const fp = print ?? this.#print(entry);
-      if (fp !== null && this.#set.has(fp)) {
+      const listed = ahead >= 0
+        ? this.#set.has(this.#aheadPrints, FINGERPRINT_BYTES * ahead)
+        : this.#has(entry);
+      if (listed) {
         if (entry.kind === "file") {
           this.#unchanged.files++;
           this.#unchanged.bytes += entry.size!;

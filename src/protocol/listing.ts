@@ -133,25 +133,37 @@ export class Fingerprinter {
   }
 
   of(entry: Fingerprinted): Uint8Array {
-    const buf = this.#buf;
-    let at = this.#salt.length;
-    const put = (text: string): boolean => {
-      if (at + text.length + 1 > buf.length) return false;
-      for (let i = 0; i < text.length; i++) {
-        const c = text.charCodeAt(i);
-        if (c >= 0x80) return false;
-        buf[at++] = c;
-      }
-      return true;
-    };
     const mtime = String(Math.trunc(entry.mtime));
-    const ok = entry.kind === "file"
-      ? put("file\0") && put(entry.path) && put("\0") && put(String(entry.size)) && put("\0") &&
-        put(mtime)
-      : put("dir\0") && put(entry.path) && put("\0") && put(mtime) && put("\0") &&
-        put(String(entry.mode & 0o7777));
-    if (!ok) return fingerprint(this.sha256, this.#salt, entry);
-    return this.sha256(buf.subarray(0, at)).subarray(0, FINGERPRINT_BYTES);
+    let at = this.#salt.length;
+    if (entry.kind === "file") {
+      at = this.#put("file\0", at);
+      at = this.#put(entry.path, at);
+      at = this.#put("\0", at);
+      at = this.#put(String(entry.size), at);
+      at = this.#put("\0", at);
+      at = this.#put(mtime, at);
+    } else {
+      at = this.#put("dir\0", at);
+      at = this.#put(entry.path, at);
+      at = this.#put("\0", at);
+      at = this.#put(mtime, at);
+      at = this.#put("\0", at);
+      at = this.#put(String(entry.mode & 0o7777), at);
+    }
+    if (at < 0) return fingerprint(this.sha256, this.#salt, entry);
+    return this.sha256(this.#buf.subarray(0, at)).subarray(0, FINGERPRINT_BYTES);
+  }
+
+  /** `text` (ASCII) into the buffer at `at`: where it ends, or -1 (and -1 stays -1). */
+  #put(text: string, at: number): number {
+    const buf = this.#buf;
+    if (at < 0 || at + text.length > buf.length) return -1;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c >= 0x80) return -1;
+      buf[at++] = c;
+    }
+    return at;
   }
 }
 
@@ -184,8 +196,9 @@ export class FingerprintSet {
     return true;
   }
 
-  has(fp: Uint8Array): boolean {
-    const a = read32(fp, 0), b = read32(fp, 4), c = read32(fp, 8);
+  /** Whether the fingerprint at `fp[at, at + 12)` is in the set. */
+  has(fp: Uint8Array, at = 0): boolean {
+    const a = read32(fp, at), b = read32(fp, at + 4), c = read32(fp, at + 8);
     const mask = this.#used.length - 1;
     for (let i = this.#slot(a, b, c) & mask;; i = (i + 1) & mask) {
       if (this.#used[i] === 0) return false;
