@@ -240,8 +240,6 @@ export class ServeReporter {
         }
         return;
       }
-      case "listed":
-        return;
       case "unchanged-listed": {
         const view = this.#sessions.get(event.session);
         if (view) {

@@ -42,8 +42,6 @@ export type ServerEvent =
   }
   /** Under `update`, the receiver's copy is the same: left as it is, not sent. */
   | { type: "unchanged"; session: number; path: string; bytes: number }
-  /** The sender of a sync asked what is here (LIST): `entries` files and folders were listed. */
-  | { type: "listed"; session: number; entries: number }
   /** Of what was listed, files the sender found the same and left unannounced (LISTED). */
   | { type: "unchanged-listed"; session: number; files: number; bytes: number }
   /** An earlier session of this transfer stored this file as `name` (`have`): not sent again. */

@@ -235,11 +235,6 @@ export class SessionLoop {
       limits,
       stopIfClosed: () => this.opts.stopIfClosed(),
     });
-    this.opts.report({
-      type: "listed",
-      session: this.opts.session,
-      entries: this.#listed.entries,
-    });
   }
 
   /** LISTED (§5.16): what the sender found here unchanged, counted as such; informative. */
