@@ -71,6 +71,32 @@ Deno.test("fingerprint() is the first 12 bytes of SHA-256 of the salt and the en
   }
 });
 
+Deno.test("Fingerprinter writes in place what fingerprint() makes, whatever the numbers", () => {
+  // The in-place writer puts numbers in decimal itself; String() is the reference.
+  const numbers = [0, -0, 1, 9, 10, 99, 100, 4096, -1, -1500.5, 0.9, 1717171717999.9, 2 ** 53 - 1];
+  const beyond = [2 ** 53, 2 ** 60, 1e21, -(2 ** 53)];
+  const into = (data: Uint8Array, length: number, out: Uint8Array) =>
+    out.set(sha256(data.slice(0, length)));
+  for (const prints of [new Fingerprinter(sha256, SALT), new Fingerprinter(sha256, SALT, into)]) {
+    const dest = new Uint8Array(40).fill(0xaa);
+    for (const n of [...numbers, ...beyond]) {
+      const entries: Parameters<typeof fingerprint>[2][] = [
+        { kind: "file", path: "a/b.txt", size: Math.abs(Math.trunc(n)), mtime: n },
+        { kind: "dir", path: "é/ü", mtime: n, mode: 0o40755 },
+        { kind: "file", path: "x".repeat(5000), size: 1, mtime: n },
+      ];
+      for (const entry of entries) {
+        const want = digestHex(fingerprint(sha256, SALT, entry));
+        assertEquals(digestHex(prints.of(entry)), want, `${entry.kind} ${n}`);
+        if (entry.kind === "file") prints.file(entry.path, entry.size, entry.mtime, dest, 20);
+        else prints.dir(entry.path, entry.mtime, entry.mode, dest, 20);
+        assertEquals(digestHex(dest.subarray(20, 32)), want, `${entry.kind} ${n} at 20`);
+        assertEquals([dest[19], dest[32]], [0xaa, 0xaa], "only its 12 bytes are written");
+      }
+    }
+  }
+});
+
 Deno.test("decodeList() and decodeListing() refuse what is out of bounds", () => {
   const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
   const salt = "00112233445566778899aabbccddeeff";

@@ -11,6 +11,7 @@ import {
   Fingerprinter,
   type FingerprintSet,
   type Listed,
+  type Sha256Into,
 } from "../protocol/listing.ts";
 import type { Outcomes } from "./send_types.ts";
 import type { LocalEntry, WalkItem, WalkItems } from "./walk.ts";
@@ -35,6 +36,8 @@ export class ListingFilter implements WalkItems {
   readonly #printed = new Uint8Array(AHEAD_MAX);
   #next = 0;
   readonly #prints: Fingerprinter;
+  /** One fingerprint made to look up (not kept). */
+  readonly #print1 = new Uint8Array(FINGERPRINT_BYTES);
   /** Folders beneath which an entry was announced, until their own entry comes. */
   #touched = new Set<string>();
   #unchanged: Listed = { files: 0, bytes: 0 };
@@ -50,8 +53,9 @@ export class ListingFilter implements WalkItems {
     readonly outcomes: Outcomes,
     /** Counts a file left out in the session's totals (Pipeline.countWalked). */
     readonly counted: (size: number) => void = () => {},
+    sha256Into?: Sha256Into | null,
   ) {
-    this.#prints = new Fingerprinter(sha256, salt);
+    this.#prints = new Fingerprinter(sha256, salt, sha256Into ?? undefined);
     this.#listing = listing.then((set) => {
       this.#set = set;
     }, () => {}).finally(() => this.#waiting = false);
@@ -112,10 +116,10 @@ export class ListingFilter implements WalkItems {
       for (let i = 0; i < YIELD_EVERY && this.#ahead.at(-1) !== null; i++) {
         const pulled = this.walk.pull();
         const item = pulled instanceof Promise ? await pulled : pulled;
-        const print = item?.type === "entry" ? this.#print(item.entry) : null;
         const at = this.#ahead.length;
-        this.#printed[at] = print === null ? 0 : 1;
-        if (print !== null) this.#aheadPrints.set(print, FINGERPRINT_BYTES * at);
+        const printed = item?.type === "entry" &&
+          this.#print(item.entry, this.#aheadPrints, FINGERPRINT_BYTES * at);
+        this.#printed[at] = printed ? 1 : 0;
         this.#ahead.push(item);
       }
       await new Promise((resolve) => setTimeout(resolve, 0));
@@ -125,29 +129,23 @@ export class ListingFilter implements WalkItems {
 
   /** Whether the receiver listed `entry` (one always announced never is). */
   #has(entry: LocalEntry): boolean {
-    const fp = this.#print(entry);
-    return fp !== null && this.#set!.has(fp);
+    return this.#print(entry, this.#print1, 0) && this.#set!.has(this.#print1);
   }
 
-  /** An entry's fingerprint, or null for one that is always announced (unknown size, a text). */
-  #print(entry: LocalEntry): Uint8Array | null {
+  /**
+   * An entry's fingerprint, written to `dest[at, at + 12)`; false (nothing written) for one that
+   * is always announced (unknown size, a text).
+   */
+  #print(entry: LocalEntry, dest: Uint8Array, at: number): boolean {
     if (entry.kind === "file" && entry.size !== null) {
-      return this.#prints.of({
-        kind: "file",
-        path: entry.path,
-        size: entry.size,
-        mtime: entry.mtime,
-      });
+      this.#prints.file(entry.path, entry.size, entry.mtime, dest, at);
+      return true;
     }
     if (entry.kind === "dir") {
-      return this.#prints.of({
-        kind: "dir",
-        path: entry.path,
-        mtime: entry.mtime,
-        mode: entry.mode,
-      });
+      this.#prints.dir(entry.path, entry.mtime, entry.mode, dest, at);
+      return true;
     }
-    return null;
+    return false;
   }
 
   /**

@@ -32,6 +32,7 @@ import { contentDigest } from "./content_digest.ts";
 import { FileSender } from "./file_sender.ts";
 import { FirstPlanWait } from "./first_plan_wait.ts";
 import { handshake } from "./handshake.ts";
+import { opensslSha256Into } from "../transport/sha256_openssl.ts";
 import { ListingFilter } from "./listing_filter.ts";
 import { Pipeline } from "./pipeline.ts";
 import { withReconnects } from "./reconnect.ts";
@@ -314,7 +315,15 @@ class SendSession {
     await writer.frame(FrameType.LIST, list);
     await writer.flush();
     const sha256 = (await loadDigest("sha256", nativeDigests())).of;
-    return new ListingFilter(walk, listing, salt, sha256, this.#outcomes, counted);
+    return new ListingFilter(
+      walk,
+      listing,
+      salt,
+      sha256,
+      this.#outcomes,
+      counted,
+      opensslSha256Into(),
+    );
   }
 
   /**

@@ -15,13 +15,13 @@ import { FrameType } from "../protocol/frame.ts";
 import {
   encodeListing,
   FINGERPRINT_BYTES,
-  type Fingerprinted,
   Fingerprinter,
   type List,
   LISTING_FRAME_FINGERPRINTS,
   LISTING_INCOMPLETE,
   LISTING_LAST,
   LISTING_MAX_FINGERPRINTS,
+  type Sha256Into,
 } from "../protocol/listing.ts";
 import { MAX_PATH_DEPTH } from "../protocol/limits.ts";
 import { AT_FDCWD } from "../native/libc.ts";
@@ -35,6 +35,8 @@ export interface ListingOptions {
   native: NativeReader;
   /** SHA-256 in one go. */
   sha256: (data: Uint8Array) => Uint8Array;
+  /** SHA-256 into a buffer, where there is one without an array per call (OpenSSL's). */
+  sha256Into?: Sha256Into | null;
   limits: { maxPathBytes: number; maxDepth: number };
   /** Throws once the session was closed from outside. */
   stopIfClosed(): void;
@@ -56,8 +58,10 @@ export interface Listing {
 
 /** Sends the LISTING frames answering `list`. */
 export async function sendListing(list: List, opts: ListingOptions): Promise<Listing> {
-  const fingerprints = new Fingerprinter(opts.sha256, list.salt);
-  const out = new ListingOut(opts);
+  const out = new ListingOut(
+    opts,
+    new Fingerprinter(opts.sha256, list.salt, opts.sha256Into ?? undefined),
+  );
   const seen = new Set<string>();
   try {
     for (const root of list.roots) {
@@ -71,7 +75,7 @@ export async function sendListing(list: List, opts: ListingOptions): Promise<Lis
         throw err;
       }
       if (parts.length !== 1) continue; // a top-level name only
-      await walkRoot(root, fingerprints, opts, out);
+      await walkRoot(root, opts, out);
     }
   } catch (err) {
     if (!(err instanceof Full)) throw err;
@@ -85,7 +89,11 @@ export async function sendListing(list: List, opts: ListingOptions): Promise<Lis
 /** Thrown when the listing reaches a bound. */
 class Full extends Error {}
 
-/** The fingerprints so far, a frame's worth at a time. */
+/**
+ * The fingerprints so far, a frame's worth at a time. Taking an entry is
+ * synchronous (a listing is thousands of them in a row); the walk awaits
+ * only a full frame's sending and the event loop's turns.
+ */
 class ListingOut {
   readonly #buf = new Uint8Array(LISTING_FRAME_FINGERPRINTS * FINGERPRINT_BYTES);
   #at = 0;
@@ -93,31 +101,53 @@ class ListingOut {
   readonly #max: number;
   readonly listing: Listing = { entries: 0, files: 0, bytes: 0 };
 
-  constructor(readonly opts: ListingOptions) {
+  constructor(readonly opts: ListingOptions, readonly prints: Fingerprinter) {
     this.#max = Math.min(
       opts.maxFingerprints ?? LISTING_MAX_FINGERPRINTS,
       LISTING_MAX_FINGERPRINTS,
     );
   }
 
-  /** One entry looked at; now and then a turn of the event loop, and the session's state. */
-  async visit(): Promise<void> {
+  /** One entry looked at: true when the event loop is due a turn (`turn`). */
+  visit(): boolean {
     if (++this.#visits > LISTING_MAX_VISITS) throw new Full();
-    if (this.#visits % VISITS_PER_TURN !== 0) return;
+    return this.#visits % VISITS_PER_TURN === 0;
+  }
+
+  /** A turn of the event loop, then the session's state. */
+  async turn(): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 0));
     this.opts.stopIfClosed();
   }
 
-  async add(entry: Fingerprinted, fingerprints: Fingerprinter): Promise<void> {
+  /** A file's fingerprint: true when a frame is full (send it with `sendFull`). */
+  file(path: string, size: number, mtime: number): boolean {
+    this.#room();
+    this.prints.file(path, size, mtime, this.#buf, this.#at);
+    this.listing.files++;
+    this.listing.bytes += size;
+    return this.#added();
+  }
+
+  /** A folder's fingerprint: true when a frame is full. */
+  dir(path: string, mtime: number, mode: number): boolean {
+    this.#room();
+    this.prints.dir(path, mtime, mode, this.#buf, this.#at);
+    return this.#added();
+  }
+
+  #room(): void {
     if (this.listing.entries >= this.#max) throw new Full();
-    this.#buf.set(fingerprints.of(entry), this.#at);
+  }
+
+  #added(): boolean {
     this.#at += FINGERPRINT_BYTES;
     this.listing.entries++;
-    if (entry.kind === "file") {
-      this.listing.files++;
-      this.listing.bytes += entry.size;
-    }
-    if (this.#at === this.#buf.length) await this.#send(0);
+    return this.#at === this.#buf.length;
+  }
+
+  sendFull(): Promise<void> {
+    return this.#send(0);
   }
 
   end(incomplete: boolean): Promise<void> {
@@ -137,12 +167,7 @@ class ListingOut {
  * DIR/`root`, and everything in it when it is a folder: each folder opened in the one above it
  * with O_NOFOLLOW, listed with getdents64, each entry's status by statx in that folder.
  */
-async function walkRoot(
-  root: string,
-  fingerprints: Fingerprinter,
-  opts: ListingOptions,
-  out: ListingOut,
-): Promise<void> {
+async function walkRoot(root: string, opts: ListingOptions, out: ListingOut): Promise<void> {
   const { native } = opts;
   const rootPath = childPath(opts.inbox.root, root);
   let found: Listed;
@@ -151,10 +176,12 @@ async function walkRoot(
   } catch {
     return;
   }
-  const top = fingerprinted(root, found);
-  if (top === null) return;
-  await out.add(top, fingerprints);
-  if (top.kind !== "dir") return;
+  if (found.kind === "file") {
+    if (out.file(root, found.size, found.mtime)) await out.sendFull();
+    return;
+  }
+  if (found.kind !== "dir") return;
+  if (out.dir(root, found.mtime, found.mode)) await out.sendFull();
   const stack: { fd: number; rel: string; entries: Dirent[]; next: number }[] = [];
   const enter = (dir: number, name: string, rel: string) => {
     if (stack.length >= MAX_PATH_DEPTH) return;
@@ -180,7 +207,7 @@ async function walkRoot(
         }
       }
       const { name, isDirectory, utf8 } = level.entries[level.next++]!;
-      await out.visit();
+      if (out.visit()) await out.turn();
       if (utf8 === false) continue; // no sender can announce it under this name
       const rel = `${level.rel}/${name}`;
       let status: Listed;
@@ -189,20 +216,14 @@ async function walkRoot(
       } catch {
         continue;
       }
-      const entry = fingerprinted(rel, status);
-      if (entry === null) continue;
-      await out.add(entry, fingerprints);
-      if (entry.kind === "dir" && isDirectory !== false) enter(level.fd, name, rel);
+      let full: boolean;
+      if (status.kind === "file") full = out.file(rel, status.size, status.mtime);
+      else if (status.kind === "dir") full = out.dir(rel, status.mtime, status.mode);
+      else continue;
+      if (full) await out.sendFull();
+      if (status.kind === "dir" && isDirectory !== false) enter(level.fd, name, rel);
     }
   } finally {
     for (const level of stack) native.close(level.fd);
   }
-}
-
-function fingerprinted(path: string, status: Listed): Fingerprinted | null {
-  if (status.kind === "file") {
-    return { kind: "file", path, size: status.size, mtime: status.mtime };
-  }
-  if (status.kind === "dir") return { kind: "dir", path, mtime: status.mtime, mode: status.mode };
-  return null;
 }

@@ -17,6 +17,7 @@ import {
 import { decodeAnnounce, encodeJson, type Totals } from "../protocol/messages.ts";
 import { loadDigest } from "../protocol/digests.ts";
 import { decodeList, decodeListed } from "../protocol/listing.ts";
+import { opensslSha256Into } from "../transport/sha256_openssl.ts";
 import { nativeDigests } from "../transport/native_digests.ts";
 import { type Listing, sendListing } from "./listing_walk.ts";
 import { loadNativeReader } from "../native/native_read.ts";
@@ -232,6 +233,7 @@ export class SessionLoop {
       writer: link.writer,
       native,
       sha256,
+      sha256Into: opensslSha256Into(),
       limits,
       stopIfClosed: () => this.opts.stopIfClosed(),
     });

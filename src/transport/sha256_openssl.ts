@@ -5,6 +5,7 @@
  * small files. Used only after it gives the FIPS 180-2 value of "abc".
  */
 import { type Libcrypto, loadLibcrypto } from "../native/libcrypto.ts";
+import type { Sha256Into } from "../protocol/listing.ts";
 
 /** SHA-256("abc"), FIPS 180-2 appendix B.1. */
 const ABC_SHA256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
@@ -20,6 +21,30 @@ export function opensslSha256(lib?: Libcrypto | null): ((data: Uint8Array) => Ui
   if (lib !== undefined) return make(lib);
   if (loaded === undefined) loaded = make(loadLibcrypto());
   return loaded;
+}
+
+let loadedInto: Sha256Into | null | undefined;
+
+/**
+ * SHA-256 of a buffer's first bytes into a 32-byte output, through OpenSSL
+ * (a listing's fingerprints: no array per call), or null as `opensslSha256`.
+ */
+export function opensslSha256Into(lib?: Libcrypto | null): Sha256Into | null {
+  if (lib !== undefined) return makeInto(lib);
+  if (loadedInto === undefined) loadedInto = makeInto(loadLibcrypto());
+  return loadedInto;
+}
+
+function makeInto(lib: Libcrypto | null): Sha256Into | null {
+  if (lib === null || opensslSha256(lib) === null) return null;
+  const md = lib.EVP_sha256();
+  if (md === null) return null;
+  return (data, length, out) => {
+    if (length > data.length || out.length < 32) throw new RangeError("SHA-256 buffer too short");
+    if (lib.EVP_Digest(data, BigInt(length), out, null, md, null) !== 1) {
+      throw new Error("OpenSSL EVP_Digest failed");
+    }
+  };
 }
 
 function make(lib: Libcrypto | null): ((data: Uint8Array) => Uint8Array) | null {
