@@ -563,6 +563,42 @@ Deno.test("ListingFilter hands on every entry the listing lacks, in the walk's o
   assertEquals(filter.unchanged, { files: counted.length, bytes: counted.length });
 });
 
+Deno.test("ListingFilter uses a listing that came at once early, and walks ahead boundedly while one does not", async () => {
+  const entries = Array.from({ length: 40_000 }, (_, i) => ({
+    path: `t/f${i}`,
+    source: `/t/f${i}`,
+    kind: "file" as const,
+    size: 1,
+    mtime: 1000,
+    mode: 0o644,
+  }));
+  const salt = new Uint8Array(16);
+  const start = (listing: Promise<FingerprintSet | null>) => {
+    const walked = { count: 0 };
+    const walk = {
+      pull: () =>
+        walked.count < entries.length
+          ? { type: "entry" as const, entry: entries[walked.count++]! }
+          : null,
+      next: () => Promise.resolve({ done: true as const, value: undefined }),
+    };
+    const filter = new ListingFilter(walk, listing, salt, sha256, new Outcomes(() => {}));
+    return { filter, walked };
+  };
+  // A receiver that holds nothing there answers at once: the transfer starts after a short walk.
+  const early = start(Promise.resolve(new FingerprintSet()));
+  assertEquals((await early.filter.pull())?.type, "entry");
+  assert(early.walked.count <= 1024, `walked ${early.walked.count} entries first`);
+  // One that takes its time: the walk goes on ahead, but no further than its bound.
+  let answer = (_: FingerprintSet) => {};
+  const late = start(new Promise((resolve) => answer = resolve));
+  const first = late.filter.pull();
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  assert(late.walked.count > 1024 && late.walked.count <= 16_384, `walked ${late.walked.count}`);
+  answer(new FingerprintSet());
+  assertEquals((await first)?.type, "entry");
+});
+
 Deno.test({
   name: "sendListing() stops at its bound (incomplete), skips links and names that are not UTF-8",
   ignore: Deno.build.os !== "linux",

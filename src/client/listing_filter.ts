@@ -18,10 +18,18 @@ import type { LocalEntry, WalkItem, WalkItems } from "./walk.ts";
 
 /** Entries walked ahead while the listing is still coming. */
 const LOOKAHEAD = 16384;
-/** Walk entries between two looks at the socket while walking ahead. */
-const YIELD_EVERY = 4096;
-/** The most entries `#ahead` holds (it stops filling past LOOKAHEAD, at a look's end). */
-const AHEAD_MAX = LOOKAHEAD + YIELD_EVERY;
+/**
+ * Entries walked ahead before the first look at the socket: a receiver that holds little under
+ * the names answers at once, and the transfer need not wait for more of the walk.
+ */
+const FIRST_LOOK = 1024;
+/**
+ * Walking time between two later looks. A look is a turn of the event loop through a timer,
+ * about 2 ms idle (Deno's timers tick in milliseconds), so not one every few thousand entries.
+ */
+const LOOK_MS = 50;
+/** Entries between two readings of the clock. */
+const CLOCK_EVERY = 256;
 
 export class ListingFilter implements WalkItems {
   #set: FingerprintSet | null = null;
@@ -32,8 +40,8 @@ export class ListingFilter implements WalkItems {
    * The fingerprint of each entry in `#ahead`, made while waiting: back to back in one buffer
    * (no object per entry to keep alive), `#printed` saying which have one.
    */
-  readonly #aheadPrints = new Uint8Array(FINGERPRINT_BYTES * AHEAD_MAX);
-  readonly #printed = new Uint8Array(AHEAD_MAX);
+  readonly #aheadPrints = new Uint8Array(FINGERPRINT_BYTES * LOOKAHEAD);
+  readonly #printed = new Uint8Array(LOOKAHEAD);
   #next = 0;
   readonly #prints: Fingerprinter;
   /** One fingerprint made to look up (not kept). */
@@ -112,17 +120,23 @@ export class ListingFilter implements WalkItems {
 
   /** Walks on into the buffer while the listing is coming, looking at the socket now and then. */
   async #walkAhead(): Promise<void> {
+    let looked = performance.now();
     while (this.#waiting && this.#ahead.length < LOOKAHEAD && this.#ahead.at(-1) !== null) {
-      for (let i = 0; i < YIELD_EVERY && this.#ahead.at(-1) !== null; i++) {
-        const pulled = this.walk.pull();
-        const item = pulled instanceof Promise ? await pulled : pulled;
-        const at = this.#ahead.length;
-        const printed = item?.type === "entry" &&
-          this.#print(item.entry, this.#aheadPrints, FINGERPRINT_BYTES * at);
-        this.#printed[at] = printed ? 1 : 0;
-        this.#ahead.push(item);
+      const pulled = this.walk.pull();
+      const item = pulled instanceof Promise ? await pulled : pulled;
+      const at = this.#ahead.length;
+      const printed = item?.type === "entry" &&
+        this.#print(item.entry, this.#aheadPrints, FINGERPRINT_BYTES * at);
+      this.#printed[at] = printed ? 1 : 0;
+      this.#ahead.push(item);
+      const walked = at + 1;
+      if (
+        walked === FIRST_LOOK ||
+        (walked % CLOCK_EVERY === 0 && performance.now() - looked >= LOOK_MS)
+      ) {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        looked = performance.now();
       }
-      await new Promise((resolve) => setTimeout(resolve, 0));
     }
     await this.#listing;
   }

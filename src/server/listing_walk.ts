@@ -9,7 +9,7 @@
  * not UTF-8 is skipped. Bounded: at most LISTING_MAX_FINGERPRINTS
  * fingerprints and LISTING_MAX_VISITS entries looked at (then the listing is
  * incomplete), a folder open per level; the event loop gets a turn every
- * VISITS_PER_TURN entries, so the server's other sessions go on.
+ * TURN_MS of walking, so the server's other sessions go on.
  */
 import { FrameType } from "../protocol/frame.ts";
 import {
@@ -46,8 +46,13 @@ export interface ListingOptions {
 
 /** Entries looked at in all (listed or not) before the listing stops, incomplete. */
 export const LISTING_MAX_VISITS = 4 * LISTING_MAX_FINGERPRINTS;
-/** Entries looked at between two turns of the event loop. */
-const VISITS_PER_TURN = 4096;
+/**
+ * Walking time between two turns of the event loop. A turn goes through a timer, about 2 ms idle
+ * (Deno's timers tick in milliseconds), so not one every few thousand entries.
+ */
+const TURN_MS = 50;
+/** Entries looked at between two readings of the clock. */
+const CLOCK_EVERY = 256;
 
 /** What a listing held: files and folders fingerprinted, and of those the files and their bytes. */
 export interface Listing {
@@ -98,6 +103,7 @@ class ListingOut {
   readonly #buf = new Uint8Array(LISTING_FRAME_FINGERPRINTS * FINGERPRINT_BYTES);
   #at = 0;
   #visits = 0;
+  #turned = performance.now();
   readonly #max: number;
   readonly listing: Listing = { entries: 0, files: 0, bytes: 0 };
 
@@ -111,12 +117,13 @@ class ListingOut {
   /** One entry looked at: true when the event loop is due a turn (`turn`). */
   visit(): boolean {
     if (++this.#visits > LISTING_MAX_VISITS) throw new Full();
-    return this.#visits % VISITS_PER_TURN === 0;
+    return this.#visits % CLOCK_EVERY === 0 && performance.now() - this.#turned >= TURN_MS;
   }
 
   /** A turn of the event loop, then the session's state. */
   async turn(): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 0));
+    this.#turned = performance.now();
     this.opts.stopIfClosed();
   }
 
