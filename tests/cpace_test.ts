@@ -19,6 +19,7 @@ import {
   type CpaceRole,
   cpaceStart,
   generatorString,
+  isValidShare,
   lvCat,
   prependLen,
   scalarMultVfy,
@@ -525,4 +526,22 @@ Deno.test("cpaceFinish() takes exactly the shares the reference decoder takes (r
     if (ok) accepted++;
   }
   assert(accepted > 100, `only ${accepted} random encodings decoded`);
+});
+
+Deno.test("isValidShare() takes exactly what the reference decoder takes, less the identity", () => {
+  for (const list of Object.values(BAD_ENCODINGS)) {
+    for (const encoding of list) assertEquals(isValidShare(hex(encoding)), false, encoding);
+  }
+  for (const encoding of MULTIPLES_OF_B) assertEquals(isValidShare(hex(encoding)), true, encoding);
+  assertEquals(isValidShare(IDENTITY), false);
+  assertEquals(isValidShare(new Uint8Array(31)), false);
+  const bytes = new Uint8Array(32);
+  for (let i = 0; i < 3000; i++) {
+    crypto.getRandomValues(bytes);
+    bytes[31]! &= i % 3 === 0 ? 0xff : 0x7f;
+    if (i % 2 === 0) bytes[0]! &= 0xfe;
+    const ok = rfcDecode(bytes) === "ok" && bytes.some((b) => b !== 0);
+    assertEquals(isValidShare(bytes), ok, toHex(bytes));
+    assertEquals(scalarMultVfy(TV.s, bytes).some((b) => b !== 0), ok, toHex(bytes));
+  }
 });

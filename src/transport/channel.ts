@@ -30,8 +30,8 @@ import {
   cpaceFinish,
   type CpaceRole,
   cpaceStart,
+  isValidShare,
   lvCat,
-  scalarMultVfy,
 } from "./cpace.ts";
 import type { Frame, FrameReader, FrameWriter } from "./frame_io.ts";
 import {
@@ -201,18 +201,6 @@ async function expect(reader: FrameReader, type: FrameTypeCode, name: string): P
   return { type: frame.type, payload: frame.payload.slice() };
 }
 
-const ONE = new Uint8Array(SHARE_BYTES);
-ONE[0] = 1;
-
-/**
- * Whether `share` is the canonical encoding of a ristretto255 element other
- * than the identity (PROTOCOL.md §4.3): 1 · decode(share) is the identity
- * encoding exactly when the share does not decode or is the identity.
- */
-function validShare(share: Uint8Array): boolean {
-  return scalarMultVfy(ONE, share).some((b) => b !== 0);
-}
-
 function channelId(senderPreamble: Uint8Array, receiverPreamble: Uint8Array, mode: number) {
   return lvCat(CI_LABEL, senderPreamble, receiverPreamble, Uint8Array.of(mode));
 }
@@ -347,7 +335,7 @@ export async function receiverKeyExchange(
   }
   // Checked before our share goes out: a share that cannot give a key tells us nothing about
   // the code and learns nothing of it, so it is refused in the clear, not counted as a guess.
-  if (!validShare(share.subarray(0, SHARE_BYTES))) {
+  if (!isValidShare(share.subarray(0, SHARE_BYTES))) {
     throw new ProtocolError("bad-key-share", "invalid key share");
   }
   await opts.pace();

@@ -183,6 +183,18 @@ function scalarMultVfyInt(y: bigint, x: Uint8Array): Uint8Array {
   return point.multiply(y).toBytes();
 }
 
+/**
+ * Whether `x` decodes to a ristretto255 element other than the neutral one: exactly when
+ * `scalarMultVfy(1, x)` is not G.I, without the multiplication (a share is public).
+ */
+export function isValidShare(x: Uint8Array): boolean {
+  try {
+    return !ristretto255.Point.fromBytes(x).is0();
+  } catch {
+    return false;
+  }
+}
+
 function isIdentityEncoding(k: Uint8Array): boolean {
   // K = G.I is a public abort condition (§7.2), so an early-exit comparison is fine.
   return k.length === IDENTITY_ENCODING.length && k.every((b) => b === 0);
