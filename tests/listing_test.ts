@@ -140,6 +140,16 @@ Deno.test("FingerprintSet holds what was added, grows, and stops at its bound", 
   for (let at = 0; at < bytes.length; at += 12) assert(set.has(bytes.subarray(at, at + 12)));
   assertFalse(set.has(new Uint8Array(12).fill(0xab)));
   assertEquals(set.size, 50_000);
+  // Frames one after another, as a LISTING's payload holds them (one byte in), duplicates once.
+  const framed = new FingerprintSet();
+  for (const part of [bytes.subarray(0, 12 * 1000), bytes.subarray(12 * 500, 12 * 30_000)]) {
+    const payload = new Uint8Array(1 + part.length);
+    payload.set(part, 1);
+    assert(framed.addAll(payload.subarray(1)));
+  }
+  assertEquals(framed.size, 30_000);
+  for (let at = 0; at < 12 * 30_000; at += 12) assert(framed.has(bytes, at));
+  assertFalse(framed.has(bytes, 12 * 30_000));
   const big = new FingerprintSet();
   const many = new Uint8Array(12 * (LISTING_MAX_FINGERPRINTS + 1));
   const view = new DataView(many.buffer);

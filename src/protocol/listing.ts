@@ -265,9 +265,14 @@ export class FingerprintSet {
 
   /** Adds the fingerprints in `bytes` (12 each); false once there would be more than the bound. */
   addAll(bytes: Uint8Array): boolean {
+    const count = Math.floor(bytes.length / FINGERPRINT_BYTES);
+    const room = LISTING_MAX_FINGERPRINTS - this.#size;
+    // Grown once for the whole frame (at most half full), not step by step.
+    this.#reserve(this.#size + Math.min(count, room));
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     for (let at = 0; at + FINGERPRINT_BYTES <= bytes.length; at += FINGERPRINT_BYTES) {
       if (this.#size >= LISTING_MAX_FINGERPRINTS) return false;
-      this.#add(read32(bytes, at), read32(bytes, at + 4), read32(bytes, at + 8));
+      this.#add(view.getUint32(at), view.getUint32(at + 4), view.getUint32(at + 8));
     }
     return true;
   }
@@ -275,10 +280,11 @@ export class FingerprintSet {
   /** Whether the fingerprint at `fp[at, at + 12)` is in the set. */
   has(fp: Uint8Array, at = 0): boolean {
     const a = read32(fp, at), b = read32(fp, at + 4), c = read32(fp, at + 8);
-    const mask = this.#used.length - 1;
+    const used = this.#used, as = this.#a, bs = this.#b, cs = this.#c;
+    const mask = used.length - 1;
     for (let i = this.#slot(a, b, c) & mask;; i = (i + 1) & mask) {
-      if (this.#used[i] === 0) return false;
-      if (this.#a[i] === a && this.#b[i] === b && this.#c[i] === c) return true;
+      if (used[i] === 0) return false;
+      if (as[i] === a && bs[i] === b && cs[i] === c) return true;
     }
   }
 
@@ -292,24 +298,28 @@ export class FingerprintSet {
   }
 
   #add(a: number, b: number, c: number): void {
-    if ((this.#size + 1) * 2 > this.#used.length) this.#grow();
-    const mask = this.#used.length - 1;
+    if ((this.#size + 1) * 2 > this.#used.length) this.#reserve(this.#size + 1);
+    const used = this.#used, as = this.#a, bs = this.#b, cs = this.#c;
+    const mask = used.length - 1;
     for (let i = this.#slot(a, b, c) & mask;; i = (i + 1) & mask) {
-      if (this.#used[i] === 0) {
-        this.#used[i] = 1;
-        this.#a[i] = a;
-        this.#b[i] = b;
-        this.#c[i] = c;
+      if (used[i] === 0) {
+        used[i] = 1;
+        as[i] = a;
+        bs[i] = b;
+        cs[i] = c;
         this.#size++;
         return;
       }
-      if (this.#a[i] === a && this.#b[i] === b && this.#c[i] === c) return;
+      if (as[i] === a && bs[i] === b && cs[i] === c) return;
     }
   }
 
-  #grow(): void {
+  /** Room for `size` values with the table at most half full. */
+  #reserve(size: number): void {
+    let length = this.#used.length;
+    while (size * 2 > length) length *= 2;
+    if (length === this.#used.length) return;
     const a = this.#a, b = this.#b, c = this.#c, used = this.#used;
-    const length = used.length * 2;
     this.#a = new Uint32Array(length);
     this.#b = new Uint32Array(length);
     this.#c = new Uint32Array(length);
