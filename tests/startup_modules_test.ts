@@ -87,6 +87,24 @@ Deno.test("send evaluates none of the receiver's modules, no word list, and no d
   assertEquals(matching(modules, [/^node:/]), []);
 });
 
+Deno.test("a send calls Deno's global timers only where a terminal or --json asks for them", async () => {
+  // Deno's setTimeout and setInterval are Node's, compiled on first use (several ms of a send's
+  // start); what every send runs uses src/transport/timer.ts instead.
+  const allowed: Record<string, string> = {
+    "src/cli/send_report.ts": "the progress line, on a terminal only",
+    "src/cli/output.ts": "--json lines held back, with --json only",
+    "src/transport/byte_stream.ts": "closeGracefully, which only the receiver calls",
+  };
+  const calling: string[] = [];
+  for (const name of reached("src/subcommands/send.ts", { dynamic: false })) {
+    if (!name.startsWith("src/")) continue;
+    const text = await Deno.readTextFile(new URL(name, ROOT));
+    const code = text.replace(/\/\*[\s\S]*?\*\//g, "").replace(/\/\/.*$/gm, "");
+    if (/\b(setTimeout|setInterval)\s*\(/.test(code)) calling.push(name);
+  }
+  assertEquals(calling.filter((name) => !(name in allowed)), []);
+});
+
 Deno.test("serve evaluates the web page and the QR code only with --web", () => {
   const modules = reached("src/subcommands/serve.ts", { dynamic: false });
   assert(modules.has("src/server/server.ts"));

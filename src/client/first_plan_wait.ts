@@ -4,6 +4,7 @@
  * on it says why nothing moves, once. The CLI's session and the browser page's both use it.
  */
 import { MAX_FIRST_PLAN_DELAY_MS } from "../protocol/limits.ts";
+import { after, type Timer } from "../transport/timer.ts";
 import type { Watchdog } from "../transport/watchdog.ts";
 import type { SendErrors } from "./send_errors.ts";
 import type { SendEvent } from "./send_types.ts";
@@ -13,7 +14,7 @@ export const WAIT_NOTE_MS = 3000;
 
 export class FirstPlanWait {
   #planned = false;
-  #note: ReturnType<typeof setTimeout> | undefined;
+  #note: Timer;
 
   /** Starts the longer wait now; a warning goes to `emit` once if no PLAN came in WAIT_NOTE_MS. */
   constructor(
@@ -24,24 +25,24 @@ export class FirstPlanWait {
   ) {
     errors.idleTimeoutMs = idleTimeoutMs + MAX_FIRST_PLAN_DELAY_MS;
     watchdog.reset(errors.idleTimeoutMs);
-    this.#note = setTimeout(() => {
+    this.#note = after(WAIT_NOTE_MS, () => {
       if (this.#planned) return;
       const message = `waiting for ${errors.where} to accept (it may be asking the person there)`;
       emit({ type: "warning", message });
-    }, WAIT_NOTE_MS);
+    });
   }
 
   /** The first PLAN came: back to the usual timeout. */
   planned(): void {
     if (this.#planned) return;
     this.#planned = true;
-    clearTimeout(this.#note);
+    this.#note.cancel();
     this.errors.idleTimeoutMs = this.idleTimeoutMs;
     this.watchdog.reset(this.idleTimeoutMs);
   }
 
   /** The session ends: no note any more. */
   stop(): void {
-    clearTimeout(this.#note);
+    this.#note.cancel();
   }
 }

@@ -13,6 +13,7 @@ import {
   type Listed,
   type Sha256Into,
 } from "../protocol/listing.ts";
+import { sleep } from "../transport/timer.ts";
 import type { Outcomes } from "./send_types.ts";
 import type { LocalEntry, WalkItem, WalkItems } from "./walk.ts";
 
@@ -134,7 +135,7 @@ export class ListingFilter implements WalkItems {
         walked === FIRST_LOOK ||
         (walked % CLOCK_EVERY === 0 && performance.now() - looked >= LOOK_MS)
       ) {
-        await new Promise((resolve) => setTimeout(resolve, 0));
+        await sleep(0);
         looked = performance.now();
       }
     }

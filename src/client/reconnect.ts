@@ -4,6 +4,7 @@
  * (a first delay, doubling up to 30 s). The clock is a parameter, so the
  * policy can be tested without waiting.
  */
+import { sleep } from "../transport/timer.ts";
 import { ConnectFailed, ConnectionLost } from "../errors.ts";
 
 /** The longest wait between two connections. */
@@ -34,7 +35,7 @@ export interface ReconnectOptions {
 }
 
 function sleepFor(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return sleep(ms);
 }
 
 /**

@@ -32,6 +32,7 @@ import { contentDigest } from "./content_digest.ts";
 import { FileSender } from "./file_sender.ts";
 import { FirstPlanWait } from "./first_plan_wait.ts";
 import { handshake } from "./handshake.ts";
+import { sleep } from "../transport/timer.ts";
 import { opensslSha256Into } from "../transport/sha256_openssl.ts";
 import { ListingFilter } from "./listing_filter.ts";
 import { Pipeline } from "./pipeline.ts";
@@ -331,19 +332,13 @@ class SendSession {
    * nothing announced (DONE, so the receiver counts it complete and keeps no marker of it).
    */
   async #refuseChecksum(): Promise<never> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       await this.#link.writer.frame(FrameType.DONE, new Uint8Array(0));
       await this.#link.writer.flush();
       // Its BYE, for a second at most: the receiver then ends the session as complete.
-      await Promise.race([
-        this.#link.reader.next(),
-        new Promise((r) => timer = setTimeout(r, 1000)),
-      ]);
+      await Promise.race([this.#link.reader.next(), sleep(1000)]);
     } catch {
       /* nothing was sent either way */
-    } finally {
-      clearTimeout(timer);
     }
     throw new FerryError(
       "unsupported",
@@ -358,7 +353,7 @@ class SendSession {
     const reading = this.#replies?.reading ?? Promise.resolve();
     if (!this.#replies?.failure && isConnectionError(err)) {
       // A write failed; the receiver may have said why just before closing. Give the reader a moment.
-      await Promise.race([reading, new Promise((r) => setTimeout(r, 500))]);
+      await Promise.race([reading, sleep(500)]);
     }
     return this.#replies?.failure ?? await this.#explainFailure(err);
   }

@@ -4,10 +4,15 @@
  * pending read or write). One timer per connection, checked at a coarse
  * interval, so touching costs nothing on the hot path.
  */
+import { after, type Timer } from "./timer.ts";
+
 export class Watchdog {
   #last = performance.now();
-  #timer: ReturnType<typeof setInterval>;
+  #timer: Timer | null = null;
   #fired = false;
+  #stopped = false;
+  readonly #interval: number;
+  readonly #onExpire: () => void;
 
   #ms: number;
   /** Holds in force (hold()): the deadline does not run while any is. */
@@ -15,14 +20,23 @@ export class Watchdog {
 
   constructor(ms: number, onExpire: () => void) {
     this.#ms = ms;
-    const interval = Math.max(10, Math.min(1000, ms / 4));
-    this.#timer = setInterval(() => {
+    this.#interval = Math.max(10, Math.min(1000, ms / 4));
+    this.#onExpire = onExpire;
+    this.#arm();
+  }
+
+  /** The next check, an interval from now. */
+  #arm(): void {
+    this.#timer = after(this.#interval, () => {
+      if (this.#stopped) return;
       if (this.#holds === 0 && performance.now() - this.#last >= this.#ms) {
         this.#fired = true;
         this.stop();
-        onExpire();
+        this.#onExpire();
+        return;
       }
-    }, interval);
+      this.#arm();
+    });
   }
 
   /** Moves to a new deadline (e.g. from the handshake's to the idle one), counting from now. */
@@ -57,6 +71,7 @@ export class Watchdog {
   }
 
   stop(): void {
-    clearInterval(this.#timer);
+    this.#stopped = true;
+    this.#timer?.cancel();
   }
 }
