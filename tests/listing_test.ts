@@ -10,6 +10,7 @@
 import { assert, assertEquals, assertFalse, assertThrows } from "@std/assert";
 import { join } from "node:path";
 import { digestHex } from "../src/protocol/digests.ts";
+import { opensslSha256Into } from "../src/transport/sha256_openssl.ts";
 import { ProtocolError } from "../src/protocol/errors.ts";
 import { FrameType } from "../src/protocol/frame.ts";
 import {
@@ -69,6 +70,29 @@ Deno.test("fingerprint() is the first 12 bytes of SHA-256 of the salt and the en
     assertEquals(digestHex(fingerprint(sha256, SALT, entry)), hex, entry.path);
     assertEquals(digestHex(prints.of(entry)), hex, `${entry.path} (in place)`);
   }
+});
+
+Deno.test({
+  name: "opensslSha256Into() hashes a buffer's first bytes, wherever the buffer starts",
+  ignore: opensslSha256Into() === null,
+  fn() {
+    const into = opensslSha256Into()!;
+    const data = randomBytes(300);
+    const out = new Uint8Array(40).fill(0xaa);
+    for (const [from, length] of [[0, 0], [0, 3], [1, 55], [7, 64], [13, 200], [0, 300]]) {
+      const view = data.subarray(from!);
+      into(view, length!, out);
+      assertEquals(digestHex(out.subarray(0, 32)), digestHex(sha256(view.slice(0, length))));
+      assertEquals(out[32], 0xaa, "only 32 bytes are written");
+    }
+    assertThrows(() => into(data.subarray(0, 10), 11, out), RangeError);
+    // Through the Fingerprinter, Appendix A.5's values.
+    const prints = new Fingerprinter(sha256, SALT, into);
+    assertEquals(
+      digestHex(prints.of({ kind: "dir", path: "photos", mtime: 1717171700000, mode: 0o755 })),
+      "5a98558d274a28907e4d3105",
+    );
+  },
 });
 
 Deno.test("Fingerprinter writes in place what fingerprint() makes, whatever the numbers", () => {

@@ -9,7 +9,8 @@
  * not UTF-8 is skipped. Bounded: at most LISTING_MAX_FINGERPRINTS
  * fingerprints and LISTING_MAX_VISITS entries looked at (then the listing is
  * incomplete), a folder open per level; the event loop gets a turn every
- * TURN_MS of walking, so the server's other sessions go on.
+ * TURN_MS of walking (checked every CLOCK_EVERY entries), so the server's
+ * other sessions go on.
  */
 import { FrameType } from "../protocol/frame.ts";
 import {
@@ -47,10 +48,11 @@ export interface ListingOptions {
 /** Entries looked at in all (listed or not) before the listing stops, incomplete. */
 export const LISTING_MAX_VISITS = 4 * LISTING_MAX_FINGERPRINTS;
 /**
- * Walking time between two turns of the event loop. A turn goes through a timer, about 2 ms idle
- * (Deno's timers tick in milliseconds), so not one every few thousand entries.
+ * Walking time between two turns of the event loop: what the server's other sessions wait at
+ * most. A turn goes through a timer, about 2 ms idle (Deno's timers tick in milliseconds), so
+ * not one every few hundred entries.
  */
-const TURN_MS = 50;
+const TURN_MS = 25;
 /** Entries looked at between two readings of the clock. */
 const CLOCK_EVERY = 256;
 

@@ -6,8 +6,19 @@
  *
  * A cancelled timer only stops its callback: the runtime keeps it until it
  * is due, which keeps a process with nothing else to do alive until then
- * (the CLI ends with `Deno.exit`). Browsers have `AbortSignal.timeout` too.
+ * (the CLI ends with `Deno.exit`). A browser without `AbortSignal.timeout`
+ * (Safari before 16) gets the global `setTimeout`.
+ *
+ * `deno test` does not count these timers as leaks, so `liveTimers` counts
+ * the ones set and neither due nor cancelled, for tests to check.
  */
+
+let live = 0;
+
+/** Timers set with `after` that have neither run nor been cancelled (tests). */
+export function liveTimers(): number {
+  return live;
+}
 
 /** A timer set with `after`. */
 export interface Timer {
@@ -17,15 +28,26 @@ export interface Timer {
 
 /** Runs `fn` once after `ms` milliseconds unless cancelled first. */
 export function after(ms: number, fn: () => void): Timer {
-  let live = true;
-  AbortSignal.timeout(Math.max(0, ms)).addEventListener("abort", () => {
-    if (!live) return;
-    live = false;
+  // As setTimeout takes them: a delay that is not a finite number is none.
+  const delay = Number.isFinite(ms) ? Math.max(0, ms) : 0;
+  let pending = true;
+  live++;
+  const due = () => {
+    if (!pending) return;
+    pending = false;
+    live--;
     fn();
-  }, { once: true });
+  };
+  if (typeof AbortSignal.timeout === "function") {
+    AbortSignal.timeout(delay).addEventListener("abort", due, { once: true });
+  } else {
+    globalThis.setTimeout(due, delay);
+  }
   return {
     cancel() {
-      live = false;
+      if (!pending) return;
+      pending = false;
+      live--;
     },
   };
 }
