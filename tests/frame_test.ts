@@ -121,6 +121,34 @@ Deno.test("FrameReader reassembles frames split into 1-byte reads", async () => 
   }
 });
 
+Deno.test("FrameReader.nextBuffered() takes only frames buffered whole, without reading", async () => {
+  const hello = new TextEncoder().encode("{}");
+  const data = new Uint8Array(10).fill(7);
+  const input = concat([
+    encodeFrame(FrameType.HELLO, hello),
+    encodeFrame(FrameType.DATA, data),
+    encodeFrame(FrameType.DONE, new Uint8Array(0)),
+  ]);
+  // The first read brings the first frame and half of the second.
+  const reader = new FrameReader(memoryStream(input, 5 + hello.length + 8));
+  assertEquals(reader.nextBuffered(), null); // nothing read yet
+  assertEquals((await reader.next())?.type, FrameType.HELLO);
+  assertEquals(reader.nextBuffered(), null); // the DATA frame is not all here
+  assertEquals(reader.buffered, 8);
+  const b = await reader.next();
+  assertEquals([b?.type, b?.payload], [FrameType.DATA, data]);
+  // The rest came with that read: DONE is taken at once.
+  assertEquals(reader.nextBuffered()?.type, FrameType.DONE);
+  assertEquals(reader.nextBuffered(), null);
+  assertEquals(await reader.next(), null);
+
+  // A bad header buffered behind a frame is refused there too, as next() would.
+  const bad = concat([encodeFrame(FrameType.HELLO, hello), header(0x99, 0)]);
+  const badReader = new FrameReader(memoryStream(bad, bad.length));
+  assertEquals((await badReader.next())?.type, FrameType.HELLO);
+  assertEquals(protocolCode(() => badReader.nextBuffered()), "bad-frame");
+});
+
 /** `count` DATA frames of `size` bytes, frame i filled with the byte i + 1. */
 function dataFrames(count: number, size: number): { input: Uint8Array; payloads: Uint8Array[] } {
   const payloads = Array.from({ length: count }, (_, i) => new Uint8Array(size).fill(i + 1));

@@ -143,9 +143,13 @@ export class SessionLoop {
     for (;;) {
       this.opts.stopIfClosed();
       if (reader.buffered === 0) await this.#acks.flush();
-      const next = this.#prefetched ?? reader.next();
-      this.#prefetched = null;
-      const frame = await next;
+      // A frame buffered whole is taken at once; only a frame still to be read is awaited.
+      let frame = this.#prefetched === null ? reader.nextBuffered() : null;
+      if (frame === null) {
+        const next = this.#prefetched ?? reader.next();
+        this.#prefetched = null;
+        frame = await next;
+      }
       if (frame === null) {
         throw new ProtocolError("truncated", "the sender closed the connection before DONE");
       }
