@@ -143,6 +143,11 @@ function readU64(view: DataView, at: number, what: string): number {
   return high * 2 ** 32 + view.getUint32(at + 4);
 }
 
+/** The big-endian u32 at `at` of `bytes` (which the caller checked is long enough). */
+function bytesU32(bytes: Uint8Array, at: number): number {
+  return bytes[at]! * 2 ** 24 + ((bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!);
+}
+
 export interface FileStart {
   id: number;
   offset: number;
@@ -180,9 +185,11 @@ export function encodeFileEnd(end: FileEnd): Uint8Array {
 
 export function decodeFileEnd(payload: Uint8Array): FileEnd {
   if (payload.length < 13) throw new ProtocolError("bad-frame", "truncated FILE_END");
-  const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
-  const id = view.getUint32(0);
-  const length = readU64(view, 4, "FILE_END length");
+  // Byte by byte, as parseHeader: no DataView to allocate for every file.
+  const id = bytesU32(payload, 0);
+  const high = bytesU32(payload, 4);
+  if (high >= 2 ** 21) throw new ProtocolError("bad-frame", "FILE_END length beyond 2^53");
+  const length = high * 2 ** 32 + bytesU32(payload, 8);
   const digestLength = payload[12]!; // at least 13 bytes, checked above
   if (digestLength > MAX_DIGEST_BYTES || payload.length !== 13 + digestLength) {
     throw new ProtocolError("bad-frame", "FILE_END digest length does not match the frame");

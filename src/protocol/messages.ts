@@ -446,31 +446,34 @@ export type EntryCheck = { ok: true; entry: Entry } | { ok: false; id: number; r
 export function checkEntry(raw: unknown): EntryCheck {
   const id = entryId(raw);
   const e = raw as Record<string, unknown>;
-  const refuse = (reason: string): EntryCheck => ({ ok: false, id, reason });
   if (e.kind === "text") {
     // A message, not a file: no name, no time, no mode (§5.15); only its size counts.
     if (!isUint(e.size, MAX_TEXT_BYTES)) {
-      return refuse(`a text's size must be a whole number from 0 to ${MAX_TEXT_BYTES}`);
+      return refusedEntry(id, `a text's size must be a whole number from 0 to ${MAX_TEXT_BYTES}`);
     }
     return { ok: true, entry: { id, path: "", kind: "text", size: e.size, mtime: 0, mode: 0 } };
   }
-  if (typeof e.path !== "string") return refuse("path is not a string");
-  if (e.kind !== "file" && e.kind !== "dir") return refuse("kind must be 'file' or 'dir'");
+  if (typeof e.path !== "string") return refusedEntry(id, "path is not a string");
+  if (e.kind !== "file" && e.kind !== "dir") {
+    return refusedEntry(id, "kind must be 'file' or 'dir'");
+  }
   let size: number | null = null;
   if (e.kind === "file") {
     if (e.size !== null && !isUint(e.size, MAX_FILE_SIZE)) {
-      return refuse("size must be a whole number from 0 to 2^53-1, or null");
+      return refusedEntry(id, "size must be a whole number from 0 to 2^53-1, or null");
     }
     size = e.size;
   } else if (e.size !== undefined && e.size !== null) {
-    return refuse("a directory has no size");
+    return refusedEntry(id, "a directory has no size");
   }
   if (typeof e.mtime !== "number" || !Number.isFinite(e.mtime) || Math.abs(e.mtime) > 8.64e15) {
-    return refuse("mtime must be a finite time in milliseconds");
+    return refusedEntry(id, "mtime must be a finite time in milliseconds");
   }
-  if (!isUint(e.mode, 0o7777)) return refuse("mode must be permission bits from 0 to 0o7777");
+  if (!isUint(e.mode, 0o7777)) {
+    return refusedEntry(id, "mode must be permission bits from 0 to 0o7777");
+  }
   if (e.digest !== undefined && (e.kind !== "file" || !isHexDigest(e.digest))) {
-    return refuse("digest must be a file's digest in lowercase hex");
+    return refusedEntry(id, "digest must be a file's digest in lowercase hex");
   }
   // The protocol's precision is the millisecond: a fraction is cut toward zero, as a Date
   // would (§5.4), so every path that applies or compares the time sees the same integer.
@@ -478,6 +481,11 @@ export function checkEntry(raw: unknown): EntryCheck {
   const entry: Entry = { id, path: e.path, kind: e.kind, size, mtime, mode: e.mode };
   if (e.digest !== undefined) entry.digest = e.digest as string;
   return { ok: true, entry };
+}
+
+/** The check of entry `id` that failed, for `reason` (a function, not a closure per entry). */
+function refusedEntry(id: number, reason: string): EntryCheck {
+  return { ok: false, id, reason };
 }
 
 /** A digest in lowercase hex: 2 to 128 digits, whole bytes (FILE_END carries up to 64 bytes). */

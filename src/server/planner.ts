@@ -158,13 +158,15 @@ export class Planner {
 
   async #decide(entry: Entry, free: number | null): Promise<Decision> {
     const { inbox, onConflict, limits, queue } = this.opts;
-    const refuse = (reason: string): Decision => ({ id: entry.id, action: "refuse", reason });
     if (++this.#entries > limits.maxEntries) {
-      return refuse(`this receiver takes at most ${limits.maxEntries} entries per session`);
+      return refusal(
+        entry.id,
+        `this receiver takes at most ${limits.maxEntries} entries per session`,
+      );
     }
     if (entry.kind === "text") {
       // A message for the person here: no name, nothing stored, no conflict policy (§5.15).
-      if (this.opts.text !== true) return refuse("kind must be 'file' or 'dir'");
+      if (this.opts.text !== true) return refusal(entry.id, "kind must be 'file' or 'dir'");
       queue.push({ entry, dir: "", name: "", partial: null, offer: null, reserved: 0 });
       return { id: entry.id, action: "accept" };
     }
@@ -184,9 +186,11 @@ export class Planner {
         return { id: entry.id, action: "accept" };
       }
       if (entry.size !== null && entry.size > limits.maxSize) {
-        return refuse(`larger than the receiver's limit of ${limits.maxSize} bytes`);
+        return refusal(entry.id, `larger than the receiver's limit of ${limits.maxSize} bytes`);
       }
-      if (!this.opts.bytes.fits(entry.size ?? 0)) return refuse(this.opts.bytes.overLimit);
+      if (!this.opts.bytes.fits(entry.size ?? 0)) {
+        return refusal(entry.id, this.opts.bytes.overLimit);
+      }
       const dir = await this.opts.ensure(parts.slice(0, -1));
       const name = parts[parts.length - 1]!;
       const target = childPath(dir, name);
@@ -194,14 +198,14 @@ export class Planner {
       if (
         target.length * 3 > PLATFORM_PATH_MAX && encoder.encode(target).length > PLATFORM_PATH_MAX
       ) {
-        return refuse("name too long for the receiver's file system");
+        return refusal(entry.id, "name too long for the receiver's file system");
       }
       const { digest, sync } = this.opts;
       if (
         onConflict === "update" && sync === true && entry.digest !== undefined &&
         entry.digest.length !== digest.length * 2
       ) {
-        return refuse(`its digest is not a ${digest.name} digest, the session's`);
+        return refusal(entry.id, `its digest is not a ${digest.name} digest, the session's`);
       }
       const resuming = this.opts.resumedSince !== null;
       // Under "rename" a name in use is found when placing the file; look now only if it matters.
@@ -250,8 +254,8 @@ export class Planner {
         if (onConflict === "skip") {
           return { id: entry.id, action: "skip", reason: "already exists" };
         }
-        if (onConflict === "fail") return refuse("already exists on the receiver");
-        if (existing === "dir") return refuse("a directory is in the way");
+        if (onConflict === "fail") return refusal(entry.id, "already exists on the receiver");
+        if (existing === "dir") return refusal(entry.id, "a directory is in the way");
       }
       // A file or a link there (never followed) is replaced when the new one is placed.
       const replacing = onConflict === "update" && (existing === "file" || existing === "other");
@@ -261,7 +265,7 @@ export class Planner {
       const offer = held ? { offset: held.size, hash: held.hash, prefix: held.prefix } : null;
       return this.#accept(entry, dir, name, free, replacing, partial, offer);
     } catch (err) {
-      if (err instanceof Refusal) return refuse(err.message);
+      if (err instanceof Refusal) return refusal(entry.id, err.message);
       throw err;
     }
   }
@@ -374,6 +378,11 @@ export class Planner {
     if (offer === null) return { id: entry.id, action: "accept", offset: 0 };
     return { id: entry.id, action: "accept", offset: offer.offset, prefix: offer.prefix };
   }
+}
+
+/** A refusal of entry `id`, for `reason`. */
+function refusal(id: number, reason: string): Decision {
+  return { id, action: "refuse", reason };
 }
 
 /** The reason of a skip under `update` whose file is the same as the sender's. */

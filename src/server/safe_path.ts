@@ -60,6 +60,8 @@ export const STAGING_DIR_NAME = ".ferry";
 
 /** Windows device names, matched against a component's part before its first dot. */
 const RESERVED_DEVICE = /^(CON|PRN|AUX|NUL|COM[0-9¹²³]|LPT[0-9¹²³]|CONIN\$|CONOUT\$)$/i;
+/** The lower-case letters (char codes) that RESERVED_DEVICE's names start with. */
+const DEVICE_INITIALS = new Set([..."cpanl"].map((c) => c.charCodeAt(0)));
 /** A first component that names a Windows drive. */
 const DRIVE_LETTER = /^[A-Za-z]:/;
 /** Characters a Windows file system cannot store in a name. */
@@ -116,6 +118,9 @@ function componentProblem(part: string, windows: boolean): string | undefined {
  * "aux .txt" is AUX.
  */
 function reservedDeviceName(part: string): string | undefined {
+  // Every device name starts with C, P, A, N or L (an ASCII letter, which no other character
+  // matches case-insensitively): most components are ruled out without cutting them.
+  if (!DEVICE_INITIALS.has(part.charCodeAt(0) | 0x20)) return undefined;
   const dot = part.indexOf(".");
   const base = (dot === -1 ? part : part.slice(0, dot)).replace(/ +$/, "");
   return RESERVED_DEVICE.test(base) ? base.toUpperCase() : undefined;
@@ -130,14 +135,30 @@ function hasControlCharacter(s: string): boolean {
   return false;
 }
 
-/** Length of a well-formed string in UTF-8 bytes. */
+/**
+ * Length of a well-formed string in UTF-8 bytes (a lone surrogate counts 3, as its code point
+ * would). By UTF-16 code units, without an iterator for every name.
+ */
 function utf8Length(s: string): number {
   let bytes = 0;
-  for (const ch of s) {
-    const cp = ch.codePointAt(0)!;
-    bytes += cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (isHighSurrogate(c) && isLowSurrogate(s.charCodeAt(i + 1))) {
+      bytes += 4; // a pair: one code point beyond U+FFFF
+      i++;
+    } else bytes += 3;
   }
   return bytes;
+}
+
+function isHighSurrogate(c: number): boolean {
+  return c >= 0xd800 && c <= 0xdbff;
+}
+
+function isLowSurrogate(c: number): boolean {
+  return c >= 0xdc00 && c <= 0xdfff;
 }
 
 function refuse(reason: string): NameCheck {
