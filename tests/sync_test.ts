@@ -160,6 +160,59 @@ Deno.test("update: a tree synced, changed and synced again equals the source; co
   }
 });
 
+Deno.test("update: folders get the sender's times, as rsync -a gives them; one already there keeps its mode", async () => {
+  await using tmp = await tempDir("ferry-sync-");
+  const src = join(tmp.path, "src");
+  const dir = join(tmp.path, "inbox");
+  await writeTree(src, {
+    "a/b/x.txt": { data: "x", mtime: OLD },
+    "a/y.txt": { data: "y", mtime: OLD },
+  });
+  const setFolderTimes = async (when: Date) => {
+    for (const folder of ["a/b", "a", ""]) await Deno.utime(join(src, folder), when, when);
+  };
+  await setFolderTimes(OLDER);
+  // The receiver has src/a already, private, with a file of its own in it.
+  await Deno.mkdir(join(dir, "src/a"), { recursive: true });
+  await Deno.writeTextFile(join(dir, "src/a/mine.txt"), "the receiver's");
+  await Deno.chmod(join(dir, "src/a"), 0o700);
+  const mtimeOf = async (path: string) => (await Deno.stat(path)).mtime!.getTime();
+  const modeOf = async (path: string) => (await Deno.stat(path)).mode! & 0o777;
+  const serve = await spawnServe(dir, ["--on-conflict", "update", "--no-discovery", "--json"], {
+    ready: (out) => out.includes('"type":"start"'),
+  });
+  try {
+    const sameTimes = async () => {
+      for (const folder of ["a/b", "a", ""]) {
+        assertEquals(
+          await mtimeOf(join(dir, "src", folder)),
+          await mtimeOf(join(src, folder)),
+          `src/${folder}`,
+        );
+      }
+    };
+    const first = await send(src, serve);
+    assertEquals(first.code, 0, first.stderr);
+    await sameTimes();
+    assertEquals(await modeOf(join(dir, "src/a")), 0o700, "an existing folder keeps its mode");
+    assertEquals(await modeOf(join(dir, "src/a/b")), await modeOf(join(src, "a/b")));
+    assertEquals(await Deno.readTextFile(join(dir, "src/a/mine.txt")), "the receiver's");
+
+    // A file replaced in a folder changes the folder's time on the receiver; the sync puts the
+    // sender's back, also on folders whose time the sender changed.
+    await Deno.writeTextFile(join(src, "a/b/x.txt"), "x, changed");
+    await Deno.utime(join(src, "a/b/x.txt"), OLDER, OLDER);
+    await setFolderTimes(OLD);
+    const second = await send(src, serve);
+    assertEquals(second.code, 0, second.stderr);
+    assertStringIncludes(second.stdout, ", 0 new, 1 updated, 1 unchanged");
+    await sameTimes();
+    assertEquals(await modeOf(join(dir, "src/a")), 0o700);
+  } finally {
+    await serve.stop();
+  }
+});
+
 Deno.test("update: a link at a file's name is replaced by the file, never followed or read", async () => {
   await using tmp = await tempDir("ferry-sync-");
   const src = join(tmp.path, "src");

@@ -200,10 +200,10 @@ export class BeneathFolders implements Folders {
     }
   }
 
-  async setMetadata(dir: string, mode: number, mtimeMs: number): Promise<void> {
+  async setMetadata(dir: string, mode: number | null, mtimeMs: number): Promise<void> {
     const folder = await this.#folder(this.#keyOf(dir), null, null);
     this.#verify(folder);
-    this.#native.setMode(folder.fd, mode);
+    if (mode !== null) this.#native.setMode(folder.fd, mode);
     this.#native.setTimes(folder.fd, mtimeMs);
     folder.dirty = true;
   }

@@ -18,13 +18,22 @@ export class FolderMetadata {
     readonly folders: Folders,
     /** When the transfer this session resumes first started, or null. */
     readonly resumedSince: TransferStart | null,
+    /**
+     * A sync (`update`): a directory that was there already gets the sender's mtime too, as
+     * rsync -a gives it, but keeps its own mode (PROTOCOL.md §9.4).
+     */
+    readonly timesOfExisting = false,
   ) {}
 
-  /** Gives `item`'s directory the sender's mode and mtime, if this transfer created it. */
+  /**
+   * Gives `item`'s directory the sender's mode and mtime if this transfer created it; under a
+   * sync, an existing one the mtime only.
+   */
   async apply(item: Accepted): Promise<void> {
-    if (!this.created.delete(item.dir) && !(await this.#bornInTransfer(item.dir))) return;
+    const ours = this.created.delete(item.dir) || await this.#bornInTransfer(item.dir);
+    if (!ours && !this.timesOfExisting) return;
     try {
-      const mode = (item.entry.mode & KEPT_MODE_BITS) | 0o700;
+      const mode = ours ? (item.entry.mode & KEPT_MODE_BITS) | 0o700 : null;
       await this.folders.setMetadata(item.dir, mode, item.entry.mtime);
     } catch { /* metadata of a directory is best effort */ }
   }

@@ -90,8 +90,11 @@ export interface Folders {
    */
   checkStaged(path: string, info: Deno.FileInfo): void;
 
-  /** Gives folder `dir` (from `ensure`) the sender's mode and modification time. */
-  setMetadata(dir: string, mode: number, mtimeMs: number): Promise<void>;
+  /**
+   * Gives folder `dir` (from `ensure`) the sender's mode and modification time; with `mode` null,
+   * the time only (the folder keeps its own mode).
+   */
+  setMetadata(dir: string, mode: number | null, mtimeMs: number): Promise<void>;
 
   /** How many folders have entries not yet fsynced. */
   readonly dirty: number;

@@ -181,15 +181,15 @@ export class PathFolders implements Folders {
     }
   }
 
-  setMetadata(dir: string, mode: number, mtimeMs: number): Promise<void> {
+  setMetadata(dir: string, mode: number | null, mtimeMs: number): Promise<void> {
     return settled(() => this.#setMetadata(dir, mode, mtimeMs));
   }
 
-  #setMetadata(dir: string, mode: number, mtimeMs: number): void {
+  #setMetadata(dir: string, mode: number | null, mtimeMs: number): void {
     // Metadata calls, in place (see ensure). Deno's calls follow a link, so the folder is
     // checked right before; a link swapped in between could still redirect them.
     this.#recheck(dir);
-    if (Deno.build.os !== "windows") Deno.chmodSync(dir, mode);
+    if (mode !== null && Deno.build.os !== "windows") Deno.chmodSync(dir, mode);
     const mtime = new Date(mtimeMs);
     Deno.utimeSync(dir, mtime, mtime);
     this.#dirty.add(dir);

@@ -92,7 +92,7 @@ export class SessionLoop {
     this.#asked = opts.ask === undefined;
     const bytes = new SessionBytes(limits.maxTotal);
     this.#queue = new AcceptedQueue(inbox);
-    this.#metadata = new FolderMetadata(folders, greeting.resumedSince);
+    this.#metadata = new FolderMetadata(folders, greeting.resumedSince, onConflict === "update");
     const { created } = this.#metadata;
     const keepAlive = new KeepAlive(link.writer);
     this.#planner = new Planner({
