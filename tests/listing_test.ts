@@ -561,8 +561,9 @@ Deno.test("ReplyReader refuses a LISTING after the last, a PLAN inside a listing
   }
 });
 
-Deno.test("ListingFilter hands on every entry the listing lacks, in the walk's order, whenever the listing comes", async () => {
-  const entries = Array.from({ length: 20_000 }, (_, i) => ({
+/** `count` files t/f0, t/f1, ... of one byte each, as a walk gives them. */
+function fileEntries(count: number) {
+  return Array.from({ length: count }, (_, i) => ({
     path: `t/f${i}`,
     source: `/t/f${i}`,
     kind: "file" as const,
@@ -570,15 +571,28 @@ Deno.test("ListingFilter hands on every entry the listing lacks, in the walk's o
     mtime: 1000,
     mode: 0o644,
   }));
+}
+
+/** A walk handing out `entries` in order, and how many it has handed out. */
+function walkOf(entries: ReturnType<typeof fileEntries>) {
+  const walked = { count: 0 };
+  const walk = {
+    pull: () =>
+      walked.count < entries.length
+        ? { type: "entry" as const, entry: entries[walked.count++]! }
+        : null,
+    next: () => Promise.resolve({ done: true as const, value: undefined }),
+  };
+  return { walk, walked };
+}
+
+Deno.test("ListingFilter hands on every entry the listing lacks, in the walk's order, whenever the listing comes", async () => {
+  const entries = fileEntries(20_000);
   const salt = new Uint8Array(16);
   const listed = new FingerprintSet();
   const prints = new Fingerprinter(sha256, salt);
   for (let i = 0; i < entries.length; i += 3) listed.addAll(prints.of(entries[i]!));
-  let next = 0;
-  const walk = {
-    pull: () => next < entries.length ? { type: "entry" as const, entry: entries[next++]! } : null,
-    next: () => Promise.resolve({ done: true as const, value: undefined }),
-  };
+  const { walk } = walkOf(entries);
   const counted: number[] = [];
   const filter = new ListingFilter(
     walk,
@@ -598,24 +612,10 @@ Deno.test("ListingFilter hands on every entry the listing lacks, in the walk's o
 });
 
 Deno.test("ListingFilter uses a listing that came at once early, and walks ahead boundedly while one does not", async () => {
-  const entries = Array.from({ length: 40_000 }, (_, i) => ({
-    path: `t/f${i}`,
-    source: `/t/f${i}`,
-    kind: "file" as const,
-    size: 1,
-    mtime: 1000,
-    mode: 0o644,
-  }));
+  const entries = fileEntries(40_000);
   const salt = new Uint8Array(16);
   const start = (listing: Promise<FingerprintSet | null>) => {
-    const walked = { count: 0 };
-    const walk = {
-      pull: () =>
-        walked.count < entries.length
-          ? { type: "entry" as const, entry: entries[walked.count++]! }
-          : null,
-      next: () => Promise.resolve({ done: true as const, value: undefined }),
-    };
+    const { walk, walked } = walkOf(entries);
     const filter = new ListingFilter(walk, listing, salt, sha256, new Outcomes(() => {}));
     return { filter, walked };
   };
