@@ -18,8 +18,8 @@ let loaded: ((data: Uint8Array) => Uint8Array) | null | undefined;
  * library (tests; nothing is cached).
  */
 export function opensslSha256(lib?: Libcrypto | null): ((data: Uint8Array) => Uint8Array) | null {
-  if (lib !== undefined) return make(lib);
-  if (loaded === undefined) loaded = make(loadLibcrypto());
+  if (lib !== undefined) return oneShotOf(makeInto(lib));
+  if (loaded === undefined) loaded = oneShotOf(opensslSha256Into());
   return loaded;
 }
 
@@ -36,33 +36,32 @@ export function opensslSha256Into(lib?: Libcrypto | null): Sha256Into | null {
 }
 
 function makeInto(lib: Libcrypto | null): Sha256Into | null {
-  if (lib === null || opensslSha256(lib) === null) return null;
-  const md = lib.EVP_sha256();
-  if (md === null) return null;
-  return (data, length, out) => {
-    if (length > data.length || out.length < 32) throw new RangeError("SHA-256 buffer too short");
-    if (lib.EVP_Digest(data, BigInt(length), out, null, md, null) !== 1) {
-      throw new Error("OpenSSL EVP_Digest failed");
-    }
-  };
-}
-
-function make(lib: Libcrypto | null): ((data: Uint8Array) => Uint8Array) | null {
   if (lib === null) return null;
   try {
     const md = lib.EVP_sha256();
     if (md === null) return null;
-    const sha256 = (data: Uint8Array): Uint8Array => {
-      const out = new Uint8Array(32);
-      if (lib.EVP_Digest(data, BigInt(data.length), out, null, md, null) !== 1) {
+    const into: Sha256Into = (data, length, out) => {
+      if (length > data.length || out.length < 32) throw new RangeError("SHA-256 buffer too short");
+      if (lib.EVP_Digest(data, BigInt(length), out, null, md, null) !== 1) {
         throw new Error("OpenSSL EVP_Digest failed");
       }
-      return out;
     };
-    const abc = sha256(new TextEncoder().encode("abc"));
-    const hex = Array.from(abc, (b) => b.toString(16).padStart(2, "0")).join("");
-    return hex === ABC_SHA256 ? sha256 : null;
+    const abc = new TextEncoder().encode("abc");
+    const out = new Uint8Array(32);
+    into(abc, abc.length, out);
+    const hex = Array.from(out, (b) => b.toString(16).padStart(2, "0")).join("");
+    return hex === ABC_SHA256 ? into : null;
   } catch {
     return null;
   }
+}
+
+/** The one-shot form of `into`: a new 32-byte array per call. */
+function oneShotOf(into: Sha256Into | null): ((data: Uint8Array) => Uint8Array) | null {
+  if (into === null) return null;
+  return (data) => {
+    const out = new Uint8Array(32);
+    into(data, data.length, out);
+    return out;
+  };
 }
