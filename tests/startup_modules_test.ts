@@ -87,11 +87,10 @@ Deno.test("send evaluates none of the receiver's modules, no word list, and no d
   assertEquals(matching(modules, [/^node:/]), []);
 });
 
-Deno.test("a send's static imports call Deno's global timers only where a terminal or --json asks for them", async () => {
+Deno.test("a send's static imports call Deno's global timers only where --json asks for them", async () => {
   // Deno's setTimeout and setInterval are Node's, compiled on first use (several ms of a send's
   // start); what every send runs uses src/transport/timer.ts instead.
   const allowed: Record<string, string> = {
-    "src/cli/send_report.ts": "the progress line, on a terminal only",
     "src/cli/output.ts": "--json lines held back, with --json only",
     "src/transport/byte_stream.ts": "closeGracefully, which only the receiver calls",
     "src/transport/timer.ts": "the fallback where AbortSignal.timeout is missing (older browsers)",

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { join } from "node:path";
-import { after, liveTimers, sleep } from "../src/transport/timer.ts";
+import { after, every, liveTimers, sleep } from "../src/transport/timer.ts";
 import { Watchdog } from "../src/transport/watchdog.ts";
 import { sendInProcess, startServer } from "./_in_process.ts";
 import { tempDir } from "./_temp_dir.ts";
@@ -16,6 +16,25 @@ Deno.test("after() runs its callback once, when due, unless cancelled", async ()
   await sleep(60);
   assertEquals(ran, ["not a number: at once", "due"]);
   assert(performance.now() - start >= 30);
+  assertEquals(liveTimers(), before);
+});
+
+Deno.test("every() runs its callback again and again until cancelled, also from inside", async () => {
+  const before = liveTimers();
+  let outside = 0;
+  const ticking = every(10, () => outside++);
+  let inside = 0;
+  const self: { timer: ReturnType<typeof every> | null } = { timer: null };
+  self.timer = every(10, () => {
+    if (++inside === 3) self.timer!.cancel();
+  });
+  await sleep(150);
+  ticking.cancel();
+  const stopped = outside;
+  await sleep(60);
+  assert(stopped >= 3, `ran ${stopped} times`);
+  assertEquals(outside, stopped, "none after cancel");
+  assertEquals(inside, 3, "cancelled from inside after its third run");
   assertEquals(liveTimers(), before);
 });
 

@@ -9,6 +9,7 @@ import type { SendEvent, SendResult } from "../client/send_session.ts";
 import type { Totals } from "../client/walk.ts";
 import { escapeName } from "../escape.ts";
 import { formatBytes, formatSeconds, plural, syncCounts } from "./format.ts";
+import { every, type Timer } from "../transport/timer.ts";
 import { emitJson, emitJsonSoon, type Mode, writeText } from "./output.ts";
 import {
   etaSeconds,
@@ -33,7 +34,7 @@ export interface SendStart {
 
 export class SendReporter {
   #live: LiveArea | null;
-  #timer: ReturnType<typeof setInterval> | null = null;
+  #timer: Timer | null = null;
   #meter = new RateMeter();
   /** Bytes sent in this run (no resumed bytes). */
   #sent = 0;
@@ -84,7 +85,7 @@ export class SendReporter {
       );
     }
     if (this.mode !== "plain") {
-      this.#timer = setInterval(() => this.#tick(), PROGRESS_INTERVAL_MS);
+      this.#timer = every(PROGRESS_INTERVAL_MS, () => this.#tick());
     }
   }
 
@@ -271,21 +272,21 @@ export class SendReporter {
 
   /** Stops redrawing for a while (a question on the terminal); resume() starts again. */
   pause(): void {
-    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer?.cancel();
     this.#timer = null;
     this.#live?.clear();
   }
 
   resume(): void {
     if (this.#closed || this.mode === "plain" || this.#timer !== null) return;
-    this.#timer = setInterval(() => this.#tick(), PROGRESS_INTERVAL_MS);
+    this.#timer = every(PROGRESS_INTERVAL_MS, () => this.#tick());
   }
 
   /** Stops redrawing and erases the progress line: whatever is printed next starts clean. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer?.cancel();
     this.#timer = null;
     this.#live?.clear();
   }

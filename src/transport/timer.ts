@@ -52,6 +52,28 @@ export function after(ms: number, fn: () => void): Timer {
   };
 }
 
+/**
+ * Runs `fn` every `ms` milliseconds (each time `ms` after the last run ended) until cancelled;
+ * `fn` may cancel it.
+ */
+export function every(ms: number, fn: () => void): Timer {
+  let current: Timer | null = null;
+  let stopped = false;
+  const arm = () => {
+    current = after(ms, () => {
+      fn();
+      if (!stopped) arm();
+    });
+  };
+  arm();
+  return {
+    cancel() {
+      stopped = true;
+      current?.cancel();
+    },
+  };
+}
+
 /** Settles after `ms` milliseconds. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => after(ms, resolve));

@@ -4,15 +4,12 @@
  * pending read or write). One timer per connection, checked at a coarse
  * interval, so touching costs nothing on the hot path.
  */
-import { after, type Timer } from "./timer.ts";
+import { every, type Timer } from "./timer.ts";
 
 export class Watchdog {
   #last = performance.now();
-  #timer: Timer | null = null;
+  readonly #timer: Timer;
   #fired = false;
-  #stopped = false;
-  readonly #interval: number;
-  readonly #onExpire: () => void;
 
   #ms: number;
   /** Holds in force (hold()): the deadline does not run while any is. */
@@ -20,22 +17,13 @@ export class Watchdog {
 
   constructor(ms: number, onExpire: () => void) {
     this.#ms = ms;
-    this.#interval = Math.max(10, Math.min(1000, ms / 4));
-    this.#onExpire = onExpire;
-    this.#arm();
-  }
-
-  /** The next check, an interval from now. */
-  #arm(): void {
-    this.#timer = after(this.#interval, () => {
-      if (this.#stopped) return;
+    const interval = Math.max(10, Math.min(1000, ms / 4));
+    this.#timer = every(interval, () => {
       if (this.#holds === 0 && performance.now() - this.#last >= this.#ms) {
         this.#fired = true;
         this.stop();
-        this.#onExpire();
-        return;
+        onExpire();
       }
-      this.#arm();
     });
   }
 
@@ -71,7 +59,6 @@ export class Watchdog {
   }
 
   stop(): void {
-    this.#stopped = true;
-    this.#timer?.cancel();
+    this.#timer.cancel();
   }
 }
