@@ -113,8 +113,7 @@ export function parseHeader(
     throw new ProtocolError("bad-frame", `unknown frame type 0x${type.toString(16)}`);
   }
   const max = type === FrameType.DATA ? typeMax : Math.min(typeMax, maxControl);
-  const length = bytes[at + 1]! * 2 ** 24 +
-    ((bytes[at + 2]! << 16) | (bytes[at + 3]! << 8) | bytes[at + 4]!);
+  const length = bytesU32(bytes, at + 1);
   if (length > max) {
     throw new ProtocolError(
       "frame-too-large",
@@ -137,13 +136,17 @@ function writeU64(view: DataView, at: number, value: number): void {
   view.setUint32(at + 4, value >>> 0);
 }
 
-function readU64(view: DataView, at: number, what: string): number {
-  const high = view.getUint32(at);
+/** The big-endian u64 at `at` of `bytes`, refused beyond 2^53 (`what` names it). */
+function readU64(bytes: Uint8Array, at: number, what: string): number {
+  const high = bytesU32(bytes, at);
   if (high >= 2 ** 21) throw new ProtocolError("bad-frame", `${what} beyond 2^53`);
-  return high * 2 ** 32 + view.getUint32(at + 4);
+  return high * 2 ** 32 + bytesU32(bytes, at + 4);
 }
 
-/** The big-endian u32 at `at` of `bytes` (which the caller checked is long enough). */
+/**
+ * The big-endian u32 at `at` of `bytes` (which the caller checked is long enough), read byte by
+ * byte: no DataView to make for every frame or file.
+ */
 function bytesU32(bytes: Uint8Array, at: number): number {
   return bytes[at]! * 2 ** 24 + ((bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!);
 }
@@ -163,8 +166,7 @@ export function encodeFileStart(start: FileStart): Uint8Array {
 
 export function decodeFileStart(payload: Uint8Array): FileStart {
   if (payload.length !== 12) throw new ProtocolError("bad-frame", "FILE_START must be 12 bytes");
-  const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
-  return { id: view.getUint32(0), offset: readU64(view, 4, "FILE_START offset") };
+  return { id: bytesU32(payload, 0), offset: readU64(payload, 4, "FILE_START offset") };
 }
 
 export interface FileEnd {
@@ -185,11 +187,8 @@ export function encodeFileEnd(end: FileEnd): Uint8Array {
 
 export function decodeFileEnd(payload: Uint8Array): FileEnd {
   if (payload.length < 13) throw new ProtocolError("bad-frame", "truncated FILE_END");
-  // Byte by byte, as parseHeader: no DataView to allocate for every file.
   const id = bytesU32(payload, 0);
-  const high = bytesU32(payload, 4);
-  if (high >= 2 ** 21) throw new ProtocolError("bad-frame", "FILE_END length beyond 2^53");
-  const length = high * 2 ** 32 + bytesU32(payload, 8);
+  const length = readU64(payload, 4, "FILE_END length");
   const digestLength = payload[12]!; // at least 13 bytes, checked above
   if (digestLength > MAX_DIGEST_BYTES || payload.length !== 13 + digestLength) {
     throw new ProtocolError("bad-frame", "FILE_END digest length does not match the frame");
@@ -215,7 +214,7 @@ export function encodeFileAbort(abort: FileAbort): Uint8Array {
 
 export function decodeFileAbort(payload: Uint8Array): FileAbort {
   if (payload.length < 4) throw new ProtocolError("bad-frame", "truncated FILE_ABORT");
-  const id = new DataView(payload.buffer, payload.byteOffset, 4).getUint32(0);
+  const id = bytesU32(payload, 0);
   const reason = new TextDecoder().decode(payload.subarray(4));
   return { id, reason };
 }
