@@ -27,6 +27,7 @@ import {
 import { MAX_PATH_DEPTH } from "../protocol/limits.ts";
 import { AT_FDCWD } from "../native/libc.ts";
 import type { Dirent, Listed, NativeReader } from "../native/native_read.ts";
+import { sleep } from "../transport/timer.ts";
 import type { FrameWriter } from "../transport/frame_io.ts";
 import { childPath, type Inbox, Refusal } from "./inbox.ts";
 
@@ -124,7 +125,7 @@ class ListingOut {
 
   /** A turn of the event loop, then the session's state. */
   async turn(): Promise<void> {
-    await new Promise((resolve) => setTimeout(resolve, 0));
+    await sleep(0);
     this.#turned = performance.now();
     this.opts.stopIfClosed();
   }
