@@ -9,8 +9,10 @@
  * The browser build swaps these modules for browser ones with the same
  * exports (through an import map): src/transport/aead.ts (OpenSSL, node:crypto)
  * for src/web/aead_browser.ts, src/transport/native_digests.ts (FFI) for
- * src/web/native_digests_browser.ts, node:crypto and src/node_crypto.ts for src/web/node_crypto_browser.ts,
- * and, for src/protocol/digests.ts only, hash-wasm for src/web/hash_wasm_browser.ts.
+ * src/web/native_digests_browser.ts, src/transport/ristretto255_load.ts (FFI) for
+ * src/web/ristretto255_load_browser.ts, node:crypto and src/node_crypto.ts for
+ * src/web/node_crypto_browser.ts, and, for src/protocol/digests.ts only, hash-wasm for
+ * src/web/hash_wasm_browser.ts.
  *
  *   deno task build:web           writes src/server/web_page.ts
  *   deno task build:web --check   fails if it is not what the sources build
@@ -27,6 +29,8 @@ const importMap = {
     [at("src/node_crypto.ts").href]: at("src/web/node_crypto_browser.ts").href,
     [at("src/transport/aead.ts").href]: at("src/web/aead_browser.ts").href,
     [at("src/transport/native_digests.ts").href]: at("src/web/native_digests_browser.ts").href,
+    [at("src/transport/ristretto255_load.ts").href]:
+      at("src/web/ristretto255_load_browser.ts").href,
   },
   scopes: {
     // digests.ts loads all of hash-wasm for xxh128, which the page does not offer; the page's

@@ -33,6 +33,26 @@ import {
   verifyPeerConfirmation,
 } from "../src/transport/key_schedule.ts";
 
+import { nobleRistretto255 } from "../src/transport/ristretto255_noble.ts";
+import { sodiumRistretto255 } from "../src/transport/ristretto255_sodium.ts";
+import type { Ristretto255 } from "../src/transport/ristretto255.ts";
+
+/** libsodium's build where it loads (the test task grants ffi for it), and @noble/curves'. */
+const sodium = sodiumRistretto255();
+const GROUPS: Ristretto255[] = sodium === null ? [nobleRistretto255] : [nobleRistretto255, sodium];
+/** The build the running test uses (groupTest sets it; tests in a file run one at a time). */
+let group: Ristretto255 = nobleRistretto255;
+
+/** `fn` as one test per build of the group. */
+function groupTest(name: string, fn: () => void): void {
+  for (const build of GROUPS) {
+    Deno.test(`${name} [${build.name}]`, () => {
+      group = build;
+      fn();
+    });
+  }
+}
+
 function hex(s: string): Uint8Array {
   const clean = s.replace(/\s+/g, "");
   const out = new Uint8Array(clean.length / 2);
@@ -131,29 +151,29 @@ Deno.test("generatorString() matches the B.3.1 generator string (ZPAD length 100
   assertEquals(toHex(s), toHex(TV.generatorString));
 });
 
-Deno.test("calculateGenerator() matches the B.3.1 encoded generator g", () => {
-  assertEquals(toHex(calculateGenerator(TV.prs, TV.ci, TV.sid)), toHex(TV.g));
+groupTest("calculateGenerator() matches the B.3.1 encoded generator g", () => {
+  assertEquals(toHex(calculateGenerator(TV.prs, TV.ci, TV.sid, group)), toHex(TV.g));
 });
 
-Deno.test("cpaceStart() produces Ya and Yb of B.3.2 and B.3.3 from the given scalars", () => {
-  const a = cpaceStart({ ...TV, ad: TV.ada, role: "initiator", scalar: TV.ya });
-  const b = cpaceStart({ ...TV, ad: TV.adb, role: "responder", scalar: TV.yb });
+groupTest("cpaceStart() produces Ya and Yb of B.3.2 and B.3.3 from the given scalars", () => {
+  const a = cpaceStart({ group, ...TV, ad: TV.ada, role: "initiator", scalar: TV.ya });
+  const b = cpaceStart({ group, ...TV, ad: TV.adb, role: "responder", scalar: TV.yb });
   assertEquals(toHex(a.message), toHex(TV.Ya));
   assertEquals(toHex(b.message), toHex(TV.Yb));
 });
 
-Deno.test("scalarMultVfy() gives the B.3.4 shared point K on both sides", () => {
-  assertEquals(toHex(scalarMultVfy(TV.ya, TV.Yb)), toHex(TV.K));
-  assertEquals(toHex(scalarMultVfy(TV.yb, TV.Ya)), toHex(TV.K));
+groupTest("scalarMultVfy() gives the B.3.4 shared point K on both sides", () => {
+  assertEquals(toHex(scalarMultVfy(TV.ya, TV.Yb, group)), toHex(TV.K));
+  assertEquals(toHex(scalarMultVfy(TV.yb, TV.Ya, group)), toHex(TV.K));
 });
 
 Deno.test("transcriptIr() gives the B.3.5 transcript", () => {
   assertEquals(toHex(transcriptIr(TV.Ya, TV.ada, TV.Yb, TV.adb)), toHex(TV.transcriptIr));
 });
 
-Deno.test("cpaceFinish() gives the B.3.5 initiator/responder ISK on both sides", () => {
-  const a = cpaceStart({ ...TV, ad: TV.ada, role: "initiator", scalar: TV.ya });
-  const b = cpaceStart({ ...TV, ad: TV.adb, role: "responder", scalar: TV.yb });
+groupTest("cpaceFinish() gives the B.3.5 initiator/responder ISK on both sides", () => {
+  const a = cpaceStart({ group, ...TV, ad: TV.ada, role: "initiator", scalar: TV.ya });
+  const b = cpaceStart({ group, ...TV, ad: TV.adb, role: "responder", scalar: TV.yb });
   const outA = cpaceFinish(a.state, b.message, TV.adb);
   const outB = cpaceFinish(b.state, a.message, TV.ada);
   assertEquals(outA.isk.length, CPACE_ISK_BYTES);
@@ -169,47 +189,47 @@ Deno.test("cpaceFinish() gives the B.3.5 initiator/responder ISK on both sides",
   }
 });
 
-Deno.test("scalarMultVfy() matches the B.3.10 valid-input case", () => {
-  assertEquals(toHex(scalarMultVfy(TV.s, TV.X)), toHex(TV.sX));
+groupTest("scalarMultVfy() matches the B.3.10 valid-input case", () => {
+  assertEquals(toHex(scalarMultVfy(TV.s, TV.X, group)), toHex(TV.sX));
 });
 
-Deno.test("scalarMultVfy() returns the identity for the B.3.11 invalid inputs", () => {
-  assertEquals(scalarMultVfy(TV.s, TV.Yi1), IDENTITY);
-  assertEquals(scalarMultVfy(TV.s, TV.Yi2), IDENTITY);
+groupTest("scalarMultVfy() returns the identity for the B.3.11 invalid inputs", () => {
+  assertEquals(scalarMultVfy(TV.s, TV.Yi1, group), IDENTITY);
+  assertEquals(scalarMultVfy(TV.s, TV.Yi2, group), IDENTITY);
 });
 
 // ---------------------------------------------------------------------------
 // Abort conditions (draft §7.2, §8.3.1, §9)
 
 function startPair(prsA: Uint8Array = TV.prs, prsB: Uint8Array = TV.prs) {
-  const a = cpaceStart({ prs: prsA, ci: TV.ci, sid: TV.sid, ad: TV.ada, role: "initiator" });
-  const b = cpaceStart({ prs: prsB, ci: TV.ci, sid: TV.sid, ad: TV.adb, role: "responder" });
+  const a = cpaceStart({ group, prs: prsA, ci: TV.ci, sid: TV.sid, ad: TV.ada, role: "initiator" });
+  const b = cpaceStart({ group, prs: prsB, ci: TV.ci, sid: TV.sid, ad: TV.adb, role: "responder" });
   return { a, b };
 }
 
 function assertAborts(peerMessage: Uint8Array) {
   for (const role of ["initiator", "responder"] as CpaceRole[]) {
-    const { state } = cpaceStart({ prs: TV.prs, ci: TV.ci, sid: TV.sid, ad: TV.ada, role });
+    const { state } = cpaceStart({ group, prs: TV.prs, ci: TV.ci, sid: TV.sid, ad: TV.ada, role });
     assertThrows(() => cpaceFinish(state, peerMessage, TV.adb), CpaceError);
   }
 }
 
-Deno.test("cpaceFinish() rejects the identity point (B.3.11 Y_i2)", () => {
+groupTest("cpaceFinish() rejects the identity point (B.3.11 Y_i2)", () => {
   assertAborts(TV.Yi2);
 });
 
-Deno.test("cpaceFinish() rejects a non-canonical encoding (B.3.11 Y_i1)", () => {
+groupTest("cpaceFinish() rejects a non-canonical encoding (B.3.11 Y_i1)", () => {
   assertAborts(TV.Yi1);
 });
 
-Deno.test("cpaceFinish() rejects garbage bytes that do not decode", () => {
+groupTest("cpaceFinish() rejects garbage bytes that do not decode", () => {
   assertAborts(new Uint8Array(32).fill(0xff));
   // Odd s (RFC 9496 §4.3.1 step 3) and s >= p (step 1).
   assertAborts(Uint8Array.from({ length: 32 }, (_, i) => (i === 0 ? 1 : 0)));
   assertAborts(hex("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"));
 });
 
-Deno.test("cpaceFinish() rejects shares of the wrong length", () => {
+groupTest("cpaceFinish() rejects shares of the wrong length", () => {
   assertAborts(new Uint8Array(0));
   assertAborts(TV.Yb.subarray(0, 31));
   const long = new Uint8Array(33);
@@ -217,23 +237,29 @@ Deno.test("cpaceFinish() rejects shares of the wrong length", () => {
   assertAborts(long);
 });
 
-Deno.test("cpaceFinish() refuses to reuse a state", () => {
+groupTest("cpaceFinish() refuses to reuse a state", () => {
   const { a, b } = startPair();
   cpaceFinish(a.state, b.message, TV.adb);
   assertThrows(() => cpaceFinish(a.state, b.message, TV.adb), CpaceError, "already used");
 });
 
-Deno.test("cpaceFinish() consumes the state even when the peer share is invalid", () => {
+groupTest("cpaceFinish() consumes the state even when the peer share is invalid", () => {
   const { a, b } = startPair();
   assertThrows(() => cpaceFinish(a.state, IDENTITY, TV.adb), CpaceError);
   assertThrows(() => cpaceFinish(a.state, b.message, TV.adb), CpaceError, "already used");
 });
 
-Deno.test("cpaceStart() rejects out-of-range test scalars", () => {
+groupTest("cpaceStart() rejects out-of-range test scalars", () => {
   const base = { prs: TV.prs, ci: TV.ci, sid: TV.sid, ad: TV.ada, role: "initiator" as const };
-  assertThrows(() => cpaceStart({ ...base, scalar: new Uint8Array(32) }), CpaceError);
-  assertThrows(() => cpaceStart({ ...base, scalar: new Uint8Array(32).fill(0xff) }), CpaceError);
-  assertThrows(() => cpaceStart({ ...base, scalar: new Uint8Array(31).fill(1) }), CpaceError);
+  assertThrows(() => cpaceStart({ group, ...base, scalar: new Uint8Array(32) }), CpaceError);
+  assertThrows(
+    () => cpaceStart({ group, ...base, scalar: new Uint8Array(32).fill(0xff) }),
+    CpaceError,
+  );
+  assertThrows(
+    () => cpaceStart({ group, ...base, scalar: new Uint8Array(31).fill(1) }),
+    CpaceError,
+  );
 });
 
 // ---------------------------------------------------------------------------
@@ -244,14 +270,14 @@ function run(prsA: Uint8Array, prsB: Uint8Array): { a: CpaceOutput; b: CpaceOutp
   return { a: cpaceFinish(a.state, b.message, TV.adb), b: cpaceFinish(b.state, a.message, TV.ada) };
 }
 
-Deno.test("cpaceStart() samples a fresh scalar each run", () => {
+groupTest("cpaceStart() samples a fresh scalar each run", () => {
   const x = startPair();
   const y = startPair();
   assertNotEquals(toHex(x.a.message), toHex(y.a.message));
   assertNotEquals(toHex(x.a.message), toHex(x.b.message));
 });
 
-Deno.test("an initiator and a responder with the same code agree on keys and confirm", () => {
+groupTest("an initiator and a responder with the same code agree on keys and confirm", () => {
   const code = utf8("7-crane-lotus-oyster");
   const { a, b } = run(code, code);
   assertEquals(a.isk, b.isk);
@@ -268,7 +294,7 @@ Deno.test("an initiator and a responder with the same code agree on keys and con
   assertEquals(trafficKeys(ka, "initiator").receive, trafficKeys(kb, "responder").send);
 });
 
-Deno.test("a wrong code gives different keys and fails confirmation on both sides", () => {
+groupTest("a wrong code gives different keys and fails confirmation on both sides", () => {
   const { a, b } = run(utf8("7-crane-lotus-oyster"), utf8("7-crane-lotus-oysters"));
   assertNotEquals(toHex(a.isk), toHex(b.isk));
   const ka = deriveSessionKeys(a);
@@ -281,7 +307,7 @@ Deno.test("a wrong code gives different keys and fails confirmation on both side
   assertEquals(ka.transcriptHash, kb.transcriptHash);
 });
 
-Deno.test("verifyPeerConfirmation() rejects reflected, truncated and empty tags", () => {
+groupTest("verifyPeerConfirmation() rejects reflected, truncated and empty tags", () => {
   const code = utf8("7-crane-lotus-oyster");
   const { a } = run(code, code);
   const k = deriveSessionKeys(a);
@@ -292,26 +318,26 @@ Deno.test("verifyPeerConfirmation() rejects reflected, truncated and empty tags"
   assert(!verifyPeerConfirmation(k, "initiator", new Uint8Array(0)));
 });
 
-Deno.test("a different CI, sid or AD gives a different ISK", () => {
+groupTest("a different CI, sid or AD gives a different ISK", () => {
   const base = { prs: TV.prs, ci: TV.ci, sid: TV.sid };
   const other = [
     { ci: utf8("other channel") },
     { sid: hex("00000000000000000000000000000000") },
   ];
   for (const change of other) {
-    const a = cpaceStart({ ...base, ad: TV.ada, role: "initiator" });
-    const b = cpaceStart({ ...base, ...change, ad: TV.adb, role: "responder" });
+    const a = cpaceStart({ group, ...base, ad: TV.ada, role: "initiator" });
+    const b = cpaceStart({ group, ...base, ...change, ad: TV.adb, role: "responder" });
     const isk = cpaceFinish(a.state, b.message, TV.adb).isk;
     assertNotEquals(toHex(isk), toHex(cpaceFinish(b.state, a.message, TV.ada).isk));
   }
   // An AD changed in transit: each side binds what it saw.
-  const a = cpaceStart({ ...base, ad: TV.ada, role: "initiator" });
-  const b = cpaceStart({ ...base, ad: TV.adb, role: "responder" });
+  const a = cpaceStart({ group, ...base, ad: TV.ada, role: "initiator" });
+  const b = cpaceStart({ group, ...base, ad: TV.adb, role: "responder" });
   const iskA = cpaceFinish(a.state, b.message, utf8("ADb'")).isk;
   assertNotEquals(toHex(iskA), toHex(cpaceFinish(b.state, a.message, TV.ada).isk));
 });
 
-Deno.test("deriveSessionKeys() binds the transcript: same ISK, other AD, other keys", () => {
+groupTest("deriveSessionKeys() binds the transcript: same ISK, other AD, other keys", () => {
   const code = utf8("7-crane-lotus-oyster");
   const { a } = run(code, code);
   const tampered = { ...a, adb: utf8("something else") };
@@ -319,7 +345,7 @@ Deno.test("deriveSessionKeys() binds the transcript: same ISK, other AD, other k
   assertNotEquals(toHex(deriveSessionKeys(a).c2s), toHex(deriveSessionKeys(tampered).c2s));
 });
 
-Deno.test("deriveSessionKeys() follows the documented formulas (checked with node:crypto)", () => {
+groupTest("deriveSessionKeys() follows the documented formulas (checked with node:crypto)", () => {
   const code = utf8("7-crane-lotus-oyster");
   const { a } = run(code, code);
   const th = createHash("sha256")
@@ -471,16 +497,16 @@ Deno.test("the reference decoder sorts RFC 9496's invalid encodings into their c
   }
 });
 
-Deno.test("cpaceFinish() refuses every class of RFC 9496 §4.3.1 invalid encoding", () => {
+groupTest("cpaceFinish() refuses every class of RFC 9496 §4.3.1 invalid encoding", () => {
   for (const [why, list] of Object.entries(BAD_ENCODINGS)) {
     for (const encoding of list) {
-      assertEquals(scalarMultVfy(TV.s, hex(encoding)), IDENTITY, `${why}: ${encoding}`);
+      assertEquals(scalarMultVfy(TV.s, hex(encoding), group), IDENTITY, `${why}: ${encoding}`);
       assertAborts(hex(encoding));
     }
   }
 });
 
-Deno.test("cpaceFinish() refuses a valid element's aliases: bit 255 set, or s + p", () => {
+groupTest("cpaceFinish() refuses a valid element's aliases: bit 255 set, or s + p", () => {
   // Decoders that ignore bit 255 (libsodium 1.0.18's ristretto255_frombytes among them)
   // take each of these as B, 2B, 3B; RFC 9496 and ferry refuse them.
   for (const encoding of MULTIPLES_OF_B) {
@@ -490,6 +516,7 @@ Deno.test("cpaceFinish() refuses a valid element's aliases: bit 255 set, or s + 
     assertAborts(alias);
     // The original is fine: only the alias is refused.
     const { state } = cpaceStart({
+      group,
       prs: TV.prs,
       ci: TV.ci,
       sid: TV.sid,
@@ -508,40 +535,58 @@ Deno.test("cpaceFinish() refuses a valid element's aliases: bit 255 set, or s + 
   }
 });
 
-Deno.test("cpaceFinish() refuses the identity, which decodes (s = 0)", () => {
+groupTest("cpaceFinish() refuses the identity, which decodes (s = 0)", () => {
   assertEquals(rfcDecode(IDENTITY), "ok");
   assertAborts(IDENTITY);
 });
 
-Deno.test("cpaceFinish() takes exactly the shares the reference decoder takes (random input)", () => {
-  const bytes = new Uint8Array(32);
-  let accepted = 0;
-  for (let i = 0; i < 3000; i++) {
-    crypto.getRandomValues(bytes);
-    bytes[31]! &= i % 3 === 0 ? 0xff : 0x7f; // a third with bit 255 possibly set
-    if (i % 2 === 0) bytes[0]! &= 0xfe; // half of them even, so the later checks are reached
-    const ok = rfcDecode(bytes) === "ok" && bytes.some((b) => b !== 0);
-    const vfy = scalarMultVfy(TV.s, bytes);
-    assertEquals(vfy.some((b) => b !== 0), ok, toHex(bytes));
-    if (ok) accepted++;
-  }
-  assert(accepted > 100, `only ${accepted} random encodings decoded`);
-});
+groupTest(
+  "cpaceFinish() takes exactly the shares the reference decoder takes (random input)",
+  () => {
+    const bytes = new Uint8Array(32);
+    let accepted = 0;
+    for (let i = 0; i < 3000; i++) {
+      crypto.getRandomValues(bytes);
+      bytes[31]! &= i % 3 === 0 ? 0xff : 0x7f; // a third with bit 255 possibly set
+      if (i % 2 === 0) bytes[0]! &= 0xfe; // half of them even, so the later checks are reached
+      const ok = rfcDecode(bytes) === "ok" && bytes.some((b) => b !== 0);
+      const vfy = scalarMultVfy(TV.s, bytes, group);
+      assertEquals(vfy.some((b) => b !== 0), ok, toHex(bytes));
+      if (ok) accepted++;
+    }
+    assert(accepted > 100, `only ${accepted} random encodings decoded`);
+  },
+);
 
-Deno.test("isValidShare() takes exactly what the reference decoder takes, less the identity", () => {
-  for (const list of Object.values(BAD_ENCODINGS)) {
-    for (const encoding of list) assertEquals(isValidShare(hex(encoding)), false, encoding);
-  }
-  for (const encoding of MULTIPLES_OF_B) assertEquals(isValidShare(hex(encoding)), true, encoding);
-  assertEquals(isValidShare(IDENTITY), false);
-  assertEquals(isValidShare(new Uint8Array(31)), false);
-  const bytes = new Uint8Array(32);
-  for (let i = 0; i < 3000; i++) {
-    crypto.getRandomValues(bytes);
-    bytes[31]! &= i % 3 === 0 ? 0xff : 0x7f;
-    if (i % 2 === 0) bytes[0]! &= 0xfe;
-    const ok = rfcDecode(bytes) === "ok" && bytes.some((b) => b !== 0);
-    assertEquals(isValidShare(bytes), ok, toHex(bytes));
-    assertEquals(scalarMultVfy(TV.s, bytes).some((b) => b !== 0), ok, toHex(bytes));
-  }
-});
+groupTest(
+  "isValidShare() takes exactly what the reference decoder takes, less the identity",
+  () => {
+    for (const list of Object.values(BAD_ENCODINGS)) {
+      for (const encoding of list) {
+        assertEquals(
+          isValidShare(hex(encoding), group),
+          false,
+          encoding,
+        );
+      }
+    }
+    for (const encoding of MULTIPLES_OF_B) {
+      assertEquals(
+        isValidShare(hex(encoding), group),
+        true,
+        encoding,
+      );
+    }
+    assertEquals(isValidShare(IDENTITY, group), false);
+    assertEquals(isValidShare(new Uint8Array(31), group), false);
+    const bytes = new Uint8Array(32);
+    for (let i = 0; i < 3000; i++) {
+      crypto.getRandomValues(bytes);
+      bytes[31]! &= i % 3 === 0 ? 0xff : 0x7f;
+      if (i % 2 === 0) bytes[0]! &= 0xfe;
+      const ok = rfcDecode(bytes) === "ok" && bytes.some((b) => b !== 0);
+      assertEquals(isValidShare(bytes, group), ok, toHex(bytes));
+      assertEquals(scalarMultVfy(TV.s, bytes, group).some((b) => b !== 0), ok, toHex(bytes));
+    }
+  },
+);

@@ -33,6 +33,7 @@ import {
 import { normalizeCode } from "../src/transport/code.ts";
 import { deriveSessionKeys, LABELS, recordKey } from "../src/transport/key_schedule.ts";
 import { RecordOpener, RecordSealer } from "../src/transport/record_layer.ts";
+import { loadRistretto255 } from "../src/transport/ristretto255_load.ts";
 
 const PROTOCOL_MD = new URL("../docs/PROTOCOL.md", import.meta.url);
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -92,6 +93,9 @@ function defaultInputs(): Inputs {
 
 /** What the data records carry: a DONE frame from the sender, a BYE frame from the receiver. */
 const DATA_C2S = encodeFrame(FrameType.DONE, new Uint8Array(0));
+/** The group's build ferry uses here: libsodium's where it loads, else @noble/curves'. */
+const group = await loadRistretto255();
+
 const DATA_S2C = encodeFrame(FrameType.BYE, encodeJson({ files: 1, bytes: 5, failed: 0 }));
 const EPOCH_RECORDS = 65_536;
 
@@ -102,13 +106,14 @@ function cpaceValues(inp: Inputs): Values {
   const CI = lvCat(utf8("ferry/1 ci"), inp.P_s, inp.P_r, inp.mode);
   const sid = new Uint8Array([...inp.nonce_s, ...inp.nonce_r]);
   const genStr = generatorString(CPACE_DSI, inp.PRS, CI, sid, 128);
-  const g = calculateGenerator(inp.PRS, CI, sid);
+  const g = calculateGenerator(inp.PRS, CI, sid, group);
   const start = (y: Uint8Array, role: "initiator" | "responder") =>
-    cpaceStart({ prs: inp.PRS, ci: CI, sid, ad: new Uint8Array(0), role, scalar: y }).message;
+    cpaceStart({ group, prs: inp.PRS, ci: CI, sid, ad: new Uint8Array(0), role, scalar: y })
+      .message;
   const Ya = start(inp.ya, "initiator");
   const Yb = start(inp.yb, "responder");
-  const K = scalarMultVfy(inp.ya, Yb);
-  assertEquals(scalarMultVfy(inp.yb, Ya), K, "both sides get the same K");
+  const K = scalarMultVfy(inp.ya, Yb, group);
+  assertEquals(scalarMultVfy(inp.yb, Ya, group), K, "both sides get the same K");
   return [
     ["CI", CI],
     ["sid", sid],
@@ -126,8 +131,24 @@ function sessionValues(inp: Inputs, ADa: Uint8Array, ADb: Uint8Array): Values {
   const suite = parseChoice(ADb, parseOffer(ADa));
   const CI = lvCat(utf8("ferry/1 ci"), inp.P_s, inp.P_r, inp.mode);
   const sid = new Uint8Array([...inp.nonce_s, ...inp.nonce_r]);
-  const a = cpaceStart({ prs: inp.PRS, ci: CI, sid, ad: ADa, role: "initiator", scalar: inp.ya });
-  const b = cpaceStart({ prs: inp.PRS, ci: CI, sid, ad: ADb, role: "responder", scalar: inp.yb });
+  const a = cpaceStart({
+    group,
+    prs: inp.PRS,
+    ci: CI,
+    sid,
+    ad: ADa,
+    role: "initiator",
+    scalar: inp.ya,
+  });
+  const b = cpaceStart({
+    group,
+    prs: inp.PRS,
+    ci: CI,
+    sid,
+    ad: ADb,
+    role: "responder",
+    scalar: inp.yb,
+  });
   const outA = cpaceFinish(a.state, b.message, ADb);
   const outB = cpaceFinish(b.state, a.message, ADa);
   assertEquals(outA.isk, outB.isk, "both sides get the same ISK");

@@ -87,6 +87,21 @@ Deno.test("send evaluates none of the receiver's modules, no word list, and no d
   assertEquals(matching(modules, [/^node:/]), []);
 });
 
+Deno.test("send and serve load @noble/curves' ristretto255 only where libsodium is missing", () => {
+  // Its modules take about 12 ms to load and evaluate; libsodium's build needs none of them.
+  const NOBLE_GROUP = [/@noble\/curves@[^/]+\/ed25519\.js$/, /ristretto255_noble\.ts$/];
+  for (const command of ["send", "serve"]) {
+    const modules = reached(`src/subcommands/${command}.ts`, { dynamic: false });
+    assert(modules.has("src/transport/channel.ts"), command);
+    assertEquals(matching(modules, NOBLE_GROUP), [], command);
+  }
+  // Still in main.ts's graph (a dynamic import), so a compiled binary carries the fallback.
+  assertEquals(
+    matching(reached("main.ts", { dynamic: true }), NOBLE_GROUP).length,
+    NOBLE_GROUP.length,
+  );
+});
+
 Deno.test("a send's static imports call Deno's global timers only where --json asks for them", async () => {
   // Deno's setTimeout and setInterval are Node's, compiled on first use (several ms of a send's
   // start); what every send runs uses src/transport/timer.ts instead.

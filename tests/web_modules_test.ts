@@ -7,6 +7,7 @@ import { assert, assertEquals, assertThrows } from "@std/assert";
 import { createHash as nodeHash } from "node:crypto";
 import { defaultAead as browserAead, fastSuites, nobleChacha } from "../src/web/aead_browser.ts";
 import { createHash, nodeCrypto } from "../src/web/node_crypto_browser.ts";
+import { loadRistretto255 as browserRistretto255 } from "../src/web/ristretto255_load_browser.ts";
 import { defaultAead, passesKnownAnswer } from "../src/transport/aead.ts";
 import { RecordOpener, RecordSealer } from "../src/transport/record_layer.ts";
 import { randomBytes } from "./_random.ts";
@@ -42,4 +43,8 @@ Deno.test("the page's node:crypto stand-in hashes as node:crypto does", () => {
   assertEquals(copy.digest("hex"), nodeHash("sha256").update(data.subarray(0, 777)).digest("hex"));
   assertThrows(() => createHash("md5"));
   assertEquals(nodeCrypto().createHash, createHash);
+});
+
+Deno.test("the page's CPace group is @noble/curves' build, which needs no native library", async () => {
+  assertEquals((await browserRistretto255()).name, "@noble/curves");
 });

@@ -42,6 +42,8 @@ import {
   verifyPeerConfirmation,
 } from "./key_schedule.ts";
 import { RecordOpener, RecordSealer } from "./record_layer.ts";
+import type { Ristretto255 } from "./ristretto255.ts";
+import { loadRistretto255 } from "./ristretto255_load.ts";
 import { defaultAead, fastSuites, isSuite, type Suite } from "./aead.ts";
 
 /** What the receiver asks of senders, in its CHANNEL_OPEN. */
@@ -232,8 +234,13 @@ export async function senderKeyExchange(
     code: string | null;
     /** The suites to offer, best first (tests). Default: fastSuites(). */
     suites?: readonly Suite[];
+    /** The group's build (tests). Default: loadRistretto255(). */
+    group?: Ristretto255;
   },
 ): Promise<ChannelKeys> {
+  // Loads while the receiver answers (@noble/curves' modules, where libsodium is missing).
+  const loading = opts.group === undefined ? loadRistretto255() : Promise.resolve(opts.group);
+  loading.catch(() => {}); // awaited below, unless the exchange ends first
   const open = (await expect(reader, FrameType.CHANNEL_OPEN, "CHANNEL_OPEN")).payload;
   // The channel byte is judged once the frame behind the preamble is known not to be an
   // ERROR (a refusal may come behind any channel byte), and before anything else is sent.
@@ -266,7 +273,8 @@ export async function senderKeyExchange(
   const ci = channelId(opts.senderPreamble, opts.receiverPreamble, mode);
   const offer = opts.suites ?? fastSuites();
   const ad = senderAd(offer);
-  const start = cpaceStart({ prs: password(code), ci, sid, ad, role: "initiator" });
+  const group = await loading;
+  const start = cpaceStart({ prs: password(code), ci, sid, ad, role: "initiator", group });
   await writer.frame(FrameType.KEY_SHARE, concatBytes(start.message, ad));
   await writer.flush();
   const share = (await expect(reader, FrameType.KEY_SHARE, "KEY_SHARE")).payload;
@@ -317,8 +325,11 @@ export async function receiverKeyExchange(
     confirmed?: () => void;
     /** The suites we accept, best first (tests). Default: fastSuites(). */
     suites?: readonly Suite[];
+    /** The group's build (tests). Default: loadRistretto255(). */
+    group?: Ristretto255;
   },
 ): Promise<ChannelKeys> {
+  const group = opts.group ?? await loadRistretto255();
   const nonce = (await expect(reader, FrameType.CHANNEL_OPEN, "CHANNEL_OPEN")).payload;
   if (nonce.length !== NONCE_BYTES) throw new ProtocolError("bad-frame", "CHANNEL_OPEN size");
   await opts.admit();
@@ -335,14 +346,14 @@ export async function receiverKeyExchange(
   }
   // Checked before our share goes out: a share that cannot give a key tells us nothing about
   // the code and learns nothing of it, so it is refused in the clear, not counted as a guess.
-  if (!isValidShare(share.subarray(0, SHARE_BYTES))) {
+  if (!isValidShare(share.subarray(0, SHARE_BYTES), group)) {
     throw new ProtocolError("bad-key-share", "invalid key share");
   }
   await opts.pace();
   const sid = concatBytes(nonce, ours);
   const ci = channelId(opts.senderPreamble, opts.receiverPreamble, mode);
   const ad = receiverAd(suite);
-  const start = cpaceStart({ prs: password(opts.code), ci, sid, ad, role: "responder" });
+  const start = cpaceStart({ prs: password(opts.code), ci, sid, ad, role: "responder", group });
   let keys;
   try {
     keys = deriveSessionKeys(cpaceFinish(start.state, share.slice(0, SHARE_BYTES), theirAd));

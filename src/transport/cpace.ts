@@ -17,16 +17,15 @@
  * K is never exposed (§10.3); only ISK leaves this module. ISK is meant to go
  * through a KDF before use (§4, §10.3): see key_schedule.ts.
  *
- * The group is @noble/curves' ristretto255 (RFC 9496): `fromBytes` is the
- * RFC 9496 §4.3.1 decode (rejects non-canonical encodings), `toBytes` the
- * §4.3.2 encode, and `ristretto255_hasher.deriveToCurve` the §4.3.4 element
- * derivation from 64 uniform bytes.
+ * The group (RFC 9496) comes in as a parameter, libsodium's or
+ * @noble/curves' (ristretto255.ts): both decode by RFC 9496 §4.3.1 (refusing
+ * non-canonical encodings), encode by §4.3.2, and derive elements from 64
+ * uniform bytes by §4.3.4. Scalars stay 32-byte little-endian strings, wiped
+ * once used.
  */
-import { ristretto255, ristretto255_hasher } from "@noble/curves/ed25519.js";
 import { sha512 } from "@noble/hashes/sha2.js";
 import { concatBytes } from "@noble/hashes/utils.js";
-
-type RistrettoPoint = InstanceType<typeof ristretto255.Point>;
+import { ELEMENT_BYTES, GROUP_ORDER, type Ristretto255 } from "./ristretto255.ts";
 
 /** Thrown when a CPace run must abort (§7.2, §9) or is misused. */
 export class CpaceError extends Error {
@@ -45,15 +44,13 @@ const DSI_ISK = encoder.encode("CPaceRistretto255_ISK");
 /** H.s_in_bytes for SHA-512: its input block size (§6.2). */
 const SHA512_S_IN_BYTES = 128;
 /** G_Ristretto255.field_size_bytes (§8.3): also the length of every encoded element. */
-const FIELD_SIZE_BYTES = 32;
+const FIELD_SIZE_BYTES = ELEMENT_BYTES;
 /** Length of a CPace share (Ya or Yb) on the wire: one encoded ristretto255 element. */
 export const CPACE_SHARE_BYTES = FIELD_SIZE_BYTES;
 /** Length of ISK: H.b_in_bytes for SHA-512 (§6.2). */
 export const CPACE_ISK_BYTES = 64;
 /** G.I: the encoding of the neutral element, 32 zero bytes (RFC 9496 §4.3.2, §8.3). */
 const IDENTITY_ENCODING = new Uint8Array(FIELD_SIZE_BYTES);
-/** G_Ristretto255.group_order (§8.3). */
-const GROUP_ORDER = ristretto255.Point.Fn.ORDER;
 
 // ---------------------------------------------------------------------------
 // String utilities (§6.3, Appendix A.1, A.3)
@@ -115,26 +112,20 @@ export function generatorString(
  * CI, sid, H.s_in_bytes); gen_str_hash = H.hash(gen_str, 2 * field_size_bytes) (SHA-512,
  * all 64 bytes); _g = element_derivation(gen_str_hash) (RFC 9496 §4.3.4).
  */
-function calculateGeneratorPoint(prs: Uint8Array, ci: Uint8Array, sid: Uint8Array) {
+/** The encoded generator for (PRS, CI, sid); exposed for the draft's test vectors (Appendix B.3.1). */
+export function calculateGenerator(
+  prs: Uint8Array,
+  ci: Uint8Array,
+  sid: Uint8Array,
+  group: Ristretto255,
+): Uint8Array {
   const genStr = generatorString(CPACE_DSI, prs, ci, sid, SHA512_S_IN_BYTES);
   const genStrHash = sha512(genStr); // 64 bytes = 2 * G.field_size_bytes
-  return elementDerivation(genStrHash);
+  return group.fromUniform(genStrHash);
 }
 
-/** element_derivation (RFC 9496 §4.3.4): 64 uniform bytes to a group element. */
-function elementDerivation(bytes: Uint8Array): RistrettoPoint {
-  const derive = ristretto255_hasher.deriveToCurve;
-  if (derive === undefined) throw new CpaceError("ristretto255 element derivation is missing");
-  return derive(bytes) as RistrettoPoint;
-}
-
-/** The encoded generator for (PRS, CI, sid); exposed for the draft's test vectors (Appendix B.3.1). */
-export function calculateGenerator(prs: Uint8Array, ci: Uint8Array, sid: Uint8Array): Uint8Array {
-  return calculateGeneratorPoint(prs, ci, sid).toBytes();
-}
-
-/** A scalar's little-endian encoding to an integer; must be in [1, group_order). */
-function scalarFromBytes(bytes: Uint8Array): bigint {
+/** A copy of a scalar's little-endian encoding, checked to be in [1, group_order). */
+function checkedScalar(bytes: Uint8Array): Uint8Array {
   if (bytes.length !== FIELD_SIZE_BYTES) {
     throw new CpaceError(`a scalar is ${FIELD_SIZE_BYTES} bytes, got ${bytes.length}`);
   }
@@ -143,7 +134,7 @@ function scalarFromBytes(bytes: Uint8Array): bigint {
   if (y === 0n || y >= GROUP_ORDER) {
     throw new CpaceError("scalar out of range: expected 1 <= y < group_order");
   }
-  return y;
+  return bytes.slice();
 }
 
 /**
@@ -151,15 +142,12 @@ function scalarFromBytes(bytes: Uint8Array): bigint {
  * group_size_bits (252) cleared, read little-endian. A zero (probability 2^-252) is
  * drawn again, since zero is not a valid Diffie-Hellman key.
  */
-function sampleScalar(): bigint {
+function sampleScalar(): Uint8Array {
   const bytes = new Uint8Array(FIELD_SIZE_BYTES);
   while (true) {
     crypto.getRandomValues(bytes);
     bytes[FIELD_SIZE_BYTES - 1]! &= 0x0f; // keep bits 248..251, clear 252..255
-    let y = 0n;
-    for (let i = bytes.length - 1; i >= 0; i--) y = (y << 8n) | BigInt(bytes[i]!);
-    bytes.fill(0);
-    if (y !== 0n) return y;
+    if (bytes.some((b) => b !== 0)) return bytes;
   }
 }
 
@@ -168,31 +156,21 @@ function sampleScalar(): bigint {
  * A decodable X that is the neutral element also gives G.I. `y` is the little-endian
  * scalar encoding. Exposed for the draft's test vectors (Appendix B.3.4, B.3.10, B.3.11).
  */
-export function scalarMultVfy(y: Uint8Array, x: Uint8Array): Uint8Array {
-  return scalarMultVfyInt(scalarFromBytes(y), x);
-}
-
-function scalarMultVfyInt(y: bigint, x: Uint8Array): Uint8Array {
-  let point: RistrettoPoint;
+export function scalarMultVfy(y: Uint8Array, x: Uint8Array, group: Ristretto255): Uint8Array {
+  const scalar = checkedScalar(y);
   try {
-    point = ristretto255.Point.fromBytes(x) as RistrettoPoint;
-  } catch {
-    return IDENTITY_ENCODING.slice();
+    return group.multiply(scalar, x) ?? IDENTITY_ENCODING.slice();
+  } finally {
+    scalar.fill(0);
   }
-  if (point.is0()) return IDENTITY_ENCODING.slice();
-  return point.multiply(y).toBytes();
 }
 
 /**
  * Whether `x` decodes to a ristretto255 element other than the neutral one: exactly when
  * `scalarMultVfy(1, x)` is not G.I, without the multiplication (a share is public).
  */
-export function isValidShare(x: Uint8Array): boolean {
-  try {
-    return !ristretto255.Point.fromBytes(x).is0();
-  } catch {
-    return false;
-  }
+export function isValidShare(x: Uint8Array, group: Ristretto255): boolean {
+  return group.isElement(x);
 }
 
 function isIdentityEncoding(k: Uint8Array): boolean {
@@ -208,9 +186,10 @@ export type CpaceRole = "initiator" | "responder";
 
 /** One party's state between sending its share and receiving the peer's. Single use. */
 class CpaceSession {
-  #y: bigint | null;
+  #y: Uint8Array | null;
   constructor(
-    y: bigint,
+    y: Uint8Array,
+    readonly group: Ristretto255,
     readonly role: CpaceRole,
     readonly sid: Uint8Array,
     readonly ownShare: Uint8Array,
@@ -219,8 +198,8 @@ class CpaceSession {
     this.#y = y;
   }
 
-  /** Hands out the secret scalar once: scalars MUST NOT be reused (§10.9). */
-  takeScalar(): bigint {
+  /** Hands out the secret scalar once: scalars MUST NOT be reused (§10.9). The taker wipes it. */
+  takeScalar(): Uint8Array {
     const y = this.#y;
     if (y === null) throw new CpaceError("this CPace state was already used");
     this.#y = null;
@@ -241,6 +220,8 @@ export interface CpaceStartOptions {
   /** Our associated data, ADa (initiator) or ADb (responder); sent in clear beside our share. */
   ad: Uint8Array;
   role: CpaceRole;
+  /** The group's build (ristretto255.ts: `loadRistretto255()`). */
+  group: Ristretto255;
   /** Tests only: our scalar, 32 bytes little-endian, in [1, group_order). Never set it otherwise. */
   scalar?: Uint8Array;
 }
@@ -272,13 +253,17 @@ export function cpaceStart(opts: CpaceStartOptions): CpaceStart {
   if (opts.role !== "initiator" && opts.role !== "responder") {
     throw new CpaceError(`unknown CPace role: ${String(opts.role)}`);
   }
-  const g = calculateGeneratorPoint(opts.prs, opts.ci, opts.sid);
-  const y = opts.scalar === undefined ? sampleScalar() : scalarFromBytes(opts.scalar);
+  const { group } = opts;
+  const g = calculateGenerator(opts.prs, opts.ci, opts.sid, group);
+  const y = opts.scalar === undefined ? sampleScalar() : checkedScalar(opts.scalar);
   // G.scalar_mult(y, _g) = encode(y * _g) (§8.3). The generator of a fixed hash output is
   // never the identity in practice; checking costs nothing and keeps the invariant explicit.
-  const share = g.multiply(y).toBytes();
-  if (isIdentityEncoding(share)) throw new CpaceError("derived generator is the neutral element");
-  const state = new CpaceSession(y, opts.role, opts.sid.slice(), share, opts.ad.slice());
+  const share = group.multiply(y, g);
+  if (share === null || isIdentityEncoding(share)) {
+    y.fill(0);
+    throw new CpaceError("derived generator is the neutral element");
+  }
+  const state = new CpaceSession(y, group, opts.role, opts.sid.slice(), share, opts.ad.slice());
   return { state, message: share.slice() };
 }
 
@@ -295,13 +280,18 @@ export function cpaceFinish(
 ): CpaceOutput {
   if (!(state instanceof CpaceSession)) throw new CpaceError("not a CPace state");
   const y = state.takeScalar();
-  if (peerMessage.length !== CPACE_SHARE_BYTES) {
-    throw new CpaceError(
-      `invalid CPace share: expected ${CPACE_SHARE_BYTES} bytes, got ${peerMessage.length}`,
-    );
-  }
+  let k: Uint8Array;
   const peerShare = peerMessage.slice();
-  const k = scalarMultVfyInt(y, peerShare);
+  try {
+    if (peerMessage.length !== CPACE_SHARE_BYTES) {
+      throw new CpaceError(
+        `invalid CPace share: expected ${CPACE_SHARE_BYTES} bytes, got ${peerMessage.length}`,
+      );
+    }
+    k = state.group.multiply(y, peerShare) ?? IDENTITY_ENCODING.slice();
+  } finally {
+    y.fill(0);
+  }
   if (isIdentityEncoding(k)) {
     throw new CpaceError("invalid CPace share: not a valid ristretto255 element or the identity");
   }

@@ -1,0 +1,45 @@
+/**
+ * ristretto255 (ristretto255.ts) from @noble/curves: `fromBytes` is the
+ * RFC 9496 §4.3.1 decode (it refuses non-canonical encodings), `toBytes`
+ * the §4.3.2 encode, and `ristretto255_hasher.deriveToCurve` the §4.3.4
+ * element derivation.
+ */
+import { ristretto255, ristretto255_hasher } from "@noble/curves/ed25519.js";
+import { ELEMENT_BYTES, type Ristretto255 } from "./ristretto255.ts";
+
+type Point = InstanceType<typeof ristretto255.Point>;
+
+export const nobleRistretto255: Ristretto255 = {
+  name: "@noble/curves",
+  fromUniform(bytes: Uint8Array): Uint8Array {
+    const derive = ristretto255_hasher.deriveToCurve;
+    if (derive === undefined) throw new Error("ristretto255 element derivation is missing");
+    return (derive(bytes) as Point).toBytes();
+  },
+  multiply(y: Uint8Array, x: Uint8Array): Uint8Array | null {
+    const point = decoded(x);
+    return point === null ? null : point.multiply(scalarOf(y)).toBytes();
+  },
+  isElement(x: Uint8Array): boolean {
+    return decoded(x) !== null;
+  },
+};
+
+/** `x` decoded, or null where it does not decode or is the identity. */
+function decoded(x: Uint8Array): Point | null {
+  let point: Point;
+  try {
+    point = ristretto255.Point.fromBytes(x) as Point;
+  } catch {
+    return null;
+  }
+  return point.is0() ? null : point;
+}
+
+/** A 32-byte little-endian scalar as an integer (noble checks its range). */
+function scalarOf(y: Uint8Array): bigint {
+  if (y.length !== ELEMENT_BYTES) throw new RangeError(`a scalar is ${ELEMENT_BYTES} bytes`);
+  let n = 0n;
+  for (let i = y.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(y[i]!);
+  return n;
+}
