@@ -10,7 +10,8 @@
  * exports (through an import map): src/transport/aead.ts (OpenSSL, node:crypto)
  * for src/web/aead_browser.ts, src/transport/native_digests.ts (FFI) for
  * src/web/native_digests_browser.ts, src/transport/ristretto255_load.ts (FFI) for
- * src/web/ristretto255_load_browser.ts, node:crypto and src/node_crypto.ts for
+ * src/web/ristretto255_load_browser.ts, src/transport/short_hashes.ts (FFI) for
+ * src/web/short_hashes_browser.ts, node:crypto and src/node_crypto.ts for
  * src/web/node_crypto_browser.ts, and, for src/protocol/digests.ts only, hash-wasm for
  * src/web/hash_wasm_browser.ts.
  *
@@ -31,6 +32,7 @@ const importMap = {
     [at("src/transport/native_digests.ts").href]: at("src/web/native_digests_browser.ts").href,
     [at("src/transport/ristretto255_load.ts").href]:
       at("src/web/ristretto255_load_browser.ts").href,
+    [at("src/transport/short_hashes.ts").href]: at("src/web/short_hashes_browser.ts").href,
   },
   scopes: {
     // digests.ts loads all of hash-wasm for xxh128, which the page does not offer; the page's

@@ -8,6 +8,8 @@ import { createHash as nodeHash } from "node:crypto";
 import { defaultAead as browserAead, fastSuites, nobleChacha } from "../src/web/aead_browser.ts";
 import { createHash, nodeCrypto } from "../src/web/node_crypto_browser.ts";
 import { loadRistretto255 as browserRistretto255 } from "../src/web/ristretto255_load_browser.ts";
+import * as browserHashes from "../src/web/short_hashes_browser.ts";
+import * as shortHashes from "../src/transport/short_hashes.ts";
 import { defaultAead, passesKnownAnswer } from "../src/transport/aead.ts";
 import { RecordOpener, RecordSealer } from "../src/transport/record_layer.ts";
 import { randomBytes } from "./_random.ts";
@@ -47,4 +49,14 @@ Deno.test("the page's node:crypto stand-in hashes as node:crypto does", () => {
 
 Deno.test("the page's CPace group is @noble/curves' build, which needs no native library", async () => {
   assertEquals((await browserRistretto255()).name, "@noble/curves");
+});
+
+Deno.test("the page's hashes give what the CLI's give", () => {
+  for (let n = 0; n < 200; n += 9) {
+    const data = crypto.getRandomValues(new Uint8Array(n));
+    const key = crypto.getRandomValues(new Uint8Array(n % 70));
+    assertEquals(browserHashes.sha256(data), shortHashes.sha256(data));
+    assertEquals(browserHashes.sha512(data), shortHashes.sha512(data));
+    assertEquals(browserHashes.hmacSha256(key, data), shortHashes.hmacSha256(key, data));
+  }
 });

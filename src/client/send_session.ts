@@ -13,7 +13,6 @@
  *   ever waits for a round trip;
  * - send_errors.ts: every failure in the sender's words.
  */
-import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js";
 import { FerryError } from "../errors.ts";
 import { FrameType } from "../protocol/frame.ts";
@@ -34,6 +33,7 @@ import { FirstPlanWait } from "./first_plan_wait.ts";
 import { handshake } from "./handshake.ts";
 import { sleep } from "../transport/timer.ts";
 import { opensslSha256Into } from "../transport/sha256_openssl.ts";
+import { sha256 } from "../transport/short_hashes.ts";
 import { ListingFilter } from "./listing_filter.ts";
 import { Pipeline } from "./pipeline.ts";
 import { withReconnects } from "./reconnect.ts";

@@ -23,7 +23,7 @@
  * uniform bytes by §4.3.4. Scalars stay 32-byte little-endian strings, wiped
  * once used.
  */
-import { sha512 } from "@noble/hashes/sha2.js";
+import { sha512 } from "./short_hashes.ts";
 import { concatBytes } from "@noble/hashes/utils.js";
 import { ELEMENT_BYTES, GROUP_ORDER, type Ristretto255 } from "./ristretto255.ts";
 

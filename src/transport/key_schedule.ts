@@ -4,7 +4,8 @@
  * derived from a traffic secret. Pure, no I/O.
  *
  * Only specified primitives are composed: SHA-256 (FIPS 180-4), HKDF-SHA-256
- * (RFC 5869) and HMAC-SHA-256 (RFC 2104), all from @noble/hashes.
+ * (RFC 5869, hkdf.ts) and HMAC-SHA-256 (RFC 2104), from OpenSSL or
+ * @noble/hashes (short_hashes.ts).
  *
  *   TH  = SHA-256(lv_cat("ferry/1 transcript", sid, Ya, ADa, Yb, ADb))
  *   PRK = HKDF-Extract(salt = "" (HashLen zeros, RFC 5869 §2.2), IKM = ISK)
@@ -36,9 +37,8 @@
  * - Roles are fixed: the client is the CPace initiator, the server the
  *   responder; c2s is initiator-to-responder.
  */
-import { expand, extract } from "@noble/hashes/hkdf.js";
-import { hmac } from "@noble/hashes/hmac.js";
-import { sha256 } from "@noble/hashes/sha2.js";
+import { hkdfExpand, hkdfExtract } from "./hkdf.ts";
+import { hmacSha256, sha256 } from "./short_hashes.ts";
 import { equalBytes } from "@noble/curves/utils.js";
 import { type CpaceOutput, type CpaceRole, lvCat } from "./cpace.ts";
 
@@ -83,15 +83,15 @@ export function transcriptHash(out: CpaceOutput): Uint8Array {
 /** Derives both traffic keys and both confirmation tags (see the module comment). */
 export function deriveSessionKeys(out: CpaceOutput): SessionKeys {
   const th = transcriptHash(out);
-  const prk = extract(sha256, out.isk); // salt absent: HashLen zero bytes (RFC 5869 §2.2)
+  const prk = hkdfExtract(out.isk); // salt absent: HashLen zero bytes (RFC 5869 §2.2)
   const okm = (label: string, length: number) =>
-    expand(sha256, prk, lvCat(encoder.encode(label), th), length);
+    hkdfExpand(prk, lvCat(encoder.encode(label), th), length);
   const c2s = okm(LABELS.keyC2s, TRAFFIC_KEY_BYTES);
   const s2c = okm(LABELS.keyS2c, TRAFFIC_KEY_BYTES);
   const kcInitiator = okm(LABELS.confirmInitiator, 32);
   const kcResponder = okm(LABELS.confirmResponder, 32);
-  const initiatorConfirmation = hmac(sha256, kcInitiator, th);
-  const responderConfirmation = hmac(sha256, kcResponder, th);
+  const initiatorConfirmation = hmacSha256(kcInitiator, th);
+  const responderConfirmation = hmacSha256(kcResponder, th);
   prk.fill(0);
   kcInitiator.fill(0);
   kcResponder.fill(0);
@@ -127,8 +127,7 @@ export function recordKey(secret: Uint8Array, suite: string, epoch: number): Uin
   if (!Number.isSafeInteger(epoch) || epoch < 0) throw new RangeError("epoch must be >= 0");
   const e = new Uint8Array(8);
   new DataView(e.buffer).setBigUint64(0, BigInt(epoch));
-  return expand(
-    sha256,
+  return hkdfExpand(
     secret,
     lvCat(encoder.encode(LABELS.recordKey), encoder.encode(suite), e),
     TRAFFIC_KEY_BYTES,
