@@ -20,6 +20,9 @@ import {
   WrongCode,
 } from "../src/transport/channel.ts";
 import { FrameReader, FrameWriter } from "../src/transport/frame_io.ts";
+import type { Ristretto255 } from "../src/transport/ristretto255.ts";
+import { nobleRistretto255 } from "../src/transport/ristretto255_noble.ts";
+import { sodiumRistretto255 } from "../src/transport/ristretto255_sodium.ts";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 const BOTH: Suite[] = ["aes-256-gcm", "chacha20-poly1305"];
@@ -182,6 +185,9 @@ async function handshake(opts: {
   fromReceiver?: Rewrite;
   /** Called where the receiver would count a guess (right before its key share). */
   pace?: () => void;
+  /** Each side's build of the group (default: loadRistretto255()'s). */
+  senderGroup?: Ristretto255;
+  receiverGroup?: Ristretto255;
 }): Promise<[PromiseSettledResult<ChannelKeys>, PromiseSettledResult<ChannelKeys>]> {
   const toReceiver = new Pipe();
   const toSender = new Pipe();
@@ -197,6 +203,7 @@ async function handshake(opts: {
     nonce: open.nonce,
     code: "4821-crane-lotus-oyster",
     suites: opts.sender,
+    ...(opts.senderGroup ? { group: opts.senderGroup } : {}),
   }).then(async (keys) => {
     await sw.flush(); // KEY_CONFIRM: the session sends it with its first records
     return keys;
@@ -211,13 +218,18 @@ async function handshake(opts: {
       return Promise.resolve();
     },
     suites: opts.receiver,
+    ...(opts.receiverGroup ? { group: opts.receiverGroup } : {}),
   }).finally(() => r.close());
   const [sent, received] = await Promise.allSettled([sender, receiver]);
   return [sent, received];
 }
 
-async function agreed(sender: Suite[], receiver: Suite[]): Promise<Suite> {
-  const [s, r] = await handshake({ sender, receiver });
+async function agreed(
+  sender: Suite[],
+  receiver: Suite[],
+  groups: { senderGroup?: Ristretto255; receiverGroup?: Ristretto255 } = {},
+): Promise<Suite> {
+  const [s, r] = await handshake({ sender, receiver, ...groups });
   if (s.status !== "fulfilled" || r.status !== "fulfilled") {
     throw new Error(`handshake failed: ${JSON.stringify([s, r].map((x) => x.status))}`);
   }
@@ -235,6 +247,22 @@ Deno.test("the handshake agrees on AES-256-GCM when both offer it, else on ChaCh
   assertEquals(await agreed(CHACHA, BOTH), "chacha20-poly1305");
   assertEquals(await agreed(BOTH, CHACHA), "chacha20-poly1305");
   assertEquals(await agreed(CHACHA, CHACHA), "chacha20-poly1305");
+});
+
+const sodium = sodiumRistretto255();
+
+Deno.test({
+  name: `the handshake agrees whichever build of ristretto255 each side has${
+    sodium === null ? " (skipped: libsodium is not at any of LIBSODIUM_PATHS here)" : ""
+  }`,
+  ignore: sodium === null,
+  fn: async () => {
+    const noble = nobleRistretto255;
+    const pairs: [Ristretto255, Ristretto255][] = [[noble, sodium!], [sodium!, noble]];
+    for (const [senderGroup, receiverGroup] of pairs) {
+      assertEquals(await agreed(BOTH, BOTH, { senderGroup, receiverGroup }), "aes-256-gcm");
+    }
+  },
 });
 
 Deno.test("a sender offering no suite the receiver has is refused with bad-key-share", async () => {
