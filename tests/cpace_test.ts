@@ -11,6 +11,7 @@ import {
   calculateGenerator,
   CPACE_DSI,
   CPACE_ISK_BYTES,
+  cpaceAbandon,
   CpaceError,
   cpaceFinish,
   type CpaceOutput,
@@ -574,3 +575,27 @@ groupTest(
     }
   },
 );
+
+Deno.test("cpaceFinish() and cpaceAbandon() wipe the scalar, whether the run succeeds or not", () => {
+  const handed: Uint8Array[] = [];
+  const recording: Ristretto255 = {
+    ...nobleRistretto255,
+    multiply(y, x) {
+      handed.push(y);
+      return nobleRistretto255.multiply(y, x);
+    },
+  };
+  const start = (role: CpaceRole) =>
+    cpaceStart({ group: recording, prs: TV.prs, ci: TV.ci, sid: TV.sid, ad: TV.ada, role });
+  const a = start("initiator");
+  const b = start("responder");
+  cpaceFinish(a.state, b.message, TV.adb);
+  cpaceFinish(b.state, a.message, TV.ada);
+  assertThrows(() => cpaceFinish(start("initiator").state, IDENTITY, TV.adb), CpaceError);
+  assertThrows(() => cpaceFinish(start("initiator").state, TV.Yb.subarray(1), TV.adb), CpaceError);
+  const left = start("initiator");
+  cpaceAbandon(left.state);
+  assertThrows(() => cpaceFinish(left.state, b.message, TV.adb), CpaceError, "already used");
+  assertEquals(handed.length, 8);
+  for (const y of handed) assert(y.every((byte) => byte === 0), "a scalar left in memory");
+});

@@ -32,7 +32,35 @@ Deno.test("opensslShortHashes() is null without the library", () => {
   assertEquals(opensslShortHashes(null), null);
 });
 
+Deno.test("opensslShortHashes() is null for a library that gives a wrong known answer", () => {
+  const lib = loadLibcrypto();
+  if (lib === null) return;
+  const wrongDigest = {
+    ...lib,
+    EVP_Digest: (...args: Parameters<typeof lib.EVP_Digest>) => {
+      const result = lib.EVP_Digest(...args);
+      (args[2] as Uint8Array)[0]! ^= 1;
+      return result;
+    },
+  };
+  assertEquals(opensslShortHashes(wrongDigest), null);
+  const wrongMac = { ...lib, EVP_Q_mac: () => null };
+  assertEquals(opensslShortHashes(wrongMac), null);
+});
+
 for (const build of BUILDS) {
+  Deno.test(`${build.name}: HMAC-SHA-256 of an empty key or an empty message is node:crypto's`, () => {
+    const some = new TextEncoder().encode("some bytes");
+    const empty = new Uint8Array(0);
+    for (const [key, data] of [[empty, some], [some, empty], [empty, empty]]) {
+      assertEquals(
+        hex(build.hmacSha256(key!, data!)),
+        createHmac("sha256", key!).update(data!).digest("hex"),
+        `key ${key!.length}, data ${data!.length}`,
+      );
+    }
+  });
+
   Deno.test(`${build.name}: SHA-256, SHA-512 and HMAC-SHA-256 are node:crypto's`, () => {
     for (let n = 0; n < 300; n += 7) {
       const data = crypto.getRandomValues(new Uint8Array(n));

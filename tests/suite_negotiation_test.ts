@@ -266,9 +266,20 @@ Deno.test({
 });
 
 Deno.test("a sender offering no suite the receiver has is refused with bad-key-share", async () => {
-  const [s, r] = await handshake({ sender: ["aes-256-gcm"], receiver: CHACHA });
+  // The sender's scalar is wiped though the receiver never answered its share.
+  const handed: Uint8Array[] = [];
+  const senderGroup: Ristretto255 = {
+    ...nobleRistretto255,
+    multiply(y, x) {
+      handed.push(y);
+      return nobleRistretto255.multiply(y, x);
+    },
+  };
+  const [s, r] = await handshake({ sender: ["aes-256-gcm"], receiver: CHACHA, senderGroup });
   assertEquals(s.status, "rejected");
   assertEquals(r.status === "rejected" && (r.reason as ProtocolError).code, "bad-key-share");
+  assertEquals(handed.length, 1);
+  assertEquals(handed[0], new Uint8Array(32), "the sender's scalar is left in memory");
 });
 
 Deno.test("a man in the middle who changes the offer or the choice makes the handshake fail on both sides", async () => {

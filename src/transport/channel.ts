@@ -26,6 +26,7 @@ import { FrameType, type FrameTypeCode } from "../protocol/frame.ts";
 import { Channel } from "../protocol/preamble.ts";
 import { decodeError, encodeJson } from "../protocol/messages.ts";
 import {
+  cpaceAbandon,
   CpaceError,
   cpaceFinish,
   type CpaceRole,
@@ -275,11 +276,17 @@ export async function senderKeyExchange(
   const ad = senderAd(offer);
   const group = await loading;
   const start = cpaceStart({ prs: password(code), ci, sid, ad, role: "initiator", group });
-  await writer.frame(FrameType.KEY_SHARE, concatBytes(start.message, ad));
-  await writer.flush();
-  const share = (await expect(reader, FrameType.KEY_SHARE, "KEY_SHARE")).payload;
-  if (share.length < SHARE_BYTES + TAG_BYTES) {
-    throw new ProtocolError("bad-frame", "KEY_SHARE size");
+  let share: Uint8Array;
+  try {
+    await writer.frame(FrameType.KEY_SHARE, concatBytes(start.message, ad));
+    await writer.flush();
+    share = (await expect(reader, FrameType.KEY_SHARE, "KEY_SHARE")).payload;
+    if (share.length < SHARE_BYTES + TAG_BYTES) {
+      throw new ProtocolError("bad-frame", "KEY_SHARE size");
+    }
+  } catch (err) {
+    cpaceAbandon(start.state); // the receiver left or refused: our scalar is wiped
+    throw err;
   }
   const theirAd = share.slice(SHARE_BYTES + TAG_BYTES);
   let keys;

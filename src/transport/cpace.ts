@@ -21,7 +21,8 @@
  * @noble/curves' (ristretto255.ts): both decode by RFC 9496 §4.3.1 (refusing
  * non-canonical encodings), encode by §4.3.2, and derive elements from 64
  * uniform bytes by §4.3.4. Scalars stay 32-byte little-endian strings, wiped
- * once used.
+ * once used or abandoned (`cpaceAbandon`); @noble/curves' build also makes a
+ * BigInt of each, which JavaScript cannot wipe.
  */
 import { sha512 } from "./short_hashes.ts";
 import { concatBytes } from "@noble/hashes/utils.js";
@@ -205,10 +206,24 @@ class CpaceSession {
     this.#y = null;
     return y;
   }
+
+  /** Wipes the scalar if it was not taken: a run that ends before `cpaceFinish`. */
+  dispose(): void {
+    this.#y?.fill(0);
+    this.#y = null;
+  }
 }
 
 /** Opaque per-run state returned by `cpaceStart` and consumed by `cpaceFinish`. */
 export type CpaceState = CpaceSession;
+
+/**
+ * Ends a run that will not reach `cpaceFinish` (the peer left, an error): its scalar is wiped.
+ * After `cpaceFinish` it does nothing.
+ */
+export function cpaceAbandon(state: CpaceState): void {
+  if (state instanceof CpaceSession) state.dispose();
+}
 
 export interface CpaceStartOptions {
   /** Password-related string: the shared code, canonicalized and UTF-8 encoded (§4.1). */
@@ -258,7 +273,13 @@ export function cpaceStart(opts: CpaceStartOptions): CpaceStart {
   const y = opts.scalar === undefined ? sampleScalar() : checkedScalar(opts.scalar);
   // G.scalar_mult(y, _g) = encode(y * _g) (§8.3). The generator of a fixed hash output is
   // never the identity in practice; checking costs nothing and keeps the invariant explicit.
-  const share = group.multiply(y, g);
+  let share: Uint8Array | null;
+  try {
+    share = group.multiply(y, g);
+  } catch (err) {
+    y.fill(0);
+    throw err;
+  }
   if (share === null || isIdentityEncoding(share)) {
     y.fill(0);
     throw new CpaceError("derived generator is the neutral element");

@@ -1,7 +1,7 @@
 /**
  * HKDF with HMAC-SHA-256 (RFC 5869), over short_hashes.ts's HMAC: the key
- * schedule's KDF (key_schedule.ts). Checked against RFC 5869's vectors,
- * @noble/hashes' HKDF and node:crypto's (tests/cpace_test.ts).
+ * schedule's KDF (key_schedule.ts). Checked against RFC 5869's vectors and
+ * node:crypto's (tests/short_hashes_test.ts).
  */
 import { hmacSha256 } from "./short_hashes.ts";
 

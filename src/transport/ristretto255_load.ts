@@ -10,7 +10,11 @@ import { sodiumRistretto255 } from "./ristretto255_sodium.ts";
  * @noble/curves', imported only then.
  */
 export function loadRistretto255(): Promise<Ristretto255> {
-  return loaded ??= load();
+  if (loaded === undefined) {
+    loaded = load();
+    loaded.catch(() => loaded = undefined); // a failed import is tried again, not kept
+  }
+  return loaded;
 }
 
 let loaded: Promise<Ristretto255> | undefined;
