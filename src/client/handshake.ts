@@ -21,10 +21,12 @@ import {
   PREAMBLE_BYTES,
   PROTOCOL_VERSION,
 } from "../protocol/preamble.ts";
-import type { Suite } from "../transport/aead.ts";
+import { fastSuites, type Suite } from "../transport/aead.ts";
 import { senderKeyExchange, senderOpen } from "../transport/channel.ts";
 import type { FramedLink } from "../transport/framed_link.ts";
 import { nativeDigests } from "../transport/native_digests.ts";
+import { loadRistretto255 } from "../transport/ristretto255_load.ts";
+import { shortHashes } from "../transport/short_hashes.ts";
 import type { SendErrors } from "./send_errors.ts";
 
 export interface HandshakeOptions {
@@ -97,6 +99,7 @@ export async function handshake(
   if (plain) await hello();
   else await link.writer.frame(FrameType.CHANNEL_OPEN, open.payload);
   await link.writer.flush();
+  if (!plain) readyKeyExchange();
   const raw = await link.reader.readRaw(PREAMBLE_BYTES);
   if (raw === null) throw errors.closedInHandshake();
   let theirs;
@@ -155,4 +158,20 @@ export async function handshake(
     text: welcome.features.includes(Feature.text),
     listing: welcome.features.includes(Feature.listing),
   };
+}
+
+/**
+ * What the key exchange uses first, made ready while the receiver answers our CHANNEL_OPEN
+ * rather than after: the record suites' known-answer tests (OpenSSL's first call, about a
+ * millisecond), the handshake's hashes and CPace's group. Each is kept for the process; a
+ * failure here is met again, and reported, where the exchange needs it.
+ */
+function readyKeyExchange(): void {
+  try {
+    fastSuites();
+    shortHashes();
+    loadRistretto255().catch(() => {});
+  } catch {
+    // reported by the key exchange itself
+  }
 }
