@@ -17,3 +17,13 @@ export function sha512(data: Uint8Array): Uint8Array {
 export function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
   return hmac(nobleSha256, key, data);
 }
+
+/** The one build there is (short_hashes.ts' `shortHashes()`). */
+export function shortHashes(): {
+  name: "@noble/hashes";
+  sha256: typeof sha256;
+  sha512: typeof sha512;
+  hmacSha256: typeof hmacSha256;
+} {
+  return { name: "@noble/hashes", sha256, sha512, hmacSha256 };
+}
