@@ -33,6 +33,7 @@ import {
 } from "../src/transport/key_schedule.ts";
 
 import { nobleRistretto255 } from "../src/transport/ristretto255_noble.ts";
+import { recordingGroup } from "./_recording_group.ts";
 import { sodiumRistretto255 } from "../src/transport/ristretto255_sodium.ts";
 import type { Ristretto255 } from "../src/transport/ristretto255.ts";
 
@@ -578,13 +579,7 @@ groupTest(
 
 Deno.test("cpaceFinish() and cpaceAbandon() wipe the scalar, whether the run succeeds or not", () => {
   const handed: Uint8Array[] = [];
-  const recording: Ristretto255 = {
-    ...nobleRistretto255,
-    multiply(y, x) {
-      handed.push(y);
-      return nobleRistretto255.multiply(y, x);
-    },
-  };
+  const recording = recordingGroup(handed);
   const start = (role: CpaceRole) =>
     cpaceStart({ group: recording, prs: TV.prs, ci: TV.ci, sid: TV.sid, ad: TV.ada, role });
   const a = start("initiator");

@@ -23,6 +23,7 @@ import { FrameReader, FrameWriter } from "../src/transport/frame_io.ts";
 import type { Ristretto255 } from "../src/transport/ristretto255.ts";
 import { nobleRistretto255 } from "../src/transport/ristretto255_noble.ts";
 import { sodiumRistretto255 } from "../src/transport/ristretto255_sodium.ts";
+import { recordingGroup } from "./_recording_group.ts";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 const BOTH: Suite[] = ["aes-256-gcm", "chacha20-poly1305"];
@@ -268,13 +269,7 @@ Deno.test({
 Deno.test("a sender offering no suite the receiver has is refused with bad-key-share", async () => {
   // The sender's scalar is wiped though the receiver never answered its share.
   const handed: Uint8Array[] = [];
-  const senderGroup: Ristretto255 = {
-    ...nobleRistretto255,
-    multiply(y, x) {
-      handed.push(y);
-      return nobleRistretto255.multiply(y, x);
-    },
-  };
+  const senderGroup = recordingGroup(handed);
   const [s, r] = await handshake({ sender: ["aes-256-gcm"], receiver: CHACHA, senderGroup });
   assertEquals(s.status, "rejected");
   assertEquals(r.status === "rejected" && (r.reason as ProtocolError).code, "bad-key-share");

@@ -26,7 +26,7 @@
  */
 import { sha512 } from "./short_hashes.ts";
 import { concatBytes } from "@noble/hashes/utils.js";
-import { ELEMENT_BYTES, GROUP_ORDER, type Ristretto255 } from "./ristretto255.ts";
+import { checkScalar, ELEMENT_BYTES, type Ristretto255 } from "./ristretto255.ts";
 
 /** Thrown when a CPace run must abort (§7.2, §9) or is misused. */
 export class CpaceError extends Error {
@@ -130,9 +130,9 @@ function checkedScalar(bytes: Uint8Array): Uint8Array {
   if (bytes.length !== FIELD_SIZE_BYTES) {
     throw new CpaceError(`a scalar is ${FIELD_SIZE_BYTES} bytes, got ${bytes.length}`);
   }
-  let y = 0n;
-  for (let i = bytes.length - 1; i >= 0; i--) y = (y << 8n) | BigInt(bytes[i]!);
-  if (y === 0n || y >= GROUP_ORDER) {
+  try {
+    checkScalar(bytes);
+  } catch {
     throw new CpaceError("scalar out of range: expected 1 <= y < group_order");
   }
   return bytes.slice();

@@ -9,6 +9,7 @@
  * after it gives RFC 9496's first one-way-map vector and the CPace draft's
  * B.3.10 product.
  */
+import { bytesToHex as hex, hexToBytes as bytes } from "@noble/hashes/utils.js";
 import { type Libsodium, loadLibsodium } from "../native/libsodium.ts";
 import { checkScalar, ELEMENT_BYTES, type Ristretto255 } from "./ristretto255.ts";
 
@@ -58,9 +59,6 @@ function build(lib: Libsodium): Ristretto255 {
 function canonicalShape(x: Uint8Array): boolean {
   return x.length === ELEMENT_BYTES && (x[ELEMENT_BYTES - 1]! & 0x80) === 0;
 }
-
-const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-const bytes = (h: string) => Uint8Array.from(h.match(/../g)!, (x) => parseInt(x, 16));
 
 function passesKnownAnswers(group: Ristretto255): boolean {
   // RFC 9496 Appendix A.3, the first input of the one-way map.

@@ -10,6 +10,7 @@
  */
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 as nobleSha256, sha512 as nobleSha512 } from "@noble/hashes/sha2.js";
+import { bytesToHex } from "@noble/hashes/utils.js";
 import { type Libcrypto, loadLibcrypto } from "../native/libcrypto.ts";
 
 export interface ShortHashes {
@@ -100,16 +101,14 @@ export function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
   return shortHashes().hmacSha256(key, data);
 }
 
-const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-
 function passesKnownAnswers(hashes: ShortHashes): boolean {
   const utf8 = (s: string) => new TextEncoder().encode(s);
   const abc = utf8("abc");
-  return hex(hashes.sha256(abc)) ===
+  return bytesToHex(hashes.sha256(abc)) ===
       "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" &&
-    hex(hashes.sha512(abc)) ===
+    bytesToHex(hashes.sha512(abc)) ===
       "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a" +
         "2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f" &&
-    hex(hashes.hmacSha256(utf8("Jefe"), utf8("what do ya want for nothing?"))) ===
+    bytesToHex(hashes.hmacSha256(utf8("Jefe"), utf8("what do ya want for nothing?"))) ===
       "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
 }
