@@ -35,12 +35,14 @@ export const GROUP_ORDER = 2n ** 252n + 27742317777372353535851937790883648493n;
 export const ELEMENT_BYTES = 32;
 
 /**
- * Throws a RangeError unless `y` is a scalar both builds take: 32 bytes, little-endian, in
- * [1, GROUP_ORDER). (CPace's own check comes first and says so in its own words.)
+ * The integer of `y` if it is a scalar both builds take: 32 bytes, little-endian, in
+ * [1, GROUP_ORDER); else a RangeError. (CPace's own check comes first and says so in its own
+ * words.)
  */
-export function checkScalar(y: Uint8Array): void {
+export function checkScalar(y: Uint8Array): bigint {
   if (y.length !== ELEMENT_BYTES) throw new RangeError(`a scalar is ${ELEMENT_BYTES} bytes`);
   let n = 0n;
   for (let i = y.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(y[i]!);
   if (n === 0n || n >= GROUP_ORDER) throw new RangeError("a scalar must be in [1, group order)");
+  return n;
 }

@@ -17,9 +17,10 @@ export const nobleRistretto255: Ristretto255 = {
     return (derive(bytes) as Point).toBytes();
   },
   multiply(y: Uint8Array, x: Uint8Array): Uint8Array | null {
-    checkScalar(y);
+    // An integer, which JavaScript cannot wipe, unlike the caller's bytes.
+    const n = checkScalar(y);
     const point = decoded(x);
-    return point === null ? null : point.multiply(scalarOf(y)).toBytes();
+    return point === null ? null : point.multiply(n).toBytes();
   },
   isElement(x: Uint8Array): boolean {
     return decoded(x) !== null;
@@ -35,11 +36,4 @@ function decoded(x: Uint8Array): Point | null {
     return null;
   }
   return point.is0() ? null : point;
-}
-
-/** A checked 32-byte little-endian scalar as an integer (which JavaScript cannot wipe). */
-function scalarOf(y: Uint8Array): bigint {
-  let n = 0n;
-  for (let i = y.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(y[i]!);
-  return n;
 }
