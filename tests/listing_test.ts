@@ -7,7 +7,7 @@
  * incomplete one); and end to end, a sync whose bytes on the wire are the
  * changed files' and little more.
  */
-import { assert, assertEquals, assertFalse, assertThrows } from "@std/assert";
+import { assert, assertEquals, assertFalse, assertRejects, assertThrows } from "@std/assert";
 import { join } from "node:path";
 import { digestHex } from "../src/protocol/digests.ts";
 import { opensslSha256Into } from "../src/transport/sha256_openssl.ts";
@@ -678,6 +678,83 @@ Deno.test({
     assertEquals(cut.entries, 3);
     const lastFrame = decodeListing(frames.at(-1)!);
     assertEquals(lastFrame.flags, LISTING_LAST | LISTING_INCOMPLETE);
+  },
+});
+
+Deno.test({
+  name: "sendListing() kept for the next listing gives that listing's salt, after one that failed",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    await using tmp = await tempDir("ferry-list-");
+    const dir = join(tmp.path, "inbox");
+    await Deno.mkdir(join(dir, "photos", "sub"), { recursive: true });
+    for (const name of ["a", "b", "c", "sub/d"]) {
+      await Deno.writeTextFile(join(dir, "photos", name), name.at(-1)!);
+    }
+    const native = loadNativeReader()!;
+    const inbox = await Inbox.open(dir);
+    // What the receiver holds, fingerprinted with `salt` as §5.16 says.
+    const expected = async (salt: Uint8Array) => {
+      const hex = new Set<string>();
+      for (
+        const rel of ["photos", "photos/sub", "photos/a", "photos/b", "photos/c", "photos/sub/d"]
+      ) {
+        const info = await Deno.lstat(join(dir, rel));
+        const mtime = info.mtime!.getTime();
+        const print = info.isDirectory
+          ? fingerprint(sha256, salt, { kind: "dir", path: rel, mtime, mode: info.mode! })
+          : fingerprint(sha256, salt, { kind: "file", path: rel, size: info.size, mtime });
+        hex.add(digestHex(print));
+      }
+      return hex;
+    };
+    const listed = (frames: Uint8Array[]) => {
+      const hex = new Set<string>();
+      for (const frame of frames) {
+        const { fingerprints } = decodeListing(frame);
+        for (let at = 0; at < fingerprints.length; at += 12) {
+          hex.add(digestHex(fingerprints.subarray(at, at + 12)));
+        }
+      }
+      return hex;
+    };
+    // The lowest free descriptor: it moves up when a listing leaves a folder open.
+    const openFolders = () => {
+      const fd = native.openFolder(dir);
+      native.close(fd);
+      return fd;
+    };
+    const run = (salt: Uint8Array, frames: Uint8Array[] | null, maxFingerprints?: number) =>
+      sendListing({ salt, roots: ["photos"] }, {
+        inbox,
+        writer: {
+          frame: (_type: number, payload: Uint8Array) => {
+            if (frames === null) return Promise.reject(new Error("the session is gone"));
+            frames.push(payload.slice());
+            return Promise.resolve();
+          },
+          flush: () => Promise.resolve(),
+        } as unknown as FrameWriter,
+        native,
+        sha256,
+        sha256Into: opensslSha256Into(),
+        limits: { maxPathBytes: 4096, maxDepth: 128 },
+        stopIfClosed: () => {},
+        ...(maxFingerprints === undefined ? {} : { maxFingerprints }),
+      });
+    const before = openFolders();
+    const first: Uint8Array[] = [];
+    await run(SALT, first);
+    assertEquals(listed(first), await expected(SALT));
+    // Stopped inside photos/sub by its bound, then its last frame cannot be sent.
+    await assertRejects(() => run(SALT, null, 3), Error, "the session is gone");
+    assertEquals(openFolders(), before);
+    const other = SALT.map((b) => b ^ 0xa5);
+    const next: Uint8Array[] = [];
+    const counts = await run(other, next);
+    assertEquals([counts.entries, counts.files, counts.bytes], [6, 4, 4]);
+    assertEquals(listed(next), await expected(other));
+    assertEquals(openFolders(), before);
   },
 });
 

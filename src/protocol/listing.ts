@@ -142,7 +142,7 @@ const DIR_TAG = [0x64, 0x69, 0x72, 0]; // "dir\0"
 export class Fingerprinter {
   readonly #buf = new Uint8Array(INPUT_BYTES);
   readonly #digest = new Uint8Array(32);
-  readonly #salt: Uint8Array;
+  #salt: Uint8Array;
   readonly #into: Sha256Into;
 
   constructor(
@@ -153,6 +153,12 @@ export class Fingerprinter {
     this.#salt = salt;
     this.#buf.set(salt, 0);
     this.#into = into ?? sha256IntoOf(sha256);
+  }
+
+  /** Fingerprints with `salt` from now on (an instance kept for another session). */
+  resalt(salt: Uint8Array): void {
+    this.#salt = salt;
+    this.#buf.set(salt, 0);
   }
 
   /** The fingerprint of `entry`, in an array of its own. */

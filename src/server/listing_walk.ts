@@ -64,143 +64,144 @@ export interface Listing {
   bytes: number;
 }
 
+/**
+ * Listing walks kept for the next LIST, at most this many: a server lists
+ * once per sync, and V8 drops optimized code that depends on objects
+ * that died (a walk's own classes' shapes), so a walk made anew for each
+ * session would run cold again. Kept, it also keeps its frame buffer.
+ */
+const KEPT_WALKS = 1;
+const keptWalks: ListingWalk[] = [];
+
 /** Sends the LISTING frames answering `list`. */
 export async function sendListing(list: List, opts: ListingOptions): Promise<Listing> {
-  const out = new ListingOut(
-    opts,
-    new Fingerprinter(opts.sha256, list.salt, opts.sha256Into ?? undefined),
-  );
-  const seen = new Set<string>();
+  const walk = keptWalks.pop() ?? new ListingWalk();
+  const out = walk.start(opts, list.salt);
   try {
-    for (const root of list.roots) {
-      if (seen.has(root)) continue;
-      seen.add(root);
-      let parts: string[];
-      try {
-        parts = opts.inbox.parse(root, opts.limits);
-      } catch (err) {
-        if (err instanceof Refusal) continue; // announced, it is refused there
-        throw err;
+    const seen = new Set<string>();
+    try {
+      for (const root of list.roots) {
+        if (seen.has(root)) continue;
+        seen.add(root);
+        let parts: string[];
+        try {
+          parts = opts.inbox.parse(root, opts.limits);
+        } catch (err) {
+          if (err instanceof Refusal) continue; // announced, it is refused there
+          throw err;
+        }
+        if (parts.length !== 1) continue; // a top-level name only
+        await walk.root(root);
       }
-      if (parts.length !== 1) continue; // a top-level name only
-      await walkRoot(root, opts, out);
+    } catch (err) {
+      if (!(err instanceof Full)) throw err;
+      await walk.end(true);
+      return out;
     }
-  } catch (err) {
-    if (!(err instanceof Full)) throw err;
-    await out.end(true);
-    return out.listing;
+    await walk.end(false);
+    return out;
+  } finally {
+    walk.stop();
+    if (keptWalks.length < KEPT_WALKS) keptWalks.push(walk);
   }
-  await out.end(false);
-  return out.listing;
 }
 
 /** Thrown when the listing reaches a bound. */
 class Full extends Error {}
 
+/** A folder being listed: its descriptor, path, and the entries of its last read not yet taken. */
+interface Level {
+  fd: number;
+  rel: string;
+  entries: Dirent[];
+  next: number;
+}
+
+/** Why `ListingWalk.#take` stopped taking entries: look at the stack again (its read is used up, or a folder was entered), */
+const STACK = 0;
+/** a frame is full (send it), */
+const FULL = 1;
+/** or the event loop is due a turn. */
+const TURN = 2;
+type Pause = typeof STACK | typeof FULL | typeof TURN;
+
+/** What `ListingWalk.#entry` did beyond a fingerprint: filled a frame, entered a folder. */
+const FILLED = 1;
+const ENTERED = 2;
+
 /**
- * The fingerprints so far, a frame's worth at a time. Taking an entry is
- * synchronous (a listing is thousands of them in a row); the walk awaits
- * only a full frame's sending and the event loop's turns.
+ * One listing at a time: the walk of DIR/`root` for each root, and the
+ * fingerprints so far, a frame's worth at a time. Taking entries is
+ * synchronous (a listing is thousands of them in a row), a folder's read
+ * at a time; the walk awaits only a full frame's sending and the event
+ * loop's turns.
  */
-class ListingOut {
+class ListingWalk {
   readonly #buf = new Uint8Array(LISTING_FRAME_FINGERPRINTS * FINGERPRINT_BYTES);
   #at = 0;
   #visits = 0;
-  #turned = performance.now();
-  readonly #max: number;
-  readonly listing: Listing = { entries: 0, files: 0, bytes: 0 };
+  #turned = 0;
+  #max = 0;
+  #opts: ListingOptions | null = null;
+  #prints: Fingerprinter | null = null;
+  /** What `#prints` was made with besides the salt (reused while a session's are the same). */
+  #into: Sha256Into | null = null;
+  #listing: Listing = { entries: 0, files: 0, bytes: 0 };
+  #stack: Level[] = [];
 
-  constructor(readonly opts: ListingOptions, readonly prints: Fingerprinter) {
+  /** Starts a listing for `opts` with `salt`: its counts, filled in as it goes. */
+  start(opts: ListingOptions, salt: Uint8Array): Listing {
+    this.#opts = opts;
+    const prints = this.#prints;
+    if (
+      prints !== null && prints.sha256 === opts.sha256 && this.#into === (opts.sha256Into ?? null)
+    ) {
+      prints.resalt(salt);
+    } else {
+      this.#prints = new Fingerprinter(opts.sha256, salt, opts.sha256Into ?? undefined);
+      this.#into = opts.sha256Into ?? null;
+    }
+    this.#at = 0;
+    this.#visits = 0;
+    this.#turned = performance.now();
     this.#max = Math.min(
       opts.maxFingerprints ?? LISTING_MAX_FINGERPRINTS,
       LISTING_MAX_FINGERPRINTS,
     );
+    this.#listing = { entries: 0, files: 0, bytes: 0 };
+    return this.#listing;
   }
 
-  /** One entry looked at: true when the event loop is due a turn (`turn`). */
-  visit(): boolean {
-    if (++this.#visits > LISTING_MAX_VISITS) throw new Full();
-    return this.#visits % CLOCK_EVERY === 0 && performance.now() - this.#turned >= TURN_MS;
+  /** Ends the listing: closes what it holds open, and lets go of its session. */
+  stop(): void {
+    const { native } = this.#opts!;
+    for (const level of this.#stack) native.close(level.fd);
+    this.#stack = [];
+    this.#opts = null;
   }
 
-  /** A turn of the event loop, then the session's state. */
-  async turn(): Promise<void> {
-    await sleep(0);
-    this.#turned = performance.now();
-    this.opts.stopIfClosed();
-  }
-
-  /** A file's fingerprint: true when a frame is full (send it with `sendFull`). */
-  file(path: string, size: number, mtime: number): boolean {
-    this.#room();
-    this.prints.file(path, size, mtime, this.#buf, this.#at);
-    this.listing.files++;
-    this.listing.bytes += size;
-    return this.#added();
-  }
-
-  /** A folder's fingerprint: true when a frame is full. */
-  dir(path: string, mtime: number, mode: number): boolean {
-    this.#room();
-    this.prints.dir(path, mtime, mode, this.#buf, this.#at);
-    return this.#added();
-  }
-
-  #room(): void {
-    if (this.listing.entries >= this.#max) throw new Full();
-  }
-
-  #added(): boolean {
-    this.#at += FINGERPRINT_BYTES;
-    this.listing.entries++;
-    return this.#at === this.#buf.length;
-  }
-
-  sendFull(): Promise<void> {
-    return this.#send(0);
-  }
-
-  end(incomplete: boolean): Promise<void> {
-    return this.#send(LISTING_LAST | (incomplete ? LISTING_INCOMPLETE : 0));
-  }
-
-  async #send(flags: number): Promise<void> {
-    this.opts.stopIfClosed();
-    const { writer } = this.opts;
-    await writer.frame(FrameType.LISTING, encodeListing(flags, this.#buf.subarray(0, this.#at)));
-    await writer.flush();
-    this.#at = 0;
-  }
-}
-
-/**
- * DIR/`root`, and everything in it when it is a folder: each folder opened in the one above it
- * with O_NOFOLLOW, listed with getdents64, each entry's status by statx in that folder.
- */
-async function walkRoot(root: string, opts: ListingOptions, out: ListingOut): Promise<void> {
-  const { native } = opts;
-  const rootPath = childPath(opts.inbox.root, root);
-  let found: Listed;
-  try {
-    found = native.lstatAt(AT_FDCWD, rootPath, rootPath);
-  } catch {
-    return;
-  }
-  if (found.kind === "file") {
-    if (out.file(root, found.size, found.mtime)) await out.sendFull();
-    return;
-  }
-  if (found.kind !== "dir") return;
-  if (out.dir(root, found.mtime, found.mode)) await out.sendFull();
-  const stack: { fd: number; rel: string; entries: Dirent[]; next: number }[] = [];
-  const enter = (dir: number, name: string, rel: string) => {
-    if (stack.length >= MAX_PATH_DEPTH) return;
+  /**
+   * DIR/`root`, and everything in it when it is a folder: each folder opened in the one above
+   * it with O_NOFOLLOW, listed with getdents64, each entry's status by statx in that folder.
+   */
+  async root(root: string): Promise<void> {
+    const opts = this.#opts!;
+    const { native } = opts;
+    const rootPath = childPath(opts.inbox.root, root);
+    let found: Listed;
     try {
-      stack.push({ fd: native.openFolderIn(dir, name, rel), rel, entries: [], next: 0 });
-    } catch { /* gone, unreadable, or a link now: nothing listed in it */ }
-  };
-  enter(AT_FDCWD, rootPath, root);
-  try {
+      found = native.lstatAt(AT_FDCWD, rootPath, rootPath);
+    } catch {
+      return;
+    }
+    if (found.kind === "file") {
+      if (this.#file(root, found.size, found.mtime)) await this.#send(0);
+      return;
+    }
+    if (found.kind !== "dir") return;
+    if (this.#dir(root, found.mtime, found.mode)) await this.#send(0);
+    this.#enter(AT_FDCWD, rootPath, root);
+    const stack = this.#stack;
     while (stack.length > 0) {
       const level = stack.at(-1)!;
       if (level.next === level.entries.length) {
@@ -213,27 +214,106 @@ async function walkRoot(root: string, opts: ListingOptions, out: ListingOut): Pr
         if (level.entries.length === 0) {
           stack.pop();
           native.close(level.fd);
-          continue;
         }
-      }
-      const { name, isDirectory, utf8 } = level.entries[level.next++]!;
-      if (out.visit()) await out.turn();
-      if (utf8 === false) continue; // no sender can announce it under this name
-      const rel = `${level.rel}/${name}`;
-      let status: Listed;
-      try {
-        status = native.lstatAt(level.fd, name, rel);
-      } catch {
         continue;
       }
-      let full: boolean;
-      if (status.kind === "file") full = out.file(rel, status.size, status.mtime);
-      else if (status.kind === "dir") full = out.dir(rel, status.mtime, status.mode);
-      else continue;
-      if (full) await out.sendFull();
-      if (status.kind === "dir" && isDirectory !== false) enter(level.fd, name, rel);
+      const pause = this.#take(level);
+      if (pause === FULL) await this.#send(0);
+      else if (pause === TURN) await this.#turn();
     }
-  } finally {
-    for (const level of stack) native.close(level.fd);
+  }
+
+  /** Opens folder `name` in open folder `dir` to walk it (unless too deep, gone, or a link now). */
+  #enter(dir: number, name: string, rel: string): void {
+    if (this.#stack.length >= MAX_PATH_DEPTH) return;
+    try {
+      const fd = this.#opts!.native.openFolderIn(dir, name, rel);
+      this.#stack.push({ fd, rel, entries: [], next: 0 });
+    } catch { /* gone, unreadable, or a link now: nothing listed in it */ }
+  }
+
+  /**
+   * Takes `level`'s entries, in order, until its read is used up or a pause is due. In a
+   * method called per read, not in the walk's loop, so that its optimized code (not the loop's,
+   * made for one call) serves the next session too.
+   */
+  #take(level: Level): Pause {
+    const { entries } = level;
+    while (level.next < entries.length) {
+      const { name, isDirectory, utf8 } = entries[level.next++]!;
+      if (++this.#visits > LISTING_MAX_VISITS) throw new Full();
+      const due = this.#visits % CLOCK_EVERY === 0 && performance.now() - this.#turned >= TURN_MS;
+      // A name that is not UTF-8: no sender can announce it under this name.
+      const did = utf8 === false ? 0 : this.#entry(level, name, isDirectory);
+      // A due turn waits for a full frame's sending, itself a turn.
+      if ((did & FILLED) !== 0) return FULL;
+      if (due) return TURN;
+      if ((did & ENTERED) !== 0) return STACK;
+    }
+    return STACK;
+  }
+
+  /** Entry `name` of `level`: its fingerprint, and the folder entered; FILLED | ENTERED. */
+  #entry(level: Level, name: string, isDirectory: boolean | null): number {
+    const rel = `${level.rel}/${name}`;
+    let status: Listed;
+    try {
+      status = this.#opts!.native.lstatAt(level.fd, name, rel);
+    } catch {
+      return 0;
+    }
+    if (status.kind === "file") return this.#file(rel, status.size, status.mtime) ? FILLED : 0;
+    if (status.kind !== "dir") return 0;
+    const filled = this.#dir(rel, status.mtime, status.mode) ? FILLED : 0;
+    if (isDirectory === false) return filled;
+    this.#enter(level.fd, name, rel);
+    return filled | ENTERED;
+  }
+
+  /** A turn of the event loop, then the session's state. */
+  async #turn(): Promise<void> {
+    await sleep(0);
+    this.#turned = performance.now();
+    this.#opts!.stopIfClosed();
+  }
+
+  /** A file's fingerprint: true when a frame is full. */
+  #file(path: string, size: number, mtime: number): boolean {
+    this.#room();
+    this.#prints!.file(path, size, mtime, this.#buf, this.#at);
+    this.#listing.files++;
+    this.#listing.bytes += size;
+    return this.#added();
+  }
+
+  /** A folder's fingerprint: true when a frame is full. */
+  #dir(path: string, mtime: number, mode: number): boolean {
+    this.#room();
+    this.#prints!.dir(path, mtime, mode, this.#buf, this.#at);
+    return this.#added();
+  }
+
+  #room(): void {
+    if (this.#listing.entries >= this.#max) throw new Full();
+  }
+
+  #added(): boolean {
+    this.#at += FINGERPRINT_BYTES;
+    this.#listing.entries++;
+    return this.#at === this.#buf.length;
+  }
+
+  /** The last frame (`incomplete`: the listing stopped at a bound). */
+  end(incomplete: boolean): Promise<void> {
+    return this.#send(LISTING_LAST | (incomplete ? LISTING_INCOMPLETE : 0));
+  }
+
+  async #send(flags: number): Promise<void> {
+    const opts = this.#opts!;
+    opts.stopIfClosed();
+    const { writer } = opts;
+    await writer.frame(FrameType.LISTING, encodeListing(flags, this.#buf.subarray(0, this.#at)));
+    await writer.flush();
+    this.#at = 0;
   }
 }
