@@ -25,7 +25,7 @@
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PERMISSION_SET_NAME } from "../src/cli/permission_set.ts";
-import { V8_FLAGS } from "../src/cli/v8_flags.ts";
+import { SEND_V8_FLAGS, V8_FLAGS } from "../src/cli/v8_flags.ts";
 import { VERSION } from "../src/version.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -94,10 +94,13 @@ export function wrapperScript(paths: Layout, registry: string): string {
     "FERRY_LAUNCHER=installed",
     `NPM_CONFIG_REGISTRY=${shQuote(registry)}`,
     "export DENO_DIR DENO_NO_UPDATE_CHECK FERRY_LAUNCHER NPM_CONFIG_REGISTRY",
+    // The V8 flags of the subcommand (src/cli/v8_flags.ts), as the deno.json tasks give them.
+    `v8=${shQuote(V8_FLAGS)}`,
+    `[ "$1" = send ] && v8=${shQuote(SEND_V8_FLAGS)}`,
     [
       'exec "$lib/deno" run --quiet --no-prompt --cached-only',
       '--config "$lib/app/deno.json"',
-      `-P=${PERMISSION_SET_NAME} ${V8_FLAGS}`,
+      `-P=${PERMISSION_SET_NAME} "$v8"`,
       '"$lib/app/main.ts" "$@"',
     ].join(" "),
     "",

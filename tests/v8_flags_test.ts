@@ -1,53 +1,83 @@
 /**
  * ferry runs with the same V8 flags (src/cli/v8_flags.ts) however it is
- * started: the deno.json tasks, the compiled binaries, and the benchmark.
+ * started: the deno.json tasks, the installed command, the compiled
+ * binaries, and the benchmark; `send` with its own.
  */
 import { assert, assertEquals } from "@std/assert";
 import { fileURLToPath } from "node:url";
 import { compileArgs } from "../scripts/compile.ts";
 import { denoArgs } from "../scripts/bench/peers.ts";
-import { V8_FLAGS } from "../src/cli/v8_flags.ts";
+import { layout, wrapperScript } from "../scripts/install.ts";
+import { SEND_V8_FLAGS, V8_FLAGS, v8FlagsFor } from "../src/cli/v8_flags.ts";
 
-Deno.test("deno.json's serve and send tasks run main.ts with V8_FLAGS", async () => {
+Deno.test("v8FlagsFor() gives send its own flags, and every other command serve's", () => {
+  assertEquals(v8FlagsFor("send"), SEND_V8_FLAGS);
+  for (const command of ["serve", "help", "--version", undefined]) {
+    assertEquals(v8FlagsFor(command), V8_FLAGS);
+  }
+  // send's are serve's and more.
+  assert(SEND_V8_FLAGS.startsWith(`${V8_FLAGS},`), SEND_V8_FLAGS);
+});
+
+Deno.test("deno.json's serve and send tasks run main.ts with their command's V8 flags", async () => {
   const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
   for (const task of ["serve", "send"]) {
     const words = (config.tasks[task] as string).split(/\s+/);
-    const flag = words.indexOf(V8_FLAGS);
+    const flag = words.indexOf(v8FlagsFor(task));
     assert(flag > 0 && flag < words.indexOf("main.ts"), `${task}: ${config.tasks[task]}`);
-    assertEquals(words.filter((w) => w.startsWith("--v8-flags")), [V8_FLAGS], task);
+    assertEquals(words.filter((w) => w.startsWith("--v8-flags")), [v8FlagsFor(task)], task);
+    assertEquals(words.at(-1), task);
   }
 });
 
-Deno.test("compileArgs() bakes V8_FLAGS into the binary, before the entry point", () => {
+Deno.test("the installed ferry runs each command with its V8 flags", async () => {
+  const script = wrapperScript(layout("/opt/ferry-test"), "https://example.test/npm/");
+  // The script with a stand-in for Deno that prints the flag it was given.
+  const stub = script.replace('exec "$lib/deno"', 'printf "%s\\n" "$v8"; : ');
+  for (const command of ["send", "serve", "--version"]) {
+    const out = await new Deno.Command("/bin/sh", {
+      args: ["-c", stub, "ferry", command, "x"],
+      stdout: "piped",
+    }).output();
+    assertEquals(new TextDecoder().decode(out.stdout), `${v8FlagsFor(command)}\n`, command);
+  }
+});
+
+Deno.test("compileArgs() bakes serve's V8 flags into the binary, before the entry point", () => {
   const args = compileArgs("x86_64-unknown-linux-gnu", "/tmp/ferry");
   const flag = args.indexOf(V8_FLAGS);
   assert(flag > 0 && flag < args.length - 1, args.join(" "));
+  assertEquals(args.filter((a) => a.startsWith("--v8-flags")), [V8_FLAGS]);
   assert(args[args.length - 1]!.endsWith("main.ts"));
 });
 
-Deno.test("the benchmark runs ferry with V8_FLAGS, before main.ts", () => {
-  const args = denoArgs("serve", "DIR");
-  const flag = args.indexOf(V8_FLAGS);
-  const main = args.findIndex((a) => a.endsWith("main.ts"));
-  assert(flag > 0 && flag < main, args.join(" "));
-  assertEquals(args.slice(main + 1), ["serve", "DIR"]);
+Deno.test("the benchmark runs ferry with its command's V8 flags, before main.ts", () => {
+  for (const command of ["serve", "send"]) {
+    const args = denoArgs(command, "DIR");
+    const flag = args.indexOf(v8FlagsFor(command));
+    const main = args.findIndex((a) => a.endsWith("main.ts"));
+    assert(flag > 0 && flag < main, args.join(" "));
+    assertEquals(args.slice(main + 1), [command, "DIR"]);
+  }
 });
 
-Deno.test("V8 accepts V8_FLAGS: ferry --version runs with them, silently", async () => {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      V8_FLAGS,
-      fileURLToPath(new URL("../main.ts", import.meta.url)),
-      "--version",
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  assertEquals(new TextDecoder().decode(out.stderr), "");
-  assertEquals(out.code, 0);
-  assert(new TextDecoder().decode(out.stdout).startsWith("ferry "));
+Deno.test("V8 accepts both sets of flags: ferry --version runs with them, silently", async () => {
+  for (const flags of [V8_FLAGS, SEND_V8_FLAGS]) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--quiet",
+        flags,
+        fileURLToPath(new URL("../main.ts", import.meta.url)),
+        "--version",
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).output();
+    assertEquals(new TextDecoder().decode(out.stderr), "", flags);
+    assertEquals(out.code, 0);
+    assert(new TextDecoder().decode(out.stdout).startsWith("ferry "));
+  }
 });

@@ -4,7 +4,7 @@
  * Their servers start once per placement; each run of a tool is timed here.
  */
 import { join, relative } from "node:path";
-import { V8_FLAGS } from "../../src/cli/v8_flags.ts";
+import { v8FlagsFor } from "../../src/cli/v8_flags.ts";
 import type { Tool } from "./options.ts";
 import {
   capture,
@@ -101,9 +101,9 @@ export async function stopServers(servers: Servers): Promise<void> {
   ]);
 }
 
-/** How the bench runs ferry from source: with the V8 flags its tasks and binaries use. */
+/** How the bench runs ferry from source: with the V8 flags its tasks use for the subcommand. */
 export function denoArgs(...args: string[]): string[] {
-  return ["run", "--quiet", V8_FLAGS, "--allow-all", MAIN, ...args];
+  return ["run", "--quiet", v8FlagsFor(args[0]), "--allow-all", MAIN, ...args];
 }
 
 /**
