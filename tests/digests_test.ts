@@ -5,9 +5,10 @@
  * instance: hashers that interleave (two sessions' files) must not see each
  * other's state.
  */
-import { assertEquals, assertThrows } from "@std/assert";
+import { assert, assertEquals, assertThrows } from "@std/assert";
 import {
   DIGEST_NAMES,
+  digestHex,
   type DigestName,
   isDigestName,
   loadDigest,
@@ -145,6 +146,37 @@ Deno.test("opensslSha256() refuses a library whose SHA-256 of 'abc' is wrong, an
     assertEquals(typeof opensslSha256(lib), "function");
   }
   assertEquals(opensslSha256(null), null);
+});
+
+Deno.test("opensslSha256() hashes with a SHA-256 fetched once, else with EVP_sha256()", () => {
+  const lib = loadLibcrypto();
+  if (lib === null) return; // no OpenSSL 3 here: node:crypto's SHA-256 is used
+  const abc = new TextEncoder().encode("abc");
+  const expected = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+  for (const fetches of [true, false]) {
+    let fetched: Deno.PointerValue = null;
+    let legacy: Deno.PointerValue = null;
+    const used: Deno.PointerValue[] = [];
+    const recording = {
+      ...lib,
+      EVP_MD_fetch: (...args: Parameters<Libcrypto["EVP_MD_fetch"]>) => {
+        fetched = fetches ? lib.EVP_MD_fetch(...args) : null;
+        return fetched;
+      },
+      EVP_sha256: () => legacy = lib.EVP_sha256(),
+      EVP_Digest: (...args: Parameters<Libcrypto["EVP_Digest"]>) => {
+        used.push(args[4]);
+        return lib.EVP_Digest(...args);
+      },
+    } as unknown as Libcrypto;
+    const sha256 = opensslSha256(recording)!;
+    for (let i = 0; i < 3; i++) assertEquals(digestHex(sha256(abc)), expected);
+    // The handle given to every call: the fetched one, else EVP_sha256()'s (the same object).
+    const md = fetches ? fetched : legacy;
+    assert(md !== null);
+    assertEquals(used.length, 4); // the known answer, then three
+    assert(used.every((p) => p === md), String(fetches));
+  }
 });
 
 Deno.test("loadDigest('sha256', oneShot) hashes whole buffers with oneShot, and still hashes incrementally", async () => {

@@ -270,6 +270,12 @@ function nativeListing(native: NativeReader, abs: string): Listing {
 interface Level {
   abs: string;
   rel: string;
+  /**
+   * `abs` and `rel` each with a "/" after it: an entry's paths are one concatenation each (one
+   * string object, where a template literal makes two), thousands of times in a row.
+   */
+  absSlash: string;
+  relSlash: string;
   /** The path below the source's own folder ("" for the source; only `--exclude` reads it). */
   within: string;
   info: Status;
@@ -363,7 +369,8 @@ export class Walker implements WalkItems, AsyncIterableIterator<WalkItem> {
   #open(abs: string, rel: string, within: string, info: Status): Level {
     const native = this.#native;
     const entries = native?.lists ? nativeListing(native, abs) : denoListing(abs);
-    return { abs, rel, within, info, entries };
+    const absSlash = abs.endsWith("/") ? abs : `${abs}/`;
+    return { abs, rel, absSlash, relSlash: `${rel}/`, within, info, entries };
   }
 
   /** Takes the next entry of the innermost folder. */
@@ -401,8 +408,8 @@ export class Walker implements WalkItems, AsyncIterableIterator<WalkItem> {
     }
     const exclude = this.#exclude;
     // A listed name has no "/" and top.abs is resolved: join()'s normalizing is not needed.
-    const childAbs = top.abs.endsWith("/") ? top.abs + name : `${top.abs}/${name}`;
-    const childRel = `${top.rel}/${name}`;
+    const childAbs = top.absSlash + name;
+    const childRel = top.relSlash + name;
     const childWithin = exclude === undefined
       ? ""
       : top.within === ""

@@ -49,6 +49,7 @@ const SYMBOLS = {
   EVP_DecryptFinal_ex: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
   EVP_CIPHER_CTX_ctrl: { parameters: ["pointer", "i32", "i32", "buffer"], result: "i32" },
   EVP_sha256: { parameters: [], result: "pointer" },
+  EVP_MD_fetch: { parameters: ["pointer", "buffer", "pointer"], result: "pointer" },
   EVP_sha512: { parameters: [], result: "pointer" },
   /** One-shot MAC (OpenSSL 3.0): libctx, name, propq, digest name, params, key, data, out, outlen. */
   EVP_Q_mac: {
