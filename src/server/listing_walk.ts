@@ -65,17 +65,18 @@ export interface Listing {
 }
 
 /**
- * Listing walks kept for the next LIST, at most this many: a server lists
- * once per sync, and V8 drops optimized code that depends on objects
- * that died (a walk's own classes' shapes), so a walk made anew for each
- * session would run cold again. Kept, it also keeps its frame buffer.
+ * A listing walk kept for the next LIST: a server lists once per sync, and
+ * V8 drops optimized code that depends on objects that died (a walk's own
+ * classes' shapes), so a walk made anew for each session would run cold
+ * again. Kept, it also keeps its frame buffer. Listings that run at the
+ * same time each have their own; one is kept.
  */
-const KEPT_WALKS = 1;
-const keptWalks: ListingWalk[] = [];
+let kept: ListingWalk | null = null;
 
 /** Sends the LISTING frames answering `list`. */
 export async function sendListing(list: List, opts: ListingOptions): Promise<Listing> {
-  const walk = keptWalks.pop() ?? new ListingWalk();
+  const walk = kept ?? new ListingWalk();
+  kept = null;
   const out = walk.start(opts, list.salt);
   try {
     const seen = new Set<string>();
@@ -102,7 +103,7 @@ export async function sendListing(list: List, opts: ListingOptions): Promise<Lis
     return out;
   } finally {
     walk.stop();
-    if (keptWalks.length < KEPT_WALKS) keptWalks.push(walk);
+    kept ??= walk;
   }
 }
 
