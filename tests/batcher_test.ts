@@ -6,6 +6,7 @@ import { assert, assertEquals } from "@std/assert";
 import {
   BATCH_ENTRIES,
   Batcher,
+  FIRST_BATCH_ENTRIES,
   OPEN_BATCHES,
   type Take,
   utf8Length,
@@ -78,13 +79,13 @@ Deno.test("batcher: two batches open at most, cut at the receiver's maxBatchEntr
   assertEquals(writer.announced.map((a) => a.entries.map((e) => e.id)), [[0, 1, 2], [3, 4, 5]]);
   assertEquals(writer.announced.map((a) => a.batch), [0, 1]);
   assertEquals(plans.expected, [0, 1]);
-  assertEquals(writer.flushes, 1);
+  assertEquals(writer.flushes, 2); // each as soon as it is cut
   assert(batcher.full);
   assertEquals(batcher.oldest?.batch, 0);
   // Full: nothing more is taken until a batch has been sent.
   assertEquals(await batcher.fill(take), true);
   assertEquals(writer.announced.length, 2);
-  assertEquals(writer.flushes, 1);
+  assertEquals(writer.flushes, 2);
   batcher.sent();
   assertEquals(batcher.oldest?.batch, 1);
   assertEquals(await batcher.fill(take), true);
@@ -105,8 +106,28 @@ Deno.test("batcher: two batches open at most, cut at the receiver's maxBatchEntr
 Deno.test("batcher: never more than 512 entries a batch, whatever the receiver allows", async () => {
   const { writer, batcher } = setUp();
   assertEquals(batcher.maxEntries, BATCH_ENTRIES);
-  await batcher.fill(takeFrom(Array.from({ length: 1100 }, (_, i) => entry(i))));
-  assertEquals(writer.announced.map((a) => a.entries.length), [512, 512]);
+  const take = takeFrom(Array.from({ length: 1200 }, (_, i) => entry(i)));
+  await batcher.fill(take);
+  batcher.sent();
+  await batcher.fill(take);
+  assertEquals(writer.announced.map((a) => a.entries.length), [FIRST_BATCH_ENTRIES, 512, 512]);
+});
+
+Deno.test("batcher: the first batch is small, and out before the next is walked", async () => {
+  const { writer, batcher } = setUp();
+  assertEquals(FIRST_BATCH_ENTRIES, 64);
+  const entries = Array.from({ length: 1000 }, (_, i) => entry(i));
+  /** The flushes done when each entry was taken. */
+  const flushedBefore: number[] = [];
+  await batcher.fill(() => {
+    flushedBefore.push(writer.flushes);
+    return Promise.resolve(entries.shift() ?? null);
+  });
+  assertEquals(writer.announced.map((a) => a.entries.length), [64, 512]);
+  // Entries 0-63 were taken before anything went out; 64 on, the first batch had gone.
+  assertEquals(flushedBefore.slice(0, 64), new Array(64).fill(0));
+  assertEquals(flushedBefore[64], 1);
+  assertEquals(writer.flushes, 2);
 });
 
 Deno.test("batcher: a batch is cut by its JSON size, and the entry that did not fit opens the next", async () => {

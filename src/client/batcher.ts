@@ -25,6 +25,12 @@ export const BATCH_ENTRIES = 512;
  * (docs/PERFORMANCE.md).
  */
 export const OPEN_BATCHES = Math.min(2, ANNOUNCE_WINDOW);
+/**
+ * A session's first batch is cut at this many entries: the receiver plans it,
+ * and the first files go, while the sender walks on for the next batch, where
+ * a whole first batch would keep both waiting on the walk.
+ */
+export const FIRST_BATCH_ENTRIES = 64;
 /** Batches are cut at this many bytes of JSON (or the receiver's frame bound less 64). */
 export const BATCH_BYTES = 512 * 1024;
 /** What an ANNOUNCE's payload takes besides its entries (PROTOCOL.md §6.2). */
@@ -107,17 +113,19 @@ export class Batcher {
 
   /**
    * Announces batches of what `take` yields until the window is full or it
-   * runs dry; returns whether it may have more.
+   * runs dry, each sent as soon as it is cut; returns whether it may have more.
    */
   async fill(take: Take): Promise<boolean> {
-    let announced = false;
     let more = true;
     while (more && this.#open.length < OPEN_BATCHES) {
       const entries: Numbered[] = [];
       /** Each entry's JSON, as its ANNOUNCE carries it. */
       const wire: string[] = [];
       let bytes = ANNOUNCE_OVERHEAD;
-      while (entries.length < this.maxEntries) {
+      const maxEntries = this.#nextBatch === 0
+        ? Math.min(FIRST_BATCH_ENTRIES, this.maxEntries)
+        : this.maxEntries;
+      while (entries.length < maxEntries) {
         const taken = this.#carry ?? take();
         const entry = taken instanceof Promise ? await taken : taken;
         this.#carry = null;
@@ -146,9 +154,9 @@ export class Batcher {
       const batch = this.#nextBatch++;
       this.#open.push({ batch, entries, plan: this.plans.expect(batch) });
       await this.writer.frame(FrameType.ANNOUNCE, this.#announce(batch, wire));
-      announced = true;
+      // Out at once: the receiver plans it while the next batch is walked.
+      await this.writer.flush();
     }
-    if (announced) await this.writer.flush();
     return more;
   }
 
