@@ -11,8 +11,12 @@
  * and the 1 GiB and 10,000-file transfers were as fast as without it
  * (docs/PERFORMANCE.md).
  *
- * `send` also runs without TurboFan, V8's optimizing compiler of last resort
- * (its Maglev and baseline tiers stay). A send is a short process: its code
+ * `--expose-gc` lets a server collect its garbage when it falls idle, not
+ * during the next session's handshake (src/server/idle_collect.ts). Nothing
+ * else calls it.
+ *
+ * `send` runs without TurboFan, V8's optimizing compiler of last resort (its
+ * Maglev and baseline tiers stay), and has no use for `--expose-gc`. A send is a short process: its code
  * runs cold, and TurboFan's compiles took CPU that the receiver on the same
  * machine wanted, while they finished too late to pay back. A re-sync of
  * 10,000 files took about 10% less time without them, and the 1 GiB and
@@ -20,7 +24,7 @@
  * runs for long and its code stays warm. A compiled binary is one program for
  * both, so it carries serve's flags.
  */
-export const V8_FLAGS = "--v8-flags=--optimize-for-size";
+export const V8_FLAGS = "--v8-flags=--optimize-for-size,--expose-gc";
 
 /** `send`'s V8 flags (see above). */
 export const SEND_V8_FLAGS = "--v8-flags=--optimize-for-size,--no-turbofan";

@@ -13,6 +13,7 @@ import { addressGroup } from "./address_group.ts";
 import { CodeGuard, type GuardPolicy } from "./code_guard.ts";
 import { ReceiveSession, type SessionOptions } from "./session.ts";
 import { DEFAULT_PRE_AUTH, type PreAuthLimits } from "./server_limits.ts";
+import { IdleCollector } from "./idle_collect.ts";
 
 export interface ServerOptions
   extends Omit<SessionOptions, "inbox" | "guard" | "firstFrameMs" | "onAuthenticated"> {
@@ -23,6 +24,8 @@ export interface ServerOptions
   guardPolicy?: GuardPolicy;
   /** Bounds before the key exchange (default DEFAULT_PRE_AUTH). */
   preAuth?: Partial<PreAuthLimits>;
+  /** What collects garbage once no session is left (tests; default V8's, where exposed). */
+  idleCollector?: IdleCollector;
 }
 
 /** How often abandoned partials are looked for, at most. */
@@ -46,6 +49,8 @@ export class FerryServer {
   #closed = false;
   #done: Promise<void>;
   #cleanup: ReturnType<typeof setInterval>;
+  /** Collects garbage when no session is left (idle_collect.ts). */
+  #idle: IdleCollector;
 
   private constructor(
     readonly inbox: Inbox,
@@ -54,6 +59,7 @@ export class FerryServer {
     readonly opts: ServerOptions,
   ) {
     this.#guard = new CodeGuard(opts.guardPolicy);
+    this.#idle = opts.idleCollector ?? new IdleCollector();
     this.#preAuth = { ...DEFAULT_PRE_AUTH, ...opts.preAuth };
     const keep = opts.limits.keepPartialMs;
     this.#cleanup = setInterval(
@@ -158,13 +164,17 @@ export class FerryServer {
       prove();
       this.#sessions.delete(session);
       this.#stalled.add(session);
-      session.settled.finally(() => this.#stalled.delete(session));
+      session.settled.finally(() => {
+        this.#stalled.delete(session);
+        if (this.#sessions.size === 0 && this.#stalled.size === 0) this.#idle.idle();
+      });
       const transfer = session.transfer;
       if (transfer !== null && this.#transfers.get(transfer) === session) {
         this.#transfers.delete(transfer);
       }
     });
     this.#sessions.set(session, running);
+    this.#idle.cancel();
   }
 
   /**
@@ -201,6 +211,7 @@ export class FerryServer {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#cleanup);
+    this.#idle.cancel();
     for (const listener of this.listeners) {
       try {
         listener.close();
