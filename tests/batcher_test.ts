@@ -6,7 +6,6 @@ import { assert, assertEquals } from "@std/assert";
 import {
   BATCH_ENTRIES,
   Batcher,
-  FIRST_BATCH_ENTRIES,
   OPEN_BATCHES,
   type Take,
   utf8Length,
@@ -106,16 +105,12 @@ Deno.test("batcher: two batches open at most, cut at the receiver's maxBatchEntr
 Deno.test("batcher: never more than 512 entries a batch, whatever the receiver allows", async () => {
   const { writer, batcher } = setUp();
   assertEquals(batcher.maxEntries, BATCH_ENTRIES);
-  const take = takeFrom(Array.from({ length: 1200 }, (_, i) => entry(i)));
-  await batcher.fill(take);
-  batcher.sent();
-  await batcher.fill(take);
-  assertEquals(writer.announced.map((a) => a.entries.length), [FIRST_BATCH_ENTRIES, 512, 512]);
+  await batcher.fill(takeFrom(Array.from({ length: 1100 }, (_, i) => entry(i))));
+  assertEquals(writer.announced.map((a) => a.entries.length), [512, 512]);
 });
 
-Deno.test("batcher: the first batch is small, and out before the next is walked", async () => {
+Deno.test("batcher: each ANNOUNCE goes out before the next batch is walked", async () => {
   const { writer, batcher } = setUp();
-  assertEquals(FIRST_BATCH_ENTRIES, 64);
   const entries = Array.from({ length: 1000 }, (_, i) => entry(i));
   /** The flushes done when each entry was taken. */
   const flushedBefore: number[] = [];
@@ -123,10 +118,10 @@ Deno.test("batcher: the first batch is small, and out before the next is walked"
     flushedBefore.push(writer.flushes);
     return Promise.resolve(entries.shift() ?? null);
   });
-  assertEquals(writer.announced.map((a) => a.entries.length), [64, 512]);
-  // Entries 0-63 were taken before anything went out; 64 on, the first batch had gone.
-  assertEquals(flushedBefore.slice(0, 64), new Array(64).fill(0));
-  assertEquals(flushedBefore[64], 1);
+  assertEquals(writer.announced.map((a) => a.entries.length), [512, 488]);
+  // Entries 0-511 were taken before anything went out; 512 on, the first batch had gone.
+  assertEquals(flushedBefore.slice(0, 512), new Array(512).fill(0));
+  assertEquals(flushedBefore[512], 1);
   assertEquals(writer.flushes, 2);
 });
 

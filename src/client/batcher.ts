@@ -25,12 +25,6 @@ export const BATCH_ENTRIES = 512;
  * (docs/PERFORMANCE.md).
  */
 export const OPEN_BATCHES = Math.min(2, ANNOUNCE_WINDOW);
-/**
- * A session's first batch is cut at this many entries: the receiver plans it,
- * and the first files go, while the sender walks on for the next batch, where
- * a whole first batch would keep both waiting on the walk.
- */
-export const FIRST_BATCH_ENTRIES = 64;
 /** Batches are cut at this many bytes of JSON (or the receiver's frame bound less 64). */
 export const BATCH_BYTES = 512 * 1024;
 /** What an ANNOUNCE's payload takes besides its entries (PROTOCOL.md §6.2). */
@@ -122,10 +116,7 @@ export class Batcher {
       /** Each entry's JSON, as its ANNOUNCE carries it. */
       const wire: string[] = [];
       let bytes = ANNOUNCE_OVERHEAD;
-      const maxEntries = this.#nextBatch === 0
-        ? Math.min(FIRST_BATCH_ENTRIES, this.maxEntries)
-        : this.maxEntries;
-      while (entries.length < maxEntries) {
+      while (entries.length < this.maxEntries) {
         const taken = this.#carry ?? take();
         const entry = taken instanceof Promise ? await taken : taken;
         this.#carry = null;
