@@ -5,6 +5,9 @@
  * after a session of 10,000 files). Collected while nobody waits, shortly
  * after the last session has ended, it costs no session anything.
  *
+ * Only a session that proved the code makes a collection owed: connections
+ * that never do cannot make the server collect again and again.
+ *
  * V8 offers the call only with `--expose-gc` (serve's V8 flags,
  * src/cli/v8_flags.ts); without it this does nothing.
  */
@@ -20,18 +23,27 @@ export function exposedGc(): (() => void) | null {
 
 export class IdleCollector {
   #timer: ReturnType<typeof setTimeout> | null = null;
+  /** A session that proved the code has ended since the last collection. */
+  #owed = false;
+  #stopped = false;
 
   constructor(
     readonly collect: (() => void) | null = exposedGc(),
     readonly delayMs: number = IDLE_COLLECT_MS,
   ) {}
 
-  /** The server has no session left: collect once it has stayed so for a moment. */
+  /** A session that proved the code has ended: its garbage is worth a collection. */
+  owe(): void {
+    this.#owed = true;
+  }
+
+  /** The server has no session left: collect what is owed once it has stayed so for a moment. */
   idle(): void {
     const collect = this.collect;
-    if (collect === null || this.#timer !== null) return;
+    if (collect === null || !this.#owed || this.#stopped || this.#timer !== null) return;
     const timer = setTimeout(() => {
       this.#timer = null;
+      this.#owed = false;
       collect();
     }, this.delayMs);
     // It never keeps a stopping server's process alive.
@@ -39,10 +51,16 @@ export class IdleCollector {
     this.#timer = timer;
   }
 
-  /** A session has started, or the server stops: no collection (until `idle`). */
+  /** A session has started: no collection while it runs (what is owed stays owed). */
   cancel(): void {
     if (this.#timer === null) return;
     clearTimeout(this.#timer);
     this.#timer = null;
+  }
+
+  /** The server stops: no collection from now on. */
+  stop(): void {
+    this.#stopped = true;
+    this.cancel();
   }
 }

@@ -141,6 +141,8 @@ export class FerryServer {
     }
     this.#unproven.set(group, unproven + 1);
     let proven = false;
+    /** Past the key exchange: its end makes a collection owed (idle_collect.ts). */
+    let authenticated = false;
     const prove = () => {
       if (proven) return;
       proven = true;
@@ -154,7 +156,10 @@ export class FerryServer {
       inbox: this.inbox,
       guard: this.#guard,
       firstFrameMs: this.#preAuth.firstFrameMs,
-      onAuthenticated: prove,
+      onAuthenticated: () => {
+        authenticated = true;
+        prove();
+      },
       claimTransfer: (transfer, session) => this.#claimTransfer(transfer, session),
     });
     const running = session.run().catch((err) => {
@@ -166,6 +171,7 @@ export class FerryServer {
       this.#stalled.add(session);
       session.settled.finally(() => {
         this.#stalled.delete(session);
+        if (authenticated) this.#idle.owe();
         if (this.#sessions.size === 0 && this.#stalled.size === 0) this.#idle.idle();
       });
       const transfer = session.transfer;
@@ -211,7 +217,7 @@ export class FerryServer {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#cleanup);
-    this.#idle.cancel();
+    this.#idle.stop();
     for (const listener of this.listeners) {
       try {
         listener.close();
