@@ -48,6 +48,7 @@ import {
 import { parseNdjson, SEND_TYPES } from "./_ndjson.ts";
 import { sendTo } from "./_scripted_receiver.ts";
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const SALT = Uint8Array.from({ length: 16 }, (_, i) => i);
 const OLD = new Date("2024-03-01T12:00:00Z");
 
@@ -746,7 +747,7 @@ Deno.test({
     const first: Uint8Array[] = [];
     await run(SALT, first);
     assertEquals(listed(first), await expected(SALT));
-    // Stopped inside photos/sub by its bound, then its last frame cannot be sent.
+    // Stopped by its bound with folders open, then its last frame cannot be sent.
     await assertRejects(() => run(SALT, null, 3), Error, "the session is gone");
     assertEquals(openFolders(), before);
     const other = SALT.map((b) => b ^ 0xa5);
@@ -754,6 +755,35 @@ Deno.test({
     const counts = await run(other, next);
     assertEquals([counts.entries, counts.files, counts.bytes], [6, 4, 4]);
     assertEquals(listed(next), await expected(other));
+    assertEquals(openFolders(), before);
+    // Two sessions listing at once: each its own walk and salt, whatever the kept one holds.
+    let release = () => {};
+    const gate = new Promise<void>((r) => release = r);
+    const gated = (salt: Uint8Array, frames: Uint8Array[]) =>
+      sendListing({ salt, roots: ["photos"] }, {
+        inbox,
+        writer: {
+          frame: async (_type: number, payload: Uint8Array) => {
+            frames.push(payload.slice());
+            await gate;
+          },
+          flush: () => Promise.resolve(),
+        } as unknown as FrameWriter,
+        native,
+        sha256,
+        sha256Into: opensslSha256Into(),
+        limits: { maxPathBytes: 4096, maxDepth: 128 },
+        stopIfClosed: () => {},
+      });
+    const third = SALT.map((b) => b ^ 0x3c);
+    const framesA: Uint8Array[] = [];
+    const framesB: Uint8Array[] = [];
+    const both = Promise.all([gated(other, framesA), gated(third, framesB)]);
+    await sleep(10);
+    release();
+    await both;
+    assertEquals(listed(framesA), await expected(other));
+    assertEquals(listed(framesB), await expected(third));
     assertEquals(openFolders(), before);
   },
 });

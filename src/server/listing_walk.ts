@@ -96,6 +96,7 @@ export async function sendListing(list: List, opts: ListingOptions): Promise<Lis
       }
     } catch (err) {
       if (!(err instanceof Full)) throw err;
+      walk.closeFolders(); // before the last frame, which may wait on the sender
       await walk.end(true);
       return out;
     }
@@ -175,10 +176,19 @@ class ListingWalk {
 
   /** Ends the listing: closes what it holds open, and lets go of its session. */
   stop(): void {
-    const { native } = this.#opts!;
-    for (const level of this.#stack) native.close(level.fd);
-    this.#stack = [];
+    this.closeFolders();
     this.#opts = null;
+  }
+
+  /** Closes the folders the walk holds open (each, whatever the others do). */
+  closeFolders(): void {
+    const { native } = this.#opts!;
+    for (const level of this.#stack) {
+      try {
+        native.close(level.fd);
+      } catch { /* read-only: nothing to lose */ }
+    }
+    this.#stack = [];
   }
 
   /**
@@ -316,5 +326,6 @@ class ListingWalk {
     await writer.frame(FrameType.LISTING, encodeListing(flags, this.#buf.subarray(0, this.#at)));
     await writer.flush();
     this.#at = 0;
+    this.#turned = performance.now(); // a frame's sending is a turn too
   }
 }
