@@ -44,11 +44,7 @@ const SHA256_NAME = new TextEncoder().encode("SHA256\0");
  * every call, about 0.15 µs of a listing fingerprint's 0.35.
  */
 function sha256Md(lib: Libcrypto): Deno.PointerValue {
-  try {
-    const fetched = lib.EVP_MD_fetch(null, SHA256_NAME, null);
-    if (fetched !== null) return fetched;
-  } catch { /* the legacy handle */ }
-  return lib.EVP_sha256();
+  return lib.EVP_MD_fetch(null, SHA256_NAME, null) ?? lib.EVP_sha256();
 }
 
 function makeInto(lib: Libcrypto | null): Sha256Into | null {
