@@ -725,15 +725,16 @@ Deno.test({
       native.close(fd);
       return fd;
     };
-    const run = (salt: Uint8Array, frames: Uint8Array[] | null, maxFingerprints?: number) =>
+    /** A listing of "photos" with `salt`, each frame given to `frame`. */
+    const listWith = (
+      salt: Uint8Array,
+      frame: (payload: Uint8Array) => Promise<void>,
+      maxFingerprints?: number,
+    ) =>
       sendListing({ salt, roots: ["photos"] }, {
         inbox,
         writer: {
-          frame: (_type: number, payload: Uint8Array) => {
-            if (frames === null) return Promise.reject(new Error("the session is gone"));
-            frames.push(payload.slice());
-            return Promise.resolve();
-          },
+          frame: (_type: number, payload: Uint8Array) => frame(payload),
           flush: () => Promise.resolve(),
         } as unknown as FrameWriter,
         native,
@@ -743,6 +744,12 @@ Deno.test({
         stopIfClosed: () => {},
         ...(maxFingerprints === undefined ? {} : { maxFingerprints }),
       });
+    const run = (salt: Uint8Array, frames: Uint8Array[] | null, maxFingerprints?: number) =>
+      listWith(salt, (payload) => {
+        if (frames === null) return Promise.reject(new Error("the session is gone"));
+        frames.push(payload.slice());
+        return Promise.resolve();
+      }, maxFingerprints);
     const before = openFolders();
     const first: Uint8Array[] = [];
     await run(SALT, first);
@@ -760,20 +767,9 @@ Deno.test({
     let release = () => {};
     const gate = new Promise<void>((r) => release = r);
     const gated = (salt: Uint8Array, frames: Uint8Array[]) =>
-      sendListing({ salt, roots: ["photos"] }, {
-        inbox,
-        writer: {
-          frame: async (_type: number, payload: Uint8Array) => {
-            frames.push(payload.slice());
-            await gate;
-          },
-          flush: () => Promise.resolve(),
-        } as unknown as FrameWriter,
-        native,
-        sha256,
-        sha256Into: opensslSha256Into(),
-        limits: { maxPathBytes: 4096, maxDepth: 128 },
-        stopIfClosed: () => {},
+      listWith(salt, async (payload) => {
+        frames.push(payload.slice());
+        await gate;
       });
     const third = SALT.map((b) => b ^ 0x3c);
     const framesA: Uint8Array[] = [];
