@@ -16,9 +16,10 @@
  * else calls it.
  *
  * `send` runs without TurboFan, V8's optimizing compiler of last resort (its
- * Maglev and baseline tiers stay), and has no use for `--expose-gc`. A send is a short process: its code
- * runs cold, and TurboFan's compiles took CPU that the receiver on the same
- * machine wanted, while they finished too late to pay back. A re-sync of
+ * Maglev and baseline tiers stay), and has no use for `--expose-gc`. A send
+ * is a short process: its code runs cold, and TurboFan's compiles took CPU
+ * that the receiver on the same machine wanted, while they finished too late
+ * to pay back. A re-sync of
  * 10,000 files took about 10% less time without them, and the 1 GiB and
  * 10,000-file sends as long (docs/PERFORMANCE.md). `serve` keeps TurboFan: it
  * runs for long and its code stays warm. A compiled binary is one program for

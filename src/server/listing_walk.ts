@@ -119,11 +119,13 @@ interface Level {
   next: number;
 }
 
-/** Why `ListingWalk.#take` stopped taking entries: look at the stack again (its read is used up, or a folder was entered), */
+/**
+ * Why `ListingWalk.#take` stopped taking entries: STACK, look at the stack
+ * again (the folder's read is used up, or a folder was entered); FULL, a
+ * frame is full (send it); TURN, the event loop is due a turn.
+ */
 const STACK = 0;
-/** a frame is full (send it), */
 const FULL = 1;
-/** or the event loop is due a turn. */
 const TURN = 2;
 type Pause = typeof STACK | typeof FULL | typeof TURN;
 
