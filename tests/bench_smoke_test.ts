@@ -3,10 +3,10 @@
  * magic-wormhole where it is installed; on disk, no apt), so that it cannot
  * rot while ferry changes.
  */
-import { assert, assertEquals, assertMatch } from "@std/assert";
+import { assert, assertEquals, assertMatch, assertThrows } from "@std/assert";
 import { join } from "node:path";
 import { busyCpuSeconds, parseBusyCpuSeconds } from "../scripts/bench/processes.ts";
-import { defaultOutDir } from "../scripts/bench/options.ts";
+import { defaultOutDir, parseOptions, UsageError } from "../scripts/bench/options.ts";
 import type { CaseSummary } from "../scripts/bench/measure.ts";
 import { markdownTable } from "../scripts/bench/report.ts";
 import { makeWorkload } from "../scripts/bench/workloads.ts";
@@ -68,8 +68,15 @@ interface BenchJson {
 Deno.test("the bench --quick runs every workload for ferry and writes JSON", async () => {
   const out = await Deno.makeTempDir({ prefix: "ferry-bench-smoke-" });
   try {
-    const { code, stdout, stderr } = await quickBench(out, "--tools", "ferry");
+    const { code, stdout, stderr } = await quickBench(out, "--tools", "ferry", "--warmup", "1");
     assertEquals(code, 0, `stdout:\n${stdout}\nstderr:\n${stderr}`);
+    // A warm-up round runs and is checked before each workload's timed runs, and is not counted.
+    for (const workload of ["big", "small", "mixed"]) {
+      assertMatch(
+        stderr,
+        new RegExp(`\\] ${workload} warm-up 1/1 \\(not counted\\) ferry: .* s ok$`, "m"),
+      );
+    }
     assertMatch(stdout, /^Encrypted: /m);
     assertMatch(stdout, /^\| tool \| workload \| placement \| .* \| vs ferry \| CPU s \|/m);
     for (const workload of ["big", "small", "mixed"]) {
@@ -190,6 +197,16 @@ Deno.test("the table groups tools by class: encrypted first, then plain", () => 
   ]);
   assert(table.indexOf("Encrypted: ") < table.indexOf("Plain, no encryption: "));
   assert(rows.every((r) => r.includes(" | 1.50 | ")), "every row has its CPU seconds");
+});
+
+Deno.test("parseOptions() takes --warmup: one untimed round by default, none with --quick", () => {
+  assertEquals(parseOptions([]).warmup, 1);
+  assertEquals(parseOptions(["--quick"]).warmup, 0);
+  assertEquals(parseOptions(["--warmup", "0"]).warmup, 0);
+  assertEquals(parseOptions(["--quick", "--warmup", "2"]).warmup, 2);
+  for (const bad of ["-1", "1.5", "x", ""]) {
+    assertThrows(() => parseOptions(["--warmup", bad]), UsageError, "--warmup");
+  }
 });
 
 Deno.test("the JSON goes outside the checkout by default: the XDG state folder", () => {

@@ -26,6 +26,7 @@ import {
 } from "./placements.ts";
 import {
   denoArgs,
+  type Outcome,
   type RunContext,
   RUNNERS,
   type Servers,
@@ -117,7 +118,12 @@ async function placementOrSkip(
     into.skipped.push({ placement, reason: "mounting a tmpfs needs root" });
     return null;
   }
-  const size = tmpfsSize(workloads, options.runs, tools.length, tools.includes("magic-wormhole"));
+  const size = tmpfsSize(
+    workloads,
+    options.warmup + options.runs,
+    tools.length,
+    tools.includes("magic-wormhole"),
+  );
   try {
     return await preparePlacement(placement, options, size);
   } catch (err) {
@@ -158,6 +164,14 @@ async function measureWorkload(
   await sync();
   const reset = servers.ferry ? await resetVmHwm(servers.ferry.proc.pid) : false;
   try {
+    // Untimed: every tool once per warm-up round, each checked and logged, none counted.
+    for (let round = 1; round <= options.warmup; round++) {
+      for (const tool of tools) {
+        if (isInterrupted()) throw new Interrupted();
+        const label = `warm-up ${round}/${options.warmup} (not counted)`;
+        await runChecked(dir, workload, tool, `warmup${round}`, label, servers, srcDir, options);
+      }
+    }
     for (let run = 1; run <= runsOf(workload, options); run++) {
       for (const tool of rotate(tools, run - 1)) {
         if (isInterrupted()) throw new Interrupted();
@@ -177,6 +191,7 @@ async function measureWorkload(
   }
 }
 
+/** One timed run of `tool`, checked. */
 async function measureOnce(
   dir: PlacementDir,
   workload: Workload,
@@ -186,7 +201,42 @@ async function measureOnce(
   srcDir: string,
   options: Options,
 ): Promise<Attempt> {
-  const destDir = join(destRoot(dir), `${workload.name}-${tool}-${run}`);
+  const label = `run ${run}/${runsOf(workload, options)}`;
+  const { outcome, error } = await runChecked(
+    dir,
+    workload,
+    tool,
+    `${run}`,
+    label,
+    servers,
+    srcDir,
+    options,
+  );
+  return {
+    tool,
+    workload: workload.name,
+    placement: dir.placement,
+    run,
+    seconds: outcome.seconds,
+    ok: error === null,
+    error,
+    senderRssKiB: outcome.senderRssKiB,
+    cpuSeconds: outcome.cpuSeconds,
+  };
+}
+
+/** Runs `tool` once into its own destination folder (named by `name`), checks the copy, logs it. */
+async function runChecked(
+  dir: PlacementDir,
+  workload: Workload,
+  tool: Tool,
+  name: string,
+  label: string,
+  servers: Servers,
+  srcDir: string,
+  options: Options,
+): Promise<{ outcome: Outcome; error: string | null }> {
+  const destDir = join(destRoot(dir), `${workload.name}-${tool}-${name}`);
   await Deno.mkdir(destDir, { recursive: true });
   const ctx: RunContext = {
     workload,
@@ -199,23 +249,13 @@ async function measureOnce(
   const error = outcome.error ?? await verifyCopy(workload, srcDir, destDir);
   const status = error === null ? "ok" : `FAILED: ${error}`;
   log(
-    `[${dir.placement}] ${workload.name} run ${run}/${runsOf(workload, options)} ${tool}: ${
+    `[${dir.placement}] ${workload.name} ${label} ${tool}: ${
       outcome.seconds.toFixed(3)
     } s ${status}`,
   );
   if (!workload.keepRuns) await Deno.remove(destDir, { recursive: true }).catch(() => {});
   await sync(); // the next run does not pay for this run's write-back
-  return {
-    tool,
-    workload: workload.name,
-    placement: dir.placement,
-    run,
-    seconds: outcome.seconds,
-    ok: error === null,
-    error,
-    senderRssKiB: outcome.senderRssKiB,
-    cpuSeconds: outcome.cpuSeconds,
-  };
+  return { outcome, error };
 }
 
 function runsOf(workload: Workload, options: Options): number {

@@ -40,6 +40,12 @@ export interface Options {
   runs: number;
   /** Runs of the 1 GiB and 4 GiB workloads (--big-runs; default --runs). */
   bigRuns: number;
+  /**
+   * Untimed rounds of every tool before a workload's timed runs (--warmup; default 1, 0 with
+   * --quick): the timed runs meet warm caches and a server that has served that workload before,
+   * as a long-running receiver has.
+   */
+  warmup: number;
   workloads: WorkloadName[];
   placements: Placement[];
   tools: Tool[];
@@ -48,9 +54,10 @@ export interface Options {
   diskParent: string;
 }
 
-export const USAGE = `usage: deno task bench [--quick] [--runs N] [--big-runs N] [--workloads ${
-  WORKLOADS.join(",")
-}]
+export const USAGE =
+  `usage: deno task bench [--quick] [--runs N] [--big-runs N] [--warmup N] [--workloads ${
+    WORKLOADS.join(",")
+  }]
          [--placements ${PLACEMENTS.join(",")}]
          [--tools ${TOOLS.join(",")}]
          [--no-install] [--out DIR] [--disk-dir DIR]
@@ -78,6 +85,7 @@ function optionsFrom(args: string[]): Options {
       quick: { type: "boolean" },
       runs: { type: "string" },
       "big-runs": { type: "string" },
+      warmup: { type: "string" },
       workloads: { type: "string" },
       placements: { type: "string" },
       tools: { type: "string" },
@@ -94,6 +102,7 @@ function optionsFrom(args: string[]): Options {
     quick,
     runs,
     bigRuns: values["big-runs"] === undefined ? runs : parseRuns(values["big-runs"], "--big-runs"),
+    warmup: values.warmup === undefined ? (quick ? 0 : 1) : parseWarmup(values.warmup),
     workloads: parseList("--workloads", values.workloads, WORKLOADS, DEFAULT_WORKLOADS),
     placements: parseList("--placements", values.placements, PLACEMENTS),
     tools: parseList("--tools", values.tools, TOOLS),
@@ -109,6 +118,13 @@ function parseRuns(value: string, flag: string): number {
     throw new UsageError(`${flag} must be a whole number ≥ 1, not '${value}'`);
   }
   return runs;
+}
+
+function parseWarmup(value: string): number {
+  if (!/^\d+$/.test(value)) {
+    throw new UsageError(`--warmup must be a whole number ≥ 0, not '${value}'`);
+  }
+  return Number(value);
 }
 
 /** A comma-separated subset of `allowed`, in the order of `allowed`. */
