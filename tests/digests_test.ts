@@ -7,6 +7,7 @@
  */
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import {
+  type Digest,
   DIGEST_NAMES,
   digestHex,
   type DigestName,
@@ -270,6 +271,7 @@ Deno.test({
     const wrongWhole = {
       ...lib,
       XXH3_128bits: () => new Uint8Array(16),
+      XXH3_128bits_dispatch: () => new Uint8Array(16),
     } as unknown as Libxxhash;
     const wrongInPieces = {
       ...lib,
@@ -280,6 +282,53 @@ Deno.test({
     assertEquals(nativeXxh128(wrongInPieces), null);
     assertEquals(nativeXxh128(lib)?.name, "xxh128");
     assertEquals(nativeXxh128(null), null);
+  },
+});
+
+Deno.test({
+  name: "nativeXxh128() calls through the x86 dispatcher where it is, else the plain calls",
+  ignore: !hasLibxxhash,
+  fn() {
+    const lib = loadLibxxhash()!;
+    const calls: string[] = [];
+    const counted = (over: Partial<Record<keyof Libxxhash, unknown>>) => {
+      const spy = { ...lib, ...over } as Record<string, unknown>;
+      for (
+        const name of [
+          "XXH3_128bits",
+          "XXH3_128bits_update",
+          "XXH3_128bits_dispatch",
+          "XXH3_128bits_update_dispatch",
+        ]
+      ) {
+        const call = spy[name] as ((...args: unknown[]) => unknown) | null;
+        spy[name] = call === null ? null : (...args: unknown[]) => {
+          calls.push(name);
+          return call(...args);
+        };
+      }
+      return spy as unknown as Libxxhash;
+    };
+    const use = (digest: Digest | null) => {
+      calls.length = 0;
+      assertEquals(toHex(digest!.of(PATTERN)), KNOWN.xxh128[2][1]);
+      const hasher = digest!.hasher();
+      hasher.update(PATTERN);
+      assertEquals(toHex(hasher.digest()), KNOWN.xxh128[2][1]);
+      return [...calls];
+    };
+    const plain = ["XXH3_128bits", "XXH3_128bits_update"];
+    const dispatched = ["XXH3_128bits_dispatch", "XXH3_128bits_update_dispatch"];
+    if (lib.XXH3_128bits_dispatch !== null && lib.XXH3_128bits_update_dispatch !== null) {
+      assertEquals(use(nativeXxh128(counted({}))), dispatched);
+      // A dispatcher that gives a wrong answer is not used; the plain calls are.
+      const wrong = { XXH3_128bits_dispatch: () => new Uint8Array(16) };
+      assertEquals(use(nativeXxh128(counted(wrong))), plain);
+    }
+    // Without the dispatcher (another build, another CPU architecture): the plain calls.
+    const without = { XXH3_128bits_dispatch: null, XXH3_128bits_update_dispatch: null };
+    assertEquals(use(nativeXxh128(counted(without))), plain);
+    assertEquals(use(nativeXxh128(counted({ XXH3_128bits_update_dispatch: null }))), plain);
   },
 });
 

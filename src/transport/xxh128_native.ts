@@ -4,7 +4,9 @@
  * times its speed (docs/PERFORMANCE.md), and without the WebAssembly
  * instance's memory. Used only where the library is xxHash 0.8 or later
  * (XXH3-128's output is fixed from 0.8.0 on) and gives the known value of
- * "abc", whole and in pieces.
+ * "abc", whole and in pieces. It calls through xxHash's x86 dispatcher
+ * (AVX2, AVX-512) where the library has it and it passes that check, else
+ * the library's plain calls.
  */
 import { type Digest, digestHex, type Hasher } from "../protocol/digests.ts";
 import { type Libxxhash, loadLibxxhash } from "../native/libxxhash.ts";
@@ -36,29 +38,50 @@ function make(lib: Libxxhash | null): Digest | null {
     const states = new FinalizationRegistry<Deno.PointerObject>((state) =>
       lib.XXH3_freeState(state)
     );
-    const digest: Digest = {
-      name: "xxh128",
-      length: 16,
-      hasher: () => new NativeHasher(lib, states),
-      of: (data) => canonical(lib.XXH3_128bits(data, BigInt(data.length))),
-    };
-    const abc = new TextEncoder().encode("abc");
-    const inPieces = digest.hasher();
-    inPieces.update(abc.subarray(0, 1));
-    inPieces.update(abc.subarray(1));
-    const whole = digestHex(digest.of(abc));
-    return whole === ABC_XXH128 && digestHex(inPieces.digest()) === ABC_XXH128 ? digest : null;
+    // The dispatching calls where the library has them (AVX2, AVX-512), else the plain ones.
+    const oneShot = lib.XXH3_128bits_dispatch ?? null;
+    const update = lib.XXH3_128bits_update_dispatch ?? null;
+    const dispatching = oneShot !== null && update !== null
+      ? checked(lib, states, oneShot, update)
+      : null;
+    return dispatching ?? checked(lib, states, lib.XXH3_128bits, lib.XXH3_128bits_update);
   } catch {
     return null;
   }
 }
 
+type OneShot = Libxxhash["XXH3_128bits"];
+type Update = Libxxhash["XXH3_128bits_update"];
+
+/** The digest made of `oneShot` and `update`, or null if it fails the known answer. */
+function checked(
+  lib: Libxxhash,
+  states: FinalizationRegistry<Deno.PointerObject>,
+  oneShot: OneShot,
+  update: Update,
+): Digest | null {
+  const digest: Digest = {
+    name: "xxh128",
+    length: 16,
+    hasher: () => new NativeHasher(lib, update, states),
+    of: (data) => canonical(oneShot(data, BigInt(data.length))),
+  };
+  const abc = new TextEncoder().encode("abc");
+  const inPieces = digest.hasher();
+  inPieces.update(abc.subarray(0, 1));
+  inPieces.update(abc.subarray(1));
+  const whole = digestHex(digest.of(abc));
+  return whole === ABC_XXH128 && digestHex(inPieces.digest()) === ABC_XXH128 ? digest : null;
+}
+
+/** An incremental XXH3-128 on a native state, freed by `digest()` or, if dropped, when collected. */
 class NativeHasher implements Hasher {
   readonly #lib: Libxxhash;
+  readonly #update: Update;
   readonly #states: FinalizationRegistry<Deno.PointerObject>;
   #state: Deno.PointerObject | null;
 
-  constructor(lib: Libxxhash, states: FinalizationRegistry<Deno.PointerObject>) {
+  constructor(lib: Libxxhash, update: Update, states: FinalizationRegistry<Deno.PointerObject>) {
     const state = lib.XXH3_createState();
     if (state === null) throw new Error("XXH3_createState failed");
     if (lib.XXH3_128bits_reset(state) !== 0) {
@@ -66,13 +89,14 @@ class NativeHasher implements Hasher {
       throw new Error("XXH3_128bits_reset failed");
     }
     this.#lib = lib;
+    this.#update = update;
     this.#states = states;
     this.#state = state;
     states.register(this, state, this);
   }
 
   update(data: Uint8Array): void {
-    if (this.#lib.XXH3_128bits_update(this.#live(), data, BigInt(data.length)) !== 0) {
+    if (this.#update(this.#live(), data, BigInt(data.length)) !== 0) {
       throw new Error("XXH3_128bits_update failed");
     }
   }
