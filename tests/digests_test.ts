@@ -321,10 +321,31 @@ Deno.test({
     const dispatched = ["XXH3_128bits_dispatch", "XXH3_128bits_update_dispatch"];
     if (lib.XXH3_128bits_dispatch !== null && lib.XXH3_128bits_update_dispatch !== null) {
       assertEquals(use(nativeXxh128(counted({}))), dispatched);
-      // A dispatcher that gives a wrong answer is not used; the plain calls are.
-      const wrong = { XXH3_128bits_dispatch: () => new Uint8Array(16) };
-      assertEquals(use(nativeXxh128(counted(wrong))), plain);
     }
+    // On any machine: a dispatcher that gives the right answers is used (here: the plain code).
+    const good = {
+      XXH3_128bits_dispatch: lib.XXH3_128bits,
+      XXH3_128bits_update_dispatch: lib.XXH3_128bits_update,
+    };
+    assertEquals(use(nativeXxh128(counted(good))), dispatched);
+    // A dispatcher that is wrong, even only past 240 bytes (its vector code), or whose calls fail,
+    // is not used; the plain calls are.
+    const wrong = { ...good, XXH3_128bits_dispatch: () => new Uint8Array(16) };
+    assertEquals(use(nativeXxh128(counted(wrong))), plain);
+    const wrongWhenLong = {
+      ...good,
+      XXH3_128bits_dispatch: (data: Uint8Array, length: bigint) =>
+        length > 240n ? new Uint8Array(16) : lib.XXH3_128bits(data, length),
+    };
+    assertEquals(use(nativeXxh128(counted(wrongWhenLong))), plain);
+    const wrongInLongPieces = {
+      ...good,
+      XXH3_128bits_update_dispatch: (state: Deno.PointerObject, data: Uint8Array, n: bigint) =>
+        lib.XXH3_128bits_update(state, n > 512n ? data.subarray(1) : data, n > 512n ? n - 1n : n),
+    };
+    assertEquals(use(nativeXxh128(counted(wrongInLongPieces))), plain);
+    const failing = { ...good, XXH3_128bits_update_dispatch: () => 1 };
+    assertEquals(use(nativeXxh128(counted(failing))), plain);
     // Without the dispatcher (another build, another CPU architecture): the plain calls.
     const without = { XXH3_128bits_dispatch: null, XXH3_128bits_update_dispatch: null };
     assertEquals(use(nativeXxh128(counted(without))), plain);

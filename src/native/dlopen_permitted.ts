@@ -49,7 +49,8 @@ function dirname(path: string): string {
 /**
  * `symbols` from the library at the first of `paths` that ffi permission
  * covers (queried, never prompted), that is trusted (`trustedLibrary`) and
- * that loads with all of them; null when none does.
+ * that loads with all of them but those marked `optional` (null where
+ * missing); null when none does.
  */
 export function dlopenPermitted<S extends Deno.ForeignLibraryInterface>(
   paths: readonly string[],

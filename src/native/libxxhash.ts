@@ -38,9 +38,9 @@ const SYMBOLS = {
   XXH3_128bits_digest: { parameters: ["pointer"], result: XXH128_HASH },
   /**
    * The same two calls through xxHash's x86 dispatcher (xxh_x86dispatch.c), which picks AVX2 or
-   * AVX-512 code where the CPU has it: in libraries built with it (Debian's and Ubuntu's are),
-   * else null. On this project's VM, 1 MiB pieces hash at 38–42 GiB/s this way, 5–16 through
-   * the plain calls, which use only SSE2 (docs/PERFORMANCE.md).
+   * AVX-512 code where the CPU has it, where the plain calls stop at SSE2: in libraries built
+   * with it (Debian's and Ubuntu's are), else null. Several times faster on large data
+   * (docs/PERFORMANCE.md).
    */
   XXH3_128bits_dispatch: { parameters: ["buffer", "usize"], result: XXH128_HASH, optional: true },
   XXH3_128bits_update_dispatch: {

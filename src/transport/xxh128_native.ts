@@ -1,18 +1,24 @@
 /**
  * XXH3-128 from the system's libxxhash (src/native/libxxhash.ts): the same
- * value as the WebAssembly build in src/protocol/digests.ts, at about three
- * times its speed (docs/PERFORMANCE.md), and without the WebAssembly
- * instance's memory. Used only where the library is xxHash 0.8 or later
- * (XXH3-128's output is fixed from 0.8.0 on) and gives the known value of
- * "abc", whole and in pieces. It calls through xxHash's x86 dispatcher
- * (AVX2, AVX-512) where the library has it and it passes that check, else
- * the library's plain calls.
+ * value as the WebAssembly build in src/protocol/digests.ts, faster
+ * (docs/PERFORMANCE.md), and without the WebAssembly instance's memory. Used only where the library is xxHash 0.8 or later
+ * (XXH3-128's output is fixed from 0.8.0 on) and gives the known values of
+ * "abc" and of 2,048 bytes long enough for XXH3's vector code, whole and in
+ * pieces. It calls through xxHash's x86 dispatcher (AVX2, AVX-512) where the
+ * library has it and it passes those checks, else the library's plain calls.
  */
 import { type Digest, digestHex, type Hasher } from "../protocol/digests.ts";
 import { type Libxxhash, loadLibxxhash } from "../native/libxxhash.ts";
 
 /** XXH3-128("abc") as `xxh128sum` prints it. */
 const ABC_XXH128 = "06b05ab6733a618578af5f94892f3950";
+
+/**
+ * 2,048 bytes (byte i is (31i + 7) mod 251) and their XXH3-128: past 240 bytes, XXH3 runs its
+ * stripes through the vector code the dispatcher chooses, which "abc" never reaches.
+ */
+const LONG_LENGTH = 2048;
+const LONG_XXH128 = "aceedd29e1caaad363a78a59658d80f4";
 
 /** XXH_versionNumber() of xxHash 0.8.0. */
 const FIRST_STABLE_VERSION = 800;
@@ -53,7 +59,11 @@ function make(lib: Libxxhash | null): Digest | null {
 type OneShot = Libxxhash["XXH3_128bits"];
 type Update = Libxxhash["XXH3_128bits_update"];
 
-/** The digest made of `oneShot` and `update`, or null if it fails the known answer. */
+/**
+ * The digest made of `oneShot` and `update`, or null if it fails a known answer (or a call
+ * fails): "abc", and 2,048 bytes whole and in pieces that cross XXH3's 256-byte buffer and its
+ * 1,024-byte block.
+ */
 function checked(
   lib: Libxxhash,
   states: FinalizationRegistry<Deno.PointerObject>,
@@ -66,12 +76,26 @@ function checked(
     hasher: () => new NativeHasher(lib, update, states),
     of: (data) => canonical(oneShot(data, BigInt(data.length))),
   };
-  const abc = new TextEncoder().encode("abc");
-  const inPieces = digest.hasher();
-  inPieces.update(abc.subarray(0, 1));
-  inPieces.update(abc.subarray(1));
-  const whole = digestHex(digest.of(abc));
-  return whole === ABC_XXH128 && digestHex(inPieces.digest()) === ABC_XXH128 ? digest : null;
+  try {
+    const abc = new TextEncoder().encode("abc");
+    const long = Uint8Array.from({ length: LONG_LENGTH }, (_, i) => (i * 31 + 7) % 251);
+    return gives(digest, abc, [1], ABC_XXH128) && gives(digest, long, [100, 300, 1100], LONG_XXH128)
+      ? digest
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether `digest` gives `hex` for `data` whole, and hashed in pieces cut at `cuts`. */
+function gives(digest: Digest, data: Uint8Array, cuts: number[], hex: string): boolean {
+  const hasher = digest.hasher();
+  let at = 0;
+  for (const cut of [...cuts, data.length]) {
+    hasher.update(data.subarray(at, cut));
+    at = cut;
+  }
+  return digestHex(digest.of(data)) === hex && digestHex(hasher.digest()) === hex;
 }
 
 /** An incremental XXH3-128 on a native state, freed by `digest()` or, if dropped, when collected. */
