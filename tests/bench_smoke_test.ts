@@ -7,7 +7,8 @@ import { assert, assertEquals, assertMatch, assertThrows } from "@std/assert";
 import { join } from "node:path";
 import { busyCpuSeconds, parseBusyCpuSeconds } from "../scripts/bench/processes.ts";
 import { defaultOutDir, parseOptions, UsageError } from "../scripts/bench/options.ts";
-import type { CaseSummary } from "../scripts/bench/measure.ts";
+import { type CaseSummary, runsKept } from "../scripts/bench/measure.ts";
+import { tmpfsSize } from "../scripts/bench/placements.ts";
 import { markdownTable } from "../scripts/bench/report.ts";
 import { makeWorkload } from "../scripts/bench/workloads.ts";
 
@@ -61,6 +62,7 @@ interface BenchJson {
     unchangedDataBytes: number | null;
     errors: string[];
   }[];
+  failedWarmups: unknown[];
   machine: { cpus: number; kernel: string };
   startupSeconds: { median: number | null };
 }
@@ -101,6 +103,7 @@ Deno.test("the bench --quick runs every workload for ferry and writes JSON", asy
       "ferry/mixed/disk",
     ]);
     assert(report.results.every((r) => r.ok === 1 && r.runs === 1));
+    assertEquals(report.failedWarmups, []);
     // Each run sends and receives: the machine was busy for some of it.
     assert(report.results.every((r) => (r.medianCpuSeconds ?? 0) > 0), JSON.stringify(report));
     assert(report.machine.cpus > 0 && report.machine.kernel !== "");
@@ -205,8 +208,27 @@ Deno.test("parseOptions() takes --warmup: one untimed round by default, none wit
   assertEquals(parseOptions(["--warmup", "0"]).warmup, 0);
   assertEquals(parseOptions(["--quick", "--warmup", "2"]).warmup, 2);
   for (const bad of ["-1", "1.5", "x", ""]) {
-    assertThrows(() => parseOptions(["--warmup", bad]), UsageError, "--warmup");
+    assertThrows(() => parseOptions([`--warmup=${bad}`]), UsageError, "whole number ≥ 0");
   }
+});
+
+Deno.test("the tmpfs holds every copy a many-file workload keeps, its warm-ups' too", () => {
+  const kept = { ...makeWorkload("small", true), keepRuns: true };
+  const onTmpfs = kept.files.reduce((sum, f) => sum + Math.ceil(f.size / 4096) * 4096, 0);
+  const runs = runsKept({ warmup: 1, runs: 5 });
+  assertEquals(runs, 6);
+  assertEquals(tmpfsSize([kept], runs, 3), onTmpfs * (1 + 6 * 3) + 256 * 1024 * 1024);
+});
+
+Deno.test("a failed warm-up is listed under the table", () => {
+  const failed = [{
+    tool: "rsync" as const,
+    workload: "small" as const,
+    placement: "tmpfs" as const,
+    error: "exit code 23",
+  }];
+  const table = markdownTable([], [], [0.1], [], failed);
+  assertMatch(table, /^FAILED \(warm-up, not counted\) rsync small tmpfs exit code 23$/m);
 });
 
 Deno.test("the JSON goes outside the checkout by default: the XDG state folder", () => {

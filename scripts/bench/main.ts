@@ -67,7 +67,12 @@ async function main(args: string[]): Promise<number> {
   // resync has its own measurement and table (resync.ts).
   const workloads = options.workloads.filter((name) => name !== "resync")
     .map((name) => makeWorkload(name, options.quick));
-  const measurements: Measurements = { attempts: [], receiverPeaks: [], skipped: [] };
+  const measurements: Measurements = {
+    attempts: [],
+    receiverPeaks: [],
+    skipped: [],
+    failedWarmups: [],
+  };
   const peers = await resolvePeers(options.tools, options.install);
   measurements.skipped.push(...peers.skipped);
   for (const skip of peers.skipped) log(`skipping ${skip.tool}: ${skip.reason}`);
@@ -79,7 +84,9 @@ async function main(args: string[]): Promise<number> {
     ? []
     : await measureAll(options, workloads, peers.usable, measurements);
   const results = summarize(measurements, workloads, placements, peers.usable);
-  console.log(markdownTable(results, workloads, startup, measurements.skipped));
+  console.log(
+    markdownTable(results, workloads, startup, measurements.skipped, measurements.failedWarmups),
+  );
   let resync: ResyncResult[] = [];
   if (options.workloads.includes("resync")) {
     const workload = makeWorkload("resync", options.quick);
@@ -108,10 +115,12 @@ async function main(args: string[]): Promise<number> {
     receiverPeaks: measurements.receiverPeaks,
     attempts: measurements.attempts,
     skipped: measurements.skipped,
+    failedWarmups: measurements.failedWarmups,
   }, options.outDir);
   console.log(`\nload average at start / end: ${loadAtStart} / ${await loadAverage()}`);
   console.log(`JSON: ${path}`);
-  return measurements.attempts.every((a) => a.ok) && resync.every((r) => r.errors.length === 0)
+  return measurements.attempts.every((a) => a.ok) && measurements.failedWarmups.length === 0 &&
+      resync.every((r) => r.errors.length === 0)
     ? 0
     : 1;
 }

@@ -64,10 +64,19 @@ export interface ReceiverPeak {
   reset: boolean;
 }
 
+/** A warm-up run (not counted) that failed its checks: listed under the table, and the bench fails. */
+export interface FailedWarmup {
+  tool: Tool;
+  workload: WorkloadName;
+  placement: Placement;
+  error: string;
+}
+
 export interface Measurements {
   attempts: Attempt[];
   receiverPeaks: ReceiverPeak[];
   skipped: Skip[];
+  failedWarmups: FailedWarmup[];
 }
 
 /** Progress, on standard error (the table goes to standard output). */
@@ -120,7 +129,7 @@ async function placementOrSkip(
   }
   const size = tmpfsSize(
     workloads,
-    options.warmup + options.runs,
+    runsKept(options),
     tools.length,
     tools.includes("magic-wormhole"),
   );
@@ -162,16 +171,36 @@ async function measureWorkload(
   log(`[${dir.placement}] ${workload.name}: writing ${workload.description}`);
   await writeWorkload(workload, srcDir);
   await sync();
-  const reset = servers.ferry ? await resetVmHwm(servers.ferry.proc.pid) : false;
   try {
-    // Untimed: every tool once per warm-up round, each checked and logged, none counted.
+    // Untimed: every tool once per warm-up round, each checked and logged, none counted (a failed
+    // one is listed and fails the bench).
     for (let round = 1; round <= options.warmup; round++) {
       for (const tool of tools) {
         if (isInterrupted()) throw new Interrupted();
         const label = `warm-up ${round}/${options.warmup} (not counted)`;
-        await runChecked(dir, workload, tool, `warmup${round}`, label, servers, srcDir, options);
+        const name = `warmup${round}`;
+        const { error } = await runChecked(
+          dir,
+          workload,
+          tool,
+          name,
+          label,
+          servers,
+          srcDir,
+          options,
+        );
+        if (error !== null) {
+          into.failedWarmups.push({
+            tool,
+            workload: workload.name,
+            placement: dir.placement,
+            error,
+          });
+        }
       }
     }
+    // The receiver's peak counts the timed runs only.
+    const reset = servers.ferry ? await resetVmHwm(servers.ferry.proc.pid) : false;
     for (let run = 1; run <= runsOf(workload, options); run++) {
       for (const tool of rotate(tools, run - 1)) {
         if (isInterrupted()) throw new Interrupted();
@@ -256,6 +285,11 @@ async function runChecked(
   if (!workload.keepRuns) await Deno.remove(destDir, { recursive: true }).catch(() => {});
   await sync(); // the next run does not pay for this run's write-back
   return { outcome, error };
+}
+
+/** Runs of each tool whose copies a many-file workload keeps until it is done: warm-ups too. */
+export function runsKept(options: Pick<Options, "warmup" | "runs">): number {
+  return options.warmup + options.runs;
 }
 
 function runsOf(workload: Workload, options: Options): number {

@@ -7,7 +7,14 @@ import { join } from "node:path";
 import type { Options, WorkloadName } from "./options.ts";
 import { capture, lastLine } from "./processes.ts";
 import { denoArgs, TOOL_CLASSES, type ToolClass, twistCommand } from "./peers.ts";
-import { type Attempt, type CaseSummary, median, type ReceiverPeak, type Skip } from "./measure.ts";
+import {
+  type Attempt,
+  type CaseSummary,
+  type FailedWarmup,
+  median,
+  type ReceiverPeak,
+  type Skip,
+} from "./measure.ts";
 import { MiB, type Workload } from "./workloads.ts";
 import type { ResyncResult } from "./resync.ts";
 
@@ -59,6 +66,7 @@ export function markdownTable(
   workloads: Workload[],
   startup: number[],
   skipped: Skip[],
+  failedWarmups: FailedWarmup[] = [],
 ): string {
   const lines = [
     ...workloads.map((w) => `- ${w.name}: ${w.description}`),
@@ -89,6 +97,9 @@ export function markdownTable(
     for (const error of s.errors) {
       lines.push(`FAILED ${s.tool} ${s.workload} ${s.placement} ${error}`);
     }
+  }
+  for (const w of failedWarmups) {
+    lines.push(`FAILED (warm-up, not counted) ${w.tool} ${w.workload} ${w.placement} ${w.error}`);
   }
   return lines.join("\n");
 }
@@ -169,6 +180,7 @@ export interface Report {
   receiverPeaks: ReceiverPeak[];
   attempts: Attempt[];
   skipped: Skip[];
+  failedWarmups: FailedWarmup[];
 }
 
 /** Writes the report as `<outDir>/<date>.json`; returns its path. */
