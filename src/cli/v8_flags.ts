@@ -16,14 +16,11 @@
  * else calls it.
  *
  * `--invocation-count-for-turbofan=30000` (V8's default: 3,000) makes
- * `serve` call TurboFan in ten times later. With the default, a server's
- * first sessions ran while TurboFan compiled their per-file code on the
- * core the sender needed. With the later call, the first three sessions of
- * 10,000 small files after `serve` started took about 10% less of the
- * receiver's CPU; a server that keeps receiving pays for the compiles once,
- * in its fourth or fifth such session, and is as fast as before from then
- * on, so over eight sessions the two cost the same. A `serve` started for
- * a transfer or two, the common case, gains (docs/PERFORMANCE.md).
+ * `serve` call TurboFan in ten times later, so that a server's first
+ * sessions do not run beside TurboFan compiling their per-file code on the
+ * core the sender needs. A server that keeps receiving pays for those
+ * compiles a few sessions on instead, once; a `serve` started for a
+ * transfer or two, the common case, gains (docs/PERFORMANCE.md).
  *
  * `send` runs without TurboFan, V8's optimizing compiler of last resort (its
  * Maglev and baseline tiers stay), and has no use for `--expose-gc`. A send
