@@ -64,7 +64,7 @@ export interface ReceiverPeak {
   reset: boolean;
 }
 
-/** A warm-up run (not counted) that failed its checks: listed under the table, and the bench fails. */
+/** A warm-up run (not counted) that failed its checks: listed under the table; the bench fails. */
 export interface FailedWarmup {
   tool: Tool;
   workload: WorkloadName;

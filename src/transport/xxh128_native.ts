@@ -1,11 +1,12 @@
 /**
  * XXH3-128 from the system's libxxhash (src/native/libxxhash.ts): the same
  * value as the WebAssembly build in src/protocol/digests.ts, faster
- * (docs/PERFORMANCE.md), and without the WebAssembly instance's memory. Used only where the library is xxHash 0.8 or later
- * (XXH3-128's output is fixed from 0.8.0 on) and gives the known values of
- * "abc" and of 2,048 bytes long enough for XXH3's vector code, whole and in
- * pieces. It calls through xxHash's x86 dispatcher (AVX2, AVX-512) where the
- * library has it and it passes those checks, else the library's plain calls.
+ * (docs/PERFORMANCE.md), and without the WebAssembly instance's memory.
+ * Used only where the library is xxHash 0.8 or later (XXH3-128's output is
+ * fixed from 0.8.0 on) and gives the known values of "abc" and of 2,048
+ * bytes long enough for XXH3's vector code, whole and in pieces. It calls
+ * through xxHash's x86 dispatcher (AVX2, AVX-512) where the library has it
+ * and it passes those checks, else the library's plain calls.
  */
 import { type Digest, digestHex, type Hasher } from "../protocol/digests.ts";
 import { type Libxxhash, loadLibxxhash } from "../native/libxxhash.ts";
@@ -98,7 +99,7 @@ function gives(digest: Digest, data: Uint8Array, cuts: number[], hex: string): b
   return digestHex(digest.of(data)) === hex && digestHex(hasher.digest()) === hex;
 }
 
-/** An incremental XXH3-128 on a native state, freed by `digest()` or, if dropped, when collected. */
+/** Incremental XXH3-128 on a native state, freed by `digest()` or, if dropped, when collected. */
 class NativeHasher implements Hasher {
   readonly #lib: Libxxhash;
   readonly #update: Update;
