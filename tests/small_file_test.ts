@@ -7,15 +7,28 @@ import { assert, assertEquals } from "@std/assert";
 import { loadDigest } from "../src/protocol/digests.ts";
 import { Inbox } from "../src/server/inbox.ts";
 import { openFolders } from "../src/server/open_folders.ts";
-import { SmallFile } from "../src/server/small_file.ts";
+import { SmallFile, StagedFile, UnnamedFile } from "../src/server/small_file.ts";
 import { loadNativeFs, type NativeFs } from "../src/server/native_fs.ts";
 import { randomBytes, tempDir } from "./_harness.ts";
 import { FsyncPace } from "../src/server/fsync_pace.ts";
 import { writeAllSync, writeInPieces } from "../src/server/incoming_file.ts";
-import { storageRefusal, WRITE_PIECE_BYTES } from "../src/server/inbox.ts";
+import { type ConflictPolicy, storageRefusal, WRITE_PIECE_BYTES } from "../src/server/inbox.ts";
 import { join } from "node:path";
 
 const posix = Deno.build.os !== "windows";
+
+/**
+ * `inbox` with fsyncs that always run in place, as on tmpfs or a fast disk (a loaded test
+ * machine's disk may otherwise send them to the thread pool, and Deno's calls with them).
+ */
+function inPlace(inbox: Inbox): Inbox {
+  (inbox as { fsyncPace: FsyncPace }).fsyncPace = new class extends FsyncPace {
+    override inline(): boolean {
+      return true;
+    }
+  }();
+  return inbox;
+}
 
 /** Runs `fn` with the process's umask set to `mask`, then restores it. */
 async function withUmask<T>(mask: number, fn: () => Promise<T>): Promise<T> {
@@ -29,12 +42,15 @@ async function withUmask<T>(mask: number, fn: () => Promise<T>): Promise<T> {
 
 /**
  * Stages one small file of mode `mode` in a fresh inbox, through the C
- * library's calls or Deno's (`native` null); returns its mode on disk.
+ * library's calls (unnamed in its folder, or by name in the staging folder
+ * with `unnamed` false) or Deno's (`native` null), and places it; returns
+ * its mode on disk.
  */
-async function stagedMode(mode: number, native: NativeFs | null): Promise<number> {
+async function stagedMode(mode: number, native: NativeFs | null, unnamed = true): Promise<number> {
   await using tmp = await tempDir();
   const dir = tmp.path;
-  const inbox = await Inbox.open(dir, native);
+  const inbox = inPlace(await Inbox.open(dir, native));
+  if (!unnamed) inbox.unnamedFiles = false;
   const data = randomBytes(3000);
   const small = new SmallFile();
   small.begin({ id: 0, path: "f", kind: "file", size: data.length, mtime: 0, mode });
@@ -42,34 +58,45 @@ async function stagedMode(mode: number, native: NativeFs | null): Promise<number
   const xxh128 = await loadDigest("xxh128");
   const end = { id: 0, length: data.length, digest: xxh128.of(data) };
   const folders = openFolders(inbox);
-  const staged = small.stage(end, folders, xxh128);
-  folders.close();
   try {
-    assertEquals(await Deno.readFile(staged.path), data);
-    // The C library's path leaves it synced and closed; Deno's keeps it open for its fsync.
-    assertEquals(staged.file === null, native !== null);
-    return (await Deno.stat(staged.path)).mode! & 0o7777;
+    const staged = small.stage(end, folders, xxh128, dir, "fail");
+    // The C library's path leaves it synced; Deno's keeps it open for its fsync.
+    assertEquals(
+      staged instanceof UnnamedFile || (staged instanceof StagedFile && staged.file === null),
+      native !== null,
+    );
+    assertEquals(staged instanceof UnnamedFile, native !== null && unnamed);
+    assertEquals(await staged.place(folders, dir, "f", "fail"), "f");
+    assertEquals(await Deno.readFile(join(dir, "f")), data);
+    return (await Deno.stat(join(dir, "f"))).mode! & 0o7777;
   } finally {
-    staged.drop();
+    folders.close();
   }
 }
 
 Deno.test({
   name:
-    "SmallFile.stage() keeps the sender's mode under umask 022 and 077, through either set of calls",
+    "SmallFile.stage() keeps the sender's mode under umask 022 and 077, through each set of calls",
   ignore: !posix,
   fn: async () => {
     const native = loadNativeFs();
-    for (const calls of native === null ? [null] : [native, null]) {
+    const ways = native === null ? [[null, false] as const] : [
+      [native, true] as const,
+      [native, false] as const,
+      [null, false] as const,
+    ];
+    for (const [calls, unnamed] of ways) {
       for (const mask of [0o022, 0o077, 0o027]) {
-        const what = `umask ${mask.toString(8)}, ${calls === null ? "Deno API" : "C library"}`;
+        const what = `umask ${mask.toString(8)}, ${
+          calls === null ? "Deno API" : unnamed ? "C library, unnamed" : "C library"
+        }`;
         await withUmask(mask, async () => {
-          assertEquals(await stagedMode(0o755, calls), 0o755, what);
-          assertEquals(await stagedMode(0o644, calls), 0o644, what);
-          assertEquals(await stagedMode(0o600, calls), 0o600, what);
+          assertEquals(await stagedMode(0o755, calls, unnamed), 0o755, what);
+          assertEquals(await stagedMode(0o644, calls, unnamed), 0o644, what);
+          assertEquals(await stagedMode(0o600, calls, unnamed), 0o600, what);
           // Bits a receiver never keeps (setuid, group/other write), and owner read/write added.
-          assertEquals(await stagedMode(0o4777, calls), 0o755, what);
-          assertEquals(await stagedMode(0o044, calls), 0o644, what);
+          assertEquals(await stagedMode(0o4777, calls, unnamed), 0o755, what);
+          assertEquals(await stagedMode(0o044, calls, unnamed), 0o644, what);
         });
       }
     }
@@ -137,6 +164,8 @@ Deno.test("SmallFile.stage() asks the fsync pace once per file, whichever calls 
           { id: i, length: data.length, digest: sha256.of(data) },
           folders,
           sha256,
+          dir,
+          "fail",
         );
         const name = await staged.place(
           folders,
@@ -270,31 +299,48 @@ Deno.test({
   async fn() {
     await using tmp = await tempDir();
     const xxh128 = await loadDigest("xxh128");
-    const stageOne = (folders: ReturnType<typeof openFolders>, name: string) => {
+    const stageOne = (
+      folders: ReturnType<typeof openFolders>,
+      name: string,
+      dir: string,
+      policy: ConflictPolicy,
+    ) => {
       const data = new TextEncoder().encode(name);
       const small = new SmallFile();
       small.begin({ id: 0, path: name, kind: "file", size: data.length, mtime: 0, mode: 0o644 });
       small.add(data);
-      return small.stage({ id: 0, length: data.length, digest: xxh128.of(data) }, folders, xxh128);
+      const end = { id: 0, length: data.length, digest: xxh128.of(data) };
+      return small.stage(end, folders, xxh128, dir, policy);
     };
-    for (const native of [loadNativeFs(), null]) {
-      const dir = join(tmp.path, native === null ? "deno" : "native");
+    for (
+      const [native, unnamed] of [[loadNativeFs(), true], [loadNativeFs(), false], [
+        null,
+        false,
+      ]] as const
+    ) {
+      const dir = join(tmp.path, native === null ? "deno" : unnamed ? "unnamed" : "native");
       await Deno.mkdir(dir);
-      const inbox = await Inbox.open(dir, native);
+      const inbox = inPlace(await Inbox.open(dir, native));
+      if (!unnamed) inbox.unnamedFiles = false;
       const folders = openFolders(inbox);
       try {
         const sub = await folders.ensure(["sub"]);
-        const now = stageOne(folders, "now").place(folders, sub, "now", "rename");
+        const now = stageOne(folders, "now", sub, "rename").place(folders, sub, "now", "rename");
         // Deno's calls: its fsync may run on the thread pool, so placing waits for it.
         assertEquals(now instanceof Promise, native === null);
         assertEquals(await now, "now");
         // A folder not open yet (not ensured in this session) is walked to: that may wait.
         const other = await Deno.makeTempDir({ dir });
-        const later = stageOne(folders, "later").place(folders, other, "later", "rename");
+        const later = stageOne(folders, "later", other, "rename").place(
+          folders,
+          other,
+          "later",
+          "rename",
+        );
         assert(later instanceof Promise);
         assertEquals(await later, "later");
         // A taken name under "skip": null at once, and the staged file is gone.
-        const skipped = stageOne(folders, "now");
+        const skipped = stageOne(folders, "now", sub, "skip");
         const result = skipped.place(folders, sub, "now", "skip");
         assertEquals(await result, null);
         assertEquals(result === null, native !== null);

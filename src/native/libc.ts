@@ -43,6 +43,8 @@ export const O_NOFOLLOW = Deno.build.arch === "aarch64" ? 0o100000 : 0o400000;
 export const O_DIRECTORY = Deno.build.arch === "aarch64" ? 0o40000 : 0o200000;
 /** Opening a FIFO does not wait for a writer (no effect on a regular file). */
 export const O_NONBLOCK = 0o4000;
+/** An unnamed file in the folder opened (Linux 3.11+, where the file system has them). */
+export const O_TMPFILE = 0o20000000 | O_DIRECTORY;
 export const AT_FDCWD = -100;
 export const AT_SYMLINK_NOFOLLOW = 0x100;
 export const AT_EMPTY_PATH = 0x1000;

@@ -11,8 +11,10 @@
  * - A file is placed by renameat2(RENAME_NOREPLACE), or linkat then
  *   unlinkat, from the staging folder's descriptor to its folder's: it lands
  *   in the folder that was opened, even if a name on its path was swapped
- *   for a link meanwhile. Its folder's fsync, mode and times go through the
- *   same descriptor.
+ *   for a link meanwhile. A small file may instead be made unnamed
+ *   (O_TMPFILE) through its folder's descriptor and named there by linkat
+ *   (AT_EMPTY_PATH), which never replaces (`createUnnamed`). Its folder's
+ *   fsync, mode and times go through the same descriptor.
  * - The descriptors stay open in a small cache per session (at most
  *   FOLDER_FDS, closed when evicted and when the session ends), so a tree
  *   is not walked again for every file. An open descriptor follows its
@@ -265,6 +267,96 @@ export class BeneathFolders implements Folders {
     const wanted = mode | 0o600;
     const fd = this.#native.createExclusive(name, wanted, dir);
     return { path: childPath(staging, name), fd, chmod: this.inbox.needsChmod(wanted) };
+  }
+
+  /**
+   * A new, empty, private unnamed file (O_TMPFILE) for writing in folder
+   * `dir` (from `ensure`), with `mode` as `createTemp` takes it, to be named
+   * by `placeUnnamedNow` or `placeUnnamed`, or dropped by closing it: no
+   * staging name to make, and one rename less for every small file. Null
+   * where that folder is not open now, or where DIR's file system has no
+   * unnamed files that can be named (`Inbox.unnamedFiles`): then `createTemp`.
+   */
+  createUnnamed(dir: string, mode: number): { fd: number; chmod: boolean } | null {
+    if (!(this.inbox.unnamedFiles ??= this.#probeUnnamed())) return null;
+    const folder = this.#open(this.#keyOf(dir));
+    if (folder === null) return null;
+    const wanted = mode | 0o600;
+    const fd = this.#native.createUnnamed(wanted, folder.fd);
+    return fd === null ? null : { fd, chmod: this.inbox.needsChmod(wanted) };
+  }
+
+  /**
+   * Whether an unnamed file made in the staging folder can be named there
+   * (the name is removed again): the file system must have unnamed files,
+   * and linkat must name one by its descriptor (AT_EMPTY_PATH: Linux 6.10,
+   * or the CAP_DAC_READ_SEARCH capability before).
+   */
+  #probeUnnamed(): boolean {
+    const native = this.#native;
+    let fd: number | null = null;
+    try {
+      const dir = this.#sourceFd(this.inbox.staging);
+      fd = native.createUnnamed(0o600, dir);
+      if (fd === null) return false;
+      const name = `probe-${crypto.randomUUID()}.tmp`;
+      if (!native.linkUnnamed(fd, name, dir)) return false;
+      native.unlink(name, dir);
+      return true;
+    } catch {
+      return false;
+    } finally {
+      if (fd !== null) this.#closeQuietly(fd);
+    }
+  }
+
+  /**
+   * Names the unnamed file open at `fd` (`createUnnamed`) `name` in folder
+   * `dir`, by a policy that never replaces a file (`place`'s rules
+   * otherwise): at once where the folder is open (undefined where it is not:
+   * then `placeUnnamed`). The caller closes `fd` afterwards.
+   */
+  placeUnnamedNow(
+    fd: number,
+    dir: string,
+    name: string,
+    policy: ConflictPolicy,
+  ): string | null | undefined {
+    const folder = this.#open(this.#keyOf(dir));
+    return folder === null ? undefined : this.#nameUnnamed(folder, fd, name, policy);
+  }
+
+  /** `placeUnnamedNow`, where the folder has to be opened first. */
+  async placeUnnamed(
+    fd: number,
+    dir: string,
+    name: string,
+    policy: ConflictPolicy,
+  ): Promise<string | null> {
+    const folder = await this.#folder(this.#keyOf(dir), null, null);
+    return this.#nameUnnamed(folder, fd, name, policy);
+  }
+
+  #nameUnnamed(folder: Folder, fd: number, name: string, policy: ConflictPolicy): string | null {
+    if (replaces(policy)) throw new Error("an unnamed file is never put in place of another");
+    const native = this.#native;
+    // As in `#placeIn`: the link follows the check as closely as it gets.
+    this.#verifyRecent(folder);
+    const link = (candidate: string): boolean => {
+      try {
+        return native.linkUnnamed(fd, candidate, folder.fd);
+      } catch (err) {
+        throw storageRefusal(err);
+      }
+    };
+    // Most names are free: named without nameByPolicy (a taken one is tried again there).
+    if (link(name)) {
+      folder.dirty = true;
+      return name;
+    }
+    const placed = nameByPolicy(name, policy, link, () => {});
+    if (placed !== null) folder.dirty = true;
+    return placed;
   }
 
   /** Removes a temporary file that `createTemp` made. */

@@ -10,12 +10,12 @@ import { ProtocolError } from "../protocol/errors.ts";
 import type { FileEnd, FileStart } from "../protocol/frame.ts";
 import { type Digest, digestHex } from "../protocol/digests.ts";
 import type { Accepted, SessionBytes } from "./accepted.ts";
-import type { Ending, Outcome } from "./ack_queue.ts";
+import type { Ending, Outcome, Staged } from "./ack_queue.ts";
 import type { Folders } from "./folders.ts";
 import { type ConflictPolicy, Refusal } from "./inbox.ts";
 import { IncomingFile, type Resume } from "./incoming_file.ts";
 import type { Report } from "./server_events.ts";
-import { SMALL_FILE_MAX, SmallFile, type StagedFile } from "./small_file.ts";
+import { SMALL_FILE_MAX, SmallFile } from "./small_file.ts";
 
 export interface FileReceiverOptions {
   session: number;
@@ -108,12 +108,18 @@ export class FileReceiver {
   end(head: Accepted, end: FileEnd | null): Ending {
     if (!isSmall(head)) return { kind: "large", place: () => this.#endLarge(head, end) };
     let failure = this.#failed;
-    let staged: StagedFile | null = null;
+    let staged: Staged | null = null;
     if (failure === null && end !== null) {
       try {
         this.opts.stopIfClosed();
         if (this.#small.entry !== head.entry) this.#beginSmall(head); // an empty file has no DATA
-        staged = this.#small.stage(end, this.opts.folders, this.opts.digest);
+        staged = this.#small.stage(
+          end,
+          this.opts.folders,
+          this.opts.digest,
+          head.dir,
+          this.opts.onConflict,
+        );
       } catch (err) {
         if (!(err instanceof Refusal)) throw err;
         failure = err;

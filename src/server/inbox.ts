@@ -130,6 +130,12 @@ export class Inbox {
    * (docs/PERFORMANCE.md).
    */
   writePiece: number = WRITE_PIECE_BYTES;
+  /**
+   * Whether DIR's file system gives small files unnamed (O_TMPFILE) in their own folder and
+   * names them there (beneath.ts): found out on the first small file, undefined until then;
+   * false sends them through the staging folder (tests set it).
+   */
+  unnamedFiles: boolean | undefined = undefined;
 
   /** Permission bits that file creation masks out here; null where there are none (Windows). */
   #maskedBits: number | null = null;

@@ -30,6 +30,7 @@ import {
   EEXIST,
   EINTR,
   EINVAL,
+  EISDIR,
   ENOENT,
   ENOSYS,
   EOPNOTSUPP,
@@ -42,6 +43,7 @@ import {
   O_NOFOLLOW,
   O_NONBLOCK,
   O_RDONLY,
+  O_TMPFILE,
   O_WRONLY,
   openLibc,
 } from "../native/libc.ts";
@@ -86,6 +88,10 @@ const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
+
+/** The C strings "." and "" (the folder itself; the descriptor itself). */
+const HERE = new Uint8Array([0x2e, 0]);
+const EMPTY = new Uint8Array([0]);
 
 /** The longest path, with its NUL, that a reused buffer holds (PATH_MAX); a longer one gets its own. */
 const PATH_BYTES = 4096;
@@ -149,6 +155,37 @@ export class NativeFs {
       const errno = this.#errno.get();
       if (errno !== EINTR) throw this.#errno.error("open", name, errno);
     }
+  }
+
+  /**
+   * Creates an unnamed file in folder `dir` for writing (O_TMPFILE), with
+   * `mode` through the umask: it has no name until `linkUnnamed` gives it
+   * one, and it vanishes when closed without one (or when the process dies).
+   * Null where the file system or the kernel has no unnamed files
+   * (EOPNOTSUPP, EISDIR, EINVAL); any other failure throws.
+   */
+  createUnnamed(mode: number, dir: number): number | null {
+    for (;;) {
+      const fd = this.#lib.openat(dir, HERE, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
+      if (fd >= 0) return fd;
+      const errno = this.#errno.get();
+      if (errno === EOPNOTSUPP || errno === EISDIR || errno === EINVAL) return null;
+      if (errno !== EINTR) throw this.#errno.error("open", undefined, errno);
+    }
+  }
+
+  /**
+   * Gives the unnamed file open at `fd` (from `createUnnamed`) the name `to`
+   * in folder `toDir`, never replacing anything there: true, or false if
+   * `to` exists (linkat with AT_EMPTY_PATH, which needs Linux 6.10 or the
+   * CAP_DAC_READ_SEARCH capability before it: ENOENT otherwise).
+   */
+  linkUnnamed(fd: number, to: string, toDir: number): boolean {
+    const result = this.#lib.linkat(fd, EMPTY, toDir, this.#cString(to, 1), AT_EMPTY_PATH);
+    if (result === 0) return true;
+    const errno = this.#errno.get();
+    if (errno === EEXIST) return false;
+    throw this.#errno.error("link", to, errno);
   }
 
   /**

@@ -9,14 +9,20 @@
  * and where it waits on a disk, the fsyncs of several files run side by side
  * on the thread pool (fsync_pace.ts). While fsyncs run in place, on Linux,
  * the calls go straight to the C library (native_fs.ts), at about half the
- * cost of Deno's, and the staging file is created through the staging
- * folder's descriptor (beneath.ts).
+ * cost of Deno's. There the file is written unnamed (O_TMPFILE) in its own
+ * folder and named by a link that never replaces (`UnnamedFile`): no
+ * staging name to make, and a link into the same folder costs less than a
+ * rename from the staging folder. A policy that replaces (overwrite,
+ * update), a folder not open at the time, or a file system without such
+ * files takes a staging file, created through the staging folder's
+ * descriptor (beneath.ts).
  */
 import { MAX_FRAME_PAYLOAD } from "../protocol/limits.ts";
 import type { FileEnd } from "../protocol/frame.ts";
 import type { Digest } from "../protocol/digests.ts";
 import type { Entry } from "../protocol/messages.ts";
-import { type ConflictPolicy, storageRefusal } from "./inbox.ts";
+import { type ConflictPolicy, type Inbox, replaces, storageRefusal } from "./inbox.ts";
+import type { Staged } from "./ack_queue.ts";
 import { type FsyncPace, fsyncPaced } from "./fsync_pace.ts";
 import { DamagedData, KEPT_MODE_BITS, writeAllSync } from "./incoming_file.ts";
 import { BeneathFolders } from "./beneath.ts";
@@ -56,7 +62,13 @@ export class SmallFile {
    * pool, where the fsyncs of several small files overlap (fsync_pace.ts).
    * It is awaited before the file is placed (StagedFile).
    */
-  stage(end: FileEnd, folders: Folders, digest: Digest): StagedFile {
+  stage(
+    end: FileEnd,
+    folders: Folders,
+    digest: Digest,
+    dir: string,
+    policy: ConflictPolicy,
+  ): Staged {
     const entry = this.entry!;
     this.entry = null;
     const data = this.#buf.subarray(0, this.#length);
@@ -77,7 +89,17 @@ export class SmallFile {
     // The C library's calls where fsyncs run in place (native_fs.ts); Deno's where they may not.
     const inline = fsyncPace.inline();
     if (folders instanceof BeneathFolders && inline) {
-      return stageNative(data, entry, mode, folders);
+      let unnamed = null;
+      try {
+        // Named later in its own folder by a link that never replaces; a policy that replaces
+        // renames a staging file over the old one instead.
+        unnamed = replaces(policy) ? null : folders.createUnnamed(dir, mode);
+      } catch (err) {
+        throw storageRefusal(err);
+      }
+      return unnamed !== null
+        ? stageUnnamed(data, entry, mode, folders, unnamed)
+        : stageNative(data, entry, mode, folders);
     }
     let temp: { path: string; file: Deno.FsFile } | null = null;
     try {
@@ -122,22 +144,7 @@ function stageNative(
   const { path, fd } = created;
   let open = true;
   try {
-    const piece = inbox.writePiece;
-    if (data.length <= piece) {
-      native.write(fd, data);
-    } else {
-      for (let at = 0; at < data.length; at += piece) {
-        native.write(fd, data.subarray(at, at + piece));
-      }
-    }
-    if (created.chmod) native.setMode(fd, mode);
-    native.setTimes(fd, entry.mtime);
-    const started = performance.now();
-    try {
-      native.fsync(fd);
-    } finally {
-      inbox.fsyncPace.record(performance.now() - started);
-    }
+    writeSynced(data, entry, mode, created.chmod, fd, inbox);
     open = false;
     native.close(fd);
     return new StagedFile(path, null, data.length, null);
@@ -151,6 +158,102 @@ function stageNative(
       folders.removeTemp(path);
     } catch { /* gone */ }
     throw storageRefusal(err);
+  }
+}
+
+/** `SmallFile.stage` into an unnamed file in its own folder: written and synced in place. */
+function stageUnnamed(
+  data: Uint8Array,
+  entry: Entry,
+  mode: number,
+  folders: BeneathFolders,
+  created: { fd: number; chmod: boolean },
+): UnnamedFile {
+  try {
+    writeSynced(data, entry, mode, created.chmod, created.fd, folders.inbox);
+  } catch (err) {
+    try {
+      folders.inbox.native!.close(created.fd);
+    } catch { /* closed anyway; unnamed, it is gone */ }
+    throw storageRefusal(err);
+  }
+  return new UnnamedFile(created.fd, data.length, folders);
+}
+
+/** Writes `data` to `fd`, gives it its mode (where the umask took some) and time, and fsyncs it. */
+function writeSynced(
+  data: Uint8Array,
+  entry: Entry,
+  mode: number,
+  chmod: boolean,
+  fd: number,
+  inbox: Inbox,
+): void {
+  const native = inbox.native!;
+  const piece = inbox.writePiece;
+  if (data.length <= piece) {
+    native.write(fd, data);
+  } else {
+    for (let at = 0; at < data.length; at += piece) {
+      native.write(fd, data.subarray(at, at + piece));
+    }
+  }
+  if (chmod) native.setMode(fd, mode);
+  native.setTimes(fd, entry.mtime);
+  const started = performance.now();
+  try {
+    native.fsync(fd);
+  } finally {
+    inbox.fsyncPace.record(performance.now() - started);
+  }
+}
+
+/**
+ * A verified small file, synced, as an unnamed file in its own folder
+ * (`BeneathFolders.createUnnamed`), open until it is named: if the session
+ * ends first, closing it is all it takes to leave nothing behind.
+ */
+export class UnnamedFile implements Staged {
+  #open = true;
+
+  constructor(readonly fd: number, readonly bytes: number, readonly folders: BeneathFolders) {}
+
+  /** Names it (or skips it, the name taken), then closes it; at once where its folder is open. */
+  place(
+    _folders: Folders,
+    dir: string,
+    name: string,
+    policy: ConflictPolicy,
+  ): Promise<string | null> | string | null {
+    let placed: string | null | undefined;
+    try {
+      placed = this.folders.placeUnnamedNow(this.fd, dir, name, policy);
+    } catch (err) {
+      this.drop();
+      throw storageRefusal(err);
+    }
+    if (placed === undefined) return this.#placeLater(dir, name, policy);
+    this.drop();
+    return placed;
+  }
+
+  async #placeLater(dir: string, name: string, policy: ConflictPolicy): Promise<string | null> {
+    try {
+      return await this.folders.placeUnnamed(this.fd, dir, name, policy);
+    } catch (err) {
+      throw storageRefusal(err);
+    } finally {
+      this.drop();
+    }
+  }
+
+  /** Closes it: named, the file stays; not named, it is gone. */
+  drop(): void {
+    if (!this.#open) return;
+    this.#open = false;
+    try {
+      this.folders.inbox.native!.close(this.fd);
+    } catch { /* closed anyway */ }
   }
 }
 
