@@ -84,7 +84,10 @@ export function log(line: string): void {
   console.error(`bench: ${line}`);
 }
 
-/** Run i starts with tool i (mod n), so no tool always runs right after the same one. */
+/**
+ * Run i starts with tool i (mod n), so each tool runs first, last and in between in turn (each
+ * still follows the same tool, but for the run it starts).
+ */
 function rotate<T>(items: T[], by: number): T[] {
   const k = by % items.length;
   return [...items.slice(k), ...items.slice(0, k)];
