@@ -8,11 +8,12 @@ import { createHash, createHmac, hkdfSync } from "node:crypto";
 import { loadLibcrypto } from "../src/native/libcrypto.ts";
 import { hkdfExpand, hkdfExtract } from "../src/transport/hkdf.ts";
 import {
-  nobleShortHashes,
+  loadShortHashes,
   opensslShortHashes,
   type ShortHashes,
   shortHashes,
 } from "../src/transport/short_hashes.ts";
+import { nobleShortHashes } from "../src/transport/short_hashes_noble.ts";
 
 const openssl = opensslShortHashes(loadLibcrypto());
 const BUILDS: ShortHashes[] = openssl === null ? [nobleShortHashes] : [nobleShortHashes, openssl];
@@ -23,9 +24,13 @@ const range = (from: number, to: number) =>
   Uint8Array.from({ length: to - from }, (_, i) => from + i);
 
 Deno.test({
-  name: `shortHashes() is OpenSSL's build where libcrypto loads${SKIPPED}`,
+  name: `loadShortHashes() and shortHashes() give OpenSSL's build where libcrypto loads${SKIPPED}`,
   ignore: openssl === null,
-  fn: () => assertEquals(shortHashes().name, "openssl"),
+  fn: async () => {
+    const loaded = await loadShortHashes();
+    assertEquals(loaded.name, "openssl");
+    assertEquals(shortHashes(), loaded);
+  },
 });
 
 Deno.test("opensslShortHashes() is null without the library", () => {

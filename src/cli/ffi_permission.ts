@@ -23,6 +23,7 @@ import { LIBXXHASH_PATHS } from "../native/libxxhash.ts";
 import { nativeDigests } from "../transport/native_digests.ts";
 import { LIBC_PATHS } from "../native/libc.ts";
 import { LIBSODIUM_PATHS, loadLibsodium } from "../native/libsodium.ts";
+import { loadShortHashes } from "../transport/short_hashes.ts";
 
 export const FFI_PATHS: readonly string[] = [
   ...LIBCRYPTO_PATHS,
@@ -41,6 +42,8 @@ export const ALLOW_FFI_FLAG = `--allow-ffi=${FFI_PATHS.join(",")}`;
  */
 export async function loadNativeThenRevoke(command: "serve" | "send"): Promise<void> {
   loadLibcrypto();
+  // The handshake's hashes: OpenSSL's (no npm package to load), or @noble/hashes' without it.
+  await loadShortHashes();
   nativeDigests();
   loadLibsodium();
   // The receiver lists with the sender's reads too (a sync's LIST, src/server/listing_walk.ts).

@@ -26,7 +26,7 @@ import { senderKeyExchange, senderOpen } from "../transport/channel.ts";
 import type { FramedLink } from "../transport/framed_link.ts";
 import { nativeDigests } from "../transport/native_digests.ts";
 import { loadRistretto255 } from "../transport/ristretto255_load.ts";
-import { shortHashes } from "../transport/short_hashes.ts";
+import { loadShortHashes, shortHashes } from "../transport/short_hashes.ts";
 import type { SendErrors } from "./send_errors.ts";
 
 export interface HandshakeOptions {
@@ -74,6 +74,7 @@ export async function handshake(
   opts: HandshakeOptions,
   errors: SendErrors,
 ): Promise<Agreement> {
+  await loadShortHashes();
   const plain = opts.plaintext;
   const offered = offeredDigests(opts.digests);
   // The first choice's code (xxh128's WebAssembly, where no native build loads) loads while the

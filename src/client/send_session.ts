@@ -13,7 +13,7 @@
  *   ever waits for a round trip;
  * - send_errors.ts: every failure in the sender's words.
  */
-import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js";
+import { bytesToHex, utf8ToBytes } from "../protocol/bytes.ts";
 import { FerryError } from "../errors.ts";
 import { FrameType } from "../protocol/frame.ts";
 import { encodeJson, type Totals } from "../protocol/messages.ts";
@@ -33,7 +33,7 @@ import { FirstPlanWait } from "./first_plan_wait.ts";
 import { handshake } from "./handshake.ts";
 import { sleep } from "../transport/timer.ts";
 import { opensslSha256Into } from "../transport/sha256_openssl.ts";
-import { sha256 } from "../transport/short_hashes.ts";
+import { loadShortHashes, sha256 } from "../transport/short_hashes.ts";
 import { ListingFilter } from "./listing_filter.ts";
 import { Pipeline } from "./pipeline.ts";
 import { withReconnects } from "./reconnect.ts";
@@ -125,6 +125,7 @@ export async function send(opts: SendOptions): Promise<SendResult> {
  * its own record, and the same receiver may be reached by another address.
  */
 async function transferId(opts: SendOptions): Promise<string> {
+  await loadShortHashes();
   const host = hostName() ?? "";
   const sources: unknown[] = await Promise.all(opts.sources.map(async (s) => {
     const real = s.info === null ? "-" : await Deno.realPath(s.arg).catch(() => s.arg);

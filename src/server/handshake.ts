@@ -27,6 +27,7 @@ import type { Frame } from "../transport/frame_io.ts";
 import type { FramedLink } from "../transport/framed_link.ts";
 import { CODE_EXPECTED, PeerRefused, receiverKeyExchange } from "../transport/channel.ts";
 import { nativeDigests } from "../transport/native_digests.ts";
+import { loadShortHashes } from "../transport/short_hashes.ts";
 import { loadNativeReader } from "../native/native_read.ts";
 import type { CodeGuard, GuessAttempt } from "./code_guard.ts";
 import { addressGroup } from "./address_group.ts";
@@ -234,6 +235,7 @@ export class Handshake {
    * the receiver stopping, it is a failed guess.
    */
   async #keyExchange(senderPreamble: Uint8Array, receiverPreamble: Uint8Array): Promise<void> {
+    await loadShortHashes();
     const { link, opts, hooks } = this;
     const { guard } = opts;
     let attempt: GuessAttempt | null = null;

@@ -20,7 +20,7 @@
  * before any record flows, so a wrong code (or a tampered handshake) fails
  * here, on both sides, before anything is sent.
  */
-import { concatBytes } from "@noble/hashes/utils.js";
+import { concatBytes } from "../protocol/bytes.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { FrameType, type FrameTypeCode } from "../protocol/frame.ts";
 import { Channel } from "../protocol/preamble.ts";

@@ -25,7 +25,7 @@
  * BigInt of each, which JavaScript cannot wipe.
  */
 import { sha512 } from "./short_hashes.ts";
-import { concatBytes } from "@noble/hashes/utils.js";
+import { concatBytes } from "../protocol/bytes.ts";
 import { checkScalar, ELEMENT_BYTES, type Ristretto255 } from "./ristretto255.ts";
 
 /** Thrown when a CPace run must abort (§7.2, §9) or is misused. */

@@ -39,7 +39,7 @@
  */
 import { hkdfExpand, hkdfExtract } from "./hkdf.ts";
 import { hmacSha256, sha256 } from "./short_hashes.ts";
-import { equalBytes } from "@noble/curves/utils.js";
+import { equalBytes } from "../protocol/bytes.ts";
 import { type CpaceOutput, type CpaceRole, lvCat } from "./cpace.ts";
 
 /** The protocol version string bound into every derivation. */
@@ -104,8 +104,8 @@ export function ownConfirmation(keys: SessionKeys, role: CpaceRole): Uint8Array 
 }
 
 /**
- * Checks the peer's confirmation tag in constant time for equal lengths (noble's `equalBytes`:
- * every byte is compared, the differences OR-ed together). False means
+ * Checks the peer's confirmation tag in constant time for equal lengths (`equalBytes`: every
+ * byte is compared, the differences OR-ed together). False means
  * the peer used a different code (or an attacker is guessing): report "wrong code" and
  * close the connection; never send records.
  */

@@ -9,7 +9,7 @@
  * after it gives RFC 9496's first one-way-map vector and the CPace draft's
  * B.3.10 product.
  */
-import { bytesToHex as hex, hexToBytes as bytes } from "@noble/hashes/utils.js";
+import { bytesToHex as hex, hexToBytes as bytes } from "../protocol/bytes.ts";
 import { type Libsodium, loadLibsodium } from "../native/libsodium.ts";
 import { checkScalar, ELEMENT_BYTES, type Ristretto255 } from "./ristretto255.ts";
 

@@ -3,14 +3,13 @@
  * key schedule (key_schedule.ts, with HKDF from hkdf.ts) and a transfer's id.
  * From OpenSSL's one-shot calls where libcrypto loads (src/native/libcrypto.ts),
  * used only after they give the published values below; else from
- * @noble/hashes. The results are the same; the difference is a cold
- * process's time: the handshake's dozen hashes cost a sender about 7–12 ms
- * in JavaScript that V8 has not yet optimized, a few hundredths of that in
- * OpenSSL.
+ * @noble/hashes (short_hashes_noble.ts), imported only then. The results are
+ * the same; the difference is a cold process's time: the handshake's dozen
+ * hashes cost a sender about 7–12 ms in JavaScript that V8 has not yet
+ * optimized, a few hundredths of that in OpenSSL, and a send that needs no
+ * npm package does not pay for loading one.
  */
-import { hmac } from "@noble/hashes/hmac.js";
-import { sha256 as nobleSha256, sha512 as nobleSha512 } from "@noble/hashes/sha2.js";
-import { bytesToHex } from "@noble/hashes/utils.js";
+import { bytesToHex } from "../protocol/bytes.ts";
 import { type Libcrypto, loadLibcrypto } from "../native/libcrypto.ts";
 
 export interface ShortHashes {
@@ -20,13 +19,6 @@ export interface ShortHashes {
   sha512(data: Uint8Array): Uint8Array;
   hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array;
 }
-
-export const nobleShortHashes: ShortHashes = {
-  name: "@noble/hashes",
-  sha256: (data) => nobleSha256(data),
-  sha512: (data) => nobleSha512(data),
-  hmacSha256: (key, data) => hmac(nobleSha256, key, data),
-};
 
 /**
  * OpenSSL's build, or null where `lib` is null or gives a wrong answer to a
@@ -84,9 +76,27 @@ const NOTHING = new Uint8Array(1);
 
 let loaded: ShortHashes | undefined;
 
-/** OpenSSL's build where libcrypto loads and passes, else @noble/hashes'. */
+/**
+ * The build: OpenSSL's where libcrypto loads and passes, else @noble/hashes'
+ * (imported now). Awaited before the first hash: at start-up
+ * (src/cli/ffi_permission.ts), and by each handshake and send.
+ */
+export async function loadShortHashes(): Promise<ShortHashes> {
+  if (loaded !== undefined) return loaded;
+  const openssl = opensslShortHashes(loadLibcrypto());
+  loaded = openssl ?? (await import("./short_hashes_noble.ts")).nobleShortHashes;
+  return loaded;
+}
+
+/**
+ * The build `loadShortHashes` chose, or OpenSSL's where it loads; throws
+ * where neither was (a caller that did not await `loadShortHashes`).
+ */
 export function shortHashes(): ShortHashes {
-  return loaded ??= opensslShortHashes(loadLibcrypto()) ?? nobleShortHashes;
+  if (loaded !== undefined) return loaded;
+  const openssl = opensslShortHashes(loadLibcrypto());
+  if (openssl === null) throw new Error("short hashes used before loadShortHashes()");
+  return loaded = openssl;
 }
 
 export function sha256(data: Uint8Array): Uint8Array {

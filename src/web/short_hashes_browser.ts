@@ -27,3 +27,8 @@ export function shortHashes(): {
 } {
   return { name: "@noble/hashes", sha256, sha512, hmacSha256 };
 }
+
+/** short_hashes.ts' `loadShortHashes()`: the same one build. */
+export function loadShortHashes(): Promise<ReturnType<typeof shortHashes>> {
+  return Promise.resolve(shortHashes());
+}
