@@ -12,6 +12,10 @@ import { receiverKeyExchange } from "../src/transport/channel.ts";
 import { type Frame, FrameReader } from "../src/transport/frame_io.ts";
 import { FramedLink } from "../src/transport/framed_link.ts";
 import { TEST_CODE } from "./_in_process.ts";
+import { loadShortHashes } from "../src/transport/short_hashes.ts";
+
+// The handshake's hashes where no OpenSSL loads (@noble/hashes) are imported by this first.
+await loadShortHashes();
 
 export interface FakeReceiver {
   port: number;

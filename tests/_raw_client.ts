@@ -11,6 +11,10 @@ import { type ChannelKeys, senderKeyExchange, senderOpen } from "../src/transpor
 import { FramedLink } from "../src/transport/framed_link.ts";
 import type { ByteStream } from "../src/transport/byte_stream.ts";
 import { TEST_CODE } from "./_in_process.ts";
+import { loadShortHashes } from "../src/transport/short_hashes.ts";
+
+// The handshake's hashes where no OpenSSL loads (@noble/hashes) are imported by this first.
+await loadShortHashes();
 
 /** A raw client that speaks (or mis-speaks) the protocol, for adversarial tests. */
 export class RawClient {

@@ -241,13 +241,27 @@ Deno.test("ack queue: full once ACK_FLUSH_COUNT Acks wait", async () => {
   assert(!acks.full);
 });
 
-Deno.test("ack queue: a session closed from outside places nothing more and sends no ACK", async () => {
+Deno.test("ack queue: a session closed from outside places nothing more, sends no ACK and lets go of what it held", async () => {
   let closed = false;
   const { acks, log } = setUp({ closed: () => closed });
-  await acks.ended(accepted("a"), staged(new FakeStaged(log, "a")));
+  const a = new FakeStaged(log, "a");
+  await acks.ended(accepted("a"), staged(a));
   closed = true;
   await assertRejects(() => acks.flush(), ProtocolError, "closed");
-  assertEquals(log, []);
+  assertEquals(log, ["drop a"]);
+  assert(a.dropped);
+});
+
+Deno.test("ack queue: placing stopped partway drops every held file not placed", async () => {
+  let placed: Log = [];
+  const { acks, log } = setUp({ closed: () => placed.includes("place a") });
+  placed = log;
+  const files = ["a", "b", "c"].map((name) => new FakeStaged(log, name));
+  for (const file of files) await acks.ended(accepted(file.name), staged(file));
+  await assertRejects(() => acks.flush(), ProtocolError, "closed");
+  assertEquals(files.map((f) => f.dropped), [false, true, true]);
+  acks.drop(); // the session's release: nothing is dropped twice, nothing is left
+  assertEquals(log.filter((l) => l.startsWith("drop")), ["drop b", "drop c"]);
 });
 
 Deno.test("ack queue: files held when the session ends are dropped, not placed", async () => {

@@ -1,7 +1,7 @@
 /**
  * Byte arrays (src/protocol/bytes.ts): the same results as @noble/hashes'
- * and @noble/curves' helpers they stand in for, and a send that loads no npm
- * package where the system's libraries do the cryptography.
+ * and @noble/curves' helpers they stand in for (that a send then loads no
+ * npm package is tests/startup_modules_test.ts's).
  */
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import {
@@ -58,38 +58,4 @@ Deno.test("equalBytes() tells equal arrays from unequal ones, as @noble's does",
   }
   for (const [x, y] of cases) assertEquals(equalBytes(x, y), nobleEqual(x, y));
   assert(equalBytes(a, a.slice()));
-});
-
-Deno.test({
-  name: "send loads no npm package: its modules import none but where a library is missing",
-  async fn() {
-    const { stdout, success } = await new Deno.Command(Deno.execPath(), {
-      args: ["info", "--json", new URL("../src/subcommands/send.ts", import.meta.url).href],
-      stdout: "piped",
-      stderr: "null",
-    }).output();
-    assert(success, "deno info");
-    const info = JSON.parse(new TextDecoder().decode(stdout)) as {
-      roots: string[];
-      modules: {
-        specifier: string;
-        dependencies?: { isDynamic?: boolean; code?: { specifier?: string } }[];
-      }[];
-    };
-    const bySpecifier = new Map(info.modules.map((m) => [m.specifier, m]));
-    const seen = new Set<string>();
-    const todo = [...info.roots];
-    while (todo.length > 0) {
-      const at = todo.pop()!;
-      if (seen.has(at)) continue;
-      seen.add(at);
-      for (const dep of bySpecifier.get(at)?.dependencies ?? []) {
-        // Imported when run (a fallback where a library is missing): not loaded with send.
-        if (dep.isDynamic) continue;
-        if (dep.code?.specifier !== undefined) todo.push(dep.code.specifier);
-      }
-    }
-    assert(seen.size > 20, `${seen.size} modules`);
-    assertEquals([...seen].filter((s) => !s.startsWith("file:")), []);
-  },
 });

@@ -36,6 +36,10 @@ import { nobleRistretto255 } from "../src/transport/ristretto255_noble.ts";
 import { recordingGroup } from "./_recording_group.ts";
 import { sodiumRistretto255 } from "../src/transport/ristretto255_sodium.ts";
 import type { Ristretto255 } from "../src/transport/ristretto255.ts";
+import { loadShortHashes } from "../src/transport/short_hashes.ts";
+
+// The handshake's hashes where no OpenSSL loads (@noble/hashes) are imported by this first.
+await loadShortHashes();
 
 /** libsodium's build where it loads (the test task grants ffi for it), and @noble/curves'. */
 const sodium = sodiumRistretto255();

@@ -34,6 +34,10 @@ import { normalizeCode } from "../src/transport/code.ts";
 import { deriveSessionKeys, LABELS, recordKey } from "../src/transport/key_schedule.ts";
 import { RecordOpener, RecordSealer } from "../src/transport/record_layer.ts";
 import { loadRistretto255 } from "../src/transport/ristretto255_load.ts";
+import { loadShortHashes } from "../src/transport/short_hashes.ts";
+
+// The handshake's hashes where no OpenSSL loads (@noble/hashes) are imported by this first.
+await loadShortHashes();
 
 const PROTOCOL_MD = new URL("../docs/PROTOCOL.md", import.meta.url);
 const utf8 = (s: string) => new TextEncoder().encode(s);

@@ -19,6 +19,10 @@ import {
   RecordOpener,
   RecordSealer,
 } from "../src/transport/record_layer.ts";
+import { loadShortHashes } from "../src/transport/short_hashes.ts";
+
+// The handshake's hashes where no OpenSSL loads (@noble/hashes) are imported by this first.
+await loadShortHashes();
 
 function hex(s: string): Uint8Array {
   const clean = s.replace(/\s+/g, "");

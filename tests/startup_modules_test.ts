@@ -102,6 +102,16 @@ Deno.test("send and serve load @noble/curves' ristretto255 only where libsodium 
   );
 });
 
+Deno.test("send loads no npm package, and @noble/hashes only where OpenSSL's hashes are missing", () => {
+  // The first npm module a process imports starts Deno's npm loader (a few ms of a send's start);
+  // ferry's byte helpers and OpenSSL's short hashes need none (src/protocol/bytes.ts).
+  const modules = reached("src/subcommands/send.ts", { dynamic: false });
+  assert(modules.has("src/transport/short_hashes.ts"));
+  assertEquals(matching(modules, [/^npm:/, /short_hashes_noble\.ts$/]), []);
+  // Still in main.ts's graph (a dynamic import), so a compiled binary carries the fallback.
+  assert(reached("main.ts", { dynamic: true }).has("src/transport/short_hashes_noble.ts"));
+});
+
 Deno.test("a send's static imports call Deno's global timers only where --json asks for them", async () => {
   // Deno's setTimeout and setInterval are Node's, compiled on first use (several ms of a send's
   // start); what every send runs uses src/transport/timer.ts instead.
@@ -141,6 +151,7 @@ Deno.test("every module a command loads later is in main.ts's graph (deno compil
       "src/server/web_page.ts",
       "src/cli/web_banner.ts",
       "src/discovery/finder.ts",
+      "src/transport/short_hashes_noble.ts",
     ]
   ) {
     assert(modules.has(name), `${name} is not reached from main.ts`);

@@ -24,6 +24,10 @@ import type { Ristretto255 } from "../src/transport/ristretto255.ts";
 import { nobleRistretto255 } from "../src/transport/ristretto255_noble.ts";
 import { sodiumRistretto255 } from "../src/transport/ristretto255_sodium.ts";
 import { recordingGroup } from "./_recording_group.ts";
+import { loadShortHashes } from "../src/transport/short_hashes.ts";
+
+// The handshake's hashes where no OpenSSL loads (@noble/hashes) are imported by this first.
+await loadShortHashes();
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 const BOTH: Suite[] = ["aes-256-gcm", "chacha20-poly1305"];

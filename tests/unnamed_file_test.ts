@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { loadDigest } from "../src/protocol/digests.ts";
 import type { ConflictPolicy } from "../src/server/inbox.ts";
 import { Inbox, Refusal } from "../src/server/inbox.ts";
-import { CHECK_STANDS_MS } from "../src/server/beneath.ts";
+import { CHECK_STANDS_MS, FOLDER_FDS } from "../src/server/beneath.ts";
 import { FsyncPace } from "../src/server/fsync_pace.ts";
 import type { Folders } from "../src/server/folders.ts";
 import { openFolders } from "../src/server/open_folders.ts";
@@ -107,7 +107,7 @@ Deno.test({
       assertEquals(names(sub), ["f (1).txt", "f.txt"]);
       assertEquals(Deno.readTextFileSync(join(sub, "f.txt")), "first", "never replaced");
       assertEquals(Deno.readTextFileSync(join(sub, "f (1).txt")), "second");
-      // A folder named in its place: refused, not replaced.
+      // A folder at the name: never replaced (under "skip", skipped).
       Deno.mkdirSync(join(sub, "d"));
       assertEquals(stageText(folders, sub, "x", "skip").place(folders, sub, "d", "skip"), null);
       assert(Deno.statSync(join(sub, "d")).isDirectory);
@@ -215,6 +215,66 @@ function withoutUnnamed(fails: "create" | "link"): { calls: NativeFs; made: () =
   }
   return { calls, made: () => made };
 }
+
+Deno.test({
+  name:
+    "A passing failure of the probe (no descriptor left) decides nothing: the next file asks again",
+  ignore: native === null,
+  async fn() {
+    await using tmp = await tempDir();
+    const calls = loadNativeFs(LIBC_PATHS)!;
+    const create = calls.createUnnamed.bind(calls);
+    let made = 0;
+    calls.createUnnamed = (mode, dir) => {
+      if (made++ === 0) {
+        throw Object.assign(new Error("Too many open files (os error 24): open"), {
+          code: "EMFILE",
+        });
+      }
+      return create(mode, dir);
+    };
+    const inbox = inPlace(await Inbox.open(tmp.path, calls));
+    const folders = openFolders(inbox);
+    try {
+      const sub = await folders.ensure(["sub"]);
+      const first = stageText(folders, sub, "first", "rename");
+      assertInstanceOf(first, StagedFile);
+      assertEquals(inbox.unnamedFiles, undefined, "not decided");
+      assertEquals(await first.place(folders, sub, "a", "rename"), "a");
+      const second = stageText(folders, sub, "second", "rename");
+      assertInstanceOf(second, UnnamedFile);
+      assertEquals(inbox.unnamedFiles, true);
+      assertEquals(second.place(folders, sub, "b", "rename"), "b");
+      assertEquals(names(sub), ["a", "b"]);
+    } finally {
+      folders.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "An unnamed small file whose folder was closed before placing is named once it is walked to",
+  ignore: native === null,
+  async fn() {
+    await using tmp = await tempDir();
+    const inbox = inPlace(await Inbox.open(tmp.path, native));
+    const folders = openFolders(inbox);
+    try {
+      const first = await folders.ensure(["first"]);
+      const file = stageText(folders, first, "kept", "rename");
+      assertInstanceOf(file, UnnamedFile);
+      // Enough other folders to close the first one's descriptor (FOLDER_FDS, beneath.ts).
+      for (let i = 0; i <= FOLDER_FDS + 1; i++) await folders.ensure([`other${i}`]);
+      const placed = file.place(folders, first, "f", "rename");
+      assertInstanceOf(placed, Promise, "walked to again: a promise");
+      assertEquals(await placed, "f");
+      assertEquals(Deno.readTextFileSync(join(first, "f")), "kept");
+    } finally {
+      folders.close();
+    }
+  },
+});
 
 Deno.test({
   name: "Small files go through the staging folder where unnamed files cannot be made or named",

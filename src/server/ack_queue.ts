@@ -155,22 +155,30 @@ export class AckQueue {
     const held = this.#held;
     this.#held = [];
     const { folders, onConflict, stopIfClosed } = this.opts;
-    for (const { head, file, failure: failed, sha256 } of held) {
-      if (file === null) {
-        this.#acknowledge(head, failed, null);
-        continue;
+    let next = 0;
+    try {
+      for (; next < held.length; next++) {
+        const { head, file, failure: failed, sha256 } = held[next]!;
+        if (file === null) {
+          this.#acknowledge(head, failed, null);
+          continue;
+        }
+        let failure: Refusal | null = null;
+        let name: string | null = null;
+        try {
+          stopIfClosed();
+          const placing = file.place(folders, head.dir, head.name, onConflict);
+          name = placing instanceof Promise ? await placing : placing;
+        } catch (err) {
+          if (!(err instanceof Refusal)) throw err;
+          failure = err;
+        }
+        this.#acknowledge(head, failure, { name, bytes: file.bytes, resumed: 0, sha256 });
       }
-      let failure: Refusal | null = null;
-      let name: string | null = null;
-      try {
-        stopIfClosed();
-        const placing = file.place(folders, head.dir, head.name, onConflict);
-        name = placing instanceof Promise ? await placing : placing;
-      } catch (err) {
-        if (!(err instanceof Refusal)) throw err;
-        failure = err;
-      }
-      this.#acknowledge(head, failure, { name, bytes: file.bytes, resumed: 0, sha256 });
+    } finally {
+      // Stopped partway (the session closed, an error that ends it): `drop()` no longer sees
+      // the files not placed, so they are let go of here (an unnamed one holds a descriptor).
+      for (let i = next; i < held.length; i++) held[i]!.file?.drop();
     }
   }
 

@@ -47,6 +47,7 @@ import {
 import { FileId, type NativeFs } from "./native_fs.ts";
 import type { FileReader, Folders, Looked } from "./folders.ts";
 import { fsyncPaced, settleSyncs } from "./fsync_pace.ts";
+import { osCode } from "../os_errors.ts";
 
 /**
  * Folder descriptors a session keeps open at most, besides DIR's and the
@@ -67,6 +68,13 @@ const CREATED_LIMIT = 65536;
  * and a sync's quick check looks at every file, announced together with its folder's.
  */
 export const CHECK_STANDS_MS = 1;
+
+/**
+ * What linkat says where it cannot name a file by its descriptor: ENOENT
+ * before Linux 6.10 without CAP_DAC_READ_SEARCH, the others where a file
+ * system or a sandbox refuses it.
+ */
+const NO_UNNAMED_LINK = new Set(["ENOENT", "EPERM", "EACCES", "EINVAL", "EOPNOTSUPP", "ENOTSUP"]);
 
 /** What `#identify` says of a name that a file on its way hides. */
 const A_FILE = new FileId("file", 0, 0, 0, 0);
@@ -278,7 +286,14 @@ export class BeneathFolders implements Folders {
    * unnamed files that can be named (`Inbox.unnamedFiles`): then `createTemp`.
    */
   createUnnamed(dir: string, mode: number): { fd: number; chmod: boolean } | null {
-    if (!(this.inbox.unnamedFiles ??= this.#probeUnnamed())) return null;
+    let works = this.inbox.unnamedFiles;
+    if (works === undefined) {
+      const probed = this.#probeUnnamed();
+      // A passing failure (no descriptor left, a full disk) decides nothing: asked again later.
+      if (probed !== null) this.inbox.unnamedFiles = probed;
+      works = probed === true;
+    }
+    if (!works) return null;
     const folder = this.#open(this.#keyOf(dir));
     if (folder === null) return null;
     const wanted = mode | 0o600;
@@ -290,23 +305,32 @@ export class BeneathFolders implements Folders {
    * Whether an unnamed file made in the staging folder can be named there
    * (the name is removed again): the file system must have unnamed files,
    * and linkat must name one by its descriptor (AT_EMPTY_PATH: Linux 6.10,
-   * or the CAP_DAC_READ_SEARCH capability before).
+   * or the CAP_DAC_READ_SEARCH capability before). Null where a passing
+   * failure (EMFILE, ENOSPC, the staging folder not opening) left it
+   * undecided.
    */
-  #probeUnnamed(): boolean {
+  #probeUnnamed(): boolean | null {
     const native = this.#native;
     let fd: number | null = null;
+    let dir: number;
     try {
-      const dir = this.#sourceFd(this.inbox.staging);
+      dir = this.#sourceFd(this.inbox.staging);
       fd = native.createUnnamed(0o600, dir);
-      if (fd === null) return false;
-      const name = `probe-${crypto.randomUUID()}.tmp`;
-      if (!native.linkUnnamed(fd, name, dir)) return false;
-      native.unlink(name, dir);
-      return true;
     } catch {
-      return false;
+      return null;
+    }
+    if (fd === null) return false;
+    try {
+      const name = `probe-${crypto.randomUUID()}.tmp`;
+      if (!native.linkUnnamed(fd, name, dir)) return null; // a name taken: try again later
+      try {
+        native.unlink(name, dir);
+      } catch { /* left in the staging folder, which start-up clears of old files */ }
+      return true;
+    } catch (err) {
+      return NO_UNNAMED_LINK.has(osCode(err) ?? "") ? false : null;
     } finally {
-      if (fd !== null) this.#closeQuietly(fd);
+      this.#closeQuietly(fd);
     }
   }
 
