@@ -9,6 +9,7 @@
  * Anything else is staged in DIR/.ferry/tmp and removed on failure.
  */
 import type { Digest, Hasher } from "../protocol/digests.ts";
+import { equalBytes } from "../protocol/bytes.ts";
 import type { Entry } from "../protocol/messages.ts";
 import type { FileEnd } from "../protocol/frame.ts";
 import {
@@ -288,11 +289,4 @@ async function checkStaged(
     if (created) await Deno.remove(path).catch(() => {});
     throw err;
   }
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!; // same lengths, checked above
-  return diff === 0;
 }

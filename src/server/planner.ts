@@ -8,6 +8,7 @@
  * `ensure`, so a fake of them is enough to test it.
  */
 import { ProtocolError } from "../protocol/errors.ts";
+import { bytesToHex } from "../protocol/bytes.ts";
 import type { Digest } from "../protocol/digests.ts";
 import { ANNOUNCE_WINDOW } from "../protocol/limits.ts";
 import {
@@ -331,7 +332,7 @@ export class Planner {
         size += n;
         await this.opts.keepAlive?.();
       }
-      return size === entry.size && toHex(hash.digest()) === entry.digest;
+      return size === entry.size && bytesToHex(hash.digest()) === entry.digest;
     } finally {
       file.close();
     }
@@ -390,12 +391,6 @@ const UNCHANGED = "unchanged";
 
 /** How much of an existing file `update` reads at a time to compare its digest. */
 const CHECKSUM_READ_BYTES = 1024 * 1024;
-
-function toHex(bytes: Uint8Array): string {
-  let hex = "";
-  for (const b of bytes) hex += b.toString(16).padStart(2, "0");
-  return hex;
-}
 
 /** The quick check of a resumed transfer: a regular file of the same size and modification time. */
 function sameFile(info: Deno.FileInfo, entry: Entry): boolean {

@@ -4,6 +4,7 @@
  * for the page's). Platform-neutral.
  */
 import type { Aead, Suite } from "./aead_suite.ts";
+import { hexToBytes } from "../protocol/bytes.ts";
 
 interface Vector {
   source: string;
@@ -50,11 +51,8 @@ function hexOf(text: string): string {
     .join("");
 }
 
-export function fromHex(s: string): Uint8Array {
-  const out = new Uint8Array(s.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.slice(2 * i, 2 * i + 2), 16);
-  return out;
-}
+/** The known answers' hex, as bytes. */
+export const fromHex = hexToBytes;
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);

@@ -13,22 +13,15 @@
  * used, as every engine must.
  */
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
+import { concatBytes } from "../protocol/bytes.ts";
 import { passesKnownAnswer } from "../transport/aead_known_answer.ts";
 
 export { type Aead, BASELINE_SUITE, isSuite, type Suite, SUITES } from "../transport/aead_suite.ts";
 import { type Aead, BASELINE_SUITE, type Suite } from "../transport/aead_suite.ts";
 
+/** `pieces` as one array: the piece itself when there is one. */
 function joined(pieces: readonly Uint8Array[]): Uint8Array {
-  if (pieces.length === 1) return pieces[0]!;
-  let total = 0;
-  for (const piece of pieces) total += piece.length;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const piece of pieces) {
-    out.set(piece, at);
-    at += piece.length;
-  }
-  return out;
+  return pieces.length === 1 ? pieces[0]! : concatBytes(...pieces);
 }
 
 /** ChaCha20-Poly1305 from @noble/ciphers, behind the Aead interface. */
