@@ -181,15 +181,18 @@ Deno.test("web port: a WebSocket whose session ended is closed though its peer n
   });
 });
 
-/** The local ports of this machine's IPv4 TCP connections from 127.0.0.1 to `port` (Linux). */
+/**
+ * The local ports of this machine's established IPv4 TCP connections from 127.0.0.1 to `port`
+ * (Linux; a closed one still in TIME_WAIT, such as a readiness probe's, is not counted).
+ */
 async function loopbackPortsTo(port: number): Promise<number[]> {
   // Deno reads /proc only with every permission; cat reads it with --allow-run.
   const { stdout } = await new Deno.Command("cat", { args: ["/proc/net/tcp"] }).output();
   const table = new TextDecoder().decode(stdout);
   const found: number[] = [];
   for (const line of table.split("\n").slice(1)) {
-    const [, local, remote] = line.trim().split(/\s+/);
-    if (local === undefined || remote === undefined) continue;
+    const [, local, remote, state] = line.trim().split(/\s+/);
+    if (local === undefined || remote === undefined || state !== "01") continue; // ESTABLISHED
     const [localIp, localPort] = local.split(":");
     const [, remotePort] = remote.split(":");
     if (localIp === "0100007F" && parseInt(remotePort!, 16) === port) {
