@@ -10,25 +10,13 @@ import { openFolders } from "../src/server/open_folders.ts";
 import { SmallFile, StagedFile, UnnamedFile } from "../src/server/small_file.ts";
 import { loadNativeFs, type NativeFs } from "../src/server/native_fs.ts";
 import { randomBytes, tempDir } from "./_harness.ts";
+import { fsyncsInPlace } from "./_fsyncs_in_place.ts";
 import { FsyncPace } from "../src/server/fsync_pace.ts";
 import { writeAllSync, writeInPieces } from "../src/server/incoming_file.ts";
 import { type ConflictPolicy, storageRefusal, WRITE_PIECE_BYTES } from "../src/server/inbox.ts";
 import { join } from "node:path";
 
 const posix = Deno.build.os !== "windows";
-
-/**
- * `inbox` with fsyncs that always run in place, as on tmpfs or a fast disk (a loaded test
- * machine's disk may otherwise send them to the thread pool, and Deno's calls with them).
- */
-function inPlace(inbox: Inbox): Inbox {
-  (inbox as { fsyncPace: FsyncPace }).fsyncPace = new class extends FsyncPace {
-    override inline(): boolean {
-      return true;
-    }
-  }();
-  return inbox;
-}
 
 /** Runs `fn` with the process's umask set to `mask`, then restores it. */
 async function withUmask<T>(mask: number, fn: () => Promise<T>): Promise<T> {
@@ -49,7 +37,7 @@ async function withUmask<T>(mask: number, fn: () => Promise<T>): Promise<T> {
 async function stagedMode(mode: number, native: NativeFs | null, unnamed = true): Promise<number> {
   await using tmp = await tempDir();
   const dir = tmp.path;
-  const inbox = inPlace(await Inbox.open(dir, native));
+  const inbox = fsyncsInPlace(await Inbox.open(dir, native));
   if (!unnamed) inbox.unnamedFiles = false;
   const data = randomBytes(3000);
   const small = new SmallFile();
@@ -320,7 +308,7 @@ Deno.test({
     ) {
       const dir = join(tmp.path, native === null ? "deno" : unnamed ? "unnamed" : "native");
       await Deno.mkdir(dir);
-      const inbox = inPlace(await Inbox.open(dir, native));
+      const inbox = fsyncsInPlace(await Inbox.open(dir, native));
       if (!unnamed) inbox.unnamedFiles = false;
       const folders = openFolders(inbox);
       try {

@@ -10,13 +10,13 @@ import { loadDigest } from "../src/protocol/digests.ts";
 import type { ConflictPolicy } from "../src/server/inbox.ts";
 import { Inbox, Refusal } from "../src/server/inbox.ts";
 import { CHECK_STANDS_MS, FOLDER_FDS } from "../src/server/beneath.ts";
-import { FsyncPace } from "../src/server/fsync_pace.ts";
 import type { Folders } from "../src/server/folders.ts";
 import { openFolders } from "../src/server/open_folders.ts";
 import { loadNativeFs, type NativeFs } from "../src/server/native_fs.ts";
 import { LIBC_PATHS } from "../src/native/libc.ts";
 import { SmallFile, StagedFile, UnnamedFile } from "../src/server/small_file.ts";
 import { tempDir } from "./_harness.ts";
+import { fsyncsInPlace } from "./_fsyncs_in_place.ts";
 
 const native = loadNativeFs();
 const xxh128 = await loadDigest("xxh128");
@@ -41,18 +41,19 @@ function names(dir: string): string[] {
   return [...Deno.readDirSync(dir)].map((e) => e.name).sort();
 }
 
-/**
- * `inbox` with fsyncs that always run in place, as on tmpfs or a fast disk: only then does a
- * small file take the C library's calls (small_file.ts), and a loaded test machine's disk may
- * otherwise send them to the thread pool.
- */
-function inPlace(inbox: Inbox): Inbox {
-  (inbox as { fsyncPace: FsyncPace }).fsyncPace = new class extends FsyncPace {
-    override inline(): boolean {
-      return true;
-    }
-  }();
-  return inbox;
+/** Runs `fn` on a fresh DIR's inbox through `calls`, its fsyncs in place; closes its folders. */
+async function withFolders(
+  calls: NativeFs | null,
+  fn: (at: { root: string; inbox: Inbox; folders: Folders }) => Promise<void>,
+): Promise<void> {
+  await using tmp = await tempDir();
+  const inbox = fsyncsInPlace(await Inbox.open(tmp.path, calls));
+  const folders = openFolders(inbox);
+  try {
+    await fn({ root: tmp.path, inbox, folders });
+  } finally {
+    folders.close();
+  }
 }
 
 /** Waits until a folder's last check no longer stands, so that placing checks it again. */
@@ -65,12 +66,9 @@ Deno.test({
     "named by a link that never replaces, gone when dropped",
   ignore: native === null,
   async fn() {
-    await using tmp = await tempDir();
-    const inbox = inPlace(await Inbox.open(tmp.path, native));
-    const folders = openFolders(inbox);
-    try {
+    await withFolders(native, async ({ root, inbox, folders }) => {
       const sub = await folders.ensure(["sub"]);
-      const staging = join(tmp.path, ".ferry", "tmp");
+      const staging = join(root, ".ferry", "tmp");
       const dropped = stageText(folders, sub, "dropped", "rename");
       assert(inbox.unnamedFiles, "this machine's tmp folder has unnamed files that can be named");
       assertInstanceOf(dropped, UnnamedFile);
@@ -112,9 +110,7 @@ Deno.test({
       assertEquals(stageText(folders, sub, "x", "skip").place(folders, sub, "d", "skip"), null);
       assert(Deno.statSync(join(sub, "d")).isDirectory);
       assertEquals(names(staging), []);
-    } finally {
-      folders.close();
-    }
+    });
   },
 });
 
@@ -123,10 +119,7 @@ Deno.test({
     "and where the folder is not open",
   ignore: native === null,
   async fn() {
-    await using tmp = await tempDir();
-    const inbox = inPlace(await Inbox.open(tmp.path, native));
-    const folders = openFolders(inbox);
-    try {
+    await withFolders(native, async ({ root, folders }) => {
       const sub = await folders.ensure(["sub"]);
       Deno.writeTextFileSync(join(sub, "f"), "old");
       for (const policy of ["overwrite", "update"] as const) {
@@ -136,15 +129,13 @@ Deno.test({
         assertEquals(Deno.readTextFileSync(join(sub, "f")), policy, "replaced");
       }
       // A folder this session has not opened: staged by name, placed once it is walked to.
-      const other = Deno.makeTempDirSync({ dir: tmp.path });
+      const other = Deno.makeTempDirSync({ dir: root });
       const staged = stageText(folders, other, "other", "rename");
       assertInstanceOf(staged, StagedFile);
       assertEquals(await staged.place(folders, other, "g", "rename"), "g");
       assertEquals(Deno.readTextFileSync(join(other, "g")), "other");
-      assertEquals(names(join(tmp.path, ".ferry", "tmp")), []);
-    } finally {
-      folders.close();
-    }
+      assertEquals(names(join(root, ".ferry", "tmp")), []);
+    });
   },
 });
 
@@ -153,12 +144,9 @@ Deno.test({
     "and nothing lands anywhere",
   ignore: native === null,
   async fn() {
-    await using tmp = await tempDir();
     await using elsewhereDir = await tempDir();
     const elsewhere = elsewhereDir.path;
-    const inbox = inPlace(await Inbox.open(tmp.path, native));
-    const folders = openFolders(inbox);
-    try {
+    await withFolders(native, async ({ folders }) => {
       const linked = await folders.ensure(["linked"]);
       const moved = await folders.ensure(["moved"]);
       const toLink = stageText(folders, linked, "secret", "rename");
@@ -190,18 +178,27 @@ Deno.test({
       assertEquals(names(join(elsewhere, "target")), [], "nothing went through the link");
       assertEquals(names(join(elsewhere, "linked-was")), [], "nor into the folder moved away");
       assertEquals(names(join(elsewhere, "moved")), []);
-    } finally {
-      folders.close();
-    }
+    });
   },
 });
 
-/** Fresh C-library calls whose unnamed files cannot be made (`create`) or named (`link`). */
-function withoutUnnamed(fails: "create" | "link"): { calls: NativeFs; made: () => number } {
+/**
+ * Fresh C-library calls whose unnamed files cannot be made (`create`), cannot be named (`link`),
+ * or cannot be made the first time only, for want of a descriptor (`once`).
+ */
+function withoutUnnamed(
+  fails: "create" | "link" | "once",
+): { calls: NativeFs; made: () => number } {
   const calls = loadNativeFs(LIBC_PATHS)!;
   let made = 0;
   const create = calls.createUnnamed.bind(calls);
   calls.createUnnamed = (mode, dir) => {
+    if (fails === "once" && made === 0) {
+      made++;
+      throw Object.assign(new Error("Too many open files (os error 24): open"), {
+        code: "EMFILE",
+      });
+    }
     made++;
     return fails === "create" ? null : create(mode, dir);
   };
@@ -221,21 +218,8 @@ Deno.test({
     "A passing failure of the probe (no descriptor left) decides nothing: the next file asks again",
   ignore: native === null,
   async fn() {
-    await using tmp = await tempDir();
-    const calls = loadNativeFs(LIBC_PATHS)!;
-    const create = calls.createUnnamed.bind(calls);
-    let made = 0;
-    calls.createUnnamed = (mode, dir) => {
-      if (made++ === 0) {
-        throw Object.assign(new Error("Too many open files (os error 24): open"), {
-          code: "EMFILE",
-        });
-      }
-      return create(mode, dir);
-    };
-    const inbox = inPlace(await Inbox.open(tmp.path, calls));
-    const folders = openFolders(inbox);
-    try {
+    const { calls } = withoutUnnamed("once");
+    await withFolders(calls, async ({ inbox, folders }) => {
       const sub = await folders.ensure(["sub"]);
       const first = stageText(folders, sub, "first", "rename");
       assertInstanceOf(first, StagedFile);
@@ -246,9 +230,7 @@ Deno.test({
       assertEquals(inbox.unnamedFiles, true);
       assertEquals(second.place(folders, sub, "b", "rename"), "b");
       assertEquals(names(sub), ["a", "b"]);
-    } finally {
-      folders.close();
-    }
+    });
   },
 });
 
@@ -257,10 +239,7 @@ Deno.test({
     "An unnamed small file whose folder was closed before placing is named once it is walked to",
   ignore: native === null,
   async fn() {
-    await using tmp = await tempDir();
-    const inbox = inPlace(await Inbox.open(tmp.path, native));
-    const folders = openFolders(inbox);
-    try {
+    await withFolders(native, async ({ folders }) => {
       const first = await folders.ensure(["first"]);
       const file = stageText(folders, first, "kept", "rename");
       assertInstanceOf(file, UnnamedFile);
@@ -270,9 +249,7 @@ Deno.test({
       assertInstanceOf(placed, Promise, "walked to again: a promise");
       assertEquals(await placed, "f");
       assertEquals(Deno.readTextFileSync(join(first, "f")), "kept");
-    } finally {
-      folders.close();
-    }
+    });
   },
 });
 
@@ -281,11 +258,8 @@ Deno.test({
   ignore: native === null,
   async fn() {
     for (const fails of ["create", "link"] as const) {
-      await using tmp = await tempDir();
       const { calls, made } = withoutUnnamed(fails);
-      const inbox = inPlace(await Inbox.open(tmp.path, calls));
-      const folders = openFolders(inbox);
-      try {
+      await withFolders(calls, async ({ root, inbox, folders }) => {
         const sub = await folders.ensure(["sub"]);
         for (let i = 0; i < 3; i++) {
           const staged = stageText(folders, sub, `${i}`, "rename");
@@ -295,10 +269,8 @@ Deno.test({
         assertEquals(inbox.unnamedFiles, false, fails);
         assertEquals(made(), 1, `${fails}: found out once, by the probe`);
         assertEquals(names(sub), ["f0", "f1", "f2"]);
-        assertEquals(names(join(tmp.path, ".ferry", "tmp")), [], `${fails}: nothing left staged`);
-      } finally {
-        folders.close();
-      }
+        assertEquals(names(join(root, ".ferry", "tmp")), [], `${fails}: nothing left staged`);
+      });
     }
   },
 });
